@@ -1,0 +1,1 @@
+//! Roleout's server side: building role suites, serving them, and the admin shell.

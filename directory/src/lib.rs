@@ -1,0 +1,1 @@
+//! Roleout's directory layer: the only crate that knows LDAP.

@@ -1,0 +1,1 @@
+//! Roleout's agent on managed machines.

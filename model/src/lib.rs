@@ -1,0 +1,21 @@
+//! Roleout's object model.
+//!
+//! The classes of Figs. 3 and 4 of the design (ProductModel, Suite and
+//! everything they contain), role versions and their selection, the XML
+//! descriptor format, variable validation and command-line rendering, and
+//! resolution of dependencies into an install plan.
+//!
+//! This crate is pure: it parses text it is handed and computes; it opens
+//! no file, socket or process. Higher crates feed it what they read.
+
+pub mod command;
+pub mod condition;
+pub mod ids;
+pub mod machine;
+pub mod pattern;
+pub mod product;
+pub mod role;
+pub mod suite;
+pub mod text;
+pub mod variable;
+pub mod version;

@@ -1,0 +1,404 @@
+//! ProductModel (Fig. 3): one software component, in two forms.
+//!
+//! [`ProductSource`] is the catalog form: every object slot holds all its
+//! role versions, as authors write them and as the directory stores them.
+//! [`ProductModel`] is the assembled form for one requester (Fig. 8): one
+//! version per slot, picked by [`ProductSource::select`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{CommandLineModel, Phase};
+use crate::condition::{IncrementalInstall, VersionCheckerModel};
+use crate::ids::{CapabilityName, ProductId, Sha256};
+use crate::role::{select, Ambiguity, EffectiveRoles, Selected, Versioned};
+use crate::text::LocalizedText;
+use crate::variable::VariableModel;
+use crate::version::{Version, VersionReq};
+
+/// ProductDescription: what the product is, for people.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProductDescription {
+    /// Who makes it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vendor: String,
+    /// Its display name.
+    #[serde(default, skip_serializing_if = "LocalizedText::is_empty")]
+    pub name: LocalizedText,
+    /// One line on what it does.
+    #[serde(default, skip_serializing_if = "LocalizedText::is_empty")]
+    pub summary: LocalizedText,
+    /// Its licence (SPDX id or text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<String>,
+    /// The media it ships on (a CD label, a download name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
+}
+
+/// A function a product provides, optionally at a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Capability {
+    /// The capability.
+    pub name: CapabilityName,
+    /// The version it is provided at (the product's version when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+}
+
+/// Capabilities (Fig. 3, 320): the functions a product provides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Capabilities {
+    /// Provided capabilities.
+    pub provides: Vec<Capability>,
+}
+
+/// A product, within a version range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProductRequirement {
+    /// The product.
+    pub product: ProductId,
+    /// Accepted versions.
+    #[serde(default, skip_serializing_if = "VersionReq::is_any")]
+    pub versions: VersionReq,
+}
+
+/// A capability, within a version range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CapabilityRequirement {
+    /// The capability.
+    pub capability: CapabilityName,
+    /// Accepted versions.
+    #[serde(default, skip_serializing_if = "VersionReq::is_any")]
+    pub versions: VersionReq,
+}
+
+/// Dependencies (Fig. 3, 360).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Dependencies {
+    /// Products that must be installed before this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prerequisites: Vec<ProductRequirement>,
+    /// Products that must be installed with this one (same plan, any
+    /// order between them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corequisites: Vec<ProductRequirement>,
+    /// Capabilities some product of the plan must provide, installed
+    /// before this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<CapabilityRequirement>,
+}
+
+/// Conflicts (Fig. 3, 370): what may not be in the same plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Conflicts {
+    /// Conflicting products.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<ProductRequirement>,
+    /// Conflicting capabilities (another product providing them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<CapabilityRequirement>,
+}
+
+/// One file of a product's media image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct InstallFile {
+    /// Relative path in the payload directory (no `..`, no leading `/`).
+    pub path: String,
+    /// Its digest; the content store serves it under this name.
+    pub sha256: Sha256,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where to get it when not from the content store (a URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Unix permission bits to give it (octal in descriptors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// InstallFileSets (Fig. 3, 340): the manifest of a product's media.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct InstallFileSet {
+    /// The files.
+    pub files: Vec<InstallFile>,
+}
+
+/// The installed size and other sizing facts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct InstallSize {
+    /// Bytes on disk once installed.
+    pub installed: u64,
+}
+
+/// Which machines a product applies to. Empty lists accept everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Platform {
+    /// OS families (`linux`, `windows`, `macos`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub os: Vec<String>,
+    /// Architectures (`x86_64`, `aarch64`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arch: Vec<String>,
+}
+
+impl Platform {
+    /// Whether a machine with this OS family and architecture qualifies.
+    pub fn accepts(&self, os: &str, arch: &str) -> bool {
+        (self.os.is_empty() || self.os.iter().any(|o| o.eq_ignore_ascii_case(os)))
+            && (self.arch.is_empty() || self.arch.iter().any(|a| a.eq_ignore_ascii_case(arch)))
+    }
+}
+
+/// Default priority: lower numbers install first among products whose
+/// dependencies allow either order.
+pub const DEFAULT_PRIORITY: i32 = 50;
+
+/// A product for one requester: one version of every slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProductModel {
+    /// The product.
+    pub id: ProductId,
+    /// Its version.
+    pub version: Version,
+    /// Install priority (lower first, as a tie-break after dependencies).
+    pub priority: i32,
+    /// Machines it applies to.
+    #[serde(default)]
+    pub platform: Platform,
+    /// Description.
+    #[serde(default)]
+    pub description: ProductDescription,
+    /// Size.
+    #[serde(default)]
+    pub size: InstallSize,
+    /// Provided capabilities.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// Dependencies.
+    #[serde(default)]
+    pub dependencies: Dependencies,
+    /// Conflicts.
+    #[serde(default)]
+    pub conflicts: Conflicts,
+    /// Variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<VariableModel>,
+    /// The media manifest.
+    #[serde(default)]
+    pub fileset: InstallFileSet,
+    /// Detects an existing install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_checker: Option<VersionCheckerModel>,
+    /// Conditional install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<IncrementalInstall>,
+    /// Commands by phase. A product without an install command only
+    /// carries capabilities or files for others.
+    #[serde(default)]
+    pub commands: BTreeMap<Phase, CommandLineModel>,
+}
+
+/// The catalog form of a product: every slot with all its role versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProductSource {
+    /// The product.
+    pub id: ProductId,
+    /// Its version.
+    pub version: Version,
+    /// Install priority (lower first).
+    pub priority: i32,
+    /// Machines it applies to (not role-versioned).
+    #[serde(default)]
+    pub platform: Platform,
+    /// Description versions.
+    #[serde(default, skip_serializing_if = "Versioned::is_empty")]
+    pub description: Versioned<ProductDescription>,
+    /// Size versions.
+    #[serde(default, skip_serializing_if = "Versioned::is_empty")]
+    pub size: Versioned<InstallSize>,
+    /// Capability versions.
+    #[serde(default, skip_serializing_if = "Versioned::is_empty")]
+    pub capabilities: Versioned<Capabilities>,
+    /// Dependency versions.
+    #[serde(default, skip_serializing_if = "Versioned::is_empty")]
+    pub dependencies: Versioned<Dependencies>,
+    /// Conflict versions.
+    #[serde(default, skip_serializing_if = "Versioned::is_empty")]
+    pub conflicts: Versioned<Conflicts>,
+    /// Variable-list versions.
+    #[serde(default, skip_serializing_if = "Versioned::is_empty")]
+    pub variables: Versioned<Vec<VariableModel>>,
+    /// File-set versions.
+    #[serde(default, skip_serializing_if = "Versioned::is_empty")]
+    pub fileset: Versioned<InstallFileSet>,
+    /// Version-checker versions.
+    #[serde(default, skip_serializing_if = "Versioned::is_empty")]
+    pub version_checker: Versioned<VersionCheckerModel>,
+    /// Conditional-install versions.
+    #[serde(default, skip_serializing_if = "Versioned::is_empty")]
+    pub incremental: Versioned<IncrementalInstall>,
+    /// Command versions, per phase.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub commands: BTreeMap<Phase, Versioned<CommandLineModel>>,
+}
+
+/// The slots of a product, named as in descriptors and in the directory.
+/// Serializes as its name (`fileset`, `post-install`), so it can key a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProductSlot {
+    /// ProductDescription.
+    Description,
+    /// Installed size.
+    Size,
+    /// Capabilities.
+    Capabilities,
+    /// Dependencies.
+    Dependencies,
+    /// Conflicts.
+    Conflicts,
+    /// VariableModel list.
+    Variables,
+    /// InstallFileSets.
+    Fileset,
+    /// VersionCheckerModel.
+    VersionCheck,
+    /// IncrementalInstall.
+    Incremental,
+    /// A CommandLineModel.
+    Command(Phase),
+}
+
+impl ProductSlot {
+    /// The element name used in descriptors (and the slot name in the
+    /// directory).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProductSlot::Description => "description",
+            ProductSlot::Size => "size",
+            ProductSlot::Capabilities => "capabilities",
+            ProductSlot::Dependencies => "dependencies",
+            ProductSlot::Conflicts => "conflicts",
+            ProductSlot::Variables => "variables",
+            ProductSlot::Fileset => "fileset",
+            ProductSlot::VersionCheck => "version-check",
+            ProductSlot::Incremental => "incremental",
+            ProductSlot::Command(phase) => phase.as_str(),
+        }
+    }
+
+    /// Every slot, in descriptor order.
+    pub const ALL: [ProductSlot; 13] = [
+        ProductSlot::Description,
+        ProductSlot::Size,
+        ProductSlot::Capabilities,
+        ProductSlot::Dependencies,
+        ProductSlot::Conflicts,
+        ProductSlot::Variables,
+        ProductSlot::Fileset,
+        ProductSlot::VersionCheck,
+        ProductSlot::Incremental,
+        ProductSlot::Command(Phase::PreInstall),
+        ProductSlot::Command(Phase::Install),
+        ProductSlot::Command(Phase::PostInstall),
+        ProductSlot::Command(Phase::Uninstall),
+    ];
+
+    /// The slot with this name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|slot| slot.as_str() == name)
+    }
+}
+
+impl fmt::Display for ProductSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ProductSlot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProductSlot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown product slot {name:?}")))
+    }
+}
+
+/// Which version every slot of an assembled product came from.
+pub type Provenance = BTreeMap<ProductSlot, Selected>;
+
+impl ProductSource {
+    /// Assembles the product for `roles` (Fig. 8): one version per slot.
+    /// The provenance says, per slot present, which role's version was
+    /// taken. Fails on the first ambiguous slot.
+    pub fn select(&self, roles: &EffectiveRoles) -> Result<(ProductModel, Provenance), Ambiguity> {
+        let mut provenance = Provenance::new();
+        let label = |slot: ProductSlot| format!("product {} / {}", self.id, slot.as_str());
+        macro_rules! pick {
+            ($field:ident, $slot:expr) => {{
+                match select(&label($slot), &self.$field, roles)? {
+                    Some((value, selected)) => {
+                        provenance.insert($slot, selected);
+                        Some(value.clone())
+                    }
+                    None => None,
+                }
+            }};
+        }
+        let description = pick!(description, ProductSlot::Description).unwrap_or_default();
+        let size = pick!(size, ProductSlot::Size).unwrap_or_default();
+        let capabilities = pick!(capabilities, ProductSlot::Capabilities).unwrap_or_default();
+        let dependencies = pick!(dependencies, ProductSlot::Dependencies).unwrap_or_default();
+        let conflicts = pick!(conflicts, ProductSlot::Conflicts).unwrap_or_default();
+        let variables = pick!(variables, ProductSlot::Variables).unwrap_or_default();
+        let fileset = pick!(fileset, ProductSlot::Fileset).unwrap_or_default();
+        let version_checker = pick!(version_checker, ProductSlot::VersionCheck);
+        let incremental = pick!(incremental, ProductSlot::Incremental);
+        let mut commands = BTreeMap::new();
+        for (phase, versions) in &self.commands {
+            let slot = ProductSlot::Command(*phase);
+            if let Some((command, selected)) = select(&label(slot), versions, roles)? {
+                provenance.insert(slot, selected);
+                commands.insert(*phase, command.clone());
+            }
+        }
+        let model = ProductModel {
+            id: self.id.clone(),
+            version: self.version.clone(),
+            priority: self.priority,
+            platform: self.platform.clone(),
+            description,
+            size,
+            capabilities,
+            dependencies,
+            conflicts,
+            variables,
+            fileset,
+            version_checker,
+            incremental,
+            commands,
+        };
+        Ok((model, provenance))
+    }
+}

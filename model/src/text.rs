@@ -1,0 +1,84 @@
+//! Localized strings: one text per language tag, with a fallback chain.
+//!
+//! Descriptors carry `lang` attributes; the directory stores the same texts
+//! as `;lang-xx` attribute options. The untagged text is stored under the
+//! empty tag and is the last resort before "any text at all".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A text in several languages. Keys are lowercase BCP 47 tags ("en",
+/// "de", "pt-br"); the empty key holds the untagged text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LocalizedText(BTreeMap<String, String>);
+
+impl LocalizedText {
+    /// An untagged text.
+    pub fn plain(text: impl Into<String>) -> Self {
+        let mut map = BTreeMap::new();
+        map.insert(String::new(), text.into());
+        Self(map)
+    }
+
+    /// Sets the text for `lang` ("" for untagged). Tags are lowered.
+    pub fn insert(&mut self, lang: &str, text: impl Into<String>) {
+        self.0.insert(lang.to_ascii_lowercase(), text.into());
+    }
+
+    /// True when there is no text in any language.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every (tag, text) pair, untagged first, then by tag.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(lang, text)| (lang.as_str(), text.as_str()))
+    }
+
+    /// The text for the first of `preferred` that has one, trying each tag
+    /// and then its primary subtag ("pt-br" then "pt"); then English, then
+    /// the untagged text, then any text. `None` only when empty.
+    pub fn get(&self, preferred: &[&str]) -> Option<&str> {
+        for lang in preferred {
+            let lang = lang.to_ascii_lowercase();
+            if let Some(text) = self.0.get(&lang) {
+                return Some(text);
+            }
+            if let Some((primary, _)) = lang.split_once('-') {
+                if let Some(text) = self.0.get(primary) {
+                    return Some(text);
+                }
+            }
+        }
+        self.0
+            .get("en")
+            .or_else(|| self.0.get(""))
+            .or_else(|| self.0.values().next())
+            .map(String::as_str)
+    }
+
+    /// The text with no language preference (see [`LocalizedText::get`]).
+    pub fn default_text(&self) -> Option<&str> {
+        self.get(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_chain() {
+        let mut text = LocalizedText::plain("Mail");
+        text.insert("de", "Post");
+        text.insert("pt-BR", "Correio");
+        assert_eq!(text.get(&["de-AT"]), Some("Post"));
+        assert_eq!(text.get(&["pt-br"]), Some("Correio"));
+        assert_eq!(text.get(&["fr"]), Some("Mail"));
+        text.insert("en", "Mail (en)");
+        assert_eq!(text.get(&["fr"]), Some("Mail (en)"));
+        assert_eq!(LocalizedText::default().get(&["fr"]), None);
+    }
+}

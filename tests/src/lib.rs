@@ -1,0 +1,1 @@
+//! End-to-end tests of Roleout over real slapd, roleoutd and roleout processes.
