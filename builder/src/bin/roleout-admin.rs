@@ -1,0 +1,2 @@
+//! `roleout-admin`: the admin shell.
+fn main() {}
