@@ -1,1 +1,5 @@
-//! Roleout's server side: building role suites, serving them, and the admin shell.
+//! Roleout's server side: building role suites (Figs. 8-9), serving them
+//! to machines that prove who they are (Fig. 10), taking their reports, and
+//! the admin shell `roleout-admin`.
+
+pub mod admin;

@@ -1,0 +1,31 @@
+//! The commands of `roleout-admin`, shared by its one-shot command line,
+//! its scripts (`-c`, standard input) and its interactive shell.
+//!
+//! Each command writes what the admin sees to the `Output` it is given
+//! and returns an error for the binary to print; nothing here prints
+//! directly, so the shell and the tests can capture everything.
+
+pub mod check;
+
+use std::fmt;
+
+/// Where a command writes what it has to say: results on `out`,
+/// diagnostics and warnings on `err`.
+pub struct Output<'a> {
+    /// Results.
+    pub out: &'a mut dyn std::io::Write,
+    /// Diagnostics.
+    pub err: &'a mut dyn std::io::Write,
+}
+
+/// A command failed; the message is one plain line for the admin.
+#[derive(Debug)]
+pub struct CommandFailed(pub String);
+
+impl fmt::Display for CommandFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CommandFailed {}

@@ -1,0 +1,1 @@
+/* Notes C API (Roleout example) */

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what Roleout needs to build, test and run on Debian: slapd and
+# ldap-utils (the managed local directory), dpkg-dev tools, and a Rust
+# toolchain if there is none. Safe to run again: it installs only what is
+# missing. Runs apt-get as root, or through sudo.
+set -euo pipefail
+
+need_packages=()
+command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need_packages+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || need_packages+=(ldap-utils)
+command -v dpkg-deb >/dev/null 2>&1 || need_packages+=(dpkg)
+command -v gzip >/dev/null 2>&1 || need_packages+=(gzip)
+command -v cc >/dev/null 2>&1 || need_packages+=(gcc libc6-dev)
+command -v git >/dev/null 2>&1 || need_packages+=(git)
+command -v curl >/dev/null 2>&1 || need_packages+=(curl ca-certificates)
+
+if [ ${#need_packages[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "roleout setup: installing ${need_packages[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    else
+        echo "roleout setup: installing the Rust toolchain with rustup" >&2
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+fi
