@@ -3,3 +3,4 @@
 //! the admin shell `roleout-admin`.
 
 pub mod admin;
+pub mod server;

@@ -1,0 +1,376 @@
+//! roleoutd's settings: command-line flags, environment variables and a
+//! TOML file, resolved in that order of precedence (a flag beats its
+//! environment variable, which beats the file, which beats the default).
+//!
+//! The raw forms ([`Args`], [`FileConfig`]) are kept apart from the resolved
+//! [`Settings`], so that every consumer sees one value per setting and
+//! `--help` documents the flags where they are declared.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Serve role suites to machines that prove who they are.
+///
+/// roleoutd builds a suite per role set from the catalog in the directory,
+/// authenticates machines by a signed challenge, serves each machine the
+/// suite of its roles (signed with the builder's key) and takes their
+/// status reports. With no --directory-url it starts and manages a private
+/// slapd under its state directory.
+#[derive(Debug, Parser)]
+#[command(name = "roleoutd", version, about, long_about)]
+pub struct Args {
+    /// TOML file with any of the settings below (keys as the long flags,
+    /// with '_' for '-'; e.g. listen = "0.0.0.0:8443").
+    #[arg(long, env = "ROLEOUTD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "ROLEOUTD_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory for roleoutd's own state: the managed slapd (when no
+    /// directory URL is given), the TLS certificate it makes, the token
+    /// secret, the builder's signing key, and the content store.
+    #[arg(long, env = "ROLEOUTD_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// LDAP URL of the directory (ldap://, ldaps:// or ldapi://); repeat
+    /// for fallbacks, tried in order. Without one, roleoutd runs the
+    /// managed local slapd.
+    #[arg(long = "directory-url", env = "ROLEOUTD_DIRECTORY_URL", value_delimiter = ',', value_name = "URL")]
+    pub directory_urls: Vec<String>,
+
+    /// DN to bind as (simple bind); with none, SASL EXTERNAL over ldapi.
+    #[arg(long, env = "ROLEOUTD_BIND_DN", value_name = "DN")]
+    pub bind_dn: Option<String>,
+
+    /// File holding the bind password (never given on the command line).
+    #[arg(long, env = "ROLEOUTD_BIND_PASSWORD_FILE", value_name = "FILE")]
+    pub bind_password_file: Option<PathBuf>,
+
+    /// Base DN of Roleout's subtree.
+    #[arg(long, env = "ROLEOUTD_BASE_DN", value_name = "DN")]
+    pub base_dn: Option<String>,
+
+    /// Use StartTLS on ldap:// URLs.
+    #[arg(long, env = "ROLEOUTD_STARTTLS")]
+    pub starttls: bool,
+
+    /// TLS certificate chain (PEM) to serve; with none, roleoutd makes a
+    /// self-signed certificate in its state directory and keeps it.
+    #[arg(long, env = "ROLEOUTD_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM, PKCS#8) of --tls-cert.
+    #[arg(long, env = "ROLEOUTD_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Extra host names or IP addresses for the self-signed certificate.
+    #[arg(long = "tls-name", env = "ROLEOUTD_TLS_NAMES", value_delimiter = ',', value_name = "NAME")]
+    pub tls_names: Vec<String>,
+
+    /// Serve plain HTTP (for use behind a TLS-terminating proxy only).
+    #[arg(long, env = "ROLEOUTD_NO_TLS")]
+    pub no_tls: bool,
+
+    /// File holding the secret that authenticates challenge and session
+    /// tokens; every roleoutd behind one load balancer needs the same one.
+    /// Default: STATE_DIR/token-secret, made on first start.
+    #[arg(long, env = "ROLEOUTD_SECRET_FILE", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Seconds a challenge stays valid.
+    #[arg(long, env = "ROLEOUTD_CHALLENGE_TTL", value_name = "SECONDS")]
+    pub challenge_ttl: Option<u64>,
+
+    /// Seconds a session token stays valid.
+    #[arg(long, env = "ROLEOUTD_SESSION_TTL", value_name = "SECONDS")]
+    pub session_ttl: Option<u64>,
+
+    /// Seconds a signed suite stays valid before the installer refuses it
+    /// as stale (freeze protection).
+    #[arg(long, env = "ROLEOUTD_METADATA_TTL", value_name = "SECONDS")]
+    pub metadata_ttl: Option<u64>,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ROLEOUTD_MAX_BODY", value_name = "BYTES")]
+    pub max_body: Option<usize>,
+
+    /// Log filter (tracing EnvFilter syntax), e.g. "info,roleout_builder=debug".
+    #[arg(long, env = "ROLEOUTD_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The same settings read from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<SocketAddr>,
+    state_dir: Option<PathBuf>,
+    directory_url: Option<Vec<String>>,
+    bind_dn: Option<String>,
+    bind_password_file: Option<PathBuf>,
+    base_dn: Option<String>,
+    starttls: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_names: Option<Vec<String>>,
+    no_tls: Option<bool>,
+    secret_file: Option<PathBuf>,
+    challenge_ttl: Option<u64>,
+    session_ttl: Option<u64>,
+    metadata_ttl: Option<u64>,
+    max_body: Option<usize>,
+    log: Option<String>,
+}
+
+/// Where the directory is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectoryChoice {
+    /// The managed local slapd under the state directory.
+    Managed,
+    /// An existing directory.
+    Remote {
+        /// URLs tried in order.
+        urls: Vec<String>,
+        /// Simple-bind DN, if any.
+        bind_dn: Option<String>,
+        /// File with the bind password.
+        bind_password_file: Option<PathBuf>,
+        /// StartTLS on ldap:// URLs.
+        starttls: bool,
+    },
+}
+
+/// How roleoutd serves TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsChoice {
+    /// A certificate roleoutd makes and keeps in its state directory.
+    SelfSigned {
+        /// Names (DNS or IP) for its subject alternative names.
+        names: Vec<String>,
+    },
+    /// Given PEM files.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// Plain HTTP.
+    Off,
+}
+
+/// roleoutd's resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// The directory to use.
+    pub directory: DirectoryChoice,
+    /// Base DN, if not the default.
+    pub base_dn: Option<String>,
+    /// TLS.
+    pub tls: TlsChoice,
+    /// Token secret file.
+    pub secret_file: PathBuf,
+    /// Challenge lifetime.
+    pub challenge_ttl: Duration,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// Signed metadata lifetime.
+    pub metadata_ttl: Duration,
+    /// Body size limit.
+    pub max_body: usize,
+    /// Log filter.
+    pub log: String,
+}
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/roleoutd";
+
+/// A setting could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid.
+    #[error("invalid configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// Settings contradict each other.
+    #[error("invalid settings: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Resolves flags and environment (already merged by clap) over the
+    /// file named by `--config`, over the defaults.
+    pub fn resolve(args: Args) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let state_dir = args
+            .state_dir
+            .or(file.state_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let urls = if args.directory_urls.is_empty() {
+            file.directory_url.unwrap_or_default()
+        } else {
+            args.directory_urls
+        };
+        let directory = if urls.is_empty() {
+            DirectoryChoice::Managed
+        } else {
+            DirectoryChoice::Remote {
+                urls,
+                bind_dn: args.bind_dn.or(file.bind_dn),
+                bind_password_file: args.bind_password_file.or(file.bind_password_file),
+                starttls: args.starttls || file.starttls.unwrap_or(false),
+            }
+        };
+        let no_tls = args.no_tls || file.no_tls.unwrap_or(false);
+        let cert = args.tls_cert.or(file.tls_cert);
+        let key = args.tls_key.or(file.tls_key);
+        let tls = match (no_tls, cert, key) {
+            (true, None, None) => TlsChoice::Off,
+            (true, _, _) => {
+                return Err(ConfigError::Invalid(
+                    "--no-tls cannot be combined with --tls-cert/--tls-key".to_owned(),
+                ));
+            }
+            (false, Some(cert), Some(key)) => TlsChoice::Files { cert, key },
+            (false, None, None) => {
+                let mut names = if args.tls_names.is_empty() {
+                    file.tls_names.unwrap_or_default()
+                } else {
+                    args.tls_names
+                };
+                for default in ["localhost", "127.0.0.1"] {
+                    if !names.iter().any(|name| name == default) {
+                        names.push(default.to_owned());
+                    }
+                }
+                TlsChoice::SelfSigned { names }
+            }
+            (false, _, _) => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert and tls_key must be given together".to_owned(),
+                ));
+            }
+        };
+        let listen = match args.listen.or(file.listen) {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| ConfigError::Invalid("bad default listen address".to_owned()))?,
+        };
+        let secret_file = args
+            .secret_file
+            .or(file.secret_file)
+            .unwrap_or_else(|| state_dir.join("token-secret"));
+        let seconds = |flag: Option<u64>, file: Option<u64>, default: u64| {
+            Duration::from_secs(flag.or(file).unwrap_or(default))
+        };
+        Ok(Settings {
+            listen,
+            directory,
+            base_dn: args.base_dn.or(file.base_dn),
+            tls,
+            secret_file,
+            challenge_ttl: seconds(args.challenge_ttl, file.challenge_ttl, 60),
+            session_ttl: seconds(args.session_ttl, file.session_ttl, 600),
+            metadata_ttl: seconds(args.metadata_ttl, file.metadata_ttl, 7 * 24 * 3600),
+            max_body: args.max_body.or(file.max_body).unwrap_or(4 << 20),
+            log: args
+                .log
+                .or(file.log)
+                .unwrap_or_else(|| "info,ldap3=warn,hyper=warn".to_owned()),
+            state_dir,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| ConfigError::Parse {
+        path: path.to_owned(),
+        message: error.to_string().trim().replace('\n', " "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("roleoutd").chain(args.iter().copied()))
+            .expect("valid test arguments")
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let settings = Settings::resolve(parse(&[])).unwrap();
+        assert_eq!(settings.directory, DirectoryChoice::Managed);
+        assert!(matches!(settings.tls, TlsChoice::SelfSigned { .. }));
+        assert_eq!(settings.secret_file, PathBuf::from(DEFAULT_STATE_DIR).join("token-secret"));
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roleoutd.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nsession_ttl = 30\ndirectory_url = [\"ldap://a\", \"ldap://b\"]\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let settings = Settings::resolve(parse(&["--config", config, "--listen", "127.0.0.1:9001"])).unwrap();
+        assert_eq!(settings.listen.port(), 9001);
+        assert_eq!(settings.session_ttl, Duration::from_secs(30));
+        match settings.directory {
+            DirectoryChoice::Remote { urls, .. } => assert_eq!(urls, ["ldap://a", "ldap://b"]),
+            other => panic!("expected a remote directory, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_file_names_itself_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listen = 12\nnot_a_setting = true\n").unwrap();
+        let error = Settings::resolve(parse(&["--config", path.to_str().unwrap()])).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("bad.toml"), "{message}");
+    }
+
+    #[test]
+    fn no_tls_with_a_certificate_is_refused() {
+        let error = Settings::resolve(parse(&["--no-tls", "--tls-cert", "a", "--tls-key", "b"])).unwrap_err();
+        assert!(error.to_string().contains("--no-tls"));
+    }
+}

@@ -1,0 +1,4 @@
+//! roleoutd: the HTTP/JSON server of Fig. 10's server side.
+
+pub mod config;
+pub mod tls;
