@@ -1192,6 +1192,8 @@ fn shortest_cycle(needs: &[Vec<usize>], members: &[usize]) -> Option<Vec<usize>>
 }
 
 #[cfg(test)]
+// Test inputs are literals; a panic on one is the test failing.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::product::{
