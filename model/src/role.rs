@@ -272,6 +272,9 @@ pub fn select<'a, T: PartialEq>(
     roles: &EffectiveRoles,
 ) -> Result<Option<(&'a T, Selected)>, Ambiguity> {
     let mut best: Option<(u32, &'a RoleVersion<T>, &'a RoleName)> = None;
+    // A version that differs from `best` at the same rank. It only matters
+    // if no higher rank turns up later, so it is judged after the loop.
+    let mut tied: Option<&'a RoleVersion<T>> = None;
     for version in &slot.versions {
         // The version's best role among those the requester holds.
         let matched = version
@@ -287,19 +290,25 @@ pub fn select<'a, T: PartialEq>(
         match best {
             Some((best_rank, _, _)) if rank < best_rank => {}
             Some((best_rank, best_version, _)) if rank == best_rank => {
-                if best_version.value != version.value {
-                    return Err(Ambiguity {
-                        slot: slot_name.to_owned(),
-                        first: role_list(&best_version.roles),
-                        second: role_list(&version.roles),
-                        rank,
-                    });
+                if best_version.value != version.value && tied.is_none() {
+                    tied = Some(version);
                 }
             }
-            _ => best = Some((rank, version, role)),
+            _ => {
+                best = Some((rank, version, role));
+                tied = None;
+            }
         }
     }
-    if let Some((_, version, role)) = best {
+    if let Some((rank, version, role)) = best {
+        if let Some(other) = tied {
+            return Err(Ambiguity {
+                slot: slot_name.to_owned(),
+                first: role_list(&version.roles),
+                second: role_list(&other.roles),
+                rank,
+            });
+        }
         return Ok(Some((&version.value, Selected::Role(role.clone()))));
     }
     Ok(slot.default_version().map(|value| (value, Selected::Default)))
@@ -378,6 +387,15 @@ mod tests {
         assert_eq!(error.first, "developer");
         assert_eq!(error.second, "administrator");
         assert!(error.to_string().contains("product x / fileset"));
+        // A tie below the top rank is no ambiguity.
+        let late = slot(&[
+            (&["developer"], "dev"),
+            (&["administrator"], "admin"),
+            (&["lead"], "lead"),
+        ]);
+        let ranks = [(name("developer"), 20), (name("administrator"), 20), (name("lead"), 30)];
+        let lead = EffectiveRoles::from_ranks(ranks);
+        assert_eq!(*select("s", &late, &lead).unwrap().unwrap().0, "lead");
         let same = slot(&[(&["developer"], "same"), (&["administrator"], "same")]);
         assert_eq!(*select("s", &same, &roles).unwrap().unwrap().0, "same");
     }

@@ -1,0 +1,3 @@
+//! Integration tests of the model crate, one module per area.
+
+mod resolution;
