@@ -558,3 +558,479 @@ impl IncrementalInstall {
         })
     }
 }
+
+#[cfg(test)]
+// A test that unwraps fails loudly, which is what a test should do.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, HashMap};
+
+    use super::*;
+
+    /// An in-memory machine: the facts a test sets, and a record of what
+    /// was asked.
+    #[derive(Default)]
+    struct Machine {
+        files: BTreeMap<String, String>,
+        digests: BTreeMap<String, Sha256>,
+        packages: HashMap<(PackageManager, String), String>,
+        commands: BTreeMap<Vec<String>, CommandOutput>,
+        processes: Vec<String>,
+        os: Option<OsFacts>,
+        arch: String,
+        broken_path: Option<String>,
+        asked: RefCell<Vec<String>>,
+    }
+
+    impl Machine {
+        fn ask(&self, what: String) {
+            self.asked.borrow_mut().push(what);
+        }
+
+        fn check_broken(&self, path: &str) -> Result<(), FactError> {
+            if self.broken_path.as_deref() == Some(path) {
+                Err(FactError {
+                    fact: format!("file {path}"),
+                    reason: "permission denied".to_owned(),
+                })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl Facts for Machine {
+        fn file_exists(&self, path: &str) -> Result<bool, FactError> {
+            self.ask(format!("exists {path}"));
+            self.check_broken(path)?;
+            Ok(self.files.contains_key(path) || self.digests.contains_key(path))
+        }
+
+        fn file_sha256(&self, path: &str) -> Result<Option<Sha256>, FactError> {
+            self.ask(format!("sha256 {path}"));
+            self.check_broken(path)?;
+            Ok(self.digests.get(path).cloned())
+        }
+
+        fn read_file_text(
+            &self,
+            path: &str,
+            max_bytes: usize,
+        ) -> Result<Option<String>, FactError> {
+            self.ask(format!("read {path} {max_bytes}"));
+            self.check_broken(path)?;
+            Ok(self.files.get(path).map(|text| {
+                let mut end = text.len().min(max_bytes);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text[..end].to_owned()
+            }))
+        }
+
+        fn package_version(
+            &self,
+            manager: PackageManager,
+            name: &str,
+        ) -> Result<Option<String>, FactError> {
+            self.ask(format!("package {name}"));
+            Ok(self.packages.get(&(manager, name.to_owned())).cloned())
+        }
+
+        fn run_command(&self, argv: &[String]) -> Result<CommandOutput, FactError> {
+            self.ask(format!("run {}", argv.join(" ")));
+            self.commands.get(argv).cloned().ok_or_else(|| FactError {
+                fact: format!("the result of {argv:?}"),
+                reason: "no such program".to_owned(),
+            })
+        }
+
+        fn process_running(&self, name: &str) -> Result<bool, FactError> {
+            self.ask(format!("process {name}"));
+            Ok(self.processes.iter().any(|process| process == name))
+        }
+
+        fn os(&self) -> Result<OsFacts, FactError> {
+            self.ask("os".to_owned());
+            self.os.clone().ok_or_else(|| FactError {
+                fact: "the operating system".to_owned(),
+                reason: "unknown".to_owned(),
+            })
+        }
+
+        fn arch(&self) -> Result<String, FactError> {
+            self.ask("arch".to_owned());
+            Ok(self.arch.clone())
+        }
+    }
+
+    fn debian() -> Machine {
+        let mut machine = Machine {
+            os: Some(OsFacts {
+                family: "linux".to_owned(),
+                distribution: Some("debian".to_owned()),
+                version: Some("12".to_owned()),
+            }),
+            arch: "x86_64".to_owned(),
+            ..Default::default()
+        };
+        machine.files.insert(
+            "/opt/notes/VERSION".to_owned(),
+            "9.0.1\nbuild 77\n".to_owned(),
+        );
+        machine.files.insert(
+            "/opt/notes/about.txt".to_owned(),
+            "Lotus Notes\nRelease 9.0.1 FP3 (build 77)\n".to_owned(),
+        );
+        machine.digests.insert(
+            "/opt/notes/bin/notes".to_owned(),
+            Sha256::from_bytes(&[7; 32]),
+        );
+        machine.packages.insert(
+            (PackageManager::Dpkg, "openjdk-17-jre".to_owned()),
+            "17.0.9+9-1~deb12u1".to_owned(),
+        );
+        machine.commands.insert(
+            vec!["/opt/notes/bin/notes".to_owned(), "--version".to_owned()],
+            CommandOutput {
+                exit_code: 0,
+                stdout: "Notes\nversion 9.0.1\n".to_owned(),
+            },
+        );
+        machine.processes.push("notes2".to_owned());
+        machine
+    }
+
+    fn req(text: &str) -> VersionReq {
+        VersionReq::parse(text).unwrap()
+    }
+
+    fn exists(path: &str) -> Condition {
+        Condition::FileExists {
+            path: path.to_owned(),
+        }
+    }
+
+    fn holds(condition: &Condition, machine: &Machine) -> bool {
+        condition.evaluate(machine).unwrap().holds
+    }
+
+    #[test]
+    fn file_leaves() {
+        let machine = debian();
+        assert!(holds(&exists("/opt/notes/VERSION"), &machine));
+        let evaluation = exists("/opt/other").evaluate(&machine).unwrap();
+        assert!(!evaluation.holds);
+        assert_eq!(evaluation.explanation, "file /opt/other does not exist");
+
+        let sha = |bytes: [u8; 32]| Condition::FileSha256 {
+            path: "/opt/notes/bin/notes".to_owned(),
+            sha256: Sha256::from_bytes(&bytes),
+        };
+        assert!(holds(&sha([7; 32]), &machine));
+        let evaluation = sha([8; 32]).evaluate(&machine).unwrap();
+        assert!(!evaluation.holds);
+        assert!(
+            evaluation.explanation.contains(&"07".repeat(32)),
+            "{}",
+            evaluation.explanation
+        );
+    }
+
+    #[test]
+    fn file_versions_from_the_first_line_or_a_pattern() {
+        let machine = debian();
+        let first_line = |versions: &str| Condition::FileVersion {
+            path: "/opt/notes/VERSION".to_owned(),
+            pattern: None,
+            versions: req(versions),
+        };
+        assert!(holds(&first_line(">=9.0"), &machine));
+        assert!(!holds(&first_line(">=9.1"), &machine));
+        let with_pattern = |pattern: &str, versions: &str| Condition::FileVersion {
+            path: "/opt/notes/about.txt".to_owned(),
+            pattern: Some(Pattern::new(pattern).unwrap()),
+            versions: req(versions),
+        };
+        // The capture group, not the whole match, is the version.
+        assert!(holds(
+            &with_pattern(r"Release (\S+ FP\d+)", ">9.0.1"),
+            &machine
+        ));
+        assert!(!holds(
+            &with_pattern(r"Release (\S+ FP\d+)", ">=9.0.1 FP4"),
+            &machine
+        ));
+        let evaluation = with_pattern(r"Version (\S+)", ">=1")
+            .evaluate(&machine)
+            .unwrap();
+        assert!(!evaluation.holds);
+        assert!(
+            evaluation.explanation.contains("no version"),
+            "{}",
+            evaluation.explanation
+        );
+        // Not a version at all: does not hold, and says why.
+        let evaluation = with_pattern(r"(Lotus)", ">=1").evaluate(&machine).unwrap();
+        assert!(!evaluation.holds);
+        assert!(
+            evaluation.explanation.contains("cannot compare"),
+            "{}",
+            evaluation.explanation
+        );
+        // The file is read with the bound.
+        assert!(
+            machine
+                .asked
+                .borrow()
+                .iter()
+                .any(|asked| asked.ends_with(" 65536"))
+        );
+    }
+
+    #[test]
+    fn packages() {
+        let machine = debian();
+        let package = |name: &str, versions: VersionReq| Condition::Package {
+            manager: PackageManager::Dpkg,
+            name: name.to_owned(),
+            versions,
+        };
+        assert!(holds(
+            &package("openjdk-17-jre", VersionReq::any()),
+            &machine
+        ));
+        assert!(holds(&package("openjdk-17-jre", req(">=17.0.9")), &machine));
+        assert!(!holds(
+            &package("openjdk-17-jre", req(">=17.0.10")),
+            &machine
+        ));
+        let evaluation = package("notes", VersionReq::any())
+            .evaluate(&machine)
+            .unwrap();
+        assert_eq!(
+            evaluation.explanation,
+            "dpkg package notes is not installed"
+        );
+        // The same name under rpm is another package.
+        let rpm = Condition::Package {
+            manager: PackageManager::Rpm,
+            name: "openjdk-17-jre".to_owned(),
+            versions: VersionReq::any(),
+        };
+        assert!(!holds(&rpm, &machine));
+    }
+
+    #[test]
+    fn commands_check_exit_code_and_output() {
+        let machine = debian();
+        let command = |exit_code: i32, output: Option<&str>| Condition::Command {
+            argv: vec!["/opt/notes/bin/notes".to_owned(), "--version".to_owned()],
+            exit_code,
+            output: output.map(|pattern| Pattern::new(pattern).unwrap()),
+        };
+        assert!(holds(&command(0, None), &machine));
+        assert!(!holds(&command(1, None), &machine));
+        assert!(holds(&command(0, Some(r"^version 9\.")), &machine));
+        let evaluation = command(0, Some(r"^version 10\."))
+            .evaluate(&machine)
+            .unwrap();
+        assert!(!evaluation.holds);
+        assert!(
+            evaluation.explanation.contains("printed no line"),
+            "{}",
+            evaluation.explanation
+        );
+        // A command that cannot run is an error, not a "no".
+        let missing = Condition::Command {
+            argv: vec!["/nope".to_owned()],
+            exit_code: 0,
+            output: None,
+        };
+        let error = missing.evaluate(&machine).unwrap_err();
+        assert_eq!(error.reason, "no such program");
+    }
+
+    #[test]
+    fn processes_os_and_arch() {
+        let machine = debian();
+        let not_running = |name: &str| Condition::ProcessNotRunning {
+            name: name.to_owned(),
+        };
+        assert!(!holds(&not_running("notes2"), &machine));
+        assert!(holds(&not_running("designer"), &machine));
+
+        let os = |family: &[&str], distribution: &[&str], versions: VersionReq| Condition::Os {
+            family: family.iter().map(|name| (*name).to_owned()).collect(),
+            distribution: distribution.iter().map(|name| (*name).to_owned()).collect(),
+            versions,
+        };
+        assert!(holds(&os(&["Linux"], &[], VersionReq::any()), &machine));
+        assert!(!holds(&os(&["windows"], &[], VersionReq::any()), &machine));
+        assert!(holds(
+            &os(&["linux"], &["ubuntu", "debian"], req(">=11")),
+            &machine
+        ));
+        assert!(!holds(&os(&["linux"], &["debian"], req(">=13")), &machine));
+        assert!(!holds(
+            &os(&["linux"], &["ubuntu"], VersionReq::any()),
+            &machine
+        ));
+        let mut unknown_version = debian();
+        unknown_version.os = Some(OsFacts {
+            family: "linux".to_owned(),
+            distribution: None,
+            version: None,
+        });
+        assert!(!holds(&os(&["linux"], &[], req(">=1")), &unknown_version));
+        assert!(!holds(
+            &os(&["linux"], &["debian"], VersionReq::any()),
+            &unknown_version
+        ));
+
+        let arch = |names: &[&str]| Condition::Arch {
+            names: names.iter().map(|name| (*name).to_owned()).collect(),
+        };
+        assert!(holds(&arch(&["aarch64", "x86_64"]), &machine));
+        assert!(!holds(&arch(&["aarch64"]), &machine));
+    }
+
+    #[test]
+    fn combinations_short_circuit_and_explain_the_deciding_leaf() {
+        let machine = debian();
+        let run = Condition::Command {
+            argv: vec!["/opt/notes/bin/notes".to_owned(), "--version".to_owned()],
+            exit_code: 0,
+            output: None,
+        };
+        let all = Condition::All(vec![exists("/opt/missing"), run.clone()]);
+        let evaluation = all.evaluate(&machine).unwrap();
+        assert!(!evaluation.holds);
+        assert_eq!(evaluation.explanation, "file /opt/missing does not exist");
+        let any = Condition::Any(vec![exists("/opt/notes/VERSION"), run.clone()]);
+        let evaluation = any.evaluate(&machine).unwrap();
+        assert!(evaluation.holds);
+        assert_eq!(evaluation.explanation, "file /opt/notes/VERSION exists");
+        // Neither combination ran the command.
+        assert!(
+            !machine
+                .asked
+                .borrow()
+                .iter()
+                .any(|asked| asked.starts_with("run "))
+        );
+
+        let none = Condition::Any(vec![exists("/a"), exists("/b")]);
+        let evaluation = none.evaluate(&machine).unwrap();
+        assert!(!evaluation.holds);
+        assert_eq!(
+            evaluation.explanation,
+            "none holds: file /a does not exist; file /b does not exist"
+        );
+        let not = Condition::Not(Box::new(exists("/a")));
+        assert!(holds(&not, &machine));
+        assert!(holds(&Condition::All(Vec::new()), &machine));
+        assert!(!holds(&Condition::Any(Vec::new()), &machine));
+        let nested = Condition::All(vec![
+            Condition::Not(Box::new(Condition::ProcessNotRunning {
+                name: "notes2".to_owned(),
+            })),
+            Condition::Any(vec![exists("/a"), run]),
+        ]);
+        let evaluation = nested.evaluate(&machine).unwrap();
+        assert!(evaluation.holds);
+        assert_eq!(
+            evaluation.explanation,
+            "process notes2 is running; command [\"/opt/notes/bin/notes\", \"--version\"] exited with 0"
+        );
+    }
+
+    #[test]
+    fn fact_errors_propagate() {
+        let mut machine = debian();
+        machine.broken_path = Some("/root/secret".to_owned());
+        let condition = Condition::Any(vec![exists("/a"), exists("/root/secret")]);
+        let error = condition.evaluate(&machine).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "could not learn file /root/secret: permission denied"
+        );
+    }
+
+    fn incremental(run: RunPolicy, when: Option<Condition>) -> IncrementalInstall {
+        IncrementalInstall { when, run }
+    }
+
+    #[test]
+    fn run_policies() {
+        let machine = debian();
+        let never = RunHistory::default();
+        let succeeded = |digest: Option<&'static str>| RunHistory {
+            ever_succeeded: true,
+            last_digest: digest,
+        };
+        let decide = |policy: RunPolicy, history: RunHistory<'_>| {
+            incremental(policy, None)
+                .should_run(&machine, history, "d2")
+                .unwrap()
+        };
+        assert!(decide(RunPolicy::Once, never).runs());
+        assert!(!decide(RunPolicy::Once, succeeded(Some("d1"))).runs());
+        assert!(decide(RunPolicy::Always, succeeded(Some("d2"))).runs());
+        assert!(decide(RunPolicy::OnChange, never).runs());
+        assert!(!decide(RunPolicy::OnChange, succeeded(Some("d2"))).runs());
+        let changed = decide(RunPolicy::OnChange, succeeded(Some("d1")));
+        assert!(changed.runs());
+        assert!(
+            changed.reason().contains("from d1 to d2"),
+            "{}",
+            changed.reason()
+        );
+        assert!(decide(RunPolicy::OnChange, succeeded(None)).runs());
+    }
+
+    #[test]
+    fn conditions_gate_runs_but_only_when_the_policy_allows() {
+        let machine = debian();
+        let when = Some(Condition::Command {
+            argv: vec!["/opt/notes/bin/notes".to_owned(), "--version".to_owned()],
+            exit_code: 1,
+            output: None,
+        });
+        let decision = incremental(RunPolicy::Always, when.clone())
+            .should_run(&machine, RunHistory::default(), "d")
+            .unwrap();
+        assert!(!decision.runs());
+        assert!(
+            decision.reason().contains("exited with 0, not 1"),
+            "{}",
+            decision.reason()
+        );
+        assert_eq!(machine.asked.borrow().len(), 1);
+
+        // `once` after a success: the condition is not even looked at.
+        let decision = incremental(RunPolicy::Once, when)
+            .should_run(
+                &machine,
+                RunHistory {
+                    ever_succeeded: true,
+                    last_digest: None,
+                },
+                "d",
+            )
+            .unwrap();
+        assert!(!decision.runs());
+        assert_eq!(machine.asked.borrow().len(), 1);
+
+        let decision = incremental(RunPolicy::Always, Some(exists("/opt/notes/VERSION")))
+            .should_run(&machine, RunHistory::default(), "d")
+            .unwrap();
+        assert!(decision.runs());
+        assert!(
+            decision.reason().contains("file /opt/notes/VERSION exists"),
+            "{}",
+            decision.reason()
+        );
+    }
+}

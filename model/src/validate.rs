@@ -860,3 +860,767 @@ pub fn resolve_values(
     problems.extend(product_problems);
     finish(values, problems)
 }
+
+#[cfg(test)]
+// A test that unwraps fails loudly, which is what a test should do.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pattern::Pattern;
+    use crate::variable::ValidationRules;
+    use crate::version::Version;
+
+    fn name(text: &str) -> VariableName {
+        VariableName::new(text).unwrap()
+    }
+
+    fn variable(text: &str, kind: VariableKind) -> VariableModel {
+        VariableModel {
+            name: name(text),
+            kind,
+            default: None,
+            required: false,
+            label: Default::default(),
+            rules: ValidationRules::default(),
+        }
+    }
+
+    fn with_rules(text: &str, kind: VariableKind, rules: ValidationRules) -> VariableModel {
+        VariableModel {
+            rules,
+            ..variable(text, kind)
+        }
+    }
+
+    fn broken_rule(result: Result<Value, ValidationError>) -> Rule {
+        match result {
+            Err(ValidationError::Invalid { rule, .. }) => rule,
+            other => panic!("expected a broken rule, got {other:?}"),
+        }
+    }
+
+    fn validators() -> Validators {
+        Validators::builtin()
+    }
+
+    #[test]
+    fn strings_pass_as_given_but_never_with_nul() {
+        let model = variable("greeting", VariableKind::String);
+        assert_eq!(
+            model.validate(" hi, there ", &validators()).unwrap(),
+            Value::Plain(" hi, there ".to_owned())
+        );
+        assert_eq!(
+            broken_rule(model.validate("a\0b", &validators())),
+            Rule::NoNul
+        );
+    }
+
+    #[test]
+    fn booleans_accept_six_spellings_and_normalize() {
+        let model = variable("desktop_icon", VariableKind::Boolean);
+        for (raw, expected) in [
+            ("true", "true"),
+            ("YES", "true"),
+            ("1", "true"),
+            ("False", "false"),
+            ("no", "false"),
+            ("0", "false"),
+        ] {
+            assert_eq!(
+                model.validate(raw, &validators()).unwrap(),
+                Value::Plain(expected.to_owned()),
+                "{raw}"
+            );
+        }
+        let error = model.validate("maybe", &validators()).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("desktop_icon"), "{text}");
+        assert!(text.contains("not a boolean"), "{text}");
+        assert!(text.contains("\"maybe\""), "{text}");
+    }
+
+    #[test]
+    fn integers_parse_normalize_and_respect_bounds() {
+        let model = with_rules(
+            "workers",
+            VariableKind::Integer,
+            ValidationRules {
+                min: Some(1),
+                max: Some(64),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            model.validate("+08", &validators()).unwrap(),
+            Value::Plain("8".to_owned())
+        );
+        assert_eq!(
+            broken_rule(model.validate("4.5", &validators())),
+            Rule::Kind(VariableKind::Integer)
+        );
+        assert_eq!(broken_rule(model.validate("0", &validators())), Rule::Min);
+        assert_eq!(broken_rule(model.validate("65", &validators())), Rule::Max);
+        assert!(model.validate("64", &validators()).is_ok());
+        assert!(model.validate("1", &validators()).is_ok());
+        let unbounded = variable("offset", VariableKind::Integer);
+        assert_eq!(
+            unbounded
+                .validate("-9223372036854775808", &validators())
+                .unwrap(),
+            Value::Plain(i64::MIN.to_string())
+        );
+        assert!(
+            unbounded
+                .validate("9223372036854775808", &validators())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn choices_must_be_listed() {
+        let model = with_rules(
+            "edition",
+            VariableKind::Choice,
+            ValidationRules {
+                choices: vec!["standard".to_owned(), "premium".to_owned()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            model.validate("premium", &validators()).unwrap(),
+            Value::Plain("premium".to_owned())
+        );
+        let error = model.validate("Premium", &validators()).unwrap_err();
+        assert!(error.to_string().contains("standard, premium"), "{error}");
+        let empty = variable("edition", VariableKind::Choice);
+        let error = empty.validate("x", &validators()).unwrap_err();
+        assert!(error.to_string().contains("lists no choices"), "{error}");
+    }
+
+    #[test]
+    fn paths_are_absolute_unless_relative_is_allowed() {
+        let model = variable("install_dir", VariableKind::Path);
+        for good in [
+            "/opt/notes",
+            "C:\\Program Files\\Notes",
+            "d:/notes",
+            "\\\\server\\share",
+        ] {
+            assert!(model.validate(good, &validators()).is_ok(), "{good}");
+        }
+        for bad in ["opt/notes", "./notes", "C:notes", ""] {
+            assert_eq!(
+                broken_rule(model.validate(bad, &validators())),
+                Rule::Kind(VariableKind::Path),
+                "{bad}"
+            );
+        }
+        let relative = with_rules(
+            "data_dir",
+            VariableKind::Path,
+            ValidationRules {
+                relative: true,
+                ..Default::default()
+            },
+        );
+        assert!(relative.validate("data/notes", &validators()).is_ok());
+        assert_eq!(
+            broken_rule(relative.validate("data\0", &validators())),
+            Rule::NoNul
+        );
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        let model = with_rules(
+            "initials",
+            VariableKind::String,
+            ValidationRules {
+                min_length: Some(2),
+                max_length: Some(3),
+                ..Default::default()
+            },
+        );
+        assert!(model.validate("éèê", &validators()).is_ok());
+        assert_eq!(
+            broken_rule(model.validate("é", &validators())),
+            Rule::MinLength
+        );
+        assert_eq!(
+            broken_rule(model.validate("abcd", &validators())),
+            Rule::MaxLength
+        );
+    }
+
+    #[test]
+    fn allowed_and_forbidden_characters() {
+        let model = with_rules(
+            "code",
+            VariableKind::String,
+            ValidationRules {
+                allowed_chars: Some("abc123".to_owned()),
+                forbidden_chars: Some("3".to_owned()),
+                ..Default::default()
+            },
+        );
+        assert!(model.validate("a1b2", &validators()).is_ok());
+        let error = model.validate("abd", &validators()).unwrap_err();
+        assert!(error.to_string().contains("'d'"), "{error}");
+        assert_eq!(
+            broken_rule(model.validate("abd", &validators())),
+            Rule::AllowedChars
+        );
+        assert_eq!(
+            broken_rule(model.validate("a3", &validators())),
+            Rule::ForbiddenChars
+        );
+    }
+
+    #[test]
+    fn patterns_match_the_whole_value() {
+        let rules = |pattern: &str| ValidationRules {
+            pattern: Some(Pattern::new(pattern).unwrap()),
+            ..Default::default()
+        };
+        let model = with_rules("lower", VariableKind::String, rules("[a-z]+"));
+        assert!(model.validate("abc", &validators()).is_ok());
+        // Unanchored, "abc1" would contain a match.
+        assert_eq!(
+            broken_rule(model.validate("abc1", &validators())),
+            Rule::Pattern
+        );
+        // The alternation is grouped before anchoring: "ab" is neither.
+        let either = with_rules("either", VariableKind::String, rules("a|b"));
+        assert!(either.validate("b", &validators()).is_ok());
+        assert!(either.validate("ab", &validators()).is_err());
+        // A multi-line flag inside the pattern does not loosen the anchors.
+        let multi = with_rules("multi", VariableKind::String, rules("(?m)a$"));
+        assert!(multi.validate("a", &validators()).is_ok());
+        assert!(multi.validate("a\nb", &validators()).is_err());
+    }
+
+    #[test]
+    fn custom_validators_run_and_unknown_ones_are_named() {
+        let mut registry = Validators::builtin();
+        registry.register_fn("even-length", |value| {
+            if value.len() % 2 == 0 {
+                Ok(())
+            } else {
+                Err("must have an even number of characters".to_owned())
+            }
+        });
+        let model = with_rules(
+            "token",
+            VariableKind::String,
+            ValidationRules {
+                validators: vec!["even-length".to_owned()],
+                ..Default::default()
+            },
+        );
+        assert!(model.validate("ab", &registry).is_ok());
+        let error = model.validate("abc", &registry).unwrap_err();
+        assert_eq!(
+            broken_rule(Err(error.clone())),
+            Rule::Validator("even-length".to_owned())
+        );
+        assert!(error.to_string().contains("even number"), "{error}");
+
+        let unknown = with_rules(
+            "token",
+            VariableKind::String,
+            ValidationRules {
+                validators: vec!["no-such-check".to_owned()],
+                ..Default::default()
+            },
+        );
+        let error = unknown.validate("ab", &registry).unwrap_err();
+        assert!(matches!(
+            &error,
+            ValidationError::UnknownValidator { name, .. } if name == "no-such-check"
+        ));
+        let text = error.to_string();
+        assert!(
+            text.contains("no-such-check") && text.contains("hostname"),
+            "{text}"
+        );
+        let error = unknown.validate("ab", &Validators::empty()).unwrap_err();
+        assert!(
+            error.to_string().contains("known validators: none"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn builtin_validators() {
+        let registry = Validators::builtin();
+        let check = |validator: &str, value: &str| registry.get(validator).unwrap().check(value);
+        for good in ["localhost", "mail.example.org", "a-b.c1", "x"] {
+            assert!(check("hostname", good).is_ok(), "{good}");
+        }
+        let long_label = "a".repeat(64);
+        for bad in [
+            "",
+            "-a.b",
+            "a-.b",
+            "a..b",
+            "a_b",
+            "é.org",
+            long_label.as_str(),
+        ] {
+            assert!(check("hostname", bad).is_err(), "{bad}");
+        }
+        assert!(check("hostname", &format!("{}.org", "a.".repeat(125))).is_err());
+        assert!(check("ip-address", "10.0.0.1").is_ok());
+        assert!(check("ip-address", "::1").is_ok());
+        assert!(check("ip-address", "10.0.0.256").is_err());
+        assert!(check("host", "10.0.0.1").is_ok());
+        assert!(check("host", "db.example.org").is_ok());
+        assert!(check("host", "db example").is_err());
+        for good in ["1", "443", "65535"] {
+            assert!(check("port", good).is_ok(), "{good}");
+        }
+        for bad in ["0", "65536", "+80", "08080a", "", "-1"] {
+            assert!(check("port", bad).is_err(), "{bad}");
+        }
+        for good in ["admin@example.org", "first.last+tag@mail.example.org"] {
+            assert!(check("email", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "admin",
+            "@example.org",
+            "a..b@example.org",
+            "a b@example.org",
+            "a@-x.org",
+        ] {
+            assert!(check("email", bad).is_err(), "{bad}");
+        }
+        let names: Vec<&str> = registry.names().collect();
+        assert_eq!(names, ["email", "host", "hostname", "ip-address", "port"]);
+    }
+
+    #[test]
+    fn passwords_are_secret_and_never_quoted_in_errors() {
+        let secret = "Hunter2;Pass";
+        let mut registry = Validators::builtin();
+        // A careless validator that repeats the value it refuses.
+        registry.register_fn("careless", |value| Err(format!("{value} is too guessable")));
+        let cases = [
+            ValidationRules {
+                max_length: Some(3),
+                ..Default::default()
+            },
+            ValidationRules {
+                allowed_chars: Some("abc".to_owned()),
+                ..Default::default()
+            },
+            ValidationRules {
+                forbidden_chars: Some(";".to_owned()),
+                ..Default::default()
+            },
+            ValidationRules {
+                pattern: Some(Pattern::new("[a-z]+").unwrap()),
+                ..Default::default()
+            },
+            ValidationRules {
+                validators: vec!["careless".to_owned()],
+                ..Default::default()
+            },
+        ];
+        for rules in cases {
+            let model = with_rules("admin_password", VariableKind::Password, rules);
+            let error = model.validate(secret, &registry).unwrap_err();
+            let text = format!("{error} {error:?}");
+            assert!(!text.contains(secret), "{text}");
+            assert!(!text.contains("Hunter"), "{text}");
+            assert!(
+                !text.contains("';'"),
+                "the offending character leaks: {text}"
+            );
+            assert!(text.contains("admin_password"), "{text}");
+        }
+        let model = variable("admin_password", VariableKind::Password);
+        let value = model.validate(secret, &registry).unwrap();
+        assert!(value.is_secret());
+        assert_eq!(value.expose(), secret);
+    }
+
+    fn links(
+        product: &str,
+        suite_variable: &str,
+        product_variable: &str,
+        translation: Translation,
+    ) -> VariableLinkage {
+        VariableLinkage {
+            suite_variable: name(suite_variable),
+            product: ProductId::new(product).unwrap(),
+            product_variable: name(product_variable),
+            translation,
+        }
+    }
+
+    fn given(pairs: &[(&str, &str)]) -> BTreeMap<VariableName, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| (name(key), (*value).to_owned()))
+            .collect()
+    }
+
+    fn suite_id() -> SuiteId {
+        SuiteId::new("domino").unwrap()
+    }
+
+    fn product_id() -> ProductId {
+        ProductId::new("notes-client").unwrap()
+    }
+
+    #[test]
+    fn product_values_take_given_then_linked_then_default() {
+        let mut install_dir = variable("install_dir", VariableKind::Path);
+        install_dir.default = Some("/opt/default".to_owned());
+        let mut server = variable("server", VariableKind::String);
+        server.default = Some("default-server".to_owned());
+        let mut language = variable("language", VariableKind::String);
+        language.default = Some("en".to_owned());
+        let variables = [install_dir, server, language];
+        let suite_values: Values = [
+            (
+                name("server_host"),
+                Value::Plain("mail.example.org".to_owned()),
+            ),
+            (name("base_dir"), Value::Plain("/srv".to_owned())),
+        ]
+        .into_iter()
+        .collect();
+        let linkage = [
+            links(
+                "notes-client",
+                "base_dir",
+                "install_dir",
+                Translation::Identity,
+            ),
+            links(
+                "notes-client",
+                "server_host",
+                "server",
+                Translation::Identity,
+            ),
+            // For another product: ignored.
+            links("designer", "server_host", "language", Translation::Identity),
+        ];
+        let values = resolve_product_values(
+            &product_id(),
+            &variables,
+            &given(&[("install_dir", "/opt/given")]),
+            &suite_values,
+            &linkage,
+            &validators(),
+        )
+        .unwrap();
+        assert_eq!(values[&name("install_dir")].expose(), "/opt/given");
+        assert_eq!(values[&name("server")].expose(), "mail.example.org");
+        assert_eq!(values[&name("language")].expose(), "en");
+        assert_eq!(values.len(), 3);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut required = variable("license_key", VariableKind::String);
+        required.required = true;
+        let optional = variable("comment", VariableKind::String);
+        let port = with_rules(
+            "port",
+            VariableKind::Integer,
+            ValidationRules {
+                max: Some(65535),
+                ..Default::default()
+            },
+        );
+        let flag = variable("desktop_icon", VariableKind::Boolean);
+        let error = resolve_product_values(
+            &product_id(),
+            &[required, optional, port, flag],
+            &given(&[
+                ("port", "70000"),
+                ("desktop_icon", "perhaps"),
+                ("prot", "1"),
+            ]),
+            &Values::new(),
+            &[],
+            &validators(),
+        )
+        .unwrap_err();
+        let variables: Vec<String> = error
+            .problems
+            .iter()
+            .map(|problem| match &problem.error {
+                ValidationError::Invalid { variable, .. }
+                | ValidationError::Missing { variable }
+                | ValidationError::UnknownVariable { variable } => variable.to_string(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(variables, ["prot", "license_key", "port", "desktop_icon"]);
+        let text = error.to_string();
+        assert!(text.starts_with("4 problems"), "{text}");
+        assert!(
+            text.contains("product notes-client: variable license_key is required"),
+            "{text}"
+        );
+        assert!(text.contains("which is not a variable here"), "{text}");
+    }
+
+    #[test]
+    fn an_optional_variable_without_any_value_is_left_out() {
+        let values = resolve_product_values(
+            &product_id(),
+            &[variable("comment", VariableKind::String)],
+            &BTreeMap::new(),
+            &Values::new(),
+            &[],
+            &validators(),
+        )
+        .unwrap();
+        assert!(values.is_empty());
+    }
+
+    #[test]
+    fn linkage_translations() {
+        let suite_values: Values = [
+            (name("edition"), Value::Plain("premium".to_owned())),
+            (name("site"), Value::Plain("paris".to_owned())),
+            (
+                name("admin_password"),
+                Value::Secret("s3cret-Value".to_owned()),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let table: BTreeMap<String, String> = [("premium".to_owned(), "P".to_owned())].into();
+        let variables = [
+            variable("edition_code", VariableKind::String),
+            variable("site_dir", VariableKind::Path),
+            // A plain string fed from a password must stay secret.
+            variable("setup_secret", VariableKind::String),
+        ];
+        let linkage = [
+            links(
+                "notes-client",
+                "edition",
+                "edition_code",
+                Translation::Map(table.clone()),
+            ),
+            links(
+                "notes-client",
+                "site",
+                "site_dir",
+                Translation::Template("/srv/{{ value | upper }}".to_owned()),
+            ),
+            links(
+                "notes-client",
+                "admin_password",
+                "setup_secret",
+                Translation::Identity,
+            ),
+        ];
+        let values = resolve_product_values(
+            &product_id(),
+            &variables,
+            &BTreeMap::new(),
+            &suite_values,
+            &linkage,
+            &validators(),
+        )
+        .unwrap();
+        assert_eq!(values[&name("edition_code")], Value::Plain("P".to_owned()));
+        assert_eq!(
+            values[&name("site_dir")],
+            Value::Plain("/srv/PARIS".to_owned())
+        );
+        assert_eq!(
+            values[&name("setup_secret")],
+            Value::Secret("s3cret-Value".to_owned())
+        );
+
+        // A value missing from the table, a template that fails, a
+        // translated secret that breaks a rule: all reported, no secret
+        // quoted.
+        let strict = [
+            variable("edition_code", VariableKind::String),
+            variable("site_dir", VariableKind::Path),
+            with_rules(
+                "setup_secret",
+                VariableKind::String,
+                ValidationRules {
+                    max_length: Some(4),
+                    ..Default::default()
+                },
+            ),
+        ];
+        let broken = [
+            links(
+                "notes-client",
+                "site",
+                "edition_code",
+                Translation::Map(table),
+            ),
+            links(
+                "notes-client",
+                "site",
+                "site_dir",
+                Translation::Template("/srv/{{ missing }}".to_owned()),
+            ),
+            links(
+                "notes-client",
+                "admin_password",
+                "setup_secret",
+                Translation::Identity,
+            ),
+        ];
+        let error = resolve_product_values(
+            &product_id(),
+            &strict,
+            &BTreeMap::new(),
+            &suite_values,
+            &broken,
+            &validators(),
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.problems.len(), 3, "{text}");
+        assert!(text.contains("\"paris\" has no entry"), "{text}");
+        assert!(text.contains("missing"), "{text}");
+        assert!(text.contains("max-length"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn a_secret_missing_from_a_translation_table_is_not_quoted() {
+        let suite_values: Values = [(name("pin"), Value::Secret("9981".to_owned()))].into();
+        let error = resolve_product_values(
+            &product_id(),
+            &[variable("pin_code", VariableKind::String)],
+            &BTreeMap::new(),
+            &suite_values,
+            &[links(
+                "notes-client",
+                "pin",
+                "pin_code",
+                Translation::Map(BTreeMap::new()),
+            )],
+            &validators(),
+        )
+        .unwrap_err();
+        assert!(!error.to_string().contains("9981"), "{error}");
+    }
+
+    fn suite(variables: Vec<VariableModel>, linkage: Vec<VariableLinkage>) -> Suite {
+        Suite {
+            id: suite_id(),
+            version: Version::new("1.0").unwrap(),
+            description: Default::default(),
+            capabilities: Default::default(),
+            categories: Vec::new(),
+            groups: Vec::new(),
+            variables,
+            presentation: Vec::new(),
+            linkage,
+            incremental: None,
+            policy: Default::default(),
+            products: Vec::new(),
+        }
+    }
+
+    fn product(variables: Vec<VariableModel>) -> ProductModel {
+        ProductModel {
+            id: product_id(),
+            version: Version::new("9.0.1").unwrap(),
+            priority: 50,
+            platform: Default::default(),
+            description: Default::default(),
+            size: Default::default(),
+            capabilities: Default::default(),
+            dependencies: Default::default(),
+            conflicts: Default::default(),
+            variables,
+            fileset: Default::default(),
+            version_checker: None,
+            incremental: None,
+            commands: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn resolve_values_joins_suite_and_product_levels() {
+        let mut server = variable("server_host", VariableKind::String);
+        server.rules.validators = vec!["host".to_owned()];
+        let mut site = variable("site", VariableKind::String);
+        site.default = Some("paris".to_owned());
+        let suite = suite(
+            vec![server, site],
+            vec![
+                links(
+                    "notes-client",
+                    "server_host",
+                    "server",
+                    Translation::Identity,
+                ),
+                links("notes-client", "site", "site_name", Translation::Identity),
+            ],
+        );
+        let product = product(vec![
+            variable("server", VariableKind::String),
+            variable("site_name", VariableKind::String),
+        ]);
+        let mut given_values = GivenValues {
+            suite: given(&[("server_host", "mail.example.org")]),
+            ..Default::default()
+        };
+        let values = resolve_values(&suite, &product, &given_values, &validators()).unwrap();
+        assert_eq!(values[&name("server")].expose(), "mail.example.org");
+        assert_eq!(values[&name("site_name")].expose(), "paris");
+        // Suite variables are not in the product's values by their own name.
+        assert!(!values.contains_key(&name("server_host")));
+
+        // Problems at both levels come together, the suite's first.
+        given_values.suite = given(&[("server_host", "not a host"), ("sitee", "x")]);
+        given_values
+            .products
+            .insert(product_id(), given(&[("serverr", "x")]));
+        let error = resolve_values(&suite, &product, &given_values, &validators()).unwrap_err();
+        let owners: Vec<String> = error
+            .problems
+            .iter()
+            .map(|problem| problem.owner.to_string())
+            .collect();
+        assert_eq!(
+            owners,
+            ["suite domino", "suite domino", "product notes-client"]
+        );
+    }
+
+    #[test]
+    fn linkage_to_missing_variables_is_reported() {
+        let suite = suite(
+            vec![variable("site", VariableKind::String)],
+            vec![
+                links("notes-client", "site", "no_such", Translation::Identity),
+                links(
+                    "notes-client",
+                    "no_site",
+                    "site_name",
+                    Translation::Identity,
+                ),
+            ],
+        );
+        let product = product(vec![variable("site_name", VariableKind::String)]);
+        let error =
+            resolve_values(&suite, &product, &GivenValues::default(), &validators()).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("product notes-client has no variable no_such"),
+            "{text}"
+        );
+        assert!(text.contains("the suite has no variable no_site"), "{text}");
+    }
+}
