@@ -470,3 +470,306 @@ impl<'a> IniReader<'a> {
         })
     }
 }
+
+#[cfg(test)]
+// A test that unwraps fails loudly, which is what a test should do.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const EXAMPLE: &str = "\
+; comment
+[group developers]
+suite = domino
+products = notes-client, notes-designer
+
+[machine pc-001]
+group = developers
+ip = 10.0.0.1
+os = linux
+arch = x86_64
+products = extra-tool
+fact.memory-mb = 16384
+";
+
+    fn product(name: &str) -> ProductId {
+        ProductId::new(name).unwrap()
+    }
+
+    fn example() -> Groups {
+        Groups {
+            groups: vec![Group {
+                name: GroupName::new("developers").unwrap(),
+                suite: Some(SuiteId::new("domino").unwrap()),
+                products: vec![product("notes-client"), product("notes-designer")],
+                machines: vec![Machine {
+                    name: MachineId::new("pc-001").unwrap(),
+                    ip: Some("10.0.0.1".to_owned()),
+                    os: Some("linux".to_owned()),
+                    arch: Some("x86_64".to_owned()),
+                    facts: [("memory-mb".to_owned(), "16384".to_owned())].into(),
+                    products: vec![product("extra-tool")],
+                }],
+            }],
+        }
+    }
+
+    fn parse_error(text: &str) -> (usize, String) {
+        match Groups::from_ini("groups.ini", text).unwrap_err() {
+            IniError::Parse {
+                file,
+                line,
+                message,
+            } => {
+                assert_eq!(file, "groups.ini");
+                (line, message)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_documented_example() {
+        assert_eq!(Groups::from_ini("groups.ini", EXAMPLE).unwrap(), example());
+    }
+
+    #[test]
+    fn writes_what_it_reads() {
+        let text = example().to_ini().unwrap();
+        assert!(
+            text.contains("[group developers]\nsuite = domino\n"),
+            "{text}"
+        );
+        assert!(text.contains("fact.memory-mb = 16384\n"), "{text}");
+        assert_eq!(Groups::from_ini("x", &text).unwrap(), example());
+    }
+
+    #[test]
+    fn tolerates_hand_editing() {
+        let text = "\r\n# hash comment\r\n[machine pc-002]\r\n  group=developers  \r\nip = 10.0.0.2 ; not a comment\r\n\r\n[ group   developers ]\r\nproducts =\r\n";
+        let groups = Groups::from_ini("groups.ini", text).unwrap();
+        assert_eq!(groups.groups.len(), 1);
+        let group = &groups.groups[0];
+        assert!(group.products.is_empty());
+        assert_eq!(
+            group.machines[0].ip.as_deref(),
+            Some("10.0.0.2 ; not a comment")
+        );
+        assert_eq!(Groups::from_ini("e", "").unwrap(), Groups::default());
+    }
+
+    #[test]
+    fn machines_join_their_groups_in_file_order() {
+        let text = "\
+[machine b]
+group = two
+[group one]
+[machine a]
+group = one
+[group two]
+[machine c]
+group = two
+";
+        let groups = Groups::from_ini("groups.ini", text).unwrap();
+        let layout: Vec<(String, Vec<String>)> = groups
+            .groups
+            .iter()
+            .map(|group| {
+                (
+                    group.name.to_string(),
+                    group.machines.iter().map(|m| m.name.to_string()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            layout,
+            [
+                ("one".to_owned(), vec!["a".to_owned()]),
+                ("two".to_owned(), vec!["b".to_owned(), "c".to_owned()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_line() {
+        let cases: [(&str, usize, &str); 12] = [
+            ("[group a]\ncolour = red\n", 2, "unknown key \"colour\""),
+            (
+                "[machine m]\ngroup = a\nram = 1\n[group a]\n",
+                3,
+                "unknown key \"ram\"",
+            ),
+            (
+                "[group a]\n[group a]\n",
+                2,
+                "appears twice (first at line 1)",
+            ),
+            (
+                "[group a]\n[machine m]\ngroup = a\n[machine m]\ngroup = a\n",
+                4,
+                "appears twice",
+            ),
+            (
+                "[machine m]\ngroup = nowhere\n",
+                2,
+                "which has no [group nowhere] section",
+            ),
+            (
+                "[group a]\n\n[machine m]\nip = 1.2.3.4\n",
+                3,
+                "has no `group = …` key",
+            ),
+            (
+                "[group a]\nsuite = x\nsuite = y\n",
+                3,
+                "given twice in this section (first at line 2)",
+            ),
+            ("suite = x\n", 1, "before any"),
+            ("[group a]\njust words\n", 2, "expected `key = value`"),
+            ("[host a]\n", 1, "unknown section kind \"host\""),
+            ("[group a\n", 1, "must end with ']'"),
+            ("[group a]\nproducts = x, , y\n", 2, "in products"),
+        ];
+        for (text, line, needle) in cases {
+            let (found_line, message) = parse_error(text);
+            assert_eq!(found_line, line, "{text:?}: {message}");
+            assert!(message.contains(needle), "{text:?}: {message}");
+        }
+        // Invalid names, control characters, bad fact names.
+        assert_eq!(parse_error("[group a b]\n").0, 1);
+        assert_eq!(parse_error("[group a]\nsuite = has space\n").0, 2);
+        assert_eq!(
+            parse_error("[group a]\n[machine m]\ngroup = a\nos = li\u{7}nux\n").0,
+            4
+        );
+        assert_eq!(
+            parse_error("[group a]\n[machine m]\ngroup = a\nos = li\rnux\n").0,
+            4
+        );
+        assert_eq!(
+            parse_error("[group a]\n[machine m]\ngroup = a\nos = li\tnux\n").0,
+            4
+        );
+        assert_eq!(
+            parse_error("[group a]\n[machine m]\ngroup = a\nfact. = 1\n").0,
+            4
+        );
+        let error = Groups::from_ini("site/groups.ini", "[group a]\nx = 1\n").unwrap_err();
+        assert!(
+            error.to_string().starts_with("site/groups.ini:2: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn refuses_to_write_what_would_not_come_back() {
+        let mut newline = example();
+        newline.groups[0].machines[0].os = Some("linux\nip = 6.6.6.6".to_owned());
+        let mut spaces = example();
+        spaces.groups[0].machines[0].arch = Some(" x86_64".to_owned());
+        let mut fact_name = example();
+        fact_name.groups[0].machines[0]
+            .facts
+            .insert("a = b".to_owned(), "1".to_owned());
+        let mut fact_value = example();
+        fact_value.groups[0].machines[0]
+            .facts
+            .insert("cpu".to_owned(), "a\tb".to_owned());
+        let mut twin_machine = example();
+        let machine = twin_machine.groups[0].machines[0].clone();
+        twin_machine.groups[0].machines.push(machine);
+        let mut twin_group = example();
+        let group = twin_group.groups[0].clone();
+        twin_group.groups.push(group);
+        for (groups, needle) in [
+            (newline, "newline"),
+            (spaces, "white space"),
+            (fact_name, "fact name"),
+            (fact_value, "control character"),
+            (twin_machine, "two machines"),
+            (twin_group, "two groups"),
+        ] {
+            let error = groups.to_ini().unwrap_err();
+            assert!(error.to_string().contains(needle), "{error}");
+        }
+    }
+
+    fn name_text() -> impl Strategy<Value = String> {
+        "[a-z0-9][a-z0-9._-]{0,6}"
+    }
+
+    fn value_text() -> impl Strategy<Value = String> {
+        // Any printable text; the format trims values, so none starts or
+        // ends with white space.
+        "\\PC{0,12}".prop_map(|text| text.trim().to_owned())
+    }
+
+    fn products() -> impl Strategy<Value = Vec<ProductId>> {
+        proptest::collection::vec(name_text().prop_map(|name| product(&name)), 0..4)
+    }
+
+    fn machine(index: usize) -> impl Strategy<Value = Machine> {
+        (
+            name_text(),
+            proptest::option::of(value_text()),
+            proptest::option::of(value_text()),
+            proptest::option::of(value_text()),
+            proptest::collection::btree_map(name_text(), value_text(), 0..3),
+            products(),
+        )
+            .prop_map(move |(name, ip, os, arch, facts, products)| Machine {
+                // The index keeps names unique, as the format requires.
+                name: MachineId::new(format!("{name}-{index}")).unwrap(),
+                ip,
+                os,
+                arch,
+                facts,
+                products,
+            })
+    }
+
+    fn groups() -> impl Strategy<Value = Groups> {
+        proptest::collection::vec(
+            (
+                name_text(),
+                proptest::option::of(name_text()),
+                products(),
+                0usize..3,
+            ),
+            0..4,
+        )
+        .prop_flat_map(|shapes| {
+            let mut next_machine = 0;
+            let groups: Vec<_> = shapes
+                .into_iter()
+                .enumerate()
+                .map(|(index, (name, suite, products, machine_count))| {
+                    let machines: Vec<_> = (next_machine..next_machine + machine_count)
+                        .map(machine)
+                        .collect();
+                    next_machine += machine_count;
+                    machines.prop_map(move |machines| Group {
+                        name: GroupName::new(format!("{name}-{index}")).unwrap(),
+                        suite: suite.as_deref().map(|suite| SuiteId::new(suite).unwrap()),
+                        products: products.clone(),
+                        machines,
+                    })
+                })
+                .collect();
+            groups.prop_map(|groups| Groups { groups })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn ini_round_trip_is_exact(groups in groups()) {
+            let text = groups.to_ini().unwrap();
+            let read = Groups::from_ini("groups.ini", &text);
+            prop_assert_eq!(read.as_ref(), Ok(&groups), "{}", text);
+            // Writing again gives the same text.
+            prop_assert_eq!(read.unwrap().to_ini().unwrap(), text);
+        }
+    }
+}
