@@ -15,8 +15,11 @@
 //! [`RenderedText`] keeps both; its `Display`, `Debug` and `Serialize`
 //! show only the second, so a rendered command can be logged as is. A
 //! filter applied to a secret (`{{ password | upper }}`) is thus redacted
-//! too, which searching the real text for the secret would miss. [`redact`]
-//! covers free text such as a command's output.
+//! too, which searching the real text for the secret would miss. The
+//! redacted form also goes through [`redact`], in case a plain value holds
+//! the same text as a secret; a very short password therefore hides the
+//! matching bits of the text around it too, which is the safe side to err
+//! on. [`redact`] covers free text such as a command's output.
 //!
 //! # Names in templates
 //!
