@@ -1,0 +1,3 @@
+//! Integration tests of roleout-model, one module per area.
+
+mod descriptor;
