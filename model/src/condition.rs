@@ -6,9 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::Sha256;
 use crate::pattern::Pattern;
 use crate::version::VersionReq;
+use crate::ids::Sha256;
 
 /// The package database a package condition asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
