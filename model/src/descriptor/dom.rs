@@ -196,6 +196,26 @@ impl Builder<'_> {
         }
     }
 
+    fn error_at(&self, offset: usize, path: String, message: impl Into<String>) -> SyntaxError {
+        let (line, column) = self.lines.position(offset);
+        SyntaxError {
+            line,
+            column,
+            path,
+            message: message.into(),
+        }
+    }
+
+    /// The path of a child called `name` of the open element.
+    fn child_path(&self, name: &str) -> String {
+        let parent: String = self
+            .stack
+            .iter()
+            .map(|open| format!("/{}", open.element.name))
+            .collect();
+        format!("{parent}/{name}")
+    }
+
     fn current_path(&self) -> String {
         if self.stack.is_empty() {
             return "/".to_owned();
@@ -209,28 +229,33 @@ impl Builder<'_> {
     /// Reads a start (or empty) tag at byte `offset` into an element.
     fn start(&mut self, tag: &BytesStart<'_>, offset: usize) -> Result<Element, SyntaxError> {
         let name = tag.name().as_ref().to_owned();
+        let path = self.child_path(&name);
         if self.root.is_some() {
-            return Err(self.error(
+            return Err(self.error_at(
                 offset,
+                path.clone(),
                 format!("a descriptor has one root element; <{name}> follows its end"),
             ));
         }
         if self.stack.len() >= MAX_DEPTH {
-            return Err(self.error(
+            return Err(self.error_at(
                 offset,
+                path.clone(),
                 format!("elements are nested deeper than {MAX_DEPTH} levels"),
             ));
         }
         self.element_count += 1;
         if self.element_count > MAX_ELEMENTS {
-            return Err(self.error(
+            return Err(self.error_at(
                 offset,
+                path.clone(),
                 format!("the descriptor has more than {MAX_ELEMENTS} elements"),
             ));
         }
         if name.contains(':') {
-            return Err(self.error(
+            return Err(self.error_at(
                 offset,
+                path.clone(),
                 format!(
                     "element <{name}> has a namespace prefix; descriptors use only the default \
                      namespace {NAMESPACE}"
@@ -246,22 +271,29 @@ impl Builder<'_> {
         let mut namespace = None;
         for attribute in tag.attributes() {
             let attribute = attribute.map_err(|error| {
-                self.error(offset, format!("malformed attribute in <{name}>: {error}"))
+                self.error_at(
+                    offset,
+                    path.clone(),
+                    format!("malformed attribute in <{name}>: {error}"),
+                )
             })?;
             let key = attribute.key.as_ref().to_owned();
             let key_offset = find_attribute(raw, &key, cursor).unwrap_or(cursor);
             cursor = key_offset + key.len();
             // +1: the tag's text starts after its `<`.
             let attribute_offset = offset + 1 + key_offset;
+            let attribute_path = format!("{path}@{key}");
             if attributes.len() >= MAX_ATTRIBUTES {
-                return Err(self.error(
+                return Err(self.error_at(
                     attribute_offset,
+                    attribute_path.clone(),
                     format!("<{name}> has more than {MAX_ATTRIBUTES} attributes"),
                 ));
             }
             if attribute.value.len() > MAX_ATTRIBUTE_LENGTH {
-                return Err(self.error(
+                return Err(self.error_at(
                     attribute_offset,
+                    attribute_path.clone(),
                     format!(
                         "attribute {key} of <{name}> is longer than {MAX_ATTRIBUTE_LENGTH} bytes"
                     ),
@@ -270,8 +302,9 @@ impl Builder<'_> {
             let value = attribute
                 .normalized_value_with(XmlVersion::Implicit1_0, 1, predefined_entity)
                 .map_err(|error| {
-                    self.error(
+                    self.error_at(
                         attribute_offset,
+                        attribute_path.clone(),
                         format!(
                             "attribute {key} of <{name}>: {error}; descriptors know only the \
                              entities &lt; &gt; &amp; &quot; &apos; and character references"
@@ -280,8 +313,9 @@ impl Builder<'_> {
                 })?
                 .into_owned();
             if let Some(bad) = value.chars().find(|c| !is_xml_char(*c)) {
-                return Err(self.error(
+                return Err(self.error_at(
                     attribute_offset,
+                    attribute_path.clone(),
                     format!(
                         "attribute {key} of <{name}> holds the character U+{:04X}, which XML \
                          does not allow",
@@ -290,12 +324,13 @@ impl Builder<'_> {
                 ));
             }
             if key == "xmlns" {
-                namespace = Some((value, attribute_offset));
+                namespace = Some((value, attribute_offset, attribute_path));
                 continue;
             }
             if key.contains(':') {
-                return Err(self.error(
+                return Err(self.error_at(
                     attribute_offset,
+                    attribute_path.clone(),
                     format!(
                         "attribute {key} of <{name}> has a namespace prefix; descriptor \
                          attributes have none"
@@ -311,16 +346,18 @@ impl Builder<'_> {
             });
         }
         match namespace {
-            Some((value, _)) if value == NAMESPACE => {}
-            Some((value, attribute_offset)) => {
-                return Err(self.error(
+            Some((value, _, _)) if value == NAMESPACE => {}
+            Some((value, attribute_offset, attribute_path)) => {
+                return Err(self.error_at(
                     attribute_offset,
+                    attribute_path,
                     format!("<{name}> is in namespace {value:?}; descriptors use {NAMESPACE:?}"),
                 ));
             }
             None if self.stack.is_empty() => {
-                return Err(self.error(
+                return Err(self.error_at(
                     offset,
+                    path,
                     format!(
                         "the root element <{name}> must declare the descriptor namespace: \
                          xmlns=\"{NAMESPACE}\""
@@ -420,12 +457,17 @@ impl Document {
             Err(error) => {
                 let offset = error.valid_up_to();
                 let (line, column) = byte_position(bytes, offset);
+                let hint = if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+                    " (the file looks like UTF-16: save it as UTF-8)"
+                } else {
+                    ""
+                };
                 return Err(SyntaxError {
                     line,
                     column,
                     path: "/".to_owned(),
                     message: format!(
-                        "the descriptor is not UTF-8: byte 0x{:02X} here does not decode",
+                        "the descriptor is not UTF-8: byte 0x{:02X} here does not decode{hint}",
                         bytes.get(offset).copied().unwrap_or(0)
                     ),
                 });

@@ -667,13 +667,13 @@ impl<'a> Reader<'a> {
     fn version_check(&mut self, element: &Element) -> Option<VersionCheckerModel> {
         self.check_attributes(element, &["role"]);
         let conditions = self.children(element, &CONDITIONS);
-        if conditions.len() != 1 {
+        // Counting every child element: an unknown one is reported as such,
+        // not again as a missing condition.
+        let count = element.elements().count();
+        if count != 1 {
             self.error(
                 at(element),
-                format!(
-                    "<version-check> holds exactly one condition; it has {}",
-                    conditions.len()
-                ),
+                format!("<version-check> holds exactly one condition; it has {count}"),
             );
         }
         let installed = self.condition(conditions.first()?)?;
@@ -686,13 +686,13 @@ impl<'a> Reader<'a> {
             .optional(element, "run", parse_run_policy)
             .unwrap_or_default();
         let conditions = self.children(element, &CONDITIONS);
-        if conditions.len() > 1 {
+        let count = element.elements().count();
+        if count > 1 {
             self.error(
                 at(element),
                 format!(
                     "<incremental> holds at most one condition (combine several with <all> \
-                     or <any>); it has {}",
-                    conditions.len()
+                     or <any>); it has {count}"
                 ),
             );
         }
@@ -885,15 +885,15 @@ impl<'a> Reader<'a> {
         }
         let mut success = Vec::new();
         let mut failure = Vec::new();
-        success.extend(self.optional(element, "success-pattern", |text| Pattern::new(text)));
-        failure.extend(self.optional(element, "failure-pattern", |text| Pattern::new(text)));
+        success.extend(self.optional(element, "success-pattern", parse_pattern));
+        failure.extend(self.optional(element, "failure-pattern", parse_pattern));
         for child in self.children(element, &["success-pattern", "failure-pattern"]) {
             self.check_attributes(child, &[]);
             let text = self.text(child);
-            match Pattern::new(text) {
+            match parse_pattern(&text) {
                 Ok(pattern) if child.name == "success-pattern" => success.push(pattern),
                 Ok(pattern) => failure.push(pattern),
-                Err(error) => self.error(at(child), error.to_string()),
+                Err(error) => self.error(at(child), error),
             }
         }
         let log = match self.template_attribute(element, "log") {
@@ -976,7 +976,7 @@ impl<'a> Reader<'a> {
                 self.check_attributes(element, &["path", "pattern", "version"]);
                 self.children(element, &[]);
                 let path = self.path_template(element);
-                let pattern = self.optional(element, "pattern", |text| Pattern::new(text));
+                let pattern = self.optional(element, "pattern", parse_pattern);
                 let versions = self.value(element, "version", VersionReq::parse);
                 Condition::FileVersion {
                     path: path?,
@@ -1003,7 +1003,7 @@ impl<'a> Reader<'a> {
                 let exit_code = self
                     .optional(element, "exit-code", parse_integer::<i32>)
                     .unwrap_or(0);
-                let output = self.optional(element, "output", |text| Pattern::new(text));
+                let output = self.optional(element, "output", parse_pattern);
                 let children = self.children(element, &["arg"]);
                 let argv = self.arguments(&children);
                 if argv.is_empty() {
@@ -1126,7 +1126,7 @@ impl<'a> Reader<'a> {
             max_length: self.optional(element, "max-length", parse_integer::<u32>),
             allowed_chars: self.string(element, "allowed-chars"),
             forbidden_chars: self.string(element, "forbidden-chars"),
-            pattern: self.optional(element, "pattern", |text| Pattern::new(text)),
+            pattern: self.optional(element, "pattern", parse_pattern),
             min: self.optional(element, "min", parse_integer::<i64>),
             max: self.optional(element, "max", parse_integer::<i64>),
             choices: Vec::new(),
@@ -1621,6 +1621,18 @@ where
         .map_err(|error| format!("{text:?} is not a valid number here: {error}"))
 }
 
+/// A regular expression; the engine's reason without its own "error:"
+/// prefix, which would read oddly inside a diagnostic.
+fn parse_pattern(text: &str) -> Result<Pattern, String> {
+    Pattern::new(text).map_err(|error| {
+        format!(
+            "invalid pattern {:?}: {}",
+            error.pattern,
+            error.reason.trim_start_matches("error: ")
+        )
+    })
+}
+
 fn parse_positive_seconds(text: &str) -> Result<u64, String> {
     match parse_integer::<u64>(text)? {
         0 => Err("a number of seconds must be at least 1".to_owned()),
@@ -1805,19 +1817,33 @@ fn parse_on_failure(text: &str) -> Result<OnFailure, String> {
 pub(super) fn check_template(text: &str) -> Result<(), String> {
     let mut tera = tera::Tera::default();
     tera.add_raw_template("descriptor", text).map_err(|error| {
-        // Tera wraps the parser's error; its innermost message says what
-        // was expected, over several lines that are joined here.
+        // Tera wraps the parser's error, a drawing over several lines:
+        // ` --> 1:12`, the text with a caret under it, `= expected ...`.
+        // The position and the expectation are what a diagnostic needs.
         let mut source: &dyn std::error::Error = &error;
         while let Some(inner) = source.source() {
             source = inner;
         }
-        source
-            .to_string()
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && *line != "|")
-            .collect::<Vec<_>>()
-            .join(" ")
+        let report = source.to_string();
+        let mut position = None;
+        let mut expected = None;
+        for line in report.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("-->") {
+                position = Some(rest.trim().to_owned());
+            } else if let Some(rest) = line.strip_prefix("= ") {
+                expected = Some(rest.trim().to_owned());
+            }
+        }
+        match (position, expected) {
+            (Some(position), Some(expected)) => format!("at {position}, {expected}"),
+            (None, Some(expected)) => expected,
+            _ => report
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
     })
 }
 

@@ -16,6 +16,9 @@ use super::Descriptor;
 /// The schema text, compiled into the crate.
 const SCHEMA: &str = include_str!("../../../schemas/descriptor.schema.json");
 
+/// Longest schema reason kept in a diagnostic, in characters.
+const MAX_REASON: usize = 200;
+
 /// The schema as JSON.
 pub fn descriptor_schema() -> Value {
     // The schema is a file of this crate, checked by its tests; were it
@@ -51,8 +54,14 @@ pub(super) fn check(descriptor: &Descriptor) -> Vec<String> {
     validator
         .iter_errors(&value)
         .map(|error| {
+            // jsonschema's message quotes the offending value, which can be
+            // a whole subtree: keep the diagnostic to one readable line.
+            let mut reason: String = error.to_string().chars().take(MAX_REASON).collect();
+            if reason.len() < error.to_string().len() {
+                reason.push_str("...");
+            }
             format!(
-                "the parsed descriptor breaks schemas/descriptor.schema.json at {}: {error}",
+                "the parsed descriptor breaks schemas/descriptor.schema.json at {}: {reason}",
                 match error.instance_path().as_str() {
                     "" => "/",
                     path => path,
@@ -65,6 +74,26 @@ pub(super) fn check(descriptor: &Descriptor) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_errors_name_the_json_pointer() {
+        let text = r#"<product xmlns="urn:roleout:descriptor:1" id="x" version="1"/>"#;
+        let Some(Descriptor::Product(mut product)) = super::super::parse("x.xml", text.as_bytes()).descriptor
+        else {
+            panic!("expected a product");
+        };
+        assert!(check(&Descriptor::Product(product.clone())).is_empty());
+        // A model the reader would never make, to see the schema speak.
+        product.platform.os = vec!["x".repeat(1000)];
+        let mut value = serde_json::to_value(Descriptor::Product(product)).unwrap();
+        value["product"]["platform"]["os"] = serde_json::json!([1]);
+        let validator = validator().as_ref().unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|error| error.instance_path().as_str().to_owned())
+            .collect();
+        assert_eq!(errors, ["/product/platform/os/0"]);
+    }
 
     #[test]
     fn the_schema_compiles() {
