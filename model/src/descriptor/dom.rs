@@ -8,6 +8,8 @@
 //! count and attribute limits are checked as the tree grows, so a hostile
 //! file costs at most a bounded amount of memory and time.
 
+use std::cell::Cell;
+
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
@@ -98,9 +100,16 @@ pub(super) struct Document {
 }
 
 /// Byte offsets of line starts, to turn an offset into line and column.
+///
+/// Columns count characters, which means scanning the line; positions are
+/// asked for in increasing order, so the last answer is kept and the scan
+/// goes on from there. Without that, a hostile one-line file with many
+/// elements would cost time quadratic in its length.
 struct Lines<'a> {
     text: &'a str,
     starts: Vec<usize>,
+    /// The last answer: byte offset, line index, column (from 0).
+    last: Cell<(usize, usize, usize)>,
 }
 
 impl<'a> Lines<'a> {
@@ -112,7 +121,11 @@ impl<'a> Lines<'a> {
                 .filter(|(_, byte)| *byte == b'\n')
                 .map(|(index, _)| index + 1),
         );
-        Self { text, starts }
+        Self {
+            text,
+            starts,
+            last: Cell::new((0, 0, 0)),
+        }
     }
 
     /// Line and column (in characters) of byte `offset`, both from 1.
@@ -123,10 +136,18 @@ impl<'a> Lines<'a> {
             Err(index) => index.saturating_sub(1),
         };
         let start = self.starts.get(line).copied().unwrap_or(0);
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |prefix| prefix.chars().count());
+        let (last_offset, last_line, last_column) = self.last.get();
+        let (from, base) = if last_line == line && last_offset <= offset {
+            (last_offset, last_column)
+        } else {
+            (start, 0)
+        };
+        let column = base
+            + self
+                .text
+                .get(from..offset)
+                .map_or(offset - from, |between| between.chars().count());
+        self.last.set((offset, line, column));
         (saturate(line + 1), saturate(column + 1))
     }
 }

@@ -1160,10 +1160,11 @@ impl<'a> Reader<'a> {
         }
         let children = self.children(element, &child_names);
         let label = self.localized(&children, "label");
+        let mut options = BTreeSet::new();
         for option in children.iter().filter(|child| child.name == "option") {
             self.check_attributes(option, &[]);
             let text = self.text(option);
-            if rules.choices.contains(&text) {
+            if !options.insert(text.clone()) {
                 self.error(at(option), format!("the option {text:?} is listed twice"));
             } else {
                 rules.choices.push(text);
@@ -1399,11 +1400,12 @@ impl<'a> Reader<'a> {
         let children = self.children(element, &["label", "product"]);
         let label = self.localized(&children, "label");
         let mut products = Vec::new();
+        let mut listed = BTreeSet::new();
         for child in children.iter().filter(|child| child.name == "product") {
             self.check_attributes(child, &["ref"]);
             self.children(child, &[]);
             if let Some(product) = self.value(child, "ref", |text| ProductId::new(text)) {
-                if products.contains(&product) {
+                if !listed.insert(product.clone()) {
                     self.error(
                         at(child),
                         format!("product {product} is listed twice in <{}>", element.name),
@@ -1424,9 +1426,10 @@ impl<'a> Reader<'a> {
     ) -> Vec<ProductCategory> {
         self.check_attributes(element, &["role"]);
         let mut categories: Vec<ProductCategory> = Vec::new();
+        let mut names = BTreeSet::new();
         for child in self.children(element, &["category"]) {
             if let Some((name, label, products)) = self.product_list(child, references) {
-                if categories.iter().any(|category| category.name == name) {
+                if !names.insert(name.clone()) {
                     self.error(at(child), format!("a second category named {name}"));
                     continue;
                 }
@@ -1447,9 +1450,10 @@ impl<'a> Reader<'a> {
     ) -> Vec<ProductGroup> {
         self.check_attributes(element, &["role"]);
         let mut groups: Vec<ProductGroup> = Vec::new();
+        let mut names = BTreeSet::new();
         for child in self.children(element, &["group"]) {
             if let Some((name, label, products)) = self.product_list(child, references) {
-                if groups.iter().any(|group| group.name == name) {
+                if !names.insert(name.clone()) {
                     self.error(at(child), format!("a second group named {name}"));
                     continue;
                 }
@@ -1470,6 +1474,7 @@ impl<'a> Reader<'a> {
     ) -> Vec<VariablePresentation> {
         self.check_attributes(element, &["role"]);
         let mut presentations: Vec<VariablePresentation> = Vec::new();
+        let mut presented = BTreeSet::new();
         for (index, child) in self
             .children(element, &["variable"])
             .into_iter()
@@ -1488,10 +1493,7 @@ impl<'a> Reader<'a> {
             let help = self.localized(&children, "help");
             references.push(child);
             let Some(variable) = variable else { continue };
-            if presentations
-                .iter()
-                .any(|presentation| presentation.variable == variable)
-            {
+            if !presented.insert(variable.clone()) {
                 self.error(at(child), format!("variable {variable} is presented twice"));
                 continue;
             }
@@ -1584,6 +1586,7 @@ impl<'a> Reader<'a> {
     fn members(&mut self, element: &Element) -> Vec<SuiteMember> {
         self.check_attributes(element, &[]);
         let mut members: Vec<SuiteMember> = Vec::new();
+        let mut listed = BTreeSet::new();
         for child in self.children(element, &["product"]) {
             self.check_attributes(child, &["ref", "version", "role"]);
             self.children(child, &[]);
@@ -1593,7 +1596,7 @@ impl<'a> Reader<'a> {
                 .unwrap_or_default();
             let roles = self.roles(child);
             let Some(product) = product else { continue };
-            if members.iter().any(|member| member.product == product) {
+            if !listed.insert(product.clone()) {
                 self.error(
                     at(child),
                     format!("product {product} is listed twice in <products>"),

@@ -78,14 +78,12 @@ mod tests {
     #[test]
     fn schema_errors_name_the_json_pointer() {
         let text = r#"<product xmlns="urn:roleout:descriptor:1" id="x" version="1"/>"#;
-        let Some(Descriptor::Product(mut product)) = super::super::parse("x.xml", text.as_bytes()).descriptor
-        else {
-            panic!("expected a product");
-        };
-        assert!(check(&Descriptor::Product(product.clone())).is_empty());
-        // A model the reader would never make, to see the schema speak.
-        product.platform.os = vec!["x".repeat(1000)];
-        let mut value = serde_json::to_value(Descriptor::Product(product)).unwrap();
+        let descriptor = super::super::parse("x.xml", text.as_bytes())
+            .descriptor
+            .unwrap();
+        assert!(check(&descriptor).is_empty());
+        // A value the reader would never make, to hear the schema speak.
+        let mut value = serde_json::to_value(&descriptor).unwrap();
         value["product"]["platform"]["os"] = serde_json::json!([1]);
         let validator = validator().as_ref().unwrap();
         let errors: Vec<String> = validator

@@ -153,7 +153,10 @@ fn suite_of(descriptor: &Descriptor) -> &SuiteSource {
 fn assert_round_trip(descriptor: &Descriptor) {
     let xml = to_xml(descriptor);
     let again = accepted(&xml);
-    assert_eq!(&again, descriptor, "round trip changed the model; text:\n{xml}");
+    assert_eq!(
+        &again, descriptor,
+        "round trip changed the model; text:\n{xml}"
+    );
     assert_eq!(to_xml(&again), xml, "canonical text is not stable");
 }
 
@@ -188,17 +191,27 @@ fn a_product_using_every_element_round_trips() {
     let install = product.commands[&Phase::Install].default_version().unwrap();
     assert_eq!(install.argv, ["dpkg", "-i", "{{ payload }}/notes.deb"]);
     assert_eq!(install.timeout_secs, 600);
-    assert_eq!(install.outcome.exit_codes.meaning(3010), ExitMeaning::Reboot);
+    assert_eq!(
+        install.outcome.exit_codes.meaning(3010),
+        ExitMeaning::Reboot
+    );
     assert_eq!(install.outcome.exit_codes.meaning(75), ExitMeaning::Retry);
     let log = install.outcome.log.as_ref().unwrap();
-    assert_eq!(log.success.len(), 2, "attribute pattern and element pattern");
+    assert_eq!(
+        log.success.len(),
+        2,
+        "attribute pattern and element pattern"
+    );
     assert_eq!(log.failure[1].as_str(), "^FATAL");
     let response = install.response_file.as_ref().unwrap();
     assert_eq!(response.content, "dir={{ install_dir }}\nport={{ port }}\n");
     let post = &product.commands[&Phase::PostInstall];
     assert_eq!(post.versions.len(), 2);
     assert!(post.default_version().is_none());
-    assert_eq!(post.versions[0].value.argv[1], " spaced & <kept> ", "text kept exactly");
+    assert_eq!(
+        post.versions[0].value.argv[1], " spaced & <kept> ",
+        "text kept exactly"
+    );
     let incremental = product.incremental.default_version().unwrap();
     assert_eq!(incremental.run, RunPolicy::Once);
     let Some(Condition::All(conditions)) = &incremental.when else {
@@ -223,7 +236,10 @@ fn a_suite_using_every_element_round_trips() {
         panic!("expected a map");
     };
     assert_eq!(table["large"], "L");
-    assert_eq!(linkage[2].translation, Translation::Template("{{ value }}/data".to_owned()));
+    assert_eq!(
+        linkage[2].translation,
+        Translation::Template("{{ value }}/data".to_owned())
+    );
     assert_eq!(suite.policy.versions.len(), 2);
     assert_round_trip(&descriptor);
 }
@@ -242,7 +258,10 @@ fn defaults_are_filled_in_and_left_out_again() {
     assert_eq!(install.timeout_secs, DEFAULT_TIMEOUT_SECS);
     assert_eq!(install.outcome.exit_codes.success, [0]);
     let incremental = product.incremental.default_version().unwrap();
-    assert_eq!((incremental.run, incremental.when.is_none()), (RunPolicy::OnChange, true));
+    assert_eq!(
+        (incremental.run, incremental.when.is_none()),
+        (RunPolicy::OnChange, true)
+    );
     let xml = to_xml(&descriptor);
     for absent in ["priority", "timeout", "kind", "outcome", "run"] {
         assert!(!xml.contains(absent), "{absent} in\n{xml}");
@@ -262,8 +281,14 @@ fn awkward_text_round_trips() {
     description.vendor = "Tab\there \"quoted\" <b> & 'single'\nline two\r\nthree".to_owned();
     description.summary.insert("fr", "  leading and trailing  ");
     let install = product.commands.get_mut(&Phase::Install).unwrap();
-    install.versions[0].value.argv.push("a\r\nb\tc ]]> d".to_owned());
-    install.versions[0].value.env.insert("EMPTY".to_owned(), String::new());
+    install.versions[0]
+        .value
+        .argv
+        .push("a\r\nb\tc ]]> d".to_owned());
+    install.versions[0]
+        .value
+        .env
+        .insert("EMPTY".to_owned(), String::new());
     assert_round_trip(&descriptor);
 }
 
@@ -273,7 +298,11 @@ fn the_json_form_follows_the_schema_and_reads_back() {
         let descriptor = accepted(&text);
         let value = serde_json::to_value(&descriptor).unwrap();
         assert_eq!(schema_errors(&value), Vec::<String>::new());
-        let key = if text.contains("<suite") { "suite" } else { "product" };
+        let key = if text.contains("<suite") {
+            "suite"
+        } else {
+            "product"
+        };
         assert!(value.get(key).is_some(), "externally tagged as {key}");
         let back: Descriptor = serde_json::from_value(value).unwrap();
         assert_eq!(back, descriptor);
@@ -286,19 +315,37 @@ fn the_schema_refuses_what_the_model_refuses() {
     let broken = [
         ("/product/id", serde_json::json!("notes client")),
         ("/product/version", serde_json::json!("beta")),
-        ("/product/fileset/0/value/files/0/sha256", serde_json::json!("abc")),
-        ("/product/dependencies/0/value/prerequisites/0/versions", serde_json::json!(">=1.0,,<2")),
-        ("/product/commands/install/0/value/kind", serde_json::json!("exe")),
+        (
+            "/product/fileset/0/value/files/0/sha256",
+            serde_json::json!("abc"),
+        ),
+        (
+            "/product/dependencies/0/value/prerequisites/0/versions",
+            serde_json::json!(">=1.0,,<2"),
+        ),
+        (
+            "/product/commands/install/0/value/kind",
+            serde_json::json!("exe"),
+        ),
         ("/product/size/0/value/installed", serde_json::json!(-1)),
-        ("/product/variables/0/value/0/kind", serde_json::json!("float")),
+        (
+            "/product/variables/0/value/0/kind",
+            serde_json::json!("float"),
+        ),
     ];
     for (pointer, replacement) in broken {
         let mut copy = value.clone();
         *copy.pointer_mut(pointer).unwrap() = replacement;
         let errors = schema_errors(&copy);
         assert!(!errors.is_empty(), "{pointer} accepted");
-        assert!(errors.iter().any(|error| error.starts_with(pointer)), "{errors:?}");
-        assert!(serde_json::from_value::<Descriptor>(copy).is_err(), "serde accepts {pointer}");
+        assert!(
+            errors.iter().any(|error| error.starts_with(pointer)),
+            "{errors:?}"
+        );
+        assert!(
+            serde_json::from_value::<Descriptor>(copy).is_err(),
+            "serde accepts {pointer}"
+        );
     }
     let mut unknown = value.clone();
     unknown["product"]["colour"] = serde_json::json!("blue");
@@ -323,9 +370,15 @@ fn warnings_do_not_refuse_a_descriptor() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings[0].starts_with("warn.xml:3:12: warning: shell=\"true\""), "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("warn.xml:3:12: warning: shell=\"true\""),
+        "{warnings:?}"
+    );
     assert!(warnings[0].contains("/bin/sh"));
-    assert!(warnings[1].starts_with("warn.xml:3:25: warning: "), "{warnings:?}");
+    assert!(
+        warnings[1].starts_with("warn.xml:3:25: warning: "),
+        "{warnings:?}"
+    );
     assert!(warnings[1].contains("visible in process listings"));
     assert!(warnings[1].ends_with("(at /product/install/arg)"));
 }
@@ -340,7 +393,10 @@ fn every_problem_is_reported_not_just_the_first() {
 </product>"#;
     let result = parsed("many.xml", text);
     assert!(result.descriptor.is_none());
-    let errors: Vec<String> = result.errors().map(|error| format!("{}:{} {}", error.line, error.column, error.path)).collect();
+    let errors: Vec<String> = result
+        .errors()
+        .map(|error| format!("{}:{} {}", error.line, error.column, error.path))
+        .collect();
     assert_eq!(
         errors,
         [
@@ -406,9 +462,16 @@ fn every_corpus_file_gives_its_expected_first_error() {
             .unwrap_or_else(|_| panic!("{name} has no .expected"));
         let result = parse(&name, &std::fs::read(path).unwrap());
         assert!(result.descriptor.is_none(), "{name} was accepted");
-        let first = result.errors().next().map(ToString::to_string).unwrap_or_default();
+        let first = result
+            .errors()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         if first != expected.trim_end() {
-            failures.push(format!("{name}\n  expected {}\n  got      {first}", expected.trim_end()));
+            failures.push(format!(
+                "{name}\n  expected {}\n  got      {first}",
+                expected.trim_end()
+            ));
         }
         checked += 1;
     }
@@ -443,7 +506,10 @@ fn too_many_elements_are_refused() {
     assert!(text.len() < MAX_SIZE);
     let result = parsed("many.xml", &text);
     let first = result.errors().next().unwrap();
-    assert!(first.message.contains("more than 20000 elements"), "{first}");
+    assert!(
+        first.message.contains("more than 20000 elements"),
+        "{first}"
+    );
 }
 
 #[test]
