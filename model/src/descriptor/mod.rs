@@ -9,13 +9,13 @@
 //! element count and attribute sizes are bounded; and nothing panics on any
 //! bytes. Reading happens in three passes:
 //!
-//! 1. [`dom`] turns the bytes into a small tree of elements, each with its
+//! 1. `dom` turns the bytes into a small tree of elements, each with its
 //!    line and column, enforcing the limits as it goes (a syntax error stops
 //!    here, since nothing after it can be trusted);
-//! 2. [`read`] converts the tree into a [`ProductSource`] or
+//! 2. `read` converts the tree into a [`ProductSource`] or
 //!    [`SuiteSource`], collecting every problem it finds with its position
 //!    and element path, then cross-checks the descriptor as a whole;
-//! 3. [`schema`] validates the serde JSON form of the result against
+//! 3. `schema` validates the serde JSON form of the result against
 //!    `schemas/descriptor.schema.json`, the contract of the parsed model.
 //!
 //! [`to_xml`] writes the canonical form back, so that

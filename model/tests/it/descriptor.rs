@@ -611,3 +611,22 @@ proptest! {
         check_outcome(&parse("mutated.xml", &text))?;
     }
 }
+
+#[test]
+fn the_complete_examples_of_the_reference_parse() {
+    let reference =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("DESCRIPTOR.md"))
+            .unwrap();
+    let mut complete = 0;
+    for block in reference.split("```xml\n").skip(1) {
+        let code = block.split("```").next().unwrap();
+        let trimmed = code.trim();
+        let whole = (trimmed.starts_with("<product") && trimmed.ends_with("</product>"))
+            || (trimmed.starts_with("<suite") && trimmed.ends_with("</suite>"));
+        if whole {
+            assert_round_trip(&accepted(trimmed));
+            complete += 1;
+        }
+    }
+    assert!(complete >= 1, "no complete example found");
+}
