@@ -300,7 +300,7 @@ impl Builder<'_> {
             })?;
             let key = attribute.key.as_ref().to_owned();
             let key_offset = find_attribute(raw, &key, cursor).unwrap_or(cursor);
-            cursor = key_offset + key.len();
+            cursor = end_of_value(raw, key_offset + key.len());
             // +1: the tag's text starts after its `<`.
             let attribute_offset = offset + 1 + key_offset;
             let attribute_path = format!("{path}@{key}");
@@ -455,6 +455,27 @@ fn find_attribute(raw: &str, key: &str, from: usize) -> Option<usize> {
         start = index + key.len();
     }
     None
+}
+
+/// The byte just past the quoted value that follows an attribute name
+/// ending at `from` (`= "value"`), so that the search for the next name
+/// does not look inside this value.
+fn end_of_value(raw: &str, from: usize) -> usize {
+    let Some(rest) = raw.get(from..) else {
+        return from;
+    };
+    let after_equals = rest
+        .trim_start()
+        .strip_prefix('=')
+        .unwrap_or(rest)
+        .trim_start();
+    let value_start = raw.len() - after_equals.len();
+    match after_equals.chars().next() {
+        Some(quote @ ('"' | '\'')) => after_equals[1..]
+            .find(quote)
+            .map_or(raw.len(), |end| value_start + 1 + end + 1),
+        _ => from,
+    }
 }
 
 impl Document {
@@ -705,6 +726,14 @@ mod tests {
         assert_eq!((file.line, file.column), (3, 5));
         let role = filesets[1].attribute("role").unwrap();
         assert_eq!((role.line, role.column), (5, 12));
+    }
+
+    #[test]
+    fn attribute_positions_skip_look_alikes_inside_values() {
+        let text = format!("<product {NS} x=\" y=1\" y='2'/>");
+        let document = parse(&text).unwrap();
+        let y = document.root().attribute("y").unwrap();
+        assert_eq!((y.column, y.value.as_str()), (52, "2"));
     }
 
     #[test]
