@@ -1,3 +1,4 @@
-//! Integration tests of the model crate, one module per area.
+//! Integration tests of roleout-model, one module per area.
 
+mod descriptor;
 mod resolution;
