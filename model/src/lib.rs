@@ -8,6 +8,7 @@
 //! This crate is pure: it parses text it is handed and computes; it opens
 //! no file, socket or process. Higher crates feed it what they read.
 
+pub mod assemble;
 pub mod command;
 pub mod condition;
 pub mod descriptor;
