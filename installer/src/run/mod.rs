@@ -60,6 +60,9 @@ pub const SHELL: &str = "/bin/sh";
 /// exit at once and a long one costs a few wake-ups a second.
 const MAX_POLL_PAUSE: Duration = Duration::from_millis(50);
 
+/// The shortest pause between two interim reads of the log.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Why a command could not be run at all. A command that ran and failed is
 /// not an error: it is a [`CommandReport`] whose outcome is
 /// [`Outcome::Failed`].
@@ -346,12 +349,10 @@ impl CommandSpec {
                 return Err(nul(format!("environment variable {name}")));
             }
         }
-        if let Some(dir) = &self.working_dir
-            && !dir.is_dir()
-        {
-            return Err(RunError::WorkingDirMissing { path: dir.clone() });
+        match &self.working_dir {
+            Some(dir) if !dir.is_dir() => Err(RunError::WorkingDirMissing { path: dir.clone() }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -705,7 +706,12 @@ impl RunningCommand {
     /// a failure line; in the last two cases stops the process group.
     fn wait_for_exit(&mut self) -> Option<StopReason> {
         let deadline = self.started + self.spec.timeout;
-        let interval = self.spec.check_interval.filter(|_| self.watcher.is_some());
+        // A zero interval would read the log in a busy loop.
+        let interval = self
+            .spec
+            .check_interval
+            .filter(|_| self.watcher.is_some())
+            .map(|interval| interval.max(MIN_CHECK_INTERVAL));
         let mut next_check = interval.map(|interval| self.started + interval);
         let mut pause = Duration::from_millis(1);
         loop {
@@ -717,9 +723,9 @@ impl RunningCommand {
                 self.process.stop(self.spec.kill_grace);
                 return Some(StopReason::Timeout);
             }
-            if let (Some(at), Some(interval), Some(watcher)) =
-                (next_check, interval, self.watcher.as_mut())
-                && now >= at
+            let check_due = next_check.is_some_and(|at| now >= at);
+            if let (true, Some(interval), Some(watcher)) =
+                (check_due, interval, self.watcher.as_mut())
             {
                 watcher.check();
                 if watcher.saw_failure() {
