@@ -453,7 +453,7 @@ impl fmt::Display for CommandReport {
             write!(f, "\n  {fact}")?;
         }
         if !self.outcome.is_success() && !self.stderr.is_empty() {
-            write!(f, "\nstderr:\n{}", self.stderr.text)?;
+            write!(f, "\nstderr:\n{}", self.stderr.text.trim_end())?;
         }
         Ok(())
     }
@@ -773,6 +773,63 @@ mod tests {
     fn shell_mode_passes_arguments_as_positional_parameters() {
         let spec = CommandSpec::shell("echo \"$1\"", vec!["a b".into()]);
         assert_eq!(spec.command_line(), "/bin/sh -c 'echo \"$1\"' sh 'a b'");
+    }
+
+    #[test]
+    fn a_rendered_model_becomes_a_spec() {
+        use roleout_model::command::{InstallerKind, LogRules, OutcomeRules};
+        use roleout_model::pattern::Pattern;
+
+        let model = CommandLineModel {
+            kind: InstallerKind::Script,
+            argv: vec!["./setup.sh \"$1\"".into(), "/opt/app".into()],
+            shell: true,
+            working_dir: Some("bin".into()),
+            env: BTreeMap::from([("LANG".into(), "C".into())]),
+            response_file: None,
+            timeout_secs: 600,
+            check_interval_secs: Some(5),
+            retries: 2,
+            outcome: OutcomeRules {
+                exit_codes: ExitCodeTable {
+                    success: vec![0],
+                    reboot: vec![194],
+                    retry: vec![75],
+                },
+                log: Some(LogRules {
+                    path: "setup.log".into(),
+                    success: vec![Pattern::new("complete").unwrap()],
+                    failure: Vec::new(),
+                }),
+            },
+        };
+        let spec = CommandSpec::from_model(&model, Path::new("/var/cache/roleout/app")).unwrap();
+        assert_eq!(
+            spec.invocation,
+            Invocation::Shell {
+                script: "./setup.sh \"$1\"".into(),
+                args: vec!["/opt/app".into()],
+            }
+        );
+        assert_eq!(
+            spec.working_dir.as_deref(),
+            Some(Path::new("/var/cache/roleout/app/bin"))
+        );
+        assert_eq!(spec.env["LANG"], "C");
+        assert_eq!(spec.timeout, Duration::from_secs(600));
+        assert_eq!(spec.check_interval, Some(Duration::from_secs(5)));
+        assert_eq!(spec.retries, 2);
+        assert_eq!(spec.exit_codes.reboot, vec![194]);
+        let log = spec.log.unwrap();
+        assert_eq!(log.path, Path::new("setup.log"));
+        assert_eq!(log.success.len(), 1);
+
+        let mut empty = model.clone();
+        empty.argv.clear();
+        assert!(matches!(
+            CommandSpec::from_model(&empty, Path::new("/")),
+            Err(RunError::EmptyCommand)
+        ));
     }
 
     #[test]

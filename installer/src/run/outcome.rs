@@ -52,7 +52,6 @@ pub enum StopReason {
 /// What a command's run means for the install.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
 pub enum Outcome {
     /// It succeeded.
     Success,

@@ -431,3 +431,26 @@ fn a_missing_working_directory_is_named() {
         )
     );
 }
+
+#[test]
+fn a_process_left_holding_the_output_does_not_hold_the_runner() {
+    let directory = tempfile::tempdir().unwrap();
+    let pid_file = directory.path().join("helper.pid");
+    // The helper keeps stdout open after the command exits; the runner
+    // waits for the pipe only `drain_grace`, and leaves a process that
+    // outlives a successful command alone (it may be a service started on
+    // purpose).
+    let mut spec = script(r#"sleep 1000 & echo $! > "$1"; echo done"#, &[&pid_file]);
+    spec.drain_grace = Duration::from_millis(100);
+    let report = run(&spec).unwrap();
+    let helper = read_pid(&pid_file);
+    let still_running = !is_gone(helper);
+    // The test's own cleanup of the helper it made.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(helper as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert_eq!(report.outcome, Outcome::Success, "{report}");
+    assert_eq!(report.stdout.text, "done\n");
+    assert!(still_running);
+}
