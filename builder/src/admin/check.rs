@@ -2,11 +2,23 @@
 //! authors do before handing them over. Every problem of every file is
 //! printed (file:line:column, element path, message), not just the first;
 //! the command fails when any file has an error. Warnings do not fail it.
+//!
+//! When the files include a suite, the suite is also assembled from the
+//! products given beside it and resolved, once with no role and once for
+//! every role the descriptors name, so that a missing product, a conflict,
+//! an unmet requirement, a cycle or an ambiguous role version shows up
+//! before the catalog reaches the directory.
 
-use std::io::Write;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use roleout_model::assemble::assemble_suite;
 use roleout_model::descriptor::{self, Descriptor, Severity};
+use roleout_model::ids::RoleName;
+use roleout_model::product::ProductSource;
+use roleout_model::resolve::resolve_suite;
+use roleout_model::role::EffectiveRoles;
+use roleout_model::suite::SuiteSource;
 
 use super::{CommandFailed, Output};
 
@@ -35,11 +47,15 @@ pub fn check_files(
         ));
     }
     let mut summary = CheckSummary::default();
+    let mut loaded = Vec::new();
+    let report_error =
+        |error: std::io::Error| CommandFailed(format!("check: cannot write the report: {error}"));
     for file in files {
-        check_one(file, output, &mut summary).map_err(|error| {
-            CommandFailed(format!("check: cannot write the report: {error}"))
-        })?;
+        if let Some(descriptor) = check_one(file, output, &mut summary).map_err(report_error)? {
+            loaded.push((file.display().to_string(), descriptor));
+        }
     }
+    check_suites(&loaded, output, &mut summary).map_err(report_error)?;
     let _ = writeln!(
         output.out,
         "{} file(s) checked: {} valid, {} with errors ({} error(s), {} warning(s))",
@@ -59,11 +75,12 @@ pub fn check_files(
     Ok(summary)
 }
 
+/// Checks one file; returns its descriptor when it has no error.
 fn check_one(
     file: &Path,
     output: &mut Output<'_>,
     summary: &mut CheckSummary,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<Descriptor>> {
     let name = file.display().to_string();
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
@@ -71,7 +88,7 @@ fn check_one(
             writeln!(output.err, "{name}: error: cannot read the file: {error}")?;
             summary.invalid += 1;
             summary.errors += 1;
-            return Ok(());
+            return Ok(None);
         }
     };
     let parsed = descriptor::parse(&name, &bytes);
@@ -99,8 +116,133 @@ fn check_one(
                 ),
             };
             writeln!(output.out, "{name}: ok: {what}")?;
+            Ok(parsed.descriptor)
         }
-        _ => summary.invalid += 1,
+        _ => {
+            summary.invalid += 1;
+            Ok(None)
+        }
+    }
+}
+
+/// Assembles and resolves every suite among the valid files for no role
+/// and for each role named anywhere, reporting problems against the
+/// suite's file. Roles are taken one at a time: how roles rank against
+/// each other is the directory's business, not the descriptors'.
+fn check_suites(
+    loaded: &[(String, Descriptor)],
+    output: &mut Output<'_>,
+    summary: &mut CheckSummary,
+) -> std::io::Result<()> {
+    let products: Vec<ProductSource> = loaded
+        .iter()
+        .filter_map(|(_, descriptor)| match descriptor {
+            Descriptor::Product(product) => Some(product.clone()),
+            Descriptor::Suite(_) => None,
+        })
+        .collect();
+    let mut roles: BTreeSet<RoleName> = BTreeSet::new();
+    for (_, descriptor) in loaded {
+        match descriptor {
+            Descriptor::Product(product) => roles.extend(product_roles(product)),
+            Descriptor::Suite(suite) => roles.extend(suite_roles(suite)),
+        }
+    }
+    for (name, descriptor) in loaded {
+        let Descriptor::Suite(suite) = descriptor else {
+            continue;
+        };
+        let mut failed = false;
+        let role_sets = std::iter::once(None).chain(roles.iter().map(Some));
+        for role in role_sets {
+            let effective = match role {
+                Some(role) => EffectiveRoles::from_ranks([(role.clone(), 1)]),
+                None => EffectiveRoles::default(),
+            };
+            let label = match role {
+                Some(role) => format!("for role {role}"),
+                None => "for machines with no role".to_owned(),
+            };
+            let problems: Vec<String> = match assemble_suite(suite, &products, &effective) {
+                Err(errors) => errors.iter().map(ToString::to_string).collect(),
+                Ok(assembled) => match resolve_suite(&assembled.suite, None) {
+                    Ok(_) => Vec::new(),
+                    Err(errors) => errors.iter().map(ToString::to_string).collect(),
+                },
+            };
+            for problem in &problems {
+                writeln!(
+                    output.err,
+                    "{name}: error: suite {} {label}: {problem}",
+                    suite.id
+                )?;
+            }
+            summary.errors += problems.len();
+            failed |= !problems.is_empty();
+        }
+        if failed {
+            summary.valid -= 1;
+            summary.invalid += 1;
+        } else {
+            let count = roles.len();
+            writeln!(
+                output.out,
+                "{name}: ok: suite {} assembles and resolves for no role and for {count} role(s)",
+                suite.id
+            )?;
+        }
     }
     Ok(())
+}
+
+fn product_roles(product: &ProductSource) -> BTreeSet<RoleName> {
+    fn tags<T>(slot: &roleout_model::role::Versioned<T>) -> impl Iterator<Item = RoleName> + '_ {
+        slot.versions
+            .iter()
+            .flat_map(|version| version.roles.iter().cloned())
+    }
+    let mut roles: BTreeSet<RoleName> = BTreeSet::new();
+    roles.extend(tags(&product.description));
+    roles.extend(tags(&product.size));
+    roles.extend(tags(&product.capabilities));
+    roles.extend(tags(&product.dependencies));
+    roles.extend(tags(&product.conflicts));
+    roles.extend(tags(&product.variables));
+    roles.extend(tags(&product.fileset));
+    roles.extend(tags(&product.version_checker));
+    roles.extend(tags(&product.incremental));
+    for command in product.commands.values() {
+        roles.extend(tags(command));
+    }
+    roles
+}
+
+fn suite_roles(suite: &SuiteSource) -> BTreeSet<RoleName> {
+    let mut roles: BTreeSet<RoleName> = suite
+        .members
+        .iter()
+        .flat_map(|member| member.roles.iter().cloned())
+        .collect();
+    for versions in [
+        suite
+            .description
+            .versions
+            .iter()
+            .map(|v| &v.roles)
+            .collect::<Vec<_>>(),
+        suite.variables.versions.iter().map(|v| &v.roles).collect(),
+        suite
+            .presentation
+            .versions
+            .iter()
+            .map(|v| &v.roles)
+            .collect(),
+        suite.linkage.versions.iter().map(|v| &v.roles).collect(),
+        suite.policy.versions.iter().map(|v| &v.roles).collect(),
+    ] {
+        for tagged in versions {
+            roles.extend(tagged.iter().cloned());
+        }
+    }
+    roles
 }

@@ -42,7 +42,6 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            use std::io::Write;
             let _ = writeln!(output.err, "roleout-admin: {error}");
             ExitCode::FAILURE
         }

@@ -41,7 +41,12 @@ pub struct Args {
     /// LDAP URL of the directory (ldap://, ldaps:// or ldapi://); repeat
     /// for fallbacks, tried in order. Without one, roleoutd runs the
     /// managed local slapd.
-    #[arg(long = "directory-url", env = "ROLEOUTD_DIRECTORY_URL", value_delimiter = ',', value_name = "URL")]
+    #[arg(
+        long = "directory-url",
+        env = "ROLEOUTD_DIRECTORY_URL",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
     pub directory_urls: Vec<String>,
 
     /// DN to bind as (simple bind); with none, SASL EXTERNAL over ldapi.
@@ -62,15 +67,30 @@ pub struct Args {
 
     /// TLS certificate chain (PEM) to serve; with none, roleoutd makes a
     /// self-signed certificate in its state directory and keeps it.
-    #[arg(long, env = "ROLEOUTD_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "ROLEOUTD_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// Private key (PEM, PKCS#8) of --tls-cert.
-    #[arg(long, env = "ROLEOUTD_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "ROLEOUTD_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// Extra host names or IP addresses for the self-signed certificate.
-    #[arg(long = "tls-name", env = "ROLEOUTD_TLS_NAMES", value_delimiter = ',', value_name = "NAME")]
+    #[arg(
+        long = "tls-name",
+        env = "ROLEOUTD_TLS_NAMES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     pub tls_names: Vec<String>,
 
     /// Serve plain HTTP (for use behind a TLS-terminating proxy only).
@@ -336,7 +356,10 @@ mod tests {
         let settings = Settings::resolve(parse(&[])).unwrap();
         assert_eq!(settings.directory, DirectoryChoice::Managed);
         assert!(matches!(settings.tls, TlsChoice::SelfSigned { .. }));
-        assert_eq!(settings.secret_file, PathBuf::from(DEFAULT_STATE_DIR).join("token-secret"));
+        assert_eq!(
+            settings.secret_file,
+            PathBuf::from(DEFAULT_STATE_DIR).join("token-secret")
+        );
     }
 
     #[test]
@@ -349,7 +372,8 @@ mod tests {
         )
         .unwrap();
         let config = path.to_str().unwrap();
-        let settings = Settings::resolve(parse(&["--config", config, "--listen", "127.0.0.1:9001"])).unwrap();
+        let settings =
+            Settings::resolve(parse(&["--config", config, "--listen", "127.0.0.1:9001"])).unwrap();
         assert_eq!(settings.listen.port(), 9001);
         assert_eq!(settings.session_ttl, Duration::from_secs(30));
         match settings.directory {
@@ -370,7 +394,8 @@ mod tests {
 
     #[test]
     fn no_tls_with_a_certificate_is_refused() {
-        let error = Settings::resolve(parse(&["--no-tls", "--tls-cert", "a", "--tls-key", "b"])).unwrap_err();
+        let error = Settings::resolve(parse(&["--no-tls", "--tls-cert", "a", "--tls-key", "b"]))
+            .unwrap_err();
         assert!(error.to_string().contains("--no-tls"));
     }
 }
