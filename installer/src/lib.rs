@@ -1,1 +1,4 @@
 //! Roleout's agent on managed machines.
+
+pub mod envelope;
+pub mod keys;
