@@ -24,7 +24,11 @@
 //! insignificant white space, strings and numbers as `serde_json` writes
 //! them. [`canonical_json`] sorts keys itself rather than trusting the map
 //! order of `serde_json::Value`, which the `preserve_order` feature (pulled
-//! in by any crate of the build) would change.
+//! in by any crate of the build) would change. The verifier rebuilds the
+//! bytes from the parsed envelope, so a payload must survive a trip through
+//! JSON text unchanged; that holds for strings, integers and (with
+//! `serde_json`'s `float_roundtrip` feature, on in this workspace) floats.
+//! Were it ever not to hold, verification would fail closed.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -412,7 +416,9 @@ pub fn canonical_json(value: &Value, out: &mut Vec<u8>) -> Result<(), serde_json
     Ok(())
 }
 
+// In tests a panic is the failure report.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::time::Duration;
 

@@ -428,7 +428,9 @@ pub fn read_private_key(path: &Path) -> Result<Vec<u8>, KeyError> {
     Ok(bytes)
 }
 
+// In tests a panic is the failure report.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

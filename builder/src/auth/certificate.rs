@@ -14,10 +14,9 @@
 use std::time::SystemTime;
 
 use ring::signature::{ECDSA_P256_SHA256_ASN1, ED25519, UnparsedPublicKey, VerificationAlgorithm};
+use roleout_installer::keys::unix_seconds;
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG_ED25519};
 use x509_parser::prelude::{FromDer, X509Certificate};
-
-use roleout_installer::keys::unix_seconds;
 
 /// Why a machine's signature was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,7 +181,9 @@ fn verification_algorithm(
     Ok(&ECDSA_P256_SHA256_ASN1)
 }
 
+// In tests a panic is the failure report.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

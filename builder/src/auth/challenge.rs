@@ -11,10 +11,9 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use roleout_installer::keys::unix_seconds;
 use roleout_model::ids::MachineId;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::auth::token::{self, Purpose, ServerSecret, TokenError};
 
@@ -187,7 +186,9 @@ pub fn verify_challenge(
     Ok(challenge)
 }
 
+// In tests a panic is the failure report.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

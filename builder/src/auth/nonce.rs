@@ -159,7 +159,9 @@ impl NonceStore for NonceCache {
     }
 }
 
+// In tests a panic is the failure report.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::time::Duration;
 

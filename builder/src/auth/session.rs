@@ -7,10 +7,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use roleout_installer::keys::unix_seconds;
 use roleout_model::ids::MachineId;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::token::{self, Purpose, ServerSecret, TokenError};
 

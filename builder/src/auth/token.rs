@@ -15,10 +15,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
+use roleout_installer::keys::{KeyError, read_private_key, write_private_key};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-use roleout_installer::keys::{KeyError, read_private_key, write_private_key};
 
 /// The shortest server secret accepted, in bytes (the HMAC-SHA256 key size).
 pub const MIN_SECRET_LEN: usize = 32;
@@ -209,7 +208,9 @@ pub(crate) fn open<T: DeserializeOwned>(
     })
 }
 
+// In tests a panic is the failure report.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
