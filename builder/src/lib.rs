@@ -3,4 +3,5 @@
 //! the admin shell `roleout-admin`.
 
 pub mod admin;
+pub mod auth;
 pub mod server;

@@ -1,3 +1,5 @@
 //! Roleout's agent on managed machines.
 
+pub mod envelope;
+pub mod keys;
 pub mod run;

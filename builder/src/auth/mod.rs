@@ -1,0 +1,147 @@
+//! Machine authentication (design, "Authentication"; Fig. 10, blocks
+//! 1010-1020): a machine proves who it is by signing a challenge with its
+//! private key, and gets a short-lived session token.
+//!
+//! The flow, and where each step lives:
+//! 1. The machine asks for a challenge; roleoutd answers with a random nonce
+//!    bound to the machine and a short expiry, inside a MAC'd token
+//!    ([`challenge`], on top of [`token`]). roleoutd keeps nothing.
+//! 2. The machine signs `roleout-challenge-v1\0` + the token text
+//!    (`roleout_installer::keys`, shared with the installer so both sides
+//!    build the same bytes) and sends back machine name, token, signature.
+//! 3. roleoutd checks the token (MAC, expiry, machine), then the machine's
+//!    directory entry (enabled, key approved) and the signature against the
+//!    certificate registered there ([`certificate`]), then claims the nonce
+//!    so the same answer is never accepted twice ([`nonce`]).
+//! 4. roleoutd issues a session token carrying machine and role set
+//!    ([`session`]).
+//!
+//! [`Authenticator`] runs steps 1, 3 and 4 in the right order. It takes the
+//! directory's answers (certificate, flags, role-set key) as inputs; looking
+//! them up is the caller's business.
+//!
+//! Every refusal is an error that says which check failed. The messages go
+//! to logs and HTTP responses, so none carries a secret, a key or a MAC.
+
+pub mod certificate;
+pub mod challenge;
+pub mod nonce;
+pub mod session;
+pub mod token;
+
+use std::time::{Duration, SystemTime};
+
+use roleout_installer::keys::challenge_message;
+use roleout_model::ids::MachineId;
+
+use crate::auth::certificate::{CertificateError, RegisteredMachine, verify_machine_signature};
+use crate::auth::challenge::{
+    ChallengeError, DEFAULT_CHALLENGE_LIFETIME, IssuedChallenge, issue_challenge, verify_challenge,
+};
+use crate::auth::nonce::{NonceCache, NonceStore, ReplayError};
+use crate::auth::session::{
+    DEFAULT_SESSION_LIFETIME, IssuedSession, Session, SessionError, issue_session, verify_session,
+};
+use crate::auth::token::ServerSecret;
+
+/// Why an authentication step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The challenge token was refused or could not be made.
+    #[error(transparent)]
+    Challenge(#[from] ChallengeError),
+    /// The machine or its signature was refused.
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+    /// The nonce was refused (replay, or the store is full or unreachable).
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    /// The session token was refused or could not be made.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// Issues challenges, checks their answers and issues and checks sessions.
+///
+/// Shared by all request handlers of one roleoutd (it is `Sync` when its
+/// nonce store is).
+#[derive(Debug)]
+pub struct Authenticator<Store = NonceCache> {
+    secret: ServerSecret,
+    nonces: Store,
+    challenge_lifetime: Duration,
+    session_lifetime: Duration,
+}
+
+impl<Store: NonceStore> Authenticator<Store> {
+    /// An authenticator with the default lifetimes
+    /// ([`DEFAULT_CHALLENGE_LIFETIME`], [`DEFAULT_SESSION_LIFETIME`]).
+    pub fn new(secret: ServerSecret, nonces: Store) -> Self {
+        Self {
+            secret,
+            nonces,
+            challenge_lifetime: DEFAULT_CHALLENGE_LIFETIME,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+        }
+    }
+
+    /// Sets how long a machine has to answer a challenge.
+    pub fn with_challenge_lifetime(mut self, lifetime: Duration) -> Self {
+        self.challenge_lifetime = lifetime;
+        self
+    }
+
+    /// Sets how long a session lasts.
+    pub fn with_session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
+        self
+    }
+
+    /// Block 1010: a new challenge for `machine`.
+    pub fn issue_challenge(
+        &self,
+        machine: &MachineId,
+        now: SystemTime,
+    ) -> Result<IssuedChallenge, AuthError> {
+        Ok(issue_challenge(
+            &self.secret,
+            machine,
+            now,
+            self.challenge_lifetime,
+        )?)
+    }
+
+    /// Blocks 1015-1020: checks `machine`'s answer to a challenge and, if
+    /// every check passes, opens a session for the role set `role_key`.
+    ///
+    /// `registered` and `role_key` come from `machine`'s directory entry.
+    /// The nonce is claimed last, after the signature is verified: a party
+    /// without the machine's key cannot use up the machine's challenge.
+    pub fn authenticate(
+        &self,
+        machine: &MachineId,
+        token: &str,
+        signature: &[u8],
+        registered: &RegisteredMachine,
+        role_key: &str,
+        now: SystemTime,
+    ) -> Result<IssuedSession, AuthError> {
+        let challenge = verify_challenge(&self.secret, token, machine, now)?;
+        verify_machine_signature(registered, &challenge_message(token), signature, now)?;
+        self.nonces
+            .claim(machine, &challenge.nonce, challenge.expires_at, now)?;
+        Ok(issue_session(
+            &self.secret,
+            machine,
+            role_key,
+            now,
+            self.session_lifetime,
+        )?)
+    }
+
+    /// Checks a session token presented with a later request.
+    pub fn verify_session(&self, token: &str, now: SystemTime) -> Result<Session, AuthError> {
+        Ok(verify_session(&self.secret, token, now)?)
+    }
+}

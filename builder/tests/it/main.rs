@@ -1,0 +1,3 @@
+//! Integration tests of the roleout-builder crate, one module per area.
+
+mod auth;
