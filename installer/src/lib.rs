@@ -1,5 +1,6 @@
 //! Roleout's agent on managed machines.
 
 pub mod envelope;
+pub mod facts;
 pub mod keys;
 pub mod run;
