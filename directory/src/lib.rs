@@ -1,1 +1,2 @@
 //! Roleout's directory layer: the only crate that knows LDAP.
+pub mod catalog;
