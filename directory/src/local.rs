@@ -1,0 +1,4 @@
+//! Local.
+/// Local.
+#[derive(Debug)]
+pub struct LocalDirectory;
