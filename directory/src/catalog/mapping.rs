@@ -58,13 +58,13 @@ pub(crate) mod attribute {
     pub(crate) const CN: &str = "cn";
     pub(crate) const VERSION: &str = "roleoutVersion";
     pub(crate) const PRIORITY: &str = "roleoutPriority";
-    pub(crate) const OS: &str = "roleoutOs";
-    pub(crate) const ARCH: &str = "roleoutArch";
+    pub(crate) const OS: &str = "roleoutPlatformOs";
+    pub(crate) const ARCH: &str = "roleoutPlatformArch";
     pub(crate) const CURRENT: &str = "roleoutCurrent";
     pub(crate) const SOURCE_DIGEST: &str = "roleoutSourceDigest";
     pub(crate) const OF: &str = "roleoutOf";
     pub(crate) const SLOT: &str = "roleoutSlot";
-    pub(crate) const ROLE: &str = "roleoutRole";
+    pub(crate) const ROLE: &str = "roleoutForRole";
     pub(crate) const DIGEST: &str = "roleoutDigest";
     pub(crate) const VENDOR: &str = "roleoutVendor";
     pub(crate) const NAME: &str = "roleoutName";

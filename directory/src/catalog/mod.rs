@@ -10,6 +10,8 @@
 pub mod entry;
 pub mod ldif;
 pub mod mapping;
+pub mod read;
+pub mod store;
 pub mod synthetic;
 
 pub use entry::CatalogEntry;
@@ -19,6 +21,8 @@ pub use mapping::{
 };
 
 use roleout_model::role::Ambiguity;
+
+use crate::error::DirectoryError;
 
 /// What went wrong storing or reading the catalog.
 #[derive(Debug, thiserror::Error)]
@@ -65,4 +69,7 @@ pub enum CatalogError {
     /// Two role versions of a slot tie for the requester.
     #[error(transparent)]
     Ambiguity(#[from] Ambiguity),
+    /// The directory operation itself failed.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
 }
