@@ -178,6 +178,16 @@ impl Directory {
         }
     }
 
+    /// The DNs of every entry under (and including) `base` that this
+    /// connection may see: one paged subtree search, no attributes. For
+    /// tools, checks and benchmarks.
+    pub async fn subtree_dns(&self, base: &str) -> Result<Vec<String>> {
+        let entries = self
+            .search(base, Scope::Subtree, "(objectClass=*)", &["1.1"])
+            .await?;
+        Ok(entries.into_iter().map(|entry| entry.dn).collect())
+    }
+
     /// Reads the entry `dn` (a base search), or `None` when it does not exist.
     pub(crate) async fn read(&self, dn: &str, attributes: &[&str]) -> Result<Option<SearchEntry>> {
         match self

@@ -1,0 +1,9 @@
+//! Integration tests of the directory crate, each against its own real
+//! slapd (`LocalDirectory::temporary()`), so they run in parallel.
+
+mod injection;
+mod machines;
+mod outage;
+mod roles;
+mod schema;
+mod slapd;
