@@ -19,6 +19,8 @@ pub use mapping::{
     CatalogEntries, normalize_product, product_digest, product_dn, product_entries,
     product_from_entries, suite_digest, suite_dn, suite_entries, suite_from_entries,
 };
+pub use read::{AssembledSuite, MAX_FILTERED_MEMBERS, assemble};
+pub use store::{WriteStep, WriteSummary};
 
 use roleout_model::role::Ambiguity;
 
