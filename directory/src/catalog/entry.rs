@@ -270,6 +270,7 @@ pub(crate) fn canonical_json<T: serde::Serialize>(value: &T) -> Result<String, C
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
 mod tests {
     use super::*;
 

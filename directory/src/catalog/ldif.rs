@@ -82,6 +82,7 @@ pub fn catalog_ldif(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
 mod tests {
     use super::*;
 

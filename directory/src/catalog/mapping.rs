@@ -1109,6 +1109,7 @@ impl<'a> GroupedEntries<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
 mod tests {
     use roleout_model::command::Phase;
     use roleout_model::condition::{Condition, RunPolicy};

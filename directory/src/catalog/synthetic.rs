@@ -232,6 +232,7 @@ pub fn synthetic_role(index: usize) -> RoleName {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
 mod tests {
     use super::*;
 

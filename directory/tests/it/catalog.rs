@@ -4,6 +4,8 @@
 //! not grow with its products, role selection through the directory, the
 //! LDIF export loads with `ldapadd`, and ids cannot widen a filter.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
@@ -479,7 +481,7 @@ async fn searches_to_assemble(n: usize) -> (u64, usize) {
         layout.products(),
         layout.suites(),
         &products,
-        &[suite.clone()],
+        std::slice::from_ref(&suite),
     )
     .unwrap();
     let entries = text.matches("\ndn: ").count() + 1;
