@@ -1,1 +1,26 @@
 //! Roleout's directory layer: the only crate that knows LDAP.
+//!
+//! It owns the LDAP schema ([`schema`]), where entries live ([`Layout`]),
+//! the connection and its primitive operations ([`Directory`]), the mapping
+//! of roles and machines to entries ([`roles`], [`machines`]) and the
+//! embedded slapd that Roleout runs when no directory is configured
+//! ([`LocalDirectory`]). Nothing above this crate sees a DN string built by
+//! hand, a filter or an ldap3 type.
+
+pub mod catalog;
+pub mod connection;
+pub mod error;
+pub mod escape;
+pub mod layout;
+pub mod local;
+pub mod machines;
+pub mod roles;
+pub mod schema;
+mod schema_catalog;
+pub mod settings;
+
+pub use connection::Directory;
+pub use error::{DirectoryError, Result};
+pub use layout::Layout;
+pub use local::LocalDirectory;
+pub use settings::{Bind, SearchScope, Secret, Settings};

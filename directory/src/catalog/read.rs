@@ -1,0 +1,266 @@
+//! Reading the catalog: one product, one suite with its member products,
+//! the assembly of a suite for a role set, and the whole catalog for
+//! export.
+//!
+//! The number of searches does not depend on the number of products: a
+//! suite is read with one subtree search under its entry and one subtree
+//! search under `ou=products` whose filter selects the member products and
+//! their object versions (`roleoutOf`), or, past [`MAX_FILTERED_MEMBERS`]
+//! members, the whole `ou=products` subtree (a long OR filter costs the
+//! server more than returning a few unrelated products). Paging splits
+//! large results into pages of the connection's page size.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ldap3::Scope;
+use tracing::instrument;
+
+use roleout_model::ids::{ProductId, Sha256, SuiteId};
+use roleout_model::product::{ProductSource, Provenance};
+use roleout_model::role::{EffectiveRoles, Selected};
+use roleout_model::suite::{Suite, SuiteSlot, SuiteSource};
+
+use crate::catalog::CatalogError;
+use crate::catalog::entry::CatalogEntry;
+use crate::catalog::mapping::{
+    GroupedEntries, attribute, class, group_entries, product_dn, product_from_entries, suite_dn,
+    suite_from_entries,
+};
+use crate::catalog::store::from_search;
+use crate::connection::Directory;
+use crate::escape;
+
+/// Above this many members, a suite's products are read with the whole
+/// `ou=products` subtree instead of an OR filter naming each.
+pub const MAX_FILTERED_MEMBERS: usize = 200;
+
+/// A suite assembled for one role set, with where every part came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssembledSuite {
+    /// The suite with its products, one version of every slot.
+    pub suite: Suite,
+    /// Which version each suite slot came from.
+    pub suite_provenance: BTreeMap<SuiteSlot, Selected>,
+    /// Which version each slot of each product came from.
+    pub product_provenance: BTreeMap<ProductId, Provenance>,
+    /// The source digests it was assembled from: `suite/ID` and
+    /// `product/ID` to the `roleoutSourceDigest` of each. A build made
+    /// from these is stale as soon as one of them changes.
+    pub sources: BTreeMap<String, Sha256>,
+}
+
+/// Whether an owner entry has been completely written (see store.rs).
+fn is_written(owner: &CatalogEntry) -> bool {
+    !owner.values(attribute::SOURCE_DIGEST).is_empty()
+}
+
+fn read_product(
+    grouped: &GroupedEntries<'_>,
+    id: &str,
+) -> Option<Result<ProductSource, CatalogError>> {
+    let owner = grouped.owners.get(id).filter(|owner| is_written(owner))?;
+    Some(product_from_entries(owner, &grouped.children_of(id)))
+}
+
+impl Directory {
+    async fn catalog_search(
+        &self,
+        base: &str,
+        filter: &str,
+    ) -> Result<Vec<CatalogEntry>, CatalogError> {
+        let found = match self.search(base, Scope::Subtree, filter, &["*"]).await {
+            Ok(found) => found,
+            Err(error) if error.is_no_such_object() => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        found.into_iter().map(from_search).collect()
+    }
+
+    /// Product `id` with every role version (one search).
+    #[instrument(skip_all, fields(product = %id))]
+    pub async fn load_product(&self, id: &ProductId) -> Result<ProductSource, CatalogError> {
+        let dn = product_dn(self.layout().products(), id);
+        let entries = self.catalog_search(&dn, "(objectClass=*)").await?;
+        let grouped = group_entries(&entries, class::PRODUCT)?;
+        read_product(&grouped, id.as_str()).unwrap_or_else(|| {
+            Err(CatalogError::NotFound {
+                what: format!("product {id}"),
+            })
+        })
+    }
+
+    /// Suite `id` with every role version (one search).
+    #[instrument(skip_all, fields(suite = %id))]
+    pub async fn load_suite(&self, id: &SuiteId) -> Result<SuiteSource, CatalogError> {
+        let dn = suite_dn(self.layout().suites(), id);
+        let entries = self.catalog_search(&dn, "(objectClass=*)").await?;
+        let grouped = group_entries(&entries, class::SUITE)?;
+        let owner = grouped
+            .owners
+            .get(id.as_str())
+            .filter(|owner| is_written(owner))
+            .ok_or_else(|| CatalogError::NotFound {
+                what: format!("suite {id}"),
+            })?;
+        suite_from_entries(owner, &grouped.children_of(id.as_str()))
+    }
+
+    /// Suite `id` and each of its member products (in member order, each
+    /// once), with every role version: two searches whatever the number of
+    /// products, plus pages.
+    #[instrument(skip_all, fields(suite = %id))]
+    pub async fn load_suite_sources(
+        &self,
+        id: &SuiteId,
+    ) -> Result<(SuiteSource, Vec<ProductSource>), CatalogError> {
+        let suite = self.load_suite(id).await?;
+        let mut members: Vec<&ProductId> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for member in &suite.members {
+            if seen.insert(&member.product) {
+                members.push(&member.product);
+            }
+        }
+        if members.is_empty() {
+            return Ok((suite, Vec::new()));
+        }
+        let filter = if members.len() > MAX_FILTERED_MEMBERS {
+            "(objectClass=*)".to_owned()
+        } else {
+            let parts: String = members
+                .iter()
+                .map(|product| {
+                    format!(
+                        "(&(objectClass={}){}){}",
+                        class::PRODUCT,
+                        escape::equality(attribute::CN, product.as_str()),
+                        escape::equality(attribute::OF, product.as_str())
+                    )
+                })
+                .collect();
+            format!("(|{parts})")
+        };
+        let entries = self
+            .catalog_search(self.layout().products(), &filter)
+            .await?;
+        let grouped = group_entries(&entries, class::PRODUCT)?;
+        let mut products = Vec::with_capacity(members.len());
+        for product in members {
+            let source = read_product(&grouped, product.as_str()).unwrap_or_else(|| {
+                Err(CatalogError::NotFound {
+                    what: format!("product {product} (a member of suite {id})"),
+                })
+            })?;
+            products.push(source);
+        }
+        Ok((suite, products))
+    }
+
+    /// Suite `id` as a requester with `roles` gets it (Figs. 8-9): each
+    /// slot's version for the highest-ranked role, else the default; the
+    /// members that apply to the roles, each assembled the same way.
+    /// Fails with [`CatalogError::Ambiguity`] when two versions tie, and
+    /// with [`CatalogError::MemberVersion`] when a member's range excludes
+    /// the catalog's version of the product.
+    #[instrument(skip_all, fields(suite = %id, roles = %roles.key()))]
+    pub async fn assemble_suite(
+        &self,
+        id: &SuiteId,
+        roles: &EffectiveRoles,
+    ) -> Result<AssembledSuite, CatalogError> {
+        let (source, products) = self.load_suite_sources(id).await?;
+        assemble(&source, &products, roles)
+    }
+
+    /// Every product and suite of the catalog (two searches), for export.
+    #[instrument(skip_all)]
+    pub async fn export_catalog(
+        &self,
+    ) -> Result<(Vec<SuiteSource>, Vec<ProductSource>), CatalogError> {
+        let product_entries = self
+            .catalog_search(self.layout().products(), "(objectClass=*)")
+            .await?;
+        let suite_entries = self
+            .catalog_search(self.layout().suites(), "(objectClass=*)")
+            .await?;
+        let grouped = group_entries(&product_entries, class::PRODUCT)?;
+        let mut products = Vec::new();
+        for id in grouped.owners.keys() {
+            if let Some(product) = read_product(&grouped, id) {
+                products.push(product?);
+            }
+        }
+        let grouped = group_entries(&suite_entries, class::SUITE)?;
+        let mut suites = Vec::new();
+        for (id, owner) in &grouped.owners {
+            if is_written(owner) {
+                suites.push(suite_from_entries(owner, &grouped.children_of(id))?);
+            }
+        }
+        Ok((suites, products))
+    }
+
+    /// The whole catalog as LDIF that `ldapadd` accepts where the base
+    /// DIT exists (see [`crate::catalog::ldif::catalog_ldif`]).
+    pub async fn export_ldif(&self) -> Result<String, CatalogError> {
+        let (suites, products) = self.export_catalog().await?;
+        crate::catalog::ldif::catalog_ldif(
+            self.layout().products(),
+            self.layout().suites(),
+            &products,
+            &suites,
+        )
+    }
+}
+
+/// Assembles `suite` for `roles` from sources already read (pure; what
+/// [`Directory::assemble_suite`] does after its two searches).
+pub fn assemble(
+    suite: &SuiteSource,
+    products: &[ProductSource],
+    roles: &EffectiveRoles,
+) -> Result<AssembledSuite, CatalogError> {
+    let by_id: BTreeMap<&ProductId, &ProductSource> = products
+        .iter()
+        .map(|product| (&product.id, product))
+        .collect();
+    let selection = suite.select(roles)?;
+    let mut assembled = selection.suite;
+    let mut product_provenance = BTreeMap::new();
+    let mut sources = BTreeMap::new();
+    sources.insert(
+        format!("suite/{}", suite.id),
+        crate::catalog::mapping::suite_digest(suite)?,
+    );
+    for member in &selection.members {
+        let product = by_id
+            .get(&member.product)
+            .ok_or_else(|| CatalogError::NotFound {
+                what: format!(
+                    "product {} (a member of suite {})",
+                    member.product, suite.id
+                ),
+            })?;
+        if !member.versions.matches(&product.version) {
+            return Err(CatalogError::MemberVersion {
+                suite: suite.id.to_string(),
+                product: product.id.to_string(),
+                wanted: member.versions.to_string(),
+                found: product.version.to_string(),
+            });
+        }
+        let (model, provenance) = product.select(roles)?;
+        sources.insert(
+            format!("product/{}", product.id),
+            crate::catalog::mapping::product_digest(product)?,
+        );
+        product_provenance.insert(product.id.clone(), provenance);
+        assembled.products.push(model);
+    }
+    Ok(AssembledSuite {
+        suite: assembled,
+        suite_provenance: selection.provenance,
+        product_provenance,
+        sources,
+    })
+}

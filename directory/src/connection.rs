@@ -1,0 +1,531 @@
+//! The connection to the directory and the few primitive operations every
+//! other module of this crate is built on.
+//!
+//! One [`Directory`] holds one multiplexed ldap3 connection (ldap3 runs many
+//! operations over one socket concurrently, so clones of the handle are
+//! cheap and parallel). When the connection breaks (the server restarts, a
+//! network hiccup), the failing operation reports it and the next operation
+//! opens a new one: the caller decides whether to retry, since a write whose
+//! answer was lost may or may not have happened.
+//!
+//! Every search goes through [`Directory::search`], which pages (500 entries
+//! a page) and counts each request it sends, so tests and benchmarks can
+//! assert how many round trips a feature costs ([`Directory::search_count`]).
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ldap3::adapters::{Adapter, PagedResults};
+use ldap3::controls::{Control, ControlType};
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, ResultEntry, Scope,
+    SearchEntry, SearchStream,
+};
+use tokio::sync::Mutex;
+use tracing::instrument;
+
+use crate::error::{DirectoryError, Result};
+use crate::layout::Layout;
+use crate::settings::{Bind, Settings};
+
+/// Entries per page of a paged search.
+const PAGE_SIZE: i32 = 500;
+
+/// A connection to the directory, with the layout of Roleout's entries.
+///
+/// Cloning is cheap and clones share the connection and the search counter.
+#[derive(Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    layout: Layout,
+    /// The live connection; `None` after it broke, until the next operation
+    /// reopens it.
+    handle: Mutex<Option<Ldap>>,
+    /// Search requests sent (each page counts once).
+    searches: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("urls", &self.inner.settings.urls)
+            .field("base", &self.inner.layout.base())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Directory {
+    /// Connects to the first URL of `settings` that accepts a connection and
+    /// the bind. Fails with [`DirectoryError::Connect`] listing why each URL
+    /// failed, or [`DirectoryError::Settings`] for settings that cannot work.
+    #[instrument(skip_all, fields(urls = ?settings.urls))]
+    pub async fn connect(settings: &Settings) -> Result<Directory> {
+        settings.validate()?;
+        let ldap = open(settings).await?;
+        Ok(Directory {
+            inner: Arc::new(Inner {
+                layout: Layout::new(settings),
+                settings: settings.clone(),
+                handle: Mutex::new(Some(ldap)),
+                searches: Arc::new(AtomicU64::new(0)),
+            }),
+        })
+    }
+
+    /// The settings this directory was opened with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Where Roleout's entries live.
+    pub fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    /// How many search requests this directory (and its clones) has sent so
+    /// far; each page of a paged search counts once.
+    pub fn search_count(&self) -> u64 {
+        self.inner.searches.load(Ordering::Relaxed)
+    }
+
+    /// Closes the connection politely (unbind). Later operations reconnect.
+    pub async fn close(&self) {
+        let handle = self.inner.handle.lock().await.take();
+        if let Some(mut ldap) = handle {
+            // The server may be gone already; there is nothing to report.
+            let _ = ldap.unbind().await;
+        }
+    }
+
+    /// A handle on the live connection, reconnecting if it broke.
+    async fn handle(&self) -> Result<Ldap> {
+        let mut guard = self.inner.handle.lock().await;
+        if let Some(ldap) = guard.as_mut()
+            && !ldap.is_closed()
+        {
+            let mut ldap = ldap.clone();
+            ldap.with_timeout(self.inner.settings.operation_timeout);
+            return Ok(ldap);
+        }
+        *guard = None;
+        let ldap = open(&self.inner.settings).await?;
+        *guard = Some(ldap.clone());
+        let mut ldap = ldap;
+        ldap.with_timeout(self.inner.settings.operation_timeout);
+        Ok(ldap)
+    }
+
+    /// Turns an ldap3 error into ours; a broken connection is forgotten so
+    /// the next operation reconnects.
+    async fn fail(&self, operation: &'static str, dn: &str, error: LdapError) -> DirectoryError {
+        let error = map_error(operation, dn, error, self.inner.settings.operation_timeout);
+        if error.is_unavailable() {
+            *self.inner.handle.lock().await = None;
+        }
+        error
+    }
+
+    /// Searches `base` with `filter`, returning the attributes named (all
+    /// user attributes for an empty list). Pages through the results and
+    /// counts each request. A missing base is an error
+    /// ([`DirectoryError::is_no_such_object`]).
+    #[instrument(skip(self, attributes), level = "debug")]
+    pub(crate) async fn search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attributes: &[&str],
+    ) -> Result<Vec<SearchEntry>> {
+        let mut ldap = self.handle().await?;
+        let attributes: Vec<String> = attributes.iter().map(|name| (*name).to_owned()).collect();
+        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
+            Box::new(PagedResults::new(PAGE_SIZE)),
+            Box::new(CountRequests {
+                searches: self.inner.searches.clone(),
+            }),
+        ];
+        let mut stream = match ldap
+            .streaming_search_with(adapters, base, scope, filter, attributes)
+            .await
+        {
+            Ok(stream) => stream,
+            Err(error) => return Err(self.fail("search", base, error).await),
+        };
+        let mut entries = Vec::new();
+        loop {
+            match stream.next().await {
+                Ok(Some(entry)) => entries.push(SearchEntry::construct(entry)),
+                Ok(None) => break,
+                Err(error) => {
+                    let _ = stream.finish().await;
+                    return Err(self.fail("search", base, error).await);
+                }
+            }
+        }
+        let result = stream.finish().await;
+        match result.success() {
+            Ok(_) => Ok(entries),
+            Err(error) => Err(self.fail("search", base, error).await),
+        }
+    }
+
+    /// The DNs of every entry under (and including) `base` that this
+    /// connection may see: one paged subtree search, no attributes. For
+    /// tools, checks and benchmarks.
+    pub async fn subtree_dns(&self, base: &str) -> Result<Vec<String>> {
+        let entries = self
+            .search(base, Scope::Subtree, "(objectClass=*)", &["1.1"])
+            .await?;
+        Ok(entries.into_iter().map(|entry| entry.dn).collect())
+    }
+
+    /// Reads the entry `dn` (a base search), or `None` when it does not exist.
+    pub(crate) async fn read(&self, dn: &str, attributes: &[&str]) -> Result<Option<SearchEntry>> {
+        match self
+            .search(dn, Scope::Base, "(objectClass=*)", attributes)
+            .await
+        {
+            Ok(entries) => Ok(entries.into_iter().next()),
+            Err(error) if error.is_no_such_object() => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Adds the entry `dn` with `attributes` (none of the value sets may be
+    /// empty).
+    #[instrument(skip(self, attributes), level = "debug")]
+    pub(crate) async fn add<S>(&self, dn: &str, attributes: Vec<(S, HashSet<S>)>) -> Result<()>
+    where
+        S: AsRef<[u8]> + Eq + Hash + Send + Sync,
+    {
+        let mut ldap = self.handle().await?;
+        let outcome = ldap.add(dn, attributes).await.and_then(LdapResult::success);
+        self.finish("add", dn, outcome).await
+    }
+
+    /// Applies `modifications` to the entry `dn`, atomically.
+    #[instrument(skip(self, modifications), level = "debug")]
+    pub(crate) async fn modify<S>(&self, dn: &str, modifications: Vec<Mod<S>>) -> Result<()>
+    where
+        S: AsRef<[u8]> + Eq + Hash + Send + Sync,
+    {
+        let mut ldap = self.handle().await?;
+        let outcome = ldap
+            .modify(dn, modifications)
+            .await
+            .and_then(LdapResult::success);
+        self.finish("modify", dn, outcome).await
+    }
+
+    /// Deletes the (leaf) entry `dn`.
+    #[instrument(skip(self), level = "debug")]
+    pub(crate) async fn delete(&self, dn: &str) -> Result<()> {
+        let mut ldap = self.handle().await?;
+        let outcome = ldap.delete(dn).await.and_then(LdapResult::success);
+        self.finish("delete", dn, outcome).await
+    }
+
+    /// Renames `dn` to the RDN `new_rdn` (already escaped), optionally under
+    /// a new parent, dropping the old RDN value.
+    #[instrument(skip(self), level = "debug")]
+    pub(crate) async fn rename(
+        &self,
+        dn: &str,
+        new_rdn: &str,
+        new_parent: Option<&str>,
+    ) -> Result<()> {
+        let mut ldap = self.handle().await?;
+        let outcome = ldap
+            .modifydn(dn, new_rdn, true, new_parent)
+            .await
+            .and_then(LdapResult::success);
+        self.finish("rename", dn, outcome).await
+    }
+
+    async fn finish(
+        &self,
+        operation: &'static str,
+        dn: &str,
+        outcome: ldap3::result::Result<LdapResult>,
+    ) -> Result<()> {
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.fail(operation, dn, error).await),
+        }
+    }
+}
+
+/// Opens a connection to the first URL that accepts it and the bind.
+async fn open(settings: &Settings) -> Result<Ldap> {
+    let mut failures = Vec::new();
+    for url in &settings.urls {
+        let attempt = tokio::time::timeout(settings.connect_timeout, open_one(settings, url)).await;
+        match attempt {
+            Ok(Ok(ldap)) => {
+                tracing::debug!(url, "connected to the directory");
+                return Ok(ldap);
+            }
+            Ok(Err(reason)) => failures.push(format!("{url}: {reason}")),
+            Err(_) => failures.push(format!(
+                "{url}: no answer within {:?}",
+                settings.connect_timeout
+            )),
+        }
+    }
+    Err(DirectoryError::Connect {
+        urls: settings.urls.join(", "),
+        reason: failures.join("; "),
+    })
+}
+
+/// Connects to one URL and binds; the error is the reason in words.
+async fn open_one(settings: &Settings, url: &str) -> std::result::Result<Ldap, String> {
+    #[cfg(not(feature = "tls"))]
+    if settings.starttls || url.starts_with("ldaps://") {
+        return Err(
+            "TLS support is not built in (build roleout-directory with the `tls` feature)"
+                .to_owned(),
+        );
+    }
+    let connection_settings = LdapConnSettings::new().set_conn_timeout(settings.connect_timeout);
+    #[cfg(feature = "tls")]
+    let connection_settings =
+        connection_settings.set_starttls(settings.starttls && url.starts_with("ldap://"));
+    let (connection, mut ldap) = LdapConnAsync::with_settings(connection_settings, url)
+        .await
+        .map_err(|error| error.to_string())?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.drive().await {
+            tracing::debug!(%error, "directory connection ended");
+        }
+    });
+    ldap.with_timeout(settings.connect_timeout);
+    let bound = match &settings.bind {
+        Bind::None => return Ok(ldap),
+        Bind::Simple { dn, password } => ldap.simple_bind(dn, password.expose()).await,
+        Bind::SaslExternal => ldap.sasl_external_bind().await,
+    };
+    match bound.and_then(LdapResult::success) {
+        Ok(_) => Ok(ldap),
+        Err(error) => {
+            let bind_dn = match &settings.bind {
+                Bind::Simple { dn, .. } => dn.as_str(),
+                _ => "",
+            };
+            Err(map_error("bind", bind_dn, error, settings.connect_timeout).to_string())
+        }
+    }
+}
+
+/// Maps an ldap3 error for `operation` on `dn` to a [`DirectoryError`].
+fn map_error(
+    operation: &'static str,
+    dn: &str,
+    error: LdapError,
+    timeout: Duration,
+) -> DirectoryError {
+    match error {
+        LdapError::LdapResult { result } => {
+            let mut message = result.text.trim().to_owned();
+            if !result.matched.is_empty() {
+                if !message.is_empty() {
+                    message.push_str("; ");
+                }
+                message.push_str(&format!("closest existing entry: {}", result.matched));
+            }
+            DirectoryError::Ldap {
+                operation,
+                dn: dn.to_owned(),
+                code: result.rc,
+                message,
+            }
+        }
+        LdapError::Timeout { .. } => DirectoryError::Timeout {
+            operation,
+            dn: dn.to_owned(),
+            after: timeout,
+        },
+        LdapError::FilterParsing => DirectoryError::Ldap {
+            operation,
+            dn: dn.to_owned(),
+            // The client-side "filter error" code of the C API.
+            code: 87,
+            message: "the search filter does not parse".to_owned(),
+        },
+        other => DirectoryError::ConnectionLost {
+            operation,
+            dn: dn.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Counts the search requests of a paged search: the first one, then one
+/// more each time a page ends with a cookie (the paging adapter in front of
+/// this one then sends the next request).
+#[derive(Debug, Clone)]
+struct CountRequests {
+    searches: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl<'a> Adapter<'a, String, Vec<String>> for CountRequests {
+    async fn start(
+        &mut self,
+        stream: &mut SearchStream<'a, String, Vec<String>>,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attributes: Vec<String>,
+    ) -> ldap3::result::Result<()> {
+        self.searches.fetch_add(1, Ordering::Relaxed);
+        stream.start(base, scope, filter, attributes).await
+    }
+
+    async fn next(
+        &mut self,
+        stream: &mut SearchStream<'a, String, Vec<String>>,
+    ) -> ldap3::result::Result<Option<ResultEntry>> {
+        let next = stream.next().await;
+        if let Ok(None) = next {
+            let more_pages = stream.res.as_ref().is_some_and(|result| {
+                result.ctrls.iter().any(|control| match control {
+                    Control(Some(ControlType::PagedResults), raw) => !raw
+                        .parse::<ldap3::controls::PagedResults>()
+                        .cookie
+                        .is_empty(),
+                    _ => false,
+                })
+            });
+            if more_pages {
+                self.searches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        next
+    }
+
+    async fn finish(&mut self, stream: &mut SearchStream<'a, String, Vec<String>>) -> LdapResult {
+        stream.finish().await
+    }
+}
+
+/// Reading attribute values from entries, whichever map ldap3 put them in.
+///
+/// ldap3 puts values in `attrs` when they are valid UTF-8 and in
+/// `bin_attrs` otherwise, by value rather than by attribute, and the server
+/// chooses the spelling of attribute names: look-ups here ignore case and
+/// check both maps.
+pub(crate) trait EntryValues {
+    /// Every value of `attribute` as text (binary values are skipped).
+    fn texts(&self, attribute: &str) -> Vec<&str>;
+    /// The first text value of `attribute`.
+    fn text(&self, attribute: &str) -> Option<&str> {
+        self.texts(attribute).into_iter().next()
+    }
+    /// Every value of `attribute` as bytes, text or not.
+    fn bytes(&self, attribute: &str) -> Vec<Vec<u8>>;
+    /// True when the entry has `class` among its object classes.
+    fn has_class(&self, class: &str) -> bool {
+        self.texts("objectClass")
+            .iter()
+            .any(|value| value.eq_ignore_ascii_case(class))
+    }
+}
+
+impl EntryValues for SearchEntry {
+    fn texts(&self, attribute: &str) -> Vec<&str> {
+        self.attrs
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(attribute))
+            .flat_map(|(_, values)| values.iter().map(String::as_str))
+            .collect()
+    }
+
+    fn bytes(&self, attribute: &str) -> Vec<Vec<u8>> {
+        let text = self
+            .attrs
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(attribute))
+            .flat_map(|(_, values)| values.iter().map(|value| value.as_bytes().to_vec()));
+        let binary = self
+            .bin_attrs
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(attribute))
+            .flat_map(|(_, values)| values.iter().cloned());
+        text.chain(binary).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn values_are_found_in_both_maps_whatever_the_case() {
+        let entry = SearchEntry {
+            dn: "cn=m,dc=x".to_owned(),
+            attrs: HashMap::from([
+                (
+                    "objectClass".to_owned(),
+                    vec!["device".to_owned(), "roleoutMachine".to_owned()],
+                ),
+                (
+                    "userCertificate;binary".to_owned(),
+                    vec!["ascii-looking".to_owned()],
+                ),
+            ]),
+            bin_attrs: HashMap::from([(
+                "userCertificate;binary".to_owned(),
+                vec![vec![0xff, 0x00]],
+            )]),
+        };
+        assert!(entry.has_class("ROLEOUTMACHINE"));
+        assert_eq!(entry.text("objectclass"), Some("device"));
+        let certificates = entry.bytes("usercertificate;binary");
+        assert_eq!(certificates.len(), 2);
+        assert!(certificates.contains(&vec![0xff, 0x00]));
+        assert!(entry.texts("cn").is_empty());
+    }
+
+    #[test]
+    fn result_codes_keep_code_dn_and_matched_dn() {
+        let error = map_error(
+            "add",
+            "cn=a,ou=missing,dc=x",
+            LdapError::LdapResult {
+                result: LdapResult {
+                    rc: 32,
+                    matched: "dc=x".to_owned(),
+                    text: String::new(),
+                    refs: vec![],
+                    ctrls: vec![],
+                },
+            },
+            Duration::from_secs(1),
+        );
+        assert!(error.is_no_such_object());
+        let text = error.to_string();
+        assert!(
+            text.contains("cn=a,ou=missing,dc=x") && text.contains("closest existing entry: dc=x"),
+            "{text}"
+        );
+        let timeout = map_error(
+            "search",
+            "dc=x",
+            LdapError::EndOfStream,
+            Duration::from_secs(1),
+        );
+        assert!(timeout.is_unavailable());
+    }
+}

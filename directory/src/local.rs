@@ -1,0 +1,912 @@
+//! The embedded directory: a private OpenLDAP slapd that Roleout builds,
+//! starts and stops itself when no directory is configured, and that every
+//! test uses.
+//!
+//! The state directory holds everything: `slapd.d/` (the configuration,
+//! made once with `slapadd -n0`), `data/` (the mdb database, seeded from
+//! `ldif/base.ldif` with `slapadd -n1` before the first start), the `ldapi`
+//! socket, `slapd.log` (slapd's output of the current run) and
+//! `credentials/` (the generated passwords of the service accounts, mode
+//! 0600). A persistent state directory is reused across restarts; a
+//! temporary one disappears with its [`LocalDirectory`].
+//!
+//! slapd runs in the foreground (`-d none`: no debug output, but its
+//! start-up errors still reach `slapd.log`) as our child, so its pid is the
+//! child's and we stop exactly the process we started: SIGTERM, a bounded
+//! wait, then SIGKILL. Readiness is a real anonymous LDAP bind over both
+//! listeners, polled until a deadline, so a caller never races slapd's
+//! start-up.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::error::{DirectoryError, Result};
+use crate::layout::Layout;
+use crate::schema::ROLEOUT_LDIF;
+use crate::settings::{Bind, Secret, Settings};
+
+/// The base DIT, loaded before the first start.
+const BASE_LDIF: &str = include_str!("../../ldif/base.ldif");
+
+/// The suffix `ldif/base.ldif` is written for.
+const BASE_LDIF_SUFFIX: &str = "dc=example,dc=org";
+
+/// Where Debian keeps the stock schemas.
+const STOCK_SCHEMAS: &str = "/etc/ldap/schema";
+
+/// Where Debian keeps slapd's backend modules.
+const MODULE_PATH: &str = "/usr/lib/ldap";
+
+/// Longest path a Unix socket address holds (`sun_path` on Linux, less the
+/// terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// How the embedded directory is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalOptions {
+    /// The database suffix, a `dc=` chain (default `dc=example,dc=org`);
+    /// Roleout's base is `ou=roleout,` under it.
+    pub suffix: String,
+    /// The loopback port; `None` picks a free one.
+    pub port: Option<u16>,
+    /// The directory holding `slapd`, `slapadd` and `slappasswd`; `None`
+    /// looks in `PATH`, `/usr/sbin` and `/usr/local/sbin`.
+    pub programs: Option<PathBuf>,
+    /// How long slapd may take to answer after it is started.
+    pub start_timeout: Duration,
+    /// How long slapd may take to exit after SIGTERM before it is killed.
+    pub stop_timeout: Duration,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            suffix: BASE_LDIF_SUFFIX.to_owned(),
+            port: None,
+            programs: None,
+            start_timeout: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The paths of the OpenLDAP programs used.
+#[derive(Debug, Clone)]
+struct Programs {
+    slapd: PathBuf,
+    slapadd: PathBuf,
+    slappasswd: PathBuf,
+}
+
+impl Programs {
+    fn find(directory: Option<&Path>) -> Result<Programs> {
+        let search: Vec<PathBuf> = match directory {
+            Some(directory) => vec![directory.to_owned()],
+            None => {
+                let mut paths: Vec<PathBuf> = std::env::var_os("PATH")
+                    .map(|path| std::env::split_paths(&path).collect())
+                    .unwrap_or_default();
+                paths.push(PathBuf::from("/usr/sbin"));
+                paths.push(PathBuf::from("/usr/local/sbin"));
+                paths
+            }
+        };
+        let find = |name: &str| {
+            search
+                .iter()
+                .map(|directory| directory.join(name))
+                .find(|candidate| candidate.is_file())
+                .ok_or_else(|| DirectoryError::SlapdMissing {
+                    program: match directory {
+                        Some(directory) => directory.join(name),
+                        None => PathBuf::from(name),
+                    },
+                })
+        };
+        Ok(Programs {
+            slapd: find("slapd")?,
+            slapadd: find("slapadd")?,
+            slappasswd: find("slappasswd")?,
+        })
+    }
+}
+
+/// A running (or stopped) private slapd with Roleout's schema and base DIT.
+///
+/// Dropping it stops slapd; a temporary one also deletes its files.
+pub struct LocalDirectory {
+    state: PathBuf,
+    /// Keeps a temporary state directory alive; deleted on drop.
+    _temporary: Option<tempfile::TempDir>,
+    options: LocalOptions,
+    programs: Programs,
+    port: u16,
+    child: Option<Child>,
+    admin_password: Secret,
+    builder_password: Secret,
+}
+
+impl std::fmt::Debug for LocalDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDirectory")
+            .field("state", &self.state)
+            .field("port", &self.port)
+            .field("running", &self.child.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalDirectory {
+    /// A fresh directory in a temporary state directory, started; for tests
+    /// (each gets its own, so tests run in parallel).
+    pub fn temporary() -> Result<LocalDirectory> {
+        Self::temporary_with(LocalOptions::default())
+    }
+
+    /// [`temporary`](Self::temporary) with options.
+    pub fn temporary_with(options: LocalOptions) -> Result<LocalDirectory> {
+        // Check the programs before making anything.
+        Programs::find(options.programs.as_deref())?;
+        let temporary = tempfile::Builder::new()
+            .prefix("roleout-slapd-")
+            .tempdir()
+            .map_err(|error| DirectoryError::io("cannot create a temporary directory", error))?;
+        let state = temporary.path().to_owned();
+        Self::open(state, Some(temporary), options)
+    }
+
+    /// The directory kept in `state_dir`, created there on first use and
+    /// reused (configuration, data and credentials) afterwards; started.
+    pub fn persistent(state_dir: impl AsRef<Path>) -> Result<LocalDirectory> {
+        Self::persistent_with(state_dir, LocalOptions::default())
+    }
+
+    /// [`persistent`](Self::persistent) with options.
+    pub fn persistent_with(
+        state_dir: impl AsRef<Path>,
+        options: LocalOptions,
+    ) -> Result<LocalDirectory> {
+        let state = state_dir.as_ref();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state)
+            .map_err(|error| {
+                DirectoryError::io(format!("cannot create {}", state.display()), error)
+            })?;
+        let state = state.canonicalize().map_err(|error| {
+            DirectoryError::io(format!("cannot resolve {}", state.display()), error)
+        })?;
+        Self::open(state, None, options)
+    }
+
+    fn open(
+        state: PathBuf,
+        temporary: Option<tempfile::TempDir>,
+        options: LocalOptions,
+    ) -> Result<LocalDirectory> {
+        let programs = Programs::find(options.programs.as_deref())?;
+        check_suffix(&options.suffix)?;
+        let socket = state.join("ldapi");
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(DirectoryError::Settings(format!(
+                "the state directory {} is too deep for a Unix socket path (at most {MAX_SOCKET_PATH} bytes)",
+                state.display()
+            )));
+        }
+        let mut directory = LocalDirectory {
+            state,
+            _temporary: temporary,
+            options,
+            programs,
+            port: 0,
+            child: None,
+            admin_password: Secret::new(String::new()),
+            builder_password: Secret::new(String::new()),
+        };
+        directory.initialize()?;
+        directory.start()?;
+        Ok(directory)
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// The `slapd.d` configuration directory.
+    pub fn config_dir(&self) -> PathBuf {
+        self.state.join("slapd.d")
+    }
+
+    /// The database suffix.
+    pub fn suffix(&self) -> &str {
+        &self.options.suffix
+    }
+
+    /// Roleout's base DN (`ou=roleout,` + suffix).
+    pub fn base(&self) -> String {
+        format!("ou=roleout,{}", self.options.suffix)
+    }
+
+    /// The loopback port slapd listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `ldapi://` URL (percent-encoded socket path).
+    pub fn ldapi_url(&self) -> String {
+        format!(
+            "ldapi://{}",
+            percent_encode(&self.state.join("ldapi").to_string_lossy())
+        )
+    }
+
+    /// The `ldap://127.0.0.1:PORT/` URL.
+    pub fn ldap_url(&self) -> String {
+        format!("ldap://127.0.0.1:{}/", self.port)
+    }
+
+    /// The root DN (SASL EXTERNAL over ldapi maps the current user to it).
+    pub fn root_dn(&self) -> String {
+        format!("cn=admin,{}", self.options.suffix)
+    }
+
+    /// Settings for a root connection: SASL EXTERNAL over ldapi, mapped to
+    /// the root DN, which no access rule restricts.
+    pub fn settings(&self) -> Settings {
+        Settings::new([self.ldapi_url()])
+            .with_bind(Bind::SaslExternal)
+            .with_base(self.base())
+    }
+
+    /// Settings for the admin service account (member of `cn=admins`), a
+    /// simple bind over the loopback port.
+    pub fn admin_settings(&self) -> Settings {
+        let layout = Layout::new(&self.settings());
+        Settings::new([self.ldap_url()])
+            .with_bind(Bind::Simple {
+                dn: layout.admin_account(),
+                password: self.admin_password.clone(),
+            })
+            .with_base(self.base())
+    }
+
+    /// Settings for the builder's service account (`cn=roleoutd`), a simple
+    /// bind over the loopback port.
+    pub fn builder_settings(&self) -> Settings {
+        let layout = Layout::new(&self.settings());
+        Settings::new([self.ldap_url()])
+            .with_bind(Bind::Simple {
+                dn: layout.builder_account(),
+                password: self.builder_password.clone(),
+            })
+            .with_base(self.base())
+    }
+
+    /// Settings with no bind at all (anonymous), over the loopback port.
+    pub fn anonymous_settings(&self) -> Settings {
+        Settings::new([self.ldap_url()]).with_base(self.base())
+    }
+
+    /// True while slapd runs.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The last lines slapd wrote in its current (or last) run.
+    pub fn log_tail(&self) -> String {
+        tail(&self.state.join("slapd.log"), 40)
+    }
+
+    /// Starts slapd and waits until it answers a bind on both listeners. A
+    /// no-op when it runs already.
+    pub fn start(&mut self) -> Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        self.check_no_other_slapd()?;
+        // A socket left by a killed slapd would make its bind fail.
+        let socket = self.state.join("ldapi");
+        if socket.exists() {
+            fs::remove_file(&socket).map_err(|error| {
+                DirectoryError::io(
+                    format!("cannot remove stale socket {}", socket.display()),
+                    error,
+                )
+            })?;
+        }
+        // Keep the port across stop/start so existing settings stay valid;
+        // pick one on the first start unless one is configured.
+        let chosen = match (self.port, self.options.port) {
+            (0, None) => None,
+            (0, Some(port)) => Some(port),
+            (port, _) => Some(port),
+        };
+        let attempts = if chosen.is_some() { 1 } else { 5 };
+        let mut last_error = None;
+        for _ in 0..attempts {
+            let port = match chosen {
+                Some(port) => port,
+                None => free_port()?,
+            };
+            match self.spawn(port) {
+                Ok(()) => {
+                    self.port = port;
+                    return Ok(());
+                }
+                // Another process took the free port between our probe and
+                // slapd's bind: try another one.
+                Err(DirectoryError::PortInUse { port }) if chosen.is_none() => {
+                    last_error = Some(DirectoryError::PortInUse { port });
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or(DirectoryError::PortInUse { port: 0 }))
+    }
+
+    /// Stops slapd: SIGTERM, then SIGKILL if it has not exited within the
+    /// stop timeout. A no-op when it is not running.
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return Ok(());
+        }
+        // The pid is our own child's, which has not been reaped yet, so it
+        // cannot name another process.
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + self.options.stop_timeout;
+        while Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(error) => return Err(DirectoryError::io("cannot wait for slapd", error)),
+            }
+        }
+        tracing::warn!(
+            "slapd did not exit within {:?} of SIGTERM; killing it",
+            self.options.stop_timeout
+        );
+        child
+            .kill()
+            .map_err(|error| DirectoryError::io("cannot kill slapd", error))?;
+        child
+            .wait()
+            .map_err(|error| DirectoryError::io("cannot wait for slapd", error))?;
+        Ok(())
+    }
+
+    /// Starts slapd on `port` and waits for it to answer.
+    fn spawn(&mut self, port: u16) -> Result<()> {
+        let log_path = self.state.join("slapd.log");
+        let log = fs::File::create(&log_path).map_err(|error| {
+            DirectoryError::io(format!("cannot create {}", log_path.display()), error)
+        })?;
+        let log_copy = log.try_clone().map_err(|error| {
+            DirectoryError::io(format!("cannot reopen {}", log_path.display()), error)
+        })?;
+        let ldapi = self.ldapi_url();
+        let listeners = format!("{ldapi} ldap://127.0.0.1:{port}/");
+        let child = Command::new(&self.programs.slapd)
+            .arg("-F")
+            .arg(self.config_dir())
+            .arg("-h")
+            .arg(&listeners)
+            .args(["-d", "none"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_copy)
+            .spawn()
+            .map_err(|error| spawn_error(&self.programs.slapd, error))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + self.options.start_timeout;
+        let socket = self.state.join("ldapi");
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                let log_tail = self.log_tail();
+                if log_tail.contains("Address already in use") {
+                    return Err(DirectoryError::PortInUse { port });
+                }
+                return Err(DirectoryError::Slapd {
+                    message: format!(
+                        "slapd exited during start-up ({status}); state directory {}",
+                        self.state.display()
+                    ),
+                    log_tail,
+                });
+            }
+            if answers_bind_unix(&socket) && answers_bind_tcp(port) {
+                tracing::debug!(port, state = %self.state.display(), "embedded slapd is up");
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let log_tail = self.log_tail();
+                let _ = self.stop();
+                return Err(DirectoryError::Slapd {
+                    message: format!(
+                        "slapd did not answer within {:?} of being started; state directory {}",
+                        self.options.start_timeout,
+                        self.state.display()
+                    ),
+                    log_tail,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Refuses to start a second slapd on the same database.
+    fn check_no_other_slapd(&self) -> Result<()> {
+        let pid_file = self.state.join("slapd.pid");
+        let Ok(text) = fs::read_to_string(&pid_file) else {
+            return Ok(());
+        };
+        let Ok(pid) = text.trim().parse::<i32>() else {
+            return Ok(());
+        };
+        // Signal 0 only checks that the process exists.
+        if pid > 0 && kill(Pid::from_raw(pid), None).is_ok() && is_slapd(pid) {
+            return Err(DirectoryError::Slapd {
+                message: format!(
+                    "another slapd (pid {pid}) is already running on the state directory {}",
+                    self.state.display()
+                ),
+                log_tail: String::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes `slapd.d`, the database and the credentials unless a previous
+    /// run made them; a half-made state (no `initialized` marker) is redone.
+    fn initialize(&mut self) -> Result<()> {
+        let marker = self.state.join("initialized");
+        let credentials = self.state.join("credentials");
+        if marker.exists() {
+            self.admin_password = read_secret(&credentials.join("admin.password"))?;
+            self.builder_password = read_secret(&credentials.join("roleoutd.password"))?;
+            return Ok(());
+        }
+        for leftover in ["slapd.d", "data", "credentials"] {
+            let path = self.state.join(leftover);
+            if path.exists() {
+                fs::remove_dir_all(&path).map_err(|error| {
+                    DirectoryError::io(format!("cannot remove half-made {}", path.display()), error)
+                })?;
+            }
+        }
+        for made in ["slapd.d", "data", "credentials"] {
+            let path = self.state.join(made);
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&path)
+                .map_err(|error| {
+                    DirectoryError::io(format!("cannot create {}", path.display()), error)
+                })?;
+        }
+        write_file(&self.state.join("roleout.ldif"), ROLEOUT_LDIF, 0o644)?;
+        let config = config_ldif(&self.state, &self.options.suffix);
+        let config_path = self.state.join("config.ldif");
+        write_file(&config_path, &config, 0o600)?;
+        self.run_slapadd(&["-n0", "-F"], &config_path, "the configuration")?;
+
+        self.admin_password = Secret::new(random_password()?);
+        self.builder_password = Secret::new(random_password()?);
+        write_file(
+            &credentials.join("admin.password"),
+            self.admin_password.expose(),
+            0o600,
+        )?;
+        write_file(
+            &credentials.join("roleoutd.password"),
+            self.builder_password.expose(),
+            0o600,
+        )?;
+        let layout = Layout::new(&self.settings());
+        let accounts = [
+            (
+                layout.admin_account(),
+                self.hash_password(&credentials.join("admin.password"))?,
+            ),
+            (
+                layout.builder_account(),
+                self.hash_password(&credentials.join("roleoutd.password"))?,
+            ),
+        ];
+        let base = base_ldif(&self.options.suffix, &accounts);
+        let base_path = self.state.join("base.ldif");
+        write_file(&base_path, &base, 0o600)?;
+        self.run_slapadd(&["-n1", "-F"], &base_path, "the base entries")?;
+        // The file holds password hashes; the database has them now.
+        let _ = fs::remove_file(&base_path);
+        write_file(&marker, "", 0o600)?;
+        Ok(())
+    }
+
+    fn run_slapadd(&self, database: &[&str], ldif: &Path, what: &str) -> Result<()> {
+        let output = Command::new(&self.programs.slapadd)
+            .args(database)
+            .arg(self.config_dir())
+            .arg("-l")
+            .arg(ldif)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| spawn_error(&self.programs.slapadd, error))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut log = String::from_utf8_lossy(&output.stdout).into_owned();
+        log.push_str(&String::from_utf8_lossy(&output.stderr));
+        Err(DirectoryError::Slapd {
+            message: format!(
+                "slapadd of {what} from {} failed ({})",
+                ldif.display(),
+                output.status
+            ),
+            log_tail: last_lines(&log, 40),
+        })
+    }
+
+    /// Hashes the password in `file` with `slappasswd -T` (the password
+    /// never appears on a command line).
+    fn hash_password(&self, file: &Path) -> Result<String> {
+        let output = Command::new(&self.programs.slappasswd)
+            .arg("-T")
+            .arg(file)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| spawn_error(&self.programs.slappasswd, error))?;
+        let hash = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if !output.status.success() || !hash.starts_with('{') {
+            return Err(DirectoryError::Slapd {
+                message: format!(
+                    "slappasswd could not hash a service password ({})",
+                    output.status
+                ),
+                log_tail: last_lines(&String::from_utf8_lossy(&output.stderr), 10),
+            });
+        }
+        Ok(hash)
+    }
+}
+
+impl Drop for LocalDirectory {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            tracing::warn!(%error, "could not stop the embedded slapd");
+        }
+        // The `temporary` field, dropped after this, removes a temporary
+        // state directory.
+    }
+}
+
+/// The `cn=config` LDIF for a private slapd in `state` serving `suffix`.
+fn config_ldif(state: &Path, suffix: &str) -> String {
+    let state = state.display();
+    let base = format!("ou=roleout,{suffix}");
+    let root = format!("cn=admin,{suffix}");
+    let admins = format!("cn=admins,{base}");
+    let builder = format!("cn=roleoutd,{base}");
+    // SASL EXTERNAL over ldapi names the peer by uid and gid; map ours to the
+    // root DN. The `\+` is required: an unescaped + never matches.
+    let uid = nix::unistd::getuid();
+    let gid = nix::unistd::getgid();
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "\
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: {state}/slapd.pid
+olcArgsFile: {state}/slapd.args
+olcAuthzRegexp: {{0}}\"gidNumber={gid}\\+uidNumber={uid},cn=peercred,cn=external,cn=auth\" \"{root}\"
+
+dn: cn=module{{0}},cn=config
+objectClass: olcModuleList
+cn: module{{0}}
+olcModulePath: {MODULE_PATH}
+olcModuleLoad: {{0}}back_mdb
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+include: file://{STOCK_SCHEMAS}/core.ldif
+
+include: file://{STOCK_SCHEMAS}/cosine.ldif
+
+include: file://{STOCK_SCHEMAS}/inetorgperson.ldif
+
+include: file://{STOCK_SCHEMAS}/nis.ldif
+
+include: file://{state}/roleout.ldif
+
+dn: olcDatabase={{-1}}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {{-1}}frontend
+olcAccess: {{0}}to dn.base=\"\" by users read by * none
+olcAccess: {{1}}to dn.base=\"cn=Subschema\" by users read by * none
+olcAccess: {{2}}to * by * none
+
+dn: olcDatabase={{0}}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {{0}}config
+olcAccess: {{0}}to * by dn.exact=\"{root}\" manage by * none
+
+dn: olcDatabase={{1}}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {{1}}mdb
+olcSuffix: {suffix}
+olcDbDirectory: {state}/data
+olcRootDN: {root}
+olcDbMaxSize: 1073741824
+olcDbIndex: objectClass eq
+olcDbIndex: cn eq
+olcDbIndex: member eq
+olcDbIndex: roleoutParentRole eq
+olcDbIndex: roleoutCertificateFingerprint eq
+olcLimits: {{0}}* size.prtotal=unlimited
+"
+    );
+    // Access rules, first match wins. Passwords: only for binding, and
+    // changeable by their owner and the admins.
+    let rules = [
+        "to attrs=userPassword by self =xw by group.exact=\"ADMINS\" =w by anonymous auth by * none".to_owned(),
+        // Built suites and status reports: the builder writes them.
+        format!("to dn.subtree=\"ou=builds,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
+        format!("to dn.subtree=\"ou=reports,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
+        // Enrolment attributes of machine entries, wherever they live: the
+        // builder records certificates, facts and last-seen times. Enabling
+        // a machine (roleoutEnabled) stays with the admins.
+        format!(
+            "to dn.subtree=\"{suffix}\" filter=(objectClass=roleoutMachine) \
+             attrs=roleoutEnrolment,roleoutEnrolmentToken,roleoutCertificateFingerprint,userCertificate,roleoutLastSeen,roleoutFact,roleoutOs,roleoutArch \
+             by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"
+        ),
+        // Everything else: admins write, the builder reads, nobody else.
+        format!("to dn.subtree=\"{suffix}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" read by * none"),
+    ];
+    for (index, rule) in rules.iter().enumerate() {
+        let rule = rule.replace("ADMINS", &admins).replace("BUILDER", &builder);
+        let _ = writeln!(out, "olcAccess: {{{index}}}{rule}");
+    }
+    out
+}
+
+/// `ldif/base.ldif` moved to `suffix`, with a password on each account.
+fn base_ldif(suffix: &str, accounts: &[(String, String)]) -> String {
+    let first_dc = suffix
+        .split(',')
+        .next()
+        .and_then(|rdn| rdn.split_once('='))
+        .map(|(_, value)| value.trim())
+        .unwrap_or("example");
+    let text = BASE_LDIF
+        .replace(BASE_LDIF_SUFFIX, suffix)
+        .replace("\ndc: example\n", &format!("\ndc: {first_dc}\n"));
+    let mut out = String::new();
+    for block in text.split("\n\n") {
+        out.push_str(block.trim_end());
+        let dn = block
+            .lines()
+            .find_map(|line| line.strip_prefix("dn: "))
+            .unwrap_or_default();
+        if let Some((_, hash)) = accounts.iter().find(|(account, _)| account == dn) {
+            let _ = write!(
+                out,
+                "\nobjectClass: simpleSecurityObject\nuserPassword: {hash}"
+            );
+        }
+        out.push_str("\n\n");
+    }
+    out
+}
+
+/// Only `dc=` chains are supported as suffixes, because the suffix entry
+/// in `ldif/base.ldif` is a dcObject.
+fn check_suffix(suffix: &str) -> Result<()> {
+    let valid = !suffix.is_empty()
+        && suffix.split(',').all(|rdn| {
+            rdn.split_once('=').is_some_and(|(attribute, value)| {
+                attribute.trim().eq_ignore_ascii_case("dc")
+                    && !value.is_empty()
+                    && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(DirectoryError::Settings(format!(
+            "embedded directory suffix {suffix:?} must be a chain of dc= components (dc=example,dc=org)"
+        )))
+    }
+}
+
+fn spawn_error(program: &Path, error: std::io::Error) -> DirectoryError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        DirectoryError::SlapdMissing {
+            program: program.to_owned(),
+        }
+    } else {
+        DirectoryError::io(format!("cannot run {}", program.display()), error)
+    }
+}
+
+/// Whether `pid` is a slapd (so a recycled pid in a stale pid file is not
+/// taken for one).
+fn is_slapd(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|name| name.trim() == "slapd")
+}
+
+fn write_file(path: &Path, contents: &str, mode: u32) -> Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|error| DirectoryError::io(format!("cannot write {}", path.display()), error))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|error| DirectoryError::io(format!("cannot write {}", path.display()), error))
+}
+
+fn read_secret(path: &Path) -> Result<Secret> {
+    let text = fs::read_to_string(path)
+        .map_err(|error| DirectoryError::io(format!("cannot read {}", path.display()), error))?;
+    Ok(Secret::new(text))
+}
+
+/// 24 random bytes from the kernel, as hex.
+fn random_password() -> Result<String> {
+    let mut bytes = [0_u8; 24];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(|error| DirectoryError::io("cannot read /dev/urandom", error))?;
+    Ok(bytes.iter().fold(String::new(), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    }))
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .map_err(|error| DirectoryError::io("cannot find a free loopback port", error))?;
+    listener
+        .local_addr()
+        .map(|address| address.port())
+        .map_err(|error| DirectoryError::io("cannot find a free loopback port", error))
+}
+
+/// Percent-encodes everything but unreserved characters, as ldapi URLs need.
+fn percent_encode(text: &str) -> String {
+    text.bytes().fold(String::new(), |mut out, byte| {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+        out
+    })
+}
+
+/// An anonymous simple bind request, message id 1 (RFC 4511 BER).
+const ANONYMOUS_BIND: [u8; 14] = [
+    0x30, 0x0c, 0x02, 0x01, 0x01, 0x60, 0x07, 0x02, 0x01, 0x03, 0x04, 0x00, 0x80, 0x00,
+];
+
+/// Sends an anonymous bind and checks for a success BindResponse.
+fn answers_bind(stream: &mut (impl Read + Write)) -> bool {
+    if stream.write_all(&ANONYMOUS_BIND).is_err() {
+        return false;
+    }
+    let mut response = [0_u8; 64];
+    let Ok(read) = stream.read(&mut response) else {
+        return false;
+    };
+    // BindResponse: [APPLICATION 1], then resultCode ENUMERATED 0.
+    response[..read]
+        .windows(5)
+        .any(|window| window[0] == 0x61 && window[2..5] == [0x0a, 0x01, 0x00])
+}
+
+fn answers_bind_unix(socket: &Path) -> bool {
+    let Ok(mut stream) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    answers_bind(&mut stream)
+}
+
+fn answers_bind_tcp(port: u16) -> bool {
+    let address = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    answers_bind(&mut stream)
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    match fs::read(path) {
+        Ok(bytes) => last_lines(&String::from_utf8_lossy(&bytes), lines),
+        Err(error) => format!("(no log: cannot read {}: {error})", path.display()),
+    }
+}
+
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldapi_paths_are_percent_encoded() {
+        assert_eq!(percent_encode("/tmp/x y/ldapi"), "%2Ftmp%2Fx%20y%2Fldapi");
+    }
+
+    #[test]
+    fn base_ldif_moves_to_the_suffix_and_gets_passwords() {
+        let accounts = [(
+            "cn=roleoutd,ou=roleout,dc=corp,dc=test".to_owned(),
+            "{SSHA}abc".to_owned(),
+        )];
+        let ldif = base_ldif("dc=corp,dc=test", &accounts);
+        assert!(ldif.contains("dn: dc=corp,dc=test\n"), "{ldif}");
+        assert!(ldif.contains("\ndc: corp\n"), "{ldif}");
+        assert!(!ldif.contains("example"), "{ldif}");
+        assert!(ldif.contains(
+            "cn: roleoutd\ndescription: The builder and server: reads the catalog, roles and machines; \
+             writes builds, reports and enrolments\nobjectClass: simpleSecurityObject\nuserPassword: {SSHA}abc\n\n"
+        ), "{ldif}");
+    }
+
+    #[test]
+    fn suffixes_must_be_dc_chains() {
+        assert!(check_suffix("dc=example,dc=org").is_ok());
+        assert!(check_suffix("o=corp").is_err());
+        assert!(check_suffix("dc=a b").is_err());
+        assert!(check_suffix("").is_err());
+    }
+
+    #[test]
+    fn missing_programs_name_the_packages() {
+        let empty = tempfile::tempdir().unwrap();
+        let error = LocalDirectory::temporary_with(LocalOptions {
+            programs: Some(empty.path().to_owned()),
+            ..LocalOptions::default()
+        })
+        .unwrap_err();
+        assert!(
+            matches!(error, DirectoryError::SlapdMissing { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("`slapd`"), "{error}");
+    }
+}
