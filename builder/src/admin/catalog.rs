@@ -1,0 +1,222 @@
+//! `import` and `export`: descriptors into the directory and back.
+//!
+//! Import reads and checks every file before it writes anything, so a
+//! typo in one file never leaves the catalog half imported; then it stores
+//! products before suites (a suite names products, and a reader that sees
+//! the new suite should find its products). Each store is idempotent and
+//! touches only what changed (see roleout-directory's catalog module), so
+//! importing the same files twice reports every object as unchanged.
+
+use std::path::{Path, PathBuf};
+
+use roleout_directory::Directory;
+use roleout_directory::catalog::WriteSummary;
+use roleout_model::descriptor::{self, Descriptor, Severity};
+
+use super::{CommandFailed, Output};
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Objects that were new.
+    pub added: usize,
+    /// Objects that changed.
+    pub updated: usize,
+    /// Objects that were already as described.
+    pub unchanged: usize,
+}
+
+/// Lists the descriptor files named by `paths`: files as given, folders
+/// searched (not recursively) for `*.xml`, sorted by name.
+pub fn descriptor_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandFailed> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|error| {
+                CommandFailed(format!(
+                    "cannot read the folder {}: {error}",
+                    path.display()
+                ))
+            })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|file| file.extension().is_some_and(|ext| ext == "xml") && file.is_file())
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(CommandFailed(format!(
+                    "the folder {} holds no .xml descriptor",
+                    path.display()
+                )));
+            }
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(CommandFailed(
+            "name at least one descriptor file or folder".to_owned(),
+        ));
+    }
+    Ok(files)
+}
+
+/// Parses every file; fails, listing every problem, if any has an error.
+pub fn read_descriptors(
+    files: &[PathBuf],
+    output: &mut Output<'_>,
+) -> Result<Vec<(PathBuf, Descriptor)>, CommandFailed> {
+    let mut descriptors = Vec::new();
+    let mut broken = 0;
+    for file in files {
+        let name = file.display().to_string();
+        let bytes = std::fs::read(file)
+            .map_err(|error| CommandFailed(format!("cannot read {name}: {error}")))?;
+        let parsed = descriptor::parse(&name, &bytes);
+        for diagnostic in &parsed.diagnostics {
+            let _ = writeln!(output.err, "{diagnostic}");
+        }
+        match parsed.descriptor {
+            Some(descriptor)
+                if !parsed
+                    .diagnostics
+                    .iter()
+                    .any(|d| d.severity == Severity::Error) =>
+            {
+                descriptors.push((file.clone(), descriptor));
+            }
+            _ => broken += 1,
+        }
+    }
+    if broken > 0 {
+        return Err(CommandFailed(format!(
+            "{broken} of {} file(s) have errors; nothing was imported",
+            files.len()
+        )));
+    }
+    Ok(descriptors)
+}
+
+fn describe(summary: &WriteSummary) -> String {
+    format!(
+        "{} entr{} added, {} modified, {} deleted",
+        summary.added,
+        if summary.added == 1 { "y" } else { "ies" },
+        summary.modified,
+        summary.deleted
+    )
+}
+
+/// Imports descriptor files and folders into the directory.
+pub async fn import(
+    directory: &Directory,
+    paths: &[PathBuf],
+    output: &mut Output<'_>,
+) -> Result<ImportSummary, CommandFailed> {
+    let files = descriptor_files(paths)?;
+    let descriptors = read_descriptors(&files, output)?;
+    let mut summary = ImportSummary::default();
+    // Products first: a suite is only useful once its products are there.
+    let (products, suites): (Vec<_>, Vec<_>) = descriptors
+        .iter()
+        .partition(|(_, descriptor)| matches!(descriptor, Descriptor::Product(_)));
+    for (file, descriptor) in products.into_iter().chain(suites) {
+        let (what, existed, result) = match descriptor {
+            Descriptor::Product(product) => {
+                let existed = directory.load_product(&product.id).await.is_ok();
+                (
+                    format!("product {} {}", product.id, product.version),
+                    existed,
+                    directory.store_product(product).await,
+                )
+            }
+            Descriptor::Suite(suite) => {
+                let existed = directory.load_suite(&suite.id).await.is_ok();
+                (
+                    format!("suite {} {}", suite.id, suite.version),
+                    existed,
+                    directory.store_suite(suite).await,
+                )
+            }
+        };
+        let written = result.map_err(|error| {
+            CommandFailed(format!("import {}: {what}: {error}", file.display()))
+        })?;
+        let state = if written.is_unchanged() {
+            summary.unchanged += 1;
+            "unchanged".to_owned()
+        } else if existed {
+            summary.updated += 1;
+            format!("updated ({})", describe(&written))
+        } else {
+            summary.added += 1;
+            format!("added ({})", describe(&written))
+        };
+        let _ = writeln!(output.out, "{what}: {state}");
+    }
+    let _ = writeln!(
+        output.out,
+        "imported {} object(s): {} added, {} updated, {} unchanged",
+        summary.added + summary.updated + summary.unchanged,
+        summary.added,
+        summary.updated,
+        summary.unchanged
+    );
+    Ok(summary)
+}
+
+/// Exports the whole catalog as descriptors into `folder` (one
+/// `ID.xml` per product and `suite-ID.xml` per suite) and, with `ldif`,
+/// as `catalog.ldif` that `ldapadd` accepts.
+pub async fn export(
+    directory: &Directory,
+    folder: &Path,
+    ldif: bool,
+    output: &mut Output<'_>,
+) -> Result<usize, CommandFailed> {
+    let (suites, products) = directory
+        .export_catalog()
+        .await
+        .map_err(|error| CommandFailed(format!("export: {error}")))?;
+    std::fs::create_dir_all(folder).map_err(|error| {
+        CommandFailed(format!(
+            "export: cannot create {}: {error}",
+            folder.display()
+        ))
+    })?;
+    let write = |name: String, text: String| -> Result<(), CommandFailed> {
+        let path = folder.join(name);
+        std::fs::write(&path, text).map_err(|error| {
+            CommandFailed(format!("export: cannot write {}: {error}", path.display()))
+        })
+    };
+    for product in &products {
+        write(
+            format!("{}.xml", product.id),
+            descriptor::to_xml(&Descriptor::Product(product.clone())),
+        )?;
+    }
+    for suite in &suites {
+        write(
+            format!("suite-{}.xml", suite.id),
+            descriptor::to_xml(&Descriptor::Suite(suite.clone())),
+        )?;
+    }
+    if ldif {
+        let text = directory
+            .export_ldif()
+            .await
+            .map_err(|error| CommandFailed(format!("export: {error}")))?;
+        write("catalog.ldif".to_owned(), text)?;
+    }
+    let count = products.len() + suites.len();
+    let _ = writeln!(
+        output.out,
+        "exported {} product(s) and {} suite(s) to {}",
+        products.len(),
+        suites.len(),
+        folder.display()
+    );
+    Ok(count)
+}
