@@ -14,6 +14,7 @@ pub mod ids;
 pub mod machine;
 pub mod pattern;
 pub mod product;
+pub mod protocol;
 pub mod resolve;
 pub mod role;
 pub mod suite;
