@@ -90,6 +90,8 @@ impl<'de> Deserialize<'de> for Base64Bytes {
 }
 
 #[cfg(test)]
+// A failed unwrap is a failed test, with its location.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

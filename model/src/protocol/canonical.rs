@@ -59,6 +59,8 @@ fn write_string(text: &str, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
+// A failed unwrap is a failed test, with its location.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 

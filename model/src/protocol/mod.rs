@@ -693,6 +693,8 @@ pub fn cap_log(log: &str) -> String {
 }
 
 #[cfg(test)]
+// A failed unwrap is a failed test, with its location.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -395,6 +395,8 @@ fn quoted(name: &str) -> String {
 }
 
 #[cfg(test)]
+// A failed unwrap is a failed test, with its location.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

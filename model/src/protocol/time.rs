@@ -239,6 +239,8 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 }
 
 #[cfg(test)]
+// A failed unwrap is a failed test, with its location.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
