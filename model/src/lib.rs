@@ -16,6 +16,7 @@ pub mod ids;
 pub mod machine;
 pub mod pattern;
 pub mod product;
+pub mod protocol;
 pub mod render;
 pub mod resolve;
 pub mod role;

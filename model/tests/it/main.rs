@@ -1,4 +1,5 @@
 //! Integration tests of roleout-model, one module per area.
 
 mod descriptor;
+mod protocol;
 mod resolution;

@@ -1,0 +1,144 @@
+//! Signed envelopes: how the installer knows that what it is told to run as
+//! root came from its builder, for it, and is current.
+//!
+//! roleoutd wraps every suite list, suite and component it serves in a
+//! [`SignedEnvelope`]; the installer checks the signature against the
+//! builder key it pinned at enrolment, then the machine, the expiry and the
+//! serial (which only grows, so an old envelope cannot be replayed as new).
+//! Signing and checking need `ring` and a clock, so they live in the crates
+//! that have them; this module fixes the shape and the signed bytes
+//! ([`SignedContent::signed_message`]), which both sides must agree on.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{MachineId, Sha256};
+use crate::protocol::ProtocolError;
+use crate::protocol::bytes::Base64Bytes;
+use crate::protocol::canonical::canonical_json;
+use crate::protocol::time::Timestamp;
+
+/// The signature of an envelope covers this prefix followed by the
+/// canonical JSON of `signed`, so that a signature made with the builder
+/// key for an envelope can never pass for a signature over anything else.
+pub const ENVELOPE_CONTEXT: &[u8] = b"roleout-envelope-v1\0";
+
+/// What an envelope carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvelopeKind {
+    /// A [`crate::protocol::SuiteList`] (`GET /v1/suites`).
+    SuiteList,
+    /// A [`crate::protocol::SuiteDelivery`] (`GET /v1/suites/{id}`).
+    Suite,
+    /// A [`crate::protocol::ComponentDelivery`]
+    /// (`GET /v1/suites/{id}/components/{product}`).
+    Component,
+}
+
+impl EnvelopeKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvelopeKind::SuiteList => "suite-list",
+            EnvelopeKind::Suite => "suite",
+            EnvelopeKind::Component => "component",
+        }
+    }
+}
+
+/// A payload type and the envelope kind that carries it.
+pub trait EnvelopePayload: Serialize + DeserializeOwned {
+    /// The kind of envelope this payload travels in.
+    const KIND: EnvelopeKind;
+}
+
+/// What an envelope's signature covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SignedContent {
+    /// What the payload is.
+    pub kind: EnvelopeKind,
+    /// The machine this envelope is for; any other machine refuses it.
+    pub machine: MachineId,
+    /// The key of the role set the payload was built for
+    /// ([`crate::role::EffectiveRoles::key`]).
+    pub roles: String,
+    /// The build the payload comes from (always present for suites and
+    /// components; a suite list spans several builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_digest: Option<Sha256>,
+    /// Grows with every new build; an installer refuses a serial lower than
+    /// one it accepted.
+    pub serial: u64,
+    /// After this the envelope is refused (a stale mirror, a freeze attack).
+    pub expires_at: Timestamp,
+    /// The payload, kept as JSON so that the signed bytes are computed from
+    /// exactly what was received.
+    pub payload: serde_json::Value,
+}
+
+impl SignedContent {
+    /// Wraps `payload` with the envelope fields.
+    pub fn new<P: EnvelopePayload>(
+        payload: &P,
+        machine: MachineId,
+        roles: impl Into<String>,
+        build_digest: Option<Sha256>,
+        serial: u64,
+        expires_at: Timestamp,
+    ) -> Result<Self, ProtocolError> {
+        Ok(Self {
+            kind: P::KIND,
+            machine,
+            roles: roles.into(),
+            build_digest,
+            serial,
+            expires_at,
+            payload: serde_json::to_value(payload).map_err(ProtocolError::Serialize)?,
+        })
+    }
+
+    /// The payload as `P`, after checking that the envelope is of `P`'s
+    /// kind.
+    pub fn payload<P: EnvelopePayload>(&self) -> Result<P, ProtocolError> {
+        if self.kind != P::KIND {
+            return Err(ProtocolError::WrongPayloadKind {
+                expected: P::KIND,
+                found: self.kind,
+            });
+        }
+        P::deserialize(&self.payload).map_err(|source| ProtocolError::Payload {
+            kind: self.kind,
+            source,
+        })
+    }
+
+    /// The canonical JSON of this content (see
+    /// [`crate::protocol::canonical_json`]).
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, ProtocolError> {
+        let value = serde_json::to_value(self).map_err(ProtocolError::Serialize)?;
+        Ok(canonical_json(&value))
+    }
+
+    /// The bytes the signature covers: [`ENVELOPE_CONTEXT`] then
+    /// [`Self::canonical_bytes`].
+    pub fn signed_message(&self) -> Result<Vec<u8>, ProtocolError> {
+        let mut message = ENVELOPE_CONTEXT.to_vec();
+        message.extend_from_slice(&self.canonical_bytes()?);
+        Ok(message)
+    }
+}
+
+/// A signed content, its signature and the id of the key that made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SignedEnvelope {
+    /// The signed content.
+    pub signed: SignedContent,
+    /// Ed25519 signature over [`SignedContent::signed_message`].
+    pub signature: Base64Bytes,
+    /// SHA-256 of the signing key's raw public key, so that a key mismatch
+    /// is reported as such rather than as a bad signature.
+    pub key_id: Sha256,
+}
