@@ -237,6 +237,10 @@ impl Directory {
     /// Renames `dn` to the RDN `new_rdn` (already escaped), optionally under
     /// a new parent, dropping the old RDN value.
     #[instrument(skip(self), level = "debug")]
+    #[allow(
+        dead_code,
+        reason = "the catalog mapping renames entries; roles and machines never do"
+    )]
     pub(crate) async fn rename(
         &self,
         dn: &str,
