@@ -470,6 +470,7 @@ impl EntryValues for SearchEntry {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use std::collections::HashMap;
 

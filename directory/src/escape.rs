@@ -44,6 +44,7 @@ pub fn child_dn(attribute: &str, value: &str, parent: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use super::*;
 
@@ -55,7 +56,7 @@ mod tests {
         assert_eq!(filter_value("plain-name_1.0"), "plain-name_1.0");
         assert_eq!(equality("cn", "*"), "(cn=\\2a)");
         // The escaped filter still parses, as one equality assertion.
-        assert!(ldap3::parse_filter(&equality("cn", "*)(objectClass=*")).is_ok());
+        assert!(ldap3::parse_filter(equality("cn", "*)(objectClass=*")).is_ok());
     }
 
     #[test]

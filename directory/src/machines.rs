@@ -538,6 +538,7 @@ fn generalized_time(when: SystemTime) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use std::collections::HashMap;
     use std::time::Duration;

@@ -278,6 +278,7 @@ fn role_entry(entry: &SearchEntry, names: &BTreeMap<String, RoleName>) -> Result
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use std::collections::HashMap;
 

@@ -1,6 +1,8 @@
 //! Integration tests of the directory crate, each against its own real
 //! slapd (`LocalDirectory::temporary()`), so they run in parallel.
 
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
 mod injection;
 mod machines;
 mod outage;
