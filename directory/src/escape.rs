@@ -75,6 +75,29 @@ mod tests {
         );
     }
 
+    /// Any characters, NUL and the special ones included.
+    fn any_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::collection::vec(proptest::char::any(), 0..40)
+            .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_value_stays_one_assertion(value in any_text()) {
+            let escaped = filter_value(&value);
+            proptest::prop_assert!(!escaped.contains(['*', '(', ')', '\0']));
+            proptest::prop_assert!(ldap3::parse_filter(equality("cn", &value)).is_ok());
+        }
+
+        #[test]
+        fn any_value_stays_one_rdn_value(value in any_text()) {
+            let escaped = dn_value(&value);
+            proptest::prop_assert!(!escaped.contains([',', '+', '"', ';', '<', '>', '=', '\0']));
+            proptest::prop_assert!(!escaped.starts_with([' ', '#']) && !escaped.ends_with(' '));
+        }
+    }
+
     #[test]
     fn and_joins_complete_filters() {
         assert_eq!(and(["(a=1)"]), "(a=1)");

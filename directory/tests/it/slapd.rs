@@ -304,3 +304,32 @@ async fn access_rules_separate_admins_builder_and_anonymous() {
     );
     assert!(root.contains("userPassword"), "{root}");
 }
+
+#[tokio::test]
+async fn another_suffix_moves_the_whole_layout() {
+    let local = LocalDirectory::temporary_with(LocalOptions {
+        suffix: "dc=corp,dc=test".to_owned(),
+        ..LocalOptions::default()
+    })
+    .unwrap();
+    assert_eq!(local.base(), "ou=roleout,dc=corp,dc=test");
+    let builder = Directory::connect(&local.builder_settings()).await.unwrap();
+    assert_eq!(
+        builder.layout().roles(),
+        "ou=roles,ou=roleout,dc=corp,dc=test"
+    );
+    let dns = builder.subtree_dns("dc=corp,dc=test").await.unwrap();
+    assert!(
+        dns.contains(&"ou=reports,ou=roleout,dc=corp,dc=test".to_owned()),
+        "{dns:?}"
+    );
+    let admin = Directory::connect(&local.admin_settings()).await.unwrap();
+    admin.create_role(&role("end-user", 1, None)).await.unwrap();
+    assert!(
+        builder
+            .role(&role_name("end-user"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
