@@ -333,3 +333,36 @@ async fn another_suffix_moves_the_whole_layout() {
             .is_some()
     );
 }
+
+#[test]
+fn slapd_failing_at_start_reports_the_tail_of_its_log() {
+    let state = tempfile::tempdir().unwrap();
+    drop(LocalDirectory::persistent(state.path()).unwrap());
+    // Point the database at a directory that does not exist.
+    let database = state
+        .path()
+        .join("slapd.d/cn=config/olcDatabase={1}mdb.ldif");
+    let text = std::fs::read_to_string(&database).unwrap();
+    let broken: String = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("olcDbDirectory:") {
+                "olcDbDirectory: /nonexistent/roleout-data".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&database, broken + "\n").unwrap();
+    let error = LocalDirectory::persistent(state.path()).unwrap_err();
+    let DirectoryError::Slapd { message, log_tail } = &error else {
+        panic!("expected a slapd error, got {error}");
+    };
+    assert!(message.contains("exited during start-up"), "{message}");
+    assert!(
+        log_tail.contains("olcDbDirectory: value #0: invalid path"),
+        "{log_tail}"
+    );
+    assert!(error.to_string().contains(log_tail.as_str()));
+}
