@@ -8,7 +8,7 @@
 //! opens a new one: the caller decides whether to retry, since a write whose
 //! answer was lost may or may not have happened.
 //!
-//! Every search goes through [`Directory::search`], which pages (500 entries
+//! Every search goes through `Directory::search`, which pages (500 entries
 //! a page) and counts each request it sends, so tests and benchmarks can
 //! assert how many round trips a feature costs ([`Directory::search_count`]).
 
