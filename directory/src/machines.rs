@@ -263,7 +263,9 @@ impl Directory {
     /// Extends the existing entry of machine `name`, found with the machine
     /// search base and filter, with `roleoutMachine` (and `pkiUser` for the
     /// certificate), pending and not enabled. An entry already extended is
-    /// left as it is. Returns its DN.
+    /// left as it is. Returns its DN. The machine filter must match entries
+    /// that are not extended yet (`(objectClass=device)`, not the default
+    /// `(objectClass=roleoutMachine)`), or nothing is found.
     #[instrument(skip(self))]
     pub async fn adopt_machine(&self, name: &MachineId) -> Result<String> {
         let layout = self.layout();

@@ -192,6 +192,10 @@ impl Directory {
     #[instrument(skip(self))]
     pub async fn remove_role_member(&self, name: &RoleName, member_dn: &str) -> Result<()> {
         let entry = self.find_role(name).await?;
+        if same_dn(member_dn, &entry.dn) {
+            // The placeholder is not a member; it stays until a machine comes.
+            return Ok(());
+        }
         let members = entry.texts("member");
         let Some(stored) = members.iter().find(|member| same_dn(member, member_dn)) else {
             return Ok(());

@@ -153,6 +153,13 @@ async fn members_come_and_go_and_empty_roles_keep_a_placeholder() {
     assert!(admin.machine_roles(&first).await.unwrap().is_empty());
     let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
     assert!(stored.contains(&format!("member: {role_dn}")), "{stored}");
+    // The placeholder cannot be removed (the entry would break the schema).
+    admin
+        .remove_role_member(&developer, &role_dn)
+        .await
+        .unwrap();
+    let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
+    assert!(stored.contains(&format!("member: {role_dn}")), "{stored}");
 
     let error = admin
         .add_role_member(&role_name("ghost"), &first)
