@@ -44,6 +44,7 @@ pub fn child_dn(attribute: &str, value: &str, parent: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use super::*;
 
@@ -55,7 +56,7 @@ mod tests {
         assert_eq!(filter_value("plain-name_1.0"), "plain-name_1.0");
         assert_eq!(equality("cn", "*"), "(cn=\\2a)");
         // The escaped filter still parses, as one equality assertion.
-        assert!(ldap3::parse_filter(&equality("cn", "*)(objectClass=*")).is_ok());
+        assert!(ldap3::parse_filter(equality("cn", "*)(objectClass=*")).is_ok());
     }
 
     #[test]
@@ -72,6 +73,29 @@ mod tests {
             child_dn("cn", "x,y", "ou=roles,dc=example,dc=org"),
             "cn=x\\2cy,ou=roles,dc=example,dc=org"
         );
+    }
+
+    /// Any characters, NUL and the special ones included.
+    fn any_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::collection::vec(proptest::char::any(), 0..40)
+            .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_value_stays_one_assertion(value in any_text()) {
+            let escaped = filter_value(&value);
+            proptest::prop_assert!(!escaped.contains(['*', '(', ')', '\0']));
+            proptest::prop_assert!(ldap3::parse_filter(equality("cn", &value)).is_ok());
+        }
+
+        #[test]
+        fn any_value_stays_one_rdn_value(value in any_text()) {
+            let escaped = dn_value(&value);
+            proptest::prop_assert!(!escaped.contains([',', '+', '"', ';', '<', '>', '=', '\0']));
+            proptest::prop_assert!(!escaped.starts_with([' ', '#']) && !escaped.ends_with(' '));
+        }
     }
 
     #[test]

@@ -6,6 +6,13 @@
 //! embedded slapd that Roleout runs when no directory is configured
 //! ([`LocalDirectory`]). Nothing above this crate sees a DN string built by
 //! hand, a filter or an ldap3 type.
+//!
+//! Inside the crate, every mapping module builds on the same few pieces:
+//! `Directory::search` (paged, counted), `read`, `add`, `modify`, `delete`
+//! and `rename`, which turn result codes into [`DirectoryError`]s naming the
+//! operation and DN; the `EntryValues` trait, which reads values from both
+//! of ldap3's value maps; [`escape`] for every value put into a filter or a
+//! DN; and [`Layout`] for every DN.
 
 pub mod catalog;
 pub mod connection;

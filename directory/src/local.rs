@@ -299,6 +299,11 @@ impl LocalDirectory {
         Settings::new([self.ldap_url()]).with_base(self.base())
     }
 
+    /// slapd's process id while it runs (for tests that pause it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// True while slapd runs.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
@@ -863,6 +868,7 @@ fn last_lines(text: &str, count: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use super::*;
 

@@ -1,1 +1,593 @@
-//! Machines.
+//! Machines in the directory: device entries extended with the
+//! `roleoutMachine` auxiliary class.
+//!
+//! Domain-joined machines already have an entry (often a `device` under
+//! `ou=Computers`): Roleout adds its class and attributes to that entry
+//! ([`Directory::adopt_machine`]) and never copies it, so the organisation
+//! keeps one record per machine. Machines without an entry are created in
+//! Roleout's own `ou=machines` as `device` + `pkiUser` + `roleoutMachine`
+//! ([`Directory::create_machine`]). Either way the machine is found with the
+//! machine search base and filter of the settings and named by its `cn`.
+//!
+//! The certificate is stored as `userCertificate;binary` (DER, the form
+//! `pkiUser` allows) with its SHA-256 in `roleoutCertificateFingerprint`, so
+//! a machine can be looked up by the certificate it presents.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ldap3::{Mod, Scope, SearchEntry};
+use roleout_model::ids::{MachineId, Sha256};
+use roleout_model::machine::Machine;
+use tracing::instrument;
+
+use crate::connection::{Directory, EntryValues};
+use crate::error::{DirectoryError, Result};
+use crate::escape;
+
+/// The attributes read for a machine.
+const MACHINE_ATTRIBUTES: &[&str] = &[
+    "objectClass",
+    "cn",
+    "ipHostNumber",
+    "roleoutEnabled",
+    "roleoutEnrolment",
+    "roleoutOs",
+    "roleoutArch",
+    "roleoutFact",
+    "roleoutCertificateFingerprint",
+    "roleoutEnrolmentToken",
+    "roleoutLastSeen",
+    "userCertificate;binary",
+];
+
+/// Where a machine stands in enrolment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Enrolment {
+    /// Known, waiting for an admin to approve its key.
+    Pending,
+    /// Approved: it may authenticate (when also enabled).
+    Approved,
+    /// Turned away by an admin.
+    Disabled,
+}
+
+impl Enrolment {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enrolment::Pending => "pending",
+            Enrolment::Approved => "approved",
+            Enrolment::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for Enrolment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Enrolment {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "pending" => Ok(Enrolment::Pending),
+            "approved" => Ok(Enrolment::Approved),
+            "disabled" => Ok(Enrolment::Disabled),
+            _ => Err(format!(
+                "{text:?} is not an enrolment state (pending, approved or disabled)"
+            )),
+        }
+    }
+}
+
+/// A machine as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineEntry {
+    /// The entry's DN.
+    pub dn: String,
+    /// The machine: name, IP address, OS, architecture and facts (products
+    /// are not kept on the entry).
+    pub machine: Machine,
+    /// Whether the entry carries the `roleoutMachine` class yet.
+    pub managed: bool,
+    /// Whether the machine may authenticate (`roleoutEnabled`; false when
+    /// absent).
+    pub enabled: bool,
+    /// The enrolment state, if any was recorded.
+    pub enrolment: Option<Enrolment>,
+    /// The machine's certificate, DER.
+    pub certificate: Option<Vec<u8>>,
+    /// SHA-256 of the certificate as stored in the entry.
+    pub certificate_fingerprint: Option<Sha256>,
+    /// SHA-256 of the machine's one-time enrolment token.
+    pub enrolment_token: Option<Sha256>,
+    /// When it last authenticated (GeneralizedTime, `20260101120000Z`).
+    pub last_seen: Option<String>,
+}
+
+impl MachineEntry {
+    /// True when the machine may authenticate: enabled and approved.
+    pub fn may_authenticate(&self) -> bool {
+        self.enabled && self.enrolment == Some(Enrolment::Approved)
+    }
+}
+
+fn bytes_set<const N: usize>(values: [&[u8]; N]) -> HashSet<Vec<u8>> {
+    values.iter().map(|value| value.to_vec()).collect()
+}
+
+fn attribute(name: &str) -> Vec<u8> {
+    name.as_bytes().to_vec()
+}
+
+fn boolean(value: bool) -> &'static [u8] {
+    if value { b"TRUE" } else { b"FALSE" }
+}
+
+/// The `roleoutFact` values for `facts`, as `key=value`.
+fn fact_values(facts: &BTreeMap<String, String>) -> Result<HashSet<Vec<u8>>> {
+    facts
+        .iter()
+        .map(|(key, value)| {
+            if key.is_empty() || key.contains('=') {
+                return Err(DirectoryError::Mapping {
+                    dn: String::new(),
+                    attribute: "roleoutFact".to_owned(),
+                    message: format!("fact key {key:?} must be non-empty and contain no '='"),
+                });
+            }
+            Ok(format!("{key}={value}").into_bytes())
+        })
+        .collect()
+}
+
+impl Directory {
+    /// Every machine matching the machine search base and filter: one search.
+    #[instrument(skip(self))]
+    pub async fn machines(&self) -> Result<Vec<MachineEntry>> {
+        let layout = self.layout();
+        let entries = self
+            .search(
+                layout.machine_search_base(),
+                Scope::Subtree,
+                layout.machine_filter(),
+                MACHINE_ATTRIBUTES,
+            )
+            .await?;
+        entries.iter().map(machine_entry).collect()
+    }
+
+    /// The machine called `name` (its `cn`), or `None`: one search.
+    #[instrument(skip(self))]
+    pub async fn machine(&self, name: &MachineId) -> Result<Option<MachineEntry>> {
+        let layout = self.layout();
+        let filter = escape::and([
+            layout.machine_filter(),
+            &escape::equality("cn", name.as_str()),
+        ]);
+        let entries = self
+            .search(
+                layout.machine_search_base(),
+                Scope::Subtree,
+                &filter,
+                MACHINE_ATTRIBUTES,
+            )
+            .await?;
+        match entries.as_slice() {
+            [] => Ok(None),
+            [entry] => machine_entry(entry).map(Some),
+            [first, second, ..] => Err(DirectoryError::Mapping {
+                dn: first.dn.clone(),
+                attribute: "cn".to_owned(),
+                message: format!(
+                    "machine name {name} is not unique: {} also has it",
+                    second.dn
+                ),
+            }),
+        }
+    }
+
+    /// The machine whose certificate has SHA-256 `fingerprint`, or `None`:
+    /// one search.
+    #[instrument(skip(self))]
+    pub async fn machine_by_fingerprint(
+        &self,
+        fingerprint: &Sha256,
+    ) -> Result<Option<MachineEntry>> {
+        let layout = self.layout();
+        let filter = escape::and([
+            layout.machine_filter(),
+            &escape::equality("roleoutCertificateFingerprint", fingerprint.as_str()),
+        ]);
+        let entries = self
+            .search(
+                layout.machine_search_base(),
+                Scope::Subtree,
+                &filter,
+                MACHINE_ATTRIBUTES,
+            )
+            .await?;
+        entries.first().map(machine_entry).transpose()
+    }
+
+    /// The machine entry at `dn`, or `None` when there is no entry there.
+    #[instrument(skip(self))]
+    pub async fn machine_at(&self, dn: &str) -> Result<Option<MachineEntry>> {
+        match self.read(dn, MACHINE_ATTRIBUTES).await? {
+            Some(entry) => machine_entry(&entry).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates `machine` in Roleout's own machine container as `device` +
+    /// `pkiUser` + `roleoutMachine` (+ `ipHost` with an IP address), pending
+    /// and not enabled. Returns the DN.
+    #[instrument(skip(self, machine), fields(machine = %machine.name))]
+    pub async fn create_machine(&self, machine: &Machine) -> Result<String> {
+        let dn = self.layout().machine_dn(&machine.name);
+        let mut classes = bytes_set([b"device", b"pkiUser", b"roleoutMachine"]);
+        let mut attributes = vec![
+            (
+                attribute("cn"),
+                bytes_set([machine.name.as_str().as_bytes()]),
+            ),
+            (attribute("roleoutEnabled"), bytes_set([boolean(false)])),
+            (
+                attribute("roleoutEnrolment"),
+                bytes_set([Enrolment::Pending.as_str().as_bytes()]),
+            ),
+        ];
+        if let Some(ip) = &machine.ip {
+            classes.insert(b"ipHost".to_vec());
+            attributes.push((attribute("ipHostNumber"), bytes_set([ip.as_bytes()])));
+        }
+        for (name, value) in [("roleoutOs", &machine.os), ("roleoutArch", &machine.arch)] {
+            if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
+                attributes.push((attribute(name), bytes_set([value.as_bytes()])));
+            }
+        }
+        let facts = fact_values(&machine.facts).map_err(|error| with_dn(error, &dn))?;
+        if !facts.is_empty() {
+            attributes.push((attribute("roleoutFact"), facts));
+        }
+        attributes.push((attribute("objectClass"), classes));
+        self.add(&dn, attributes).await?;
+        Ok(dn)
+    }
+
+    /// Extends the existing entry of machine `name`, found with the machine
+    /// search base and filter, with `roleoutMachine` (and `pkiUser` for the
+    /// certificate), pending and not enabled. An entry already extended is
+    /// left as it is. Returns its DN. The machine filter must match entries
+    /// that are not extended yet (`(objectClass=device)`, not the default
+    /// `(objectClass=roleoutMachine)`), or nothing is found.
+    #[instrument(skip(self))]
+    pub async fn adopt_machine(&self, name: &MachineId) -> Result<String> {
+        let layout = self.layout();
+        let filter = escape::and([
+            layout.machine_filter(),
+            &escape::equality("cn", name.as_str()),
+        ]);
+        let entries = self
+            .search(
+                layout.machine_search_base(),
+                Scope::Subtree,
+                &filter,
+                &["objectClass"],
+            )
+            .await?;
+        let entry = match entries.as_slice() {
+            [entry] => entry,
+            [] => {
+                return Err(DirectoryError::NotFound {
+                    what: "machine",
+                    name: name.to_string(),
+                    searched: format!("{} with {filter}", layout.machine_search_base()),
+                });
+            }
+            [first, second, ..] => {
+                return Err(DirectoryError::Mapping {
+                    dn: first.dn.clone(),
+                    attribute: "cn".to_owned(),
+                    message: format!(
+                        "machine name {name} is not unique: {} also has it",
+                        second.dn
+                    ),
+                });
+            }
+        };
+        if entry.has_class("roleoutMachine") {
+            return Ok(entry.dn.clone());
+        }
+        let mut classes = bytes_set([b"roleoutMachine"]);
+        if !entry.has_class("pkiUser") {
+            classes.insert(b"pkiUser".to_vec());
+        }
+        let modifications = vec![
+            Mod::Add(attribute("objectClass"), classes),
+            Mod::Replace(attribute("roleoutEnabled"), bytes_set([boolean(false)])),
+            Mod::Replace(
+                attribute("roleoutEnrolment"),
+                bytes_set([Enrolment::Pending.as_str().as_bytes()]),
+            ),
+        ];
+        self.modify(&entry.dn, modifications).await?;
+        Ok(entry.dn.clone())
+    }
+
+    /// Stores `certificate` (DER) on the machine at `dn` with its SHA-256,
+    /// replacing any previous one; returns the fingerprint.
+    #[instrument(skip(self, certificate))]
+    pub async fn set_machine_certificate(&self, dn: &str, certificate: &[u8]) -> Result<Sha256> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, certificate);
+        // SHA-256 digests are 32 bytes by definition.
+        let bytes: [u8; 32] = digest.as_ref().try_into().unwrap_or([0; 32]);
+        let fingerprint = Sha256::from_bytes(&bytes);
+        let modifications = vec![
+            Mod::Replace(
+                attribute("userCertificate;binary"),
+                bytes_set([certificate]),
+            ),
+            Mod::Replace(
+                attribute("roleoutCertificateFingerprint"),
+                bytes_set([fingerprint.as_str().as_bytes()]),
+            ),
+        ];
+        self.modify(dn, modifications).await?;
+        Ok(fingerprint)
+    }
+
+    /// Approves the machine at `dn` and enables it.
+    #[instrument(skip(self))]
+    pub async fn approve_machine(&self, dn: &str) -> Result<()> {
+        self.set_enrolment(dn, Enrolment::Approved, true).await
+    }
+
+    /// Disables the machine at `dn`: it can no longer authenticate.
+    #[instrument(skip(self))]
+    pub async fn disable_machine(&self, dn: &str) -> Result<()> {
+        self.set_enrolment(dn, Enrolment::Disabled, false).await
+    }
+
+    /// Marks the machine at `dn` pending again (a new key to approve),
+    /// without touching whether it is enabled.
+    #[instrument(skip(self))]
+    pub async fn mark_machine_pending(&self, dn: &str) -> Result<()> {
+        let modifications = vec![Mod::Replace(
+            attribute("roleoutEnrolment"),
+            bytes_set([Enrolment::Pending.as_str().as_bytes()]),
+        )];
+        self.modify(dn, modifications).await
+    }
+
+    async fn set_enrolment(&self, dn: &str, enrolment: Enrolment, enabled: bool) -> Result<()> {
+        let modifications = vec![
+            Mod::Replace(
+                attribute("roleoutEnrolment"),
+                bytes_set([enrolment.as_str().as_bytes()]),
+            ),
+            Mod::Replace(attribute("roleoutEnabled"), bytes_set([boolean(enabled)])),
+        ];
+        self.modify(dn, modifications).await
+    }
+
+    /// Replaces the OS, architecture and facts of the machine at `dn`
+    /// (`None` or empty removes them).
+    #[instrument(skip(self, facts))]
+    pub async fn set_machine_facts(
+        &self,
+        dn: &str,
+        os: Option<&str>,
+        arch: Option<&str>,
+        facts: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let single = |value: Option<&str>| -> HashSet<Vec<u8>> {
+            value
+                .filter(|value| !value.is_empty())
+                .map(|value| bytes_set([value.as_bytes()]))
+                .unwrap_or_default()
+        };
+        let modifications = vec![
+            Mod::Replace(attribute("roleoutOs"), single(os)),
+            Mod::Replace(attribute("roleoutArch"), single(arch)),
+            Mod::Replace(
+                attribute("roleoutFact"),
+                fact_values(facts).map_err(|error| with_dn(error, dn))?,
+            ),
+        ];
+        self.modify(dn, modifications).await
+    }
+
+    /// Stores (or with `None` removes) the SHA-256 of the machine's one-time
+    /// enrolment token.
+    #[instrument(skip(self, digest))]
+    pub async fn set_enrolment_token(&self, dn: &str, digest: Option<&Sha256>) -> Result<()> {
+        let values = digest
+            .map(|digest| bytes_set([digest.as_str().as_bytes()]))
+            .unwrap_or_default();
+        self.modify(
+            dn,
+            vec![Mod::Replace(attribute("roleoutEnrolmentToken"), values)],
+        )
+        .await
+    }
+
+    /// Records that the machine at `dn` authenticated at `when`.
+    #[instrument(skip(self))]
+    pub async fn record_machine_seen(&self, dn: &str, when: SystemTime) -> Result<()> {
+        let time = generalized_time(when);
+        self.modify(
+            dn,
+            vec![Mod::Replace(
+                attribute("roleoutLastSeen"),
+                bytes_set([time.as_bytes()]),
+            )],
+        )
+        .await
+    }
+}
+
+fn with_dn(error: DirectoryError, dn: &str) -> DirectoryError {
+    match error {
+        DirectoryError::Mapping {
+            attribute, message, ..
+        } => DirectoryError::Mapping {
+            dn: dn.to_owned(),
+            attribute,
+            message,
+        },
+        other => other,
+    }
+}
+
+/// Maps a machine entry to a [`MachineEntry`], naming the attribute at
+/// fault when a value does not fit.
+fn machine_entry(entry: &SearchEntry) -> Result<MachineEntry> {
+    let mapping = |attribute: &str, message: String| DirectoryError::Mapping {
+        dn: entry.dn.clone(),
+        attribute: attribute.to_owned(),
+        message,
+    };
+    let cn = entry
+        .text("cn")
+        .ok_or_else(|| mapping("cn", "a machine needs a cn (its name)".to_owned()))?;
+    let name = MachineId::new(cn).map_err(|error| mapping("cn", error.to_string()))?;
+    let mut facts = BTreeMap::new();
+    for fact in entry.texts("roleoutFact") {
+        let (key, value) = fact
+            .split_once('=')
+            .ok_or_else(|| mapping("roleoutFact", format!("{fact:?} is not key=value")))?;
+        facts.insert(key.to_owned(), value.to_owned());
+    }
+    let enabled = match entry.text("roleoutEnabled") {
+        None | Some("FALSE") => false,
+        Some("TRUE") => true,
+        Some(other) => {
+            return Err(mapping(
+                "roleoutEnabled",
+                format!("{other:?} is not TRUE or FALSE"),
+            ));
+        }
+    };
+    let enrolment = entry
+        .text("roleoutEnrolment")
+        .map(|text| {
+            text.parse::<Enrolment>()
+                .map_err(|message| mapping("roleoutEnrolment", message))
+        })
+        .transpose()?;
+    let digest = |attribute: &str| {
+        entry
+            .text(attribute)
+            .map(|text| Sha256::new(text).map_err(|error| mapping(attribute, error.to_string())))
+            .transpose()
+    };
+    Ok(MachineEntry {
+        dn: entry.dn.clone(),
+        machine: Machine {
+            name,
+            ip: entry.text("ipHostNumber").map(str::to_owned),
+            os: entry.text("roleoutOs").map(str::to_owned),
+            arch: entry.text("roleoutArch").map(str::to_owned),
+            facts,
+            products: Vec::new(),
+        },
+        managed: entry.has_class("roleoutMachine"),
+        enabled,
+        enrolment,
+        certificate: entry.bytes("userCertificate;binary").into_iter().next(),
+        certificate_fingerprint: digest("roleoutCertificateFingerprint")?,
+        enrolment_token: digest("roleoutEnrolmentToken")?,
+        last_seen: entry.text("roleoutLastSeen").map(str::to_owned),
+    })
+}
+
+/// `when` as a GeneralizedTime in UTC (`YYYYMMDDHHMMSSZ`); times before
+/// 1970 are clamped to the epoch.
+fn generalized_time(when: SystemTime) -> String {
+    let seconds = when
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0);
+    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
+    let of_day = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn generalized_times_are_utc_calendar_dates() {
+        assert_eq!(generalized_time(UNIX_EPOCH), "19700101000000Z");
+        // 2024-02-29T12:34:56Z, a leap day.
+        assert_eq!(
+            generalized_time(UNIX_EPOCH + Duration::from_secs(1_709_210_096)),
+            "20240229123456Z"
+        );
+        // 2000-03-01T00:00:00Z, after a century leap day.
+        assert_eq!(
+            generalized_time(UNIX_EPOCH + Duration::from_secs(951_868_800)),
+            "20000301000000Z"
+        );
+    }
+
+    #[test]
+    fn enrolment_states_parse_and_print() {
+        for state in [Enrolment::Pending, Enrolment::Approved, Enrolment::Disabled] {
+            assert_eq!(state.as_str().parse::<Enrolment>(), Ok(state));
+        }
+        assert!("APPROVED".parse::<Enrolment>().is_ok());
+        assert!("maybe".parse::<Enrolment>().unwrap_err().contains("maybe"));
+    }
+
+    #[test]
+    fn malformed_machine_entries_name_dn_and_attribute() {
+        let entry = SearchEntry {
+            dn: "cn=pc1,ou=Computers,dc=x".to_owned(),
+            attrs: HashMap::from([
+                ("cn".to_owned(), vec!["pc1".to_owned()]),
+                ("roleoutFact".to_owned(), vec!["no-equals-sign".to_owned()]),
+            ]),
+            bin_attrs: HashMap::new(),
+        };
+        let error = machine_entry(&entry).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("cn=pc1,ou=Computers,dc=x") && text.contains("roleoutFact"),
+            "{text}"
+        );
+        let facts = BTreeMap::from([("a=b".to_owned(), "c".to_owned())]);
+        assert!(fact_values(&facts).is_err());
+    }
+}

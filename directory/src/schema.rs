@@ -462,6 +462,7 @@ pub fn check_tables() -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use super::*;
 

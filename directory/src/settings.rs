@@ -200,6 +200,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use super::*;
 

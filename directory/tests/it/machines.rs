@@ -1,1 +1,216 @@
-//! machines
+//! Machines: created in Roleout's container or found where the
+//! organisation keeps them (`ou=Computers`, `(objectClass=device)`) and
+//! extended in place; certificates (DER) stored and read back; approval,
+//! disabling, facts, enrolment tokens and last-seen times.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use roleout_directory::machines::Enrolment;
+use roleout_directory::{Directory, DirectoryError, LocalDirectory};
+use roleout_model::ids::{MachineId, Sha256};
+
+use crate::{certificate, ldapadd, ldapsearch, machine, role, role_name};
+
+#[tokio::test]
+async fn machines_round_trip_with_certificate_and_state() {
+    let local = LocalDirectory::temporary().unwrap();
+    let admin = Directory::connect(&local.admin_settings()).await.unwrap();
+    let mut created = machine("build-host-7");
+    created.ip = Some("192.0.2.7".to_owned());
+    created.os = Some("linux".to_owned());
+    created.arch = Some("x86_64".to_owned());
+    created.facts = BTreeMap::from([
+        ("memory-mb".to_owned(), "16384".to_owned()),
+        ("disk".to_owned(), "sda=512G".to_owned()),
+    ]);
+    let dn = admin.create_machine(&created).await.unwrap();
+    assert_eq!(
+        dn,
+        "cn=build-host-7,ou=machines,ou=roleout,dc=example,dc=org"
+    );
+    let classes = ldapsearch(&local, &dn, &["-s", "base", "objectClass"]);
+    for class in ["device", "pkiUser", "roleoutMachine", "ipHost"] {
+        assert!(
+            classes.contains(&format!("objectClass: {class}")),
+            "{classes}"
+        );
+    }
+
+    let read = admin.machine(&created.name).await.unwrap().unwrap();
+    assert_eq!(read.machine, created);
+    assert!(read.managed);
+    assert!(!read.enabled);
+    assert_eq!(read.enrolment, Some(Enrolment::Pending));
+    assert!(read.certificate.is_none());
+    assert!(!read.may_authenticate());
+
+    // A real certificate, stored as userCertificate;binary.
+    let der = certificate("build-host-7");
+    let fingerprint = admin.set_machine_certificate(&dn, &der).await.unwrap();
+    let read = admin.machine_at(&dn).await.unwrap().unwrap();
+    assert_eq!(read.certificate.as_deref(), Some(der.as_slice()));
+    assert_eq!(read.certificate_fingerprint.as_ref(), Some(&fingerprint));
+    let found = admin
+        .machine_by_fingerprint(&fingerprint)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.dn, dn);
+    let other = Sha256::new("0".repeat(64)).unwrap();
+    assert!(
+        admin
+            .machine_by_fingerprint(&other)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    admin.approve_machine(&dn).await.unwrap();
+    let read = admin.machine_at(&dn).await.unwrap().unwrap();
+    assert!(read.may_authenticate());
+    assert_eq!(read.enrolment, Some(Enrolment::Approved));
+    admin.disable_machine(&dn).await.unwrap();
+    let read = admin.machine_at(&dn).await.unwrap().unwrap();
+    assert!(!read.enabled && !read.may_authenticate());
+    assert_eq!(read.enrolment, Some(Enrolment::Disabled));
+
+    // Facts are replaced as a whole; empty values remove.
+    let facts = BTreeMap::from([("cores".to_owned(), "8".to_owned())]);
+    admin
+        .set_machine_facts(&dn, Some("linux"), None, &facts)
+        .await
+        .unwrap();
+    let token = Sha256::new("ab".repeat(32)).unwrap();
+    admin.set_enrolment_token(&dn, Some(&token)).await.unwrap();
+    let seen = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    admin.record_machine_seen(&dn, seen).await.unwrap();
+    let read = admin.machine_at(&dn).await.unwrap().unwrap();
+    assert_eq!(read.machine.facts, facts);
+    assert_eq!(read.machine.arch, None);
+    assert_eq!(read.enrolment_token, Some(token));
+    assert_eq!(read.last_seen.as_deref(), Some("20231114221320Z"));
+    admin.set_enrolment_token(&dn, None).await.unwrap();
+    assert_eq!(
+        admin
+            .machine_at(&dn)
+            .await
+            .unwrap()
+            .unwrap()
+            .enrolment_token,
+        None
+    );
+
+    let all = admin.machines().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(
+        admin
+            .machine(&MachineId::new("absent").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        admin
+            .machine_at("cn=absent,ou=machines,ou=roleout,dc=example,dc=org")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let error = admin.create_machine(&created).await.unwrap_err();
+    assert!(error.is_already_exists(), "{error}");
+}
+
+#[tokio::test]
+async fn existing_computers_are_found_and_extended_in_place() {
+    let local = LocalDirectory::temporary().unwrap();
+    ldapadd(
+        &local,
+        "dn: ou=Computers,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Computers\n\n\
+         dn: cn=pc-01,ou=Computers,dc=example,dc=org\nobjectClass: device\ncn: pc-01\n\
+         serialNumber: SN-1234\ndescription: Reception desk\n\n\
+         dn: cn=pc-02,ou=Computers,dc=example,dc=org\nobjectClass: device\ncn: pc-02\n",
+    );
+    let mut settings = local.admin_settings();
+    settings.machines.base = Some("ou=Computers,dc=example,dc=org".to_owned());
+    settings.machines.filter = Some("(objectClass=device)".to_owned());
+    let admin = Directory::connect(&settings).await.unwrap();
+    let name = MachineId::new("pc-01").unwrap();
+
+    let before = admin.machine(&name).await.unwrap().unwrap();
+    assert_eq!(before.dn, "cn=pc-01,ou=Computers,dc=example,dc=org");
+    assert!(!before.managed);
+    assert_eq!(before.enrolment, None);
+    assert_eq!(admin.machines().await.unwrap().len(), 2);
+
+    let dn = admin.adopt_machine(&name).await.unwrap();
+    assert_eq!(dn, before.dn, "extended in place");
+    assert_eq!(
+        admin.adopt_machine(&name).await.unwrap(),
+        dn,
+        "adopting twice changes nothing"
+    );
+    let after = admin.machine(&name).await.unwrap().unwrap();
+    assert!(after.managed);
+    assert_eq!(after.enrolment, Some(Enrolment::Pending));
+    // Nothing was copied into Roleout's own container; the entry kept its data.
+    let own = admin
+        .subtree_dns("ou=machines,ou=roleout,dc=example,dc=org")
+        .await
+        .unwrap();
+    assert_eq!(
+        own,
+        vec!["ou=machines,ou=roleout,dc=example,dc=org".to_owned()]
+    );
+    let stored = ldapsearch(&local, &dn, &["-s", "base"]);
+    assert!(
+        stored.contains("serialNumber: SN-1234") && stored.contains("description: Reception desk"),
+        "{stored}"
+    );
+
+    // The adopted entry takes a certificate and role memberships.
+    let der = certificate("pc-01");
+    admin.set_machine_certificate(&dn, &der).await.unwrap();
+    admin.approve_machine(&dn).await.unwrap();
+    admin
+        .create_role(&role("front-office", 3, None))
+        .await
+        .unwrap();
+    admin
+        .add_role_member(&role_name("front-office"), &dn)
+        .await
+        .unwrap();
+    let builder = {
+        let mut settings = local.builder_settings();
+        settings.machines = admin.settings().machines.clone();
+        Directory::connect(&settings).await.unwrap()
+    };
+    let read = builder.machine(&name).await.unwrap().unwrap();
+    assert!(read.may_authenticate());
+    assert_eq!(read.certificate, Some(der));
+    assert_eq!(
+        builder.machine_roles(&dn).await.unwrap(),
+        vec![role_name("front-office")]
+    );
+    // The builder records enrolment data on adopted entries too.
+    builder.record_machine_seen(&dn, UNIX_EPOCH).await.unwrap();
+
+    let error = admin
+        .adopt_machine(&MachineId::new("pc-99").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DirectoryError::NotFound {
+                what: "machine",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("ou=Computers,dc=example,dc=org"),
+        "{error}"
+    );
+}

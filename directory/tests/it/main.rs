@@ -1,6 +1,8 @@
 //! Integration tests of the directory crate, each against its own real
 //! slapd (`LocalDirectory::temporary()`), so they run in parallel.
 
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
 mod catalog;
 mod injection;
 mod machines;
@@ -8,3 +10,121 @@ mod outage;
 mod roles;
 mod schema;
 mod slapd;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use roleout_directory::LocalDirectory;
+use roleout_model::ids::{MachineId, RoleName};
+use roleout_model::machine::Machine;
+use roleout_model::role::Role;
+
+/// Loads `ldif` as the root (SASL EXTERNAL over ldapi) with the real
+/// `ldapadd`; panics with its output if it fails.
+pub(crate) fn ldapadd(local: &LocalDirectory, ldif: &str) {
+    let mut child = Command::new("ldapadd")
+        .args(["-Q", "-Y", "EXTERNAL", "-H"])
+        .arg(local.ldapi_url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ldap-utils is installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ldif.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "ldapadd failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs the real `ldapsearch` as the root over ldapi; returns its LDIF.
+pub(crate) fn ldapsearch(local: &LocalDirectory, base: &str, arguments: &[&str]) -> String {
+    let output = Command::new("ldapsearch")
+        .args(["-Q", "-LLL", "-o", "ldif-wrap=no", "-Y", "EXTERNAL", "-H"])
+        .arg(local.ldapi_url())
+        .args(["-b", base])
+        .args(arguments)
+        .output()
+        .expect("ldap-utils is installed");
+    assert!(
+        output.status.success(),
+        "ldapsearch failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+pub(crate) fn role_name(name: &str) -> RoleName {
+    RoleName::new(name).unwrap()
+}
+
+pub(crate) fn role(name: &str, rank: u32, parent: Option<&str>) -> Role {
+    Role {
+        name: role_name(name),
+        rank,
+        parent: parent.map(role_name),
+        description: Some(format!("The {name} role")),
+    }
+}
+
+pub(crate) fn machine(name: &str) -> Machine {
+    Machine {
+        name: MachineId::new(name).unwrap(),
+        ip: None,
+        os: None,
+        arch: None,
+        facts: Default::default(),
+        products: Vec::new(),
+    }
+}
+
+/// A real self-signed certificate (DER) for a fresh Ed25519 key.
+pub(crate) fn certificate(name: &str) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
+/// Runs an ldap-utils `tool` (`ldapadd`, `ldapsearch`) over the loopback
+/// port as the service `account` ("admin" or "roleoutd"), the password read
+/// from the embedded directory's credentials file; returns the output.
+pub(crate) fn ldap_tool_as(
+    local: &LocalDirectory,
+    tool: &str,
+    account: &str,
+    arguments: &[&str],
+    input: &str,
+) -> std::process::Output {
+    let mut child = Command::new(tool)
+        .args(["-x", "-H"])
+        .arg(local.ldap_url())
+        .arg("-D")
+        .arg(format!("cn={account},ou=roleout,dc=example,dc=org"))
+        .arg("-y")
+        .arg(
+            local
+                .state_dir()
+                .join("credentials")
+                .join(format!("{account}.password")),
+        )
+        .args(arguments)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ldap-utils is installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

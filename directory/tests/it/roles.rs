@@ -1,1 +1,235 @@
-//! roles
+//! Roles: created with rank and parent, read back as the model's
+//! hierarchy, members added and removed (the empty-role placeholder never
+//! shows), a machine's roles found with one search, and large role sets
+//! read page by page.
+
+use roleout_directory::{Directory, DirectoryError, LocalDirectory};
+use roleout_model::role::Role;
+
+use crate::{ldapadd, ldapsearch, machine, role, role_name};
+
+#[tokio::test]
+async fn roles_round_trip_into_the_hierarchy() {
+    let local = LocalDirectory::temporary().unwrap();
+    let admin = Directory::connect(&local.admin_settings()).await.unwrap();
+    let created = [
+        role("end-user", 10, None),
+        role("developer", 20, Some("end-user")),
+        role("administrator", 30, Some("end-user")),
+    ];
+    for role in &created {
+        admin.create_role(role).await.unwrap();
+    }
+    let builder = Directory::connect(&local.builder_settings()).await.unwrap();
+    let before = builder.search_count();
+    let hierarchy = builder.roles().await.unwrap();
+    assert_eq!(
+        builder.search_count() - before,
+        1,
+        "the hierarchy costs one search"
+    );
+    for role in &created {
+        assert_eq!(hierarchy.get(&role.name), Some(role));
+    }
+    assert_eq!(hierarchy.iter().count(), 3);
+    let effective = hierarchy.effective([role_name("developer")]).unwrap();
+    assert_eq!(effective.key(), "developer+end-user");
+
+    // Changing rank, parent and description.
+    let promoted = Role {
+        rank: 40,
+        parent: None,
+        description: None,
+        ..role("developer", 0, None)
+    };
+    admin.update_role(&promoted).await.unwrap();
+    let entry = admin.role(&role_name("developer")).await.unwrap().unwrap();
+    assert_eq!(entry.role, promoted);
+    assert_eq!(
+        entry.dn,
+        "cn=developer,ou=roles,ou=roleout,dc=example,dc=org"
+    );
+
+    // A parent that does not exist is refused before anything is written.
+    let error = admin
+        .create_role(&role("orphan", 1, Some("nobody")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DirectoryError::NotFound { what: "role", .. }),
+        "{error}"
+    );
+    assert!(admin.role(&role_name("orphan")).await.unwrap().is_none());
+    // So is a second role of the same name.
+    let error = admin
+        .create_role(&role("end-user", 1, None))
+        .await
+        .unwrap_err();
+    assert!(error.is_already_exists(), "{error}");
+
+    admin
+        .delete_role(&role_name("administrator"))
+        .await
+        .unwrap();
+    assert!(
+        admin
+            .role(&role_name("administrator"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn members_come_and_go_and_empty_roles_keep_a_placeholder() {
+    let local = LocalDirectory::temporary().unwrap();
+    let admin = Directory::connect(&local.admin_settings()).await.unwrap();
+    let developer = role_name("developer");
+    let role_dn = admin
+        .create_role(&role("developer", 20, None))
+        .await
+        .unwrap();
+    admin.create_role(&role("tester", 5, None)).await.unwrap();
+    let first = admin.create_machine(&machine("pc-1")).await.unwrap();
+    let second = admin.create_machine(&machine("pc-2")).await.unwrap();
+
+    // Empty: the only stored member is the role itself, reported as none.
+    let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
+    assert!(stored.contains(&format!("member: {role_dn}")), "{stored}");
+    assert!(
+        admin
+            .role(&developer)
+            .await
+            .unwrap()
+            .unwrap()
+            .members
+            .is_empty()
+    );
+
+    admin.add_role_member(&developer, &first).await.unwrap();
+    admin.add_role_member(&developer, &first).await.unwrap(); // no change the second time
+    admin.add_role_member(&developer, &second).await.unwrap();
+    admin
+        .add_role_member(&role_name("tester"), &second)
+        .await
+        .unwrap();
+    let entry = admin.role(&developer).await.unwrap().unwrap();
+    let mut members = entry.members.clone();
+    members.sort();
+    assert_eq!(members, vec![first.clone(), second.clone()]);
+    let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
+    assert!(
+        !stored.contains(&format!("member: {role_dn}")),
+        "placeholder left behind: {stored}"
+    );
+
+    let before = admin.search_count();
+    assert_eq!(
+        admin.machine_roles(&second).await.unwrap(),
+        vec![role_name("developer"), role_name("tester")]
+    );
+    assert_eq!(
+        admin.search_count() - before,
+        1,
+        "a machine's roles cost one search"
+    );
+    assert_eq!(
+        admin.machine_roles(&first).await.unwrap(),
+        vec![developer.clone()]
+    );
+
+    admin.remove_role_member(&developer, &first).await.unwrap();
+    admin.remove_role_member(&developer, &first).await.unwrap(); // not a member any more: no change
+    admin.remove_role_member(&developer, &second).await.unwrap();
+    assert!(
+        admin
+            .role(&developer)
+            .await
+            .unwrap()
+            .unwrap()
+            .members
+            .is_empty()
+    );
+    assert!(admin.machine_roles(&first).await.unwrap().is_empty());
+    let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
+    assert!(stored.contains(&format!("member: {role_dn}")), "{stored}");
+    // The placeholder cannot be removed (the entry would break the schema).
+    admin
+        .remove_role_member(&developer, &role_dn)
+        .await
+        .unwrap();
+    let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
+    assert!(stored.contains(&format!("member: {role_dn}")), "{stored}");
+
+    let error = admin
+        .add_role_member(&role_name("ghost"), &first)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DirectoryError::NotFound { what: "role", .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("ghost"), "{error}");
+}
+
+#[tokio::test]
+async fn many_roles_are_read_page_by_page() {
+    let local = LocalDirectory::temporary().unwrap();
+    let count = 1201;
+    let mut ldif = String::new();
+    for index in 0..count {
+        ldif.push_str(&format!(
+            "dn: cn=role-{index},ou=roles,ou=roleout,dc=example,dc=org\nobjectClass: groupOfNames\n\
+             objectClass: roleoutRole\ncn: role-{index}\nroleoutRank: {index}\n\
+             member: cn=role-{index},ou=roles,ou=roleout,dc=example,dc=org\n\n"
+        ));
+    }
+    ldapadd(&local, &ldif);
+    // The builder is not the root: without paging it would stop at the
+    // server's size limit of 500.
+    let builder = Directory::connect(&local.builder_settings()).await.unwrap();
+    let before = builder.search_count();
+    let roles = builder.role_entries().await.unwrap();
+    assert_eq!(roles.len(), count);
+    assert_eq!(
+        builder.search_count() - before,
+        3,
+        "1201 entries are three pages of 500"
+    );
+    assert!(roles.iter().all(|entry| entry.members.is_empty()));
+    let hierarchy = builder.roles().await.unwrap();
+    assert_eq!(hierarchy.get(&role_name("role-1200")).unwrap().rank, 1200);
+}
+
+#[tokio::test]
+async fn roles_can_live_in_existing_groups_elsewhere() {
+    let local = LocalDirectory::temporary().unwrap();
+    ldapadd(
+        &local,
+        "dn: ou=Groups,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Groups\n\n\
+         dn: cn=staff,ou=Groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: staff\n\
+         member: cn=pc-9,ou=machines,ou=roleout,dc=example,dc=org\n\n\
+         dn: cn=printers,ou=Groups,dc=example,dc=org\nobjectClass: device\ncn: printers\n",
+    );
+    let mut settings = local.admin_settings();
+    settings.roles.base = Some("ou=Groups,dc=example,dc=org".to_owned());
+    settings.roles.filter = Some("(objectClass=groupOfNames)".to_owned());
+    let admin = Directory::connect(&settings).await.unwrap();
+    let staff = admin.role(&role_name("staff")).await.unwrap().unwrap();
+    assert_eq!(staff.role.rank, 0, "a group without roleoutRank ranks 0");
+    assert_eq!(
+        staff.members,
+        vec!["cn=pc-9,ou=machines,ou=roleout,dc=example,dc=org".to_owned()]
+    );
+    let dn = admin
+        .create_role(&role("ops", 7, Some("staff")))
+        .await
+        .unwrap();
+    assert_eq!(dn, "cn=ops,ou=Groups,dc=example,dc=org");
+    let hierarchy = admin.roles().await.unwrap();
+    assert_eq!(hierarchy.iter().count(), 2, "the device is not a role");
+    assert_eq!(
+        hierarchy.get(&role_name("ops")).unwrap().parent,
+        Some(role_name("staff"))
+    );
+}

@@ -1,28 +1,14 @@
 //! The embedded slapd: it starts with the base DIT that the real
 //! `ldapsearch` sees, enforces the access rules, survives restarts in
-//! persistent mode and explains what is missing when slapd is not installed.
+//! persistent mode and explains what is missing when slapd is not installed;
+//! the access rules hold for the admin, builder and anonymous accounts.
 
 use std::process::Command;
 
 use roleout_directory::local::LocalOptions;
 use roleout_directory::{Directory, DirectoryError, LocalDirectory};
 
-/// Runs the real `ldapsearch` over ldapi as root (SASL EXTERNAL).
-fn ldapsearch(local: &LocalDirectory, base: &str, arguments: &[&str]) -> String {
-    let output = Command::new("ldapsearch")
-        .args(["-Q", "-LLL", "-Y", "EXTERNAL", "-H"])
-        .arg(local.ldapi_url())
-        .args(["-b", base])
-        .args(arguments)
-        .output()
-        .expect("ldap-utils is installed");
-    assert!(
-        output.status.success(),
-        "ldapsearch failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use crate::{certificate, ldap_tool_as, ldapadd, ldapsearch, machine, role, role_name};
 
 #[test]
 fn ldapsearch_sees_the_base_dit() {
@@ -102,21 +88,10 @@ fn persistent_mode_keeps_data_and_credentials_across_restarts() {
     let path = state.path().join("directory");
     let first = LocalDirectory::persistent(&path).unwrap();
     let settings = first.admin_settings();
-    let add = Command::new("ldapadd")
-        .args(["-Q", "-Y", "EXTERNAL", "-H"])
-        .arg(first.ldapi_url())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(
-                b"dn: ou=kept,ou=roleout,dc=example,dc=org\nobjectClass: organizationalUnit\nou: kept\n",
-            )?;
-            child.wait()
-        })
-        .unwrap();
-    assert!(add.success());
+    ldapadd(
+        &first,
+        "dn: ou=kept,ou=roleout,dc=example,dc=org\nobjectClass: organizationalUnit\nou: kept\n",
+    );
     drop(first);
     let second = LocalDirectory::persistent(&path).unwrap();
     assert_eq!(
@@ -190,4 +165,204 @@ fn a_taken_port_is_reported_as_such() {
         matches!(error, DirectoryError::PortInUse { port: reported } if reported == port),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn access_rules_separate_admins_builder_and_anonymous() {
+    let local = LocalDirectory::temporary().unwrap();
+    let admin = Directory::connect(&local.admin_settings()).await.unwrap();
+    let builder = Directory::connect(&local.builder_settings()).await.unwrap();
+    let anonymous = Directory::connect(&local.anonymous_settings())
+        .await
+        .unwrap();
+
+    // Admins write roles and machines.
+    admin
+        .create_role(&role("developer", 20, None))
+        .await
+        .unwrap();
+    let machine_dn = admin.create_machine(&machine("pc-1")).await.unwrap();
+    admin
+        .add_role_member(&role_name("developer"), &machine_dn)
+        .await
+        .unwrap();
+
+    // The builder reads them ...
+    assert_eq!(
+        builder.machine_roles(&machine_dn).await.unwrap(),
+        vec![role_name("developer")]
+    );
+    assert!(builder.machine_at(&machine_dn).await.unwrap().is_some());
+    // ... records enrolment data ...
+    builder
+        .set_machine_certificate(&machine_dn, &certificate("pc-1"))
+        .await
+        .unwrap();
+    builder.mark_machine_pending(&machine_dn).await.unwrap();
+    // ... but neither enables machines nor changes roles.
+    let error = builder.approve_machine(&machine_dn).await.unwrap_err();
+    assert!(error.is_insufficient_access(), "{error}");
+    let error = builder
+        .create_role(&role("intruder", 99, None))
+        .await
+        .unwrap_err();
+    assert!(error.is_insufficient_access(), "{error}");
+    let error = builder
+        .add_role_member(&role_name("developer"), "cn=other,dc=example,dc=org")
+        .await
+        .unwrap_err();
+    assert!(error.is_insufficient_access(), "{error}");
+
+    // The builder writes builds and reports, not the catalog.
+    let build = "dn: cn=probe,ou=builds,ou=roleout,dc=example,dc=org\nobjectClass: applicationProcess\ncn: probe\n";
+    let added = ldap_tool_as(&local, "ldapadd", "roleoutd", &[], build);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let report = "dn: cn=probe,ou=reports,ou=roleout,dc=example,dc=org\nobjectClass: applicationProcess\ncn: probe\n";
+    assert!(
+        ldap_tool_as(&local, "ldapadd", "roleoutd", &[], report)
+            .status
+            .success()
+    );
+    let product = "dn: cn=probe,ou=products,ou=roleout,dc=example,dc=org\nobjectClass: applicationProcess\ncn: probe\n";
+    let refused = ldap_tool_as(&local, "ldapadd", "roleoutd", &[], product);
+    assert_eq!(
+        refused.status.code(),
+        Some(50),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        ldap_tool_as(&local, "ldapadd", "admin", &[], product)
+            .status
+            .success()
+    );
+    assert_eq!(
+        builder
+            .subtree_dns("ou=builds,ou=roleout,dc=example,dc=org")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Anonymous sees nothing at all.
+    for base in [
+        "ou=roles,ou=roleout,dc=example,dc=org",
+        "ou=machines,ou=roleout,dc=example,dc=org",
+        "dc=example,dc=org",
+    ] {
+        let seen = anonymous.subtree_dns(base).await;
+        assert!(
+            matches!(seen, Ok(ref dns) if dns.is_empty())
+                || seen.as_ref().is_err_and(DirectoryError::is_no_such_object),
+            "anonymous saw {seen:?} under {base}"
+        );
+    }
+    assert!(
+        anonymous
+            .machine_roles(&machine_dn)
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+    // Password hashes are readable by nobody but the root, not even by
+    // their owner.
+    for account in ["roleoutd", "admin"] {
+        let read = ldap_tool_as(
+            &local,
+            "ldapsearch",
+            account,
+            &[
+                "-LLL",
+                "-b",
+                "ou=roleout,dc=example,dc=org",
+                "(cn=*)",
+                "userPassword",
+            ],
+            "",
+        );
+        assert!(
+            read.status.success(),
+            "{}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        let text = String::from_utf8_lossy(&read.stdout);
+        assert!(
+            text.contains("dn: cn=roleoutd,ou=roleout,dc=example,dc=org"),
+            "{text}"
+        );
+        assert!(!text.contains("userPassword"), "{text}");
+    }
+    let root = ldapsearch(
+        &local,
+        "cn=roleoutd,ou=roleout,dc=example,dc=org",
+        &["-s", "base", "userPassword"],
+    );
+    assert!(root.contains("userPassword"), "{root}");
+}
+
+#[tokio::test]
+async fn another_suffix_moves_the_whole_layout() {
+    let local = LocalDirectory::temporary_with(LocalOptions {
+        suffix: "dc=corp,dc=test".to_owned(),
+        ..LocalOptions::default()
+    })
+    .unwrap();
+    assert_eq!(local.base(), "ou=roleout,dc=corp,dc=test");
+    let builder = Directory::connect(&local.builder_settings()).await.unwrap();
+    assert_eq!(
+        builder.layout().roles(),
+        "ou=roles,ou=roleout,dc=corp,dc=test"
+    );
+    let dns = builder.subtree_dns("dc=corp,dc=test").await.unwrap();
+    assert!(
+        dns.contains(&"ou=reports,ou=roleout,dc=corp,dc=test".to_owned()),
+        "{dns:?}"
+    );
+    let admin = Directory::connect(&local.admin_settings()).await.unwrap();
+    admin.create_role(&role("end-user", 1, None)).await.unwrap();
+    assert!(
+        builder
+            .role(&role_name("end-user"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn slapd_failing_at_start_reports_the_tail_of_its_log() {
+    let state = tempfile::tempdir().unwrap();
+    drop(LocalDirectory::persistent(state.path()).unwrap());
+    // Point the database at a directory that does not exist.
+    let database = state
+        .path()
+        .join("slapd.d/cn=config/olcDatabase={1}mdb.ldif");
+    let text = std::fs::read_to_string(&database).unwrap();
+    let broken: String = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("olcDbDirectory:") {
+                "olcDbDirectory: /nonexistent/roleout-data".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&database, broken + "\n").unwrap();
+    let error = LocalDirectory::persistent(state.path()).unwrap_err();
+    let DirectoryError::Slapd { message, log_tail } = &error else {
+        panic!("expected a slapd error, got {error}");
+    };
+    assert!(message.contains("exited during start-up"), "{message}");
+    assert!(
+        log_tail.contains("olcDbDirectory: value #0: invalid path"),
+        "{log_tail}"
+    );
+    assert!(error.to_string().contains(log_tail.as_str()));
 }
