@@ -10,6 +10,7 @@
 
 pub mod command;
 pub mod condition;
+pub mod descriptor;
 pub mod ids;
 pub mod machine;
 pub mod pattern;
