@@ -1,0 +1,3 @@
+//! Integration tests of roleout-builder, one module per area.
+
+mod shell;
