@@ -186,13 +186,15 @@ pub fn read_hidden(prompt: &str, screen: &mut dyn Write) -> Option<String> {
         .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG | LocalFlags::IEXTEN);
     hidden.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
     hidden.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
-    let _ = screen.write_all(prompt.as_bytes());
-    let _ = screen.flush();
+    // Echo goes off before the prompt shows, so nothing typed as soon as
+    // it appears can be echoed.
     termios::tcsetattr(descriptor, SetArg::TCSANOW, &hidden).ok()?;
     let restore = RestoreTerminal {
         descriptor,
         original: &original,
     };
+    let _ = screen.write_all(prompt.as_bytes());
+    let _ = screen.flush();
     let mut typed: Vec<u8> = Vec::new();
     let answer = loop {
         let mut byte = [0u8; 1];

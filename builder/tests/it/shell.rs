@@ -400,9 +400,29 @@ fn interactive_session_completes_hides_secrets_and_remembers() {
         "the password was echoed:\n{screen}"
     );
 
+    // Questions go through the editor, with the default typed in already;
+    // the answers are not commands and stay out of the history.
+    terminal.type_text("bind");
+    terminal.keys(&["Enter"]);
+    terminal.wait_for("Bind DN: cn=admin,dc=example,dc=org");
+    terminal.keys(&["C-u"]);
+    terminal.type_text("cn=reader");
+    terminal.keys(&["Enter"]);
+    terminal.wait_for("Password for cn=reader:");
+    terminal.type_text("typed-secret-2");
+    terminal.keys(&["Enter"]);
+    let screen = terminal.wait_for("bind: the next connection binds as cn=reader");
+    assert!(
+        !screen.contains("typed-secret-2"),
+        "the password was echoed:\n{screen}"
+    );
+
     // Ctrl-C drops the line being typed; the shell goes on.
     terminal.type_text("never-run-line");
     terminal.keys(&["C-c"]);
+    // Keys typed before the new prompt may be lost by the editor, as a
+    // person would not type them; wait for it.
+    terminal.wait_for(&format!("never-run-line\n{}", prompt.trim_end()));
     terminal.type_text("help");
     terminal.keys(&["Enter"]);
     terminal.wait_for("exit, quit");
@@ -414,7 +434,7 @@ fn interactive_session_completes_hides_secrets_and_remembers() {
     let history = std::fs::read_to_string(&history_file).expect("the history file");
     assert_eq!(
         history,
-        "check examples/jre.xml\nchekc\nbind cn=admin,dc=example,dc=org\nhelp\nexit\n"
+        "check examples/jre.xml\nchekc\nbind cn=admin,dc=example,dc=org\nbind\nhelp\nexit\n"
     );
 
     // A new session finds the history: Up brings back the latest lines.
@@ -424,7 +444,7 @@ fn interactive_session_completes_hides_secrets_and_remembers() {
     again.wait_for("/> exit");
     again.keys(&["Up"]);
     again.wait_for("/> help");
-    again.keys(&["Up", "Up", "Up"]);
+    again.keys(&["Up", "Up", "Up", "Up"]);
     again.wait_for("/> check examples/jre.xml");
     // Run it again: it moves to the end of the history, kept once.
     again.keys(&["Enter"]);
@@ -435,6 +455,6 @@ fn interactive_session_completes_hides_secrets_and_remembers() {
     let history = std::fs::read_to_string(&history_file).expect("the history file");
     assert_eq!(
         history,
-        "chekc\nbind cn=admin,dc=example,dc=org\nhelp\nexit\ncheck examples/jre.xml\n"
+        "chekc\nbind cn=admin,dc=example,dc=org\nbind\nhelp\nexit\ncheck examples/jre.xml\n"
     );
 }

@@ -7,7 +7,12 @@ use clap::{Args, ValueHint};
 use super::{CommandError, Context, Flow, Run};
 use crate::shell::session::Secret;
 
-/// Arguments of `bind`.
+/// Set the DN and password the session binds to the directory with.
+///
+/// Asks the password without echoing it, and asks the DN too when none
+/// is given here or with --bind-dn. The password stays in memory only.
+///
+/// Example: bind cn=admin,dc=example,dc=org
 #[derive(Debug, Args)]
 pub struct Bind {
     /// DN to bind as (default: the one of --bind-dn, else asked).

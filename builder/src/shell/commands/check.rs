@@ -8,7 +8,13 @@ use crate::admin::check::check_files;
 
 use super::{CommandError, Context, Flow, Run};
 
-/// Arguments of `check`.
+/// Check descriptor files offline and print every problem.
+///
+/// Reads each file, prints every error and warning with its file, line,
+/// column and element, and one line per valid file. Fails when any
+/// file has an error; warnings do not fail it.
+///
+/// Example: check examples/*.xml
 #[derive(Debug, Args)]
 pub struct Check {
     /// Descriptor files (XML).

@@ -6,7 +6,12 @@ use super::{CommandError, Context, Flow, Run, write_failed};
 use crate::shell::cli::ShellLine;
 use crate::shell::{Parsed, suggest};
 
-/// Arguments of `help`.
+/// List the commands, or explain one.
+///
+/// Without a command, lists every command with its summary; with one,
+/// shows its options and an example (as COMMAND --help does).
+///
+/// Example: help check
 #[derive(Debug, Args)]
 pub struct Help {
     /// The command to explain.
@@ -65,7 +70,11 @@ fn command_list(definitions: &clap::Command) -> String {
     text
 }
 
-/// Arguments of `exit`.
+/// Leave the shell, or stop a script, with an exit status.
+///
+/// Ctrl-D leaves the interactive shell too.
+///
+/// Example: exit 3
 #[derive(Debug, Args)]
 pub struct Exit {
     /// Exit status.

@@ -3,9 +3,10 @@
 //!
 //! Adding a command takes three small steps:
 //! 1. a file here with a `#[derive(Debug, clap::Args)]` struct whose doc
-//!    comment is the command's help (first paragraph: the one-line summary;
-//!    then details and an `Example:` line), and an `impl Run` that does the
-//!    work through `crate::admin` and writes to `context.output`;
+//!    comment is the command's help (first paragraph: the one-line summary
+//!    that `help` lists; then details and an `Example:` line, which a test
+//!    requires), and an `impl Run` that does the work through
+//!    `crate::admin` and writes to `context.output`;
 //! 2. a `mod` line and a variant in [`Command`] below;
 //! 3. an arm in [`Command::runner`].
 //!
@@ -32,37 +33,16 @@ pub use check::Check;
 pub use help::{Exit, Help};
 
 /// Every command of `roleout-admin`; the variant's name in kebab case is the
-/// command's name.
+/// command's name, and the doc comment of its struct is its help.
+// The variants carry no doc comments on purpose: clap would take them
+// over the structs' doc comments, which are the commands' help.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Set the DN and password the session binds to the directory with.
-    ///
-    /// Asks the password without echoing it, and asks the DN too when none
-    /// is given here or with --bind-dn. The password stays in memory only.
-    ///
-    /// Example: bind cn=admin,dc=example,dc=org
     Bind(Bind),
-    /// Check descriptor files offline and print every problem.
-    ///
-    /// Reads each file, prints every error and warning with its file, line,
-    /// column and element, and one line per valid file. Fails when any
-    /// file has an error; warnings do not fail it.
-    ///
-    /// Example: check examples/*.xml
     Check(Check),
-    /// Leave the shell, or stop a script, with an exit status.
-    ///
-    /// Ctrl-D leaves the interactive shell too.
-    ///
-    /// Example: exit 3
     #[command(visible_alias = "quit")]
     Exit(Exit),
-    /// List the commands, or explain one.
-    ///
-    /// Without a command, lists every command with its summary; with one,
-    /// shows its options and an example (as COMMAND --help does).
-    ///
-    /// Example: help check
     Help(Help),
 }
 
