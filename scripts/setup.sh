@@ -13,6 +13,7 @@ command -v gzip >/dev/null 2>&1 || need_packages+=(gzip)
 command -v cc >/dev/null 2>&1 || need_packages+=(gcc libc6-dev)
 command -v git >/dev/null 2>&1 || need_packages+=(git)
 command -v curl >/dev/null 2>&1 || need_packages+=(curl ca-certificates)
+command -v tmux >/dev/null 2>&1 || need_packages+=(tmux)
 
 if [ ${#need_packages[@]} -gt 0 ]; then
     sudo=""

@@ -1,3 +1,4 @@
-//! Integration tests of the roleout-builder crate, one module per area.
+//! Integration tests of roleout-builder, one module per area.
 
 mod auth;
+mod shell;
