@@ -460,6 +460,33 @@ impl LocalDirectory {
         }
     }
 
+    /// Settings to reach the slapd that another process (roleoutd, another
+    /// shell) runs on `state_dir`, if one runs: root over SASL EXTERNAL on
+    /// its ldapi socket. `None` when no slapd runs there, so the caller
+    /// starts its own with [`persistent`](Self::persistent). Only the
+    /// suffix's default is assumed; pass `suffix` when it was changed.
+    pub fn attach(state_dir: impl AsRef<Path>, suffix: &str) -> Option<Settings> {
+        let state = state_dir.as_ref().canonicalize().ok()?;
+        let pid = fs::read_to_string(state.join("slapd.pid"))
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()?;
+        // Signal 0 only checks that the process exists.
+        if pid <= 0 || kill(Pid::from_raw(pid), None).is_err() || !is_slapd(pid) {
+            return None;
+        }
+        let url = format!(
+            "ldapi://{}",
+            percent_encode(&state.join("ldapi").to_string_lossy())
+        );
+        Some(
+            Settings::new([url])
+                .with_bind(Bind::SaslExternal)
+                .with_base(format!("ou=roleout,{suffix}")),
+        )
+    }
+
     /// Refuses to start a second slapd on the same database.
     fn check_no_other_slapd(&self) -> Result<()> {
         let pid_file = self.state.join("slapd.pid");

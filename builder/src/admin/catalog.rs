@@ -116,6 +116,15 @@ pub async fn import(
 ) -> Result<ImportSummary, CommandFailed> {
     let files = descriptor_files(paths)?;
     let descriptors = read_descriptors(&files, output)?;
+    store(directory, &descriptors, output).await
+}
+
+/// Stores descriptors already read and checked: products, then suites.
+pub async fn store(
+    directory: &Directory,
+    descriptors: &[(PathBuf, Descriptor)],
+    output: &mut Output<'_>,
+) -> Result<ImportSummary, CommandFailed> {
     let mut summary = ImportSummary::default();
     // Products first: a suite is only useful once its products are there.
     let (products, suites): (Vec<_>, Vec<_>) = descriptors

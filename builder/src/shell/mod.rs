@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod commands;
 pub mod complete;
+pub mod connection;
 pub mod history;
 pub mod interactive;
 pub mod prompt;

@@ -130,6 +130,7 @@ pub struct Session {
     base_dn: Option<String>,
     connected_base_dn: Option<String>,
     location: Location,
+    connection: Option<super::connection::Connection>,
 }
 
 impl Session {
@@ -159,7 +160,22 @@ impl Session {
             base_dn: options.base_dn,
             connected_base_dn: None,
             location: Location::root(),
+            connection: None,
         })
+    }
+
+    /// The connection to the directory, opened on first use (a `bind`
+    /// drops it, so the next command binds anew).
+    pub fn connection(&mut self) -> Result<&super::connection::Connection, CommandError> {
+        if self.connection.is_none() {
+            let connection = super::connection::Connection::open(self)?;
+            self.connected_base_dn = Some(connection.directory().layout().base().to_owned());
+            self.connection = Some(connection);
+        }
+        match &self.connection {
+            Some(connection) => Ok(connection),
+            None => Err(CommandError::Failed("not connected".to_owned())),
+        }
     }
 
     /// Where the directory is.
@@ -185,6 +201,7 @@ impl Session {
 
     /// Sets the DN and password the next connection binds with.
     pub fn set_credentials(&mut self, bind_dn: String, password: Secret) {
+        self.connection = None;
         self.bind_dn = Some(bind_dn);
         self.bind_password = Some(password);
     }

@@ -1,4 +1,5 @@
 //! Integration tests of roleout-builder, one module per area.
 
 mod auth;
+mod catalog;
 mod shell;

@@ -18,6 +18,7 @@
 mod bind;
 mod check;
 mod help;
+mod import;
 
 use std::fmt;
 
@@ -31,6 +32,7 @@ use super::session::Session;
 pub use bind::Bind;
 pub use check::Check;
 pub use help::{Exit, Help};
+pub use import::{Export, Import};
 
 /// Every command of `roleout-admin`; the variant's name in kebab case is the
 /// command's name, and the doc comment of its struct is its help.
@@ -43,7 +45,9 @@ pub enum Command {
     Check(Check),
     #[command(visible_alias = "quit")]
     Exit(Exit),
+    Export(Export),
     Help(Help),
+    Import(Import),
 }
 
 impl Command {
@@ -53,7 +57,9 @@ impl Command {
             Command::Bind(command) => command,
             Command::Check(command) => command,
             Command::Exit(command) => command,
+            Command::Export(command) => command,
             Command::Help(command) => command,
+            Command::Import(command) => command,
         }
     }
 }

@@ -1,0 +1,130 @@
+//! The catalog as admins handle it: `roleout-admin import` of the example
+//! catalog into the managed slapd of a state directory (attaching to the
+//! slapd that is already running there, as it does when roleoutd runs),
+//! the result as plain `ldapsearch` shows it, idempotent re-import, and
+//! `export` back to descriptors that pass `check`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use roleout_directory::LocalDirectory;
+
+fn admin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_roleout-admin"))
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn run(command: &mut Command) -> (bool, String, String) {
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn import_into_the_managed_slapd_shows_in_ldapsearch_and_is_idempotent() {
+    let state = tempfile::tempdir().unwrap();
+    // The slapd roleoutd would be running; the shell attaches to it.
+    let local = LocalDirectory::persistent(state.path().join("ldap")).unwrap();
+    let state_dir = state.path().to_str().unwrap();
+
+    let (ok, stdout, stderr) = run(admin()
+        .args(["--state-dir", state_dir, "import"])
+        .arg(examples()));
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("suite domino 9.0.1: added"), "{stdout}");
+    assert!(
+        stdout.contains("7 added, 0 updated, 0 unchanged"),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = run(admin()
+        .args(["--state-dir", state_dir, "import"])
+        .arg(examples()));
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("0 added, 0 updated, 7 unchanged"),
+        "{stdout}"
+    );
+
+    // Plain ldapsearch, as root over ldapi, sees the suite and the
+    // per-role object versions of the mail client.
+    let (ok, stdout, stderr) = run(Command::new("ldapsearch")
+        .args([
+            "-Q",
+            "-LLL",
+            "-Y",
+            "EXTERNAL",
+            "-H",
+            &local.ldapi_url(),
+            "-b",
+        ])
+        .arg(format!("ou=roleout,{}", local.suffix()))
+        .arg("(|(objectClass=roleoutSuite)(roleoutOf=notes-client))")
+        .args(["cn", "roleoutSlot", "roleoutForRole"]));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("cn: domino"), "{stdout}");
+    for role in ["developer", "administrator"] {
+        assert!(
+            stdout.contains(&format!("roleoutForRole: {role}")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("roleoutSlot: fileset"), "{stdout}");
+    assert!(stdout.contains("roleoutSlot: post-install"), "{stdout}");
+}
+
+#[test]
+fn export_gives_back_descriptors_that_check() {
+    let state = tempfile::tempdir().unwrap();
+    let _local = LocalDirectory::persistent(state.path().join("ldap")).unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let out = state.path().join("export");
+    let script = format!(
+        "import {}; export --ldif {}",
+        examples().display(),
+        out.display()
+    );
+    let (ok, stdout, stderr) = run(admin().args(["--state-dir", state_dir, "-c", &script]));
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("exported 6 product(s) and 1 suite(s)"),
+        "{stdout}"
+    );
+    assert!(out.join("catalog.ldif").exists());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 7);
+    let (ok, stdout, stderr) = run(admin().arg("check").args(&files));
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("assembles and resolves"), "{stdout}");
+}
+
+#[test]
+fn a_broken_file_imports_nothing() {
+    let state = tempfile::tempdir().unwrap();
+    let _local = LocalDirectory::persistent(state.path().join("ldap")).unwrap();
+    let broken = state.path().join("broken.xml");
+    std::fs::write(
+        &broken,
+        "<product xmlns=\"urn:roleout:descriptor:1\" id=\"x\"/>",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(admin()
+        .args(["--state-dir", state.path().to_str().unwrap(), "import"])
+        .arg(examples().join("jre.xml"))
+        .arg(&broken));
+    assert!(!ok);
+    assert!(stderr.contains("broken.xml:1:"), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert!(!stdout.contains("product jre"), "{stdout}");
+}
