@@ -187,7 +187,11 @@ fn help_lists_every_command_and_explains_each() {
         .filter_map(|line| line.split_whitespace().next())
         .map(|name| name.trim_end_matches(','))
         .collect();
-    assert_eq!(names, ["bind", "check", "exit", "help"], "{list}");
+    assert_eq!(
+        names,
+        ["bind", "check", "exit", "export", "help", "import"],
+        "{list}"
+    );
     assert!(
         list.contains("  check       Check descriptor files offline"),
         "{list}"
