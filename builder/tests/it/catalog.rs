@@ -96,7 +96,14 @@ fn export_gives_back_descriptors_that_check() {
         stdout.contains("exported 6 product(s) and 1 suite(s)"),
         "{stdout}"
     );
-    assert!(out.join("catalog.ldif").exists());
+    // ldif/catalog.ldif is this export, kept in the repository for
+    // `ldapadd`; regenerate it with `export --ldif` when examples change.
+    let exported = std::fs::read_to_string(out.join("catalog.ldif")).unwrap();
+    let kept = std::fs::read_to_string(examples().join("../ldif/catalog.ldif")).unwrap();
+    assert!(
+        exported == kept,
+        "ldif/catalog.ldif is out of date: run roleout-admin -c 'import examples/; export --ldif DIR' and copy DIR/catalog.ldif"
+    );
     let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
         .unwrap()
         .map(|entry| entry.unwrap().path())
