@@ -1,1 +1,3 @@
 //! Roleout's agent on managed machines.
+
+pub mod state;
