@@ -1,0 +1,3 @@
+//! Integration tests of the installer, on real files and real processes.
+
+mod state;
