@@ -24,7 +24,9 @@
 //! reported ([`StateError::CorruptJournal`]); it is never silently replaced by
 //! an empty journal, because an empty journal would run finished steps again.
 //! Starting over takes an explicit [`Journal::start_over`]. A file with a
-//! format number from a newer Roleout is left in place and refused.
+//! format number from a newer Roleout is left in place and refused. Fields
+//! unknown to this build make a format-1 file corrupt: a change that adds a
+//! field raises the format number.
 //!
 //! The journal does not know dependencies between components; the install
 //! loop does. The journal only keeps the planned order, and
@@ -532,6 +534,18 @@ impl Journal {
     /// What this machine has, by product.
     pub fn installed(&self) -> &BTreeMap<ProductId, InstalledProduct> {
         &self.record.installed
+    }
+
+    /// Whether this machine has `planned` installed already: the same
+    /// version from the same model digest (the install loop then skips the
+    /// component with [`SkipReason::AlreadyInstalled`]).
+    pub fn installed_matches(&self, planned: &PlannedComponent) -> bool {
+        self.record
+            .installed
+            .get(&planned.product)
+            .is_some_and(|installed| {
+                installed.version == planned.version && installed.model == planned.model
+            })
     }
 
     /// The highest metadata serial accepted so far.
@@ -1283,6 +1297,7 @@ mod tests {
             .skip_component(&a, SkipReason::AlreadyInstalled)
             .expect("valid in this test");
         assert!(journal.installed().is_empty());
+        assert!(!journal.installed_matches(&plan(&["a"])[0]));
         assert_eq!(journal.next_step(), NextStep::Settled);
         journal.finish_run().expect("valid in this test");
         assert!(journal.run_in_progress().is_none());

@@ -460,6 +460,10 @@ fn steps_are_recorded_before_and_after_and_survive_reopening() {
     assert_eq!(installed.build, build);
     assert_eq!(installed.model, digest_of_text("model of editor"));
     assert_eq!(installed.run, run);
+    assert!(journal.installed_matches(&planned("editor", &[])));
+    let mut newer = planned("editor", &[]);
+    newer.version = Version::new("2.2").expect("valid");
+    assert!(!journal.installed_matches(&newer));
     assert_eq!(
         journal::suites(directory.path()).expect("list"),
         vec![suite()]
