@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod check;
+pub mod machines;
 
 use std::fmt;
 
