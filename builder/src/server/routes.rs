@@ -49,6 +49,9 @@ use crate::server::store::{Stored, payload_path, store_report};
 
 type Shared = State<Arc<ServerState>>;
 
+/// How far past the body limit a body is still read before it is refused.
+const DRAIN_FACTOR: usize = 4;
+
 /// The router of every route, over `state`.
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -92,12 +95,20 @@ async fn read_body<T: Message>(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > state.max_body as u64) {
+    // A body somewhat over the limit is read (and dropped) before the
+    // refusal, so that a client still sending it gets the answer instead of
+    // a broken connection; past DRAIN_FACTOR times the limit the
+    // connection is cut.
+    let drain_limit = state.max_body.saturating_mul(DRAIN_FACTOR);
+    if declared.is_some_and(|length| length > drain_limit as u64) {
         return Err(too_large());
     }
-    let bytes: Bytes = axum::body::to_bytes(body, state.max_body)
+    let bytes: Bytes = axum::body::to_bytes(body, drain_limit)
         .await
         .map_err(|_| too_large())?;
+    if bytes.len() > state.max_body {
+        return Err(too_large());
+    }
     T::decode(&bytes).map_err(|error| ApiError::invalid_body(&error))
 }
 
@@ -296,11 +307,19 @@ fn auth_refusal(error: &AuthError) -> ApiError {
     ApiError::new(code, format!("Authentication refused: {message}."))
 }
 
-/// What the directory says about `entry` for authentication.
+/// What the directory says about `entry` for authentication. A machine
+/// waiting for approval is not enabled yet either; it is refused as not
+/// approved, which is what it needs. Disabled means an admin turned it
+/// away (or withdrew `roleoutEnabled` from an approved machine).
 fn registered(entry: &MachineEntry) -> RegisteredMachine {
+    let enabled = match entry.enrolment {
+        Some(Enrolment::Disabled) => false,
+        Some(Enrolment::Approved) => entry.enabled,
+        Some(Enrolment::Pending) | None => true,
+    };
     RegisteredMachine {
         certificate_der: entry.certificate.clone().unwrap_or_default(),
-        enabled: entry.enabled && entry.enrolment != Some(Enrolment::Disabled),
+        enabled,
         approved: entry.enrolment == Some(Enrolment::Approved),
     }
 }
