@@ -100,8 +100,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
     let content_dir = settings.state_dir.join("content");
-    let reports_dir = settings.state_dir.join("reports");
-    for folder in [&content_dir, &reports_dir] {
+    for folder in [&content_dir] {
         std::fs::create_dir_all(folder)
             .with_context(|| format!("while creating {}", folder.display()))?;
     }
@@ -122,7 +121,6 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             authenticator,
             builder_key,
             content_dir,
-            reports_dir,
             metadata_ttl: settings.metadata_ttl,
             max_body: settings.max_body,
         });

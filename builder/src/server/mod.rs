@@ -9,7 +9,6 @@ pub mod config;
 pub mod error;
 pub mod routes;
 pub mod state;
-pub mod store;
 pub mod tls;
 
 use std::net::SocketAddr;

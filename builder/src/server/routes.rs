@@ -24,14 +24,14 @@ use axum::routing::{get, post};
 use roleout_directory::catalog::CatalogError;
 use roleout_directory::machines::{Enrolment, MachineEntry};
 use roleout_installer::envelope::sign_envelope;
-use roleout_model::ids::{MachineId, ProductId, Sha256, SuiteId};
+use roleout_model::ids::{ProductId, Sha256, SuiteId};
 use roleout_model::machine::Machine;
 use roleout_model::protocol::{
-    AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest,
-    ChallengeResponse, Close, ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus,
-    EnvelopePayload, ErrorCode, Health, HealthStatus, MachineObject, Message, ReportAck,
-    SessionRequest, SessionResponse, SignedContent, SignedEnvelope, StatusReport, SuiteComplete,
-    SuiteDelivery, SuiteList, SuiteListEntry, Timestamp,
+    Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest, ChallengeResponse, Close,
+    ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus, EnvelopePayload, ErrorCode,
+    Health, HealthStatus, MachineObject, Message, ReportAck, SessionRequest, SessionResponse,
+    SignedContent, SignedEnvelope, StatusReport, SuiteComplete, SuiteDelivery, SuiteList,
+    SuiteListEntry, Timestamp,
 };
 use roleout_model::resolve::resolve_suite;
 use roleout_model::role::EffectiveRoles;
@@ -42,10 +42,10 @@ use crate::auth::certificate::{CertificateError, RegisteredMachine};
 use crate::auth::challenge::ChallengeError;
 use crate::auth::nonce::ReplayError;
 use crate::auth::session::{Session, SessionError};
+use crate::content::{ContentStore, record_report};
 use crate::server::catalog::{ServedBuild, current_build, suite_ids};
 use crate::server::error::ApiError;
 use crate::server::state::ServerState;
-use crate::server::store::{Stored, payload_path, store_report};
 
 type Shared = State<Arc<ServerState>>;
 
@@ -717,7 +717,8 @@ async fn payload_inner(
             "That payload is not part of this machine's suites.",
         ));
     }
-    let path = payload_path(&state.content_dir, &digest);
+    let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
+    let path = store.path_of(&digest);
     let bytes = match tokio::fs::read(&path).await {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
@@ -766,15 +767,12 @@ async fn report(State(state): Shared, headers: HeaderMap, body: Body) -> Respons
     let result = async {
         let requester = requester(&state, &headers).await?;
         let report: StatusReport = read_body(&state, &headers, body).await?;
-        let stored = keep_report(&state, &requester.session.machine, "report", &report.id, &report)
-            .await?;
-        info!(machine = %requester.session.machine, suite = %report.suite, component = %report.component, outcome = ?report.outcome, duplicate = (stored == Stored::Duplicate), "report");
-        Ok::<_, ApiError>(ReportAck {
-            status: match stored {
-                Stored::New => AckStatus::Recorded,
-                Stored::Duplicate => AckStatus::Duplicate,
-            },
-        })
+        let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
+        let status = record_report(&state.directory, &store, &requester.session.machine, &report)
+            .await
+            .map_err(|error| ApiError::internal(format!("report store: {error}")))?;
+        info!(machine = %requester.session.machine, suite = %report.suite, component = %report.component, outcome = ?report.outcome, ack = ?status, "report");
+        Ok::<_, ApiError>(ReportAck { status })
     }
     .await;
     match result {
@@ -787,14 +785,11 @@ async fn complete(State(state): Shared, headers: HeaderMap, body: Body) -> Respo
     let result = async {
         let requester = requester(&state, &headers).await?;
         let complete: SuiteComplete = read_body(&state, &headers, body).await?;
-        keep_report(
-            &state,
-            &requester.session.machine,
-            "complete",
-            &complete.id,
-            &complete,
-        )
-        .await?;
+        state
+            .directory
+            .store_completion(&requester.session.machine, &complete)
+            .await
+            .map_err(|error| ApiError::internal(format!("report store: {error}")))?;
         info!(machine = %requester.session.machine, suite = %complete.suite, "suite complete");
         Ok::<_, ApiError>(Close::default())
     }
@@ -803,25 +798,6 @@ async fn complete(State(state): Shared, headers: HeaderMap, body: Body) -> Respo
         Ok(answer) => Json(answer).into_response(),
         Err(error) => error.into_response(),
     }
-}
-
-/// Stores a report of the session's machine (never of a machine named in
-/// the body): the one place reports are written.
-async fn keep_report<T: serde::Serialize + Send + Sync + Clone + 'static>(
-    state: &ServerState,
-    machine: &MachineId,
-    kind: &'static str,
-    id: &str,
-    report: &T,
-) -> Result<Stored, ApiError> {
-    let folder = state.reports_dir.clone();
-    let machine = machine.clone();
-    let id = id.to_owned();
-    let report = report.clone();
-    tokio::task::spawn_blocking(move || store_report(&folder, &machine, kind, &id, &report))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|error| ApiError::internal(format!("report store: {error}")))
 }
 
 #[cfg(test)]

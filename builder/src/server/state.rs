@@ -9,8 +9,10 @@
 //! - `builder-key.pk8`: the builder's Ed25519 signing key, PKCS#8 (0600);
 //! - `builder-key.pub`: its public half, base64url, what `roleout enroll`
 //!   pins (the enrolment answer carries the same key);
-//! - `content/`: the content store (payloads and report logs by SHA-256);
-//! - `reports/`: status reports until they are kept in the directory;
+//! - `content/`: the content store (payloads and report logs by SHA-256,
+//!   see `crate::content`). Report logs arrive capped and redacted by the
+//!   installer, which alone knows the values of password variables;
+//!   roleoutd never sees those values and stores the log as received;
 //! - `roleoutd.addr`: the address roleoutd listens on, written once it
 //!   does (so a caller that asked for port 0 learns the port).
 
@@ -35,8 +37,6 @@ pub struct ServerState {
     pub builder_key: BuilderKey,
     /// The content store's folder.
     pub content_dir: PathBuf,
-    /// Where reports are kept until the directory holds them.
-    pub reports_dir: PathBuf,
     /// Lifetime of signed metadata.
     pub metadata_ttl: Duration,
     /// Largest request body accepted.

@@ -174,14 +174,12 @@ fn a_developer_machine_gets_its_suite_signed_and_reports() {
             (200, &json!("close")),
             "{close}"
         );
-        let stored = roleout_builder::server::store::stored_reports(
-            &server.state.path().join("reports"),
-            &machine_id(name),
-            "report",
-        )
-        .expect("reports");
+        let stored = server
+            .block_on(server.directory.reports_for_machine(&machine_id(name)))
+            .expect("reports read back from the directory");
         assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0]["id"], id.as_str());
+        assert_eq!(stored[0].id, id);
+        assert_eq!(stored[0].component.as_str(), "notes-client");
     }
 }
 

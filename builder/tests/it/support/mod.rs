@@ -298,11 +298,11 @@ fn fill_content_store(content: &Path) {
         .expect("build.sh runs");
     assert!(status.success(), "build.sh failed");
     std::fs::create_dir_all(content).expect("content dir");
+    let store = roleout_builder::content::ContentStore::new(content).expect("content store");
     for entry in std::fs::read_dir(built.path()).expect("built payloads") {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).expect("payload");
-        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-        std::fs::write(content.join(hex::encode(digest.as_ref())), bytes).expect("stored");
+        store.put_bytes(&bytes).expect("stored");
     }
 }
 
