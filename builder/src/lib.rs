@@ -4,5 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod build;
+pub mod content;
 pub mod server;
 pub mod shell;

@@ -5,4 +5,6 @@
 
 mod auth;
 mod catalog;
+mod server;
 mod shell;
+mod support;
