@@ -1,3 +1,4 @@
 //! Integration tests of the roleout-builder crate, one module per area.
 
 mod auth;
+mod build;
