@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod build;
 mod catalog;
 mod server;
 mod shell;

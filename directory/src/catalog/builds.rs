@@ -564,7 +564,7 @@ mod tests {
         let suite = SuiteId::new("domino").unwrap();
         assert_eq!(
             build_dn("ou=builds,o=x", &suite, "developer+end-user"),
-            "cn=domino@developer\\+end-user,ou=builds,o=x"
+            "cn=domino@developer\\2bend-user,ou=builds,o=x"
         );
         assert!(check_role_set("default").is_ok());
         assert!(check_role_set("developer+end-user").is_ok());
