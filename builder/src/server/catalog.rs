@@ -2,20 +2,17 @@
 //! suite as one role set gets it.
 //!
 //! [`current_build`] is the single place that turns (suite, role set) into
-//! the suite to serve, with its digest and serial. Today it assembles on
-//! the fly from the directory (one pass, two searches); once stored builds
-//! exist it returns the stored, never-stale build instead, and nothing
-//! else changes.
-
-use std::time::SystemTime;
+//! the suite to serve: the build stored under `ou=builds`, rebuilt first
+//! when any object it was built from changed (`Builder::current`), so a
+//! stale build is never served as current.
 
 use roleout_directory::Directory;
 use roleout_directory::catalog::CatalogError;
-use roleout_installer::keys::unix_seconds;
 use roleout_model::ids::{Sha256, SuiteId};
-use roleout_model::protocol::canonical_json;
 use roleout_model::role::EffectiveRoles;
 use roleout_model::suite::Suite;
+
+use crate::build::{BuildError, Builder};
 
 /// A suite as served to one role set.
 #[derive(Debug, Clone)]
@@ -24,39 +21,34 @@ pub struct ServedBuild {
     pub suite: Suite,
     /// SHA-256 of its canonical JSON.
     pub digest: Sha256,
-    /// Grows with every build.
+    /// Grows with every build whose content changed.
     pub serial: u64,
 }
 
-/// The build of suite `id` for `roles`, or `None` when the catalog has no
-/// such suite.
-///
-/// The serial is the Unix second of assembly while builds are made on the
-/// fly: it only grows (on one clock), and the same build fetched twice
-/// carries the same digest, which the installer accepts.
+/// The current build of suite `id` for `roles`, or `None` when the catalog
+/// has no such suite.
 pub async fn current_build(
     directory: &Directory,
     id: &SuiteId,
     roles: &EffectiveRoles,
-) -> Result<Option<ServedBuild>, CatalogError> {
-    let assembled = match directory.assemble_suite(id, roles).await {
-        Ok(assembled) => assembled,
-        Err(CatalogError::NotFound { what }) if what == format!("suite {id}") => return Ok(None),
+) -> Result<Option<ServedBuild>, BuildError> {
+    let stored = match Builder::new().current(directory, id, roles).await {
+        Ok(stored) => stored,
+        Err(BuildError::Catalog(CatalogError::NotFound { what })) if what == format!("suite {id}") => {
+            return Ok(None);
+        }
         Err(error) => return Err(error),
     };
-    let value =
-        serde_json::to_value(&assembled.suite).map_err(|error| CatalogError::Unrepresentable {
-            what: format!("suite {id}"),
-            reason: error.to_string(),
-        })?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &canonical_json(&value));
-    let mut bytes = [0_u8; 32];
-    // A SHA-256 digest is always 32 bytes.
-    bytes.copy_from_slice(digest.as_ref());
+    let suite: Suite = serde_json::from_slice(&stored.canonical).map_err(|error| {
+        BuildError::Catalog(CatalogError::Malformed {
+            dn: format!("build of suite {id} for {}", roles.key()),
+            reason: format!("its canonical form is not a suite: {error}"),
+        })
+    })?;
     Ok(Some(ServedBuild {
-        suite: assembled.suite,
-        digest: Sha256::from_bytes(&bytes),
-        serial: unix_seconds(SystemTime::now()),
+        suite,
+        digest: stored.digest,
+        serial: stored.serial,
     }))
 }
 

@@ -43,6 +43,7 @@ use crate::auth::challenge::ChallengeError;
 use crate::auth::nonce::ReplayError;
 use crate::auth::session::{Session, SessionError};
 use crate::content::{ContentStore, record_report};
+use crate::build::BuildError;
 use crate::server::catalog::{ServedBuild, current_build, suite_ids};
 use crate::server::error::ApiError;
 use crate::server::state::ServerState;
@@ -490,6 +491,13 @@ fn catalog_failed(error: CatalogError) -> ApiError {
     ApiError::internal(format!("catalog: {error}"))
 }
 
+/// A suite that cannot be built for the requester's roles is the admins'
+/// problem to fix (the log has every problem); the machine is told so.
+fn build_failed(error: BuildError) -> ApiError {
+    warn!(%error, "build failed");
+    ApiError::internal(format!("build: {error}"))
+}
+
 /// The build of suite `id` for the requester; a suite with nothing for its
 /// roles is refused as not theirs.
 async fn build_for(
@@ -501,7 +509,7 @@ async fn build_for(
     let id = SuiteId::new(id).map_err(|_| no_suite())?;
     let build = current_build(&state.directory, &id, &requester.roles)
         .await
-        .map_err(catalog_failed)?
+        .map_err(build_failed)?
         .ok_or_else(no_suite)?;
     if build.suite.products.is_empty() {
         return Err(ApiError::new(
