@@ -1,7 +1,10 @@
 //! Roleout's agent on managed machines.
 
+pub mod client;
+pub mod engine;
 pub mod envelope;
 pub mod facts;
 pub mod keys;
+pub mod progress;
 pub mod run;
 pub mod state;
