@@ -1,5 +1,6 @@
 //! Roleout's agent on managed machines.
 
+pub mod cli;
 pub mod client;
 pub mod engine;
 pub mod envelope;
