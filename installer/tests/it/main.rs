@@ -4,4 +4,5 @@
 // Test inputs are literals; a panic on one is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod engine;
 mod runner;
