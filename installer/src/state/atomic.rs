@@ -118,14 +118,23 @@ pub fn rename_durably(from: &Path, to: &Path) -> Result<(), StateError> {
 }
 
 /// Creates `path` and its missing parents with mode `mode` (directories that
-/// exist keep their mode: an admin may have chosen it).
+/// exist keep their mode: an admin may have chosen it). A directory created
+/// here is made durable in its parent, so files written into it right after
+/// cannot vanish with it in a power cut.
 pub fn ensure_directory(path: &Path, mode: u32) -> Result<(), StateError> {
     use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(path)
-        .map_err(|source| StateError::io("create the directory", path, source))
+        .map_err(|source| StateError::io("create the directory", path, source))?;
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_directory(parent),
+        _ => Ok(()),
+    }
 }
 
 /// fsyncs a directory, making the creations, renames and removals in it durable.
@@ -215,15 +224,15 @@ mod tests {
 
     #[test]
     fn a_failed_write_leaves_the_old_content() {
-        let directory = tempfile::tempdir().unwrap();
+        let directory = tempfile::tempdir().expect("temporary directory");
         let target = directory.path().join("file");
-        write_atomic(&target, b"old", PRIVATE_FILE_MODE).unwrap();
+        write_atomic(&target, b"old", PRIVATE_FILE_MODE).expect("valid in this test");
         // A target inside a missing directory fails at the temporary file.
         let missing = directory.path().join("missing").join("file");
         assert!(matches!(
             write_atomic(&missing, b"new", PRIVATE_FILE_MODE),
             Err(StateError::Io { action: "list", .. })
         ));
-        assert_eq!(fs::read(&target).unwrap(), b"old");
+        assert_eq!(fs::read(&target).expect("valid in this test"), b"old");
     }
 }

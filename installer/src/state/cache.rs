@@ -497,7 +497,7 @@ mod tests {
 
     #[test]
     fn hash_reader_matches_a_known_digest() {
-        let (digest, size) = hash_reader(&b"abc"[..]).unwrap();
+        let (digest, size) = hash_reader(&b"abc"[..]).expect("valid in this test");
         assert_eq!(
             digest.as_str(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -507,10 +507,11 @@ mod tests {
 
     #[test]
     fn entries_are_sharded_by_the_first_two_hex_digits() {
-        let directory = tempfile::tempdir().unwrap();
-        let lock = StateLock::acquire(directory.path().join("state")).unwrap();
-        let cache = PayloadCache::open(&lock, directory.path().join("cache")).unwrap();
-        let digest = Sha256::new("ab".repeat(32)).unwrap();
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let lock = StateLock::acquire(directory.path().join("state")).expect("valid in this test");
+        let cache =
+            PayloadCache::open(&lock, directory.path().join("cache")).expect("valid in this test");
+        let digest = Sha256::new("ab".repeat(32)).expect("valid in this test");
         assert_eq!(
             cache.entry_path(&digest),
             directory

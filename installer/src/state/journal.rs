@@ -24,7 +24,9 @@
 //! reported ([`StateError::CorruptJournal`]); it is never silently replaced by
 //! an empty journal, because an empty journal would run finished steps again.
 //! Starting over takes an explicit [`Journal::start_over`]. A file with a
-//! format number from a newer Roleout is left in place and refused.
+//! format number from a newer Roleout is left in place and refused. Fields
+//! unknown to this build make a format-1 file corrupt: a change that adds a
+//! field raises the format number.
 //!
 //! The journal does not know dependencies between components; the install
 //! loop does. The journal only keeps the planned order, and
@@ -532,6 +534,18 @@ impl Journal {
     /// What this machine has, by product.
     pub fn installed(&self) -> &BTreeMap<ProductId, InstalledProduct> {
         &self.record.installed
+    }
+
+    /// Whether this machine has `planned` installed already: the same
+    /// version from the same model digest (the install loop then skips the
+    /// component with [`SkipReason::AlreadyInstalled`]).
+    pub fn installed_matches(&self, planned: &PlannedComponent) -> bool {
+        self.record
+            .installed
+            .get(&planned.product)
+            .is_some_and(|installed| {
+                installed.version == planned.version && installed.model == planned.model
+            })
     }
 
     /// The highest metadata serial accepted so far.
@@ -1213,8 +1227,8 @@ mod tests {
         products
             .iter()
             .map(|product| PlannedComponent {
-                product: ProductId::new(*product).unwrap(),
-                version: Version::new("1.0").unwrap(),
+                product: ProductId::new(*product).expect("valid in this test"),
+                version: Version::new("1.0").expect("valid in this test"),
                 model: digest(1),
                 phases: Phase::INSTALL_ORDER.to_vec(),
             })
@@ -1223,8 +1237,8 @@ mod tests {
 
     #[test]
     fn run_ids_are_random_hex() {
-        let first = RunId::generate().unwrap();
-        let second = RunId::generate().unwrap();
+        let first = RunId::generate().expect("valid in this test");
+        let second = RunId::generate().expect("valid in this test");
         assert_ne!(first, second);
         assert_eq!(first.as_str().len(), 32);
         assert!(RunId::try_from("XYZ".to_owned()).is_err());
@@ -1232,13 +1246,17 @@ mod tests {
 
     #[test]
     fn a_failed_component_ends_its_walk_but_not_the_next_ones() {
-        let directory = tempfile::tempdir().unwrap();
-        let lock = StateLock::acquire(directory.path()).unwrap();
-        let suite = SuiteId::new("office").unwrap();
-        let mut journal = Journal::open(&lock, &suite).unwrap();
-        journal.start_run(digest(9), plan(&["a", "b"])).unwrap();
-        let a = ProductId::new("a").unwrap();
-        journal.begin_step(&a, Phase::PreInstall).unwrap();
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let lock = StateLock::acquire(directory.path()).expect("lock");
+        let suite = SuiteId::new("office").expect("valid in this test");
+        let mut journal = Journal::open(&lock, &suite).expect("valid in this test");
+        journal
+            .start_run(digest(9), plan(&["a", "b"]))
+            .expect("valid in this test");
+        let a = ProductId::new("a").expect("valid in this test");
+        journal
+            .begin_step(&a, Phase::PreInstall)
+            .expect("valid in this test");
         journal
             .finish_step(
                 &a,
@@ -1248,32 +1266,40 @@ mod tests {
                     reason: "exit code 1".to_owned(),
                 },
             )
-            .unwrap();
+            .expect("valid in this test");
         assert_eq!(
             journal.next_step(),
             NextStep::Run(StepRef {
-                product: ProductId::new("b").unwrap(),
+                product: ProductId::new("b").expect("valid in this test"),
                 phase: Phase::PreInstall
             })
         );
         // A retry of the failed step is the next attempt.
-        assert_eq!(journal.begin_step(&a, Phase::PreInstall).unwrap(), 2);
+        assert_eq!(
+            journal
+                .begin_step(&a, Phase::PreInstall)
+                .expect("valid in this test"),
+            2
+        );
     }
 
     #[test]
     fn skipping_as_already_installed_keeps_the_installed_record() {
-        let directory = tempfile::tempdir().unwrap();
-        let lock = StateLock::acquire(directory.path()).unwrap();
-        let suite = SuiteId::new("office").unwrap();
-        let mut journal = Journal::open(&lock, &suite).unwrap();
-        journal.start_run(digest(9), plan(&["a"])).unwrap();
-        let a = ProductId::new("a").unwrap();
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let lock = StateLock::acquire(directory.path()).expect("lock");
+        let suite = SuiteId::new("office").expect("valid in this test");
+        let mut journal = Journal::open(&lock, &suite).expect("valid in this test");
+        journal
+            .start_run(digest(9), plan(&["a"]))
+            .expect("valid in this test");
+        let a = ProductId::new("a").expect("valid in this test");
         journal
             .skip_component(&a, SkipReason::AlreadyInstalled)
-            .unwrap();
+            .expect("valid in this test");
         assert!(journal.installed().is_empty());
+        assert!(!journal.installed_matches(&plan(&["a"])[0]));
         assert_eq!(journal.next_step(), NextStep::Settled);
-        journal.finish_run().unwrap();
+        journal.finish_run().expect("valid in this test");
         assert!(journal.run_in_progress().is_none());
     }
 }

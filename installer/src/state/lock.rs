@@ -116,8 +116,8 @@ mod tests {
 
     #[test]
     fn a_second_lock_in_the_same_process_is_refused_with_our_pid() {
-        let directory = tempfile::tempdir().unwrap();
-        let first = StateLock::acquire(directory.path()).unwrap();
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let first = StateLock::acquire(directory.path()).expect("lock");
         match StateLock::acquire(directory.path()) {
             Err(StateError::Locked { pid, path }) => {
                 assert_eq!(pid, Some(std::process::id()));

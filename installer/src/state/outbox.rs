@@ -438,11 +438,14 @@ mod tests {
 
     #[test]
     fn step_report_ids_are_file_name_safe_and_distinct() {
-        let run = RunId::try_from("0123456789abcdef0123456789abcdef".to_owned()).unwrap();
-        let kind = ReportKind::new("step-status").unwrap();
-        let product = ProductId::new("jre_1.8").unwrap();
-        let first = ReportId::for_step(&run, &product, Phase::Install, 1, &kind).unwrap();
-        let second = ReportId::for_step(&run, &product, Phase::Install, 2, &kind).unwrap();
+        let run = RunId::try_from("0123456789abcdef0123456789abcdef".to_owned())
+            .expect("valid in this test");
+        let kind = ReportKind::new("step-status").expect("valid in this test");
+        let product = ProductId::new("jre_1.8").expect("valid in this test");
+        let first = ReportId::for_step(&run, &product, Phase::Install, 1, &kind)
+            .expect("valid in this test");
+        let second = ReportId::for_step(&run, &product, Phase::Install, 2, &kind)
+            .expect("valid in this test");
         assert_eq!(
             first.as_str(),
             "0123456789abcdef0123456789abcdef.jre_1.8.install.1.step-status"

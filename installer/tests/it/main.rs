@@ -7,3 +7,4 @@
 mod cli;
 mod engine;
 mod runner;
+mod state;
