@@ -4,4 +4,6 @@
 
 pub mod admin;
 pub mod auth;
+pub mod build;
+pub mod content;
 pub mod server;

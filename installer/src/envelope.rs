@@ -15,20 +15,15 @@
 //!   is caught when it expires).
 //!
 //! roleoutd signs with [`sign_envelope`]; the installer verifies with
-//! [`verify_envelope`]. Both live here so that the installer does not depend
-//! on the server crate and the two sides share one definition of the signed
-//! bytes.
-//!
-//! The signed bytes are [`ENVELOPE_CONTEXT`] followed by the canonical JSON
-//! of the `signed` object: object keys sorted by their UTF-8 bytes, no
-//! insignificant white space, strings and numbers as `serde_json` writes
-//! them. [`canonical_json`] sorts keys itself rather than trusting the map
-//! order of `serde_json::Value`, which the `preserve_order` feature (pulled
-//! in by any crate of the build) would change. The verifier rebuilds the
-//! bytes from the parsed envelope, so a payload must survive a trip through
-//! JSON text unchanged; that holds for strings, integers and (with
-//! `serde_json`'s `float_roundtrip` feature, on in this workspace) floats.
-//! Were it ever not to hold, verification would fail closed.
+//! [`verify_envelope`]. The wire type and the signed bytes are the protocol's
+//! ([`SignedEnvelope`], [`SignedContent::signed_message`]: a context prefix
+//! and the canonical JSON of the signed content) so that roleoutd, the
+//! installer and the API schemas share one definition; this module adds
+//! what needs `ring` and a clock. The verifier rebuilds the bytes from the
+//! parsed envelope, so a payload must survive a trip through JSON text
+//! unchanged; that holds for strings, integers and (with `serde_json`'s
+//! `float_roundtrip` feature, on in this workspace) floats. Were it ever not
+//! to hold, verification would fail closed.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -38,15 +33,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use roleout_model::ids::{MachineId, Sha256};
+use roleout_model::protocol::{Base64Bytes, ProtocolError, SignedContent, SignedEnvelope};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::keys::unix_seconds;
-
-/// The envelope signature covers this prefix followed by the canonical JSON
-/// of the signed object, so that it can never be confused with a signature
-/// over anything else made with the builder's key.
-pub const ENVELOPE_CONTEXT: &[u8] = b"roleout-envelope-v1\0";
 
 /// Why an envelope could not be made or was refused.
 ///
@@ -71,9 +61,9 @@ pub enum EnvelopeError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The signed object could not be turned into JSON.
+    /// The signed content could not be turned into its canonical bytes.
     #[error("could not serialize the signed envelope contents: {0}")]
-    Serialize(#[from] serde_json::Error),
+    Serialize(#[from] ProtocolError),
     /// The envelope names a signing key other than the pinned one.
     #[error(
         "the envelope is signed by key {envelope_key_id}, not by the pinned builder key \
@@ -81,13 +71,10 @@ pub enum EnvelopeError {
     )]
     WrongKey {
         /// The key id the envelope claims.
-        envelope_key_id: String,
+        envelope_key_id: Sha256,
         /// The pinned key's id.
         pinned_key_id: Sha256,
     },
-    /// The signature field is not base64url.
-    #[error("the envelope signature is not valid base64url")]
-    MalformedSignature,
     /// The signature does not verify with the pinned key.
     #[error(
         "the envelope signature does not verify with the pinned builder key (contents changed or signed by another key)"
@@ -102,10 +89,10 @@ pub enum EnvelopeError {
         found: MachineId,
     },
     /// The envelope's expiry has passed (a freeze attack, or a stale mirror).
-    #[error("the envelope expired at {expires_at} (Unix seconds); it is now {now}")]
+    #[error("the envelope expired at {expires_at}; it is now {now} (Unix seconds)")]
     Expired {
         /// Its expiry.
-        expires_at: u64,
+        expires_at: roleout_model::protocol::Timestamp,
         /// The clock used.
         now: u64,
     },
@@ -121,16 +108,16 @@ pub enum EnvelopeError {
     },
     /// The serial was already accepted for different contents.
     #[error(
-        "serial {serial} was already accepted for build {accepted_digest}; this envelope \
-         claims build {build_digest} under the same serial"
+        "serial {serial} was already accepted for build {accepted_digest:?}; this envelope \
+         claims build {build_digest:?} under the same serial"
     )]
     SerialReused {
         /// The serial both carry.
         serial: u64,
         /// The build accepted before.
-        accepted_digest: Sha256,
+        accepted_digest: Option<Sha256>,
         /// The build this envelope claims.
-        build_digest: Sha256,
+        build_digest: Option<Sha256>,
     },
 }
 
@@ -230,83 +217,39 @@ impl fmt::Debug for PinnedKey {
     }
 }
 
-/// What an envelope's signature covers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Signed {
-    /// The metadata itself (a built suite, a Machine object, ...).
-    pub payload: Value,
-    /// The machine this envelope is for.
-    pub machine: MachineId,
-    /// The role-set key the payload was built for (`EffectiveRoles::key`).
-    pub role_key: String,
-    /// The digest of the build the payload comes from.
-    pub build_digest: Sha256,
-    /// Grows with every new build of the suite; never goes back.
-    pub serial: u64,
-    /// Unix seconds after which the envelope is refused.
-    pub expires_at: u64,
-}
-
-impl Signed {
-    /// What the installer records after accepting this envelope, to check
-    /// the next one for the same suite against.
-    pub fn accepted(&self) -> AcceptedSerial {
-        AcceptedSerial {
-            serial: self.serial,
-            build_digest: self.build_digest.clone(),
-        }
-    }
-}
-
-/// A signed object, its signature and the id of the key that made it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Envelope {
-    /// The signed contents.
-    pub signed: Signed,
-    /// Ed25519 signature over [`ENVELOPE_CONTEXT`] and the canonical JSON of
-    /// `signed`, base64url without padding.
-    pub signature: String,
-    /// [`PinnedKey::key_id`] of the signing key, so that a mismatch is
-    /// reported as such rather than as a bad signature.
-    pub key_id: String,
-}
-
 /// The last envelope accepted for a suite: its serial and its build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AcceptedSerial {
     /// The serial accepted.
     pub serial: u64,
-    /// The build it carried.
-    pub build_digest: Sha256,
+    /// The build it carried (none for a suite list, which spans builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_digest: Option<Sha256>,
 }
 
-/// Signs `payload` for `for_machine`.
+impl AcceptedSerial {
+    /// What the installer records after accepting `signed`, to check the
+    /// next envelope for the same suite against.
+    pub fn of(signed: &SignedContent) -> Self {
+        Self {
+            serial: signed.serial,
+            build_digest: signed.build_digest.clone(),
+        }
+    }
+}
+
+/// Signs `content` (made with [`SignedContent::new`]).
 pub fn sign_envelope(
     key: &BuilderKey,
-    payload: Value,
-    for_machine: &MachineId,
-    role_key: &str,
-    build_digest: &Sha256,
-    serial: u64,
-    expires_at: SystemTime,
-) -> Result<Envelope, EnvelopeError> {
-    let signed = Signed {
-        payload,
-        machine: for_machine.clone(),
-        role_key: role_key.to_owned(),
-        build_digest: build_digest.clone(),
-        serial,
-        expires_at: unix_seconds(expires_at),
-    };
-    let message = signed_message(&signed)?;
+    content: SignedContent,
+) -> Result<SignedEnvelope, EnvelopeError> {
+    let message = content.signed_message()?;
     let signature = key.key_pair.sign(&message);
-    Ok(Envelope {
-        signed,
-        signature: URL_SAFE_NO_PAD.encode(signature.as_ref()),
-        key_id: key.public_key().key_id().to_string(),
+    Ok(SignedEnvelope {
+        signed: content,
+        signature: Base64Bytes::new(signature.as_ref()),
+        key_id: key.public_key().key_id(),
     })
 }
 
@@ -319,29 +262,27 @@ pub fn sign_envelope(
 /// the first time): a lower serial (rollback) or the same serial with
 /// another build digest (two different contents under one serial). The same
 /// serial with the same digest is accepted: it is the same build fetched
-/// again.
+/// again. The payload's kind is checked when it is read
+/// ([`SignedContent::payload`]).
 ///
-/// On success the caller records [`Signed::accepted`] for the suite.
+/// On success the caller records [`AcceptedSerial::of`] for the suite.
 pub fn verify_envelope<'envelope>(
-    envelope: &'envelope Envelope,
+    envelope: &'envelope SignedEnvelope,
     pinned: &PinnedKey,
     expected_machine: &MachineId,
     last_accepted: Option<&AcceptedSerial>,
     now: SystemTime,
-) -> Result<&'envelope Signed, EnvelopeError> {
+) -> Result<&'envelope SignedContent, EnvelopeError> {
     let pinned_key_id = pinned.key_id();
-    if envelope.key_id != pinned_key_id.as_str() {
+    if envelope.key_id != pinned_key_id {
         return Err(EnvelopeError::WrongKey {
-            envelope_key_id: envelope.key_id.chars().take(80).collect(),
+            envelope_key_id: envelope.key_id.clone(),
             pinned_key_id,
         });
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(&envelope.signature)
-        .map_err(|_| EnvelopeError::MalformedSignature)?;
     let signed = &envelope.signed;
     UnparsedPublicKey::new(&ED25519, pinned.as_bytes())
-        .verify(&signed_message(signed)?, &signature)
+        .verify(&signed.signed_message()?, envelope.signature.as_bytes())
         .map_err(|_| EnvelopeError::BadSignature)?;
 
     if signed.machine != *expected_machine {
@@ -350,11 +291,11 @@ pub fn verify_envelope<'envelope>(
             found: signed.machine.clone(),
         });
     }
-    let now = unix_seconds(now);
-    if signed.expires_at <= now {
+    let now_seconds = unix_seconds(now);
+    if signed.expires_at.unix_seconds() <= now_seconds {
         return Err(EnvelopeError::Expired {
             expires_at: signed.expires_at,
-            now,
+            now: now_seconds,
         });
     }
     if let Some(last) = last_accepted {
@@ -375,54 +316,13 @@ pub fn verify_envelope<'envelope>(
     Ok(signed)
 }
 
-/// The bytes an envelope signature covers.
-fn signed_message(signed: &Signed) -> Result<Vec<u8>, EnvelopeError> {
-    let mut message = ENVELOPE_CONTEXT.to_vec();
-    canonical_json(&serde_json::to_value(signed)?, &mut message)?;
-    Ok(message)
-}
-
-/// Appends the canonical JSON form of `value` to `out`: object keys sorted
-/// by their UTF-8 bytes, no white space. Strings and numbers are written by
-/// `serde_json`, so one value always gives the same bytes.
-pub fn canonical_json(value: &Value, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
-            out.push(b'{');
-            for (index, (key, member)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, key)?;
-                out.push(b':');
-                canonical_json(member, out)?;
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                canonical_json(item, out)?;
-            }
-            out.push(b']');
-        }
-        leaf => serde_json::to_writer(&mut *out, leaf)?,
-    }
-    Ok(())
-}
-
 // In tests a panic is the failure report.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::time::Duration;
 
-    use serde_json::json;
+    use roleout_model::protocol::{SuiteList, SuiteListEntry, Timestamp};
 
     use super::*;
 
@@ -435,36 +335,27 @@ mod tests {
     }
 
     #[test]
-    fn canonical_json_sorts_keys_at_every_level() {
-        let value = json!({"b": 1, "a": {"z": [true, null, "x\"y"], "m": 1.5}});
-        let mut out = Vec::new();
-        canonical_json(&value, &mut out).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"a":{"m":1.5,"z":[true,null,"x\"y"]},"b":1}"#
-        );
-    }
-
-    #[test]
     fn an_envelope_survives_a_trip_through_json_text() {
         let key = BuilderKey::from_pkcs8(&BuilderKey::generate_pkcs8().unwrap()).unwrap();
         let now = SystemTime::now();
-        let envelope = sign_envelope(
-            &key,
-            json!({"suite": "office", "weights": [0.1, 2.5e10], "é": "ü"}),
-            &machine("ws-1"),
-            "end-user",
-            &digest(1),
-            7,
-            now + Duration::from_secs(3600),
-        )
-        .unwrap();
+        let list = SuiteList {
+            suites: vec![SuiteListEntry {
+                id: "office".parse().unwrap(),
+                version: "1.0".parse().unwrap(),
+                build_digest: digest(1),
+            }],
+        };
+        let expires_at = Timestamp::from_system_time(now + Duration::from_secs(3600)).unwrap();
+        let content =
+            SignedContent::new(&list, machine("ws-1"), "end-user", None, 7, expires_at).unwrap();
+        let envelope = sign_envelope(&key, content).unwrap();
         let text = serde_json::to_string_pretty(&envelope).unwrap();
-        let parsed: Envelope = serde_json::from_str(&text).unwrap();
+        let parsed: SignedEnvelope = serde_json::from_str(&text).unwrap();
         let signed =
             verify_envelope(&parsed, &key.public_key(), &machine("ws-1"), None, now).unwrap();
         assert_eq!(signed.serial, 7);
-        assert_eq!(signed.payload["suite"], "office");
+        assert_eq!(signed.payload::<SuiteList>().unwrap(), list);
+        assert_eq!(AcceptedSerial::of(signed).serial, 7);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! and returns an error for the binary to print; nothing here prints
 //! directly, so the shell and the tests can capture everything.
 
+pub mod build;
 pub mod catalog;
 pub mod check;
+pub mod machines;
 
 use std::fmt;
 

@@ -1,1 +1,165 @@
-fn main() {}
+//! roleoutd: serves role suites to machines that prove who they are.
+//!
+//! The binary wires the pieces of `roleout_builder::server` together: the
+//! settings, the logs, the directory (the managed slapd under the state
+//! directory when no URL is configured), roleoutd's secrets, TLS and the
+//! HTTP server, and stops them in order on SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use roleout_builder::auth::Authenticator;
+use roleout_builder::auth::nonce::NonceCache;
+use roleout_builder::server::config::{Args, DirectoryChoice, Settings};
+use roleout_builder::server::state::{
+    ServerState, load_or_create_builder_key, load_or_create_secret,
+};
+use roleout_builder::server::{serve, tls};
+use roleout_directory::{Bind, Directory, LocalDirectory, Secret};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let settings = match Settings::resolve(Args::parse()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            #[allow(clippy::print_stderr, reason = "the binary reports its own failure")]
+            {
+                eprintln!("roleoutd: {error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(settings: Settings) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&settings.state_dir)
+        .with_context(|| format!("while creating {}", settings.state_dir.display()))?;
+    // The managed slapd is started before the async runtime: its launcher
+    // uses blocking LDAP calls, which must not run inside a runtime.
+    let mut local = match &settings.directory {
+        DirectoryChoice::Managed => Some(
+            LocalDirectory::persistent(settings.state_dir.join("ldap"))
+                .context("while starting the managed directory")?,
+        ),
+        DirectoryChoice::Remote { .. } => None,
+    };
+    let directory_settings = match (&settings.directory, &local) {
+        (
+            DirectoryChoice::Remote {
+                urls,
+                bind_dn,
+                bind_password_file,
+                starttls,
+            },
+            _,
+        ) => {
+            let bind = match (bind_dn, bind_password_file) {
+                (Some(dn), Some(file)) => {
+                    let password = std::fs::read_to_string(file)
+                        .with_context(|| format!("while reading {}", file.display()))?;
+                    Bind::Simple {
+                        dn: dn.clone(),
+                        password: Secret::new(password.trim_end_matches(['\n', '\r'])),
+                    }
+                }
+                (Some(_), None) => anyhow::bail!("--bind-dn needs --bind-password-file"),
+                (None, _) => Bind::SaslExternal,
+            };
+            let mut directory = roleout_directory::Settings::new(urls.clone()).with_bind(bind);
+            directory.starttls = *starttls;
+            if let Some(base) = &settings.base_dn {
+                directory = directory.with_base(base.clone());
+            }
+            directory
+        }
+        (DirectoryChoice::Managed, Some(local)) => local.builder_settings(),
+        (DirectoryChoice::Managed, None) => anyhow::bail!("the managed directory did not start"),
+    };
+    let secret = load_or_create_secret(&settings.secret_file)?;
+    let builder_key = load_or_create_builder_key(&settings.state_dir)?;
+    let tls_config = match tls::prepare(&settings.tls, &settings.state_dir)? {
+        Some(files) => Some(tls::server_config(&files)?),
+        None => None,
+    };
+    let content_dir = settings.state_dir.join("content");
+    for folder in [&content_dir] {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("while creating {}", folder.display()))?;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("while starting the async runtime")?;
+    let result = runtime.block_on(async {
+        let directory = Directory::connect(&directory_settings)
+            .await
+            .context("while connecting to the directory")?;
+        let authenticator = Authenticator::new(secret, NonceCache::default())
+            .with_challenge_lifetime(settings.challenge_ttl)
+            .with_session_lifetime(settings.session_ttl);
+        let state = Arc::new(ServerState {
+            directory: directory.clone(),
+            authenticator,
+            builder_key,
+            content_dir,
+            metadata_ttl: settings.metadata_ttl,
+            max_body: settings.max_body,
+        });
+        serve(
+            state,
+            settings.listen,
+            tls_config,
+            &settings.state_dir,
+            shutdown_signal(),
+        )
+        .await
+        .with_context(|| format!("while serving on {}", settings.listen))?;
+        directory.close().await;
+        Ok::<_, anyhow::Error>(())
+    });
+    if let Some(local) = local.as_mut() {
+        local
+            .stop()
+            .context("while stopping the managed directory")?;
+    }
+    result
+}
+
+/// Completes on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("cannot listen for shutdown signals; stop roleoutd with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}

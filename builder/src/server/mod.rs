@@ -1,4 +1,74 @@
 //! roleoutd: the HTTP/JSON server of Fig. 10's server side.
+//!
+//! [`config`] resolves the settings, [`tls`] the certificate, [`state`]
+//! the secrets kept in the state directory, [`routes`] the API, and
+//! [`serve`] runs it until a shutdown signal.
 
+pub mod catalog;
 pub mod config;
+pub mod error;
+pub mod routes;
+pub mod state;
 pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+
+use crate::server::state::ServerState;
+
+/// How long open connections may finish after a shutdown signal.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `state` on `listen` (TLS when `tls` is given) until `shutdown`
+/// completes, then lets open requests finish for a few seconds. Writes the
+/// bound address to `STATE/roleoutd.addr` once listening.
+pub async fn serve(
+    state: Arc<ServerState>,
+    listen: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state_dir: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = routes::router(state);
+    let handle: Handle<SocketAddr> = Handle::new();
+    let address_file = state_dir.join("roleoutd.addr");
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            if let Some(address) = handle.listening().await {
+                tracing::info!(%address, "roleoutd is listening");
+                if let Err(error) = tokio::fs::write(&address_file, format!("{address}\n")).await {
+                    tracing::warn!(%error, file = %address_file.display(), "cannot record the listen address");
+                }
+            }
+        });
+    }
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            handle.graceful_shutdown(Some(GRACE));
+        });
+    }
+    let service = app.into_make_service();
+    match tls {
+        Some(config) => {
+            axum_server::bind_rustls(listen, RustlsConfig::from_config(config))
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+        None => {
+            axum_server::bind(listen)
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    }
+}

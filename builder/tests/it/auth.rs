@@ -15,13 +15,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair};
 use roleout_installer::envelope::{
-    AcceptedSerial, BuilderKey, Envelope, EnvelopeError, sign_envelope, verify_envelope,
+    AcceptedSerial, BuilderKey, EnvelopeError, sign_envelope, verify_envelope,
 };
 use roleout_installer::keys::{
     DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey, challenge_message, generate_identity,
     read_private_key, write_private_key,
 };
 use roleout_model::ids::{MachineId, Sha256};
+use roleout_model::protocol::{
+    Base64Bytes, SignedContent, SignedEnvelope, SuiteList, SuiteListEntry, Timestamp,
+};
 use serde_json::json;
 
 use roleout_builder::auth::certificate::{
@@ -622,24 +625,33 @@ impl Signer {
         }
     }
 
-    fn sign(&self, for_machine: &str, serial: u64, digest_byte: u8) -> Envelope {
-        sign_envelope(
-            &self.key,
-            json!({"suite": "office", "products": ["notes-client", "jre"]}),
-            &machine(for_machine),
+    fn sign(&self, for_machine: &str, serial: u64, digest_byte: u8) -> SignedEnvelope {
+        let list = SuiteList {
+            suites: vec![SuiteListEntry {
+                id: "office".parse().expect("suite id"),
+                version: "1.0".parse().expect("version"),
+                build_digest: Sha256::from_bytes(&[digest_byte; 32]),
+            }],
+        };
+        let expires_at = Timestamp::from_system_time(self.now + Duration::from_secs(3600))
+            .expect("a time before 9999");
+        let content = SignedContent::new(
+            &list,
+            machine(for_machine),
             ROLE_KEY,
-            &Sha256::from_bytes(&[digest_byte; 32]),
+            Some(Sha256::from_bytes(&[digest_byte; 32])),
             serial,
-            self.now + Duration::from_secs(3600),
+            expires_at,
         )
-        .expect("sign")
+        .expect("content");
+        sign_envelope(&self.key, content).expect("sign")
     }
 
     fn verify<'envelope>(
         &self,
-        envelope: &'envelope Envelope,
+        envelope: &'envelope SignedEnvelope,
         last: Option<&AcceptedSerial>,
-    ) -> Result<&'envelope roleout_installer::envelope::Signed, EnvelopeError> {
+    ) -> Result<&'envelope SignedContent, EnvelopeError> {
         verify_envelope(
             envelope,
             &self.key.public_key(),
@@ -655,9 +667,10 @@ fn a_genuine_envelope_verifies_and_a_repeat_of_its_serial_is_accepted() {
     let signer = Signer::new();
     let envelope = signer.sign("ws-1", 5, 1);
     let signed = signer.verify(&envelope, None).expect("verifies");
-    assert_eq!(signed.payload["suite"], "office");
-    assert_eq!(signed.role_key, ROLE_KEY);
-    let accepted = signed.accepted();
+    let list: SuiteList = signed.payload().expect("a suite list");
+    assert_eq!(list.suites[0].id.as_str(), "office");
+    assert_eq!(signed.roles, ROLE_KEY);
+    let accepted = AcceptedSerial::of(signed);
     // The same build fetched again, and a newer one, are both fine.
     signer
         .verify(&envelope, Some(&accepted))
@@ -672,11 +685,13 @@ fn a_tampered_envelope_is_refused() {
     let signer = Signer::new();
     let genuine = signer.sign("ws-1", 5, 1);
     let mut payload_changed = genuine.clone();
-    payload_changed.signed.payload["products"] = json!(["notes-client", "jre", "backdoor"]);
+    payload_changed.signed.payload["suites"][0]["id"] = json!("backdoor");
     let mut serial_raised = genuine.clone();
     serial_raised.signed.serial = 99;
     let mut expiry_stretched = genuine.clone();
-    expiry_stretched.signed.expires_at += 1_000_000;
+    expiry_stretched.signed.expires_at =
+        Timestamp::from_system_time(signer.now + Duration::from_secs(1_000_000))
+            .expect("a time before 9999");
     for (what, envelope) in [
         ("payload", payload_changed),
         ("serial", serial_raised),
@@ -688,11 +703,11 @@ fn a_tampered_envelope_is_refused() {
             "{what}: {error}"
         );
     }
-    let mut garbled = genuine;
-    garbled.signature = "not base64!".to_owned();
+    let mut truncated = genuine;
+    truncated.signature = Base64Bytes::new(&truncated.signature.as_bytes()[..10]);
     assert!(matches!(
-        signer.verify(&garbled, None),
-        Err(EnvelopeError::MalformedSignature)
+        signer.verify(&truncated, None),
+        Err(EnvelopeError::BadSignature)
     ));
 }
 
@@ -714,7 +729,7 @@ fn rollback_and_a_reused_serial_are_refused() {
     let signer = Signer::new();
     let last = AcceptedSerial {
         serial: 5,
-        build_digest: Sha256::from_bytes(&[1; 32]),
+        build_digest: Some(Sha256::from_bytes(&[1; 32])),
     };
     let error = signer
         .verify(&signer.sign("ws-1", 4, 9), Some(&last))
@@ -763,7 +778,7 @@ fn an_envelope_signed_by_another_key_is_refused() {
     assert!(matches!(error, EnvelopeError::WrongKey { .. }), "{error}");
     // Claiming the pinned key's id: the signature gives it away.
     let mut lying = envelope;
-    lying.key_id = signer.key.public_key().key_id().to_string();
+    lying.key_id = signer.key.public_key().key_id();
     let error = signer.verify(&lying, None).expect_err("lying key id");
     assert!(matches!(error, EnvelopeError::BadSignature), "{error}");
 }

@@ -7,19 +7,23 @@
 //! definition of what an entry holds. The rest of the module speaks LDAP
 //! through [`crate::Directory`].
 
+pub mod builds;
 pub mod entry;
 pub mod ldif;
 pub mod mapping;
 pub mod read;
+pub mod reports;
 pub mod store;
 pub mod synthetic;
 
+pub use builds::{BuildWrite, MAX_CANONICAL_BYTES, NewBuild, StoredBuild, build_dn};
 pub use entry::CatalogEntry;
 pub use mapping::{
     CatalogEntries, normalize_product, product_digest, product_dn, product_entries,
     product_from_entries, suite_digest, suite_dn, suite_entries, suite_from_entries,
 };
 pub use read::{AssembledSuite, MAX_FILTERED_MEMBERS, assemble};
+pub use reports::{StoredCompletion, StoredReport, SuiteStatus};
 pub use store::{WriteStep, WriteSummary};
 
 use roleout_model::role::Ambiguity;

@@ -1,0 +1,834 @@
+//! The routes of the API (see `schemas/api/openapi.json`) and their
+//! handlers: enrolment, authentication (blocks 1010-1020), serving (blocks
+//! 1025-1050) and status (blocks 1070-1085).
+//!
+//! Every JSON body is read through [`read_body`] (the size limit, then
+//! `Message::decode`: JSON, schema, type), so a bad body is refused the
+//! same way on every route. Every refusal is an [`ApiError`].
+//!
+//! Authenticated routes re-read the machine's entry on every request (one
+//! search, plus two for its roles): disabling a machine, withdrawing its
+//! approval or changing its roles takes effect on its next request, not
+//! when its session expires. There is no cache in between.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use roleout_directory::catalog::CatalogError;
+use roleout_directory::machines::{Enrolment, MachineEntry};
+use roleout_installer::envelope::sign_envelope;
+use roleout_model::ids::{ProductId, Sha256, SuiteId};
+use roleout_model::machine::Machine;
+use roleout_model::protocol::{
+    Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest, ChallengeResponse, Close,
+    ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus, EnvelopePayload, ErrorCode,
+    Health, HealthStatus, MachineObject, Message, ReportAck, SessionRequest, SessionResponse,
+    SignedContent, SignedEnvelope, StatusReport, SuiteComplete, SuiteDelivery, SuiteList,
+    SuiteListEntry, Timestamp,
+};
+use roleout_model::resolve::resolve_suite;
+use roleout_model::role::EffectiveRoles;
+use tracing::{info, warn};
+
+use crate::auth::AuthError;
+use crate::auth::certificate::{CertificateError, RegisteredMachine};
+use crate::auth::challenge::ChallengeError;
+use crate::auth::nonce::ReplayError;
+use crate::auth::session::{Session, SessionError};
+use crate::content::{ContentStore, record_report};
+use crate::server::catalog::{ServedBuild, current_build, suite_ids};
+use crate::server::error::ApiError;
+use crate::server::state::ServerState;
+
+type Shared = State<Arc<ServerState>>;
+
+/// How far past the body limit a body is still read before it is refused.
+const DRAIN_FACTOR: usize = 4;
+
+/// The router of every route, over `state`.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/enroll", post(enroll))
+        .route("/v1/challenge", post(challenge))
+        .route("/v1/session", post(session))
+        .route("/v1/suites", get(suite_list))
+        .route("/v1/suites/{id}", get(suite))
+        .route("/v1/suites/{id}/components/{product}", get(component))
+        .route("/v1/payloads/{digest}", get(payload))
+        .route("/v1/reports", post(report))
+        .route("/v1/reports/complete", post(complete))
+        .fallback(not_found)
+        // Bodies are limited by `read_body`, which answers with an
+        // ErrorBody; axum's own limit would answer in plain text.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "There is no such route in this API.")
+}
+
+/// Reads a body of at most `max_body` bytes and decodes it as `T`.
+async fn read_body<T: Message>(
+    state: &ServerState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!(
+                "The request body is larger than the {} bytes roleoutd accepts.",
+                state.max_body
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    // A body somewhat over the limit is read (and dropped) before the
+    // refusal, so that a client still sending it gets the answer instead of
+    // a broken connection; past DRAIN_FACTOR times the limit the
+    // connection is cut.
+    let drain_limit = state.max_body.saturating_mul(DRAIN_FACTOR);
+    if declared.is_some_and(|length| length > drain_limit as u64) {
+        return Err(too_large());
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, drain_limit)
+        .await
+        .map_err(|_| too_large())?;
+    if bytes.len() > state.max_body {
+        return Err(too_large());
+    }
+    T::decode(&bytes).map_err(|error| ApiError::invalid_body(&error))
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+fn sha256(bytes: &[u8]) -> Sha256 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut raw = [0_u8; 32];
+    // A SHA-256 digest is always 32 bytes.
+    raw.copy_from_slice(digest.as_ref());
+    Sha256::from_bytes(&raw)
+}
+
+fn timestamp(unix_seconds: u64) -> Result<Timestamp, ApiError> {
+    Timestamp::from_unix_seconds(unix_seconds)
+        .ok_or_else(|| ApiError::internal("an expiry past the year 9999"))
+}
+
+fn directory_failed(error: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("directory: {error}"))
+}
+
+// ---------------------------------------------------------------------------
+// Enrolment
+
+async fn enroll(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    match enroll_inner(&state, &headers, body).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn enroll_inner(
+    state: &ServerState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<EnrollResponse, ApiError> {
+    let request: EnrollRequest = read_body(state, headers, body).await?;
+    let name = request.machine.clone();
+    let certificate = request.certificate.as_bytes();
+    if x509_parser::parse_x509_certificate(certificate).is_err() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "The request body is not valid: /certificate is not a DER X.509 certificate.",
+        ));
+    }
+    let directory = &state.directory;
+    let entry = match directory.machine(&name).await.map_err(directory_failed)? {
+        Some(entry) => entry,
+        None => {
+            let dn = match directory.adopt_machine(&name).await {
+                Ok(dn) => dn,
+                Err(error)
+                    if matches!(error, roleout_directory::DirectoryError::NotFound { .. }) =>
+                {
+                    let machine = Machine {
+                        name: name.clone(),
+                        ip: request.facts.ip.map(|ip| ip.to_string()),
+                        os: Some(request.facts.os.clone()),
+                        arch: Some(request.facts.arch.clone()),
+                        facts: request.facts.extra.clone(),
+                        products: Vec::new(),
+                    };
+                    directory
+                        .create_machine(&machine)
+                        .await
+                        .map_err(directory_failed)?
+                }
+                Err(error) => return Err(directory_failed(error)),
+            };
+            directory
+                .machine_at(&dn)
+                .await
+                .map_err(directory_failed)?
+                .ok_or_else(|| directory_failed(format!("machine entry {dn} vanished")))?
+        }
+    };
+    let token_valid = match (&request.enrolment_token, &entry.enrolment_token) {
+        (Some(token), Some(stored)) => sha256(token.as_bytes()) == *stored,
+        _ => false,
+    };
+    if request.enrolment_token.is_some() && !token_valid {
+        info!(machine = %name, outcome = "refused", reason = "enrolment token does not match", "enrolment");
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "The enrolment token is not valid for this machine (wrong, or already used).",
+        ));
+    }
+    if entry.enrolment == Some(Enrolment::Disabled) {
+        info!(machine = %name, outcome = "refused", reason = "machine disabled", "enrolment");
+        return Err(ApiError::new(
+            ErrorCode::Disabled,
+            "This machine is disabled in the directory; an admin must re-enable it.",
+        ));
+    }
+    let same_key = entry.certificate.as_deref() == Some(certificate);
+    if !same_key {
+        directory
+            .set_machine_certificate(&entry.dn, certificate)
+            .await
+            .map_err(directory_failed)?;
+    }
+    let facts = &request.facts;
+    directory
+        .set_machine_facts(&entry.dn, Some(&facts.os), Some(&facts.arch), &facts.extra)
+        .await
+        .map_err(directory_failed)?;
+    let status = if token_valid {
+        // Cleared first: the token is spent even if approval fails below.
+        directory
+            .set_enrolment_token(&entry.dn, None)
+            .await
+            .map_err(directory_failed)?;
+        directory
+            .approve_machine(&entry.dn)
+            .await
+            .map_err(directory_failed)?;
+        EnrolmentStatus::Approved
+    } else if same_key && entry.may_authenticate() {
+        EnrolmentStatus::Approved
+    } else {
+        // A new key (first enrolment or rotation) waits for an admin.
+        if entry.enrolment != Some(Enrolment::Pending) {
+            directory
+                .mark_machine_pending(&entry.dn)
+                .await
+                .map_err(directory_failed)?;
+        }
+        EnrolmentStatus::Pending
+    };
+    info!(machine = %name, outcome = ?status, new_key = !same_key, token = token_valid, "enrolment");
+    let public = state.builder_key.public_key();
+    Ok(EnrollResponse {
+        status,
+        builder_key: BuilderPublicKey {
+            algorithm: BuilderKeyAlgorithm::Ed25519,
+            public_key: Base64Bytes::new(public.as_bytes().to_vec()),
+            key_id: public.key_id(),
+        },
+        message: match status {
+            EnrolmentStatus::Approved => "The machine is enrolled and approved.".to_owned(),
+            EnrolmentStatus::Pending => {
+                "The machine is enrolled; an admin must approve its key before it can authenticate."
+                    .to_owned()
+            }
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Authentication
+
+async fn challenge(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let request: ChallengeRequest = read_body(&state, &headers, body).await?;
+        let issued = state
+            .authenticator
+            .issue_challenge(&request.machine, SystemTime::now())
+            .map_err(ApiError::internal)?;
+        Ok::<_, ApiError>(ChallengeResponse {
+            token: issued.token,
+            expires_at: timestamp(issued.challenge.expires_at)?,
+        })
+    }
+    .await;
+    match result {
+        Ok(answer) => Json(answer).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The refusal for an authentication error, in words without secrets.
+fn auth_refusal(error: &AuthError) -> ApiError {
+    let code = match error {
+        AuthError::Challenge(ChallengeError::Expired { .. }) => ErrorCode::ExpiredChallenge,
+        AuthError::Challenge(ChallengeError::Random) => return ApiError::internal(error),
+        AuthError::Challenge(_) => ErrorCode::Unauthorized,
+        AuthError::Certificate(CertificateError::Disabled) => ErrorCode::Disabled,
+        AuthError::Certificate(CertificateError::NotApproved) => ErrorCode::NotApproved,
+        AuthError::Certificate(
+            CertificateError::Expired { .. } | CertificateError::NotYetValid { .. },
+        ) => ErrorCode::CertificateExpired,
+        AuthError::Certificate(_) => ErrorCode::BadSignature,
+        AuthError::Replay(ReplayError::Replayed { .. }) => ErrorCode::ReplayedNonce,
+        AuthError::Replay(_) => return ApiError::internal(error),
+        AuthError::Session(SessionError::Expired { .. }) => ErrorCode::ExpiredSession,
+        AuthError::Session(_) => ErrorCode::Unauthorized,
+    };
+    let mut message = error.to_string();
+    message.truncate(900);
+    ApiError::new(code, format!("Authentication refused: {message}."))
+}
+
+/// What the directory says about `entry` for authentication. A machine
+/// waiting for approval is not enabled yet either; it is refused as not
+/// approved, which is what it needs. Disabled means an admin turned it
+/// away (or withdrew `roleoutEnabled` from an approved machine).
+fn registered(entry: &MachineEntry) -> RegisteredMachine {
+    let enabled = match entry.enrolment {
+        Some(Enrolment::Disabled) => false,
+        Some(Enrolment::Approved) => entry.enabled,
+        Some(Enrolment::Pending) | None => true,
+    };
+    RegisteredMachine {
+        certificate_der: entry.certificate.clone().unwrap_or_default(),
+        enabled,
+        approved: entry.enrolment == Some(Enrolment::Approved),
+    }
+}
+
+/// The machine's effective roles: its direct roles and their ancestors.
+async fn effective_roles(
+    state: &ServerState,
+    entry: &MachineEntry,
+) -> Result<EffectiveRoles, ApiError> {
+    let direct = state
+        .directory
+        .machine_roles(&entry.dn)
+        .await
+        .map_err(directory_failed)?;
+    let hierarchy = state.directory.roles().await.map_err(directory_failed)?;
+    hierarchy
+        .effective(direct)
+        .map_err(|error| ApiError::internal(format!("roles of {}: {error}", entry.machine.name)))
+}
+
+async fn session(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    match session_inner(&state, &headers, body).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn session_inner(
+    state: &ServerState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<SessionResponse, ApiError> {
+    let request: SessionRequest = read_body(state, headers, body).await?;
+    let machine = &request.machine;
+    // Read fresh for every session: a rotated key or a disabled entry
+    // counts from this request on.
+    let Some(entry) = state
+        .directory
+        .machine(machine)
+        .await
+        .map_err(directory_failed)?
+    else {
+        info!(machine = %machine, outcome = "refused", reason = "unknown machine", "session");
+        return Err(ApiError::new(
+            ErrorCode::UnknownMachine,
+            format!("No machine called {machine} is enrolled in the directory."),
+        ));
+    };
+    let roles = effective_roles(state, &entry).await?;
+    let now = SystemTime::now();
+    let issued = state
+        .authenticator
+        .authenticate(
+            machine,
+            &request.token,
+            request.signature.as_bytes(),
+            &registered(&entry),
+            &roles.key(),
+            now,
+        )
+        .map_err(|error| {
+            info!(machine = %machine, outcome = "refused", reason = %error, "session");
+            auth_refusal(&error)
+        })?;
+    info!(machine = %machine, outcome = "accepted", roles = %roles.key(), "session");
+    if let Err(error) = state.directory.record_machine_seen(&entry.dn, now).await {
+        warn!(machine = %machine, %error, "could not record when the machine was last seen");
+    }
+    Ok(SessionResponse {
+        session: issued.token,
+        expires_at: timestamp(issued.session.expires_at)?,
+        roles: roles.names().cloned().collect(),
+    })
+}
+
+/// An authenticated request: its session, the machine's entry as it is
+/// now and its roles as they are now.
+struct Requester {
+    session: Session,
+    entry: MachineEntry,
+    roles: EffectiveRoles,
+}
+
+async fn requester(state: &ServerState, headers: &HeaderMap) -> Result<Requester, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "This route needs a session: send Authorization: Bearer SESSION.",
+            )
+        })?;
+    let session = state
+        .authenticator
+        .verify_session(token.trim(), SystemTime::now())
+        .map_err(|error| auth_refusal(&error))?;
+    let entry = state
+        .directory
+        .machine(&session.machine)
+        .await
+        .map_err(directory_failed)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownMachine,
+                format!(
+                    "The machine {} is no longer in the directory.",
+                    session.machine
+                ),
+            )
+        })?;
+    let registered = registered(&entry);
+    if !registered.enabled {
+        info!(machine = %session.machine, outcome = "refused", reason = "disabled", "request");
+        return Err(ApiError::new(
+            ErrorCode::Disabled,
+            "The machine is disabled in the directory.",
+        ));
+    }
+    if !registered.approved {
+        info!(machine = %session.machine, outcome = "refused", reason = "not approved", "request");
+        return Err(ApiError::new(
+            ErrorCode::NotApproved,
+            "The machine's key is no longer approved.",
+        ));
+    }
+    let roles = effective_roles(state, &entry).await?;
+    if roles.key() != session.role_key {
+        info!(machine = %session.machine, outcome = "refused", reason = "roles changed", "request");
+        return Err(ApiError::new(
+            ErrorCode::ExpiredSession,
+            "The machine's roles changed since the session began; authenticate again.",
+        ));
+    }
+    Ok(Requester {
+        session,
+        entry,
+        roles,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Serving
+
+fn envelope<P: EnvelopePayload>(
+    state: &ServerState,
+    requester: &Requester,
+    payload: &P,
+    build_digest: Option<Sha256>,
+    serial: u64,
+) -> Result<SignedEnvelope, ApiError> {
+    let expires_at = Timestamp::from_system_time(SystemTime::now() + state.metadata_ttl)
+        .ok_or_else(|| ApiError::internal("metadata expiry past the year 9999"))?;
+    let content = SignedContent::new(
+        payload,
+        requester.session.machine.clone(),
+        requester.roles.key(),
+        build_digest,
+        serial,
+        expires_at,
+    )
+    .map_err(ApiError::internal)?;
+    sign_envelope(&state.builder_key, content).map_err(ApiError::internal)
+}
+
+fn catalog_failed(error: CatalogError) -> ApiError {
+    ApiError::internal(format!("catalog: {error}"))
+}
+
+/// The build of suite `id` for the requester; a suite with nothing for its
+/// roles is refused as not theirs.
+async fn build_for(
+    state: &ServerState,
+    requester: &Requester,
+    id: &str,
+) -> Result<ServedBuild, ApiError> {
+    let no_suite = || ApiError::new(ErrorCode::NotFound, "There is no such suite.");
+    let id = SuiteId::new(id).map_err(|_| no_suite())?;
+    let build = current_build(&state.directory, &id, &requester.roles)
+        .await
+        .map_err(catalog_failed)?
+        .ok_or_else(no_suite)?;
+    if build.suite.products.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ForbiddenSuite,
+            format!("Suite {id} has nothing for this machine's roles."),
+        ));
+    }
+    Ok(build)
+}
+
+async fn suite_list(State(state): Shared, headers: HeaderMap) -> Response {
+    let result = async {
+        let requester = requester(&state, &headers).await?;
+        let mut suites = Vec::new();
+        let mut serial = 0;
+        for id in suite_ids(&state.directory).await.map_err(catalog_failed)? {
+            match current_build(&state.directory, &id, &requester.roles).await {
+                Ok(Some(build)) if !build.suite.products.is_empty() => {
+                    serial = serial.max(build.serial);
+                    suites.push(SuiteListEntry {
+                        id: build.suite.id.clone(),
+                        version: build.suite.version.clone(),
+                        build_digest: build.digest,
+                    });
+                }
+                Ok(_) => {}
+                // One broken suite must not hide the others.
+                Err(error) => warn!(suite = %id, %error, "suite left out of the list"),
+            }
+        }
+        envelope(&state, &requester, &SuiteList { suites }, None, serial)
+    }
+    .await;
+    match result {
+        Ok(envelope) => Json(envelope).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn suite(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let result = async {
+        let requester = requester(&state, &headers).await?;
+        let build = build_for(&state, &requester, &id).await?;
+        let machine = &requester.entry.machine;
+        let platform = match (&machine.os, &machine.arch) {
+            (Some(os), Some(arch)) => Some((os.as_str(), arch.as_str())),
+            _ => None,
+        };
+        let plan = resolve_suite(&build.suite, platform).map_err(|errors| {
+            ApiError::internal(format!(
+                "suite {id} does not resolve for {}: {}",
+                machine.name,
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        let delivery = SuiteDelivery {
+            machine: MachineObject {
+                name: machine.name.clone(),
+                os: machine.os.clone().unwrap_or_default(),
+                arch: machine.arch.clone().unwrap_or_default(),
+                components: plan.order().cloned().collect(),
+            },
+            plan,
+            build_digest: build.digest.clone(),
+            suite: build.suite,
+        };
+        envelope(
+            &state,
+            &requester,
+            &delivery,
+            Some(build.digest),
+            build.serial,
+        )
+    }
+    .await;
+    match result {
+        Ok(envelope) => Json(envelope).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn component(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((id, product)): Path<(String, String)>,
+) -> Response {
+    let result = async {
+        let requester = requester(&state, &headers).await?;
+        let build = build_for(&state, &requester, &id).await?;
+        let forbidden = || {
+            info!(machine = %requester.session.machine, suite = %id, outcome = "refused", reason = "component outside its roles", "component");
+            ApiError::new(
+                ErrorCode::ForbiddenSuite,
+                "That component is not in this machine's suite.",
+            )
+        };
+        let product_id = ProductId::new(product.as_str()).map_err(|_| forbidden())?;
+        let model = build
+            .suite
+            .products
+            .iter()
+            .find(|model| model.id == product_id)
+            .cloned()
+            .ok_or_else(forbidden)?;
+        let delivery = ComponentDelivery {
+            files: model.fileset.clone(),
+            product: model,
+        };
+        envelope(
+            &state,
+            &requester,
+            &delivery,
+            Some(build.digest),
+            build.serial,
+        )
+    }
+    .await;
+    match result {
+        Ok(envelope) => Json(envelope).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A payload digest as it must appear in a path: 64 lowercase hex
+/// characters, nothing else (no other case, no dots, no slashes).
+fn strict_digest(text: &str) -> Option<Sha256> {
+    let valid = text.len() == 64
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+    if valid { Sha256::new(text).ok() } else { None }
+}
+
+/// A single byte range of a payload of `length` bytes: `Ok(None)` for no
+/// (or an unsupported multi-part) range, `Err` when unsatisfiable.
+fn byte_range(headers: &HeaderMap, length: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        // Several ranges: answered with the whole payload (RFC 9110 allows
+        // ignoring Range).
+        return Ok(None);
+    }
+    let (first, last) = spec.split_once('-').ok_or(())?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().map_err(|_| ())?;
+        if suffix == 0 || length == 0 {
+            return Err(());
+        }
+        (length.saturating_sub(suffix), length - 1)
+    } else {
+        let first: u64 = first.parse().map_err(|_| ())?;
+        let last: u64 = if last.is_empty() {
+            length.saturating_sub(1)
+        } else {
+            last.parse::<u64>()
+                .map_err(|_| ())?
+                .min(length.saturating_sub(1))
+        };
+        (first, last)
+    };
+    if range.0 >= length || range.0 > range.1 {
+        return Err(());
+    }
+    Ok(Some(range))
+}
+
+async fn payload(State(state): Shared, headers: HeaderMap, Path(digest): Path<String>) -> Response {
+    match payload_inner(&state, &headers, &digest).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn payload_inner(
+    state: &ServerState,
+    headers: &HeaderMap,
+    digest: &str,
+) -> Result<Response, ApiError> {
+    let requester = requester(state, headers).await?;
+    let not_found = || ApiError::new(ErrorCode::NotFound, "There is no such payload.");
+    let digest = strict_digest(digest).ok_or_else(not_found)?;
+    // Only files of the requester's own suites are served.
+    let mut allowed = false;
+    for id in suite_ids(&state.directory).await.map_err(catalog_failed)? {
+        let Ok(Some(build)) = current_build(&state.directory, &id, &requester.roles).await else {
+            continue;
+        };
+        if build
+            .suite
+            .products
+            .iter()
+            .flat_map(|product| &product.fileset.files)
+            .any(|file| file.sha256 == digest)
+        {
+            allowed = true;
+            break;
+        }
+    }
+    if !allowed {
+        info!(machine = %requester.session.machine, %digest, outcome = "refused", reason = "not in its suites", "payload");
+        return Err(ApiError::new(
+            ErrorCode::ForbiddenSuite,
+            "That payload is not part of this machine's suites.",
+        ));
+    }
+    let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
+    let path = store.path_of(&digest);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+        Err(error) => return Err(ApiError::internal(format!("{}: {error}", path.display()))),
+    };
+    let length = bytes.len() as u64;
+    let mut response_headers = HeaderMap::new();
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    match byte_range(headers, length) {
+        Ok(None) => Ok((StatusCode::OK, response_headers, bytes).into_response()),
+        Ok(Some((first, last))) => {
+            let content_range = format!("bytes {first}-{last}/{length}");
+            if let Ok(value) = HeaderValue::from_str(&content_range) {
+                response_headers.insert(header::CONTENT_RANGE, value);
+            }
+            // Both ends are within the payload (checked by byte_range).
+            let part = bytes[first as usize..=last as usize].to_vec();
+            Ok((StatusCode::PARTIAL_CONTENT, response_headers, part).into_response())
+        }
+        Err(()) => {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
+                response_headers.insert(header::CONTENT_RANGE, value);
+            }
+            let body = roleout_model::protocol::ErrorBody::new(
+                ErrorCode::InvalidBody,
+                format!("The requested range is outside the payload of {length} bytes."),
+            );
+            Ok((
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                response_headers,
+                Json(body),
+            )
+                .into_response())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Status
+
+async fn report(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let requester = requester(&state, &headers).await?;
+        let report: StatusReport = read_body(&state, &headers, body).await?;
+        let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
+        let status = record_report(&state.directory, &store, &requester.session.machine, &report)
+            .await
+            .map_err(|error| ApiError::internal(format!("report store: {error}")))?;
+        info!(machine = %requester.session.machine, suite = %report.suite, component = %report.component, outcome = ?report.outcome, ack = ?status, "report");
+        Ok::<_, ApiError>(ReportAck { status })
+    }
+    .await;
+    match result {
+        Ok(answer) => Json(answer).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn complete(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let requester = requester(&state, &headers).await?;
+        let complete: SuiteComplete = read_body(&state, &headers, body).await?;
+        state
+            .directory
+            .store_completion(&requester.session.machine, &complete)
+            .await
+            .map_err(|error| ApiError::internal(format!("report store: {error}")))?;
+        info!(machine = %requester.session.machine, suite = %complete.suite, "suite complete");
+        Ok::<_, ApiError>(Close::default())
+    }
+    .await;
+    match result {
+        Ok(answer) => Json(answer).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+mod tests {
+    use super::*;
+
+    fn range(value: &str, length: u64) -> Result<Option<(u64, u64)>, ()> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, HeaderValue::from_str(value).unwrap());
+        byte_range(&headers, length)
+    }
+
+    #[test]
+    fn ranges_are_read_and_bounded() {
+        assert_eq!(range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=50-500", 100), Ok(Some((50, 99))));
+        assert_eq!(range("bytes=100-", 100), Err(()));
+        assert_eq!(range("bytes=9-3", 100), Err(()));
+        assert_eq!(range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(range("items=0-1", 100), Ok(None));
+    }
+
+    #[test]
+    fn only_lowercase_digests_name_payloads() {
+        let digest = "ab".repeat(32);
+        assert!(strict_digest(&digest).is_some());
+        assert!(strict_digest(&digest.to_uppercase()).is_none());
+        assert!(strict_digest("abc").is_none());
+        assert!(strict_digest(&format!("../{}", &digest[3..])).is_none());
+    }
+}

@@ -1,0 +1,102 @@
+//! What every request handler of one roleoutd shares, and how roleoutd's
+//! own secrets are kept in its state directory.
+//!
+//! State layout (all under the state directory, mode 0700):
+//! - `ldap/`: the managed slapd, when no directory URL is configured;
+//! - `tls/cert.pem`, `tls/key.pem`: the self-signed certificate (see
+//!   [`super::tls`]);
+//! - `token-secret`: the MAC key of challenge and session tokens (0600);
+//! - `builder-key.pk8`: the builder's Ed25519 signing key, PKCS#8 (0600);
+//! - `builder-key.pub`: its public half, base64url, what `roleout enroll`
+//!   pins (the enrolment answer carries the same key);
+//! - `content/`: the content store (payloads and report logs by SHA-256,
+//!   see `crate::content`). Report logs arrive capped and redacted by the
+//!   installer, which alone knows the values of password variables;
+//!   roleoutd never sees those values and stores the log as received;
+//! - `roleoutd.addr`: the address roleoutd listens on, written once it
+//!   does (so a caller that asked for port 0 learns the port).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use roleout_directory::Directory;
+use roleout_installer::envelope::BuilderKey;
+use roleout_installer::keys::{read_private_key, write_private_key};
+
+use crate::auth::Authenticator;
+use crate::auth::token::ServerSecret;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct ServerState {
+    /// The directory (catalog, roles, machines).
+    pub directory: Directory,
+    /// Challenges and sessions.
+    pub authenticator: Authenticator,
+    /// Signs envelopes.
+    pub builder_key: BuilderKey,
+    /// The content store's folder.
+    pub content_dir: PathBuf,
+    /// Lifetime of signed metadata.
+    pub metadata_ttl: Duration,
+    /// Largest request body accepted.
+    pub max_body: usize,
+}
+
+/// roleoutd's own secrets could not be made or loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A file could not be read or written.
+    #[error("{action} {path}: {reason}")]
+    File {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+fn file_error(action: &'static str, path: &Path, reason: impl std::fmt::Display) -> StateError {
+    StateError::File {
+        action,
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The token secret in `path`, made (mode 0600) on first start.
+pub fn load_or_create_secret(path: &Path) -> Result<ServerSecret, StateError> {
+    if !path.exists() {
+        let bytes = ServerSecret::generate_bytes()
+            .map_err(|error| file_error("cannot make the token secret for", path, error))?;
+        ServerSecret::write(path, &bytes)
+            .map_err(|error| file_error("cannot write", path, error))?;
+    }
+    ServerSecret::read(path).map_err(|error| file_error("cannot read", path, error))
+}
+
+/// The builder key in `STATE/builder-key.pk8`, made on first start, with
+/// its public half written to `STATE/builder-key.pub`.
+pub fn load_or_create_builder_key(state_dir: &Path) -> Result<BuilderKey, StateError> {
+    let private = state_dir.join("builder-key.pk8");
+    if !private.exists() {
+        let pkcs8 = BuilderKey::generate_pkcs8()
+            .map_err(|error| file_error("cannot make the builder key for", &private, error))?;
+        write_private_key(&private, &pkcs8)
+            .map_err(|error| file_error("cannot write", &private, error))?;
+    }
+    let pkcs8 =
+        read_private_key(&private).map_err(|error| file_error("cannot read", &private, error))?;
+    let key = BuilderKey::from_pkcs8(&pkcs8)
+        .map_err(|error| file_error("cannot load", &private, error))?;
+    let public = state_dir.join("builder-key.pub");
+    let text = format!("{}\n", key.public_key().to_base64());
+    if std::fs::read_to_string(&public).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&public, text)
+            .map_err(|error| file_error("cannot write", &public, error))?;
+    }
+    Ok(key)
+}

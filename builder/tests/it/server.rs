@@ -1,0 +1,464 @@
+//! roleoutd end to end over TLS: the real binary over a real slapd, real
+//! machine keys (Ed25519 and P-256) and real signatures. The happy path
+//! enrols, authenticates, reads the suites of a developer machine, checks
+//! the signed envelopes and reports; then each attack the design names is
+//! tried and must be refused with its own status and error code.
+
+use std::time::{Duration, SystemTime};
+
+use roleout_installer::envelope::verify_envelope;
+use roleout_installer::keys::KeyAlgorithm;
+use roleout_model::protocol::{ComponentDelivery, SignedEnvelope, SuiteDelivery, SuiteList};
+use serde_json::{Value, json};
+
+use crate::support::{Server, TestMachine, machine_id};
+
+/// Asserts a refusal's status and code.
+fn refused(answer: (u16, Value), status: u16, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["error"], code, "{}", answer.1);
+    assert!(answer.1["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+/// An enrolled, approved machine with `roles`.
+fn approved(server: &Server, name: &str, algorithm: KeyAlgorithm, roles: &[&str]) -> TestMachine {
+    let machine = TestMachine::new(name, algorithm);
+    let token = server.enrolment_token(name);
+    let (status, answer) = machine.enroll(server, Some(&token));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "approved", "{answer}");
+    for role in roles {
+        server.grant(name, role);
+    }
+    machine
+}
+
+fn envelope(server: &Server, machine: &str, value: Value) -> SignedEnvelope {
+    let envelope: SignedEnvelope = serde_json::from_value(value).expect("an envelope");
+    verify_envelope(
+        &envelope,
+        &server.builder_key,
+        &machine_id(machine),
+        None,
+        SystemTime::now(),
+    )
+    .expect("the envelope verifies with the pinned key");
+    envelope
+}
+
+fn report(id: &str, digest: &str) -> Value {
+    json!({
+        "id": id, "suite": "domino", "build-digest": digest, "component": "notes-client",
+        "step": "install", "outcome": "success", "exit-code": 0, "duration-ms": 1200,
+        "evidence": ["exit code 0"], "log": "Installation complete\n",
+        "started-at": "2024-05-01T12:00:00Z", "finished-at": "2024-05-01T12:00:01Z"
+    })
+}
+
+#[test]
+fn a_developer_machine_gets_its_suite_signed_and_reports() {
+    let server = Server::shared();
+    for (name, algorithm) in [
+        ("dev-ed", KeyAlgorithm::Ed25519),
+        ("dev-p256", KeyAlgorithm::EcdsaP256),
+    ] {
+        let machine = approved(&server, name, algorithm, &["developer"]);
+        // The answer pins the same key roleoutd keeps in its state.
+        let (_, again) = machine.enroll(&server, None);
+        assert_eq!(again["status"], "approved", "{again}");
+        assert_eq!(
+            again["builder-key"]["key-id"],
+            server.builder_key.key_id().as_str()
+        );
+        let session = machine.session(&server);
+
+        let (status, list) = server.get_json("/v1/suites", Some(&session));
+        assert_eq!(status, 200, "{list}");
+        let list: SuiteList = envelope(&server, name, list)
+            .signed
+            .payload()
+            .expect("list");
+        assert_eq!(
+            list.suites
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+            ["domino"]
+        );
+
+        let (status, suite) = server.get_json("/v1/suites/domino", Some(&session));
+        assert_eq!(status, 200, "{suite}");
+        let signed = envelope(&server, name, suite);
+        assert_eq!(signed.signed.roles, "developer+end-user");
+        let delivery: SuiteDelivery = signed.signed.payload().expect("suite");
+        let products: Vec<&str> = delivery
+            .suite
+            .products
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        assert!(products.contains(&"notes-designer"), "{products:?}");
+        assert!(!products.contains(&"domino-admin"), "{products:?}");
+        assert!(
+            delivery
+                .machine
+                .components
+                .iter()
+                .any(|c| c.as_str() == "notes-client")
+        );
+        assert_eq!(delivery.machine.name.as_str(), name);
+
+        let (status, component) =
+            server.get_json("/v1/suites/domino/components/notes-client", Some(&session));
+        assert_eq!(status, 200, "{component}");
+        let component: ComponentDelivery = envelope(&server, name, component)
+            .signed
+            .payload()
+            .expect("component");
+        let files: Vec<&str> = component
+            .files
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect();
+        assert!(files.contains(&"notes-sdk.tar.gz"), "{files:?}");
+        let phases: Vec<String> = component
+            .product
+            .commands
+            .keys()
+            .map(|phase| format!("{phase:?}"))
+            .collect();
+        let post_install = &component.product.commands;
+        // The developer post-install (tar), not the administrator setup.
+        let text = serde_json::to_string(post_install).expect("json");
+        assert!(text.contains("notes-sdk.tar.gz"), "{phases:?}");
+        assert!(!text.contains("--admin-setup"), "{text}");
+
+        // The payload, whole and in part, matches its digest.
+        let sdk = component
+            .files
+            .files
+            .iter()
+            .find(|f| f.path == "notes-sdk.tar.gz")
+            .expect("sdk");
+        let path = format!("/v1/payloads/{}", sdk.sha256);
+        let (status, _, bytes) = server.get(&path, Some(&session), None);
+        assert_eq!(status, 200);
+        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        assert_eq!(hex::encode(digest.as_ref()), sdk.sha256.as_str());
+        let (status, headers, part) = server.get(&path, Some(&session), Some("bytes=10-19"));
+        assert_eq!(status, 206);
+        assert_eq!(part, bytes[10..20]);
+        assert_eq!(
+            headers["content-range"],
+            format!("bytes 10-19/{}", bytes.len()).as_str()
+        );
+        let (status, _, _) = server.get(&path, Some(&session), Some("bytes=99999-"));
+        assert_eq!(status, 416);
+
+        let id = format!("{name}-1");
+        let digest = delivery.build_digest.as_str();
+        let (status, ack) = server.post("/v1/reports", &report(&id, digest), Some(&session));
+        assert_eq!((status, &ack["status"]), (200, &json!("recorded")), "{ack}");
+        let (status, ack) = server.post("/v1/reports", &report(&id, digest), Some(&session));
+        assert_eq!(
+            (status, &ack["status"]),
+            (200, &json!("duplicate")),
+            "{ack}"
+        );
+        let complete = json!({"id": format!("{name}-done"), "suite": "domino", "build-digest": digest,
+            "summary": {"installed": 1, "skipped": 0, "failed": 0, "blocked": 0, "reboot-required": false}});
+        let (status, close) = server.post("/v1/reports/complete", &complete, Some(&session));
+        assert_eq!(
+            (status, &close["status"]),
+            (200, &json!("close")),
+            "{close}"
+        );
+        let stored = server
+            .block_on(server.directory.reports_for_machine(&machine_id(name)))
+            .expect("reports read back from the directory");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].id, id);
+        assert_eq!(stored[0].component.as_str(), "notes-client");
+    }
+}
+
+#[test]
+fn a_replayed_signature_is_refused() {
+    let server = Server::shared();
+    let machine = approved(&server, "replay-1", KeyAlgorithm::Ed25519, &[]);
+    let answer = machine.answer(&machine.challenge(&server));
+    assert_eq!(server.post("/v1/session", &answer, None).0, 200);
+    refused(
+        server.post("/v1/session", &answer, None),
+        401,
+        "replayed-nonce",
+    );
+}
+
+#[test]
+fn a_challenge_issued_to_another_machine_is_refused() {
+    let server = Server::shared();
+    let first = approved(&server, "other-1", KeyAlgorithm::Ed25519, &[]);
+    let second = approved(&server, "other-2", KeyAlgorithm::EcdsaP256, &[]);
+    let token = first.challenge(&server);
+    refused(
+        server.post("/v1/session", &second.answer(&token), None),
+        401,
+        "unauthorized",
+    );
+}
+
+#[test]
+fn a_tampered_token_is_refused() {
+    let server = Server::shared();
+    let machine = approved(&server, "tamper-1", KeyAlgorithm::Ed25519, &[]);
+    let token = machine.challenge(&server);
+    let (payload, mac) = token.split_once('.').expect("payload.mac");
+    let mut changed = payload.to_owned().into_bytes();
+    changed[5] = if changed[5] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{}.{mac}", String::from_utf8(changed).expect("ascii"));
+    refused(
+        server.post("/v1/session", &machine.answer(&tampered), None),
+        401,
+        "unauthorized",
+    );
+    // And a session token changed the same way.
+    let session = machine.session(&server);
+    refused(
+        server.get_json("/v1/suites", Some(&format!("{session}x"))),
+        401,
+        "unauthorized",
+    );
+}
+
+#[test]
+fn a_signature_by_another_key_is_refused() {
+    let server = Server::shared();
+    let machine = approved(&server, "impostor-1", KeyAlgorithm::Ed25519, &[]);
+    let impostor = TestMachine::new("impostor-1", KeyAlgorithm::Ed25519);
+    let token = machine.challenge(&server);
+    refused(
+        server.post("/v1/session", &impostor.answer(&token), None),
+        401,
+        "bad-signature",
+    );
+}
+
+#[test]
+fn an_unknown_machine_is_refused() {
+    let server = Server::shared();
+    let stranger = TestMachine::new("stranger-1", KeyAlgorithm::Ed25519);
+    let token = stranger.challenge(&server);
+    refused(
+        server.post("/v1/session", &stranger.answer(&token), None),
+        401,
+        "unknown-machine",
+    );
+}
+
+#[test]
+fn a_disabled_machine_is_refused_from_its_next_request() {
+    let server = Server::shared();
+    let machine = approved(
+        &server,
+        "disabled-1",
+        KeyAlgorithm::EcdsaP256,
+        &["developer"],
+    );
+    let session = machine.session(&server);
+    assert_eq!(server.get_json("/v1/suites", Some(&session)).0, 200);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut output = roleout_builder::admin::Output {
+        out: &mut out,
+        err: &mut err,
+    };
+    server
+        .block_on(roleout_builder::admin::machines::disable(
+            &server.directory,
+            &machine_id("disabled-1"),
+            &mut output,
+        ))
+        .expect("disable");
+    refused(
+        server.get_json("/v1/suites", Some(&session)),
+        403,
+        "disabled",
+    );
+    let token = machine.challenge(&server);
+    refused(
+        server.post("/v1/session", &machine.answer(&token), None),
+        403,
+        "disabled",
+    );
+}
+
+#[test]
+fn an_unapproved_machine_is_refused() {
+    let server = Server::shared();
+    let machine = TestMachine::new("pending-1", KeyAlgorithm::Ed25519);
+    let (status, answer) = machine.enroll(&server, None);
+    assert_eq!(
+        (status, &answer["status"]),
+        (200, &json!("pending")),
+        "{answer}"
+    );
+    let token = machine.challenge(&server);
+    refused(
+        server.post("/v1/session", &machine.answer(&token), None),
+        403,
+        "not-approved",
+    );
+    // A wrong enrolment token approves nothing.
+    refused(
+        machine.enroll(&server, Some("not-the-token")),
+        401,
+        "unauthorized",
+    );
+}
+
+#[test]
+fn a_rotated_key_waits_for_approval_and_a_used_token_is_spent() {
+    let server = Server::shared();
+    let machine = approved(&server, "rotate-1", KeyAlgorithm::Ed25519, &[]);
+    let rotated = TestMachine::new("rotate-1", KeyAlgorithm::EcdsaP256);
+    let (status, answer) = rotated.enroll(&server, None);
+    assert_eq!(
+        (status, &answer["status"]),
+        (200, &json!("pending")),
+        "{answer}"
+    );
+    // The old key no longer authenticates; the new one is not approved yet.
+    let token = machine.challenge(&server);
+    refused(
+        server.post("/v1/session", &machine.answer(&token), None),
+        403,
+        "not-approved",
+    );
+    let token = server.enrolment_token("rotate-1");
+    assert_eq!(
+        rotated.enroll(&server, Some(&token)).1["status"],
+        "approved"
+    );
+    refused(rotated.enroll(&server, Some(&token)), 401, "unauthorized");
+    rotated.session(&server);
+}
+
+#[test]
+fn an_expired_certificate_is_refused() {
+    let server = Server::shared();
+    let two_years_ago = SystemTime::now() - Duration::from_secs(2 * 365 * 24 * 3600);
+    let machine = TestMachine::valid(
+        "expired-1",
+        KeyAlgorithm::Ed25519,
+        two_years_ago,
+        Duration::from_secs(24 * 3600),
+    );
+    let token = server.enrolment_token("expired-1");
+    assert_eq!(machine.enroll(&server, Some(&token)).0, 200);
+    let token = machine.challenge(&server);
+    refused(
+        server.post("/v1/session", &machine.answer(&token), None),
+        403,
+        "certificate-expired",
+    );
+}
+
+#[test]
+fn malformed_and_oversized_bodies_are_refused() {
+    let server = Server::shared();
+    refused(
+        server.post_raw("/v1/challenge", b"{\"machine\":".to_vec(), None),
+        400,
+        "invalid-body",
+    );
+    let (status, answer) = server.post(
+        "/v1/challenge",
+        &json!({"machine": "ws-1", "extra": 1}),
+        None,
+    );
+    refused((status, answer.clone()), 400, "invalid-body");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/extra")),
+        "{answer}"
+    );
+    let huge = vec![b' '; 5 << 20];
+    refused(
+        server.post_raw("/v1/challenge", huge, None),
+        413,
+        "body-too-large",
+    );
+}
+
+#[test]
+fn a_component_or_payload_outside_the_roles_is_refused() {
+    let server = Server::shared();
+    let machine = approved(&server, "enduser-1", KeyAlgorithm::Ed25519, &["end-user"]);
+    let session = machine.session(&server);
+    refused(
+        server.get_json("/v1/suites/domino/components/domino-admin", Some(&session)),
+        403,
+        "forbidden-suite",
+    );
+    refused(
+        server.get_json(
+            "/v1/suites/domino/components/notes-designer",
+            Some(&session),
+        ),
+        403,
+        "forbidden-suite",
+    );
+    // The developer-only SDK payload.
+    let sdk = "d1b6bd48d1c3a2523029aac8676904c97c4333bb5980bb5061f91b9b59d2faf3";
+    let (status, _, body) = server.get(&format!("/v1/payloads/{sdk}"), Some(&session), None);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    refused(
+        server.get_json("/v1/suites/no-such-suite", Some(&session)),
+        404,
+        "not-found",
+    );
+    refused(server.get_json("/v1/suites", None), 401, "unauthorized");
+}
+
+#[test]
+fn path_tricks_in_payload_digests_are_refused() {
+    let server = Server::shared();
+    let machine = approved(&server, "tricks-1", KeyAlgorithm::EcdsaP256, &["developer"]);
+    let session = machine.session(&server);
+    let sdk = "d1b6bd48d1c3a2523029aac8676904c97c4333bb5980bb5061f91b9b59d2faf3";
+    for path in [
+        format!("/v1/payloads/..%2F..%2Ftoken-secret"),
+        format!("/v1/payloads/..%2F{}", &sdk[3..]),
+        "/v1/payloads/d1b6".to_owned(),
+        format!("/v1/payloads/{}", sdk.to_uppercase()),
+    ] {
+        let (status, _, body) = server.get(&path, Some(&session), None);
+        let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_eq!(
+            (status, &answer["error"]),
+            (404, &json!("not-found")),
+            "{path}: {answer}"
+        );
+    }
+    assert_eq!(
+        server
+            .get(&format!("/v1/payloads/{sdk}"), Some(&session), None)
+            .0,
+        200
+    );
+}
+
+#[test]
+fn an_expired_challenge_is_refused() {
+    // A roleoutd of its own whose challenges expire as they are made.
+    let server = Server::start(&["--challenge-ttl", "0"]);
+    let machine = approved(&server, "late-1", KeyAlgorithm::Ed25519, &[]);
+    let token = machine.challenge(&server);
+    refused(
+        server.post("/v1/session", &machine.answer(&token), None),
+        401,
+        "expired-challenge",
+    );
+}

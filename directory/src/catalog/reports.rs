@@ -1,0 +1,537 @@
+//! Status reports under `ou=reports` (Blocks 1070-1085): one entry per
+//! report a machine sends about one step of one component, and one
+//! summary entry per machine and suite for the end of a run.
+//!
+//! # Entry layout
+//!
+//! Flat under `ou=reports`, so that "every report of machine M" and "every
+//! report about suite S" are each one one-level search:
+//! - a step report is `cn=MACHINE:ID` (the machine's own report id; machine
+//!   names hold no `:`, so two machines never share a name), with the
+//!   machine, suite, build digest, component, step, outcome, exit code or
+//!   signal, duration, evidence lines (`{n}`-ordered), start and finish
+//!   times and the digest of its log;
+//! - a run summary is `cn=MACHINE@SUITE` (report ids hold no `@`), holding
+//!   the last `SuiteComplete` of that machine for that suite: its id, build
+//!   digest, counts and an overall outcome.
+//!
+//! Log text never enters the directory: the caller puts it in the content
+//! store and passes its digest. Storing is idempotent by the report id: a
+//! report whose id is already stored changes nothing and is answered
+//! [`AckStatus::Duplicate`].
+
+use std::collections::{BTreeMap, HashSet};
+
+use ldap3::{Mod, Scope};
+use tracing::instrument;
+
+use roleout_model::ids::{MachineId, ProductId, Sha256, SuiteId};
+use roleout_model::protocol::{
+    AckStatus, ReportOutcome, ReportStep, RunSummary, StatusReport, SuiteComplete, Timestamp,
+};
+
+use crate::catalog::CatalogError;
+use crate::catalog::builds::{generalized_time, parse_generalized_time};
+use crate::catalog::entry::CatalogEntry;
+use crate::catalog::mapping::attribute;
+use crate::catalog::store::from_search;
+use crate::connection::Directory;
+use crate::escape;
+
+/// Attribute and class names of report entries.
+mod names {
+    pub(super) const CLASS: &str = "roleoutReport";
+    pub(super) const ID: &str = "roleoutReportId";
+    pub(super) const MACHINE: &str = "roleoutMachineName";
+    pub(super) const SUITE: &str = "roleoutSuiteName";
+    pub(super) const COMPONENT: &str = "roleoutComponent";
+    pub(super) const OUTCOME: &str = "roleoutOutcome";
+    pub(super) const EXIT_CODE: &str = "roleoutExitCode";
+    pub(super) const SIGNAL: &str = "roleoutSignal";
+    pub(super) const EVIDENCE: &str = "roleoutEvidence";
+    pub(super) const LOG_DIGEST: &str = "roleoutLogDigest";
+    pub(super) const FINISHED_AT: &str = "roleoutReportedAt";
+    pub(super) const STARTED_AT: &str = "roleoutStartedAt";
+    pub(super) const STEP: &str = "roleoutStep";
+    pub(super) const DURATION: &str = "roleoutDurationMs";
+    pub(super) const SUMMARY: &str = "roleoutRunSummary";
+}
+
+/// A step report as the directory holds it: the [`StatusReport`] with its
+/// log replaced by the log's digest, and the machine that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReport {
+    /// The machine that sent it.
+    pub machine: MachineId,
+    /// The machine's id for it.
+    pub id: String,
+    /// The suite.
+    pub suite: SuiteId,
+    /// The build installed.
+    pub build_digest: Sha256,
+    /// The component.
+    pub component: ProductId,
+    /// The step.
+    pub step: ReportStep,
+    /// How it ended.
+    pub outcome: ReportOutcome,
+    /// Exit code, when the command exited.
+    pub exit_code: Option<i32>,
+    /// Signal, when one ended it.
+    pub signal: Option<i32>,
+    /// How long it ran.
+    pub duration_ms: u64,
+    /// Evidence lines, in order.
+    pub evidence: Vec<String>,
+    /// Digest of the log in the content store, when there was a log.
+    pub log_digest: Option<Sha256>,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it finished.
+    pub finished_at: Timestamp,
+}
+
+/// The last run summary of one machine for one suite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCompletion {
+    /// The machine.
+    pub machine: MachineId,
+    /// The id of its `SuiteComplete`.
+    pub id: String,
+    /// The suite.
+    pub suite: SuiteId,
+    /// The build installed.
+    pub build_digest: Sha256,
+    /// The counts.
+    pub summary: RunSummary,
+}
+
+/// What machines last said about one suite.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SuiteStatus {
+    /// The latest report per machine and component (latest by finish
+    /// time, then start time, then id).
+    pub components: BTreeMap<(MachineId, ProductId), StoredReport>,
+    /// The last run summary per machine.
+    pub completions: BTreeMap<MachineId, StoredCompletion>,
+}
+
+/// The wire name of a step (`post-install`).
+fn step_name(step: ReportStep) -> &'static str {
+    match step {
+        ReportStep::PreInstall => "pre-install",
+        ReportStep::Install => "install",
+        ReportStep::PostInstall => "post-install",
+        ReportStep::Uninstall => "uninstall",
+        ReportStep::Check => "check",
+    }
+}
+
+/// The wire name of an outcome (`success-reboot-required`).
+fn outcome_name(outcome: ReportOutcome) -> &'static str {
+    match outcome {
+        ReportOutcome::Success => "success",
+        ReportOutcome::SuccessRebootRequired => "success-reboot-required",
+        ReportOutcome::Skipped => "skipped",
+        ReportOutcome::Failed => "failed",
+        ReportOutcome::Blocked => "blocked",
+        ReportOutcome::Retry => "retry",
+    }
+}
+
+/// A wire enum value from its stored name, through serde (one spelling).
+fn from_name<T: serde::de::DeserializeOwned>(
+    entry: &CatalogEntry,
+    description: &str,
+) -> Result<T, CatalogError> {
+    let text = entry.required(description)?;
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| entry.malformed(format!("{description} value {text:?} is not known")))
+}
+
+/// Checks a report id as the API schema does (`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`).
+fn check_report_id(id: &str) -> Result<(), CatalogError> {
+    let mut chars = id.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(CatalogError::Unrepresentable {
+            what: format!("report id {:?}", id.chars().take(80).collect::<String>()),
+            reason: "a report id is 1 to 128 ASCII letters, digits, '.', '_', ':' or '-', \
+                     starting with a letter or digit"
+                .to_owned(),
+        })
+    }
+}
+
+fn set(value: impl Into<String>) -> HashSet<String> {
+    HashSet::from([value.into()])
+}
+
+fn parse_time(entry: &CatalogEntry, description: &str) -> Result<Timestamp, CatalogError> {
+    let text = entry.required(description)?;
+    parse_generalized_time(text).ok_or_else(|| {
+        entry.malformed(format!(
+            "{description} value {text:?} is not a time Roleout writes"
+        ))
+    })
+}
+
+fn parse_name<T: std::str::FromStr<Err = roleout_model::ids::InvalidName>>(
+    entry: &CatalogEntry,
+    description: &str,
+) -> Result<T, CatalogError> {
+    entry
+        .required(description)?
+        .parse()
+        .map_err(|error| entry.malformed(format!("{description}: {error}")))
+}
+
+fn parse_digest(entry: &CatalogEntry, description: &str) -> Result<Sha256, CatalogError> {
+    parse_name(entry, description)
+}
+
+fn report_from_entry(entry: &CatalogEntry) -> Result<StoredReport, CatalogError> {
+    let log_digest = match entry.single(names::LOG_DIGEST)? {
+        Some(text) => Some(
+            Sha256::new(text)
+                .map_err(|error| entry.malformed(format!("{}: {error}", names::LOG_DIGEST)))?,
+        ),
+        None => None,
+    };
+    Ok(StoredReport {
+        machine: parse_name(entry, names::MACHINE)?,
+        id: entry.required(names::ID)?.to_owned(),
+        suite: parse_name(entry, names::SUITE)?,
+        build_digest: parse_digest(entry, attribute::DIGEST)?,
+        component: parse_name(entry, names::COMPONENT)?,
+        step: from_name(entry, names::STEP)?,
+        outcome: from_name(entry, names::OUTCOME)?,
+        exit_code: entry.number(names::EXIT_CODE)?,
+        signal: entry.number(names::SIGNAL)?,
+        duration_ms: entry.number(names::DURATION)?.unwrap_or(0),
+        evidence: entry
+            .ordered(names::EVIDENCE)?
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        log_digest,
+        started_at: parse_time(entry, names::STARTED_AT)?,
+        finished_at: parse_time(entry, names::FINISHED_AT)?,
+    })
+}
+
+fn completion_from_entry(entry: &CatalogEntry) -> Result<StoredCompletion, CatalogError> {
+    let summary_text = entry.required(names::SUMMARY)?;
+    Ok(StoredCompletion {
+        machine: parse_name(entry, names::MACHINE)?,
+        id: entry.required(names::ID)?.to_owned(),
+        suite: parse_name(entry, names::SUITE)?,
+        build_digest: parse_digest(entry, attribute::DIGEST)?,
+        summary: entry.json(names::SUMMARY, summary_text)?,
+    })
+}
+
+/// The overall outcome of a run, for the summary entry's `roleoutOutcome`.
+fn run_outcome(summary: &RunSummary) -> ReportOutcome {
+    if summary.failed > 0 || summary.blocked > 0 {
+        ReportOutcome::Failed
+    } else if summary.reboot_required {
+        ReportOutcome::SuccessRebootRequired
+    } else {
+        ReportOutcome::Success
+    }
+}
+
+/// Latest first: by finish time, then start time, then id.
+fn is_later(candidate: &StoredReport, current: &StoredReport) -> bool {
+    (candidate.finished_at, candidate.started_at, &candidate.id)
+        > (current.finished_at, current.started_at, &current.id)
+}
+
+impl Directory {
+    /// Stores `report` from `machine`, its log already in the content store
+    /// under `log_digest`. A report whose id this machine already sent is
+    /// a duplicate: nothing is written.
+    #[instrument(skip_all, fields(machine = %machine, report = %report.id))]
+    pub async fn store_report(
+        &self,
+        machine: &MachineId,
+        report: &StatusReport,
+        log_digest: Option<&Sha256>,
+    ) -> Result<AckStatus, CatalogError> {
+        check_report_id(&report.id)?;
+        let cn = format!("{machine}:{}", report.id);
+        let dn = escape::child_dn(attribute::CN, &cn, self.layout().reports());
+        if let Some(existing) = self.read(&dn, &[names::ID]).await? {
+            return self.duplicate(&dn, &existing, &report.id);
+        }
+        let mut attributes: Vec<(String, HashSet<String>)> = vec![
+            ("objectClass".to_owned(), set(names::CLASS)),
+            (attribute::CN.to_owned(), set(cn)),
+            (names::ID.to_owned(), set(report.id.as_str())),
+            (names::MACHINE.to_owned(), set(machine.as_str())),
+            (names::SUITE.to_owned(), set(report.suite.as_str())),
+            (
+                attribute::DIGEST.to_owned(),
+                set(report.build_digest.as_str()),
+            ),
+            (names::COMPONENT.to_owned(), set(report.component.as_str())),
+            (names::STEP.to_owned(), set(step_name(report.step))),
+            (names::OUTCOME.to_owned(), set(outcome_name(report.outcome))),
+            (
+                names::DURATION.to_owned(),
+                set(report.duration_ms.to_string()),
+            ),
+            (
+                names::STARTED_AT.to_owned(),
+                set(generalized_time(report.started_at)),
+            ),
+            (
+                names::FINISHED_AT.to_owned(),
+                set(generalized_time(report.finished_at)),
+            ),
+        ];
+        if let Some(code) = report.exit_code {
+            attributes.push((names::EXIT_CODE.to_owned(), set(code.to_string())));
+        }
+        if let Some(signal) = report.signal {
+            attributes.push((names::SIGNAL.to_owned(), set(signal.to_string())));
+        }
+        if let Some(digest) = log_digest {
+            attributes.push((names::LOG_DIGEST.to_owned(), set(digest.as_str())));
+        }
+        if !report.evidence.is_empty() {
+            let mut ordered = CatalogEntry::new(dn.clone());
+            ordered.push_ordered(names::EVIDENCE, &report.evidence);
+            let values = ordered.values(names::EVIDENCE);
+            attributes.push((
+                names::EVIDENCE.to_owned(),
+                values.into_iter().map(str::to_owned).collect(),
+            ));
+        }
+        match self.add(&dn, attributes).await {
+            Ok(()) => Ok(AckStatus::Recorded),
+            // The same report arrived twice at once and the other copy won.
+            Err(error) if error.is_already_exists() => Ok(AckStatus::Duplicate),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A stored entry with the same (case-insensitive) name: a duplicate
+    /// when its id is exactly `id`; otherwise two ids that differ only in
+    /// case, which the directory cannot keep apart.
+    fn duplicate(
+        &self,
+        dn: &str,
+        existing: &ldap3::SearchEntry,
+        id: &str,
+    ) -> Result<AckStatus, CatalogError> {
+        let stored = existing
+            .attrs
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(names::ID))
+            .and_then(|(_, values)| values.first());
+        match stored {
+            Some(stored) if stored == id => Ok(AckStatus::Duplicate),
+            other => Err(CatalogError::Unrepresentable {
+                what: format!("report {id:?}"),
+                reason: format!(
+                    "{dn} already holds report {:?}; report ids of one machine must differ \
+                     in more than letter case",
+                    other.map(String::as_str).unwrap_or("")
+                ),
+            }),
+        }
+    }
+
+    /// Stores the end of a run of `machine`: the summary entry of this
+    /// machine and suite takes the new id, digest and counts; the same id
+    /// again is a duplicate and writes nothing.
+    #[instrument(skip_all, fields(machine = %machine, suite = %complete.suite))]
+    pub async fn store_completion(
+        &self,
+        machine: &MachineId,
+        complete: &SuiteComplete,
+    ) -> Result<AckStatus, CatalogError> {
+        check_report_id(&complete.id)?;
+        let cn = format!("{machine}@{}", complete.suite);
+        let dn = escape::child_dn(attribute::CN, &cn, self.layout().reports());
+        let summary = serde_json::to_value(complete.summary)
+            .map(|value| roleout_model::protocol::canonical_json(&value))
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| CatalogError::Unrepresentable {
+                what: format!("run summary {}", complete.id),
+                reason: "it does not serialize to JSON".to_owned(),
+            })?;
+        let outcome = outcome_name(run_outcome(&complete.summary));
+        let existing = self.read(&dn, &[names::ID]).await?;
+        let Some(existing) = existing else {
+            let attributes: Vec<(String, HashSet<String>)> = vec![
+                ("objectClass".to_owned(), set(names::CLASS)),
+                (attribute::CN.to_owned(), set(cn)),
+                (names::ID.to_owned(), set(complete.id.as_str())),
+                (names::MACHINE.to_owned(), set(machine.as_str())),
+                (names::SUITE.to_owned(), set(complete.suite.as_str())),
+                (
+                    attribute::DIGEST.to_owned(),
+                    set(complete.build_digest.as_str()),
+                ),
+                (names::OUTCOME.to_owned(), set(outcome)),
+                (names::SUMMARY.to_owned(), set(summary)),
+            ];
+            return match self.add(&dn, attributes).await {
+                Ok(()) => Ok(AckStatus::Recorded),
+                Err(error) if error.is_already_exists() => Ok(AckStatus::Duplicate),
+                Err(error) => Err(error.into()),
+            };
+        };
+        let stored_id = existing
+            .attrs
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(names::ID))
+            .and_then(|(_, values)| values.first());
+        if stored_id.is_some_and(|stored| *stored == complete.id) {
+            return Ok(AckStatus::Duplicate);
+        }
+        self.modify(
+            &dn,
+            vec![
+                Mod::Replace(names::ID.to_owned(), set(complete.id.as_str())),
+                Mod::Replace(
+                    attribute::DIGEST.to_owned(),
+                    set(complete.build_digest.as_str()),
+                ),
+                Mod::Replace(names::OUTCOME.to_owned(), set(outcome)),
+                Mod::Replace(names::SUMMARY.to_owned(), set(summary)),
+            ],
+        )
+        .await?;
+        Ok(AckStatus::Recorded)
+    }
+
+    async fn report_entries(&self, filter: &str) -> Result<Vec<CatalogEntry>, CatalogError> {
+        let found = match self
+            .search(self.layout().reports(), Scope::OneLevel, filter, &["*"])
+            .await
+        {
+            Ok(found) => found,
+            Err(error) if error.is_no_such_object() => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        found.into_iter().map(from_search).collect()
+    }
+
+    /// Every step report of `machine`, oldest first (one search).
+    #[instrument(skip_all, fields(machine = %machine))]
+    pub async fn reports_for_machine(
+        &self,
+        machine: &MachineId,
+    ) -> Result<Vec<StoredReport>, CatalogError> {
+        let filter = format!(
+            "(&(objectClass={}){}({}=*))",
+            names::CLASS,
+            escape::equality(names::MACHINE, machine.as_str()),
+            names::COMPONENT
+        );
+        let mut reports = self
+            .report_entries(&filter)
+            .await?
+            .iter()
+            .map(report_from_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        reports.sort_by(|a, b| {
+            (a.finished_at, a.started_at, &a.id).cmp(&(b.finished_at, b.started_at, &b.id))
+        });
+        Ok(reports)
+    }
+
+    /// The latest outcome per machine and component of `suite`, and each
+    /// machine's last run summary (one search).
+    #[instrument(skip_all, fields(suite = %suite))]
+    pub async fn suite_status(&self, suite: &SuiteId) -> Result<SuiteStatus, CatalogError> {
+        let filter = format!(
+            "(&(objectClass={}){})",
+            names::CLASS,
+            escape::equality(names::SUITE, suite.as_str())
+        );
+        let mut status = SuiteStatus::default();
+        for entry in self.report_entries(&filter).await? {
+            if entry.values(names::COMPONENT).is_empty() {
+                let completion = completion_from_entry(&entry)?;
+                status
+                    .completions
+                    .insert(completion.machine.clone(), completion);
+                continue;
+            }
+            let report = report_from_entry(&entry)?;
+            let key = (report.machine.clone(), report.component.clone());
+            match status.components.get(&key) {
+                Some(current) if !is_later(&report, current) => {}
+                _ => {
+                    status.components.insert(key, report);
+                }
+            }
+        }
+        Ok(status)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_are_the_wire_names() {
+        for step in [
+            ReportStep::PreInstall,
+            ReportStep::Install,
+            ReportStep::PostInstall,
+            ReportStep::Uninstall,
+            ReportStep::Check,
+        ] {
+            assert_eq!(serde_json::to_value(step).unwrap(), step_name(step));
+        }
+        for outcome in [
+            ReportOutcome::Success,
+            ReportOutcome::SuccessRebootRequired,
+            ReportOutcome::Skipped,
+            ReportOutcome::Failed,
+            ReportOutcome::Blocked,
+            ReportOutcome::Retry,
+        ] {
+            assert_eq!(
+                serde_json::to_value(outcome).unwrap(),
+                outcome_name(outcome)
+            );
+        }
+    }
+
+    #[test]
+    fn report_ids_follow_the_api_schema() {
+        for good in ["a", "run-1:notes-client:install", "A.b_c"] {
+            assert!(check_report_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "a@b", "a/b", "a,b", &"x".repeat(129)] {
+            assert!(check_report_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_failed_or_blocked_component_fails_the_run() {
+        let mut summary = RunSummary {
+            installed: 3,
+            ..RunSummary::default()
+        };
+        assert_eq!(run_outcome(&summary), ReportOutcome::Success);
+        summary.reboot_required = true;
+        assert_eq!(run_outcome(&summary), ReportOutcome::SuccessRebootRequired);
+        summary.blocked = 1;
+        assert_eq!(run_outcome(&summary), ReportOutcome::Failed);
+    }
+}
