@@ -1,7 +1,11 @@
 //! Roleout's agent on managed machines.
 
+pub mod cli;
+pub mod client;
+pub mod engine;
 pub mod envelope;
 pub mod facts;
 pub mod keys;
+pub mod progress;
 pub mod run;
 pub mod state;

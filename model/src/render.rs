@@ -47,8 +47,9 @@ use crate::variable::{REDACTED, Value, VariableKind, VariableModel};
 use crate::version::Version;
 
 /// Names that templates get from Roleout itself; no variable may take one.
-pub const BUILT_IN_NAMES: [&str; 6] = [
+pub const BUILT_IN_NAMES: [&str; 7] = [
     "payload",
+    "root",
     "state_dir",
     "machine",
     "product",
@@ -61,6 +62,9 @@ pub const BUILT_IN_NAMES: [&str; 6] = [
 pub struct RenderContext {
     /// `payload`: the directory holding the product's verified files.
     pub payload: String,
+    /// `root`: the install root (`/` on a real machine; a sandbox
+    /// directory for `dpkg --root` style installs and tests).
+    pub root: String,
     /// `state_dir`: the installer's state directory.
     pub state_dir: String,
     /// `machine`: the machine's name.
@@ -366,6 +370,7 @@ fn template_error(template: &str, error: &tera::Error, secrets: &[&Value]) -> Re
 fn built_ins(context: &RenderContext) -> Vec<(&'static str, String)> {
     vec![
         ("payload", context.payload.clone()),
+        ("root", context.root.clone()),
         ("state_dir", context.state_dir.clone()),
         ("machine", context.machine.to_string()),
         ("product", context.product.to_string()),
@@ -710,6 +715,7 @@ mod tests {
     fn context() -> RenderContext {
         RenderContext {
             payload: "/var/lib/roleout/payload/notes-client".to_owned(),
+            root: "/".to_owned(),
             state_dir: "/var/lib/roleout".to_owned(),
             machine: MachineId::new("pc-001").unwrap(),
             product: ProductId::new("notes-client").unwrap(),

@@ -4,5 +4,7 @@
 // Test inputs are literals; a panic on one is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod cli;
+mod engine;
 mod runner;
 mod state;

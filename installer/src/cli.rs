@@ -1,0 +1,446 @@
+//! The command line of `roleout`: clap's raw arguments, turned into engine
+//! settings, and the commands themselves. The binary only calls [`main`].
+
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use clap::{Args, Parser, Subcommand};
+use roleout_model::ids::{MachineId, ProductId, SuiteId};
+use roleout_model::protocol::{EnrollRequest, EnrolmentStatus, MachineFacts};
+
+use crate::client::{self, HttpSource};
+use crate::engine::identity::{
+    Enrolment, Identity, MACHINE_CERTIFICATE_FILE, MACHINE_KEY_FILE, SERVER_CERTIFICATE_FILE,
+};
+use crate::engine::values::read_response_file;
+use crate::engine::{
+    self, BOOT_ID_PATH, DirectorySource, EngineError, InstallOutcome, Settings, Source, exit_code,
+};
+use crate::envelope::PinnedKey;
+use crate::keys::{self, DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey};
+use crate::progress::{JsonReporter, LineReporter, QuietReporter, Reporter, TerminalReporter};
+use crate::state::atomic;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every component is installed or skipped
+  1  a component failed or was blocked
+  2  usage or configuration error
+  3  authentication or verification refused (nothing from the refused suite ran)
+  4  server unreachable (reports are kept in the outbox for the next run)
+  5  a reboot is required to continue (run roleout install again after it)
+  6  another roleout holds the state lock";
+
+/// Raw arguments.
+#[derive(Debug, Parser)]
+#[command(name = "roleout", version, about = "Installs the software of this machine's roles", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The state directory (journal, outbox, keys, enrolment).
+    #[arg(
+        long,
+        global = true,
+        env = "ROLEOUT_STATE_DIR",
+        default_value = "/var/lib/roleout"
+    )]
+    pub state_dir: PathBuf,
+    /// Show only errors.
+    #[arg(long, global = true, conflicts_with = "json")]
+    pub quiet: bool,
+    /// One JSON object per line on standard output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make this machine's key pair and certificate, offer it to roleoutd and pin the builder key.
+    Enroll(EnrollArgs),
+    /// Install a suite (every suite of this machine when none is named).
+    Install(RunArgs),
+    /// Show what install would do, in order, and why; run nothing.
+    Plan(RunArgs),
+    /// What the journal says is installed, per suite.
+    Status,
+    /// Run a product's uninstall command, record and report it.
+    Uninstall(UninstallArgs),
+}
+
+/// Arguments of `enroll`.
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// roleoutd's base URL.
+    #[arg(long, env = "ROLEOUT_SERVER")]
+    pub server: String,
+    /// The server's TLS certificate (PEM); it is the only one trusted from now on.
+    #[arg(long)]
+    pub server_cert: PathBuf,
+    /// A pre-approval token from an admin.
+    #[arg(long, env = "ROLEOUT_ENROLMENT_TOKEN")]
+    pub token: Option<String>,
+    /// The machine key algorithm.
+    #[arg(long, default_value = "ed25519", value_parser = ["ed25519", "ecdsa-p256"])]
+    pub algorithm: String,
+    /// The machine's name (its directory entry); the host name by default.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Arguments of `install` and `plan`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The suite.
+    pub suite: Option<String>,
+    /// Options shared with the other commands.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Arguments of `uninstall`.
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// The product.
+    pub product: String,
+    /// Options shared with the other commands.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// What install, plan and uninstall share.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Variable values (TOML: suite variables at the top, `[product]` tables), mode 0600.
+    #[arg(long)]
+    pub response_file: Option<PathBuf>,
+    /// The install root: the `root` template variable, and where package databases are read.
+    #[arg(long, env = "ROLEOUT_ROOT", default_value = "/")]
+    pub root: PathBuf,
+    /// The payload cache (STATE_DIR/cache by default).
+    #[arg(long, env = "ROLEOUT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Read signed suites and payloads from an offline mirror directory instead of roleoutd
+    /// (suites.json, suites/SUITE.json, payloads/SHA256; reports go to reports/).
+    #[arg(long, env = "ROLEOUT_MIRROR")]
+    pub from: Option<PathBuf>,
+    /// Where the boot id is read.
+    #[arg(long, env = "ROLEOUT_BOOT_ID_FILE", default_value = BOOT_ID_PATH, hide = true)]
+    pub boot_id_file: PathBuf,
+}
+
+/// Runs `roleout` and returns its exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                exit_code::USAGE
+            } else {
+                exit_code::SUCCESS
+            };
+        }
+    };
+    let reporter: Box<dyn Reporter> = if cli.quiet {
+        Box::new(QuietReporter)
+    } else if cli.json {
+        Box::new(JsonReporter::new(Box::new(std::io::stdout())))
+    } else if std::io::stderr().is_terminal() {
+        Box::new(TerminalReporter::new())
+    } else {
+        Box::new(LineReporter::new(Box::new(std::io::stdout())))
+    };
+    let result = match &cli.command {
+        Command::Enroll(args) => enroll(&cli, args),
+        Command::Install(args) => install(&cli, args, reporter.as_ref()),
+        Command::Plan(args) => plan(&cli, args),
+        Command::Status => status(&cli),
+        Command::Uninstall(args) => uninstall(&cli, args, reporter.as_ref()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "roleout: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+fn config(message: impl Into<String>) -> EngineError {
+    EngineError::Config(message.into())
+}
+
+fn settings(cli: &Cli, common: &CommonArgs) -> Result<Settings, EngineError> {
+    let identity = Identity::load(&cli.state_dir).map_err(|error| config(error.to_string()))?;
+    let mut settings = Settings::new(
+        &cli.state_dir,
+        identity.enrolment.machine.clone(),
+        identity.builder_key,
+    );
+    if let Some(cache_dir) = &common.cache_dir {
+        settings.cache_dir = cache_dir.clone();
+    }
+    settings.root = common.root.clone();
+    settings.boot_id_path = common.boot_id_file.clone();
+    if let Some(path) = &common.response_file {
+        settings.given = read_response_file(path).map_err(|error| config(error.to_string()))?;
+    }
+    Ok(settings)
+}
+
+fn source(cli: &Cli, common: &CommonArgs) -> Result<Box<dyn Source>, EngineError> {
+    if let Some(directory) = &common.from {
+        return Ok(Box::new(DirectorySource::new(directory)));
+    }
+    let identity = Identity::load(&cli.state_dir).map_err(|error| config(error.to_string()))?;
+    let pem_path = cli.state_dir.join(SERVER_CERTIFICATE_FILE);
+    let pem = fs::read(&pem_path)
+        .map_err(|error| config(format!("cannot read {}: {error}", pem_path.display())))?;
+    let agent = client::pinned_agent(&pem)?;
+    let key = MachineKey::read(&cli.state_dir.join(MACHINE_KEY_FILE))
+        .map_err(|error| config(error.to_string()))?;
+    Ok(Box::new(HttpSource::new(
+        agent,
+        &identity.enrolment.server,
+        identity.enrolment.machine,
+        key,
+    )))
+}
+
+fn suite_id(text: &str) -> Result<SuiteId, EngineError> {
+    SuiteId::new(text).map_err(|error| config(format!("suite {text:?}: {error}")))
+}
+
+fn install(cli: &Cli, args: &RunArgs, reporter: &dyn Reporter) -> Result<i32, EngineError> {
+    let settings = settings(cli, &args.common)?;
+    let mut source = source(cli, &args.common)?;
+    let suite = args.suite.as_deref().map(suite_id).transpose()?;
+    let outcome = engine::install(&settings, source.as_mut(), suite.as_ref(), reporter)?;
+    Ok(finish(&outcome))
+}
+
+fn finish(outcome: &InstallOutcome) -> i32 {
+    outcome.exit_code()
+}
+
+fn plan(cli: &Cli, args: &RunArgs) -> Result<i32, EngineError> {
+    let settings = settings(cli, &args.common)?;
+    let mut source = source(cli, &args.common)?;
+    let Some(suite) = args.suite.as_deref() else {
+        return Err(config("plan needs a suite: roleout plan SUITE"));
+    };
+    let lines = engine::plan(&settings, source.as_mut(), &suite_id(suite)?)?;
+    let mut out = std::io::stdout().lock();
+    for (index, line) in lines.iter().enumerate() {
+        if cli.json {
+            let _ = writeln!(out, "{}", serde_json::to_string(line).unwrap_or_default());
+        } else {
+            let after = if line.after.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = line.after.iter().map(|id| id.as_str()).collect();
+                format!(" (after {})", names.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "{:>3}. {} {}{}: {}: {}",
+                index + 1,
+                line.product,
+                line.version,
+                after,
+                if line.would_run {
+                    "would install"
+                } else {
+                    "would skip"
+                },
+                line.reason
+            );
+        }
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+fn status(cli: &Cli) -> Result<i32, EngineError> {
+    let records = engine::status(&cli.state_dir)?;
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        for record in &records {
+            let _ = writeln!(out, "{}", serde_json::to_string(record).unwrap_or_default());
+        }
+        return Ok(exit_code::SUCCESS);
+    }
+    if records.is_empty() {
+        let _ = writeln!(out, "no suite has been installed on this machine");
+    }
+    for record in &records {
+        let _ = writeln!(out, "suite {}", record.suite);
+        if let Some(run) = &record.run {
+            let state = match &run.end {
+                None => "in progress".to_owned(),
+                Some(end) => format!("{end:?}").to_lowercase(),
+            };
+            let _ = writeln!(out, "  last run {} (build {}): {state}", run.id, run.build);
+            for component in &run.components {
+                let steps: Vec<String> = component
+                    .steps
+                    .iter()
+                    .map(|step| format!("{} {}", step.phase, step.state.name()))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    component.product,
+                    component.version,
+                    steps.join(", ")
+                );
+            }
+        }
+        for (product, installed) in &record.installed {
+            let _ = writeln!(
+                out,
+                "  installed: {product} {} at {} (unix seconds) by run {}",
+                installed.version, installed.installed_at, installed.run
+            );
+        }
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+fn uninstall(cli: &Cli, args: &UninstallArgs, reporter: &dyn Reporter) -> Result<i32, EngineError> {
+    let settings = settings(cli, &args.common)?;
+    let mut source = source(cli, &args.common)?;
+    let product = ProductId::new(&args.product)
+        .map_err(|error| config(format!("product {:?}: {error}", args.product)))?;
+    let outcome = engine::uninstall(&settings, source.as_mut(), &product, reporter)?;
+    Ok(finish(&outcome))
+}
+
+fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
+    let algorithm: KeyAlgorithm = args
+        .algorithm
+        .parse()
+        .map_err(|error: keys::UnknownAlgorithm| config(error.to_string()))?;
+    let hostname = read_trimmed(Path::new("/proc/sys/kernel/hostname"));
+    let name = args
+        .name
+        .clone()
+        .or_else(|| hostname.clone())
+        .ok_or_else(|| config("no machine name: pass --name"))?;
+    let machine =
+        MachineId::new(&name).map_err(|error| config(format!("machine name {name:?}: {error}")))?;
+    let pem = fs::read(&args.server_cert).map_err(|error| {
+        config(format!(
+            "cannot read {}: {error}",
+            args.server_cert.display()
+        ))
+    })?;
+    let agent = client::pinned_agent(&pem)?;
+    atomic::ensure_directory(&cli.state_dir, 0o700).map_err(|error| config(error.to_string()))?;
+    // Keep an existing key: enrolling again must not orphan the
+    // certificate an admin already approved.
+    let key_path = cli.state_dir.join(MACHINE_KEY_FILE);
+    let certificate_path = cli.state_dir.join(MACHINE_CERTIFICATE_FILE);
+    let identity = keys::generate_identity(
+        &machine,
+        algorithm,
+        SystemTime::now(),
+        DEFAULT_CERTIFICATE_VALIDITY,
+    )
+    .map_err(|error| config(error.to_string()))?;
+    let certificate_der = if key_path.exists() && certificate_path.exists() {
+        let text = fs::read(&certificate_path)
+            .map_err(|error| config(format!("{}: {error}", certificate_path.display())))?;
+        let parsed = ureq::tls::Certificate::from_pem(&text)
+            .map_err(|error| config(format!("{}: {error}", certificate_path.display())))?;
+        parsed.der().to_vec()
+    } else {
+        keys::write_private_key(&key_path, identity.private_key_pkcs8())
+            .map_err(|error| config(error.to_string()))?;
+        atomic::write_atomic(
+            &certificate_path,
+            identity.certificate_pem().as_bytes(),
+            0o644,
+        )
+        .map_err(|error| config(error.to_string()))?;
+        identity.certificate_der().to_vec()
+    };
+    let request = EnrollRequest {
+        machine: machine.clone(),
+        certificate: certificate_der.into(),
+        enrolment_token: args.token.clone(),
+        facts: machine_facts(hostname),
+    };
+    let response = client::enroll(&agent, &args.server, &request)?;
+    let builder_bytes: [u8; 32] = response
+        .builder_key
+        .public_key
+        .as_bytes()
+        .try_into()
+        .map_err(|_| config("the server's builder key is not a 32-byte Ed25519 key"))?;
+    let pinned = PinnedKey::from_bytes(builder_bytes);
+    if pinned.key_id() != response.builder_key.key_id {
+        return Err(EngineError::Refused {
+            suite: "enrolment".to_owned(),
+            reason: "the builder key id does not match the builder key".to_owned(),
+        });
+    }
+    atomic::write_atomic(&cli.state_dir.join(SERVER_CERTIFICATE_FILE), &pem, 0o644)
+        .map_err(|error| config(error.to_string()))?;
+    Identity::save(
+        &cli.state_dir,
+        &Enrolment {
+            server: args.server.clone(),
+            machine: machine.clone(),
+        },
+        &pinned,
+    )
+    .map_err(|error| config(error.to_string()))?;
+    let status = match response.status {
+        EnrolmentStatus::Approved => "approved",
+        EnrolmentStatus::Pending => "pending (an admin must approve this machine's key)",
+    };
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"machine": machine, "status": response.status, "builder-key-id": pinned.key_id(), "message": response.message})
+        );
+    } else if !cli.quiet {
+        let _ = writeln!(out, "machine {machine}: enrolment {status}");
+        let _ = writeln!(out, "builder key pinned: {}", pinned.key_id());
+        let _ = writeln!(out, "{}", response.message);
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    fs::read_to_string(path)
+        .ok()
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
+}
+
+fn machine_facts(hostname: Option<String>) -> MachineFacts {
+    let os_release = fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |name: &str| {
+        os_release.lines().find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(|value| value.trim_matches('"').to_owned())
+        })
+    };
+    MachineFacts {
+        os: std::env::consts::OS.to_owned(),
+        arch: std::env::consts::ARCH.to_owned(),
+        os_version: field("VERSION_ID"),
+        distribution: field("ID"),
+        hostname,
+        ip: None,
+        extra: Default::default(),
+    }
+}

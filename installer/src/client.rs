@@ -1,0 +1,302 @@
+//! The HTTP side of `roleout`: enrolment, authentication and the
+//! [`Source`] the install loop uses in production.
+//!
+//! TLS trusts exactly one certificate: the server certificate given at
+//! enrolment and kept in the state directory
+//! ([`crate::engine::identity::SERVER_CERTIFICATE_FILE`]). No system root
+//! is consulted, so a certificate from any public CA for the same name does
+//! not pass. This pins the channel; what runs as root is still only what
+//! the pinned builder key signed.
+//!
+//! Authentication is Fig. 10's blocks 1010-1020: ask for a challenge, sign
+//! it with the machine key, trade the signature for a bearer session. The
+//! session is made on the first request that needs it and made again once
+//! if roleoutd says it expired.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roleout_model::ids::{MachineId, Sha256, SuiteId};
+use roleout_model::protocol::{
+    AckStatus, ChallengeRequest, ChallengeResponse, Close, EnrollRequest, EnrollResponse,
+    ErrorBody, ErrorCode, ReportAck, SessionRequest, SessionResponse, SignedEnvelope, StatusReport,
+    SuiteComplete,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::{Agent, Body};
+
+use crate::engine::{Source, SourceError};
+use crate::keys::MachineKey;
+
+/// Largest JSON answer read, in bytes (a built suite is far smaller).
+const MAX_JSON_BYTES: u64 = 32 * 1024 * 1024;
+
+/// How long one request may take, connection included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Makes an HTTP agent that trusts only `server_certificate_pem`.
+pub fn pinned_agent(server_certificate_pem: &[u8]) -> Result<Agent, SourceError> {
+    let certificate =
+        Certificate::from_pem(server_certificate_pem).map_err(|error| SourceError::Invalid {
+            what: "the pinned server certificate".to_owned(),
+            reason: error.to_string(),
+        })?;
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::Specific(Arc::new(vec![certificate])))
+        .build();
+    Ok(Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_global(Some(REQUEST_TIMEOUT))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .build()
+        .new_agent())
+}
+
+/// `POST /v1/enroll`.
+pub fn enroll(
+    agent: &Agent,
+    server: &str,
+    request: &EnrollRequest,
+) -> Result<EnrollResponse, SourceError> {
+    let url = format!("{}/v1/enroll", server.trim_end_matches('/'));
+    post_json(agent, &url, None, request, "enrolment")
+}
+
+fn transport(what: &str, error: ureq::Error) -> SourceError {
+    SourceError::Unreachable {
+        what: what.to_owned(),
+        reason: error.to_string(),
+    }
+}
+
+/// Reads an answer: a 2xx body as `T`, anything else as a refusal with the
+/// server's error code.
+fn answer<T: DeserializeOwned>(
+    what: &str,
+    response: ureq::http::Response<Body>,
+) -> Result<T, SourceError> {
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let bytes = body
+        .with_config()
+        .limit(MAX_JSON_BYTES)
+        .read_to_vec()
+        .map_err(|error| transport(what, error))?;
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(&bytes).map_err(|error| SourceError::Invalid {
+            what: what.to_owned(),
+            reason: error.to_string(),
+        });
+    }
+    Err(refusal(what, status, &bytes))
+}
+
+fn refusal(what: &str, status: u16, bytes: &[u8]) -> SourceError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => SourceError::Refused {
+            what: what.to_owned(),
+            code: body.error,
+            message: body.message,
+        },
+        Err(_) if status >= 500 => SourceError::Unreachable {
+            what: what.to_owned(),
+            reason: format!("HTTP status {status}"),
+        },
+        Err(_) => SourceError::Invalid {
+            what: what.to_owned(),
+            reason: format!("HTTP status {status} without an error body"),
+        },
+    }
+}
+
+fn post_json<T: DeserializeOwned>(
+    agent: &Agent,
+    url: &str,
+    session: Option<&str>,
+    body: &impl Serialize,
+    what: &str,
+) -> Result<T, SourceError> {
+    let mut request = agent.post(url);
+    if let Some(session) = session {
+        request = request.header("Authorization", format!("Bearer {session}"));
+    }
+    let response = request
+        .send_json(body)
+        .map_err(|error| transport(what, error))?;
+    answer(what, response)
+}
+
+/// The production [`Source`]: roleoutd over pinned TLS.
+pub struct HttpSource {
+    agent: Agent,
+    server: String,
+    machine: MachineId,
+    key: MachineKey,
+    session: Option<String>,
+}
+
+impl HttpSource {
+    /// A source for `machine`, signing challenges with `key`.
+    pub fn new(agent: Agent, server: &str, machine: MachineId, key: MachineKey) -> Self {
+        Self {
+            agent,
+            server: server.trim_end_matches('/').to_owned(),
+            machine,
+            key,
+            session: None,
+        }
+    }
+
+    /// Proves who this machine is and keeps the session.
+    pub fn authenticate(&mut self) -> Result<(), SourceError> {
+        let challenge: ChallengeResponse = post_json(
+            &self.agent,
+            &format!("{}/v1/challenge", self.server),
+            None,
+            &ChallengeRequest {
+                machine: self.machine.clone(),
+            },
+            "the challenge",
+        )?;
+        let signature =
+            self.key
+                .sign_challenge(&challenge.token)
+                .map_err(|error| SourceError::Invalid {
+                    what: "the challenge".to_owned(),
+                    reason: error.to_string(),
+                })?;
+        let session: SessionResponse = post_json(
+            &self.agent,
+            &format!("{}/v1/session", self.server),
+            None,
+            &SessionRequest {
+                machine: self.machine.clone(),
+                token: challenge.token,
+                signature: signature.into(),
+            },
+            "the session",
+        )?;
+        self.session = Some(session.session);
+        Ok(())
+    }
+
+    fn session(&mut self) -> Result<String, SourceError> {
+        if self.session.is_none() {
+            self.authenticate()?;
+        }
+        self.session.clone().ok_or_else(|| SourceError::Invalid {
+            what: "the session".to_owned(),
+            reason: "no session after authentication".to_owned(),
+        })
+    }
+
+    /// Runs `call` with a session, authenticating again once when the
+    /// server says the session expired.
+    fn with_session<T>(
+        &mut self,
+        mut call: impl FnMut(&Agent, &str, &str) -> Result<T, SourceError>,
+    ) -> Result<T, SourceError> {
+        let session = self.session()?;
+        match call(&self.agent, &self.server, &session) {
+            Err(SourceError::Refused {
+                code: ErrorCode::ExpiredSession,
+                ..
+            }) => {
+                self.session = None;
+                let session = self.session()?;
+                call(&self.agent, &self.server, &session)
+            }
+            other => other,
+        }
+    }
+
+    fn get_envelope(&mut self, path: &str, what: &str) -> Result<SignedEnvelope, SourceError> {
+        self.with_session(|agent, server, session| {
+            let response = agent
+                .get(format!("{server}{path}"))
+                .header("Authorization", format!("Bearer {session}"))
+                .call()
+                .map_err(|error| transport(what, error))?;
+            answer(what, response)
+        })
+    }
+}
+
+impl Source for HttpSource {
+    fn suite_list(&mut self) -> Result<SignedEnvelope, SourceError> {
+        self.get_envelope("/v1/suites", "the suite list")
+    }
+
+    fn suite(&mut self, suite: &SuiteId) -> Result<SignedEnvelope, SourceError> {
+        self.get_envelope(&format!("/v1/suites/{suite}"), &format!("suite {suite}"))
+    }
+
+    fn payload(&mut self, digest: &Sha256) -> Result<Box<dyn Read + '_>, SourceError> {
+        let what = format!("payload {digest}");
+        let response = self.with_session(|agent, server, session| {
+            agent
+                .get(format!("{server}/v1/payloads/{digest}"))
+                .header("Authorization", format!("Bearer {session}"))
+                .call()
+                .map_err(|error| transport(&what, error))
+                .and_then(|response| {
+                    let status = response.status().as_u16();
+                    if (200..300).contains(&status) {
+                        Ok(response)
+                    } else {
+                        let bytes = response
+                            .into_body()
+                            .with_config()
+                            .limit(MAX_JSON_BYTES)
+                            .read_to_vec()
+                            .unwrap_or_default();
+                        Err(refusal(&what, status, &bytes))
+                    }
+                })
+        })?;
+        // The cache stops reading past the manifest's size and checks the
+        // digest, so the body needs no limit of its own here.
+        Ok(Box::new(
+            response
+                .into_body()
+                .into_with_config()
+                .limit(u64::MAX)
+                .reader(),
+        ))
+    }
+
+    fn report(&mut self, report: &StatusReport) -> Result<AckStatus, SourceError> {
+        let what = format!("report {}", report.id);
+        let ack: ReportAck = self.with_session(|agent, server, session| {
+            post_json(
+                agent,
+                &format!("{server}/v1/reports"),
+                Some(session),
+                report,
+                &what,
+            )
+        })?;
+        Ok(ack.status)
+    }
+
+    fn complete(&mut self, complete: &SuiteComplete) -> Result<Close, SourceError> {
+        let what = format!("suite complete {}", complete.id);
+        self.with_session(|agent, server, session| {
+            post_json(
+                agent,
+                &format!("{server}/v1/reports/complete"),
+                Some(session),
+                complete,
+                &what,
+            )
+        })
+    }
+}

@@ -1,0 +1,1446 @@
+//! The install loop (Fig. 10, machine side): from a signed suite to
+//! installed components, reported once each, resumable after a crash or a
+//! reboot.
+//!
+//! One run of a suite goes like this:
+//!
+//! 1. the state lock is taken (one installer at a time) and reports left in
+//!    the outbox by an earlier run are delivered first;
+//! 2. the suite envelope is fetched from a [`Source`] and checked
+//!    ([`verify`]): pinned builder key, this machine, kind, expiry, then
+//!    the serial against the journal (an older serial is a rollback). Any
+//!    refusal stops the suite before anything runs;
+//! 3. the journal says whether a run of this build is in progress: it is
+//!    resumed (a step found running was interrupted and runs again; done
+//!    steps never run again), a run of an older build is abandoned, and
+//!    otherwise a new run starts with every planned step pending;
+//! 4. each component, in plan order: dependents of a failed component are
+//!    blocked, dependents of one waiting for a reboot are held; variable
+//!    values are resolved (response file, suite linkage, defaults) and
+//!    validated; IncrementalInstall and the version checker may skip it,
+//!    with their explanation; payloads come through the cache by digest
+//!    (a digest mismatch refuses the component before any command); then
+//!    pre-install, install and post-install run through [`crate::run`],
+//!    each recorded in the journal before and after;
+//! 5. each step's report goes into the outbox, then delivery is tried; a
+//!    report that cannot be delivered stays for the next run;
+//! 6. when nothing waits for a reboot, the run is closed in the journal and
+//!    "suite complete" is reported.
+//!
+//! Reports carry stable ids (run id, product, phase, attempt), so a report
+//! sent again after a lost acknowledgement is a duplicate to roleoutd, not
+//! a second event. Only redacted text reaches reports, events and the
+//! journal: password values are masked by the runner and by rendering.
+
+pub mod identity;
+pub mod source;
+pub mod values;
+pub mod verify;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use roleout_model::command::{CommandLineModel, Phase};
+use roleout_model::condition::{Facts, RunHistory};
+use roleout_model::ids::{MachineId, ProductId, Sha256, SuiteId};
+use roleout_model::product::ProductModel;
+use roleout_model::protocol::{
+    EnvelopeKind, MAX_EVIDENCE_CHARS, MAX_EVIDENCE_ITEMS, ReportOutcome, ReportStep, RunSummary,
+    SignedEnvelope, StatusReport, SuiteComplete, SuiteDelivery, SuiteList, Timestamp,
+    canonical_json, cap_log,
+};
+use roleout_model::render::{RenderContext, render_command, render_condition};
+use roleout_model::suite::{OnFailure, Suite};
+use roleout_model::validate::{GivenValues, Validators, Values, resolve_values};
+use roleout_model::variable::Value;
+
+use crate::envelope::PinnedKey;
+use crate::facts::SystemFacts;
+use crate::progress::{Event, Reporter};
+use crate::run::{self, CommandReport, CommandSpec, Exit, Outcome, Secrets};
+use crate::state::atomic::{self, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
+use crate::state::cache::{ENTRY_MODE, PayloadCache};
+use crate::state::journal::{
+    self, BootCheck, ComponentRecord, Journal, PlannedComponent, Resume, RunId, SkipReason,
+    StepResult, StepState, SuiteRecord,
+};
+use crate::state::outbox::{Outbox, Report, ReportId, ReportKind};
+use crate::state::{StateError, StateLock};
+
+pub use self::source::{DirectorySource, Source, SourceError};
+pub use self::verify::VerifyError;
+
+/// Where Linux says which boot this is.
+pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
+/// The outbox kind of a step report.
+const STATUS_KIND: &str = "status";
+/// The outbox kind of the end of a run.
+const COMPLETE_KIND: &str = "suite-complete";
+
+/// Process exit codes of `roleout`, documented in `roleout --help`.
+pub mod exit_code {
+    /// Every component is installed or skipped.
+    pub const SUCCESS: i32 = 0;
+    /// A component failed or was blocked.
+    pub const FAILED: i32 = 1;
+    /// Usage or configuration error.
+    pub const USAGE: i32 = 2;
+    /// Authentication or verification refused.
+    pub const REFUSED: i32 = 3;
+    /// The server cannot be reached (reports are kept in the outbox).
+    pub const UNREACHABLE: i32 = 4;
+    /// A reboot is required to continue.
+    pub const REBOOT: i32 = 5;
+    /// Another roleout holds the state lock.
+    pub const LOCKED: i32 = 6;
+}
+
+/// Why a run could not go on. A component that fails is not an error: it
+/// is counted in the [`SuiteOutcome`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Another installer holds the state directory.
+    #[error(transparent)]
+    Locked(StateError),
+    /// The state directory could not be read or written.
+    #[error(transparent)]
+    State(StateError),
+    /// An envelope was refused; nothing from it ran.
+    #[error("suite {suite}: refused: {reason}")]
+    Refused {
+        /// The suite (or `suites` for the list).
+        suite: String,
+        /// Which check failed.
+        reason: String,
+    },
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The configuration or the input is wrong.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl EngineError {
+    /// The process exit code this error ends `roleout` with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Locked(_) => exit_code::LOCKED,
+            EngineError::State(_) | EngineError::Config(_) => exit_code::USAGE,
+            EngineError::Refused { .. } => exit_code::REFUSED,
+            EngineError::Source(SourceError::Unreachable { .. }) => exit_code::UNREACHABLE,
+            EngineError::Source(_) => exit_code::REFUSED,
+        }
+    }
+}
+
+fn state_error(error: StateError) -> EngineError {
+    match error {
+        StateError::Locked { .. } => EngineError::Locked(error),
+        other => EngineError::State(other),
+    }
+}
+
+/// Everything a run needs to know about this machine.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The state directory (journal, outbox, lock, enrolment).
+    pub state_dir: PathBuf,
+    /// The payload cache directory.
+    pub cache_dir: PathBuf,
+    /// The install root (`/`, or a sandbox): the `root` template variable
+    /// and where package databases are asked.
+    pub root: PathBuf,
+    /// This machine.
+    pub machine: MachineId,
+    /// The builder key envelopes must verify with.
+    pub builder_key: PinnedKey,
+    /// Values from a response file.
+    pub given: GivenValues,
+    /// The file holding the boot id ([`BOOT_ID_PATH`] on a real machine).
+    pub boot_id_path: PathBuf,
+}
+
+impl Settings {
+    /// Settings with the usual cache (`STATE_DIR/cache`), root `/` and
+    /// boot id file.
+    pub fn new(state_dir: impl Into<PathBuf>, machine: MachineId, builder_key: PinnedKey) -> Self {
+        let state_dir = state_dir.into();
+        Self {
+            cache_dir: state_dir.join("cache"),
+            state_dir,
+            root: PathBuf::from("/"),
+            machine,
+            builder_key,
+            given: GivenValues::default(),
+            boot_id_path: PathBuf::from(BOOT_ID_PATH),
+        }
+    }
+}
+
+/// How one suite's run ended (for now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteOutcome {
+    /// The suite.
+    pub suite: SuiteId,
+    /// The counts, from the journal (so a resumed run counts what the
+    /// interrupted one did too).
+    pub summary: RunSummary,
+    /// Components held back until a reboot.
+    pub waiting: usize,
+    /// Reports left in the outbox because delivery failed.
+    pub undelivered: usize,
+}
+
+/// How an install ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallOutcome {
+    /// One entry per suite run.
+    pub suites: Vec<SuiteOutcome>,
+}
+
+impl InstallOutcome {
+    /// The process exit code: a failure or block first, then a reboot
+    /// wait, then undelivered reports, else success.
+    pub fn exit_code(&self) -> i32 {
+        let summaries = || self.suites.iter().map(|suite| &suite.summary);
+        if summaries().any(|summary| summary.failed > 0 || summary.blocked > 0) {
+            exit_code::FAILED
+        } else if summaries().any(|summary| summary.reboot_required) {
+            exit_code::REBOOT
+        } else if self.suites.iter().any(|suite| suite.undelivered > 0) {
+            exit_code::UNREACHABLE
+        } else {
+            exit_code::SUCCESS
+        }
+    }
+}
+
+/// One line of a dry run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PlanLine {
+    /// The product.
+    pub product: ProductId,
+    /// Its version.
+    pub version: roleout_model::version::Version,
+    /// Whether it would run.
+    pub would_run: bool,
+    /// Why (or why not), in words.
+    pub reason: String,
+    /// Products it comes after.
+    pub after: Vec<ProductId>,
+}
+
+/// Installs `suite`, or every suite of the machine's suite list when none
+/// is given.
+pub fn install(
+    settings: &Settings,
+    source: &mut dyn Source,
+    suite: Option<&SuiteId>,
+    reporter: &dyn Reporter,
+) -> Result<InstallOutcome, EngineError> {
+    let lock = StateLock::acquire(&settings.state_dir).map_err(state_error)?;
+    let mut outbox = Outbox::open(&lock).map_err(state_error)?;
+    let mut delivery = Delivery::default();
+    delivery.flush(&mut outbox, source, reporter)?;
+    let suites = match suite {
+        Some(suite) => vec![suite.clone()],
+        None => fetch_suite_list(settings, source)?,
+    };
+    let mut outcome = InstallOutcome::default();
+    for suite in suites {
+        let mut run = SuiteRun::prepare(settings, &lock, source, &suite)?;
+        let suite_outcome = run.execute(
+            settings,
+            &lock,
+            source,
+            &mut outbox,
+            &mut delivery,
+            reporter,
+        )?;
+        outcome.suites.push(suite_outcome);
+    }
+    Ok(outcome)
+}
+
+/// What a run of `suite` would do, without running anything: the order,
+/// and for each component whether it would run and why.
+pub fn plan(
+    settings: &Settings,
+    source: &mut dyn Source,
+    suite: &SuiteId,
+) -> Result<Vec<PlanLine>, EngineError> {
+    let record = journal::read(&settings.state_dir, suite).map_err(state_error)?;
+    let envelope = source.suite(suite)?;
+    let delivery = accept_suite(
+        settings,
+        &envelope,
+        suite,
+        record.as_ref().and_then(|r| r.last_accepted_serial),
+    )?;
+    let facts = SystemFacts::new(&settings.root);
+    let validators = Validators::builtin();
+    let mut lines = Vec::new();
+    for step in &delivery.plan.steps {
+        let Some(product) = find_product(&delivery.suite, &step.product) else {
+            return Err(EngineError::Refused {
+                suite: suite.to_string(),
+                reason: format!(
+                    "the plan names {} but the suite has no such product",
+                    step.product
+                ),
+            });
+        };
+        let payload_dir = settings
+            .state_dir
+            .join("runs")
+            .join("plan")
+            .join(product.id.as_str());
+        let (would_run, reason) =
+            match resolve_values(&delivery.suite, product, &settings.given, &validators) {
+                Err(errors) => (
+                    false,
+                    format!("its variable values are not valid: {errors}"),
+                ),
+                Ok(values) => {
+                    let context = render_context(settings, product, &payload_dir);
+                    match decide(product, &values, &context, &facts, record.as_ref()) {
+                        Ok(None) => (true, "it is not installed yet".to_owned()),
+                        Ok(Some((_, explanation))) => (false, explanation),
+                        Err(reason) => (false, format!("it cannot be checked: {reason}")),
+                    }
+                }
+            };
+        lines.push(PlanLine {
+            product: product.id.clone(),
+            version: product.version.clone(),
+            would_run,
+            reason,
+            after: step.after.clone(),
+        });
+    }
+    Ok(lines)
+}
+
+/// What the journal says about every suite (`roleout status`), read
+/// without the lock.
+pub fn status(state_dir: &Path) -> Result<Vec<SuiteRecord>, EngineError> {
+    let mut records = Vec::new();
+    for suite in journal::suites(state_dir).map_err(state_error)? {
+        if let Some(record) = journal::read(state_dir, &suite).map_err(state_error)? {
+            records.push(record);
+        }
+    }
+    Ok(records)
+}
+
+/// Removes `product`: runs its uninstall command from the suite that
+/// installed it, records it in that suite's journal and reports it.
+pub fn uninstall(
+    settings: &Settings,
+    source: &mut dyn Source,
+    product_id: &ProductId,
+    reporter: &dyn Reporter,
+) -> Result<InstallOutcome, EngineError> {
+    let lock = StateLock::acquire(&settings.state_dir).map_err(state_error)?;
+    let mut outbox = Outbox::open(&lock).map_err(state_error)?;
+    let mut delivery = Delivery::default();
+    delivery.flush(&mut outbox, source, reporter)?;
+    let mut found = None;
+    for suite in journal::suites(&settings.state_dir).map_err(state_error)? {
+        let journal = Journal::open(&lock, &suite).map_err(state_error)?;
+        if journal.installed().contains_key(product_id) {
+            found = Some(journal);
+            break;
+        }
+    }
+    let Some(mut journal) = found else {
+        return Err(EngineError::Config(format!(
+            "product {product_id} is not recorded as installed by any suite on this machine"
+        )));
+    };
+    let suite = journal.suite().clone();
+    let envelope = source.suite(&suite)?;
+    let suite_delivery = accept_suite(settings, &envelope, &suite, journal.last_accepted_serial())?;
+    journal
+        .accept_serial(envelope.signed.serial)
+        .map_err(|error| refused(&suite, error))?;
+    let Some(product) = find_product(&suite_delivery.suite, product_id) else {
+        return Err(EngineError::Config(format!(
+            "suite {suite} no longer has product {product_id}; its uninstall command is unknown"
+        )));
+    };
+    let Some(command) = product.commands.get(&Phase::Uninstall) else {
+        return Err(EngineError::Config(format!(
+            "product {product_id} has no uninstall command"
+        )));
+    };
+    let values = resolve_values(
+        &suite_delivery.suite,
+        product,
+        &settings.given,
+        &Validators::builtin(),
+    )
+    .map_err(|errors| EngineError::Config(errors.to_string()))?;
+    let payload_dir = settings
+        .state_dir
+        .join("runs")
+        .join("uninstall")
+        .join(product_id.as_str());
+    atomic::ensure_directory(&payload_dir, PRIVATE_DIR_MODE).map_err(state_error)?;
+    let context = render_context(settings, product, &payload_dir);
+    let started = SystemTime::now();
+    let result = prepare_command(
+        command,
+        Phase::Uninstall,
+        product,
+        &values,
+        &context,
+        &payload_dir,
+    )
+    .and_then(|spec| {
+        reporter.event(&Event::StepStarted {
+            product: product.id.clone(),
+            phase: Phase::Uninstall,
+            command: spec.command_line(),
+        });
+        run::run(&spec).map_err(|error| error.to_string())
+    });
+    let (outcome, detail, report) = step_result(&result);
+    if outcome == ReportOutcome::Success {
+        journal
+            .record_uninstalled(product_id)
+            .map_err(state_error)?;
+    }
+    reporter.event(&Event::ComponentOutcome {
+        product: product.id.clone(),
+        phase: Some(Phase::Uninstall),
+        outcome,
+        detail: detail.clone(),
+    });
+    let millis = Timestamp::from_system_time(started).map_or(0, Timestamp::unix_millis);
+    let id = format!("uninstall.{product_id}.{millis}");
+    let status = status_report(
+        id,
+        &suite,
+        &suite_delivery.build_digest,
+        product_id,
+        ReportStep::Uninstall,
+        outcome,
+        report,
+        &detail,
+        started,
+    )?;
+    queue(&mut outbox, STATUS_KIND, &status.id, &status)?;
+    delivery.flush(&mut outbox, source, reporter)?;
+    let failed = u32::from(outcome != ReportOutcome::Success);
+    Ok(InstallOutcome {
+        suites: vec![SuiteOutcome {
+            suite,
+            summary: RunSummary {
+                installed: 0,
+                skipped: 0,
+                failed,
+                blocked: 0,
+                reboot_required: false,
+            },
+            waiting: 0,
+            undelivered: outbox.len(),
+        }],
+    })
+}
+
+fn fetch_suite_list(
+    settings: &Settings,
+    source: &mut dyn Source,
+) -> Result<Vec<SuiteId>, EngineError> {
+    let envelope = source.suite_list()?;
+    let signed = verify::verify(
+        &envelope,
+        &settings.builder_key,
+        &settings.machine,
+        EnvelopeKind::SuiteList,
+        SystemTime::now(),
+    )
+    .map_err(|error| EngineError::Refused {
+        suite: "list".to_owned(),
+        reason: error.to_string(),
+    })?;
+    let list: SuiteList = signed.payload().map_err(|error| EngineError::Refused {
+        suite: "list".to_owned(),
+        reason: error.to_string(),
+    })?;
+    Ok(list.suites.into_iter().map(|entry| entry.id).collect())
+}
+
+fn refused(suite: &SuiteId, error: impl fmt::Display) -> EngineError {
+    EngineError::Refused {
+        suite: suite.to_string(),
+        reason: error.to_string(),
+    }
+}
+
+/// Verifies a suite envelope and reads its delivery; `last_serial` is the
+/// journal's, checked here without recording (the caller records).
+fn accept_suite(
+    settings: &Settings,
+    envelope: &SignedEnvelope,
+    suite: &SuiteId,
+    last_serial: Option<u64>,
+) -> Result<SuiteDelivery, EngineError> {
+    let signed = verify::verify(
+        envelope,
+        &settings.builder_key,
+        &settings.machine,
+        EnvelopeKind::Suite,
+        SystemTime::now(),
+    )
+    .map_err(|error| refused(suite, error))?;
+    if let Some(last) = last_serial {
+        if signed.serial < last {
+            return Err(refused(
+                suite,
+                format!(
+                    "rollback: the envelope has serial {}, older than serial {last} already accepted",
+                    signed.serial
+                ),
+            ));
+        }
+    }
+    let delivery: SuiteDelivery = signed.payload().map_err(|error| refused(suite, error))?;
+    if delivery.suite.id != *suite {
+        return Err(refused(
+            suite,
+            format!("the envelope carries suite {}", delivery.suite.id),
+        ));
+    }
+    if delivery.machine.name != settings.machine {
+        return Err(refused(
+            suite,
+            format!("the Machine object is for {}", delivery.machine.name),
+        ));
+    }
+    if signed.build_digest.as_ref() != Some(&delivery.build_digest) {
+        return Err(refused(
+            suite,
+            "the envelope's build digest differs from the delivery's",
+        ));
+    }
+    Ok(delivery)
+}
+
+fn find_product<'suite>(suite: &'suite Suite, product: &ProductId) -> Option<&'suite ProductModel> {
+    suite
+        .products
+        .iter()
+        .find(|candidate| candidate.id == *product)
+}
+
+/// SHA-256 of the canonical JSON of a product model: what the journal
+/// records as "installed from".
+pub fn model_digest(product: &ProductModel) -> Sha256 {
+    let bytes = serde_json::to_value(product)
+        .map(|value| canonical_json(&value))
+        // A ProductModel is plain data; serializing it cannot fail. Were
+        // it to, an empty input still yields a stable digest.
+        .unwrap_or_default();
+    sha256_of(&bytes)
+}
+
+fn sha256_of(bytes: &[u8]) -> Sha256 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0_u8; 32];
+    // A SHA-256 digest is always 32 bytes.
+    out.copy_from_slice(digest.as_ref());
+    Sha256::from_bytes(&out)
+}
+
+fn render_context(
+    settings: &Settings,
+    product: &ProductModel,
+    payload_dir: &Path,
+) -> RenderContext {
+    RenderContext {
+        payload: payload_dir.display().to_string(),
+        root: settings.root.display().to_string(),
+        state_dir: settings.state_dir.display().to_string(),
+        machine: settings.machine.clone(),
+        product: product.id.clone(),
+        version: product.version.clone(),
+    }
+}
+
+/// Whether a component is skipped, and why: IncrementalInstall, then the
+/// version checker, then (with neither) the journal's record of the same
+/// model installed. `Err` when a fact cannot be learnt.
+fn decide(
+    product: &ProductModel,
+    values: &Values,
+    context: &RenderContext,
+    facts: &dyn Facts,
+    record: Option<&SuiteRecord>,
+) -> Result<Option<(SkipReason, String)>, String> {
+    let digest = model_digest(product);
+    let installed = record.and_then(|record| record.installed.get(&product.id));
+    if let Some(incremental) = &product.incremental {
+        let mut incremental = incremental.clone();
+        if let Some(condition) = &incremental.when {
+            incremental.when = Some(
+                render_condition(condition, &product.variables, values, context)
+                    .map_err(|error| error.to_string())?,
+            );
+        }
+        let history = RunHistory {
+            ever_succeeded: installed.is_some(),
+            last_digest: installed.map(|installed| installed.model.as_str()),
+        };
+        let decision = incremental
+            .should_run(facts, history, digest.as_str())
+            .map_err(|error| error.to_string())?;
+        if !decision.runs() {
+            let reason = decision.reason().to_owned();
+            return Ok(Some((
+                SkipReason::ConditionFalse {
+                    condition: reason.clone(),
+                },
+                format!("skipped: {reason}"),
+            )));
+        }
+    }
+    if let Some(checker) = &product.version_checker {
+        let condition = render_condition(&checker.installed, &product.variables, values, context)
+            .map_err(|error| error.to_string())?;
+        let evaluation = condition
+            .evaluate(facts)
+            .map_err(|error| error.to_string())?;
+        return Ok(evaluation.holds.then(|| {
+            (
+                SkipReason::AlreadyInstalled,
+                format!("already installed: {}", evaluation.explanation),
+            )
+        }));
+    }
+    if product.incremental.is_none() {
+        if let Some(installed) = installed.filter(|installed| installed.model == digest) {
+            return Ok(Some((
+                SkipReason::AlreadyInstalled,
+                format!(
+                    "already installed: version {} from the same model was installed by run {}",
+                    installed.version, installed.run
+                ),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Renders a command, writes its response file (mode 0600) and builds the
+/// runner's spec with the password values as secrets.
+fn prepare_command(
+    command: &CommandLineModel,
+    phase: Phase,
+    product: &ProductModel,
+    values: &Values,
+    context: &RenderContext,
+    payload_dir: &Path,
+) -> Result<CommandSpec, String> {
+    let rendered = render_command(command, phase, &product.variables, values, context)
+        .map_err(|error| error.to_string())?;
+    if let Some(file) = &rendered.response_file {
+        let path = payload_dir.join(file.path.expose());
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
+        }
+        atomic::write_atomic(&path, file.content.expose().as_bytes(), PRIVATE_FILE_MODE)
+            .map_err(|error| format!("cannot write the response file: {error}"))?;
+    }
+    let mut model = command.clone();
+    model.argv = rendered
+        .argv
+        .iter()
+        .map(|text| text.expose().to_owned())
+        .collect();
+    model.working_dir = rendered
+        .working_dir
+        .as_ref()
+        .map(|text| text.expose().to_owned());
+    model.env = rendered
+        .env
+        .iter()
+        .map(|(key, text)| (key.clone(), text.expose().to_owned()))
+        .collect();
+    if let (Some(log), Some(path)) = (model.outcome.log.as_mut(), &rendered.log_path) {
+        log.path = path.expose().to_owned();
+    }
+    let mut spec =
+        CommandSpec::from_model(&model, payload_dir).map_err(|error| error.to_string())?;
+    spec.secrets = Secrets::new(
+        values
+            .values()
+            .filter(|value| value.is_secret())
+            .map(Value::expose)
+            .map(str::to_owned),
+    );
+    Ok(spec)
+}
+
+/// The report outcome, a one-line detail and the runner's report of a
+/// step that was prepared and run (or could not be).
+fn step_result(
+    result: &Result<CommandReport, String>,
+) -> (ReportOutcome, String, Option<&CommandReport>) {
+    match result {
+        Err(reason) => (ReportOutcome::Failed, reason.clone(), None),
+        Ok(report) => {
+            let outcome = match &report.outcome {
+                Outcome::Success => ReportOutcome::Success,
+                Outcome::SuccessRebootRequired => ReportOutcome::SuccessRebootRequired,
+                Outcome::Retry | Outcome::Failed { .. } => ReportOutcome::Failed,
+            };
+            (
+                outcome,
+                format!("{} ({})", report.outcome, report.exit),
+                Some(report),
+            )
+        }
+    }
+}
+
+/// Builds a status report from what is known of a step.
+#[allow(clippy::too_many_arguments)]
+fn status_report(
+    id: String,
+    suite: &SuiteId,
+    build: &Sha256,
+    product: &ProductId,
+    step: ReportStep,
+    outcome: ReportOutcome,
+    report: Option<&CommandReport>,
+    detail: &str,
+    started: SystemTime,
+) -> Result<StatusReport, EngineError> {
+    let finished = SystemTime::now();
+    let (exit_code, signal) = match report.map(|report| report.exit) {
+        Some(Exit::Code(code)) => (Some(code), None),
+        Some(Exit::Signal(signal)) => (None, Some(signal)),
+        None => (None, None),
+    };
+    let mut evidence: Vec<String> = report
+        .map(|report| report.evidence.clone())
+        .unwrap_or_default();
+    evidence.insert(0, detail.to_owned());
+    evidence.truncate(MAX_EVIDENCE_ITEMS);
+    for line in &mut evidence {
+        if line.chars().count() > MAX_EVIDENCE_CHARS {
+            *line = line
+                .chars()
+                .take(MAX_EVIDENCE_CHARS - 3)
+                .collect::<String>()
+                + "...";
+        }
+    }
+    let log = match report {
+        Some(report) => command_log(report),
+        None => detail.to_owned(),
+    };
+    let duration = report.map_or_else(
+        || finished.duration_since(started).unwrap_or(Duration::ZERO),
+        |report| report.duration,
+    );
+    Ok(StatusReport {
+        id,
+        suite: suite.clone(),
+        build_digest: build.clone(),
+        component: product.clone(),
+        step,
+        outcome,
+        exit_code,
+        signal,
+        duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        evidence,
+        log: cap_log(&log),
+        started_at: stamp(started)?,
+        finished_at: stamp(finished)?,
+    })
+}
+
+fn stamp(time: SystemTime) -> Result<Timestamp, EngineError> {
+    Timestamp::from_system_time(time).ok_or_else(|| {
+        EngineError::Config(
+            "the system clock is outside 1970-9999; reports cannot be dated".to_owned(),
+        )
+    })
+}
+
+/// The log of a command for a report: the command line, the captured
+/// output and the log lines that mattered, all already redacted by the
+/// runner.
+fn command_log(report: &CommandReport) -> String {
+    let mut log = format!("$ {}\n", report.command);
+    if !report.stdout.is_empty() {
+        log.push_str("--- stdout ---\n");
+        log.push_str(&report.stdout.text);
+        if !log.ends_with('\n') {
+            log.push('\n');
+        }
+    }
+    if !report.stderr.is_empty() {
+        log.push_str("--- stderr ---\n");
+        log.push_str(&report.stderr.text);
+        if !log.ends_with('\n') {
+            log.push('\n');
+        }
+    }
+    if let Some(findings) = &report.log {
+        log.push_str(&format!("--- log {} ---\n", findings.path));
+        for line in findings.failure_lines.iter().chain(&findings.success_lines) {
+            log.push_str(&format!("{}: {}\n", line.number, line.text));
+        }
+    }
+    log.push_str(&format!(
+        "--- {} after {:?}: {}\n",
+        report.exit, report.duration, report.outcome
+    ));
+    log
+}
+
+fn queue(
+    outbox: &mut Outbox,
+    kind: &str,
+    id: &str,
+    body: &impl serde::Serialize,
+) -> Result<(), EngineError> {
+    let payload = serde_json::to_value(body)
+        .map_err(|error| EngineError::Config(format!("cannot serialize report {id}: {error}")))?;
+    let report = Report::new(
+        ReportId::new(id).map_err(state_error)?,
+        ReportKind::new(kind).map_err(state_error)?,
+        payload,
+    );
+    outbox.push(&report).map_err(state_error)?;
+    Ok(())
+}
+
+/// Delivery of the outbox; after one failure it stops trying for the rest
+/// of the process, so an unreachable server costs one timeout, not one
+/// per report.
+#[derive(Debug, Default)]
+struct Delivery {
+    gave_up: bool,
+}
+
+impl Delivery {
+    fn flush(
+        &mut self,
+        outbox: &mut Outbox,
+        source: &mut dyn Source,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EngineError> {
+        if self.gave_up || outbox.is_empty() {
+            return Ok(());
+        }
+        let result = outbox
+            .deliver_all(|report| send(source, report))
+            .map_err(state_error)?;
+        if let Some((id, error)) = result.stopped_at {
+            self.gave_up = true;
+            reporter.event(&Event::Note {
+                message: format!(
+                    "report {id} not delivered ({error}); {} report(s) kept in the outbox for the next run",
+                    outbox.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn send(source: &mut dyn Source, report: &Report) -> Result<(), SourceError> {
+    let invalid = |error: serde_json::Error| SourceError::Invalid {
+        what: format!("outbox report {}", report.id),
+        reason: error.to_string(),
+    };
+    match report.kind.as_str() {
+        COMPLETE_KIND => {
+            let complete: SuiteComplete =
+                serde_json::from_value(report.payload.clone()).map_err(invalid)?;
+            source.complete(&complete).map(|_close| ())
+        }
+        _ => {
+            let status: StatusReport =
+                serde_json::from_value(report.payload.clone()).map_err(invalid)?;
+            source.report(&status).map(|_ack| ())
+        }
+    }
+}
+
+/// How a component stands in the journal of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Standing {
+    /// Nothing of it ran yet.
+    Untouched,
+    /// Some steps are done; some are pending.
+    Partial,
+    /// Every step done or skipped.
+    Settled { installed: bool },
+    /// A step failed.
+    Failed,
+    /// Blocked by a failed component.
+    Blocked,
+    /// A step waits for a reboot.
+    Waiting,
+}
+
+fn standing(component: &ComponentRecord) -> Standing {
+    let states: Vec<&StepState> = component.steps.iter().map(|step| &step.state).collect();
+    if states
+        .iter()
+        .any(|state| matches!(state, StepState::Failed { .. }))
+    {
+        return Standing::Failed;
+    }
+    if states
+        .iter()
+        .any(|state| matches!(state, StepState::Blocked { .. }))
+    {
+        return Standing::Blocked;
+    }
+    if states
+        .iter()
+        .any(|state| matches!(state, StepState::WaitingForReboot { .. }))
+    {
+        return Standing::Waiting;
+    }
+    if states
+        .iter()
+        .all(|state| matches!(state, StepState::Pending))
+    {
+        return Standing::Untouched;
+    }
+    if states
+        .iter()
+        .all(|state| matches!(state, StepState::Done { .. } | StepState::Skipped { .. }))
+    {
+        return Standing::Settled {
+            installed: states
+                .iter()
+                .any(|state| matches!(state, StepState::Done { .. })),
+        };
+    }
+    Standing::Partial
+}
+
+/// One suite's run, prepared: the accepted delivery and its journal.
+struct SuiteRun {
+    suite: SuiteId,
+    delivery: SuiteDelivery,
+    journal: Journal,
+    run: RunId,
+    resumed: bool,
+}
+
+impl SuiteRun {
+    fn prepare(
+        settings: &Settings,
+        lock: &StateLock,
+        source: &mut dyn Source,
+        suite: &SuiteId,
+    ) -> Result<SuiteRun, EngineError> {
+        let mut journal = Journal::open(lock, suite).map_err(state_error)?;
+        let envelope = source.suite(suite)?;
+        let delivery = accept_suite(settings, &envelope, suite, journal.last_accepted_serial())?;
+        journal
+            .accept_serial(envelope.signed.serial)
+            .map_err(|error| refused(suite, error))?;
+        let mut resumed = false;
+        if let Some(run) = journal.run_in_progress() {
+            if run.build == delivery.build_digest {
+                resumed = true;
+            } else {
+                let reason = format!(
+                    "build {} replaces build {}",
+                    delivery.build_digest, run.build
+                );
+                journal.abandon_run(reason).map_err(state_error)?;
+            }
+        }
+        let run = if resumed {
+            // The interrupted step (if any) runs again as its next attempt:
+            // the descriptor format has no "must not run twice" flag, and
+            // install commands are written to be re-runnable.
+            journal
+                .resume_interrupted(Resume::RunAgain)
+                .map_err(state_error)?;
+            journal
+                .run_in_progress()
+                .map(|run| run.id.clone())
+                .ok_or_else(|| EngineError::Config("the resumed run vanished".to_owned()))?
+        } else {
+            let mut planned = Vec::new();
+            for step in &delivery.plan.steps {
+                let product = find_product(&delivery.suite, &step.product).ok_or_else(|| {
+                    refused(
+                        suite,
+                        format!(
+                            "the plan names {} but the suite has no such product",
+                            step.product
+                        ),
+                    )
+                })?;
+                planned.push(PlannedComponent {
+                    product: product.id.clone(),
+                    version: product.version.clone(),
+                    model: model_digest(product),
+                    phases: Phase::INSTALL_ORDER
+                        .into_iter()
+                        .filter(|phase| product.commands.contains_key(phase))
+                        .collect(),
+                });
+            }
+            journal
+                .start_run(delivery.build_digest.clone(), planned)
+                .map_err(state_error)?
+        };
+        Ok(SuiteRun {
+            suite: suite.clone(),
+            delivery,
+            journal,
+            run,
+            resumed,
+        })
+    }
+
+    fn report_id(&self, product: &ProductId, step: &str, attempt: u32) -> String {
+        format!("{}.{product}.{step}.{attempt}.{STATUS_KIND}", self.run)
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn execute(
+        &mut self,
+        settings: &Settings,
+        lock: &StateLock,
+        source: &mut dyn Source,
+        outbox: &mut Outbox,
+        delivery: &mut Delivery,
+        reporter: &dyn Reporter,
+    ) -> Result<SuiteOutcome, EngineError> {
+        let boot_id = fs::read_to_string(&settings.boot_id_path)
+            .map(|text| text.trim().to_owned())
+            .map_err(|error| {
+                EngineError::Config(format!(
+                    "cannot read the boot id from {}: {error}",
+                    settings.boot_id_path.display()
+                ))
+            })?;
+        if let BootCheck::Rebooted(steps) =
+            self.journal.check_reboot(&boot_id).map_err(state_error)?
+        {
+            for step in steps {
+                reporter.event(&Event::Note {
+                    message: format!(
+                        "{}: {}: the machine rebooted as it asked; going on",
+                        step.product, step.phase
+                    ),
+                });
+            }
+        }
+        reporter.event(&Event::SuiteStarted {
+            suite: self.suite.clone(),
+            components: self.delivery.plan.steps.len(),
+            resumed: self.resumed,
+        });
+        let cache = PayloadCache::open(lock, &settings.cache_dir).map_err(state_error)?;
+        let facts = SystemFacts::new(&settings.root);
+        let validators = Validators::builtin();
+        let build = self.delivery.build_digest.clone();
+        let stop_on_failure = self.delivery.suite.policy.on_failure == OnFailure::Stop;
+        // Products that failed or were blocked, with the product behind it.
+        let mut broken: BTreeMap<ProductId, ProductId> = BTreeMap::new();
+        let mut waiting: BTreeSet<ProductId> = BTreeSet::new();
+        let mut first_failure: Option<ProductId> = None;
+        let steps = self.delivery.plan.steps.clone();
+        for plan_step in &steps {
+            let product_id = &plan_step.product;
+            let Some(product) = find_product(&self.delivery.suite, product_id).cloned() else {
+                continue;
+            };
+            let record = self
+                .journal
+                .run_in_progress()
+                .and_then(|run| run.component(product_id))
+                .cloned();
+            let Some(record) = record else { continue };
+            match standing(&record) {
+                Standing::Settled { .. } => continue,
+                Standing::Failed => {
+                    first_failure.get_or_insert_with(|| product_id.clone());
+                    broken.insert(product_id.clone(), product_id.clone());
+                    continue;
+                }
+                Standing::Blocked => {
+                    broken.insert(product_id.clone(), product_id.clone());
+                    continue;
+                }
+                Standing::Waiting => {
+                    waiting.insert(product_id.clone());
+                    continue;
+                }
+                Standing::Untouched | Standing::Partial => {}
+            }
+            // Dependents of a failure are blocked; with on-failure="stop"
+            // everything after the first failure is.
+            let blocker = plan_step
+                .after
+                .iter()
+                .find_map(|before| broken.get(before).map(|_| before.clone()))
+                .or_else(|| first_failure.clone().filter(|_| stop_on_failure));
+            if let Some(by) = blocker {
+                self.journal
+                    .block_component(product_id, &by)
+                    .map_err(state_error)?;
+                broken.insert(product_id.clone(), by.clone());
+                let detail = if plan_step.after.contains(&by) {
+                    format!("it comes after {by}, which did not install")
+                } else {
+                    format!("the suite stops at the first failure ({by})")
+                };
+                self.settle_report(
+                    product_id,
+                    "blocked",
+                    ReportOutcome::Blocked,
+                    &detail,
+                    outbox,
+                    reporter,
+                )?;
+                delivery.flush(outbox, source, reporter)?;
+                continue;
+            }
+            if plan_step
+                .after
+                .iter()
+                .any(|before| waiting.contains(before))
+            {
+                waiting.insert(product_id.clone());
+                reporter.event(&Event::Note {
+                    message: format!("{product_id}: held until the machine reboots (it comes after a component that asked for a reboot)"),
+                });
+                continue;
+            }
+            reporter.event(&Event::ComponentStarted {
+                product: product_id.clone(),
+                version: product.version.clone(),
+            });
+            let payload_dir = settings
+                .state_dir
+                .join("runs")
+                .join(self.run.as_str())
+                .join(product_id.as_str());
+            let context = render_context(settings, &product, &payload_dir);
+            let values = match resolve_values(
+                &self.delivery.suite,
+                &product,
+                &settings.given,
+                &validators,
+            ) {
+                Ok(values) => values,
+                Err(errors) => {
+                    let reason = format!("its variable values are not valid: {errors}");
+                    self.fail_component(&product, &reason, outbox, reporter)?;
+                    first_failure.get_or_insert_with(|| product_id.clone());
+                    broken.insert(product_id.clone(), product_id.clone());
+                    delivery.flush(outbox, source, reporter)?;
+                    continue;
+                }
+            };
+            if standing(&record) == Standing::Untouched {
+                let installed_record = Some(self.journal.record());
+                match decide(&product, &values, &context, &facts, installed_record) {
+                    Ok(Some((reason, explanation))) => {
+                        self.journal
+                            .skip_component(product_id, reason)
+                            .map_err(state_error)?;
+                        self.settle_report(
+                            product_id,
+                            "check",
+                            ReportOutcome::Skipped,
+                            &explanation,
+                            outbox,
+                            reporter,
+                        )?;
+                        delivery.flush(outbox, source, reporter)?;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(reason) => {
+                        let reason = format!("it cannot be checked: {reason}");
+                        self.fail_component(&product, &reason, outbox, reporter)?;
+                        first_failure.get_or_insert_with(|| product_id.clone());
+                        broken.insert(product_id.clone(), product_id.clone());
+                        delivery.flush(outbox, source, reporter)?;
+                        continue;
+                    }
+                }
+            }
+            if let Err(reason) = fetch_payloads(&product, &cache, source, &payload_dir) {
+                self.fail_component(&product, &reason, outbox, reporter)?;
+                first_failure.get_or_insert_with(|| product_id.clone());
+                broken.insert(product_id.clone(), product_id.clone());
+                delivery.flush(outbox, source, reporter)?;
+                continue;
+            }
+            let pending: Vec<Phase> = record
+                .steps
+                .iter()
+                .filter(|step| step.state == StepState::Pending)
+                .map(|step| step.phase)
+                .collect();
+            for phase in pending {
+                let Some(command) = product.commands.get(&phase) else {
+                    continue;
+                };
+                let prepared =
+                    prepare_command(command, phase, &product, &values, &context, &payload_dir);
+                if let Ok(spec) = &prepared {
+                    reporter.event(&Event::StepStarted {
+                        product: product_id.clone(),
+                        phase,
+                        command: spec.command_line(),
+                    });
+                }
+                let attempt = self
+                    .journal
+                    .begin_step(product_id, phase)
+                    .map_err(state_error)?;
+                let started = SystemTime::now();
+                let result =
+                    prepared.and_then(|spec| run::run(&spec).map_err(|error| error.to_string()));
+                let (outcome, detail, report) = step_result(&result);
+                let step_result = match outcome {
+                    ReportOutcome::Success => StepResult::Success {
+                        exit_code: report.and_then(|report| exit_code_of(report.exit)),
+                    },
+                    ReportOutcome::SuccessRebootRequired => StepResult::RebootRequired {
+                        exit_code: report.and_then(|report| exit_code_of(report.exit)),
+                        boot_id: boot_id.clone(),
+                    },
+                    _ => StepResult::Failure {
+                        exit_code: report.and_then(|report| exit_code_of(report.exit)),
+                        reason: detail.clone(),
+                    },
+                };
+                self.journal
+                    .finish_step(product_id, phase, step_result)
+                    .map_err(state_error)?;
+                reporter.event(&Event::ComponentOutcome {
+                    product: product_id.clone(),
+                    phase: Some(phase),
+                    outcome,
+                    detail: detail.clone(),
+                });
+                let status = status_report(
+                    self.report_id(product_id, phase.as_str(), attempt),
+                    &self.suite,
+                    &build,
+                    product_id,
+                    phase.into(),
+                    outcome,
+                    report,
+                    &detail,
+                    started,
+                )?;
+                queue(outbox, STATUS_KIND, &status.id, &status)?;
+                delivery.flush(outbox, source, reporter)?;
+                match outcome {
+                    ReportOutcome::Success => {}
+                    ReportOutcome::SuccessRebootRequired => {
+                        waiting.insert(product_id.clone());
+                        break;
+                    }
+                    _ => {
+                        first_failure.get_or_insert_with(|| product_id.clone());
+                        broken.insert(product_id.clone(), product_id.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        let summary = self.summary();
+        if waiting.is_empty() {
+            if self.journal.run_in_progress().is_some() {
+                self.journal.finish_run().map_err(state_error)?;
+                let id = format!("{}.{COMPLETE_KIND}", self.run);
+                let complete = SuiteComplete {
+                    id: id.clone(),
+                    suite: self.suite.clone(),
+                    build_digest: build.clone(),
+                    summary,
+                };
+                queue(outbox, COMPLETE_KIND, &id, &complete)?;
+            }
+            delivery.flush(outbox, source, reporter)?;
+        }
+        reporter.event(&Event::SuiteFinished {
+            suite: self.suite.clone(),
+            summary,
+        });
+        Ok(SuiteOutcome {
+            suite: self.suite.clone(),
+            summary,
+            waiting: waiting.len(),
+            undelivered: outbox.len(),
+        })
+    }
+
+    /// Reports a component settled without a command (skipped, blocked).
+    fn settle_report(
+        &self,
+        product: &ProductId,
+        step: &str,
+        outcome: ReportOutcome,
+        detail: &str,
+        outbox: &mut Outbox,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EngineError> {
+        reporter.event(&Event::ComponentOutcome {
+            product: product.clone(),
+            phase: None,
+            outcome,
+            detail: detail.to_owned(),
+        });
+        let status = status_report(
+            self.report_id(product, step, 0),
+            &self.suite,
+            &self.delivery.build_digest,
+            product,
+            ReportStep::Check,
+            outcome,
+            None,
+            detail,
+            SystemTime::now(),
+        )?;
+        queue(outbox, STATUS_KIND, &status.id, &status)
+    }
+
+    /// Records a component as failed before any of its commands ran (bad
+    /// values, a payload that does not verify): its first pending step
+    /// gets an attempt that started no command.
+    fn fail_component(
+        &mut self,
+        product: &ProductModel,
+        reason: &str,
+        outbox: &mut Outbox,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EngineError> {
+        let phase = self
+            .journal
+            .run_in_progress()
+            .and_then(|run| run.component(&product.id))
+            .and_then(|component| {
+                component
+                    .steps
+                    .iter()
+                    .find(|step| step.state == StepState::Pending)
+                    .map(|step| step.phase)
+            });
+        if let Some(phase) = phase {
+            self.journal
+                .begin_step(&product.id, phase)
+                .map_err(state_error)?;
+            self.journal
+                .finish_step(
+                    &product.id,
+                    phase,
+                    StepResult::Failure {
+                        exit_code: None,
+                        reason: format!("not run: {reason}"),
+                    },
+                )
+                .map_err(state_error)?;
+        }
+        self.settle_report(
+            &product.id,
+            "check",
+            ReportOutcome::Failed,
+            &format!("not run: {reason}"),
+            outbox,
+            reporter,
+        )
+    }
+
+    /// The counts of the run, from the journal.
+    fn summary(&self) -> RunSummary {
+        let mut summary = RunSummary::default();
+        let Some(run) = self.journal.record().run.as_ref() else {
+            return summary;
+        };
+        for component in &run.components {
+            match standing(component) {
+                Standing::Settled { installed: true } => summary.installed += 1,
+                Standing::Settled { installed: false } => summary.skipped += 1,
+                Standing::Failed => summary.failed += 1,
+                Standing::Blocked => summary.blocked += 1,
+                Standing::Waiting => summary.reboot_required = true,
+                Standing::Untouched | Standing::Partial => {}
+            }
+        }
+        summary
+    }
+}
+
+fn exit_code_of(exit: Exit) -> Option<i32> {
+    match exit {
+        Exit::Code(code) => Some(code),
+        Exit::Signal(_) => None,
+    }
+}
+
+/// Brings every file of the product's manifest into the cache (verified by
+/// SHA-256 and size on the way in) and into the run's payload directory.
+fn fetch_payloads(
+    product: &ProductModel,
+    cache: &PayloadCache,
+    source: &mut dyn Source,
+    payload_dir: &Path,
+) -> Result<(), String> {
+    fs::create_dir_all(payload_dir)
+        .map_err(|error| format!("cannot create {}: {error}", payload_dir.display()))?;
+    for file in &product.fileset.files {
+        let relative = Path::new(&file.path);
+        if relative
+            .components()
+            .any(|part| !matches!(part, Component::Normal(_)))
+        {
+            return Err(format!(
+                "payload path {:?} leaves the payload directory",
+                file.path
+            ));
+        }
+        let cached = cache
+            .get_verified(&file.sha256, file.size)
+            .map_err(|error| error.to_string())?;
+        if cached.is_none() {
+            let reader = source
+                .payload(&file.sha256)
+                .map_err(|error| error.to_string())?;
+            cache
+                .insert_from_reader(&file.sha256, file.size, reader)
+                .map_err(|error| format!("payload {}: {error}", file.path))?;
+        }
+        let destination = payload_dir.join(relative);
+        if let Some(parent) = destination.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
+        }
+        cache
+            .materialize(&file.sha256, &destination, file.mode.unwrap_or(ENTRY_MODE))
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,702 @@
+//! The install loop end to end through the real `roleout` binary, over an
+//! offline mirror directory holding envelopes signed with a real builder
+//! key: a real `.deb` installed with `dpkg --root` and then detected as
+//! installed, log-decided failures, reboot waits resumed in a new boot,
+//! `kill -9` in the middle of a command and a resumed run that delivers
+//! each report once, every kind of refused envelope, payload digest
+//! mismatches, and passwords kept out of logs, reports and the journal.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use ring::signature::Ed25519KeyPair;
+use roleout_installer::engine::identity::{Enrolment, Identity};
+use roleout_installer::envelope::BuilderKey;
+use roleout_model::descriptor::{self, Descriptor};
+use roleout_model::ids::{MachineId, Sha256, SuiteId};
+use roleout_model::product::ProductModel;
+use roleout_model::protocol::{
+    MachineObject, SignedContent, SignedEnvelope, SuiteDelivery, Timestamp,
+};
+use roleout_model::resolve::resolve_suite;
+use roleout_model::role::EffectiveRoles;
+use roleout_model::suite::{OnFailure, Suite, SuitePolicy};
+use roleout_model::version::Version;
+
+pub(crate) const MACHINE: &str = "pc-001";
+
+/// A machine (state dir, install root, boot id file) and a mirror
+/// directory with a builder key that signs what goes in it.
+pub(crate) struct Fixture {
+    pub(crate) _temp: tempfile::TempDir,
+    pub(crate) base: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) mirror: PathBuf,
+    pub(crate) root: PathBuf,
+    pub(crate) boot_id: PathBuf,
+    signer: Ed25519KeyPair,
+    key_id: Sha256,
+    serial: u64,
+}
+
+impl Fixture {
+    pub(crate) fn new() -> Fixture {
+        let temp = tempfile::tempdir().unwrap();
+        let base = temp.path().to_owned();
+        let state = base.join("state");
+        let mirror = base.join("mirror");
+        let root = base.join("root");
+        for directory in [&mirror.join("suites"), &mirror.join("payloads"), &root] {
+            fs::create_dir_all(directory).unwrap();
+        }
+        let boot_id = base.join("boot_id");
+        fs::write(&boot_id, "boot-one\n").unwrap();
+        let pkcs8 = BuilderKey::generate_pkcs8().unwrap();
+        let builder = BuilderKey::from_pkcs8(&pkcs8).unwrap();
+        let pinned = builder.public_key();
+        Identity::save(
+            &state,
+            &Enrolment {
+                server: "https://roleout.invalid".to_owned(),
+                machine: MachineId::new(MACHINE).unwrap(),
+            },
+            &pinned,
+        )
+        .unwrap();
+        Fixture {
+            _temp: temp,
+            base,
+            state,
+            mirror,
+            root,
+            boot_id,
+            signer: Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap(),
+            key_id: pinned.key_id(),
+            serial: 0,
+        }
+    }
+
+    /// Parses a product descriptor (default versions).
+    pub(crate) fn product(&self, xml: &str) -> ProductModel {
+        let parsed = descriptor::parse("test.xml", xml.as_bytes());
+        let errors: Vec<String> = parsed.errors().map(ToString::to_string).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        let Some(Descriptor::Product(source)) = parsed.descriptor else {
+            panic!("not a product descriptor");
+        };
+        source.select(&EffectiveRoles::from_ranks([])).unwrap().0
+    }
+
+    /// Adds a payload to the mirror; returns its digest and size.
+    pub(crate) fn payload(&self, bytes: &[u8]) -> (String, u64) {
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        fs::write(self.mirror.join("payloads").join(&hex), bytes).unwrap();
+        (hex, bytes.len() as u64)
+    }
+
+    pub(crate) fn suite(
+        &self,
+        id: &str,
+        products: Vec<ProductModel>,
+        on_failure: OnFailure,
+    ) -> Suite {
+        Suite {
+            id: SuiteId::new(id).unwrap(),
+            version: Version::new("1.0").unwrap(),
+            description: Default::default(),
+            capabilities: Default::default(),
+            categories: Vec::new(),
+            groups: Vec::new(),
+            variables: Vec::new(),
+            presentation: Vec::new(),
+            linkage: Vec::new(),
+            incremental: None,
+            policy: SuitePolicy { on_failure },
+            products,
+        }
+    }
+
+    /// Signs a delivery of `suite` for `machine` and returns the envelope.
+    pub(crate) fn envelope(
+        &mut self,
+        suite: &Suite,
+        machine: &str,
+        serial: Option<u64>,
+        expires_at: SystemTime,
+    ) -> SignedEnvelope {
+        let plan = resolve_suite(suite, None).unwrap();
+        let bytes = serde_json::to_vec(suite).unwrap();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        let mut raw = [0_u8; 32];
+        raw.copy_from_slice(digest.as_ref());
+        let build = Sha256::from_bytes(&raw);
+        let delivery = SuiteDelivery {
+            suite: suite.clone(),
+            machine: MachineObject {
+                name: MachineId::new(machine).unwrap(),
+                os: "linux".to_owned(),
+                arch: std::env::consts::ARCH.to_owned(),
+                components: plan.order().cloned().collect(),
+            },
+            plan,
+            build_digest: build.clone(),
+        };
+        let serial = serial.unwrap_or_else(|| {
+            self.serial += 1;
+            self.serial
+        });
+        let signed = SignedContent::new(
+            &delivery,
+            MachineId::new(machine).unwrap(),
+            "default",
+            Some(build),
+            serial,
+            Timestamp::from_system_time(expires_at).unwrap(),
+        )
+        .unwrap();
+        let signature = self.signer.sign(&signed.signed_message().unwrap());
+        SignedEnvelope {
+            signed,
+            signature: signature.as_ref().to_vec().into(),
+            key_id: self.key_id.clone(),
+        }
+    }
+
+    pub(crate) fn publish(&mut self, suite: &Suite) {
+        let envelope = self.envelope(suite, MACHINE, None, in_an_hour());
+        self.write_envelope(suite.id.as_str(), &envelope);
+    }
+
+    pub(crate) fn write_envelope(&self, suite: &str, envelope: &SignedEnvelope) {
+        fs::write(
+            self.mirror.join("suites").join(format!("{suite}.json")),
+            serde_json::to_vec(envelope).unwrap(),
+        )
+        .unwrap();
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_roleout"));
+        command
+            .args(args)
+            .env("ROLEOUT_STATE_DIR", &self.state)
+            .env("ROLEOUT_MIRROR", &self.mirror)
+            .env("ROLEOUT_ROOT", &self.root)
+            .env("ROLEOUT_BOOT_ID_FILE", &self.boot_id)
+            .env_remove("ROLEOUT_CACHE_DIR");
+        command
+    }
+
+    pub(crate) fn roleout(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Delivery attempts per report id, from the mirror's log.
+    pub(crate) fn deliveries(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        let text = fs::read_to_string(self.mirror.join("delivered.log")).unwrap_or_default();
+        for line in text.lines() {
+            *counts.entry(line.to_owned()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Every delivered report, as JSON.
+    pub(crate) fn reports(&self) -> Vec<serde_json::Value> {
+        let mut reports = Vec::new();
+        let Ok(listing) = fs::read_dir(self.mirror.join("reports")) else {
+            return reports;
+        };
+        for entry in listing {
+            let bytes = fs::read(entry.unwrap().path()).unwrap();
+            reports.push(serde_json::from_slice(&bytes).unwrap());
+        }
+        reports
+    }
+
+    pub(crate) fn marker(&self, name: &str) -> PathBuf {
+        self.base.join(format!("marker-{name}"))
+    }
+
+    pub(crate) fn marker_count(&self, name: &str) -> usize {
+        fs::read_to_string(self.marker(name))
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+pub(crate) fn in_an_hour() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(3600)
+}
+
+pub(crate) fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A product whose install appends a line to its marker file (and runs
+/// `extra` shell first).
+pub(crate) fn marker_product(fixture: &Fixture, id: &str, after: &[&str], extra: &str) -> String {
+    let prerequisites: String = after
+        .iter()
+        .map(|product| format!("<prerequisite product=\"{product}\"/>"))
+        .collect();
+    let dependencies = if after.is_empty() {
+        String::new()
+    } else {
+        format!("<dependencies>{prerequisites}</dependencies>")
+    };
+    format!(
+        r#"<product xmlns="urn:roleout:descriptor:1" id="{id}" version="1.0">
+  <description vendor="Test"><name lang="en">{id}</name><summary lang="en">{id}</summary></description>
+  {dependencies}
+  <install kind="script" timeout="120" shell="true">
+    <arg>{extra} echo ran >> "$1"</arg>
+    <arg>{marker}</arg>
+  </install>
+</product>"#,
+        marker = fixture.marker(id).display()
+    )
+}
+
+fn shell_product(id: &str, script: &str, outcome: &str, after: &[&str]) -> String {
+    let prerequisites: String = after
+        .iter()
+        .map(|product| format!("<prerequisite product=\"{product}\"/>"))
+        .collect();
+    let dependencies = if after.is_empty() {
+        String::new()
+    } else {
+        format!("<dependencies>{prerequisites}</dependencies>")
+    };
+    format!(
+        r#"<product xmlns="urn:roleout:descriptor:1" id="{id}" version="1.0">
+  <description vendor="Test"><name lang="en">{id}</name><summary lang="en">{id}</summary></description>
+  {dependencies}
+  <install kind="script" timeout="120" shell="true">
+    <arg>{script}</arg>
+    {outcome}
+  </install>
+</product>"#
+    )
+}
+
+fn build_deb(fixture: &Fixture) -> Vec<u8> {
+    let tree = fixture.base.join("deb-tree");
+    fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    fs::create_dir_all(tree.join("opt/hello")).unwrap();
+    fs::write(
+        tree.join("DEBIAN/control"),
+        "Package: roleout-hello\nVersion: 2.1-1\nArchitecture: all\nMaintainer: Roleout <roleout@example.org>\nDescription: test package\n",
+    )
+    .unwrap();
+    fs::write(tree.join("opt/hello/hello.txt"), "hello\n").unwrap();
+    let deb = fixture.base.join("hello.deb");
+    let status = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&tree)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+    fs::read(deb).unwrap()
+}
+
+fn sandbox_dpkg(root: &Path) {
+    let admin = root.join("var/lib/dpkg");
+    fs::create_dir_all(admin.join("info")).unwrap();
+    fs::create_dir_all(admin.join("updates")).unwrap();
+    fs::create_dir_all(root.join("var/log")).unwrap();
+    fs::write(admin.join("status"), "").unwrap();
+}
+
+#[test]
+fn a_real_deb_installs_into_the_sandbox_then_is_skipped_as_installed() {
+    let mut fixture = Fixture::new();
+    sandbox_dpkg(&fixture.root);
+    let deb = build_deb(&fixture);
+    let (digest, size) = fixture.payload(&deb);
+    let product = fixture.product(&format!(
+        r#"<product xmlns="urn:roleout:descriptor:1" id="hello" version="2.1">
+  <description vendor="Test"><name lang="en">Hello</name><summary lang="en">Hello</summary></description>
+  <fileset><file path="hello.deb" sha256="{digest}" size="{size}"/></fileset>
+  <version-check><package manager="dpkg" name="roleout-hello" version="&gt;=2.1"/></version-check>
+  <install kind="deb" timeout="300">
+    <arg>dpkg</arg><arg>--root={{{{ root }}}}</arg><arg>--force-not-root</arg>
+    <arg>--force-script-chrootless</arg><arg>--log=/dev/null</arg>
+    <arg>--install</arg><arg>{{{{ payload }}}}/hello.deb</arg>
+  </install>
+</product>"#
+    ));
+    let suite = fixture.suite("desktop", vec![product], OnFailure::Stop);
+    fixture.publish(&suite);
+
+    let first = fixture.roleout(&["install", "desktop"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(fixture.root.join("opt/hello/hello.txt").is_file());
+    let status = fs::read_to_string(fixture.root.join("var/lib/dpkg/status")).unwrap();
+    assert!(status.contains("Package: roleout-hello"), "{status}");
+
+    let second = fixture.roleout(&["install", "desktop"]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(out.contains("hello: skipped: already installed"), "{out}");
+    assert!(out.contains("roleout-hello"), "{out}");
+    let skipped: Vec<_> = fixture
+        .reports()
+        .into_iter()
+        .filter(|report| report["outcome"] == "skipped")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["component"], "hello");
+
+    // The dry run says the same without running anything.
+    let plan = fixture.roleout(&["plan", "desktop"]);
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        out.contains("hello 2.1: would skip: already installed"),
+        "{}",
+        text(&plan)
+    );
+}
+
+#[test]
+fn a_failure_line_in_the_log_fails_an_exit_code_of_zero_and_blocks_dependents() {
+    let mut fixture = Fixture::new();
+    let log = fixture.base.join("tool.log");
+    let failing = fixture.product(&shell_product(
+        "failing",
+        &format!("echo 'ERROR: disk full' > {}; exit 0", log.display()),
+        &format!(
+            r#"<outcome success-codes="0" log="{}" failure-pattern="^ERROR"/>"#,
+            log.display()
+        ),
+        &[],
+    ));
+    let dependent = fixture.product(&marker_product(&fixture, "dependent", &["failing"], ""));
+    let independent = fixture.product(&marker_product(&fixture, "independent", &[], ""));
+    let suite = fixture.suite(
+        "office",
+        vec![failing, dependent, independent],
+        OnFailure::Continue,
+    );
+    fixture.publish(&suite);
+
+    let output = fixture.roleout(&["install", "office"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(fixture.marker_count("dependent"), 0);
+    assert_eq!(fixture.marker_count("independent"), 1);
+    let reports = fixture.reports();
+    let outcome = |component: &str| {
+        reports
+            .iter()
+            .filter(|report| report["component"] == component && report.get("outcome").is_some())
+            .map(|report| report["outcome"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcome("failing"), ["failed"]);
+    assert_eq!(outcome("dependent"), ["blocked"]);
+    let failed = reports
+        .iter()
+        .find(|r| r["component"] == "failing")
+        .unwrap();
+    assert!(
+        failed["log"].as_str().unwrap().contains("ERROR: disk full"),
+        "{failed}"
+    );
+    let complete = reports.iter().find(|r| r.get("summary").is_some()).unwrap();
+    assert_eq!(complete["summary"]["failed"], 1);
+    assert_eq!(complete["summary"]["blocked"], 1);
+    assert_eq!(complete["summary"]["installed"], 1);
+}
+
+#[test]
+fn a_reboot_code_holds_dependents_until_a_new_boot() {
+    let mut fixture = Fixture::new();
+    let reboot = fixture.product(&shell_product(
+        "driver",
+        &format!(
+            "echo ran >> {}; exit 100",
+            fixture.marker("driver").display()
+        ),
+        // 3010 is a Windows code; Unix exit codes stop at 255.
+        r#"<outcome success-codes="0" reboot-codes="100"/>"#,
+        &[],
+    ));
+    let dependent = fixture.product(&marker_product(&fixture, "tool", &["driver"], ""));
+    let suite = fixture.suite("drivers", vec![reboot, dependent], OnFailure::Stop);
+    fixture.publish(&suite);
+
+    let first = fixture.roleout(&["install", "drivers"]);
+    assert_eq!(first.status.code(), Some(5), "{}", text(&first));
+    assert_eq!(fixture.marker_count("driver"), 1);
+    assert_eq!(fixture.marker_count("tool"), 0);
+
+    // Same boot: still waiting, nothing runs again.
+    let again = fixture.roleout(&["install", "drivers"]);
+    assert_eq!(again.status.code(), Some(5), "{}", text(&again));
+    assert_eq!(fixture.marker_count("driver"), 1);
+    assert_eq!(fixture.marker_count("tool"), 0);
+
+    fs::write(&fixture.boot_id, "boot-two\n").unwrap();
+    let resumed = fixture.roleout(&["install", "drivers"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    assert_eq!(fixture.marker_count("driver"), 1);
+    assert_eq!(fixture.marker_count("tool"), 1);
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() {
+    let mut fixture = Fixture::new();
+    let flag = fixture.base.join("slow-started");
+    let first = fixture.product(&marker_product(&fixture, "first", &[], ""));
+    // The first attempt records its process group and hangs; the second
+    // finishes at once.
+    let slow = fixture.product(&marker_product(
+        &fixture,
+        "slow",
+        &["first"],
+        &format!(
+            "if [ ! -e {flag} ]; then echo $$ > {flag}.tmp; mv {flag}.tmp {flag}; sleep 600; fi;",
+            flag = flag.display()
+        ),
+    ));
+    let last = fixture.product(&marker_product(&fixture, "last", &["slow"], ""));
+    let suite = fixture.suite("chain", vec![first, slow, last], OnFailure::Stop);
+    fixture.publish(&suite);
+
+    let mut child = fixture
+        .command(&["install", "chain"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !flag.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("roleout ended before the slow command started: {status:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The command's process group outlives a killed roleout; end it.
+    let shell: i32 = fs::read_to_string(&flag).unwrap().trim().parse().unwrap();
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(shell),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+
+    let rerun = fixture.roleout(&["install", "chain"]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    assert_eq!(
+        fixture.marker_count("first"),
+        1,
+        "a finished step ran again"
+    );
+    assert_eq!(fixture.marker_count("slow"), 1);
+    assert_eq!(fixture.marker_count("last"), 1);
+    let deliveries = fixture.deliveries();
+    assert!(
+        deliveries.values().all(|count| *count == 1),
+        "{deliveries:?}"
+    );
+    let reports = fixture.reports();
+    // first, slow (attempt 2), last, and the suite complete.
+    assert_eq!(reports.len(), 4, "{reports:#?}");
+    assert!(
+        deliveries.keys().any(|id| id.contains(".slow.install.2.")),
+        "{deliveries:?}"
+    );
+    let status = fixture.roleout(&["status"]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("installed: slow 1.0"), "{out}");
+}
+
+/// Writes a suite whose install would leave a marker, and returns it.
+fn guarded_suite(fixture: &Fixture) -> Suite {
+    let product = fixture.product(&marker_product(fixture, "guarded", &[], ""));
+    fixture.suite("guarded", vec![product], OnFailure::Stop)
+}
+
+fn assert_refused(fixture: &Fixture, expected: &str) {
+    let output = fixture.roleout(&["install", "guarded"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(expected), "{stderr}");
+    assert_eq!(fixture.marker_count("guarded"), 0, "a refused suite ran");
+}
+
+#[test]
+fn tampered_foreign_old_and_expired_envelopes_are_refused_and_run_nothing() {
+    let mut fixture = Fixture::new();
+    let suite = guarded_suite(&fixture);
+
+    let mut tampered = fixture.envelope(&suite, MACHINE, Some(5), in_an_hour());
+    tampered.signed.payload["suite"]["products"][0]["install"] = serde_json::Value::Null;
+    tampered.signed.serial = 6;
+    fixture.write_envelope("guarded", &tampered);
+    assert_refused(&fixture, "signature does not verify");
+
+    let foreign = fixture.envelope(&suite, "pc-999", Some(5), in_an_hour());
+    fixture.write_envelope("guarded", &foreign);
+    assert_refused(&fixture, "for machine pc-999");
+
+    let expired = fixture.envelope(
+        &suite,
+        MACHINE,
+        Some(5),
+        SystemTime::now() - Duration::from_secs(60),
+    );
+    fixture.write_envelope("guarded", &expired);
+    assert_refused(&fixture, "expired");
+
+    // Serial 7 is accepted (and nothing else is wrong with it)...
+    let current = fixture.envelope(&suite, MACHINE, Some(7), in_an_hour());
+    fixture.write_envelope("guarded", &current);
+    let output = fixture.roleout(&["install", "guarded"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(fixture.marker_count("guarded"), 1);
+    fs::remove_file(fixture.marker("guarded")).unwrap();
+    // ...so a validly signed serial 6 is a rollback.
+    let old = fixture.envelope(&suite, MACHINE, Some(6), in_an_hour());
+    fixture.write_envelope("guarded", &old);
+    assert_refused(&fixture, "rollback");
+}
+
+#[test]
+fn a_payload_that_does_not_match_its_digest_refuses_the_component() {
+    let mut fixture = Fixture::new();
+    let (digest, size) = fixture.payload(b"the real payload");
+    // The mirror serves other bytes under the digest.
+    fs::write(
+        fixture.mirror.join("payloads").join(&digest),
+        b"the evil payload",
+    )
+    .unwrap();
+    let product = fixture.product(&format!(
+        r#"<product xmlns="urn:roleout:descriptor:1" id="checked" version="1.0">
+  <description vendor="Test"><name lang="en">c</name><summary lang="en">c</summary></description>
+  <fileset><file path="payload.bin" sha256="{digest}" size="{size}"/></fileset>
+  <install kind="script" timeout="60" shell="true"><arg>echo ran >> "$1"</arg><arg>{marker}</arg></install>
+</product>"#,
+        marker = fixture.marker("checked").display()
+    ));
+    let suite = fixture.suite("checked", vec![product], OnFailure::Stop);
+    fixture.publish(&suite);
+    let output = fixture.roleout(&["install", "checked"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(fixture.marker_count("checked"), 0);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.contains(&digest), "{out}");
+    assert!(
+        !fixture
+            .state
+            .join("cache/sha256")
+            .join(&digest[..2])
+            .join(&digest)
+            .exists()
+    );
+}
+
+#[test]
+fn passwords_stay_out_of_logs_reports_journal_and_argv() {
+    let mut fixture = Fixture::new();
+    let secret = "Sup3r-s3cret-Pw";
+    let seen = fixture.base.join("seen");
+    let product = fixture.product(&format!(
+        r#"<product xmlns="urn:roleout:descriptor:1" id="secretive" version="1.0">
+  <description vendor="Test"><name lang="en">s</name><summary lang="en">s</summary></description>
+  <variables><password name="admin_password" min-length="8" required="true"/></variables>
+  <install kind="script" timeout="60" shell="true">
+    <arg>echo "password is $ADMIN_PASSWORD"; ps -eo args > {ps}; cp answers.ini {seen}</arg>
+    <env name="ADMIN_PASSWORD">{{{{ admin_password }}}}</env>
+    <response-file path="answers.ini">password={{{{ admin_password }}}}</response-file>
+  </install>
+</product>"#,
+        ps = fixture.base.join("ps").display(),
+        seen = seen.display()
+    ));
+    let suite = fixture.suite("secret", vec![product], OnFailure::Stop);
+    fixture.publish(&suite);
+    let response = fixture.base.join("answers.toml");
+    fs::write(
+        &response,
+        format!("[secretive]\nadmin_password = \"{secret}\"\n"),
+    )
+    .unwrap();
+    fs::set_permissions(&response, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let output = fixture.roleout(&[
+        "install",
+        "secret",
+        "--response-file",
+        response.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // The command got it, through the environment and the response file.
+    assert_eq!(
+        fs::read_to_string(&seen).unwrap(),
+        format!("password={secret}")
+    );
+    let written = fixture.state.join("runs");
+    let mut found_mode = None;
+    for run in fs::read_dir(&written).unwrap() {
+        let file = run.unwrap().path().join("secretive/answers.ini");
+        if file.exists() {
+            found_mode = Some(fs::metadata(&file).unwrap().permissions().mode() & 0o777);
+        }
+    }
+    assert_eq!(found_mode, Some(0o600));
+    // Nobody else did.
+    assert!(!text(&output).contains(secret));
+    let ps = fs::read_to_string(fixture.base.join("ps")).unwrap();
+    assert!(!ps.contains(secret), "{ps}");
+    let reports = fixture.reports();
+    let status = reports
+        .iter()
+        .find(|r| r["component"] == "secretive")
+        .unwrap();
+    assert!(
+        status["log"]
+            .as_str()
+            .unwrap()
+            .contains("password is ********"),
+        "{status}"
+    );
+    for report in &reports {
+        assert!(!report.to_string().contains(secret));
+    }
+    for entry in walk(&fixture.state.join("journal")) {
+        assert!(!fs::read_to_string(entry).unwrap().contains(secret));
+    }
+    // A world-readable response file is refused before anything runs.
+    fs::set_permissions(&response, fs::Permissions::from_mode(0o644)).unwrap();
+    let output = fixture.roleout(&[
+        "install",
+        "secret",
+        "--response-file",
+        response.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+}
+
+fn walk(directory: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(directory).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
