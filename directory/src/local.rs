@@ -718,6 +718,13 @@ olcLimits: {{0}}* size.prtotal=unlimited
              attrs=roleoutEnrolment,roleoutEnrolmentToken,roleoutCertificateFingerprint,userCertificate,roleoutLastSeen,roleoutFact,roleoutOs,roleoutArch \
              by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"
         ),
+        // Machines that enrol on their own get an entry in Roleout's own
+        // ou=machines, made by roleoutd (never enabled by it: see above).
+        format!("to dn.exact=\"ou=machines,{base}\" attrs=children by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
+        format!(
+            "to dn.children=\"ou=machines,{base}\" attrs=entry,objectClass,cn,ipHostNumber \
+             by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"
+        ),
         // Everything else: admins write, the builder reads, nobody else.
         format!("to dn.subtree=\"{suffix}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" read by * none"),
     ];

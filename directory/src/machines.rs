@@ -236,7 +236,9 @@ impl Directory {
                 attribute("cn"),
                 bytes_set([machine.name.as_str().as_bytes()]),
             ),
-            (attribute("roleoutEnabled"), bytes_set([boolean(false)])),
+            // roleoutEnabled is left out: absent means not enabled, and
+            // roleoutd (which creates entries for machines that enrol on
+            // their own) may not write it; only admins enable a machine.
             (
                 attribute("roleoutEnrolment"),
                 bytes_set([Enrolment::Pending.as_str().as_bytes()]),
@@ -413,6 +415,56 @@ impl Directory {
         self.modify(
             dn,
             vec![Mod::Replace(attribute("roleoutEnrolmentToken"), values)],
+        )
+        .await
+    }
+
+    /// Spends the one-time enrolment token whose digest is `digest`: removes
+    /// exactly that value in one modify, so of two enrolments racing with
+    /// the same token only one gets `true`; the other finds the value gone.
+    #[instrument(skip(self, digest))]
+    pub async fn claim_enrolment_token(&self, dn: &str, digest: &Sha256) -> Result<bool> {
+        let modification = vec![Mod::Delete(
+            attribute("roleoutEnrolmentToken"),
+            bytes_set([digest.as_str().as_bytes()]),
+        )];
+        match self.modify(dn, modification).await {
+            Ok(()) => Ok(true),
+            Err(error)
+                if error.ldap_code() == Some(crate::error::result_code::NO_SUCH_ATTRIBUTE) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Marks the enrolment of the machine at `dn` approved without touching
+    /// `roleoutEnabled`: what roleoutd does for a machine that presented a
+    /// valid one-time token (the admin enabled it when issuing the token).
+    #[instrument(skip(self))]
+    pub async fn accept_enrolment(&self, dn: &str) -> Result<()> {
+        self.modify(
+            dn,
+            vec![Mod::Replace(
+                attribute("roleoutEnrolment"),
+                bytes_set([Enrolment::Approved.as_str().as_bytes()]),
+            )],
+        )
+        .await
+    }
+
+    /// Enables the machine at `dn` (an admin's decision) without changing
+    /// its enrolment state: a pending key still waits for approval or a
+    /// token.
+    #[instrument(skip(self))]
+    pub async fn enable_machine(&self, dn: &str) -> Result<()> {
+        self.modify(
+            dn,
+            vec![Mod::Replace(
+                attribute("roleoutEnabled"),
+                bytes_set([boolean(true)]),
+            )],
         )
         .await
     }

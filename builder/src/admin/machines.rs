@@ -99,6 +99,13 @@ pub async fn enroll_token(
         .set_enrolment_token(&dn, Some(&Sha256::from_bytes(&bytes)))
         .await
         .map_err(|e| failed(&e))?;
+    // Issuing a token is the admin's approval in advance: the machine is
+    // enabled now, and roleoutd marks its key approved when it presents the
+    // token (roleoutd itself may never enable a machine).
+    directory
+        .enable_machine(&dn)
+        .await
+        .map_err(|e| failed(&e))?;
     let _ = writeln!(output.out, "{token}");
     let _ = writeln!(
         output.err,

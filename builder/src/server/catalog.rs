@@ -34,7 +34,9 @@ pub async fn current_build(
 ) -> Result<Option<ServedBuild>, BuildError> {
     let stored = match Builder::new().current(directory, id, roles).await {
         Ok(stored) => stored,
-        Err(BuildError::Catalog(CatalogError::NotFound { what })) if what == format!("suite {id}") => {
+        Err(BuildError::Catalog(CatalogError::NotFound { what }))
+            if what == format!("suite {id}") =>
+        {
             return Ok(None);
         }
         Err(error) => return Err(error),

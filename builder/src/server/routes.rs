@@ -42,8 +42,8 @@ use crate::auth::certificate::{CertificateError, RegisteredMachine};
 use crate::auth::challenge::ChallengeError;
 use crate::auth::nonce::ReplayError;
 use crate::auth::session::{Session, SessionError};
-use crate::content::{ContentStore, record_report};
 use crate::build::BuildError;
+use crate::content::{ContentStore, record_report};
 use crate::server::catalog::{ServedBuild, current_build, suite_ids};
 use crate::server::error::ApiError;
 use crate::server::state::ServerState;
@@ -222,14 +222,27 @@ async fn enroll_inner(
         .set_machine_facts(&entry.dn, Some(&facts.os), Some(&facts.arch), &facts.extra)
         .await
         .map_err(directory_failed)?;
-    let status = if token_valid {
-        // Cleared first: the token is spent even if approval fails below.
-        directory
-            .set_enrolment_token(&entry.dn, None)
+    let claimed = match (token_valid, &entry.enrolment_token) {
+        // Spent first, atomically: of two enrolments racing with one token
+        // only one claims it, and it stays spent even if approval fails.
+        (true, Some(digest)) => directory
+            .claim_enrolment_token(&entry.dn, digest)
             .await
-            .map_err(directory_failed)?;
+            .map_err(directory_failed)?,
+        _ => false,
+    };
+    if token_valid && !claimed {
+        info!(machine = %name, outcome = "refused", reason = "enrolment token already used", "enrolment");
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "The enrolment token is not valid for this machine (wrong, or already used).",
+        ));
+    }
+    let status = if claimed {
+        // The admin enabled the machine when issuing the token; roleoutd
+        // only records that the key it presented is approved.
         directory
-            .approve_machine(&entry.dn)
+            .accept_enrolment(&entry.dn)
             .await
             .map_err(directory_failed)?;
         EnrolmentStatus::Approved

@@ -214,3 +214,44 @@ async fn existing_computers_are_found_and_extended_in_place() {
         "{error}"
     );
 }
+
+/// What roleoutd does under its own account when a machine enrols: create
+/// the entry, record the key and facts, spend a token and accept the key.
+/// It may never enable a machine: that stays with the admins.
+#[tokio::test]
+async fn the_builder_account_enrols_machines_but_never_enables_them() {
+    let local = LocalDirectory::temporary().unwrap();
+    let admin = Directory::connect(&local.admin_settings()).await.unwrap();
+    let builder = Directory::connect(&local.builder_settings()).await.unwrap();
+
+    // A machine nobody announced: roleoutd makes a pending entry.
+    let dn = builder.create_machine(&machine("walk-in")).await.unwrap();
+    builder
+        .set_machine_certificate(&dn, &certificate("walk-in"))
+        .await
+        .unwrap();
+    builder
+        .set_machine_facts(&dn, Some("linux"), Some("x86_64"), &BTreeMap::new())
+        .await
+        .unwrap();
+    let entry = builder.machine_at(&dn).await.unwrap().unwrap();
+    assert!(!entry.enabled);
+    assert_eq!(entry.enrolment, Some(Enrolment::Pending));
+    assert!(!entry.may_authenticate());
+    let refused = builder.enable_machine(&dn).await.unwrap_err();
+    assert!(refused.is_insufficient_access(), "{refused}");
+    let refused = builder.approve_machine(&dn).await.unwrap_err();
+    assert!(refused.is_insufficient_access(), "{refused}");
+
+    // A token issued by an admin (who enables the machine): roleoutd spends
+    // it once and accepts the key.
+    let token = Sha256::new("ab".repeat(32)).unwrap();
+    admin.set_enrolment_token(&dn, Some(&token)).await.unwrap();
+    admin.enable_machine(&dn).await.unwrap();
+    assert!(builder.claim_enrolment_token(&dn, &token).await.unwrap());
+    assert!(!builder.claim_enrolment_token(&dn, &token).await.unwrap());
+    builder.accept_enrolment(&dn).await.unwrap();
+    let entry = builder.machine_at(&dn).await.unwrap().unwrap();
+    assert!(entry.may_authenticate());
+    assert_eq!(entry.enrolment_token, None);
+}
