@@ -108,6 +108,37 @@ fn describe(summary: &WriteSummary) -> String {
     )
 }
 
+/// Puts the payload files of every product among `descriptors` from
+/// `payloads` into the content store at `content_dir`, each checked
+/// against the size and SHA-256 its descriptor gives; fails, naming every
+/// bad file, before anything reaches the directory.
+pub fn import_payloads(
+    descriptors: &[(PathBuf, Descriptor)],
+    payloads: &Path,
+    content_dir: &Path,
+    output: &mut Output<'_>,
+) -> Result<(), CommandFailed> {
+    let products: Vec<_> = descriptors
+        .iter()
+        .filter_map(|(_, descriptor)| match descriptor {
+            Descriptor::Product(product) => Some(product.clone()),
+            Descriptor::Suite(_) => None,
+        })
+        .collect();
+    let store = crate::content::ContentStore::new(content_dir)
+        .map_err(|error| CommandFailed(format!("import: payloads: {error}")))?;
+    let imported = crate::content::import_payloads(&store, &products, payloads)
+        .map_err(|error| CommandFailed(format!("import: payloads: {error}")))?;
+    let _ = writeln!(
+        output.out,
+        "payloads: {} stored, {} already in {}",
+        imported.stored.len(),
+        imported.present.len(),
+        content_dir.display()
+    );
+    Ok(())
+}
+
 /// Imports descriptor files and folders into the directory.
 pub async fn import(
     directory: &Directory,

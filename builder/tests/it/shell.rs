@@ -189,7 +189,18 @@ fn help_lists_every_command_and_explains_each() {
         .collect();
     assert_eq!(
         names,
-        ["bind", "check", "exit", "export", "help", "import"],
+        [
+            "approve",
+            "bind",
+            "build",
+            "check",
+            "disable",
+            "enroll-token",
+            "exit",
+            "export",
+            "help",
+            "import"
+        ],
         "{list}"
     );
     assert!(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueHint};
 
 use crate::admin::catalog;
+use crate::shell::session::Target;
 
 use super::{CommandError, Context, Flow, Run};
 
@@ -15,12 +16,24 @@ use super::{CommandError, Context, Flow, Run};
 /// same files again changes nothing; a changed file updates only the
 /// object versions that changed.
 ///
-/// Example: import examples/
+/// With --payloads DIR, the files each product's file sets name are
+/// taken from DIR, checked against their size and SHA-256, and put in
+/// the content store roleoutd serves them from (STATE/content of the
+/// state directory, or --content-dir). Nothing is stored unless every
+/// descriptor and every payload checks.
+///
+/// Example: import examples/ --payloads examples/payloads/out
 #[derive(Debug, Args)]
 pub struct Import {
     /// Descriptor files or folders.
     #[arg(required = true, value_name = "PATH", value_hint = ValueHint::AnyPath)]
     pub paths: Vec<PathBuf>,
+    /// Folder holding the payload files the descriptors name.
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub payloads: Option<PathBuf>,
+    /// The content store (default: STATE/content of --state-dir).
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub content_dir: Option<PathBuf>,
 }
 
 impl Run for Import {
@@ -28,6 +41,19 @@ impl Run for Import {
         // Read and check before connecting, so a broken file costs nothing.
         let files = catalog::descriptor_files(&self.paths)?;
         let descriptors = catalog::read_descriptors(&files, &mut context.output)?;
+        if let Some(payloads) = &self.payloads {
+            let content_dir = match (&self.content_dir, context.session.target()) {
+                (Some(dir), _) => dir.clone(),
+                (None, Target::StateDirectory(state)) => state.join("content"),
+                (None, Target::Urls(_)) => {
+                    return Err(CommandError::Usage(
+                        "import: with --url, say where the content store is (--content-dir)"
+                            .to_owned(),
+                    ));
+                }
+            };
+            catalog::import_payloads(&descriptors, payloads, &content_dir, &mut context.output)?;
+        }
         let connection = context.session.connection()?;
         connection.block_on(catalog::store(
             connection.directory(),

@@ -19,6 +19,7 @@ mod bind;
 mod check;
 mod help;
 mod import;
+mod machines;
 
 use std::fmt;
 
@@ -33,6 +34,7 @@ pub use bind::Bind;
 pub use check::Check;
 pub use help::{Exit, Help};
 pub use import::{Export, Import};
+pub use machines::{Approve, Build, Disable, EnrollToken};
 
 /// Every command of `roleout-admin`; the variant's name in kebab case is the
 /// command's name, and the doc comment of its struct is its help.
@@ -41,8 +43,12 @@ pub use import::{Export, Import};
 #[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Approve(Approve),
     Bind(Bind),
+    Build(Build),
     Check(Check),
+    Disable(Disable),
+    EnrollToken(EnrollToken),
     #[command(visible_alias = "quit")]
     Exit(Exit),
     Export(Export),
@@ -54,8 +60,12 @@ impl Command {
     /// The implementation of this command.
     pub fn runner(&self) -> &dyn Run {
         match self {
+            Command::Approve(command) => command,
             Command::Bind(command) => command,
+            Command::Build(command) => command,
             Command::Check(command) => command,
+            Command::Disable(command) => command,
+            Command::EnrollToken(command) => command,
             Command::Exit(command) => command,
             Command::Export(command) => command,
             Command::Help(command) => command,

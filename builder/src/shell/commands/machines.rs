@@ -1,0 +1,133 @@
+//! `approve`, `disable` and `enroll-token`: the shell's face of
+//! `crate::admin::machines`, and `build`: of `crate::admin::build`.
+
+use clap::{Args, ValueHint};
+
+use roleout_model::ids::{MachineId, RoleName, SuiteId};
+
+use crate::admin::{build, machines};
+
+use super::{CommandError, Context, Flow, Run};
+
+fn machine_name(text: &str) -> Result<MachineId, CommandError> {
+    MachineId::new(text).map_err(|error| CommandError::Usage(error.to_string()))
+}
+
+/// Approve a machine's key so that it may authenticate.
+///
+/// The machine must have enrolled (submitted its certificate); approving
+/// also enables it.
+///
+/// Example: approve pc-042
+#[derive(Debug, Args)]
+pub struct Approve {
+    /// The machine.
+    #[arg(value_name = "MACHINE", value_hint = ValueHint::Other)]
+    pub machine: String,
+}
+
+impl Run for Approve {
+    fn run(&self, context: &mut Context<'_>) -> Result<Flow, CommandError> {
+        let name = machine_name(&self.machine)?;
+        let connection = context.session.connection()?;
+        connection.block_on(machines::approve(
+            connection.directory(),
+            &name,
+            &mut context.output,
+        ))?;
+        Ok(Flow::Continue)
+    }
+}
+
+/// Disable a machine: it can no longer authenticate, from its next request.
+///
+/// Example: disable pc-042
+#[derive(Debug, Args)]
+pub struct Disable {
+    /// The machine.
+    #[arg(value_name = "MACHINE", value_hint = ValueHint::Other)]
+    pub machine: String,
+}
+
+impl Run for Disable {
+    fn run(&self, context: &mut Context<'_>) -> Result<Flow, CommandError> {
+        let name = machine_name(&self.machine)?;
+        let connection = context.session.connection()?;
+        connection.block_on(machines::disable(
+            connection.directory(),
+            &name,
+            &mut context.output,
+        ))?;
+        Ok(Flow::Continue)
+    }
+}
+
+/// Issue a one-time enrolment token for a machine.
+///
+/// Prints the token once; `roleout enroll --token TOKEN` on the machine
+/// then approves its key without another admin step. Issuing the token
+/// enables the machine (creating its entry if there is none).
+///
+/// Example: enroll-token pc-042
+#[derive(Debug, Args)]
+pub struct EnrollToken {
+    /// The machine.
+    #[arg(value_name = "MACHINE", value_hint = ValueHint::Other)]
+    pub machine: String,
+}
+
+impl Run for EnrollToken {
+    fn run(&self, context: &mut Context<'_>) -> Result<Flow, CommandError> {
+        let name = machine_name(&self.machine)?;
+        let connection = context.session.connection()?;
+        connection.block_on(machines::enroll_token(
+            connection.directory(),
+            &name,
+            &mut context.output,
+        ))?;
+        Ok(Flow::Continue)
+    }
+}
+
+/// Build suites for every role (or one) and store the builds.
+///
+/// For each role (with its ancestors) and for machines with no role,
+/// assembles the suite, checks conflicts and requirements, and stores the
+/// canonical build with its digest. Prints one line per role set, and
+/// every ambiguity and conflict; fails if any role set cannot be built.
+///
+/// Example: build domino --role developer
+#[derive(Debug, Args)]
+pub struct Build {
+    /// The suite (every suite when left out).
+    #[arg(value_name = "SUITE", value_hint = ValueHint::Other)]
+    pub suite: Option<String>,
+    /// Only this role (with its ancestors).
+    #[arg(long, value_name = "ROLE", value_hint = ValueHint::Other)]
+    pub role: Option<String>,
+}
+
+impl Run for Build {
+    fn run(&self, context: &mut Context<'_>) -> Result<Flow, CommandError> {
+        let suite = self
+            .suite
+            .as_deref()
+            .map(SuiteId::new)
+            .transpose()
+            .map_err(|error| CommandError::Usage(error.to_string()))?;
+        let role = self
+            .role
+            .as_deref()
+            .map(RoleName::new)
+            .transpose()
+            .map_err(|error| CommandError::Usage(error.to_string()))?;
+        let connection = context.session.connection()?;
+        connection.block_on(build::build(
+            connection.directory(),
+            suite,
+            role,
+            &mut context.output,
+        ))?;
+        Ok(Flow::Continue)
+    }
+}
