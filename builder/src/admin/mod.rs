@@ -5,8 +5,11 @@
 //! and returns an error for the binary to print; nothing here prints
 //! directly, so the shell and the tests can capture everything.
 
+pub mod browse;
 pub mod catalog;
 pub mod check;
+pub mod roles;
+pub mod versions;
 
 use std::fmt;
 

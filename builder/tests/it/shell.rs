@@ -189,7 +189,10 @@ fn help_lists_every_command_and_explains_each() {
         .collect();
     assert_eq!(
         names,
-        ["bind", "check", "exit", "export", "help", "import"],
+        [
+            "bind", "cd", "check", "diff", "exit", "export", "find", "help", "import", "ls",
+            "role", "show", "tree", "version"
+        ],
         "{list}"
     );
     assert!(

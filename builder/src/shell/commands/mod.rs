@@ -16,9 +16,12 @@
 //! `NameKind`).
 
 mod bind;
+mod browse;
 mod check;
 mod help;
 mod import;
+mod roles;
+mod versions;
 
 use std::fmt;
 
@@ -30,9 +33,12 @@ use super::prompt::Prompter;
 use super::session::Session;
 
 pub use bind::Bind;
+pub use browse::{Cd, Diff, Find, Kind, Ls, Show, Tree};
 pub use check::Check;
 pub use help::{Exit, Help};
 pub use import::{Export, Import};
+pub use roles::{RoleAction, RoleCommand};
+pub use versions::{Version, VersionAction};
 
 /// Every command of `roleout-admin`; the variant's name in kebab case is the
 /// command's name, and the doc comment of its struct is its help.
@@ -42,12 +48,21 @@ pub use import::{Export, Import};
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Bind(Bind),
+    Cd(Cd),
     Check(Check),
+    Diff(Diff),
     #[command(visible_alias = "quit")]
     Exit(Exit),
     Export(Export),
+    Find(Find),
     Help(Help),
     Import(Import),
+    Ls(Ls),
+    Role(RoleCommand),
+    #[command(visible_alias = "cat")]
+    Show(Show),
+    Tree(Tree),
+    Version(Version),
 }
 
 impl Command {
@@ -55,11 +70,19 @@ impl Command {
     pub fn runner(&self) -> &dyn Run {
         match self {
             Command::Bind(command) => command,
+            Command::Cd(command) => command,
             Command::Check(command) => command,
+            Command::Diff(command) => command,
             Command::Exit(command) => command,
             Command::Export(command) => command,
+            Command::Find(command) => command,
             Command::Help(command) => command,
             Command::Import(command) => command,
+            Command::Ls(command) => command,
+            Command::Role(command) => command,
+            Command::Show(command) => command,
+            Command::Tree(command) => command,
+            Command::Version(command) => command,
         }
     }
 }
