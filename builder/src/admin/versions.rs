@@ -346,7 +346,7 @@ pub async fn create(
     let versions = object.slot_mut(slot)?;
     if versions.position(&Tag::Role(role.clone())).is_some() {
         return Err(CommandFailed(format!(
-            "{described} already has a {slot} version for role {role}; use version edit"
+            "{described} already has a version of {slot} for role {role}; use version edit"
         )));
     }
     let index = versions.position(from).ok_or_else(|| {

@@ -1,5 +1,6 @@
 //! Integration tests of roleout-builder, one module per area.
 
+mod admin_browse;
 mod auth;
 mod catalog;
 mod shell;
