@@ -545,6 +545,20 @@ pub fn run_editor(file: &Path) -> Result<(), CommandFailed> {
     }
 }
 
+/// Writes `text` to a new file only its owner can read: the temporary
+/// directory is shared, and a descriptor is the admin's business.
+fn write_private(file: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut handle = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)?;
+    handle.write_all(text.as_bytes())
+}
+
 /// `version edit`: opens the version for `tag` of `slot` (or, with
 /// `resume`, a kept edit) in the editor; stores it only when it parses,
 /// validates and changes nothing outside the slot. A refused edit stays in
@@ -575,7 +589,7 @@ pub async fn edit(
                 "roleout-edit-{id}-{slot}-{tag}-{}.xml",
                 std::process::id()
             ));
-            std::fs::write(&file, text).map_err(|error| {
+            write_private(&file, &text).map_err(|error| {
                 CommandFailed(format!("cannot write {}: {error}", file.display()))
             })?;
             file
@@ -896,6 +910,63 @@ mod tests {
         let text = unified_diff("a", &old, "b", &new);
         assert_eq!(text.matches("@@ ").count(), 2, "{text}");
         assert!(text.contains("-19\n+nineteen\n"), "{text}");
+    }
+
+    fn notes_client() -> CatalogObject {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/notes-client.xml");
+        let bytes = std::fs::read(path).unwrap();
+        match descriptor::parse("notes-client.xml", &bytes).descriptor {
+            Some(Descriptor::Product(product)) => CatalogObject::Product(product),
+            other => panic!("notes-client.xml is a product: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unchanged_edit_gives_back_the_object() {
+        let object = notes_client();
+        let developer = Tag::Role(RoleName::new("developer").unwrap());
+        let text = edit_text(&object, "fileset", &developer).unwrap();
+        assert_eq!(text.matches("<fileset").count(), 1, "{text}");
+        assert!(
+            text.contains("<install"),
+            "the rest of the product is shown"
+        );
+        let applied = apply_edit(&object, "fileset", &developer, "edit.xml", text.as_bytes());
+        assert_eq!(applied, Ok(object));
+    }
+
+    #[test]
+    fn an_edit_changes_only_its_role_version() {
+        let object = notes_client();
+        let developer = Tag::Role(RoleName::new("developer").unwrap());
+        let text = edit_text(&object, "fileset", &developer)
+            .unwrap()
+            .replace("size=\"224\"", "size=\"300\"");
+        let applied =
+            apply_edit(&object, "fileset", &developer, "edit.xml", text.as_bytes()).unwrap();
+        let default_before = slot_version_xml(&object, "fileset", &Tag::Default).unwrap();
+        let default_after = slot_version_xml(&applied, "fileset", &Tag::Default).unwrap();
+        assert_eq!(default_before, default_after);
+        let developer_after = slot_version_xml(&applied, "fileset", &developer).unwrap();
+        assert!(
+            developer_after.contains("size=\"300\""),
+            "{developer_after}"
+        );
+
+        let outside = text.replace("priority=\"20\"", "priority=\"1\"");
+        let refused = apply_edit(
+            &object,
+            "fileset",
+            &developer,
+            "edit.xml",
+            outside.as_bytes(),
+        );
+        assert!(
+            refused
+                .is_err_and(|problems| problems[0].contains("only the fileset element may change"))
+        );
+        let broken = apply_edit(&object, "fileset", &developer, "edit.xml", b"<product");
+        assert!(broken.is_err_and(|problems| problems[0].starts_with("edit.xml:1:")));
     }
 
     #[test]
