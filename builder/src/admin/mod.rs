@@ -5,10 +5,13 @@
 //! and returns an error for the binary to print; nothing here prints
 //! directly, so the shell and the tests can capture everything.
 
+pub mod browse;
 pub mod build;
 pub mod catalog;
 pub mod check;
 pub mod machines;
+pub mod roles;
+pub mod versions;
 
 use std::fmt;
 

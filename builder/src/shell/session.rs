@@ -2,8 +2,11 @@
 //! directory is and how to bind to it, and where in the Roleout tree the
 //! admin stands (as `cd` moves it). The prompt is drawn from it.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
+
+use crate::admin::browse::{FOLDERS, Names};
 
 use super::cli::ConnectionOptions;
 use super::commands::CommandError;
@@ -131,6 +134,10 @@ pub struct Session {
     connected_base_dn: Option<String>,
     location: Location,
     connection: Option<super::connection::Connection>,
+    // The names completion offers: read on the first completion once
+    // connected, dropped by commands that change the directory. A cell,
+    // because completion only borrows the session.
+    names: RefCell<Option<Names>>,
 }
 
 impl Session {
@@ -161,6 +168,7 @@ impl Session {
             connected_base_dn: None,
             location: Location::root(),
             connection: None,
+            names: RefCell::new(None),
         })
     }
 
@@ -238,12 +246,76 @@ impl Session {
         format!("roleout {base}:{}> ", self.location)
     }
 
+    /// Forgets the names read for completion, so the next completion
+    /// reads them again; commands that change the directory call it.
+    pub fn forget_names(&mut self) {
+        *self.names.get_mut() = None;
+    }
+
+    /// Sets the names completion offers (as read by a command, or by
+    /// tests).
+    pub fn remember_names(&mut self, names: Names) {
+        *self.names.get_mut() = Some(names);
+    }
+
     /// The names of the given kind that start with `prefix`, for
-    /// completion. Nothing yet: the directory is not read by the shell so
-    /// far, and completion must never block on it or fail.
+    /// completion: product and suite ids, role and machine names, and for
+    /// a location the paths of the tree (relative paths stay relative).
+    /// The names are read once per session, on the first completion after
+    /// the session has connected; completion never opens a connection (that
+    /// may start a slapd) and never fails: a failed read offers nothing.
     pub fn complete_names(&self, kind: &NameKind, prefix: &str) -> Vec<String> {
-        let _ = (kind, prefix);
-        Vec::new()
+        if self.names.borrow().is_none()
+            && let Some(connection) = &self.connection
+            && let Ok(names) = connection.block_on(Names::read(connection.directory()))
+        {
+            *self.names.borrow_mut() = Some(names);
+        }
+        let names = self.names.borrow();
+        let empty = Names::default();
+        let names = names.as_ref().unwrap_or(&empty);
+        let candidates: Vec<String> = match kind {
+            NameKind::Location => location_candidates(&self.location, names, prefix),
+            NameKind::Object(object) => match object.as_str() {
+                "product" => names.products.clone(),
+                "suite" => names.suites.clone(),
+                "role" => names.roles.clone(),
+                "machine" => names.machines.clone(),
+                // `version` and `diff` take a product or a suite.
+                "product-or-suite" => [names.products.clone(), names.suites.clone()].concat(),
+                _ => Vec::new(),
+            },
+        };
+        let mut matching: Vec<String> = candidates
+            .into_iter()
+            .filter(|candidate| candidate.starts_with(prefix))
+            .collect();
+        matching.sort();
+        matching.dedup();
+        matching
+    }
+}
+
+/// The paths one level below the folder part of `prefix` (everything up
+/// to its last `/`), written as the admin started them.
+fn location_candidates(here: &Location, names: &Names, prefix: &str) -> Vec<String> {
+    let (folder_text, _) = match prefix.rfind('/') {
+        Some(index) => prefix.split_at(index + 1),
+        None => ("", prefix),
+    };
+    let folder = here.join(folder_text);
+    let components: Vec<&str> = folder.components().collect();
+    match components.as_slice() {
+        [] => FOLDERS
+            .iter()
+            .map(|name| format!("{folder_text}{name}/"))
+            .collect(),
+        [kind] => names
+            .in_folder(kind)
+            .iter()
+            .map(|name| format!("{folder_text}{name}"))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -303,6 +375,44 @@ mod tests {
             Err(CommandError::Usage(message)) => assert!(message.contains("http://"), "{message}"),
             other => panic!("expected a usage error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn completion_offers_names_and_paths() -> Result<(), CommandError> {
+        let mut session = Session::new(options())?;
+        // Before any name is read, the folders are still known.
+        assert_eq!(
+            session.complete_names(&NameKind::Location, "/s"),
+            vec!["/suites/"]
+        );
+        session.remember_names(Names {
+            products: vec![String::from("notes-client"), String::from("jre")],
+            suites: vec![String::from("domino")],
+            roles: vec![String::from("developer")],
+            machines: vec![String::from("ws-001")],
+        });
+        let product = NameKind::Object(String::from("product"));
+        assert_eq!(session.complete_names(&product, "no"), vec!["notes-client"]);
+        assert_eq!(
+            session.complete_names(&NameKind::Location, "/p"),
+            vec!["/products/"]
+        );
+        assert_eq!(
+            session.complete_names(&NameKind::Location, "/products/j"),
+            vec!["/products/jre"]
+        );
+        session.set_location(Location::root().join("/roles"));
+        assert_eq!(
+            session.complete_names(&NameKind::Location, ""),
+            vec!["developer"]
+        );
+        assert_eq!(
+            session.complete_names(&NameKind::Location, "../s"),
+            vec!["../suites/"]
+        );
+        session.forget_names();
+        assert!(session.complete_names(&product, "").is_empty());
+        Ok(())
     }
 
     #[test]

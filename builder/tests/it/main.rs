@@ -3,6 +3,7 @@
 // Test inputs are literals; a panic on one is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod admin_browse;
 mod auth;
 mod build;
 mod catalog;

@@ -190,16 +190,9 @@ fn help_lists_every_command_and_explains_each() {
     assert_eq!(
         names,
         [
-            "approve",
-            "bind",
-            "build",
-            "check",
-            "disable",
-            "enroll-token",
-            "exit",
-            "export",
-            "help",
-            "import"
+            "approve", "bind", "build", "cd", "check", "diff", "disable", "enroll-token",
+            "exit", "export", "find", "help", "import", "ls", "role", "show", "tree",
+            "version"
         ],
         "{list}"
     );

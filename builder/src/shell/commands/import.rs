@@ -60,6 +60,7 @@ impl Run for Import {
             &descriptors,
             &mut context.output,
         ))?;
+        context.session.forget_names();
         Ok(Flow::Continue)
     }
 }

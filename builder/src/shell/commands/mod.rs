@@ -16,10 +16,13 @@
 //! `NameKind`).
 
 mod bind;
+mod browse;
 mod check;
 mod help;
 mod import;
 mod machines;
+mod roles;
+mod versions;
 
 use std::fmt;
 
@@ -31,10 +34,13 @@ use super::prompt::Prompter;
 use super::session::Session;
 
 pub use bind::Bind;
+pub use browse::{Cd, Diff, Find, Kind, Ls, Show, Tree};
 pub use check::Check;
 pub use help::{Exit, Help};
 pub use import::{Export, Import};
 pub use machines::{Approve, Build, Disable, EnrollToken};
+pub use roles::{RoleAction, RoleCommand};
+pub use versions::{Version, VersionAction};
 
 /// Every command of `roleout-admin`; the variant's name in kebab case is the
 /// command's name, and the doc comment of its struct is its help.
@@ -46,14 +52,23 @@ pub enum Command {
     Approve(Approve),
     Bind(Bind),
     Build(Build),
+    Cd(Cd),
     Check(Check),
+    Diff(Diff),
     Disable(Disable),
     EnrollToken(EnrollToken),
     #[command(visible_alias = "quit")]
     Exit(Exit),
     Export(Export),
+    Find(Find),
     Help(Help),
     Import(Import),
+    Ls(Ls),
+    Role(RoleCommand),
+    #[command(visible_alias = "cat")]
+    Show(Show),
+    Tree(Tree),
+    Version(Version),
 }
 
 impl Command {
@@ -63,13 +78,21 @@ impl Command {
             Command::Approve(command) => command,
             Command::Bind(command) => command,
             Command::Build(command) => command,
+            Command::Cd(command) => command,
             Command::Check(command) => command,
+            Command::Diff(command) => command,
             Command::Disable(command) => command,
             Command::EnrollToken(command) => command,
             Command::Exit(command) => command,
             Command::Export(command) => command,
+            Command::Find(command) => command,
             Command::Help(command) => command,
             Command::Import(command) => command,
+            Command::Ls(command) => command,
+            Command::Role(command) => command,
+            Command::Show(command) => command,
+            Command::Tree(command) => command,
+            Command::Version(command) => command,
         }
     }
 }

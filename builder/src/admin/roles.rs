@@ -1,0 +1,153 @@
+//! Roles as admins manage them: `role create`, `role list`,
+//! `role add-member` and `role remove-member`.
+//!
+//! Members are machines, named by the admin and stored by DN: the machine
+//! is looked up first, so a typo in its name is an error rather than a
+//! member DN that names nothing.
+
+use roleout_directory::Directory;
+use roleout_model::ids::{MachineId, RoleName};
+use roleout_model::role::Role;
+
+use super::{CommandFailed, Output};
+
+fn role_name(name: &str) -> Result<RoleName, CommandFailed> {
+    RoleName::new(name)
+        .map_err(|error| CommandFailed(format!("{name:?} is not a role name: {error}")))
+}
+
+/// The DN of machine `name`; one plain line when there is none.
+async fn machine_dn(directory: &Directory, name: &str) -> Result<String, CommandFailed> {
+    let missing = || CommandFailed(format!("no machine {name:?} in the directory"));
+    let id = MachineId::new(name).map_err(|_| missing())?;
+    let machine = directory
+        .machine(&id)
+        .await
+        .map_err(|error| CommandFailed(format!("cannot read machine {name}: {error}")))?
+        .ok_or_else(missing)?;
+    Ok(machine.dn)
+}
+
+/// Fails with one plain line when role `name` does not exist.
+async fn require_role(directory: &Directory, name: &RoleName) -> Result<(), CommandFailed> {
+    let found = directory
+        .role(name)
+        .await
+        .map_err(|error| CommandFailed(format!("cannot read role {name}: {error}")))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(CommandFailed(format!("no role {name:?} in the directory"))),
+    }
+}
+
+/// `role create`: a new role without members.
+pub async fn create(
+    directory: &Directory,
+    name: &str,
+    rank: u32,
+    parent: Option<&str>,
+    description: Option<&str>,
+    output: &mut Output<'_>,
+) -> Result<(), CommandFailed> {
+    let name = role_name(name)?;
+    if directory
+        .role(&name)
+        .await
+        .map_err(|error| CommandFailed(format!("cannot read role {name}: {error}")))?
+        .is_some()
+    {
+        return Err(CommandFailed(format!("role {name} exists already")));
+    }
+    let parent = parent.map(role_name).transpose()?;
+    if let Some(parent) = &parent {
+        require_role(directory, parent).await.map_err(|_| {
+            CommandFailed(format!(
+                "role {name}: no parent role {parent:?} in the directory"
+            ))
+        })?;
+    }
+    let role = Role {
+        name: name.clone(),
+        rank,
+        parent,
+        description: description.map(str::to_owned),
+    };
+    let dn = directory
+        .create_role(&role)
+        .await
+        .map_err(|error| CommandFailed(format!("cannot create role {name}: {error}")))?;
+    let _ = writeln!(output.out, "role {name} created ({dn})");
+    Ok(())
+}
+
+/// `role list`: every role with rank, parent and member count.
+pub async fn list(directory: &Directory, output: &mut Output<'_>) -> Result<(), CommandFailed> {
+    let mut roles = directory
+        .role_entries()
+        .await
+        .map_err(|error| CommandFailed(format!("cannot read the roles: {error}")))?;
+    roles.sort_by(|a, b| a.role.name.cmp(&b.role.name));
+    for entry in roles {
+        let parent = entry
+            .role
+            .parent
+            .as_ref()
+            .map(|parent| format!("  parent {parent}"))
+            .unwrap_or_default();
+        let description = entry
+            .role
+            .description
+            .as_ref()
+            .map(|text| format!("  {text}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            output.out,
+            "{}  rank {}{parent}  {} member(s){description}",
+            entry.role.name,
+            entry.role.rank,
+            entry.members.len()
+        );
+    }
+    Ok(())
+}
+
+/// `role add-member`: makes machine `machine` a member of `role`.
+pub async fn add_member(
+    directory: &Directory,
+    role: &str,
+    machine: &str,
+    output: &mut Output<'_>,
+) -> Result<(), CommandFailed> {
+    let name = role_name(role)?;
+    require_role(directory, &name).await?;
+    let dn = machine_dn(directory, machine).await?;
+    directory
+        .add_role_member(&name, &dn)
+        .await
+        .map_err(|error| CommandFailed(format!("cannot add {machine} to role {name}: {error}")))?;
+    let _ = writeln!(output.out, "machine {machine} is a member of role {name}");
+    Ok(())
+}
+
+/// `role remove-member`: takes machine `machine` out of `role`.
+pub async fn remove_member(
+    directory: &Directory,
+    role: &str,
+    machine: &str,
+    output: &mut Output<'_>,
+) -> Result<(), CommandFailed> {
+    let name = role_name(role)?;
+    require_role(directory, &name).await?;
+    let dn = machine_dn(directory, machine).await?;
+    directory
+        .remove_role_member(&name, &dn)
+        .await
+        .map_err(|error| {
+            CommandFailed(format!("cannot remove {machine} from role {name}: {error}"))
+        })?;
+    let _ = writeln!(
+        output.out,
+        "machine {machine} is not a member of role {name}"
+    );
+    Ok(())
+}
