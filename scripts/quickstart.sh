@@ -101,21 +101,25 @@ for entry in "${machines[@]}"; do
 done
 
 step "What each machine has"
-printf '%-10s %-14s %-8s %s\n' MACHINE ROLE EXIT COMPONENTS
+outcome() {
+    case $1 in
+        0) echo "ok" ;; 1) echo "failed" ;; 3) echo "refused" ;; 4) echo "unreachable" ;;
+        5) echo "reboot" ;; *) echo "exit $1" ;;
+    esac
+}
+printf '%-10s %-14s %-8s %s\n' MACHINE ROLE OUTCOME "INSTALLED (version)"
 for entry in "${machines[@]}"; do
     name=${entry%%:*} role=${entry#*:}
     machine_dir=$top/machines/$name
     components=$("$bin/roleout" --state-dir "$machine_dir/state" --json status |
-        python3 -c 'import json,sys
-items=[]
+        python3 -c 'import json, sys
+items = []
 for line in sys.stdin:
-    line=line.strip()
-    if not line: continue
-    record=json.loads(line)
-    for product in record.get("installed", []):
-        items.append("%s %s" % (product.get("product"), product.get("version")))
-print(", ".join(items) if items else "-")' 2>/dev/null || echo "(see roleout status)")
-    printf '%-10s %-14s %-8s %s\n' "$name" "$role" "$(cat "$machine_dir/exit-status")" "$components"
+    if line.strip():
+        for product, record in sorted(json.loads(line).get("installed", {}).items()):
+            items.append("%s %s" % (product, record.get("version")))
+print(", ".join(items) or "-")')
+    printf '%-10s %-14s %-8s %s\n' "$name" "$role" "$(outcome "$(cat "$machine_dir/exit-status")")" "$components"
 done
 
 cat <<INFO
