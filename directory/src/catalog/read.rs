@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ldap3::Scope;
 use tracing::instrument;
 
+use roleout_model::assemble::AssembleError;
 use roleout_model::ids::{ProductId, Sha256, SuiteId};
 use roleout_model::product::{ProductSource, Provenance};
 use roleout_model::role::{EffectiveRoles, Selected};
@@ -220,47 +221,54 @@ pub fn assemble(
     products: &[ProductSource],
     roles: &EffectiveRoles,
 ) -> Result<AssembledSuite, CatalogError> {
-    let by_id: BTreeMap<&ProductId, &ProductSource> = products
-        .iter()
-        .map(|product| (&product.id, product))
-        .collect();
-    let selection = suite.select(roles)?;
-    let mut assembled = selection.suite;
-    let mut product_provenance = BTreeMap::new();
+    // Selection and assembly happen in the model, in one place; this only
+    // adds the source digests a build records and turns the first problem
+    // into the catalog's error.
+    let assembled =
+        roleout_model::assemble::assemble_suite(suite, products, roles).map_err(|errors| {
+            match errors.into_iter().next() {
+                Some(AssembleError::Ambiguous(ambiguity)) => CatalogError::Ambiguity(ambiguity),
+                Some(AssembleError::MissingMember { suite, product }) => CatalogError::NotFound {
+                    what: format!("product {product} (a member of suite {suite})"),
+                },
+                Some(AssembleError::MemberVersion {
+                    suite,
+                    product,
+                    versions,
+                    found,
+                }) => CatalogError::MemberVersion {
+                    suite,
+                    product: product.to_string(),
+                    wanted: versions.to_string(),
+                    found: found.to_string(),
+                },
+                Some(other) => CatalogError::Unrepresentable {
+                    what: format!("suite {}", suite.id),
+                    reason: other.to_string(),
+                },
+                None => CatalogError::Unrepresentable {
+                    what: format!("suite {}", suite.id),
+                    reason: "assembly failed without saying why".to_owned(),
+                },
+            }
+        })?;
     let mut sources = BTreeMap::new();
     sources.insert(
         format!("suite/{}", suite.id),
         crate::catalog::mapping::suite_digest(suite)?,
     );
-    for member in &selection.members {
-        let product = by_id
-            .get(&member.product)
-            .ok_or_else(|| CatalogError::NotFound {
-                what: format!(
-                    "product {} (a member of suite {})",
-                    member.product, suite.id
-                ),
-            })?;
-        if !member.versions.matches(&product.version) {
-            return Err(CatalogError::MemberVersion {
-                suite: suite.id.to_string(),
-                product: product.id.to_string(),
-                wanted: member.versions.to_string(),
-                found: product.version.to_string(),
-            });
+    for model in &assembled.suite.products {
+        if let Some(product) = products.iter().rev().find(|product| product.id == model.id) {
+            sources.insert(
+                format!("product/{}", product.id),
+                crate::catalog::mapping::product_digest(product)?,
+            );
         }
-        let (model, provenance) = product.select(roles)?;
-        sources.insert(
-            format!("product/{}", product.id),
-            crate::catalog::mapping::product_digest(product)?,
-        );
-        product_provenance.insert(product.id.clone(), provenance);
-        assembled.products.push(model);
     }
     Ok(AssembledSuite {
-        suite: assembled,
-        suite_provenance: selection.provenance,
-        product_provenance,
+        suite: assembled.suite,
+        suite_provenance: assembled.suite_provenance,
+        product_provenance: assembled.product_provenance,
         sources,
     })
 }
