@@ -3,6 +3,9 @@
 //! installing with roleout into sandbox roots. Each scenario has a world of
 //! its own, so they run in parallel and share nothing.
 
+use std::fs;
+use std::path::{Path, PathBuf};
+
 use roleout_model::protocol::{ReportOutcome, ReportStep};
 use roleout_tests::{Machine, Run, World, fixture};
 
@@ -50,6 +53,29 @@ fn reported_installs(world: &World, machine: &Machine) -> Vec<String> {
     products.sort();
     products.dedup();
     products
+}
+
+/// The files under `directory` whose bytes contain `needle`.
+fn files_containing(directory: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![directory.to_owned()];
+    while let Some(current) = pending.pop() {
+        let entries = fs::read_dir(&current)
+            .unwrap_or_else(|error| panic!("cannot list {}: {error}", current.display()));
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if fs::read(&path).is_ok_and(|bytes| {
+                bytes
+                    .windows(needle.len())
+                    .any(|window| window == needle.as_bytes())
+            }) {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 /// The run that `roleout status` says installed `product`.
@@ -145,6 +171,16 @@ fn three_roles_get_three_different_installations() {
         }
     }
 
+    // Nor did it reach a log in roleoutd's content store or anything the
+    // administrator's machine keeps.
+    for place in [
+        world.server_state.join("content"),
+        administrator.state.clone(),
+    ] {
+        let holders = files_containing(&place, "Tr0ub4dor-e2e");
+        assert!(holders.is_empty(), "the password is in {holders:?}");
+    }
+
     // A second run installs nothing.
     for machine in [&user, &developer, &administrator] {
         let run = world.install(machine);
@@ -159,7 +195,8 @@ fn a_machine_moved_to_another_role_gets_that_role_version_on_its_next_run() {
     let first = world.install(&machine);
     assert_exit(&first, 0, "run as an end user");
     assert!(!machine.has("opt/notes-designer"));
-    let first_run = world.status(&machine)["run"]["id"]
+    let first_status = world.status(&machine);
+    let first_run = first_status["run"]["id"]
         .as_str()
         .expect("the journal records the run")
         .to_owned();
@@ -192,6 +229,10 @@ fn a_machine_moved_to_another_role_gets_that_role_version_on_its_next_run() {
         assert!(!second.ran_a_step_of(product), "{}", second.transcript());
     }
     let status = world.status(&machine);
+    assert_ne!(
+        status["run"]["build"], first_status["run"]["build"],
+        "the developer's build is not the end user's"
+    );
     assert_eq!(installed_by(&status, "jre"), first_run);
     assert_eq!(installed_by(&status, "notes-help"), first_run);
     assert_ne!(installed_by(&status, "notes-designer"), first_run);
