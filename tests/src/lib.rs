@@ -1,1 +1,616 @@
-//! End-to-end tests of Roleout over real slapd, roleoutd and roleout processes.
+//! End-to-end tests of Roleout over real slapd, roleoutd and roleout
+//! processes.
+//!
+//! A [`World`] is one whole installation in a temporary directory: the real
+//! `roleoutd` binary with the managed slapd it runs in its state directory,
+//! the example catalog and its payloads imported with the real
+//! `roleout-admin`, the three roles of the quickstart (end-user, developer,
+//! administrator), and machines enrolled with the real `roleout`, each with
+//! its own state directory and sandbox root (a dpkg database and `/opt`).
+//! Everything is driven through the binaries' command lines, as an
+//! administrator and a machine would; only the reports are read back with
+//! the directory crate, because no command prints them whole.
+//!
+//! The binaries belong to other packages of the workspace, so Cargo does not
+//! build them for `cargo test -p roleout-tests`; the harness looks for them
+//! next to the test executable and names the missing one and the build
+//! command when one is not there.
+//!
+//! This is test support: it panics with a message saying what failed (and
+//! the output of the command that failed) instead of returning errors.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use roleout_directory::catalog::reports::StoredReport;
+use roleout_directory::{Directory, LocalDirectory};
+use roleout_model::ids::MachineId;
+
+/// The suffix of the managed slapd's tree (roleoutd's default).
+const SUFFIX: &str = "dc=example,dc=org";
+
+/// How long roleoutd may take to write its address file. Generous: two
+/// cores are shared by parallel tests that each start slapd and roleoutd.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long roleoutd may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The repository root.
+pub fn repository() -> PathBuf {
+    // CARGO_MANIFEST_DIR is tests/, which sits in the repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// A file or directory under `tests/fixtures`.
+pub fn fixture(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(relative)
+}
+
+/// The path of one of the workspace's binaries (`roleoutd`,
+/// `roleout-admin`, `roleout`) in the target directory the test runs from.
+///
+/// # Panics
+/// When it is not built, with the command that builds it.
+pub fn binary(name: &str) -> PathBuf {
+    // A test executable is TARGET/PROFILE/deps/NAME-HASH; the workspace's
+    // binaries are in TARGET/PROFILE.
+    let executable = std::env::current_exe().expect("the test executable has a path");
+    let profile_dir = executable
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable is in TARGET/PROFILE/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{name} is not built: {} does not exist. These end-to-end tests run the \
+         workspace's binaries; build them first with `cargo build --workspace --all-targets` \
+         (the README's test command does).",
+        path.display()
+    );
+    path
+}
+
+/// A finished command: its exit status and what it printed.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Finished {
+    fn from_output(output: Output) -> Finished {
+        Finished {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Both streams, for assertion messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit code {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `command` to its end, with no Roleout settings from the test's
+/// environment leaking into it.
+fn run(command: &mut Command) -> Finished {
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("ROLEOUT") {
+            command.env_remove(&key);
+        }
+    }
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    Finished::from_output(output)
+}
+
+/// A roleoutd process, stopped with SIGTERM when dropped (as a service
+/// manager stops it), killed if it does not stop in time.
+struct Daemon {
+    child: Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // The child's id fits an i32: Linux process ids are below 2^22.
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One installation: roleoutd over its managed slapd, the example catalog
+/// and payloads, the three roles; machines are enrolled on demand.
+pub struct World {
+    // Declared first so it is dropped first: roleoutd (and the slapd it
+    // manages) stop before their state directory is removed.
+    daemon: Daemon,
+    top: Option<tempfile::TempDir>,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// roleoutd's state directory.
+    pub server_state: PathBuf,
+    /// The built example payloads.
+    pub payloads: PathBuf,
+}
+
+impl World {
+    /// Starts roleoutd on a free loopback port with a fresh managed slapd,
+    /// imports `examples/` with its built payloads and creates the roles
+    /// end-user (rank 10), developer and administrator (ranks 20 and 30,
+    /// both children of end-user), then builds the suites.
+    pub fn start() -> World {
+        let top = tempfile::Builder::new()
+            .prefix("roleout-e2e-")
+            .tempdir()
+            .expect("a temporary directory");
+        let server_state = top.path().join("server");
+        let payloads = top.path().join("payloads");
+        fs::create_dir_all(&server_state).expect("the server state directory");
+
+        let built = run(Command::new("sh")
+            .arg(repository().join("examples/payloads/build.sh"))
+            .arg(&payloads));
+        assert_eq!(
+            built.code,
+            Some(0),
+            "examples/payloads/build.sh failed\n{}",
+            built.transcript()
+        );
+
+        let log_path = top.path().join("roleoutd.log");
+        let log = fs::File::create(&log_path).expect("roleoutd's log file");
+        let child = Command::new(binary("roleoutd"))
+            .arg("--state-dir")
+            .arg(&server_state)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--log", "info"])
+            .env_remove("ROLEOUTD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("roleoutd starts");
+        let mut daemon = Daemon { child };
+        let address_file = server_state.join("roleoutd.addr");
+        let deadline = Instant::now() + START_TIMEOUT;
+        let address = loop {
+            // roleoutd writes the file once it listens; the newline ends it.
+            if let Ok(text) = fs::read_to_string(&address_file)
+                && text.ends_with('\n')
+            {
+                break text.trim().to_owned();
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!(
+                    "roleoutd exited with {status} before listening; its log:\n{}",
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "roleoutd did not write {} within {START_TIMEOUT:?}; its log:\n{}",
+                address_file.display(),
+                fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+
+        let world = World {
+            daemon,
+            top: Some(top),
+            url: format!("https://{address}"),
+            server_state,
+            payloads,
+        };
+        world.import(&repository().join("examples"), Some(&world.payloads));
+        world.admin(
+            "role create end-user --rank 10 --description 'Every employee'; \
+             role create developer --rank 20 --parent end-user --description 'Builds Notes applications'; \
+             role create administrator --rank 30 --parent end-user --description 'Runs the Domino servers'",
+        );
+        world.build();
+        world
+    }
+
+    /// The temporary directory holding everything of this world.
+    pub fn top(&self) -> &Path {
+        self.top
+            .as_ref()
+            .map(tempfile::TempDir::path)
+            .expect("the directory is kept until the world is dropped")
+    }
+
+    /// Runs `roleout-admin --state-dir SERVER -c SCRIPT` and returns what it
+    /// did, whatever its exit status.
+    pub fn try_admin(&self, script: &str) -> Finished {
+        run(Command::new(binary("roleout-admin"))
+            .arg("--state-dir")
+            .arg(&self.server_state)
+            .arg("-c")
+            .arg(script))
+    }
+
+    /// Runs an admin script that must succeed; returns its standard output.
+    pub fn admin(&self, script: &str) -> String {
+        let finished = self.try_admin(script);
+        assert_eq!(
+            finished.code,
+            Some(0),
+            "roleout-admin -c {script:?} failed\n{}",
+            finished.transcript()
+        );
+        finished.stdout
+    }
+
+    /// Imports descriptors (a file or a directory), with their payloads
+    /// from `payloads` when given.
+    pub fn import(&self, descriptors: &Path, payloads: Option<&Path>) -> String {
+        let mut script = format!("import {}", quoted(descriptors));
+        if let Some(payloads) = payloads {
+            script.push_str(&format!(" --payloads {}", quoted(payloads)));
+        }
+        self.admin(&script)
+    }
+
+    /// Builds the `domino` suite for every role set; returns the builder's
+    /// account of what it built.
+    pub fn build(&self) -> String {
+        self.admin("build domino")
+    }
+
+    /// Enrols a machine called `name` in `role` with a one-time token, as
+    /// the quickstart does: the admin issues the token and adds the machine
+    /// to the role, the machine enrols with `roleout enroll`. Makes its
+    /// sandbox root; administrators get a response file with the
+    /// administrator password.
+    pub fn enroll(&self, name: &str, role: &str) -> Machine {
+        let token = self
+            .admin(&format!("enroll-token {name}"))
+            .trim()
+            .to_owned();
+        assert!(!token.is_empty(), "enroll-token {name} printed no token");
+        self.admin(&format!("role add-member {role} {name}"));
+
+        let directory = self.top().join("machines").join(name);
+        let machine = Machine {
+            name: name.to_owned(),
+            state: directory.join("state"),
+            root: directory.join("root"),
+            response_file: (role == "administrator").then(|| directory.join("response.toml")),
+        };
+        fs::create_dir_all(&machine.state).expect("the machine's state directory");
+        // The sandbox root: an empty dpkg database for dpkg --root, /opt
+        // and /var/log.
+        for sub in [
+            "var/lib/dpkg/info",
+            "var/lib/dpkg/updates",
+            "var/log",
+            "opt",
+        ] {
+            fs::create_dir_all(machine.root.join(sub)).expect("the sandbox root");
+        }
+        for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+            fs::write(machine.root.join(file), "").expect("the dpkg database");
+        }
+        if let Some(response_file) = &machine.response_file {
+            fs::write(
+                response_file,
+                "[notes-client]\nadmin_password = \"Tr0ub4dor-e2e\"\n",
+            )
+            .expect("the response file");
+            fs::set_permissions(response_file, fs::Permissions::from_mode(0o600))
+                .expect("the response file's mode");
+        }
+
+        let enrolled = run(Command::new(binary("roleout"))
+            .arg("--state-dir")
+            .arg(&machine.state)
+            .arg("enroll")
+            .args(["--server", &self.url])
+            .arg("--server-cert")
+            .arg(self.server_state.join("tls/cert.pem"))
+            .args(["--token", &token, "--name", name]));
+        assert_eq!(
+            enrolled.code,
+            Some(0),
+            "roleout enroll {name} failed\n{}",
+            enrolled.transcript()
+        );
+        machine
+    }
+
+    /// Runs `roleout --json install domino` on `machine`.
+    pub fn install(&self, machine: &Machine) -> Run {
+        let mut command = Command::new(binary("roleout"));
+        command
+            .arg("--state-dir")
+            .arg(&machine.state)
+            .args(["--json", "install", "domino", "--root"])
+            .arg(&machine.root);
+        if let Some(response_file) = &machine.response_file {
+            command.arg("--response-file").arg(response_file);
+        }
+        let finished = run(&mut command);
+        let events = parse_json_lines(&finished.stdout)
+            .unwrap_or_else(|error| panic!("{error}\n{}", finished.transcript()));
+        Run { finished, events }
+    }
+
+    /// What `roleout --json status` says of `machine`'s domino suite.
+    pub fn status(&self, machine: &Machine) -> Value {
+        let finished = run(Command::new(binary("roleout"))
+            .arg("--state-dir")
+            .arg(&machine.state)
+            .args(["--json", "status"]));
+        assert_eq!(
+            finished.code,
+            Some(0),
+            "roleout status on {} failed\n{}",
+            machine.name,
+            finished.transcript()
+        );
+        parse_json_lines(&finished.stdout)
+            .unwrap_or_else(|error| panic!("{error}\n{}", finished.transcript()))
+            .into_iter()
+            .find(|record| record["suite"] == "domino")
+            .unwrap_or_else(|| {
+                panic!(
+                    "roleout status on {} has no record of suite domino\n{}",
+                    machine.name,
+                    finished.transcript()
+                )
+            })
+    }
+
+    /// Every step report `machine` sent, as roleoutd stored it in the
+    /// directory (oldest first).
+    pub fn reports(&self, machine: &Machine) -> Vec<StoredReport> {
+        let settings = LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
+            .expect("the slapd roleoutd manages is running");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let machine_id = MachineId::new(&machine.name).expect("a valid machine name");
+        runtime.block_on(async {
+            let directory = Directory::connect(&settings)
+                .await
+                .expect("a connection to roleoutd's slapd");
+            let reports = directory
+                .reports_for_machine(&machine_id)
+                .await
+                .expect("the machine's reports are readable");
+            directory.close().await;
+            reports
+        })
+    }
+
+    /// roleoutd's log so far.
+    pub fn roleoutd_log(&self) -> String {
+        fs::read_to_string(self.top().join("roleoutd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Keep the evidence of a failed test: its directory holds roleoutd's
+        // log, the machines' journals and sandboxes.
+        if std::thread::panicking()
+            && let Some(top) = self.top.take()
+        {
+            let kept = top.keep();
+            #[allow(clippy::print_stderr)] // The test's output is where the person looks.
+            {
+                eprintln!(
+                    "roleout-e2e: kept {} (roleoutd.log, machines/NAME/state and root)",
+                    kept.display()
+                );
+            }
+        }
+        // roleoutd is stopped by `daemon`'s drop, before `top` is removed.
+        let _ = &self.daemon;
+    }
+}
+
+/// One enrolled machine.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Its name in the directory.
+    pub name: String,
+    /// Its `--state-dir` (keys, enrolment, journal, outbox).
+    pub state: PathBuf,
+    /// Its sandbox `--root`.
+    pub root: PathBuf,
+    /// Its response file, when it has one.
+    pub response_file: Option<PathBuf>,
+}
+
+impl Machine {
+    /// A path inside its sandbox root (`relative` without a leading `/`).
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Whether `relative` exists in its sandbox root.
+    pub fn has(&self, relative: &str) -> bool {
+        self.path(relative).exists()
+    }
+
+    /// The text of a file in its sandbox root, trimmed.
+    pub fn read(&self, relative: &str) -> String {
+        let path = self.path(relative);
+        fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+            .trim()
+            .to_owned()
+    }
+
+    /// What the sandbox's dpkg database says of `package`:
+    /// `(status, version)`, e.g. `("install ok installed", "9.0.1")`, or
+    /// `None` when it does not know the package.
+    pub fn dpkg(&self, package: &str) -> Option<(String, String)> {
+        let finished = run(Command::new("dpkg-query")
+            .arg(format!(
+                "--admindir={}",
+                self.root.join("var/lib/dpkg").display()
+            ))
+            .args(["-W", "-f", "${Status}\t${Version}", package]));
+        if finished.code != Some(0) {
+            return None;
+        }
+        let (status, version) = finished.stdout.split_once('\t')?;
+        Some((status.to_owned(), version.to_owned()))
+    }
+}
+
+/// One `roleout --json install` run: its exit status and its events.
+#[derive(Debug)]
+pub struct Run {
+    /// What the process did.
+    pub finished: Finished,
+    /// Its JSON events, in order.
+    pub events: Vec<Value>,
+}
+
+impl Run {
+    /// The exit code.
+    pub fn code(&self) -> Option<i32> {
+        self.finished.code
+    }
+
+    /// The last outcome the run gave `product`: `skipped` or `blocked` for
+    /// a component that ran nothing, else the outcome of its last step
+    /// (`success`, `failed`...).
+    pub fn outcome(&self, product: &str) -> Option<&str> {
+        self.outcome_event(product)
+            .and_then(|event| event["outcome"].as_str())
+    }
+
+    /// The last `component-outcome` event of `product`.
+    pub fn outcome_event(&self, product: &str) -> Option<&Value> {
+        self.events
+            .iter()
+            .rev()
+            .find(|event| event["event"] == "component-outcome" && event["product"] == product)
+    }
+
+    /// Every product the run gave an outcome, with that outcome, in order.
+    pub fn outcomes(&self) -> Vec<(String, String)> {
+        self.events
+            .iter()
+            .filter(|event| event["event"] == "component-outcome")
+            .map(|event| {
+                (
+                    event["product"].as_str().unwrap_or_default().to_owned(),
+                    event["outcome"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether the run installed `product`: it ran its steps and the last
+    /// one succeeded.
+    pub fn installed(&self, product: &str) -> bool {
+        self.ran_a_step_of(product) && self.outcome(product) == Some("success")
+    }
+
+    /// Whether any step of `product` was started in this run.
+    pub fn ran_a_step_of(&self, product: &str) -> bool {
+        self.events
+            .iter()
+            .any(|event| event["event"] == "step-started" && event["product"] == product)
+    }
+
+    /// The summary of the `suite-finished` event.
+    pub fn summary(&self) -> Option<&Value> {
+        self.events
+            .iter()
+            .find(|event| event["event"] == "suite-finished")
+            .map(|event| &event["summary"])
+    }
+
+    /// Both streams, for assertion messages.
+    pub fn transcript(&self) -> String {
+        self.finished.transcript()
+    }
+}
+
+/// Parses one JSON object per non-empty line.
+fn parse_json_lines(text: &str) -> Result<Vec<Value>, String> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .enumerate()
+        .map(|(number, line)| {
+            serde_json::from_str(line)
+                .map_err(|error| format!("line {} is not JSON ({error}): {line}", number + 1))
+        })
+        .collect()
+}
+
+/// A path as one word of an admin script: single-quoted unless plain.
+fn quoted(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    if text
+        .chars()
+        .all(|character| character.is_ascii_alphanumeric() || "/._-+".contains(character))
+    {
+        return text.into_owned();
+    }
+    assert!(
+        !text.contains('\''),
+        "the path {text} holds a quote, which an admin script cannot quote"
+    );
+    format!("'{text}'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_are_parsed_and_bad_lines_named() {
+        let events = parse_json_lines("{\"a\":1}\n\n{\"b\":2}\n").expect("two objects");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1]["b"], 2);
+        let error = parse_json_lines("{\"a\":1}\nnot json\n").expect_err("a bad line");
+        assert!(error.starts_with("line 2 is not JSON"), "{error}");
+    }
+
+    #[test]
+    fn plain_paths_are_one_word() {
+        assert_eq!(quoted(Path::new("/tmp/a-b/c.d")), "/tmp/a-b/c.d");
+    }
+}
