@@ -242,9 +242,6 @@ fn a_machine_moved_to_another_role_gets_that_role_version_on_its_next_run() {
 /// its fileset and a post-install that unpacks the SDK; its version (9.0.1)
 /// does not change, and its version check (dpkg package at >=9.0.1) holds.
 #[test]
-#[ignore = "roleout skips a component whose version check holds even when its model changed \
-            (installer/src/engine/mod.rs decide()), so a machine moved to developer never gets \
-            the SDK of the developer version of notes-client"]
 fn a_machine_moved_to_developer_gets_the_sdk_of_the_developer_client() {
     let world = World::start();
     let machine = world.enroll("pc-mover-sdk", "end-user");

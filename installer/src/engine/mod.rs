@@ -613,7 +613,12 @@ fn decide(
             )));
         }
     }
-    if let Some(checker) = &product.version_checker {
+    // What this machine gets of the product changed since Roleout last
+    // installed it (a role moved, a role version edited): the version check
+    // only says the product is there at an acceptable version, not that the
+    // files and steps of the new model were applied, so it cannot skip.
+    let model_changed = installed.is_some_and(|installed| installed.model != digest);
+    if let (Some(checker), false) = (&product.version_checker, model_changed) {
         let condition = render_condition(&checker.installed, &product.variables, values, context)
             .map_err(|error| error.to_string())?;
         let evaluation = condition
