@@ -87,7 +87,10 @@ fn uninstall_runs_the_uninstall_command_records_it_and_reports_it() {
     assert_eq!(report["outcome"], "success");
     assert_eq!(report["exit-code"], 0, "{report:#}");
     assert!(
-        report["id"].as_str().unwrap().ends_with(".tool.uninstall.1.status"),
+        report["id"]
+            .as_str()
+            .unwrap()
+            .ends_with(".tool.uninstall.1.status"),
         "{report:#}"
     );
     assert!(fixture.deliveries().values().all(|count| *count == 1));
