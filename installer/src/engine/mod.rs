@@ -4,17 +4,22 @@
 //!
 //! One run of a suite goes like this:
 //!
-//! 1. the state lock is taken (one installer at a time) and reports left in
-//!    the outbox by an earlier run are delivered first;
+//! 1. the state lock is taken (one installer at a time); a step whose
+//!    report an earlier run queued but whose end it did not record is
+//!    settled from that report; then reports left in the outbox are
+//!    delivered;
 //! 2. the suite envelope is fetched from a [`Source`] and checked
-//!    ([`verify`]): pinned builder key, this machine, kind, expiry, then
-//!    the serial against the journal (an older serial is a rollback). Any
-//!    refusal stops the suite before anything runs;
+//!    ([`verify`]: the envelope checks of [`crate::envelope::verify_envelope`],
+//!    then the suite, Machine object and build digest inside), against the
+//!    last envelope accepted for the suite (an older serial is a
+//!    rollback). Any refusal stops the suite before anything runs;
 //! 3. the journal says whether a run of this build is in progress: it is
 //!    resumed (a step found running was interrupted and runs again; done
 //!    steps never run again), a run of an older build is abandoned, and
 //!    otherwise a new run starts with every planned step pending;
-//! 4. each component, in plan order: dependents of a failed component are
+//! 4. a suite-level IncrementalInstall is decided before any component:
+//!    when it says skip, every component is reported skipped with its
+//!    reason and nothing runs; then each component, in plan order: dependents of a failed component are
 //!    blocked, dependents of one waiting for a reboot are held; variable
 //!    values are resolved (response file, suite linkage, defaults) and
 //!    validated; IncrementalInstall and the version checker may skip it,
@@ -22,8 +27,10 @@
 //!    (a digest mismatch refuses the component before any command); then
 //!    pre-install, install and post-install run through [`crate::run`],
 //!    each recorded in the journal before and after;
-//! 5. each step's report goes into the outbox, then delivery is tried; a
-//!    report that cannot be delivered stays for the next run;
+//! 5. each step's report goes into the outbox *before* the journal records
+//!    the step's end (so a crash between the two loses no report and runs
+//!    nothing twice), then delivery is tried; a report that cannot be
+//!    delivered stays for the next run;
 //! 6. when nothing waits for a reboot, the run is closed in the journal and
 //!    "suite complete" is reported.
 //!
