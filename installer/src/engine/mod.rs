@@ -19,8 +19,8 @@
 //!    otherwise a new run starts with every planned step pending;
 //! 4. a suite-level IncrementalInstall is decided before any component:
 //!    when it says skip, every component is reported skipped with its
-//!    reason and nothing runs; then each component, in plan order: dependents of a failed component are
-//!    blocked, dependents of one waiting for a reboot are held; variable
+//!    reason and nothing runs; then each component, in plan order:
+//!    dependents of a failed component are blocked, dependents of one waiting for a reboot are held; variable
 //!    values are resolved (response file, suite linkage, defaults) and
 //!    validated; IncrementalInstall and the version checker may skip it,
 //!    with their explanation; payloads come through the cache by digest
