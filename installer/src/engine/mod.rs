@@ -4,26 +4,33 @@
 //!
 //! One run of a suite goes like this:
 //!
-//! 1. the state lock is taken (one installer at a time) and reports left in
-//!    the outbox by an earlier run are delivered first;
+//! 1. the state lock is taken (one installer at a time); a step whose
+//!    report an earlier run queued but whose end it did not record is
+//!    settled from that report; then reports left in the outbox are
+//!    delivered;
 //! 2. the suite envelope is fetched from a [`Source`] and checked
-//!    ([`verify`]): pinned builder key, this machine, kind, expiry, then
-//!    the serial against the journal (an older serial is a rollback). Any
-//!    refusal stops the suite before anything runs;
+//!    ([`verify`]: the envelope checks of [`crate::envelope::verify_envelope`],
+//!    then the suite, Machine object and build digest inside), against the
+//!    last envelope accepted for the suite (an older serial is a
+//!    rollback). Any refusal stops the suite before anything runs;
 //! 3. the journal says whether a run of this build is in progress: it is
 //!    resumed (a step found running was interrupted and runs again; done
 //!    steps never run again), a run of an older build is abandoned, and
 //!    otherwise a new run starts with every planned step pending;
-//! 4. each component, in plan order: dependents of a failed component are
-//!    blocked, dependents of one waiting for a reboot are held; variable
+//! 4. a suite-level IncrementalInstall is decided before any component:
+//!    when it says skip, every component is reported skipped with its
+//!    reason and nothing runs; then each component, in plan order:
+//!    dependents of a failed component are blocked, dependents of one waiting for a reboot are held; variable
 //!    values are resolved (response file, suite linkage, defaults) and
 //!    validated; IncrementalInstall and the version checker may skip it,
 //!    with their explanation; payloads come through the cache by digest
 //!    (a digest mismatch refuses the component before any command); then
 //!    pre-install, install and post-install run through [`crate::run`],
 //!    each recorded in the journal before and after;
-//! 5. each step's report goes into the outbox, then delivery is tried; a
-//!    report that cannot be delivered stays for the next run;
+//! 5. each step's report goes into the outbox *before* the journal records
+//!    the step's end (so a crash between the two loses no report and runs
+//!    nothing twice), then delivery is tried; a report that cannot be
+//!    delivered stays for the next run;
 //! 6. when nothing waits for a reboot, the run is closed in the journal and
 //!    "suite complete" is reported.
 //!
@@ -48,13 +55,14 @@ use roleout_model::condition::{Facts, RunHistory};
 use roleout_model::ids::{MachineId, ProductId, Sha256, SuiteId};
 use roleout_model::product::ProductModel;
 use roleout_model::protocol::{
-    EnvelopeKind, MAX_EVIDENCE_CHARS, MAX_EVIDENCE_ITEMS, ReportOutcome, ReportStep, RunSummary,
-    SignedEnvelope, StatusReport, SuiteComplete, SuiteDelivery, SuiteList, Timestamp,
-    canonical_json, cap_log,
+    MAX_EVIDENCE_CHARS, MAX_EVIDENCE_ITEMS, ReportOutcome, ReportStep, RunSummary, SignedEnvelope,
+    StatusReport, SuiteComplete, SuiteDelivery, Timestamp, canonical_json, cap_log,
 };
 use roleout_model::render::{RenderContext, render_command, render_condition};
 use roleout_model::suite::{OnFailure, Suite};
-use roleout_model::validate::{GivenValues, Validators, Values, resolve_values};
+use roleout_model::validate::{
+    GivenValues, Validators, Values, resolve_suite_values, resolve_values,
+};
 use roleout_model::variable::Value;
 
 use crate::envelope::PinnedKey;
@@ -78,8 +86,32 @@ pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
 /// The outbox kind of a step report.
 const STATUS_KIND: &str = "status";
+/// The outbox kind of the report of a component settled without a
+/// command (skipped, blocked).
+const CHECK_KIND: &str = "check";
 /// The outbox kind of the end of a run.
 const COMPLETE_KIND: &str = "suite-complete";
+
+/// The environment variable that names a fault-injection point: when it
+/// names one the install loop reaches, the process aborts there, as a
+/// power cut or a `kill -9` would stop it. Tests use it to stop the
+/// installer between two writes, where no outside signal can be timed.
+pub const FAULT_INJECTION_VARIABLE: &str = "ROLEOUT_FAULT_INJECTION";
+
+/// Fault-injection point: a step's report is in the outbox and the
+/// journal does not yet record the step's end.
+pub const FAULT_AFTER_STEP_REPORT_QUEUED: &str = "after-step-report-queued";
+
+/// Aborts the process when [`FAULT_INJECTION_VARIABLE`] names `point`.
+fn fault_point(point: &str) {
+    if std::env::var_os(FAULT_INJECTION_VARIABLE).is_some_and(|value| value == point) {
+        std::process::abort();
+    }
+}
+
+fn report_kind(kind: &str) -> Result<ReportKind, EngineError> {
+    ReportKind::new(kind).map_err(state_error)
+}
 
 /// Process exit codes of `roleout`, documented in `roleout --help`.
 pub mod exit_code {
@@ -247,6 +279,7 @@ pub fn install(
 ) -> Result<InstallOutcome, EngineError> {
     let lock = StateLock::acquire(&settings.state_dir).map_err(state_error)?;
     let mut outbox = Outbox::open(&lock).map_err(state_error)?;
+    recover_queued_steps(settings, &lock, &mut outbox, reporter)?;
     let mut delivery = Delivery::default();
     delivery.flush(&mut outbox, source, reporter)?;
     let suites = match suite {
@@ -278,12 +311,7 @@ pub fn plan(
 ) -> Result<Vec<PlanLine>, EngineError> {
     let record = journal::read(&settings.state_dir, suite).map_err(state_error)?;
     let envelope = source.suite(suite)?;
-    let delivery = accept_suite(
-        settings,
-        &envelope,
-        suite,
-        record.as_ref().and_then(|r| r.last_accepted_serial),
-    )?;
+    let delivery = accept_suite(settings, &envelope, suite, record.as_ref())?.delivery;
     let facts = SystemFacts::new(&settings.root);
     let validators = Validators::builtin();
     let mut lines = Vec::new();
@@ -350,6 +378,7 @@ pub fn uninstall(
 ) -> Result<InstallOutcome, EngineError> {
     let lock = StateLock::acquire(&settings.state_dir).map_err(state_error)?;
     let mut outbox = Outbox::open(&lock).map_err(state_error)?;
+    recover_queued_steps(settings, &lock, &mut outbox, reporter)?;
     let mut delivery = Delivery::default();
     delivery.flush(&mut outbox, source, reporter)?;
     let mut found = None;
@@ -367,10 +396,7 @@ pub fn uninstall(
     };
     let suite = journal.suite().clone();
     let envelope = source.suite(&suite)?;
-    let suite_delivery = accept_suite(settings, &envelope, &suite, journal.last_accepted_serial())?;
-    journal
-        .accept_serial(envelope.signed.serial)
-        .map_err(|error| refused(&suite, error))?;
+    let suite_delivery = accept_and_record(settings, &mut journal, &envelope)?;
     let Some(product) = find_product(&suite_delivery.suite, product_id) else {
         return Err(EngineError::Config(format!(
             "suite {suite} no longer has product {product_id}; its uninstall command is unknown"
@@ -413,21 +439,26 @@ pub fn uninstall(
         run::run(&spec).map_err(|error| error.to_string())
     });
     let (outcome, detail, report) = step_result(&result);
-    if outcome == ReportOutcome::Success {
-        journal
-            .record_uninstalled(product_id)
-            .map_err(state_error)?;
-    }
     reporter.event(&Event::ComponentOutcome {
         product: product.id.clone(),
         phase: Some(Phase::Uninstall),
         outcome,
         detail: detail.clone(),
     });
-    let millis = Timestamp::from_system_time(started).map_or(0, Timestamp::unix_millis);
-    let id = format!("uninstall.{product_id}.{millis}");
+    // An uninstall is a run of its own: a fresh run id keeps the report id
+    // unique at the server however often the product is installed and
+    // removed again.
+    let run = RunId::generate().map_err(state_error)?;
+    let id = ReportId::for_step(
+        &run,
+        product_id,
+        Phase::Uninstall,
+        1,
+        &report_kind(STATUS_KIND)?,
+    )
+    .map_err(state_error)?;
     let status = status_report(
-        id,
+        &id,
         &suite,
         &suite_delivery.build_digest,
         product_id,
@@ -437,7 +468,14 @@ pub fn uninstall(
         &detail,
         started,
     )?;
-    queue(&mut outbox, STATUS_KIND, &status.id, &status)?;
+    // The report is queued before the journal forgets the product, so a
+    // crash between the two loses no report (a new run uninstalls again).
+    queue(&mut outbox, STATUS_KIND, &id, &status)?;
+    if outcome == ReportOutcome::Success {
+        journal
+            .record_uninstalled(product_id)
+            .map_err(state_error)?;
+    }
     delivery.flush(&mut outbox, source, reporter)?;
     let failed = u32::from(outcome != ReportOutcome::Success);
     Ok(InstallOutcome {
@@ -456,23 +494,95 @@ pub fn uninstall(
     })
 }
 
+/// Finishes in the journal every step whose report an earlier run queued
+/// but whose end it did not record (it died between the two writes): the
+/// step ran to the end the report tells, so it is settled from the report
+/// rather than run again. Runs before the outbox is delivered, while the
+/// report is still there to read.
+fn recover_queued_steps(
+    settings: &Settings,
+    lock: &StateLock,
+    outbox: &mut Outbox,
+    reporter: &dyn Reporter,
+) -> Result<(), EngineError> {
+    if outbox.is_empty() {
+        return Ok(());
+    }
+    let status_kind = report_kind(STATUS_KIND)?;
+    for suite in journal::suites(&settings.state_dir).map_err(state_error)? {
+        let mut journal = Journal::open(lock, &suite).map_err(state_error)?;
+        let (Some(interrupted), Some(run)) =
+            (journal.interrupted_step(), journal.run_in_progress())
+        else {
+            continue;
+        };
+        let id = ReportId::for_step(
+            &run.id,
+            &interrupted.step.product,
+            interrupted.step.phase,
+            interrupted.attempt,
+            &status_kind,
+        )
+        .map_err(state_error)?;
+        if !outbox.pending_ids().contains(&id) {
+            continue;
+        }
+        let Some(report) = outbox
+            .pending()
+            .map_err(state_error)?
+            .into_iter()
+            .find(|report| report.id == id)
+        else {
+            continue;
+        };
+        let status: StatusReport = serde_json::from_value(report.payload).map_err(|error| {
+            EngineError::Config(format!(
+                "outbox report {id} is not a status report: {error}"
+            ))
+        })?;
+        let result = match status.outcome {
+            ReportOutcome::Success => StepResult::Success {
+                exit_code: status.exit_code,
+            },
+            // The boot the step ran in is not in the report; the current
+            // one is the safe choice: the step then waits for one more
+            // reboot rather than going on without one.
+            ReportOutcome::SuccessRebootRequired => StepResult::RebootRequired {
+                exit_code: status.exit_code,
+                boot_id: fs::read_to_string(&settings.boot_id_path)
+                    .map(|text| text.trim().to_owned())
+                    .unwrap_or_default(),
+            },
+            _ => StepResult::Failure {
+                exit_code: status.exit_code,
+                reason: status.evidence.first().cloned().unwrap_or_default(),
+            },
+        };
+        journal
+            .finish_step(&interrupted.step.product, interrupted.step.phase, result)
+            .map_err(state_error)?;
+        reporter.event(&Event::Note {
+            message: format!(
+                "{}: {}: attempt {} had ended and been reported when the installer stopped; recorded from its report",
+                interrupted.step.product, interrupted.step.phase, interrupted.attempt
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn fetch_suite_list(
     settings: &Settings,
     source: &mut dyn Source,
 ) -> Result<Vec<SuiteId>, EngineError> {
     let envelope = source.suite_list()?;
-    let signed = verify::verify(
+    let list = verify::verify_suite_list(
         &envelope,
         &settings.builder_key,
         &settings.machine,
-        EnvelopeKind::SuiteList,
         SystemTime::now(),
     )
     .map_err(|error| EngineError::Refused {
-        suite: "list".to_owned(),
-        reason: error.to_string(),
-    })?;
-    let list: SuiteList = signed.payload().map_err(|error| EngineError::Refused {
         suite: "list".to_owned(),
         reason: error.to_string(),
     })?;
@@ -486,53 +596,41 @@ fn refused(suite: &SuiteId, error: impl fmt::Display) -> EngineError {
     }
 }
 
-/// Verifies a suite envelope and reads its delivery; `last_serial` is the
-/// journal's, checked here without recording (the caller records).
+/// Verifies a suite envelope against the last one accepted for the suite
+/// (from the state directory, with `record` the journal's view) and reads
+/// its delivery, without recording anything.
 fn accept_suite(
     settings: &Settings,
     envelope: &SignedEnvelope,
     suite: &SuiteId,
-    last_serial: Option<u64>,
-) -> Result<SuiteDelivery, EngineError> {
-    let signed = verify::verify(
+    record: Option<&SuiteRecord>,
+) -> Result<verify::AcceptedSuite, EngineError> {
+    let last = verify::last_accepted(&settings.state_dir, suite, record).map_err(state_error)?;
+    verify::verify_suite(
         envelope,
         &settings.builder_key,
         &settings.machine,
-        EnvelopeKind::Suite,
+        suite,
+        last.as_ref(),
         SystemTime::now(),
     )
-    .map_err(|error| refused(suite, error))?;
-    if let Some(last) = last_serial {
-        if signed.serial < last {
-            return Err(refused(
-                suite,
-                format!(
-                    "rollback: the envelope has serial {}, older than serial {last} already accepted",
-                    signed.serial
-                ),
-            ));
-        }
-    }
-    let delivery: SuiteDelivery = signed.payload().map_err(|error| refused(suite, error))?;
-    if delivery.suite.id != *suite {
-        return Err(refused(
-            suite,
-            format!("the envelope carries suite {}", delivery.suite.id),
-        ));
-    }
-    if delivery.machine.name != settings.machine {
-        return Err(refused(
-            suite,
-            format!("the Machine object is for {}", delivery.machine.name),
-        ));
-    }
-    if signed.build_digest.as_ref() != Some(&delivery.build_digest) {
-        return Err(refused(
-            suite,
-            "the envelope's build digest differs from the delivery's",
-        ));
-    }
-    Ok(delivery)
+    .map_err(|error| refused(suite, error))
+}
+
+/// Verifies a suite envelope and records it as accepted (its serial and
+/// build, then the journal's serial) before anything acts on it.
+fn accept_and_record(
+    settings: &Settings,
+    journal: &mut Journal,
+    envelope: &SignedEnvelope,
+) -> Result<SuiteDelivery, EngineError> {
+    let suite = journal.suite().clone();
+    let accepted = accept_suite(settings, envelope, &suite, Some(journal.record()))?;
+    verify::remember(&settings.state_dir, &suite, &accepted.accepted).map_err(state_error)?;
+    journal
+        .accept_serial(accepted.accepted.serial)
+        .map_err(|error| refused(&suite, error))?;
+    Ok(accepted.delivery)
 }
 
 fn find_product<'suite>(suite: &'suite Suite, product: &ProductId) -> Option<&'suite ProductModel> {
@@ -721,7 +819,7 @@ fn step_result(
 /// Builds a status report from what is known of a step.
 #[allow(clippy::too_many_arguments)]
 fn status_report(
-    id: String,
+    id: &ReportId,
     suite: &SuiteId,
     build: &Sha256,
     product: &ProductId,
@@ -760,7 +858,7 @@ fn status_report(
         |report| report.duration,
     );
     Ok(StatusReport {
-        id,
+        id: id.to_string(),
         suite: suite.clone(),
         build_digest: build.clone(),
         component: product.clone(),
@@ -816,19 +914,18 @@ fn command_log(report: &CommandReport) -> String {
     log
 }
 
+/// Keeps a report in the outbox. Queuing the same id again (a report made
+/// again after a crash) changes nothing; were the first copy already
+/// delivered, the server recognizes the id as a duplicate.
 fn queue(
     outbox: &mut Outbox,
     kind: &str,
-    id: &str,
+    id: &ReportId,
     body: &impl serde::Serialize,
 ) -> Result<(), EngineError> {
     let payload = serde_json::to_value(body)
         .map_err(|error| EngineError::Config(format!("cannot serialize report {id}: {error}")))?;
-    let report = Report::new(
-        ReportId::new(id).map_err(state_error)?,
-        ReportKind::new(kind).map_err(state_error)?,
-        payload,
-    );
+    let report = Report::new(id.clone(), report_kind(kind)?, payload);
     outbox.push(&report).map_err(state_error)?;
     Ok(())
 }
@@ -960,10 +1057,7 @@ impl SuiteRun {
     ) -> Result<SuiteRun, EngineError> {
         let mut journal = Journal::open(lock, suite).map_err(state_error)?;
         let envelope = source.suite(suite)?;
-        let delivery = accept_suite(settings, &envelope, suite, journal.last_accepted_serial())?;
-        journal
-            .accept_serial(envelope.signed.serial)
-            .map_err(|error| refused(suite, error))?;
+        let delivery = accept_and_record(settings, &mut journal, &envelope)?;
         let mut resumed = false;
         if let Some(run) = journal.run_in_progress() {
             if run.build == delivery.build_digest {
@@ -1022,8 +1116,28 @@ impl SuiteRun {
         })
     }
 
-    fn report_id(&self, product: &ProductId, step: &str, attempt: u32) -> String {
-        format!("{}.{product}.{step}.{attempt}.{STATUS_KIND}", self.run)
+    /// The id of the report of one attempt of a step ([`STATUS_KIND`]), or
+    /// of a component settled without a command ([`CHECK_KIND`], attempt
+    /// 0: before any attempt).
+    fn report_id(
+        &self,
+        product: &ProductId,
+        phase: Phase,
+        attempt: u32,
+        kind: &str,
+    ) -> Result<ReportId, EngineError> {
+        ReportId::for_step(&self.run, product, phase, attempt, &report_kind(kind)?)
+            .map_err(state_error)
+    }
+
+    /// The phase a settle report of `product` is filed under: its first
+    /// step (install for a product without commands).
+    fn first_phase(&self, product: &ProductId) -> Phase {
+        self.journal
+            .run_in_progress()
+            .and_then(|run| run.component(product))
+            .and_then(|component| component.steps.first())
+            .map_or(Phase::Install, |step| step.phase)
     }
 
     #[allow(clippy::too_many_lines)]
@@ -1071,6 +1185,38 @@ impl SuiteRun {
         let mut waiting: BTreeSet<ProductId> = BTreeSet::new();
         let mut first_failure: Option<ProductId> = None;
         let steps = self.delivery.plan.steps.clone();
+        if let Some(reason) = self.suite_skip(settings, &facts, &validators)? {
+            reporter.event(&Event::Note {
+                message: format!("suite {}: skipped: {reason}", self.suite),
+            });
+            let detail = format!("skipped: the suite's incremental install says so: {reason}");
+            for plan_step in &steps {
+                let untouched = self
+                    .journal
+                    .run_in_progress()
+                    .and_then(|run| run.component(&plan_step.product))
+                    .is_some_and(|record| standing(record) == Standing::Untouched);
+                if !untouched {
+                    continue;
+                }
+                self.settle_report(
+                    &plan_step.product,
+                    ReportOutcome::Skipped,
+                    &detail,
+                    outbox,
+                    reporter,
+                )?;
+                self.journal
+                    .skip_component(
+                        &plan_step.product,
+                        SkipReason::ConditionFalse {
+                            condition: format!("suite: {reason}"),
+                        },
+                    )
+                    .map_err(state_error)?;
+            }
+            delivery.flush(outbox, source, reporter)?;
+        }
         for plan_step in &steps {
             let product_id = &plan_step.product;
             let Some(product) = find_product(&self.delivery.suite, product_id).cloned() else {
@@ -1107,10 +1253,6 @@ impl SuiteRun {
                 .find_map(|before| broken.get(before).map(|_| before.clone()))
                 .or_else(|| first_failure.clone().filter(|_| stop_on_failure));
             if let Some(by) = blocker {
-                self.journal
-                    .block_component(product_id, &by)
-                    .map_err(state_error)?;
-                broken.insert(product_id.clone(), by.clone());
                 let detail = if plan_step.after.contains(&by) {
                     format!("it comes after {by}, which did not install")
                 } else {
@@ -1118,12 +1260,15 @@ impl SuiteRun {
                 };
                 self.settle_report(
                     product_id,
-                    "blocked",
                     ReportOutcome::Blocked,
                     &detail,
                     outbox,
                     reporter,
                 )?;
+                self.journal
+                    .block_component(product_id, &by)
+                    .map_err(state_error)?;
+                broken.insert(product_id.clone(), by.clone());
                 delivery.flush(outbox, source, reporter)?;
                 continue;
             }
@@ -1168,17 +1313,16 @@ impl SuiteRun {
                 let installed_record = Some(self.journal.record());
                 match decide(&product, &values, &context, &facts, installed_record) {
                     Ok(Some((reason, explanation))) => {
-                        self.journal
-                            .skip_component(product_id, reason)
-                            .map_err(state_error)?;
                         self.settle_report(
                             product_id,
-                            "check",
                             ReportOutcome::Skipped,
                             &explanation,
                             outbox,
                             reporter,
                         )?;
+                        self.journal
+                            .skip_component(product_id, reason)
+                            .map_err(state_error)?;
                         delivery.flush(outbox, source, reporter)?;
                         continue;
                     }
@@ -1240,17 +1384,14 @@ impl SuiteRun {
                         reason: detail.clone(),
                     },
                 };
-                self.journal
-                    .finish_step(product_id, phase, step_result)
-                    .map_err(state_error)?;
-                reporter.event(&Event::ComponentOutcome {
-                    product: product_id.clone(),
-                    phase: Some(phase),
-                    outcome,
-                    detail: detail.clone(),
-                });
+                // The report goes into the outbox before the journal
+                // records the step's end: a crash between the two leaves
+                // the report queued, and the next run finishes the step
+                // from it ([`recover_queued_steps`]) instead of losing the
+                // report or running the step again.
+                let id = self.report_id(product_id, phase, attempt, STATUS_KIND)?;
                 let status = status_report(
-                    self.report_id(product_id, phase.as_str(), attempt),
+                    &id,
                     &self.suite,
                     &build,
                     product_id,
@@ -1260,7 +1401,17 @@ impl SuiteRun {
                     &detail,
                     started,
                 )?;
-                queue(outbox, STATUS_KIND, &status.id, &status)?;
+                queue(outbox, STATUS_KIND, &id, &status)?;
+                fault_point(FAULT_AFTER_STEP_REPORT_QUEUED);
+                self.journal
+                    .finish_step(product_id, phase, step_result)
+                    .map_err(state_error)?;
+                reporter.event(&Event::ComponentOutcome {
+                    product: product_id.clone(),
+                    phase: Some(phase),
+                    outcome,
+                    detail: detail.clone(),
+                });
                 delivery.flush(outbox, source, reporter)?;
                 match outcome {
                     ReportOutcome::Success => {}
@@ -1279,15 +1430,18 @@ impl SuiteRun {
         let summary = self.summary();
         if waiting.is_empty() {
             if self.journal.run_in_progress().is_some() {
-                self.journal.finish_run().map_err(state_error)?;
-                let id = format!("{}.{COMPLETE_KIND}", self.run);
+                // Queued before the run is closed: a crash between the two
+                // makes the next run close it and queue the same id again.
+                let id = ReportId::for_run(&self.run, &report_kind(COMPLETE_KIND)?)
+                    .map_err(state_error)?;
                 let complete = SuiteComplete {
-                    id: id.clone(),
+                    id: id.to_string(),
                     suite: self.suite.clone(),
                     build_digest: build.clone(),
                     summary,
                 };
                 queue(outbox, COMPLETE_KIND, &id, &complete)?;
+                self.journal.finish_run().map_err(state_error)?;
             }
             delivery.flush(outbox, source, reporter)?;
         }
@@ -1304,10 +1458,12 @@ impl SuiteRun {
     }
 
     /// Reports a component settled without a command (skipped, blocked).
+    /// Callers queue this report before recording the component's state
+    /// in the journal, so a crash between the two makes the same report
+    /// (same id) again rather than none.
     fn settle_report(
         &self,
         product: &ProductId,
-        step: &str,
         outcome: ReportOutcome,
         detail: &str,
         outbox: &mut Outbox,
@@ -1319,8 +1475,9 @@ impl SuiteRun {
             outcome,
             detail: detail.to_owned(),
         });
+        let id = self.report_id(product, self.first_phase(product), 0, CHECK_KIND)?;
         let status = status_report(
-            self.report_id(product, step, 0),
+            &id,
             &self.suite,
             &self.delivery.build_digest,
             product,
@@ -1330,12 +1487,13 @@ impl SuiteRun {
             detail,
             SystemTime::now(),
         )?;
-        queue(outbox, STATUS_KIND, &status.id, &status)
+        queue(outbox, CHECK_KIND, &id, &status)
     }
 
     /// Records a component as failed before any of its commands ran (bad
     /// values, a payload that does not verify): its first pending step
-    /// gets an attempt that started no command.
+    /// gets an attempt that started no command, reported like any attempt
+    /// (queued before the journal records its end).
     fn fail_component(
         &mut self,
         product: &ProductModel,
@@ -1343,6 +1501,7 @@ impl SuiteRun {
         outbox: &mut Outbox,
         reporter: &dyn Reporter,
     ) -> Result<(), EngineError> {
+        let detail = format!("not run: {reason}");
         let phase = self
             .journal
             .run_in_progress()
@@ -1354,29 +1513,135 @@ impl SuiteRun {
                     .find(|step| step.state == StepState::Pending)
                     .map(|step| step.phase)
             });
-        if let Some(phase) = phase {
-            self.journal
-                .begin_step(&product.id, phase)
-                .map_err(state_error)?;
-            self.journal
-                .finish_step(
-                    &product.id,
-                    phase,
-                    StepResult::Failure {
-                        exit_code: None,
-                        reason: format!("not run: {reason}"),
-                    },
-                )
-                .map_err(state_error)?;
-        }
-        self.settle_report(
+        let Some(phase) = phase else {
+            return self.settle_report(
+                &product.id,
+                ReportOutcome::Failed,
+                &detail,
+                outbox,
+                reporter,
+            );
+        };
+        let attempt = self
+            .journal
+            .begin_step(&product.id, phase)
+            .map_err(state_error)?;
+        reporter.event(&Event::ComponentOutcome {
+            product: product.id.clone(),
+            phase: None,
+            outcome: ReportOutcome::Failed,
+            detail: detail.clone(),
+        });
+        let id = self.report_id(&product.id, phase, attempt, STATUS_KIND)?;
+        let status = status_report(
+            &id,
+            &self.suite,
+            &self.delivery.build_digest,
             &product.id,
-            "check",
+            ReportStep::Check,
             ReportOutcome::Failed,
-            &format!("not run: {reason}"),
-            outbox,
-            reporter,
-        )
+            None,
+            &detail,
+            SystemTime::now(),
+        )?;
+        queue(outbox, STATUS_KIND, &id, &status)?;
+        self.journal
+            .finish_step(
+                &product.id,
+                phase,
+                StepResult::Failure {
+                    exit_code: None,
+                    reason: detail,
+                },
+            )
+            .map_err(state_error)
+    }
+
+    /// The suite-level IncrementalInstall, decided before any component:
+    /// `Some(reason)` when it says to skip the whole suite.
+    ///
+    /// It is decided only while no step of the run has started (every
+    /// step pending or skipped), so a run that began is never cut short by
+    /// a condition its own installs changed. Its history comes from what
+    /// the journal records as installed: the suite has succeeded when
+    /// every product of it is installed, and its last digest is this
+    /// build's when every product is installed from the same model.
+    fn suite_skip(
+        &self,
+        settings: &Settings,
+        facts: &dyn Facts,
+        validators: &Validators,
+    ) -> Result<Option<String>, EngineError> {
+        let suite = &self.delivery.suite;
+        let Some(incremental) = &suite.incremental else {
+            return Ok(None);
+        };
+        let Some(run) = self.journal.run_in_progress() else {
+            return Ok(None);
+        };
+        let started = run
+            .components
+            .iter()
+            .flat_map(|c| &c.steps)
+            .any(|step| !matches!(step.state, StepState::Pending | StepState::Skipped { .. }));
+        if started {
+            return Ok(None);
+        }
+        let cannot = |error: &dyn fmt::Display| {
+            EngineError::Config(format!(
+                "suite {}: its incremental-install condition cannot be decided: {error}",
+                self.suite
+            ))
+        };
+        let mut incremental = incremental.clone();
+        if let Some(condition) = &incremental.when {
+            let values = resolve_suite_values(
+                &suite.id,
+                &suite.variables,
+                &settings.given.suite,
+                validators,
+            )
+            .map_err(|errors| cannot(&errors))?;
+            let context = RenderContext {
+                payload: settings
+                    .state_dir
+                    .join("runs")
+                    .join(self.run.as_str())
+                    .display()
+                    .to_string(),
+                root: settings.root.display().to_string(),
+                state_dir: settings.state_dir.display().to_string(),
+                machine: settings.machine.clone(),
+                // Conditions name what they belong to in their errors; the
+                // suite stands where a product would.
+                product: ProductId::new(suite.id.as_str()).map_err(|error| cannot(&error))?,
+                version: suite.version.clone(),
+            };
+            incremental.when = Some(
+                render_condition(condition, &suite.variables, &values, &context)
+                    .map_err(|error| cannot(&error))?,
+            );
+        }
+        let installed = self.journal.installed();
+        let ever_succeeded = suite
+            .products
+            .iter()
+            .all(|product| installed.contains_key(&product.id));
+        let same_build = ever_succeeded
+            && suite.products.iter().all(|product| {
+                installed
+                    .get(&product.id)
+                    .is_some_and(|record| record.model == model_digest(product))
+            });
+        let build = self.delivery.build_digest.as_str().to_owned();
+        let history = RunHistory {
+            ever_succeeded,
+            last_digest: same_build.then_some(build.as_str()),
+        };
+        let decision = incremental
+            .should_run(facts, history, &build)
+            .map_err(|error| cannot(&error))?;
+        Ok((!decision.runs()).then(|| decision.reason().to_owned()))
     }
 
     /// The counts of the run, from the journal.

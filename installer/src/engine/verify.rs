@@ -1,123 +1,176 @@
-//! Checking a signed envelope from roleoutd (or a mirror) before anything
-//! in it is believed.
+//! What the install loop checks in a signed envelope beyond the envelope
+//! itself, and where it keeps the last envelope it accepted per suite.
 //!
-//! The checks run on the wire type [`SignedEnvelope`], in this order: the
-//! key id must be the pinned builder key's, the Ed25519 signature over
-//! [`SignedContent::signed_message`] must verify with that key, the
-//! envelope must be for this machine and of the kind asked for, and it
-//! must not have expired. The serial is checked by the caller against the
-//! journal ([`crate::state::journal::Journal::accept_serial`]), which is
-//! where the last accepted serial lives. Any failure refuses the whole
-//! envelope: the install loop runs nothing from it.
+//! The envelope checks (pinned key, signature, this machine, expiry,
+//! rollback and a serial reused for other contents) live in one place,
+//! [`crate::envelope::verify_envelope`]; this module calls it and then
+//! checks what only the install loop knows: the payload is of the kind
+//! asked for and reads as that kind (the schema), the suite inside is the
+//! one asked for, the Machine object is this machine's, and the build
+//! digest the envelope vouches for is the delivery's. Any refusal stops the
+//! suite before anything in it runs.
+//!
+//! The last accepted envelope of a suite ([`AcceptedSerial`]: its serial
+//! and build digest) is kept in `STATE_DIR/accepted/SUITE.json`, written
+//! before the journal records the serial: the journal keeps only the
+//! serial, and the envelope check needs the digest too, to tell the same
+//! build fetched again from other contents under the same serial.
 
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use ring::signature::{ED25519, UnparsedPublicKey};
-use roleout_model::ids::{MachineId, Sha256};
-use roleout_model::protocol::{EnvelopeKind, SignedContent, SignedEnvelope, Timestamp};
+use roleout_model::ids::{MachineId, SuiteId};
+use roleout_model::protocol::{SignedEnvelope, SuiteDelivery, SuiteList};
 
-use crate::envelope::PinnedKey;
+use crate::envelope::{AcceptedSerial, EnvelopeError, PinnedKey, verify_envelope};
+use crate::state::StateError;
+use crate::state::atomic::{self, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
+use crate::state::journal::SuiteRecord;
+
+/// Name of the directory of accepted serials inside the state directory.
+pub const ACCEPTED_DIR_NAME: &str = "accepted";
 
 /// Why an envelope was refused. No variant carries key material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
-    /// The envelope names another signing key.
-    #[error(
-        "the envelope is signed by key {envelope_key_id}, not by the pinned builder key {pinned_key_id}"
-    )]
-    WrongKey {
-        /// The key id in the envelope.
-        envelope_key_id: Sha256,
-        /// The pinned key's id.
-        pinned_key_id: Sha256,
-    },
-    /// The signature does not verify.
-    #[error(
-        "the envelope signature does not verify with the pinned builder key (its contents were changed, or another key signed it)"
-    )]
-    BadSignature,
-    /// The signed bytes could not be rebuilt.
-    #[error("the envelope contents cannot be put in canonical form: {reason}")]
-    Canonical {
-        /// Why.
+    /// The envelope itself was refused (key, signature, machine, expiry,
+    /// rollback).
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The payload is not of the kind asked for, or does not read as it.
+    #[error("the envelope's payload is not a valid {expected}: {reason}")]
+    Payload {
+        /// What was asked for.
+        expected: &'static str,
+        /// What is wrong with it.
         reason: String,
     },
-    /// Made for another machine.
-    #[error("the envelope is for machine {found}, not for this machine ({expected})")]
-    OtherMachine {
+    /// The envelope carries another suite than the one asked for.
+    #[error("the envelope carries suite {found}, not suite {expected}")]
+    OtherSuite {
+        /// The suite asked for.
+        expected: SuiteId,
+        /// The suite it carries.
+        found: SuiteId,
+    },
+    /// The Machine object inside is another machine's.
+    #[error("the Machine object in the delivery is for {found}, not for this machine ({expected})")]
+    OtherMachineObject {
         /// This machine.
         expected: MachineId,
         /// The machine it names.
         found: MachineId,
     },
-    /// Another kind of payload than the one asked for.
-    #[error("the envelope carries a {} payload where a {} was expected", found.as_str(), expected.as_str())]
-    WrongKind {
-        /// What was asked for.
-        expected: EnvelopeKind,
-        /// What it carries.
-        found: EnvelopeKind,
-    },
-    /// Past its expiry (a stale mirror, or a freeze attack).
-    #[error("the envelope expired at {expires_at}; it is now {now}")]
-    Expired {
-        /// Its expiry.
-        expires_at: String,
-        /// The clock used.
-        now: String,
-    },
+    /// The signed build digest is not the delivery's.
+    #[error("the envelope's build digest differs from the delivery's")]
+    BuildDigest,
 }
 
-/// Checks `envelope` for this machine against the pinned key at `now`,
-/// and returns its signed content.
-pub fn verify<'envelope>(
-    envelope: &'envelope SignedEnvelope,
+/// A suite delivery that passed every check, and what to record as accepted.
+#[derive(Debug)]
+pub struct AcceptedSuite {
+    /// The delivery.
+    pub delivery: SuiteDelivery,
+    /// The serial and build to remember for the next envelope of the suite.
+    pub accepted: AcceptedSerial,
+}
+
+/// Checks a suite envelope for `machine` and suite `suite` against the
+/// pinned key at `now`; `last` is the last envelope accepted for the suite.
+pub fn verify_suite(
+    envelope: &SignedEnvelope,
     pinned: &PinnedKey,
     machine: &MachineId,
-    kind: EnvelopeKind,
+    suite: &SuiteId,
+    last: Option<&AcceptedSerial>,
     now: SystemTime,
-) -> Result<&'envelope SignedContent, VerifyError> {
-    let pinned_key_id = pinned.key_id();
-    if envelope.key_id != pinned_key_id {
-        return Err(VerifyError::WrongKey {
-            envelope_key_id: envelope.key_id.clone(),
-            pinned_key_id,
+) -> Result<AcceptedSuite, VerifyError> {
+    let signed = verify_envelope(envelope, pinned, machine, last, now)?;
+    let delivery: SuiteDelivery = signed.payload().map_err(|error| VerifyError::Payload {
+        expected: "suite delivery",
+        reason: error.to_string(),
+    })?;
+    if delivery.suite.id != *suite {
+        return Err(VerifyError::OtherSuite {
+            expected: suite.clone(),
+            found: delivery.suite.id.clone(),
         });
     }
-    let message = envelope
-        .signed
-        .signed_message()
-        .map_err(|error| VerifyError::Canonical {
-            reason: error.to_string(),
-        })?;
-    UnparsedPublicKey::new(&ED25519, pinned.as_bytes())
-        .verify(&message, envelope.signature.as_bytes())
-        .map_err(|_| VerifyError::BadSignature)?;
-    let signed = &envelope.signed;
-    if signed.machine != *machine {
-        return Err(VerifyError::OtherMachine {
+    if delivery.machine.name != *machine {
+        return Err(VerifyError::OtherMachineObject {
             expected: machine.clone(),
-            found: signed.machine.clone(),
+            found: delivery.machine.name.clone(),
         });
     }
-    if signed.kind != kind {
-        return Err(VerifyError::WrongKind {
-            expected: kind,
-            found: signed.kind,
-        });
+    if signed.build_digest.as_ref() != Some(&delivery.build_digest) {
+        return Err(VerifyError::BuildDigest);
     }
-    let now_stamp = Timestamp::from_system_time(now);
-    let expired = match now_stamp {
-        Some(now) => signed.expires_at.unix_millis() <= now.unix_millis(),
-        // A clock before 1970 or past 9999: nothing can be shown current.
-        None => true,
-    };
-    if expired {
-        return Err(VerifyError::Expired {
-            expires_at: signed.expires_at.to_string(),
-            now: now_stamp.map_or_else(|| "unknown".to_owned(), |now| now.to_string()),
-        });
+    Ok(AcceptedSuite {
+        accepted: AcceptedSerial::of(signed),
+        delivery,
+    })
+}
+
+/// Checks the envelope of the machine's suite list. The list spans suites,
+/// so no serial of one suite applies to it.
+pub fn verify_suite_list(
+    envelope: &SignedEnvelope,
+    pinned: &PinnedKey,
+    machine: &MachineId,
+    now: SystemTime,
+) -> Result<SuiteList, VerifyError> {
+    let signed = verify_envelope(envelope, pinned, machine, None, now)?;
+    signed.payload().map_err(|error| VerifyError::Payload {
+        expected: "suite list",
+        reason: error.to_string(),
+    })
+}
+
+fn accepted_path(state_dir: &Path, suite: &SuiteId) -> PathBuf {
+    state_dir
+        .join(ACCEPTED_DIR_NAME)
+        .join(format!("{suite}.json"))
+}
+
+/// The last envelope accepted for `suite`: from its file, else (a state
+/// directory from before the file existed) the journal's serial with the
+/// build of the journal's latest run, the best the journal knows.
+pub fn last_accepted(
+    state_dir: &Path,
+    suite: &SuiteId,
+    journal: Option<&SuiteRecord>,
+) -> Result<Option<AcceptedSerial>, StateError> {
+    let path = accepted_path(state_dir, suite);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| StateError::io("read", &path, std::io::Error::other(error))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(journal.and_then(|record| {
+                record.last_accepted_serial.map(|serial| AcceptedSerial {
+                    serial,
+                    build_digest: record.run.as_ref().map(|run| run.build.clone()),
+                })
+            }))
+        }
+        Err(error) => Err(StateError::io("read", &path, error)),
     }
-    Ok(signed)
+}
+
+/// Records `accepted` as the last envelope accepted for `suite` (durable
+/// before it returns).
+pub fn remember(
+    state_dir: &Path,
+    suite: &SuiteId,
+    accepted: &AcceptedSerial,
+) -> Result<(), StateError> {
+    let path = accepted_path(state_dir, suite);
+    atomic::ensure_directory(&state_dir.join(ACCEPTED_DIR_NAME), PRIVATE_DIR_MODE)?;
+    let bytes = serde_json::to_vec(accepted).map_err(|source| StateError::Serialize {
+        what: "an accepted serial",
+        source,
+    })?;
+    atomic::write_atomic(&path, &bytes, PRIVATE_FILE_MODE)
 }

@@ -3,8 +3,11 @@
 //! key: a real `.deb` installed with `dpkg --root` and then detected as
 //! installed, log-decided failures, reboot waits resumed in a new boot,
 //! `kill -9` in the middle of a command and a resumed run that delivers
-//! each report once, every kind of refused envelope, payload digest
-//! mismatches, and passwords kept out of logs, reports and the journal.
+//! each report once, a crash between queuing a step's report and recording
+//! the step's end (the report kept, the step not run again), a suite-level
+//! IncrementalInstall that skips a whole suite, every kind of refused
+//! envelope, payload digest mismatches, and passwords kept out of logs,
+//! reports and the journal.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use ring::signature::Ed25519KeyPair;
 use roleout_installer::engine::identity::{Enrolment, Identity};
 use roleout_installer::envelope::BuilderKey;
+use roleout_model::condition::{Condition, IncrementalInstall, RunPolicy};
 use roleout_model::descriptor::{self, Descriptor};
 use roleout_model::ids::{MachineId, Sha256, SuiteId};
 use roleout_model::product::ProductModel;
@@ -518,6 +522,123 @@ fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() 
     let status = fixture.roleout(&["status"]);
     let out = String::from_utf8_lossy(&status.stdout);
     assert!(out.contains("installed: slow 1.0"), "{out}");
+}
+
+#[test]
+fn a_crash_after_a_report_is_queued_keeps_the_report_and_does_not_run_the_step_again() {
+    let mut fixture = Fixture::new();
+    let first = fixture.product(&marker_product(&fixture, "first", &[], ""));
+    let second = fixture.product(&marker_product(&fixture, "second", &["first"], ""));
+    let suite = fixture.suite("crashy", vec![first, second], OnFailure::Stop);
+    fixture.publish(&suite);
+
+    // The process aborts right after the first step's report is in the
+    // outbox, before the journal records the step's end.
+    let crashed = fixture
+        .command(&["install", "crashy"])
+        .env(
+            roleout_installer::engine::FAULT_INJECTION_VARIABLE,
+            roleout_installer::engine::FAULT_AFTER_STEP_REPORT_QUEUED,
+        )
+        .output()
+        .unwrap();
+    assert_eq!(crashed.status.code(), None, "{}", text(&crashed));
+    assert_eq!(fixture.marker_count("first"), 1);
+    assert_eq!(fixture.marker_count("second"), 0);
+    let status = fixture.roleout(&["status"]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("first 1.0: install running"), "{out}");
+    let outbox: Vec<String> = fs::read_dir(fixture.state.join("outbox"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert!(outbox[0].contains(".first.install.1.status"), "{outbox:?}");
+    assert!(fixture.deliveries().is_empty());
+
+    let rerun = fixture.roleout(&["install", "crashy"]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    assert!(
+        String::from_utf8_lossy(&rerun.stdout).contains("recorded from its report"),
+        "{}",
+        text(&rerun)
+    );
+    assert_eq!(
+        fixture.marker_count("first"),
+        1,
+        "the reported step ran again"
+    );
+    assert_eq!(fixture.marker_count("second"), 1);
+    let deliveries = fixture.deliveries();
+    assert!(
+        deliveries.values().all(|count| *count == 1),
+        "{deliveries:?}"
+    );
+    // first (attempt 1 only), second, and the suite complete.
+    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+    assert!(
+        deliveries
+            .keys()
+            .any(|id| id.contains(".first.install.1.status")),
+        "{deliveries:?}"
+    );
+    assert!(
+        !deliveries.keys().any(|id| id.contains(".first.install.2.")),
+        "{deliveries:?}"
+    );
+    let status = fixture.roleout(&["status"]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("installed: first 1.0"), "{out}");
+}
+
+#[test]
+fn a_suite_whose_incremental_install_says_skip_runs_nothing_and_reports_why() {
+    let mut fixture = Fixture::new();
+    let one = fixture.product(&marker_product(&fixture, "one", &[], ""));
+    let two = fixture.product(&marker_product(&fixture, "two", &["one"], ""));
+    let mut suite = fixture.suite("gated", vec![one, two], OnFailure::Stop);
+    suite.incremental = Some(IncrementalInstall {
+        when: Some(Condition::FileExists {
+            path: "{{ root }}/etc/gated-enabled".to_owned(),
+        }),
+        run: RunPolicy::Always,
+    });
+    fixture.publish(&suite);
+
+    let skipped = fixture.roleout(&["install", "gated"]);
+    assert_eq!(skipped.status.code(), Some(0), "{}", text(&skipped));
+    assert_eq!(fixture.marker_count("one"), 0);
+    assert_eq!(fixture.marker_count("two"), 0);
+    let reports = fixture.reports();
+    assert_eq!(reports.len(), 3, "{reports:#?}");
+    for component in ["one", "two"] {
+        let report = reports
+            .iter()
+            .find(|report| report["component"] == component)
+            .unwrap_or_else(|| panic!("no report for {component}: {reports:#?}"));
+        assert_eq!(report["outcome"], "skipped", "{report:#}");
+        let reason = report["evidence"][0].as_str().unwrap();
+        assert!(
+            reason.contains("incremental install") && reason.contains("gated-enabled"),
+            "{reason}"
+        );
+    }
+    let complete = reports
+        .iter()
+        .find(|report| report.get("summary").is_some())
+        .unwrap();
+    assert_eq!(complete["summary"]["skipped"], 2, "{complete:#}");
+    assert_eq!(complete["summary"]["installed"], 0, "{complete:#}");
+
+    // Once the condition holds, a new build of the suite installs.
+    fs::create_dir_all(fixture.root.join("etc")).unwrap();
+    fs::write(fixture.root.join("etc/gated-enabled"), "yes\n").unwrap();
+    suite.version = Version::new("1.1").unwrap();
+    fixture.publish(&suite);
+    let installed = fixture.roleout(&["install", "gated"]);
+    assert_eq!(installed.status.code(), Some(0), "{}", text(&installed));
+    assert_eq!(fixture.marker_count("one"), 1);
+    assert_eq!(fixture.marker_count("two"), 1);
 }
 
 /// Writes a suite whose install would leave a marker, and returns it.

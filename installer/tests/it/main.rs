@@ -7,4 +7,5 @@
 mod cli;
 mod engine;
 mod runner;
+mod server;
 mod state;
