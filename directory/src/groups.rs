@@ -372,7 +372,10 @@ impl Directory {
             return Err(mapping(
                 dn,
                 "cn",
-                format!("only entries under {} are deleted", self.layout().machines()),
+                format!(
+                    "only entries under {} are deleted",
+                    self.layout().machines()
+                ),
             ));
         }
         self.delete(dn).await

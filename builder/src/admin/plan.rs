@@ -223,8 +223,8 @@ async fn plan_suite(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Tests fail loudly by design.
 mod tests {
-    use roleout_model::ids::RoleName;
     use roleout_model::command::Phase;
+    use roleout_model::ids::RoleName;
     use roleout_model::product::ProductSlot;
 
     use super::*;
