@@ -1,5 +1,6 @@
 //! The catalog part of Roleout's schema (products, suites, builds,
-//! reports): attribute types numbered 100 and up, object classes 50 and up.
+//! reports, machine groups and customizations): attribute types numbered
+//! 100 and up, object classes 50 and up.
 //! `schema.rs` concatenates these tables after the roles and machines ones.
 //!
 //! Free text uses the octet-string syntax (`Syntax::Bytes`): unlike
@@ -483,6 +484,27 @@ pub(crate) const CATALOG_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::Bytes,
         single_value: true,
     },
+    AttributeType {
+        number: 167,
+        name: "roleoutChosenProduct",
+        description: "A product chosen for a machine group (Fig. 7), as an ordered value {n}id",
+        syntax: Syntax::Bytes,
+        single_value: false,
+    },
+    AttributeType {
+        number: 168,
+        name: "roleoutMachineChoice",
+        description: "Products chosen for one machine of a group beyond those of the group: MACHINE=id,id",
+        syntax: Syntax::Bytes,
+        single_value: false,
+    },
+    AttributeType {
+        number: 169,
+        name: "roleoutCustomValue",
+        description: "A customized value of a suite variable, NAME=VALUE; never a password",
+        syntax: Syntax::Bytes,
+        single_value: false,
+    },
 ];
 
 /// The catalog's object classes (numbers 50+).
@@ -744,5 +766,29 @@ pub(crate) const CATALOG_CLASSES: &[ObjectClass] = &[
             "roleoutSignal",
             "roleoutRunSummary",
         ],
+    },
+    ObjectClass {
+        number: 72,
+        name: "roleoutMachineGroup",
+        description: "A group of machines that get the same products of a suite (Fig. 7)",
+        kind: ClassKind::Structural,
+        superior: "top",
+        must: &["cn"],
+        may: &[
+            "roleoutSuiteName",
+            "roleoutChosenProduct",
+            "roleoutMachineChoice",
+            "member",
+            "description",
+        ],
+    },
+    ObjectClass {
+        number: 73,
+        name: "roleoutCustomization",
+        description: "The values an admin chose for the variables of a suite, suite-wide or for a group",
+        kind: ClassKind::Structural,
+        superior: "top",
+        must: &["roleoutSuiteName"],
+        may: &["roleoutCustomValue"],
     },
 ];

@@ -9,8 +9,12 @@ pub mod browse;
 pub mod build;
 pub mod catalog;
 pub mod check;
+pub mod customize;
+pub mod groups;
 pub mod machines;
+pub mod plan;
 pub mod roles;
+pub mod status;
 pub mod versions;
 
 use std::fmt;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin_browse;
+mod admin_more;
 mod auth;
 mod build;
 mod catalog;

@@ -190,14 +190,34 @@ fn help_lists_every_command_and_explains_each() {
     assert_eq!(
         names,
         [
-            "approve", "bind", "build", "cd", "check", "diff", "disable", "enroll-token",
-            "exit", "export", "find", "help", "import", "ls", "role", "show", "tree",
+            "approve",
+            "bind",
+            "build",
+            "cd",
+            "check",
+            "customize",
+            "diff",
+            "disable",
+            "enroll-token",
+            "exit",
+            "export",
+            "find",
+            "group",
+            "help",
+            "import",
+            "ls",
+            "machine",
+            "plan",
+            "role",
+            "show",
+            "status",
+            "tree",
             "version"
         ],
         "{list}"
     );
     assert!(
-        list.contains("  check       Check descriptor files offline"),
+        list.contains("  check         Check descriptor files offline"),
         "{list}"
     );
     for name in names {

@@ -18,10 +18,14 @@
 mod bind;
 mod browse;
 mod check;
+mod customize;
+mod groups;
 mod help;
 mod import;
 mod machines;
+mod plan;
 mod roles;
+mod status;
 mod versions;
 
 use std::fmt;
@@ -36,10 +40,14 @@ use super::session::Session;
 pub use bind::Bind;
 pub use browse::{Cd, Diff, Find, Kind, Ls, Show, Tree};
 pub use check::Check;
+pub use customize::Customize;
+pub use groups::{GroupAction, GroupCommand};
 pub use help::{Exit, Help};
 pub use import::{Export, Import};
 pub use machines::{Approve, Build, Disable, EnrollToken};
+pub use plan::Plan;
 pub use roles::{RoleAction, RoleCommand};
+pub use status::{MachineAction, MachineCommand, Status};
 pub use versions::{Version, VersionAction};
 
 /// Every command of `roleout-admin`; the variant's name in kebab case is the
@@ -54,6 +62,7 @@ pub enum Command {
     Build(Build),
     Cd(Cd),
     Check(Check),
+    Customize(Customize),
     Diff(Diff),
     Disable(Disable),
     EnrollToken(EnrollToken),
@@ -61,12 +70,16 @@ pub enum Command {
     Exit(Exit),
     Export(Export),
     Find(Find),
+    Group(GroupCommand),
     Help(Help),
     Import(Import),
     Ls(Ls),
+    Machine(MachineCommand),
+    Plan(Plan),
     Role(RoleCommand),
     #[command(visible_alias = "cat")]
     Show(Show),
+    Status(Status),
     Tree(Tree),
     Version(Version),
 }
@@ -80,17 +93,22 @@ impl Command {
             Command::Build(command) => command,
             Command::Cd(command) => command,
             Command::Check(command) => command,
+            Command::Customize(command) => command,
             Command::Diff(command) => command,
             Command::Disable(command) => command,
             Command::EnrollToken(command) => command,
             Command::Exit(command) => command,
             Command::Export(command) => command,
             Command::Find(command) => command,
+            Command::Group(command) => command,
             Command::Help(command) => command,
             Command::Import(command) => command,
             Command::Ls(command) => command,
+            Command::Machine(command) => command,
+            Command::Plan(command) => command,
             Command::Role(command) => command,
             Command::Show(command) => command,
+            Command::Status(command) => command,
             Command::Tree(command) => command,
             Command::Version(command) => command,
         }
