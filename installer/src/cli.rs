@@ -112,6 +112,41 @@ pub struct UninstallArgs {
 }
 
 /// What install, plan and uninstall share.
+/// `path` made absolute against the current directory (unchanged when it
+/// already is, or when the current directory cannot be read).
+fn absolute(path: &mut PathBuf) {
+    if path.is_relative() {
+        if let Ok(current) = std::env::current_dir() {
+            *path = current.join(&*path);
+        }
+    }
+}
+
+impl Cli {
+    fn make_paths_absolute(&mut self) {
+        absolute(&mut self.state_dir);
+        let common = match &mut self.command {
+            Command::Install(run) | Command::Plan(run) => Some(&mut run.common),
+            Command::Uninstall(uninstall) => Some(&mut uninstall.common),
+            Command::Enroll(enroll) => {
+                absolute(&mut enroll.server_cert);
+                None
+            }
+            Command::Status => None,
+        };
+        if let Some(common) = common {
+            absolute(&mut common.root);
+            for path in [&mut common.cache_dir, &mut common.from, &mut common.response_file]
+                .into_iter()
+                .flatten()
+            {
+                absolute(path);
+            }
+        }
+    }
+}
+
+/// Arguments shared by `install`, `plan` and `uninstall`.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Variable values (TOML: suite variables at the top, `[product]` tables), mode 0600.
@@ -134,7 +169,7 @@ pub struct CommonArgs {
 
 /// Runs `roleout` and returns its exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -145,6 +180,10 @@ pub fn main() -> i32 {
             };
         }
     };
+    // Paths end up in commands that run in other working directories (the
+    // payload directory, a descriptor's working-dir): make them absolute
+    // once, here, so a relative --root or --state-dir means what it says.
+    cli.make_paths_absolute();
     let reporter: Box<dyn Reporter> = if cli.quiet {
         Box::new(QuietReporter)
     } else if cli.json {
