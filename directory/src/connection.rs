@@ -11,9 +11,17 @@
 //! Every search goes through `Directory::search`, which pages (500 entries
 //! a page) and counts each request it sends, so tests and benchmarks can
 //! assert how many round trips a feature costs ([`Directory::search_count`]).
+//!
+//! TLS (`ldaps://`, StartTLS) uses rustls with the ring provider, the one
+//! provider of the whole of Roleout. The client configuration is built once
+//! per [`Directory`], with the provider named explicitly (rustls would
+//! otherwise guess a process default) and a root store holding either the
+//! certificates of the configured CA file, and nothing else, or the
+//! system's roots.
 
 use std::collections::HashSet;
 use std::hash::Hash;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,6 +33,9 @@ use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, ResultEntry, Scope,
     SearchEntry, SearchStream,
 };
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::{ClientConfig, RootCertStore};
 use tokio::sync::Mutex;
 use tracing::instrument;
 
@@ -46,6 +57,8 @@ pub struct Directory {
 struct Inner {
     settings: Settings,
     layout: Layout,
+    /// The TLS client configuration, when some URL talks TLS.
+    tls: Option<Arc<ClientConfig>>,
     /// The live connection; `None` after it broke, until the next operation
     /// reopens it.
     handle: Mutex<Option<Ldap>>,
@@ -69,10 +82,12 @@ impl Directory {
     #[instrument(skip_all, fields(urls = ?settings.urls))]
     pub async fn connect(settings: &Settings) -> Result<Directory> {
         settings.validate()?;
-        let ldap = open(settings).await?;
+        let tls = tls_config(settings)?;
+        let ldap = open(settings, tls.as_ref()).await?;
         Ok(Directory {
             inner: Arc::new(Inner {
                 layout: Layout::new(settings),
+                tls,
                 settings: settings.clone(),
                 handle: Mutex::new(Some(ldap)),
                 searches: Arc::new(AtomicU64::new(0)),
@@ -116,7 +131,7 @@ impl Directory {
             return Ok(ldap);
         }
         *guard = None;
-        let ldap = open(&self.inner.settings).await?;
+        let ldap = open(&self.inner.settings, self.inner.tls.as_ref()).await?;
         *guard = Some(ldap.clone());
         let mut ldap = ldap;
         ldap.with_timeout(self.inner.settings.operation_timeout);
@@ -268,11 +283,95 @@ impl Directory {
     }
 }
 
+/// The TLS client configuration for `settings`: `None` when no URL talks
+/// TLS. Fails with [`DirectoryError::Settings`] naming the CA file when it
+/// cannot be read or holds no usable certificate, or when the system has
+/// no trusted roots and no CA file is configured.
+pub(crate) fn tls_config(settings: &Settings) -> Result<Option<Arc<ClientConfig>>> {
+    if !settings.uses_tls() {
+        return Ok(None);
+    }
+    let roots = match &settings.ca_certificate {
+        Some(path) => ca_file_roots(path)?,
+        None => system_roots()?,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| {
+            DirectoryError::Settings(format!("cannot set up TLS with the ring provider: {error}"))
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
+}
+
+/// The certificates of the PEM file `path`, as the only trusted roots.
+fn ca_file_roots(path: &Path) -> Result<RootCertStore> {
+    let fail = |reason: String| {
+        Err(DirectoryError::Settings(format!(
+            "CA certificate file {}: {reason}",
+            path.display()
+        )))
+    };
+    let pem = match std::fs::read(path) {
+        Ok(pem) => pem,
+        Err(error) => return fail(format!("cannot be read: {error}")),
+    };
+    let mut roots = RootCertStore::empty();
+    for (index, certificate) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+        let certificate = match certificate {
+            Ok(certificate) => certificate,
+            // The library's own text for this one shows the marker as bytes.
+            Err(rustls::pki_types::pem::Error::MissingSectionEnd { .. }) => {
+                return fail("is not valid PEM: a section has no -----END line".to_owned());
+            }
+            Err(error) => return fail(format!("is not valid PEM: {error}")),
+        };
+        if let Err(error) = roots.add(certificate) {
+            return fail(format!(
+                "certificate {} cannot be used as a trusted root: {error}",
+                index + 1
+            ));
+        }
+    }
+    if roots.is_empty() {
+        return fail("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned());
+    }
+    Ok(roots)
+}
+
+/// The system's trusted roots (the ones OpenSSL would use, `SSL_CERT_FILE`
+/// and `SSL_CERT_DIR` included). Unreadable ones are skipped as long as
+/// some remain.
+fn system_roots() -> Result<RootCertStore> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let reasons: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        return Err(DirectoryError::Settings(format!(
+            "TLS is asked for but the system has no trusted root certificates{}; \
+             name the directory's CA with the ca-certificate setting",
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join("; "))
+            }
+        )));
+    }
+    for error in &found.errors {
+        tracing::debug!(%error, "skipped some system root certificates");
+    }
+    Ok(roots)
+}
+
 /// Opens a connection to the first URL that accepts it and the bind.
-async fn open(settings: &Settings) -> Result<Ldap> {
+async fn open(settings: &Settings, tls: Option<&Arc<ClientConfig>>) -> Result<Ldap> {
     let mut failures = Vec::new();
     for url in &settings.urls {
-        let attempt = tokio::time::timeout(settings.connect_timeout, open_one(settings, url)).await;
+        let attempt =
+            tokio::time::timeout(settings.connect_timeout, open_one(settings, tls, url)).await;
         match attempt {
             Ok(Ok(ldap)) => {
                 tracing::debug!(url, "connected to the directory");
@@ -292,21 +391,21 @@ async fn open(settings: &Settings) -> Result<Ldap> {
 }
 
 /// Connects to one URL and binds; the error is the reason in words.
-async fn open_one(settings: &Settings, url: &str) -> std::result::Result<Ldap, String> {
-    #[cfg(not(feature = "tls"))]
-    if settings.starttls || url.starts_with("ldaps://") {
-        return Err(
-            "TLS support is not built in (build roleout-directory with the `tls` feature)"
-                .to_owned(),
-        );
+async fn open_one(
+    settings: &Settings,
+    tls: Option<&Arc<ClientConfig>>,
+    url: &str,
+) -> std::result::Result<Ldap, String> {
+    let starttls = settings.starttls && url.starts_with("ldap://");
+    let mut connection_settings = LdapConnSettings::new()
+        .set_conn_timeout(settings.connect_timeout)
+        .set_starttls(starttls);
+    if let Some(config) = tls {
+        connection_settings = connection_settings.set_config(config.clone());
     }
-    let connection_settings = LdapConnSettings::new().set_conn_timeout(settings.connect_timeout);
-    #[cfg(feature = "tls")]
-    let connection_settings =
-        connection_settings.set_starttls(settings.starttls && url.starts_with("ldap://"));
     let (connection, mut ldap) = LdapConnAsync::with_settings(connection_settings, url)
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| describe_connect_error(error, starttls))?;
     tokio::spawn(async move {
         if let Err(error) = connection.drive().await {
             tracing::debug!(%error, "directory connection ended");
@@ -327,6 +426,40 @@ async fn open_one(settings: &Settings, url: &str) -> std::result::Result<Ldap, S
             };
             Err(map_error("bind", bind_dn, error, settings.connect_timeout).to_string())
         }
+    }
+}
+
+/// Why opening a connection failed, in words: TLS failures and a refused
+/// StartTLS are told apart from plain network errors.
+fn describe_connect_error(error: LdapError, starttls: bool) -> String {
+    match error {
+        LdapError::LdapResult { result } if starttls => {
+            let text = result.text.trim();
+            format!(
+                "the server refused StartTLS: {} ({}){}",
+                crate::error::code_name(result.rc),
+                result.rc,
+                if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {text}")
+                }
+            )
+        }
+        LdapError::Io { source } => {
+            let tls_error = source
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+            match tls_error {
+                Some(tls_error) => format!("TLS handshake failed: {tls_error}"),
+                None if source.kind() == std::io::ErrorKind::UnexpectedEof => format!(
+                    "the server closed the connection during the TLS handshake or before \
+                     answering ({source}); is it serving TLS there?"
+                ),
+                None => source.to_string(),
+            }
+        }
+        other => other.to_string(),
     }
 }
 

@@ -179,7 +179,7 @@ pub mod result_code {
 }
 
 /// The RFC 4511 name of a result code, for messages.
-fn code_name(code: u32) -> &'static str {
+pub(crate) fn code_name(code: u32) -> &'static str {
     match code {
         0 => "success",
         1 => "operations error",

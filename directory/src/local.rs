@@ -10,6 +10,15 @@
 //! 0600). A persistent state directory is reused across restarts; a
 //! temporary one disappears with its [`LocalDirectory`].
 //!
+//! With [`LocalOptions::tls`], slapd also serves TLS: StartTLS on the
+//! `ldap://` port and `ldaps://` on a second loopback port, with a
+//! self-signed certificate for `localhost` and `127.0.0.1` kept in `tls/`
+//! (no CA: clients trust the certificate itself, which
+//! [`LocalDirectory::tls_certificate_path`] names). The key is a PKCS#8
+//! PEM file, which Debian's GnuTLS-built slapd reads; the TLS attributes
+//! are added to `cn=config` offline with `slapmodify`, so a state made
+//! without TLS gains it when reopened with the option.
+//!
 //! slapd runs in the foreground (`-d none`: no debug output, but its
 //! start-up errors still reach `slapd.log`) as our child, so its pid is the
 //! child's and we stop exactly the process we started: SIGTERM, a bounded
@@ -66,6 +75,9 @@ pub struct LocalOptions {
     pub start_timeout: Duration,
     /// How long slapd may take to exit after SIGTERM before it is killed.
     pub stop_timeout: Duration,
+    /// Also serve TLS: StartTLS on the `ldap://` port and `ldaps://` on a
+    /// second loopback port, with a self-signed certificate.
+    pub tls: bool,
 }
 
 impl Default for LocalOptions {
@@ -76,6 +88,7 @@ impl Default for LocalOptions {
             programs: None,
             start_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(10),
+            tls: false,
         }
     }
 }
@@ -85,6 +98,7 @@ impl Default for LocalOptions {
 struct Programs {
     slapd: PathBuf,
     slapadd: PathBuf,
+    slapmodify: PathBuf,
     slappasswd: PathBuf,
 }
 
@@ -116,6 +130,7 @@ impl Programs {
         Ok(Programs {
             slapd: find("slapd")?,
             slapadd: find("slapadd")?,
+            slapmodify: find("slapmodify")?,
             slappasswd: find("slappasswd")?,
         })
     }
@@ -131,6 +146,8 @@ pub struct LocalDirectory {
     options: LocalOptions,
     programs: Programs,
     port: u16,
+    /// The `ldaps://` port; 0 without TLS or before the first start.
+    ldaps_port: u16,
     child: Option<Child>,
     admin_password: Secret,
     builder_password: Secret,
@@ -210,11 +227,15 @@ impl LocalDirectory {
             options,
             programs,
             port: 0,
+            ldaps_port: 0,
             child: None,
             admin_password: Secret::new(String::new()),
             builder_password: Secret::new(String::new()),
         };
         directory.initialize()?;
+        if directory.options.tls {
+            directory.initialize_tls()?;
+        }
         directory.start()?;
         Ok(directory)
     }
@@ -255,6 +276,21 @@ impl LocalDirectory {
     /// The `ldap://127.0.0.1:PORT/` URL.
     pub fn ldap_url(&self) -> String {
         format!("ldap://127.0.0.1:{}/", self.port)
+    }
+
+    /// The `ldaps://127.0.0.1:PORT/` URL, when slapd serves TLS
+    /// ([`LocalOptions::tls`]).
+    pub fn ldaps_url(&self) -> Option<String> {
+        self.options
+            .tls
+            .then(|| format!("ldaps://127.0.0.1:{}/", self.ldaps_port))
+    }
+
+    /// The PEM file of slapd's self-signed certificate, the one to trust
+    /// (`ca-certificate`) for StartTLS and `ldaps://`, when slapd serves
+    /// TLS ([`LocalOptions::tls`]).
+    pub fn tls_certificate_path(&self) -> Option<PathBuf> {
+        self.options.tls.then(|| self.state.join("tls/server.crt"))
     }
 
     /// The root DN (SASL EXTERNAL over ldapi maps the current user to it).
@@ -348,9 +384,16 @@ impl LocalDirectory {
                 Some(port) => port,
                 None => free_port()?,
             };
-            match self.spawn(port) {
+            // The ldaps port is kept across restarts too.
+            let ldaps_port = match (self.options.tls, self.ldaps_port) {
+                (false, _) => None,
+                (true, 0) => Some(free_port_besides(port)?),
+                (true, ldaps_port) => Some(ldaps_port),
+            };
+            match self.spawn(port, ldaps_port) {
                 Ok(()) => {
                     self.port = port;
+                    self.ldaps_port = ldaps_port.unwrap_or(0);
                     return Ok(());
                 }
                 // Another process took the free port between our probe and
@@ -398,8 +441,9 @@ impl LocalDirectory {
         Ok(())
     }
 
-    /// Starts slapd on `port` and waits for it to answer.
-    fn spawn(&mut self, port: u16) -> Result<()> {
+    /// Starts slapd on `port` (and `ldaps_port` for ldaps) and waits for
+    /// it to answer.
+    fn spawn(&mut self, port: u16, ldaps_port: Option<u16>) -> Result<()> {
         let log_path = self.state.join("slapd.log");
         let log = fs::File::create(&log_path).map_err(|error| {
             DirectoryError::io(format!("cannot create {}", log_path.display()), error)
@@ -408,7 +452,10 @@ impl LocalDirectory {
             DirectoryError::io(format!("cannot reopen {}", log_path.display()), error)
         })?;
         let ldapi = self.ldapi_url();
-        let listeners = format!("{ldapi} ldap://127.0.0.1:{port}/");
+        let mut listeners = format!("{ldapi} ldap://127.0.0.1:{port}/");
+        if let Some(ldaps_port) = ldaps_port {
+            let _ = write!(listeners, " ldaps://127.0.0.1:{ldaps_port}/");
+        }
         let child = Command::new(&self.programs.slapd)
             .arg("-F")
             .arg(self.config_dir())
@@ -430,6 +477,13 @@ impl LocalDirectory {
                 self.child = None;
                 let log_tail = self.log_tail();
                 if log_tail.contains("Address already in use") {
+                    // slapd's log names the listener it could not open.
+                    let port = match ldaps_port {
+                        Some(ldaps_port) if log_tail.contains(&format!(":{ldaps_port}")) => {
+                            ldaps_port
+                        }
+                        _ => port,
+                    };
                     return Err(DirectoryError::PortInUse { port });
                 }
                 return Err(DirectoryError::Slapd {
@@ -440,7 +494,12 @@ impl LocalDirectory {
                     log_tail,
                 });
             }
-            if answers_bind_unix(&socket) && answers_bind_tcp(port) {
+            // slapd opens every listener before it serves any, so the
+            // ldaps port accepting a connection is enough there.
+            if answers_bind_unix(&socket)
+                && answers_bind_tcp(port)
+                && ldaps_port.is_none_or(accepts_tcp)
+            {
                 tracing::debug!(port, state = %self.state.display(), "embedded slapd is up");
                 return Ok(());
             }
@@ -575,23 +634,83 @@ impl LocalDirectory {
         Ok(())
     }
 
+    /// Makes the self-signed certificate and key in `tls/` unless they
+    /// exist, and names them in `cn=config` unless it names them already.
+    fn initialize_tls(&self) -> Result<()> {
+        let directory = self.state.join("tls");
+        let certificate = directory.join("server.crt");
+        let key = directory.join("server.key");
+        if !(certificate.is_file() && key.is_file()) {
+            if !directory.is_dir() {
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&directory)
+                    .map_err(|error| {
+                        DirectoryError::io(format!("cannot create {}", directory.display()), error)
+                    })?;
+            }
+            let (certificate_pem, key_pem) = self_signed_certificate()?;
+            write_file(&key, &key_pem, 0o600)?;
+            write_file(&certificate, &certificate_pem, 0o644)?;
+        }
+        let config_path = self.config_dir().join("cn=config.ldif");
+        let config = fs::read_to_string(&config_path).map_err(|error| {
+            DirectoryError::io(format!("cannot read {}", config_path.display()), error)
+        })?;
+        if config.contains("olcTLSCertificateFile:") {
+            return Ok(());
+        }
+        let modification = format!(
+            "dn: cn=config\nchangetype: modify\nreplace: olcTLSCertificateFile\n\
+             olcTLSCertificateFile: {}\n-\nreplace: olcTLSCertificateKeyFile\n\
+             olcTLSCertificateKeyFile: {}\n",
+            certificate.display(),
+            key.display()
+        );
+        let modification_path = self.state.join("tls.ldif");
+        write_file(&modification_path, &modification, 0o600)?;
+        let outcome = self.run_slap_tool(
+            &self.programs.slapmodify,
+            &["-n0", "-F"],
+            &modification_path,
+            "the TLS configuration",
+        );
+        let _ = fs::remove_file(&modification_path);
+        outcome
+    }
+
     fn run_slapadd(&self, database: &[&str], ldif: &Path, what: &str) -> Result<()> {
-        let output = Command::new(&self.programs.slapadd)
+        self.run_slap_tool(&self.programs.slapadd, database, ldif, what)
+    }
+
+    /// Runs `slapadd` or `slapmodify` offline on `database` with `ldif`.
+    fn run_slap_tool(
+        &self,
+        program: &Path,
+        database: &[&str],
+        ldif: &Path,
+        what: &str,
+    ) -> Result<()> {
+        let output = Command::new(program)
             .args(database)
             .arg(self.config_dir())
             .arg("-l")
             .arg(ldif)
             .stdin(Stdio::null())
             .output()
-            .map_err(|error| spawn_error(&self.programs.slapadd, error))?;
+            .map_err(|error| spawn_error(program, error))?;
         if output.status.success() {
             return Ok(());
         }
         let mut log = String::from_utf8_lossy(&output.stdout).into_owned();
         log.push_str(&String::from_utf8_lossy(&output.stderr));
+        let name = program
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Err(DirectoryError::Slapd {
             message: format!(
-                "slapadd of {what} from {} failed ({})",
+                "{name} of {what} from {} failed ({})",
                 ldif.display(),
                 output.status
             ),
@@ -735,6 +854,25 @@ olcLimits: {{0}}* size.prtotal=unlimited
     out
 }
 
+/// A fresh P-256 key and a self-signed certificate for `localhost` and
+/// `127.0.0.1` (an IP SAN), both PEM; the key is PKCS#8, which GnuTLS
+/// reads.
+fn self_signed_certificate() -> Result<(String, String)> {
+    let fail = |error: rcgen::Error| DirectoryError::Slapd {
+        message: format!("cannot make the embedded directory's TLS certificate: {error}"),
+        log_tail: String::new(),
+    };
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(fail)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(fail)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Roleout embedded directory");
+    let certificate = params.self_signed(&key).map_err(fail)?;
+    Ok((certificate.pem(), key.serialize_pem()))
+}
+
 /// `ldif/base.ldif` moved to `suffix`, with a password on each account.
 fn base_ldif(suffix: &str, accounts: &[(String, String)]) -> String {
     let first_dc = suffix
@@ -840,6 +978,18 @@ fn free_port() -> Result<u16> {
         .map_err(|error| DirectoryError::io("cannot find a free loopback port", error))
 }
 
+/// A free loopback port other than `taken` (which slapd is about to use
+/// but does not listen on yet).
+fn free_port_besides(taken: u16) -> Result<u16> {
+    for _ in 0..5 {
+        let port = free_port()?;
+        if port != taken {
+            return Ok(port);
+        }
+    }
+    Err(DirectoryError::PortInUse { port: taken })
+}
+
 /// Percent-encodes everything but unreserved characters, as ldapi URLs need.
 fn percent_encode(text: &str) -> String {
     text.bytes().fold(String::new(), |mut out, byte| {
@@ -887,6 +1037,11 @@ fn answers_bind_tcp(port: u16) -> bool {
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     answers_bind(&mut stream)
+}
+
+fn accepts_tcp(port: u16) -> bool {
+    let address = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+    TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok()
 }
 
 fn tail(path: &Path, lines: usize) -> String {

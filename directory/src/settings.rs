@@ -8,6 +8,7 @@
 //! entries instead of copying them.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -33,9 +34,15 @@ pub struct Settings {
     /// How to authenticate.
     #[serde(default)]
     pub bind: Bind,
-    /// Upgrade `ldap://` connections with StartTLS (needs the `tls` feature).
+    /// Upgrade `ldap://` connections with StartTLS (`ldaps://` URLs always
+    /// use TLS; `ldapi://` never does).
     #[serde(default)]
     pub starttls: bool,
+    /// A PEM file whose certificates are the only ones trusted to sign the
+    /// server's certificate over `ldaps://` and StartTLS; with none, the
+    /// system's trusted roots are used.
+    #[serde(default)]
+    pub ca_certificate: Option<PathBuf>,
     /// Bound on opening a connection and binding, per URL; in seconds in
     /// TOML.
     #[serde(default = "default_connect_timeout", deserialize_with = "seconds")]
@@ -138,6 +145,7 @@ impl Settings {
             urls: urls.into_iter().map(Into::into).collect(),
             bind: Bind::None,
             starttls: false,
+            ca_certificate: None,
             connect_timeout: default_connect_timeout(),
             operation_timeout: default_operation_timeout(),
             base: default_base(),
@@ -150,6 +158,27 @@ impl Settings {
     pub fn with_bind(mut self, bind: Bind) -> Self {
         self.bind = bind;
         self
+    }
+
+    /// The same settings with StartTLS on `ldap://` URLs.
+    pub fn with_starttls(mut self) -> Self {
+        self.starttls = true;
+        self
+    }
+
+    /// The same settings trusting only the certificates in the PEM file
+    /// `ca_certificate` for TLS.
+    pub fn with_ca_certificate(mut self, ca_certificate: impl Into<PathBuf>) -> Self {
+        self.ca_certificate = Some(ca_certificate.into());
+        self
+    }
+
+    /// True when some URL will talk TLS: an `ldaps://` URL, or an
+    /// `ldap://` one with StartTLS.
+    pub fn uses_tls(&self) -> bool {
+        self.urls
+            .iter()
+            .any(|url| url.starts_with("ldaps://") || (self.starttls && url.starts_with("ldap://")))
     }
 
     /// The same settings with another base DN.
@@ -219,6 +248,8 @@ mod tests {
             r#"{
                 "urls": ["ldapi://%2Frun%2Fldapi", "ldap://backup/"],
                 "bind": {"method": "simple", "dn": "cn=roleoutd,ou=roleout,dc=example,dc=org", "password": "s3cret"},
+                "starttls": true,
+                "ca-certificate": "/etc/roleout/ldap-ca.pem",
                 "connect-timeout": 1.5,
                 "operation-timeout": 10,
                 "machines": {"base": "ou=Computers,dc=example,dc=org", "filter": "(objectClass=device)"}
@@ -226,6 +257,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(settings.connect_timeout, Duration::from_millis(1500));
+        assert!(settings.starttls && settings.uses_tls());
+        assert_eq!(
+            settings.ca_certificate,
+            Some(PathBuf::from("/etc/roleout/ldap-ca.pem"))
+        );
         assert_eq!(settings.operation_timeout, Duration::from_secs(10));
         assert_eq!(
             settings.machines.filter.as_deref(),

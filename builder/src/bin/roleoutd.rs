@@ -68,6 +68,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
                 bind_dn,
                 bind_password_file,
                 starttls,
+                ca_certificate,
             },
             _,
         ) => {
@@ -85,6 +86,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             };
             let mut directory = roleout_directory::Settings::new(urls.clone()).with_bind(bind);
             directory.starttls = *starttls;
+            directory.ca_certificate = ca_certificate.clone();
             if let Some(base) = &settings.base_dn {
                 directory = directory.with_base(base.clone());
             }

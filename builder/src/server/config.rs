@@ -65,6 +65,11 @@ pub struct Args {
     #[arg(long, env = "ROLEOUTD_STARTTLS")]
     pub starttls: bool,
 
+    /// PEM file of the CA certificates that alone are trusted for the
+    /// directory's TLS (ldaps://, StartTLS); default: the system's roots.
+    #[arg(long, env = "ROLEOUTD_LDAP_CA_CERTIFICATE", value_name = "FILE")]
+    pub ldap_ca_certificate: Option<PathBuf>,
+
     /// TLS certificate chain (PEM) to serve; with none, roleoutd makes a
     /// self-signed certificate in its state directory and keeps it.
     #[arg(
@@ -136,6 +141,7 @@ pub struct FileConfig {
     bind_password_file: Option<PathBuf>,
     base_dn: Option<String>,
     starttls: Option<bool>,
+    ldap_ca_certificate: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_names: Option<Vec<String>>,
@@ -163,6 +169,8 @@ pub enum DirectoryChoice {
         bind_password_file: Option<PathBuf>,
         /// StartTLS on ldap:// URLs.
         starttls: bool,
+        /// The only CA certificates trusted for the directory's TLS.
+        ca_certificate: Option<PathBuf>,
     },
 }
 
@@ -267,6 +275,7 @@ impl Settings {
                 bind_dn: args.bind_dn.or(file.bind_dn),
                 bind_password_file: args.bind_password_file.or(file.bind_password_file),
                 starttls: args.starttls || file.starttls.unwrap_or(false),
+                ca_certificate: args.ldap_ca_certificate.or(file.ldap_ca_certificate),
             }
         };
         let no_tls = args.no_tls || file.no_tls.unwrap_or(false);

@@ -10,6 +10,7 @@ mod outage;
 mod roles;
 mod schema;
 mod slapd;
+mod tls;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
