@@ -136,9 +136,13 @@ impl Cli {
         };
         if let Some(common) = common {
             absolute(&mut common.root);
-            for path in [&mut common.cache_dir, &mut common.from, &mut common.response_file]
-                .into_iter()
-                .flatten()
+            for path in [
+                &mut common.cache_dir,
+                &mut common.from,
+                &mut common.response_file,
+            ]
+            .into_iter()
+            .flatten()
             {
                 absolute(path);
             }

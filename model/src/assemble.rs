@@ -41,7 +41,9 @@ pub enum AssembleError {
         product: ProductId,
     },
     /// A member product's version is outside the suite's range for it.
-    #[error("suite {suite} accepts product {product} at versions {versions}, but the catalog has {found}")]
+    #[error(
+        "suite {suite} accepts product {product} at versions {versions}, but the catalog has {found}"
+    )]
     MemberVersion {
         /// The suite.
         suite: String,
@@ -62,8 +64,10 @@ pub fn assemble_suite(
     products: &[ProductSource],
     roles: &EffectiveRoles,
 ) -> Result<Assembled, Vec<AssembleError>> {
-    let by_id: BTreeMap<&ProductId, &ProductSource> =
-        products.iter().map(|product| (&product.id, product)).collect();
+    let by_id: BTreeMap<&ProductId, &ProductSource> = products
+        .iter()
+        .map(|product| (&product.id, product))
+        .collect();
     let mut errors = Vec::new();
     let selection = match suite.select(roles) {
         Ok(selection) => Some(selection),
@@ -127,7 +131,7 @@ pub fn assemble_suite(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::descriptor::{parse, Descriptor};
+    use crate::descriptor::{Descriptor, parse};
     use crate::ids::RoleName;
 
     fn load(text: &str) -> Descriptor {
@@ -176,12 +180,17 @@ mod tests {
         assert_eq!(dev.suite.products.len(), 2);
         assert_eq!(dev.suite.products[0].size.installed, 2);
         let provenance = &dev.product_provenance[&ProductId::new("a").unwrap()];
-        assert!(provenance.values().any(|selected| *selected == Selected::Role(RoleName::new("dev").unwrap())));
+        assert!(
+            provenance
+                .values()
+                .any(|selected| *selected == Selected::Role(RoleName::new("dev").unwrap()))
+        );
     }
 
     #[test]
     fn every_problem_is_reported() {
-        let suite = suite(r#"<product ref="a" version="&gt;=2"/><product ref="ghost"/><product ref="c"/>"#);
+        let suite =
+            suite(r#"<product ref="a" version="&gt;=2"/><product ref="ghost"/><product ref="c"/>"#);
         let a = product("a", "1.0", "");
         let c = product(
             "c",

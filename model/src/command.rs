@@ -12,7 +12,9 @@ use crate::pattern::Pattern;
 /// Which installer tool a command drives. Kinds differ only in their
 /// defaults (argv template and exit-code table), never in how a command is
 /// run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstallerKind {
     /// Any program; no defaults.

@@ -236,7 +236,9 @@ mod tests {
 
     #[test]
     fn names_refuse_what_could_break_a_dn_or_a_path() {
-        for bad in ["", "-x", ".hidden", "a b", "a,b", "a=b", "*)(cn=*", "a\0b", "../x", "é"] {
+        for bad in [
+            "", "-x", ".hidden", "a b", "a,b", "a=b", "*)(cn=*", "a\0b", "../x", "é",
+        ] {
             let error = RoleName::new(bad).unwrap_err();
             assert_eq!(error.what, "role name");
         }

@@ -42,7 +42,17 @@ impl Pattern {
             .size_limit(1 << 20)
             .dfa_size_limit(1 << 20)
             .build()
-            .map_err(|error| fail(error.to_string().lines().last().unwrap_or("").trim().to_owned()))?;
+            .map_err(|error| {
+                fail(
+                    error
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned(),
+                )
+            })?;
         Ok(Self { source, regex })
     }
 

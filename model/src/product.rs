@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{CommandLineModel, Phase};
 use crate::condition::{IncrementalInstall, VersionCheckerModel};
 use crate::ids::{CapabilityName, ProductId, Sha256};
-use crate::role::{select, Ambiguity, EffectiveRoles, Selected, Versioned};
+use crate::role::{Ambiguity, EffectiveRoles, Selected, Versioned, select};
 use crate::text::LocalizedText;
 use crate::variable::VariableModel;
 use crate::version::{Version, VersionReq};

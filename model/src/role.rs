@@ -66,7 +66,10 @@ impl RoleHierarchy {
     /// earlier one.
     pub fn new(roles: impl IntoIterator<Item = Role>) -> Self {
         Self {
-            roles: roles.into_iter().map(|role| (role.name.clone(), role)).collect(),
+            roles: roles
+                .into_iter()
+                .map(|role| (role.name.clone(), role))
+                .collect(),
         }
     }
 
@@ -311,7 +314,9 @@ pub fn select<'a, T: PartialEq>(
         }
         return Ok(Some((&version.value, Selected::Role(role.clone()))));
     }
-    Ok(slot.default_version().map(|value| (value, Selected::Default)))
+    Ok(slot
+        .default_version()
+        .map(|value| (value, Selected::Default)))
 }
 
 #[cfg(test)]
@@ -361,12 +366,19 @@ mod tests {
 
     #[test]
     fn highest_rank_wins_else_default() {
-        let files = slot(&[(&[], "base"), (&["developer"], "dev"), (&["end-user"], "user")]);
+        let files = slot(&[
+            (&[], "base"),
+            (&["developer"], "dev"),
+            (&["end-user"], "user"),
+        ]);
         let developer = hierarchy().effective([name("developer")]).unwrap();
         let (value, why) = select("fileset", &files, &developer).unwrap().unwrap();
         assert_eq!((*value, why), ("dev", Selected::Role(name("developer"))));
         let admin = hierarchy().effective([name("administrator")]).unwrap();
-        assert_eq!(*select("fileset", &files, &admin).unwrap().unwrap().0, "user");
+        assert_eq!(
+            *select("fileset", &files, &admin).unwrap().unwrap().0,
+            "user"
+        );
         let nobody = EffectiveRoles::default();
         let (value, why) = select("fileset", &files, &nobody).unwrap().unwrap();
         assert_eq!((*value, why), ("base", Selected::Default));
@@ -382,7 +394,8 @@ mod tests {
     #[test]
     fn ties_between_different_versions_are_ambiguous() {
         let files = slot(&[(&["developer"], "dev"), (&["administrator"], "admin")]);
-        let roles = EffectiveRoles::from_ranks([(name("developer"), 20), (name("administrator"), 20)]);
+        let roles =
+            EffectiveRoles::from_ranks([(name("developer"), 20), (name("administrator"), 20)]);
         let error = select("product x / fileset", &files, &roles).unwrap_err();
         assert_eq!(error.first, "developer");
         assert_eq!(error.second, "administrator");
@@ -393,7 +406,11 @@ mod tests {
             (&["administrator"], "admin"),
             (&["lead"], "lead"),
         ]);
-        let ranks = [(name("developer"), 20), (name("administrator"), 20), (name("lead"), 30)];
+        let ranks = [
+            (name("developer"), 20),
+            (name("administrator"), 20),
+            (name("lead"), 30),
+        ];
         let lead = EffectiveRoles::from_ranks(ranks);
         assert_eq!(*select("s", &late, &lead).unwrap().unwrap().0, "lead");
         let same = slot(&[(&["developer"], "same"), (&["administrator"], "same")]);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::condition::IncrementalInstall;
 use crate::ids::{ProductId, RoleName, SuiteId, VariableName};
 use crate::product::{Capability, CapabilityRequirement, ProductModel};
-use crate::role::{select, Ambiguity, EffectiveRoles, Selected, Versioned};
+use crate::role::{Ambiguity, EffectiveRoles, Selected, Versioned, select};
 use crate::text::LocalizedText;
 use crate::variable::VariableModel;
 use crate::version::{Version, VersionReq};

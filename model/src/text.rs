@@ -34,7 +34,9 @@ impl LocalizedText {
 
     /// Every (tag, text) pair, untagged first, then by tag.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(lang, text)| (lang.as_str(), text.as_str()))
+        self.0
+            .iter()
+            .map(|(lang, text)| (lang.as_str(), text.as_str()))
     }
 
     /// The text for the first of `preferred` that has one, trying each tag
