@@ -486,14 +486,26 @@ fn envelope<P: EnvelopePayload>(
     build_digest: Option<Sha256>,
     serial: u64,
 ) -> Result<SignedEnvelope, ApiError> {
-    let expires_at = Timestamp::from_system_time(SystemTime::now() + state.metadata_ttl)
+    let now = SystemTime::now();
+    let expires_at = Timestamp::from_system_time(now + state.metadata_ttl)
         .ok_or_else(|| ApiError::internal("metadata expiry past the year 9999"))?;
+    // The serial a machine sees must only grow, whatever it is served: a
+    // machine whose roles change moves to another role set's build, whose
+    // own build serial has a history of its own (and may be lower). So the
+    // envelope's serial is the signing time in milliseconds, never below
+    // the build's serial: any envelope signed later supersedes any signed
+    // before, and an older one replayed by a mirror is a rollback. Several
+    // roleoutd behind one load balancer need synchronized clocks.
+    let signed_at = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
     let content = SignedContent::new(
         payload,
         requester.session.machine.clone(),
         requester.roles.key(),
         build_digest,
-        serial,
+        serial.max(signed_at),
         expires_at,
     )
     .map_err(ApiError::internal)?;
