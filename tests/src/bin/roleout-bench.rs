@@ -106,10 +106,6 @@ impl Report {
             }
         }
     }
-
-    fn not_run(&self, id: &str, label: &str, reason: &str) {
-        println!("{id:<4} {label:<44} not run: {reason}");
-    }
 }
 
 fn main() -> ExitCode {
