@@ -166,7 +166,7 @@ fn load(
                         Ok(())
                     };
                     let warm = agent.as_ref().map_err(|error| anyhow::anyhow!("{error:#}"));
-                    let warmed = warm.and_then(|agent| get(agent));
+                    let warmed = warm.and_then(&get);
                     barrier.wait();
                     warmed?;
                     let agent = agent?;
