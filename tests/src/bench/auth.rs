@@ -93,7 +93,7 @@ pub(crate) fn run(machines: usize, runs: usize) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Enrols `count` machines, a few at a time.
+/// Enrols `count` machines one after the other (setup, not measured).
 fn enroll_all(server: &Server, agent: &ureq::Agent, count: usize) -> anyhow::Result<Vec<Machine>> {
     let mut machines = Vec::with_capacity(count);
     for index in 0..count {
