@@ -1,0 +1,105 @@
+//! The benchmark rows of `roleout-bench`: each pits a Roleout operation (A)
+//! against a baseline doing the least work that gives the same result (B),
+//! measured alternately in the same run so both see the same machine load.
+//!
+//! Figures are medians over the runs; a row passes when its ratio meets
+//! its target. Nothing here is part of the test suite: timings vary with
+//! the machine, so they are printed, never asserted by tests.
+
+pub(crate) mod auth;
+pub(crate) mod build;
+pub(crate) mod install;
+pub(crate) mod serve;
+pub(crate) mod server;
+pub(crate) mod update;
+
+use std::time::{Duration, Instant};
+
+/// A row's outcome.
+pub(crate) struct Row {
+    /// `B1`, `B3`, ...
+    pub(crate) id: String,
+    /// What was measured.
+    pub(crate) label: String,
+    /// Median of A, in `unit`.
+    pub(crate) a: f64,
+    /// Median of B, in `unit` (`None` for rows without a baseline).
+    pub(crate) b: Option<f64>,
+    /// The unit of `a` and `b`.
+    pub(crate) unit: &'static str,
+    /// The compared figure (A/B, or whatever the row defines).
+    pub(crate) figure: f64,
+    /// The target in words, e.g. `A/B <= 1.5`.
+    pub(crate) target: String,
+    /// Whether the figure meets the target.
+    pub(crate) met: bool,
+    /// Extra facts (searches per build, failures, ...).
+    pub(crate) notes: String,
+}
+
+impl Row {
+    /// The row as one printed line.
+    pub(crate) fn line(&self) -> String {
+        let b = match self.b {
+            Some(b) => format!("{b:.3}"),
+            None => "-".to_owned(),
+        };
+        format!(
+            "{:<4} {:<44} A {:>10.3} {:<5} B {:>10} {:<5} figure {:>8.3}  target {:<14} {:<6} {}",
+            self.id,
+            self.label,
+            self.a,
+            self.unit,
+            b,
+            self.unit,
+            self.figure,
+            self.target,
+            if self.met { "met" } else { "MISSED" },
+            self.notes
+        )
+    }
+}
+
+/// The median of `values` (mean of the two middle ones for an even count).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let count = sorted.len();
+    if count == 0 {
+        return f64::NAN;
+    }
+    if count % 2 == 1 {
+        sorted[count / 2]
+    } else {
+        (sorted[count / 2 - 1] + sorted[count / 2]) / 2.0
+    }
+}
+
+/// The `quantile` (0..=1) of `values`, nearest rank.
+pub(crate) fn quantile(values: &[f64], quantile: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Times `f` once.
+pub(crate) fn time<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(Duration, T)> {
+    let start = Instant::now();
+    let value = f()?;
+    Ok((start.elapsed(), value))
+}
+
+/// Milliseconds of a duration.
+pub(crate) fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// The repository root (the tests crate sits in it).
+pub(crate) fn repository() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_owned()
+}

@@ -1,0 +1,312 @@
+//! A real roleoutd for the benchmarks: a private slapd holding the example
+//! catalog and roles, the example payloads in the content store, and the
+//! release `roleoutd` binary on a free loopback port over TLS.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use roleout_builder::admin::Output;
+use roleout_directory::{Directory, LocalDirectory};
+use roleout_installer::keys::{DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey};
+use roleout_model::ids::{MachineId, RoleName};
+use roleout_model::role::Role;
+
+use crate::bench::repository;
+
+/// A program built next to `roleout-bench` (scripts/bench.sh builds them
+/// all in one release build).
+pub(crate) fn sibling(program: &str) -> anyhow::Result<PathBuf> {
+    let current = std::env::current_exe().context("locating roleout-bench")?;
+    let path = current.with_file_name(program);
+    if !path.is_file() {
+        bail!(
+            "{} is missing: build it first (cargo build --release --bin {program})",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A running roleoutd over its own slapd.
+pub(crate) struct Server {
+    /// Runs the directory calls.
+    pub(crate) runtime: tokio::runtime::Runtime,
+    /// A root connection to roleoutd's directory.
+    pub(crate) directory: Directory,
+    /// roleoutd's state directory.
+    pub(crate) state: tempfile::TempDir,
+    /// `https://127.0.0.1:PORT`.
+    pub(crate) base_url: String,
+    /// roleoutd's certificate, PEM.
+    pub(crate) certificate_pem: Vec<u8>,
+    child: Child,
+    // Dropped last: slapd outlives roleoutd.
+    _local: LocalDirectory,
+}
+
+impl Server {
+    /// Starts slapd with the example catalog and roles, and roleoutd.
+    pub(crate) fn start() -> anyhow::Result<Server> {
+        let local = LocalDirectory::temporary().context("starting slapd")?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let directory = runtime.block_on(Directory::connect(&local.settings()))?;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut output = Output {
+            out: &mut out,
+            err: &mut err,
+        };
+        runtime
+            .block_on(roleout_builder::admin::catalog::import(
+                &directory,
+                &[repository().join("examples")],
+                &mut output,
+            ))
+            .map_err(|error| anyhow::anyhow!("importing the examples: {error}"))?;
+        for (name, rank, parent) in [
+            ("end-user", 0, None),
+            ("developer", 10, Some("end-user")),
+            ("administrator", 20, Some("end-user")),
+        ] {
+            let role = Role {
+                name: RoleName::new(name)?,
+                rank,
+                parent: parent.map(RoleName::new).transpose()?,
+                description: None,
+            };
+            runtime.block_on(directory.create_role(&role))?;
+        }
+        let state = tempfile::Builder::new().prefix("roleoutd-").tempdir()?;
+        fill_content_store(&state.path().join("content"))?;
+        let log = std::fs::File::create(state.path().join("roleoutd.log"))?;
+        let mut child = Command::new(sibling("roleoutd")?)
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--directory-url", &local.ldapi_url()])
+            .args(["--base-dn", &local.base()])
+            .args(["--log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting roleoutd")?;
+        let address_file = state.path().join("roleoutd.addr");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let address = loop {
+            if let Ok(text) = std::fs::read_to_string(&address_file)
+                && text.ends_with('\n')
+            {
+                break text.trim().to_owned();
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!(
+                    "roleoutd exited with {status}: {}",
+                    std::fs::read_to_string(state.path().join("roleoutd.log")).unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("roleoutd did not start listening within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let certificate_pem = std::fs::read(state.path().join("tls").join("cert.pem"))?;
+        Ok(Server {
+            runtime,
+            directory,
+            state,
+            base_url: format!("https://{address}"),
+            certificate_pem,
+            child,
+            _local: local,
+        })
+    }
+
+    /// roleoutd's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A client pinning roleoutd's certificate; it keeps its connections
+    /// open for reuse.
+    pub(crate) fn agent(&self) -> anyhow::Result<ureq::Agent> {
+        let certificate = ureq::tls::Certificate::from_pem(&self.certificate_pem)?.to_owned();
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![certificate])))
+            .build();
+        Ok(ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(256)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent())
+    }
+
+    /// POSTs JSON; the status and the JSON answer.
+    pub(crate) fn post(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+        body: &Value,
+        session: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = agent
+            .post(format!("{}{path}", self.base_url))
+            .header("Content-Type", "application/json");
+        if let Some(session) = session {
+            request = request.header("Authorization", format!("Bearer {session}"));
+        }
+        let mut response = request.send(serde_json::to_vec(body)?)?;
+        let status = response.status().as_u16();
+        let bytes = response.body_mut().read_to_vec()?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+
+    /// Makes `machine` a member of `role`.
+    pub(crate) fn grant(&self, machine: &MachineId, role: &str) -> anyhow::Result<()> {
+        let entry = self
+            .runtime
+            .block_on(self.directory.machine(machine))?
+            .with_context(|| format!("machine {machine} is not in the directory"))?;
+        self.runtime.block_on(
+            self.directory
+                .add_role_member(&RoleName::new(role)?, &entry.dn),
+        )?;
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM, so roleoutd shuts down as it would in service.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Builds the example payloads and stores each under its SHA-256.
+fn fill_content_store(content: &Path) -> anyhow::Result<()> {
+    let built = tempfile::tempdir()?;
+    let status = Command::new("sh")
+        .arg(repository().join("examples/payloads/build.sh"))
+        .arg(built.path())
+        .stdout(Stdio::null())
+        .status()
+        .context("running examples/payloads/build.sh")?;
+    if !status.success() {
+        bail!("examples/payloads/build.sh failed");
+    }
+    std::fs::create_dir_all(content)?;
+    let store = roleout_builder::content::ContentStore::new(content)?;
+    for entry in std::fs::read_dir(built.path())? {
+        let bytes = std::fs::read(entry?.path())?;
+        store.put_bytes(&bytes)?;
+    }
+    Ok(())
+}
+
+/// An enrolled machine: its name and signing key.
+pub(crate) struct Machine {
+    /// Its name.
+    pub(crate) name: MachineId,
+    /// Its key.
+    pub(crate) key: MachineKey,
+}
+
+impl Machine {
+    /// A new machine with an Ed25519 key, enrolled with a one-time token
+    /// so it is approved at once.
+    pub(crate) fn enroll(
+        server: &Server,
+        agent: &ureq::Agent,
+        name: &str,
+    ) -> anyhow::Result<Machine> {
+        let id = MachineId::new(name)?;
+        let identity = roleout_installer::keys::generate_identity(
+            &id,
+            KeyAlgorithm::Ed25519,
+            std::time::SystemTime::now(),
+            DEFAULT_CERTIFICATE_VALIDITY,
+        )?;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut output = Output {
+            out: &mut out,
+            err: &mut err,
+        };
+        let token = server
+            .runtime
+            .block_on(roleout_builder::admin::machines::enroll_token(
+                &server.directory,
+                &id,
+                &mut output,
+            ))
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let body = json!({
+            "machine": name,
+            "certificate": base64url(identity.certificate_der()),
+            "facts": {"os": "linux", "arch": "x86_64"},
+            "enrolment-token": token,
+        });
+        let (status, answer) = server.post(agent, "/v1/enroll", &body, None)?;
+        if status != 200 || answer["status"] != "approved" {
+            bail!("enrolment of {name} answered {status}: {answer}");
+        }
+        Ok(Machine {
+            name: id,
+            key: identity.signing_key()?,
+        })
+    }
+
+    /// Challenge, signature, session: the session token.
+    pub(crate) fn session(&self, server: &Server, agent: &ureq::Agent) -> anyhow::Result<String> {
+        let (status, answer) = server.post(
+            agent,
+            "/v1/challenge",
+            &json!({"machine": self.name.as_str()}),
+            None,
+        )?;
+        let token = answer["token"]
+            .as_str()
+            .filter(|_| status == 200)
+            .with_context(|| format!("challenge for {} answered {status}: {answer}", self.name))?;
+        let signature = self.key.sign_challenge(token)?;
+        let body = json!({
+            "machine": self.name.as_str(),
+            "token": token,
+            "signature": base64url(&signature),
+        });
+        let (status, answer) = server.post(agent, "/v1/session", &body, None)?;
+        answer["session"]
+            .as_str()
+            .filter(|_| status == 200)
+            .map(str::to_owned)
+            .with_context(|| format!("session for {} answered {status}: {answer}", self.name))
+    }
+}
+
+/// Base64url without padding.
+pub(crate) fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
