@@ -10,4 +10,6 @@ mod build;
 mod catalog;
 mod server;
 mod shell;
+mod shell_session;
 mod support;
+mod tmux;

@@ -8,7 +8,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+
+use crate::tmux::{Terminal, tmux_available};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_roleout-admin");
 
@@ -279,114 +280,9 @@ fn questions_take_their_answers_from_standard_input() {
     );
 }
 
-/// A tmux server of its own, running `roleout-admin` in a terminal.
-struct Terminal {
-    socket: PathBuf,
-}
-
-impl Terminal {
-    /// Starts `roleout-admin` in a new tmux session with this HOME.
-    fn start(home: &Path) -> Terminal {
-        let socket = home.join("tmux.socket");
-        let started = Command::new("tmux")
-            .arg("-S")
-            .arg(&socket)
-            .args([
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-x",
-                "150",
-                "-y",
-                "40",
-                "-c",
-            ])
-            .arg(workspace())
-            .arg("-e")
-            .arg(format!("HOME={}", home.display()))
-            .arg("-e")
-            .arg(format!("XDG_DATA_HOME={}", home.join("data").display()))
-            .arg(BINARY)
-            .status()
-            .expect("tmux runs");
-        assert!(started.success(), "tmux new-session failed");
-        Terminal { socket }
-    }
-
-    fn tmux(&self, arguments: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(arguments)
-            .output()
-            .expect("tmux runs")
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut arguments = vec!["send-keys"];
-        arguments.extend_from_slice(keys);
-        assert!(self.tmux(&arguments).status.success(), "send-keys {keys:?}");
-    }
-
-    /// Typed text, sent literally.
-    fn type_text(&self, text: &str) {
-        assert!(
-            self.tmux(&["send-keys", "-l", text]).status.success(),
-            "typing {text:?}"
-        );
-    }
-
-    fn screen(&self) -> String {
-        text(
-            &self
-                .tmux(&["capture-pane", "-p", "-J", "-S", "-100"])
-                .stdout,
-        )
-    }
-
-    /// Waits until the screen shows `expected` (the shell may take its
-    /// time; only a generous overall deadline fails the test).
-    fn wait_for(&self, expected: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let screen = self.screen();
-            if screen.contains(expected) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {expected:?}; it shows:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until the program has left and tmux closed its session.
-    fn wait_for_exit(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.tmux(&["has-session"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "roleout-admin did not leave; the screen shows:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
-}
-
-fn tmux_available() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|output| output.status.success())
+/// Starts `roleout-admin` in a terminal, in the workspace, with this HOME.
+fn start_shell(home: &Path) -> Terminal {
+    Terminal::start(home, &workspace(), BINARY, &[])
 }
 
 #[test]
@@ -399,7 +295,7 @@ fn interactive_session_completes_hides_secrets_and_remembers() {
     let prompt = "roleout ./roleout-state:/> ";
     let history_file = home.path().join("data/roleout/history");
 
-    let terminal = Terminal::start(home.path());
+    let terminal = start_shell(home.path());
     terminal.wait_for(prompt.trim_end());
     // A partial command and Tab: the name is completed, then a file name.
     terminal.type_text("chec");
@@ -466,7 +362,7 @@ fn interactive_session_completes_hides_secrets_and_remembers() {
     );
 
     // A new session finds the history: Up brings back the latest lines.
-    let again = Terminal::start(home.path());
+    let again = start_shell(home.path());
     again.wait_for(prompt.trim_end());
     again.keys(&["Up"]);
     again.wait_for("/> exit");
