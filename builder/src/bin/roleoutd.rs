@@ -102,10 +102,8 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
     let content_dir = settings.state_dir.join("content");
-    for folder in [&content_dir] {
-        std::fs::create_dir_all(folder)
-            .with_context(|| format!("while creating {}", folder.display()))?;
-    }
+    std::fs::create_dir_all(&content_dir)
+        .with_context(|| format!("while creating {}", content_dir.display()))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -167,9 +167,7 @@ async fn enroll_inner(
         None => {
             let dn = match directory.adopt_machine(&name).await {
                 Ok(dn) => dn,
-                Err(error)
-                    if matches!(error, roleout_directory::DirectoryError::NotFound { .. }) =>
-                {
+                Err(roleout_directory::DirectoryError::NotFound { .. }) => {
                     let machine = Machine {
                         name: name.clone(),
                         ip: request.facts.ip.map(|ip| ip.to_string()),

@@ -429,7 +429,7 @@ fn path_tricks_in_payload_digests_are_refused() {
     let session = machine.session(&server);
     let sdk = "d1b6bd48d1c3a2523029aac8676904c97c4333bb5980bb5061f91b9b59d2faf3";
     for path in [
-        format!("/v1/payloads/..%2F..%2Ftoken-secret"),
+        "/v1/payloads/..%2F..%2Ftoken-secret".to_owned(),
         format!("/v1/payloads/..%2F{}", &sdk[3..]),
         "/v1/payloads/d1b6".to_owned(),
         format!("/v1/payloads/{}", sdk.to_uppercase()),
