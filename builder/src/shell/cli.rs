@@ -65,6 +65,19 @@ pub struct ConnectionOptions {
     /// Base DN of the Roleout tree (default: the directory's own).
     #[arg(long = "base-dn", value_name = "DN", value_hint = ValueHint::Other)]
     pub base_dn: Option<String>,
+
+    /// Use StartTLS on ldap:// URLs.
+    #[arg(long = "starttls")]
+    pub starttls: bool,
+
+    /// PEM file of the certificates trusted for ldaps:// and StartTLS
+    /// (default: the system's trusted roots).
+    #[arg(
+        long = "ldap-ca-certificate",
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath
+    )]
+    pub ldap_ca_certificate: Option<PathBuf>,
 }
 
 /// One statement typed at the shell or read from a script: a command and

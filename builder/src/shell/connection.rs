@@ -89,6 +89,12 @@ fn remote(session: &Session, urls: &[String]) -> Result<Settings, CommandError> 
     if let Some(base) = session.base_dn() {
         settings = settings.with_base(base);
     }
+    if session.starttls() {
+        settings = settings.with_starttls();
+    }
+    if let Some(ca) = session.ldap_ca_certificate() {
+        settings = settings.with_ca_certificate(ca);
+    }
     let bind = match session.bind_dn() {
         None => Bind::SaslExternal,
         Some(dn) => {

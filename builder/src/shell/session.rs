@@ -131,6 +131,8 @@ pub struct Session {
     bind_password_file: Option<PathBuf>,
     bind_password: Option<Secret>,
     base_dn: Option<String>,
+    starttls: bool,
+    ldap_ca_certificate: Option<PathBuf>,
     connected_base_dn: Option<String>,
     location: Location,
     connection: Option<super::connection::Connection>,
@@ -165,6 +167,8 @@ impl Session {
             bind_password_file: options.bind_password_file,
             bind_password: None,
             base_dn: options.base_dn,
+            starttls: options.starttls,
+            ldap_ca_certificate: options.ldap_ca_certificate,
             connected_base_dn: None,
             location: Location::root(),
             connection: None,
@@ -212,6 +216,16 @@ impl Session {
         self.connection = None;
         self.bind_dn = Some(bind_dn);
         self.bind_password = Some(password);
+    }
+
+    /// Whether StartTLS was asked for on ldap:// URLs.
+    pub fn starttls(&self) -> bool {
+        self.starttls
+    }
+
+    /// The PEM file of certificates trusted for ldaps:// and StartTLS.
+    pub fn ldap_ca_certificate(&self) -> Option<&PathBuf> {
+        self.ldap_ca_certificate.as_ref()
     }
 
     /// The base DN asked for on the command line, if any.

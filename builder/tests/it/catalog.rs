@@ -135,3 +135,51 @@ fn a_broken_file_imports_nothing() {
     assert!(stderr.contains("nothing was imported"), "{stderr}");
     assert!(!stdout.contains("product jre"), "{stdout}");
 }
+
+/// An existing directory over TLS, as an admin reaches one: `ldaps://` and
+/// StartTLS with the directory's certificate as the only trusted one, and a
+/// simple bind whose password is read from a file.
+#[test]
+fn the_shell_reaches_a_directory_over_ldaps_and_starttls() {
+    let local = LocalDirectory::temporary_with(roleout_directory::local::LocalOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let ca = local.tls_certificate_path().unwrap();
+    let password_file = local.state_dir().join("credentials/admin.password");
+    let admin_dn = format!("cn=admin,ou=roleout,{}", local.suffix());
+    let ldaps = local.ldaps_url().unwrap();
+    let ldap = local.ldap_url();
+    for (url, starttls) in [(ldaps.as_str(), false), (ldap.as_str(), true)] {
+        let mut command = admin();
+        command.args(["--url", url, "--bind-dn", &admin_dn, "--bind-password-file"]);
+        command
+            .arg(&password_file)
+            .arg("--ldap-ca-certificate")
+            .arg(&ca);
+        if starttls {
+            command.arg("--starttls");
+        }
+        let script = format!("import {}; ls /products", examples().display());
+        let (ok, stdout, stderr) = run(command.args(["-c", &script]));
+        assert!(ok, "{url}: {stdout}{stderr}");
+        assert!(stdout.contains("notes-client"), "{url}: {stdout}");
+    }
+    // Without the directory's certificate the connection is refused.
+    let (ok, _, stderr) = run(admin()
+        .args([
+            "--url",
+            &ldaps,
+            "--bind-dn",
+            &admin_dn,
+            "--bind-password-file",
+        ])
+        .arg(&password_file)
+        .args(["-c", "ls /"]));
+    assert!(!ok);
+    assert!(
+        stderr.contains("TLS") || stderr.contains("certificate"),
+        "{stderr}"
+    );
+}
