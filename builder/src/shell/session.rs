@@ -344,6 +344,8 @@ mod tests {
             bind_dn: None,
             bind_password_file: None,
             base_dn: None,
+            starttls: false,
+            ldap_ca_certificate: None,
         }
     }
 
