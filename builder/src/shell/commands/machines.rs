@@ -9,8 +9,35 @@ use crate::admin::{build, machines};
 
 use super::{CommandError, Context, Flow, Run};
 
-fn machine_name(text: &str) -> Result<MachineId, CommandError> {
-    MachineId::new(text).map_err(|error| CommandError::Usage(error.to_string()))
+/// What an admin does to one machine.
+#[derive(Clone, Copy)]
+enum MachineAction {
+    Approve,
+    Disable,
+    EnrollToken,
+}
+
+/// Runs `action` on the machine named `machine`: the three machine
+/// commands differ only in which admin function they call.
+fn on_machine(
+    context: &mut Context<'_>,
+    machine: &str,
+    action: MachineAction,
+) -> Result<Flow, CommandError> {
+    let name = MachineId::new(machine).map_err(|error| CommandError::Usage(error.to_string()))?;
+    let connection = context.session.connection()?;
+    let directory = connection.directory();
+    let output = &mut context.output;
+    connection.block_on(async {
+        match action {
+            MachineAction::Approve => machines::approve(directory, &name, output).await,
+            MachineAction::Disable => machines::disable(directory, &name, output).await,
+            MachineAction::EnrollToken => machines::enroll_token(directory, &name, output)
+                .await
+                .map(|_| ()),
+        }
+    })?;
+    Ok(Flow::Continue)
 }
 
 /// Approve a machine's key so that it may authenticate.
@@ -28,14 +55,7 @@ pub struct Approve {
 
 impl Run for Approve {
     fn run(&self, context: &mut Context<'_>) -> Result<Flow, CommandError> {
-        let name = machine_name(&self.machine)?;
-        let connection = context.session.connection()?;
-        connection.block_on(machines::approve(
-            connection.directory(),
-            &name,
-            &mut context.output,
-        ))?;
-        Ok(Flow::Continue)
+        on_machine(context, &self.machine, MachineAction::Approve)
     }
 }
 
@@ -51,14 +71,7 @@ pub struct Disable {
 
 impl Run for Disable {
     fn run(&self, context: &mut Context<'_>) -> Result<Flow, CommandError> {
-        let name = machine_name(&self.machine)?;
-        let connection = context.session.connection()?;
-        connection.block_on(machines::disable(
-            connection.directory(),
-            &name,
-            &mut context.output,
-        ))?;
-        Ok(Flow::Continue)
+        on_machine(context, &self.machine, MachineAction::Disable)
     }
 }
 
@@ -78,14 +91,7 @@ pub struct EnrollToken {
 
 impl Run for EnrollToken {
     fn run(&self, context: &mut Context<'_>) -> Result<Flow, CommandError> {
-        let name = machine_name(&self.machine)?;
-        let connection = context.session.connection()?;
-        connection.block_on(machines::enroll_token(
-            connection.directory(),
-            &name,
-            &mut context.output,
-        ))?;
-        Ok(Flow::Continue)
+        on_machine(context, &self.machine, MachineAction::EnrollToken)
     }
 }
 
