@@ -119,10 +119,7 @@ pub fn parse_digest(text: &str) -> Result<Sha256, ContentError> {
 }
 
 fn finish(context: Context) -> Sha256 {
-    let computed = context.finish();
-    let mut raw = [0u8; 32];
-    raw.copy_from_slice(computed.as_ref());
-    Sha256::from_bytes(&raw)
+    Sha256::from_digest(&context.finish())
 }
 
 /// SHA-256 of `bytes`.

@@ -326,10 +326,7 @@ impl Directory {
     /// replacing any previous one; returns the fingerprint.
     #[instrument(skip(self, certificate))]
     pub async fn set_machine_certificate(&self, dn: &str, certificate: &[u8]) -> Result<Sha256> {
-        let digest = ring::digest::digest(&ring::digest::SHA256, certificate);
-        // SHA-256 digests are 32 bytes by definition.
-        let bytes: [u8; 32] = digest.as_ref().try_into().unwrap_or([0; 32]);
-        let fingerprint = Sha256::from_bytes(&bytes);
+        let fingerprint = Sha256::of(certificate);
         let modifications = vec![
             Mod::Replace(
                 attribute("userCertificate;binary"),

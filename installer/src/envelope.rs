@@ -203,11 +203,7 @@ impl PinnedKey {
 
     /// The key id: SHA-256 of the raw public key, in hex.
     pub fn key_id(&self) -> Sha256 {
-        let digest = ring::digest::digest(&ring::digest::SHA256, &self.bytes);
-        let mut bytes = [0_u8; 32];
-        // A SHA-256 digest is always 32 bytes.
-        bytes.copy_from_slice(digest.as_ref());
-        Sha256::from_bytes(&bytes)
+        Sha256::of(&self.bytes)
     }
 }
 

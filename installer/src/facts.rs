@@ -120,9 +120,7 @@ impl Facts for SystemFacts {
             }
             context.update(&buffer[..read]);
         }
-        let mut bytes = [0u8; 32];
-        bytes.copy_from_slice(context.finish().as_ref());
-        Ok(Some(Sha256::from_bytes(&bytes)))
+        Ok(Some(Sha256::from_digest(&context.finish())))
     }
 
     fn read_file_text(&self, path: &str, max_bytes: usize) -> Result<Option<String>, FactError> {

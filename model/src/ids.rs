@@ -185,6 +185,23 @@ impl Sha256 {
         Self(hex)
     }
 
+    /// The SHA-256 of `bytes` (pure computation; every crate that
+    /// digests bytes calls this rather than wrapping ring itself).
+    pub fn of(bytes: &[u8]) -> Self {
+        Self::from_digest(&ring::digest::digest(&ring::digest::SHA256, bytes))
+    }
+
+    /// Wraps a finished ring SHA-256 digest (for streamed input).
+    pub fn from_digest(digest: &ring::digest::Digest) -> Self {
+        let mut bytes = [0u8; 32];
+        // Any other algorithm's output is not a SHA-256; its first 32
+        // bytes (or zeros) would be wrong, so callers only pass SHA-256.
+        let source = digest.as_ref();
+        let length = source.len().min(32);
+        bytes[..length].copy_from_slice(&source[..length]);
+        Self::from_bytes(&bytes)
+    }
+
     /// The digest as lowercase hex.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -253,6 +270,18 @@ mod tests {
         assert!(Sha256::new("ab").is_err());
         assert!(Sha256::new("g".repeat(64)).is_err());
         assert_eq!(Sha256::from_bytes(&[0xff; 32]).as_str(), "ff".repeat(32));
+    }
+
+    #[test]
+    fn digests_of_bytes_match_the_standard_vectors() {
+        assert_eq!(
+            Sha256::of(b"abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            Sha256::of(b"").as_str(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]

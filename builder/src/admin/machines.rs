@@ -91,12 +91,8 @@ pub async fn enroll_token(
         .fill(&mut random)
         .map_err(|_| failed(&"no randomness available from the system"))?;
     let token = hex::encode(random);
-    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    let mut bytes = [0_u8; 32];
-    // A SHA-256 digest is always 32 bytes.
-    bytes.copy_from_slice(digest.as_ref());
     directory
-        .set_enrolment_token(&dn, Some(&Sha256::from_bytes(&bytes)))
+        .set_enrolment_token(&dn, Some(&Sha256::of(token.as_bytes())))
         .await
         .map_err(|e| failed(&e))?;
     // Issuing a token is the admin's approval in advance: the machine is

@@ -121,11 +121,7 @@ async fn health() -> Json<Health> {
 }
 
 fn sha256(bytes: &[u8]) -> Sha256 {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut raw = [0_u8; 32];
-    // A SHA-256 digest is always 32 bytes.
-    raw.copy_from_slice(digest.as_ref());
-    Sha256::from_bytes(&raw)
+    Sha256::of(bytes)
 }
 
 fn timestamp(unix_seconds: u64) -> Result<Timestamp, ApiError> {

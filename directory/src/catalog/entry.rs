@@ -22,8 +22,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use ring::digest;
-
 use roleout_model::ids::Sha256;
 use roleout_model::text::LocalizedText;
 
@@ -253,10 +251,7 @@ impl CatalogEntry {
 
 /// SHA-256 of `bytes`.
 pub(crate) fn sha256(bytes: &[u8]) -> Sha256 {
-    let computed = digest::digest(&digest::SHA256, bytes);
-    let mut raw = [0u8; 32];
-    raw.copy_from_slice(computed.as_ref());
-    Sha256::from_bytes(&raw)
+    Sha256::of(bytes)
 }
 
 /// Canonical JSON of a model value: serde's output, whose field order is

@@ -652,11 +652,7 @@ pub fn model_digest(product: &ProductModel) -> Sha256 {
 }
 
 fn sha256_of(bytes: &[u8]) -> Sha256 {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0_u8; 32];
-    // A SHA-256 digest is always 32 bytes.
-    out.copy_from_slice(digest.as_ref());
-    Sha256::from_bytes(&out)
+    Sha256::of(bytes)
 }
 
 fn render_context(
