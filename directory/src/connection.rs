@@ -138,6 +138,14 @@ impl Directory {
         Ok(ldap)
     }
 
+    /// A connection of its own with the same settings and bind, for an
+    /// operation that holds a connection for long (the change feed's
+    /// persistent search, see `crate::feed`) and must not share the
+    /// operation timeout of the multiplexed one.
+    pub(crate) async fn open_dedicated(&self) -> Result<Ldap> {
+        open(&self.inner.settings, self.inner.tls.as_ref()).await
+    }
+
     /// Turns an ldap3 error into ours; a broken connection is forgotten so
     /// the next operation reconnects.
     async fn fail(&self, operation: &'static str, dn: &str, error: LdapError) -> DirectoryError {

@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod connection;
 pub mod error;
 pub mod escape;
+pub mod feed;
 pub mod groups;
 pub mod layout;
 pub mod local;

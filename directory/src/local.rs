@@ -19,6 +19,10 @@
 //! are added to `cn=config` offline with `slapmodify`, so a state made
 //! without TLS gains it when reopened with the option.
 //!
+//! The database carries the `syncprov` overlay, so roleoutd's change feed
+//! (`crate::feed`) can follow changes; a state made before the overlay
+//! existed gains it offline when reopened.
+//!
 //! slapd runs in the foreground (`-d none`: no debug output, but its
 //! start-up errors still reach `slapd.log`) as our child, so its pid is the
 //! child's and we stop exactly the process we started: SIGTERM, a bounded
@@ -233,6 +237,7 @@ impl LocalDirectory {
             builder_password: Secret::new(String::new()),
         };
         directory.initialize()?;
+        directory.initialize_sync()?;
         if directory.options.tls {
             directory.initialize_tls()?;
         }
@@ -679,6 +684,49 @@ impl LocalDirectory {
         outcome
     }
 
+    /// Adds the syncprov module and overlay to a state made before
+    /// Roleout's change feed existed (new states have them from the
+    /// start), offline: `slapmodify` loads the module, `slapadd` adds the
+    /// overlay entry.
+    fn initialize_sync(&self) -> Result<()> {
+        let database = self
+            .config_dir()
+            .join("cn=config")
+            .join("olcDatabase={1}mdb");
+        if database.join("olcOverlay={0}syncprov.ldif").is_file() {
+            return Ok(());
+        }
+        let module = self
+            .config_dir()
+            .join("cn=config")
+            .join("cn=module{0}.ldif");
+        let loaded = fs::read_to_string(&module)
+            .map(|text| text.contains("syncprov"))
+            .unwrap_or(false);
+        if !loaded {
+            let modification_path = self.state.join("syncprov-module.ldif");
+            write_file(
+                &modification_path,
+                "dn: cn=module{0},cn=config\nchangetype: modify\nadd: olcModuleLoad\n\
+                 olcModuleLoad: syncprov\n",
+                0o600,
+            )?;
+            let outcome = self.run_slap_tool(
+                &self.programs.slapmodify,
+                &["-n0", "-F"],
+                &modification_path,
+                "the syncprov module",
+            );
+            let _ = fs::remove_file(&modification_path);
+            outcome?;
+        }
+        let overlay_path = self.state.join("syncprov-overlay.ldif");
+        write_file(&overlay_path, SYNCPROV_OVERLAY, 0o600)?;
+        let outcome = self.run_slapadd(&["-n0", "-F"], &overlay_path, "the syncprov overlay");
+        let _ = fs::remove_file(&overlay_path);
+        outcome
+    }
+
     fn run_slapadd(&self, database: &[&str], ldif: &Path, what: &str) -> Result<()> {
         self.run_slap_tool(&self.programs.slapadd, database, ldif, what)
     }
@@ -778,6 +826,7 @@ objectClass: olcModuleList
 cn: module{{0}}
 olcModulePath: {MODULE_PATH}
 olcModuleLoad: {{0}}back_mdb
+olcModuleLoad: {{1}}syncprov
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -851,8 +900,21 @@ olcLimits: {{0}}* size.prtotal=unlimited
         let rule = rule.replace("ADMINS", &admins).replace("BUILDER", &builder);
         let _ = writeln!(out, "olcAccess: {{{index}}}{rule}");
     }
+    out.push('\n');
+    out.push_str(SYNCPROV_OVERLAY);
     out
 }
+
+/// The syncprov overlay on the database: content synchronization, which
+/// roleoutd's change feed (`crate::feed`) uses to cache with exact
+/// invalidation. No checkpoint or session log: the feed asks for a fresh
+/// cookie on every (re)connect.
+const SYNCPROV_OVERLAY: &str = "\
+dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcSyncProvConfig
+olcOverlay: {0}syncprov
+";
 
 /// A fresh P-256 key and a self-signed certificate for `localhost` and
 /// `127.0.0.1` (an IP SAN), both PEM; the key is PKCS#8, which GnuTLS
