@@ -115,6 +115,16 @@ impl MachineEntry {
     pub fn may_authenticate(&self) -> bool {
         self.enabled && self.enrolment == Some(Enrolment::Approved)
     }
+
+    /// True when the recorded last-seen time is at or after `when` (to the
+    /// second); false when none is recorded.
+    pub fn seen_since(&self, when: SystemTime) -> bool {
+        // GeneralizedTime in this one form (`YYYYMMDDHHMMSSZ`) sorts as
+        // text in time order.
+        self.last_seen
+            .as_deref()
+            .is_some_and(|seen| seen.len() == 15 && seen >= generalized_time(when).as_str())
+    }
 }
 
 fn bytes_set<const N: usize>(values: [&[u8]; N]) -> HashSet<Vec<u8>> {
@@ -595,6 +605,36 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn last_seen_compares_as_time() {
+        let at = |seconds: u64| UNIX_EPOCH + Duration::from_secs(seconds);
+        let entry = |seen: Option<&str>| MachineEntry {
+            dn: "cn=pc,ou=machines,dc=example,dc=org".to_owned(),
+            machine: Machine {
+                name: MachineId::new("pc").unwrap(),
+                ip: None,
+                os: None,
+                arch: None,
+                facts: BTreeMap::new(),
+                products: Vec::new(),
+            },
+            managed: true,
+            enabled: true,
+            enrolment: None,
+            certificate: None,
+            certificate_fingerprint: None,
+            enrolment_token: None,
+            last_seen: seen.map(str::to_owned),
+        };
+        // 2024-02-29T12:34:56Z
+        let seen = entry(Some("20240229123456Z"));
+        assert!(seen.seen_since(at(1_709_210_096)));
+        assert!(seen.seen_since(at(1_709_210_000)));
+        assert!(!seen.seen_since(at(1_709_210_097)));
+        assert!(!entry(None).seen_since(at(0)));
+        assert!(!entry(Some("garbage")).seen_since(at(0)));
+    }
 
     #[test]
     fn generalized_times_are_utc_calendar_dates() {

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use roleout_builder::auth::Authenticator;
 use roleout_builder::auth::nonce::NonceCache;
+use roleout_builder::server::cache::ServingCache;
 use roleout_builder::server::config::{Args, DirectoryChoice, Settings};
 use roleout_builder::server::state::{
     ServerState, load_or_create_builder_key, load_or_create_secret,
@@ -117,6 +118,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             .with_challenge_lifetime(settings.challenge_ttl)
             .with_session_lifetime(settings.session_ttl);
         let state = Arc::new(ServerState {
+            cache: ServingCache::new(directory.layout()),
             directory: directory.clone(),
             authenticator,
             builder_key,
@@ -124,6 +126,11 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             metadata_ttl: settings.metadata_ttl,
             max_body: settings.max_body,
         });
+        // The feed keeps the cache exact; it stops with the runtime.
+        let _feed = {
+            let state = state.clone();
+            directory.spawn_change_feed(move |event| state.cache.apply(&event))
+        };
         serve(
             state,
             settings.listen,

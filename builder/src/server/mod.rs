@@ -4,6 +4,7 @@
 //! the secrets kept in the state directory, [`routes`] the API, and
 //! [`serve`] runs it until a shutdown signal.
 
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod error;

@@ -6,13 +6,16 @@
 //! `Message::decode`: JSON, schema, type), so a bad body is refused the
 //! same way on every route. Every refusal is an [`ApiError`].
 //!
-//! Authenticated routes re-read the machine's entry on every request (one
-//! search, plus two for its roles): disabling a machine, withdrawing its
-//! approval or changing its roles takes effect on its next request, not
-//! when its session expires. There is no cache in between.
+//! Authenticated routes check the machine's entry and roles as they are
+//! now on every request, not as they were when the session began:
+//! disabling a machine, withdrawing its approval or changing its roles
+//! takes effect on its next request once roleoutd has heard of the change
+//! (its [`ServingCache`](crate::server::cache::ServingCache) drops what a
+//! change makes stale as the directory's change feed reports it; without
+//! a feed, every request reads the directory).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::Router;
@@ -33,7 +36,6 @@ use roleout_model::protocol::{
     SignedContent, SignedEnvelope, StatusReport, SuiteComplete, SuiteDelivery, SuiteList,
     SuiteListEntry, Timestamp,
 };
-use roleout_model::resolve::resolve_suite;
 use roleout_model::role::EffectiveRoles;
 use tracing::{info, warn};
 
@@ -44,7 +46,7 @@ use crate::auth::nonce::ReplayError;
 use crate::auth::session::{Session, SessionError};
 use crate::build::BuildError;
 use crate::content::{ContentStore, record_report};
-use crate::server::catalog::{ServedBuild, current_build, suite_ids};
+use crate::server::cache::CachedBuild;
 use crate::server::error::ApiError;
 use crate::server::state::ServerState;
 
@@ -212,10 +214,12 @@ async fn enroll_inner(
             .map_err(directory_failed)?;
     }
     let facts = &request.facts;
-    directory
+    let facts_written = directory
         .set_machine_facts(&entry.dn, Some(&facts.os), Some(&facts.arch), &facts.extra)
-        .await
-        .map_err(directory_failed)?;
+        .await;
+    // Whatever was written above or below counts from the next request.
+    state.cache.forget_machine(&name, &entry.dn);
+    facts_written.map_err(directory_failed)?;
     let claimed = match (token_valid, &entry.enrolment_token) {
         // Spent first, atomically: of two enrolments racing with one token
         // only one claims it, and it stays spent even if approval fails.
@@ -235,20 +239,18 @@ async fn enroll_inner(
     let status = if claimed {
         // The admin enabled the machine when issuing the token; roleoutd
         // only records that the key it presented is approved.
-        directory
-            .accept_enrolment(&entry.dn)
-            .await
-            .map_err(directory_failed)?;
+        let accepted = directory.accept_enrolment(&entry.dn).await;
+        state.cache.forget_machine(&name, &entry.dn);
+        accepted.map_err(directory_failed)?;
         EnrolmentStatus::Approved
     } else if same_key && entry.may_authenticate() {
         EnrolmentStatus::Approved
     } else {
         // A new key (first enrolment or rotation) waits for an admin.
         if entry.enrolment != Some(Enrolment::Pending) {
-            directory
-                .mark_machine_pending(&entry.dn)
-                .await
-                .map_err(directory_failed)?;
+            let marked = directory.mark_machine_pending(&entry.dn).await;
+            state.cache.forget_machine(&name, &entry.dn);
+            marked.map_err(directory_failed)?;
         }
         EnrolmentStatus::Pending
     };
@@ -336,17 +338,18 @@ fn registered(entry: &MachineEntry) -> RegisteredMachine {
 async fn effective_roles(
     state: &ServerState,
     entry: &MachineEntry,
-) -> Result<EffectiveRoles, ApiError> {
-    let direct = state
-        .directory
-        .machine_roles(&entry.dn)
+) -> Result<Arc<EffectiveRoles>, ApiError> {
+    state
+        .cache
+        .effective_roles(&state.directory, entry)
         .await
-        .map_err(directory_failed)?;
-    let hierarchy = state.directory.roles().await.map_err(directory_failed)?;
-    hierarchy
-        .effective(direct)
-        .map_err(|error| ApiError::internal(format!("roles of {}: {error}", entry.machine.name)))
+        .map_err(ApiError::internal)
 }
+
+/// How often a machine's last-seen time is written: at most once per
+/// interval, so that authentications do not each cost a directory write
+/// (and a change that drops the machine from roleoutd's cache).
+const LAST_SEEN_INTERVAL: Duration = Duration::from_secs(300);
 
 async fn session(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     match session_inner(&state, &headers, body).await {
@@ -362,11 +365,11 @@ async fn session_inner(
 ) -> Result<SessionResponse, ApiError> {
     let request: SessionRequest = read_body(state, headers, body).await?;
     let machine = &request.machine;
-    // Read fresh for every session: a rotated key or a disabled entry
-    // counts from this request on.
+    // The entry as it is now: a rotated key or a disabled entry counts
+    // from this request on (see the module comment).
     let Some(entry) = state
-        .directory
-        .machine(machine)
+        .cache
+        .machine(&state.directory, machine)
         .await
         .map_err(directory_failed)?
     else {
@@ -393,8 +396,12 @@ async fn session_inner(
             auth_refusal(&error)
         })?;
     info!(machine = %machine, outcome = "accepted", roles = %roles.key(), "session");
-    if let Err(error) = state.directory.record_machine_seen(&entry.dn, now).await {
-        warn!(machine = %machine, %error, "could not record when the machine was last seen");
+    if !entry.seen_since(now.checked_sub(LAST_SEEN_INTERVAL).unwrap_or(now)) {
+        let recorded = state.directory.record_machine_seen(&entry.dn, now).await;
+        state.cache.forget_machine(machine, &entry.dn);
+        if let Err(error) = recorded {
+            warn!(machine = %machine, %error, "could not record when the machine was last seen");
+        }
     }
     Ok(SessionResponse {
         session: issued.token,
@@ -407,8 +414,8 @@ async fn session_inner(
 /// now and its roles as they are now.
 struct Requester {
     session: Session,
-    entry: MachineEntry,
-    roles: EffectiveRoles,
+    entry: Arc<MachineEntry>,
+    roles: Arc<EffectiveRoles>,
 }
 
 async fn requester(state: &ServerState, headers: &HeaderMap) -> Result<Requester, ApiError> {
@@ -427,8 +434,8 @@ async fn requester(state: &ServerState, headers: &HeaderMap) -> Result<Requester
         .verify_session(token.trim(), SystemTime::now())
         .map_err(|error| auth_refusal(&error))?;
     let entry = state
-        .directory
-        .machine(&session.machine)
+        .cache
+        .machine(&state.directory, &session.machine)
         .await
         .map_err(directory_failed)?
         .ok_or_else(|| {
@@ -523,14 +530,16 @@ async fn build_for(
     state: &ServerState,
     requester: &Requester,
     id: &str,
-) -> Result<ServedBuild, ApiError> {
+) -> Result<Arc<CachedBuild>, ApiError> {
     let no_suite = || ApiError::new(ErrorCode::NotFound, "There is no such suite.");
     let id = SuiteId::new(id).map_err(|_| no_suite())?;
-    let build = current_build(&state.directory, &id, &requester.roles)
+    let build = state
+        .cache
+        .build(&state.directory, &id, &requester.roles)
         .await
         .map_err(build_failed)?
         .ok_or_else(no_suite)?;
-    if build.suite.products.is_empty() {
+    if build.build.suite.products.is_empty() {
         return Err(ApiError::new(
             ErrorCode::ForbiddenSuite,
             format!("Suite {id} has nothing for this machine's roles."),
@@ -544,14 +553,24 @@ async fn suite_list(State(state): Shared, headers: HeaderMap) -> Response {
         let requester = requester(&state, &headers).await?;
         let mut suites = Vec::new();
         let mut serial = 0;
-        for id in suite_ids(&state.directory).await.map_err(catalog_failed)? {
-            match current_build(&state.directory, &id, &requester.roles).await {
-                Ok(Some(build)) if !build.suite.products.is_empty() => {
+        let ids = state
+            .cache
+            .suite_ids(&state.directory)
+            .await
+            .map_err(catalog_failed)?;
+        for id in ids.iter() {
+            match state
+                .cache
+                .build(&state.directory, id, &requester.roles)
+                .await
+            {
+                Ok(Some(cached)) if !cached.build.suite.products.is_empty() => {
+                    let build = &cached.build;
                     serial = serial.max(build.serial);
                     suites.push(SuiteListEntry {
                         id: build.suite.id.clone(),
                         version: build.suite.version.clone(),
-                        build_digest: build.digest,
+                        build_digest: build.digest.clone(),
                     });
                 }
                 Ok(_) => {}
@@ -577,17 +596,16 @@ async fn suite(State(state): Shared, headers: HeaderMap, Path(id): Path<String>)
             (Some(os), Some(arch)) => Some((os.as_str(), arch.as_str())),
             _ => None,
         };
-        let plan = resolve_suite(&build.suite, platform).map_err(|errors| {
-            ApiError::internal(format!(
-                "suite {id} does not resolve for {}: {}",
-                machine.name,
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-        })?;
+        let plan = match &*build.plan(platform) {
+            Ok(plan) => plan.clone(),
+            Err(problems) => {
+                return Err(ApiError::internal(format!(
+                    "suite {id} does not resolve for {}: {problems}",
+                    machine.name
+                )));
+            }
+        };
+        let build = &build.build;
         let delivery = SuiteDelivery {
             machine: MachineObject {
                 name: machine.name.clone(),
@@ -597,13 +615,13 @@ async fn suite(State(state): Shared, headers: HeaderMap, Path(id): Path<String>)
             },
             plan,
             build_digest: build.digest.clone(),
-            suite: build.suite,
+            suite: build.suite.clone(),
         };
         envelope(
             &state,
             &requester,
             &delivery,
-            Some(build.digest),
+            Some(build.digest.clone()),
             build.serial,
         )
     }
@@ -621,7 +639,8 @@ async fn component(
 ) -> Response {
     let result = async {
         let requester = requester(&state, &headers).await?;
-        let build = build_for(&state, &requester, &id).await?;
+        let cached = build_for(&state, &requester, &id).await?;
+        let build = &cached.build;
         let forbidden = || {
             info!(machine = %requester.session.machine, suite = %id, outcome = "refused", reason = "component outside its roles", "component");
             ApiError::new(
@@ -645,7 +664,7 @@ async fn component(
             &state,
             &requester,
             &delivery,
-            Some(build.digest),
+            Some(build.digest.clone()),
             build.serial,
         )
     }
@@ -722,11 +741,21 @@ async fn payload_inner(
     let digest = strict_digest(digest).ok_or_else(not_found)?;
     // Only files of the requester's own suites are served.
     let mut allowed = false;
-    for id in suite_ids(&state.directory).await.map_err(catalog_failed)? {
-        let Ok(Some(build)) = current_build(&state.directory, &id, &requester.roles).await else {
+    let ids = state
+        .cache
+        .suite_ids(&state.directory)
+        .await
+        .map_err(catalog_failed)?;
+    for id in ids.iter() {
+        let Ok(Some(cached)) = state
+            .cache
+            .build(&state.directory, id, &requester.roles)
+            .await
+        else {
             continue;
         };
-        if build
+        if cached
+            .build
             .suite
             .products
             .iter()

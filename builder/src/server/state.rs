@@ -25,6 +25,7 @@ use roleout_installer::keys::{read_private_key, write_private_key};
 
 use crate::auth::Authenticator;
 use crate::auth::token::ServerSecret;
+use crate::server::cache::ServingCache;
 
 /// Everything a request handler needs.
 #[derive(Debug)]
@@ -41,6 +42,9 @@ pub struct ServerState {
     pub metadata_ttl: Duration,
     /// Largest request body accepted.
     pub max_body: usize,
+    /// What was read from the directory, kept while the change feed says
+    /// it is current.
+    pub cache: ServingCache,
 }
 
 /// roleoutd's own secrets could not be made or loaded.

@@ -7,6 +7,7 @@ mod admin_browse;
 mod admin_more;
 mod auth;
 mod build;
+mod cache;
 mod catalog;
 mod server;
 mod shell;
