@@ -240,13 +240,23 @@ pub fn sign_envelope(
     key: &BuilderKey,
     content: SignedContent,
 ) -> Result<SignedEnvelope, EnvelopeError> {
-    let message = content.signed_message()?;
-    let signature = key.key_pair.sign(&message);
+    let signature = sign_canonical(key, &content.canonical_bytes()?);
     Ok(SignedEnvelope {
         signed: content,
-        signature: Base64Bytes::new(signature.as_ref()),
+        signature,
         key_id: key.public_key().key_id(),
     })
+}
+
+/// The signature of the content whose canonical bytes are `canonical`
+/// ([`SignedContent::canonical_bytes`]), for a server that writes those
+/// bytes itself.
+pub fn sign_canonical(key: &BuilderKey, canonical: &[u8]) -> Base64Bytes {
+    Base64Bytes::new(
+        key.key_pair
+            .sign(&SignedContent::message_of(canonical))
+            .as_ref(),
+    )
 }
 
 /// Checks an envelope and returns what it signs.

@@ -40,6 +40,7 @@ use roleout_directory::feed::{EntryChange, FeedEvent};
 use roleout_directory::machines::MachineEntry;
 use roleout_directory::{Directory, DirectoryError, Layout};
 use roleout_model::ids::{MachineId, SuiteId};
+use roleout_model::protocol::{MachineObject, ProtocolError, canonical_field, canonical_object};
 use roleout_model::resolve::{Plan, resolve_suite};
 use roleout_model::role::EffectiveRoles;
 use tracing::info;
@@ -53,8 +54,9 @@ pub const MAX_AGE: Duration = Duration::from_secs(300);
 /// A platform (OS, architecture), `None` when the machine reported none.
 type Platform = Option<(String, String)>;
 
-/// A resolved plan, or the resolution problems joined in words.
-pub type PlanOutcome = Arc<Result<Plan, String>>;
+/// A resolved plan with its canonical JSON, or the resolution problems
+/// joined in words.
+pub type PlanOutcome = Arc<Result<(Plan, Vec<u8>), String>>;
 
 /// A build as served, with the plans already resolved from it per
 /// platform.
@@ -62,15 +64,39 @@ pub type PlanOutcome = Arc<Result<Plan, String>>;
 pub struct CachedBuild {
     /// The build.
     pub build: ServedBuild,
+    /// The canonical JSON of the build's suite, which every envelope
+    /// delivering it signs: written once per build, not per request.
+    pub suite_canonical: Vec<u8>,
     plans: Mutex<HashMap<Platform, PlanOutcome>>,
 }
 
 impl CachedBuild {
-    fn new(build: ServedBuild) -> Self {
-        Self {
+    /// The build with its suite's canonical JSON.
+    pub fn new(build: ServedBuild) -> Result<Self, ProtocolError> {
+        Ok(Self {
+            suite_canonical: canonical_field(&build.suite)?,
             build,
             plans: Mutex::new(HashMap::new()),
-        }
+        })
+    }
+
+    /// The canonical JSON of the `SuiteDelivery` of this build to
+    /// `machine` with a plan whose canonical JSON is `plan_canonical`: the
+    /// same bytes as `canonical_field` of the delivery, written around the
+    /// suite's canonical bytes.
+    pub fn delivery_canonical(
+        &self,
+        machine: &MachineObject,
+        plan_canonical: &[u8],
+    ) -> Result<Vec<u8>, ProtocolError> {
+        let machine = canonical_field(machine)?;
+        let digest = canonical_field(&self.build.digest)?;
+        Ok(canonical_object(&mut [
+            ("suite", &self.suite_canonical),
+            ("plan", plan_canonical),
+            ("machine", &machine),
+            ("build-digest", &digest),
+        ]))
     }
 
     /// The build's plan for `platform` (OS, architecture), resolved once
@@ -81,13 +107,18 @@ impl CachedBuild {
             return plan.clone();
         }
         let plan = Arc::new(
-            resolve_suite(&self.build.suite, platform).map_err(|errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }),
+            resolve_suite(&self.build.suite, platform)
+                .map_err(|errors| {
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .and_then(|plan| {
+                    let canonical = canonical_field(&plan).map_err(|error| error.to_string())?;
+                    Ok((plan, canonical))
+                }),
         );
         lock(&self.plans).insert(key, plan.clone());
         plan
@@ -339,7 +370,12 @@ impl ServingCache {
         let Some(build) = current_build(directory, id, roles).await? else {
             return Ok(None);
         };
-        let build = Arc::new(CachedBuild::new(build));
+        let build = Arc::new(CachedBuild::new(build).map_err(|error| {
+            BuildError::Catalog(roleout_directory::catalog::CatalogError::Malformed {
+                dn: format!("build of suite {id} for {}", roles.key()),
+                reason: format!("its suite cannot be written as JSON: {error}"),
+            })
+        })?);
         self.store(ticket, |inner| {
             inner.builds.insert(key, Slot::new(build.clone()));
         });

@@ -26,15 +26,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use roleout_directory::catalog::CatalogError;
 use roleout_directory::machines::{Enrolment, MachineEntry};
-use roleout_installer::envelope::sign_envelope;
+use roleout_installer::envelope::sign_canonical;
 use roleout_model::ids::{ProductId, Sha256, SuiteId};
 use roleout_model::machine::Machine;
 use roleout_model::protocol::{
     Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest, ChallengeResponse, Close,
-    ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus, EnvelopePayload, ErrorCode,
-    Health, HealthStatus, MachineObject, Message, ReportAck, SessionRequest, SessionResponse,
-    SignedContent, SignedEnvelope, StatusReport, SuiteComplete, SuiteDelivery, SuiteList,
-    SuiteListEntry, Timestamp,
+    ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus, EnvelopeKind,
+    EnvelopePayload, ErrorCode, Health, HealthStatus, MachineObject, Message, ReportAck,
+    SessionRequest, SessionResponse, SignedContent, SignedEnvelope, StatusReport, SuiteComplete,
+    SuiteList, SuiteListEntry, Timestamp, canonical_field,
 };
 use roleout_model::role::EffectiveRoles;
 use tracing::{info, warn};
@@ -480,13 +480,30 @@ async fn requester(state: &ServerState, headers: &HeaderMap) -> Result<Requester
 // ---------------------------------------------------------------------------
 // Serving
 
+/// The signed envelope of `payload` for the requester, as a response.
 fn envelope<P: EnvelopePayload>(
     state: &ServerState,
     requester: &Requester,
     payload: &P,
     build_digest: Option<Sha256>,
     serial: u64,
-) -> Result<SignedEnvelope, ApiError> {
+) -> Result<Response, ApiError> {
+    let payload = canonical_field(payload).map_err(ApiError::internal)?;
+    envelope_around(state, requester, P::KIND, &payload, build_digest, serial)
+}
+
+/// The signed envelope, as a response, of a payload of `kind` whose
+/// canonical JSON is `payload`: the envelope's canonical bytes are written
+/// around it, signed, and sent as they are (canonical JSON is JSON), so a
+/// large payload is neither rebuilt as a JSON value nor serialized twice.
+fn envelope_around(
+    state: &ServerState,
+    requester: &Requester,
+    kind: EnvelopeKind,
+    payload: &[u8],
+    build_digest: Option<Sha256>,
+    serial: u64,
+) -> Result<Response, ApiError> {
     let now = SystemTime::now();
     let expires_at = Timestamp::from_system_time(now + state.metadata_ttl)
         .ok_or_else(|| ApiError::internal("metadata expiry past the year 9999"))?;
@@ -501,16 +518,34 @@ fn envelope<P: EnvelopePayload>(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    let content = SignedContent::new(
-        payload,
-        requester.session.machine.clone(),
-        requester.roles.key(),
+    let header = SignedContent {
+        kind,
+        machine: requester.session.machine.clone(),
+        roles: requester.roles.key(),
         build_digest,
-        serial.max(signed_at),
+        serial: serial.max(signed_at),
         expires_at,
+        // Given as canonical bytes instead.
+        payload: serde_json::Value::Null,
+    };
+    let canonical = header
+        .canonical_bytes_around(payload)
+        .map_err(ApiError::internal)?;
+    let signature = sign_canonical(&state.builder_key, &canonical);
+    let body = SignedEnvelope::body_around(
+        &canonical,
+        &signature,
+        &state.builder_key.public_key().key_id(),
     )
     .map_err(ApiError::internal)?;
-    sign_envelope(&state.builder_key, content).map_err(ApiError::internal)
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 fn catalog_failed(error: CatalogError) -> ApiError {
@@ -582,7 +617,7 @@ async fn suite_list(State(state): Shared, headers: HeaderMap) -> Response {
     }
     .await;
     match result {
-        Ok(envelope) => Json(envelope).into_response(),
+        Ok(envelope) => envelope,
         Err(error) => error.into_response(),
     }
 }
@@ -596,8 +631,9 @@ async fn suite(State(state): Shared, headers: HeaderMap, Path(id): Path<String>)
             (Some(os), Some(arch)) => Some((os.as_str(), arch.as_str())),
             _ => None,
         };
-        let plan = match &*build.plan(platform) {
-            Ok(plan) => plan.clone(),
+        let outcome = build.plan(platform);
+        let (plan, plan_canonical) = match &*outcome {
+            Ok(resolved) => resolved,
             Err(problems) => {
                 return Err(ApiError::internal(format!(
                     "suite {id} does not resolve for {}: {problems}",
@@ -605,29 +641,27 @@ async fn suite(State(state): Shared, headers: HeaderMap, Path(id): Path<String>)
                 )));
             }
         };
-        let build = &build.build;
-        let delivery = SuiteDelivery {
-            machine: MachineObject {
-                name: machine.name.clone(),
-                os: machine.os.clone().unwrap_or_default(),
-                arch: machine.arch.clone().unwrap_or_default(),
-                components: plan.order().cloned().collect(),
-            },
-            plan,
-            build_digest: build.digest.clone(),
-            suite: build.suite.clone(),
+        let machine_object = MachineObject {
+            name: machine.name.clone(),
+            os: machine.os.clone().unwrap_or_default(),
+            arch: machine.arch.clone().unwrap_or_default(),
+            components: plan.order().cloned().collect(),
         };
-        envelope(
+        let payload = build
+            .delivery_canonical(&machine_object, plan_canonical)
+            .map_err(ApiError::internal)?;
+        envelope_around(
             &state,
             &requester,
-            &delivery,
-            Some(build.digest.clone()),
-            build.serial,
+            EnvelopeKind::Suite,
+            &payload,
+            Some(build.build.digest.clone()),
+            build.build.serial,
         )
     }
     .await;
     match result {
-        Ok(envelope) => Json(envelope).into_response(),
+        Ok(envelope) => envelope,
         Err(error) => error.into_response(),
     }
 }
@@ -670,7 +704,7 @@ async fn component(
     }
     .await;
     match result {
-        Ok(envelope) => Json(envelope).into_response(),
+        Ok(envelope) => envelope,
         Err(error) => error.into_response(),
     }
 }

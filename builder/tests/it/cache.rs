@@ -11,6 +11,7 @@ use roleout_builder::server::cache::ServingCache;
 use roleout_directory::{Directory, LocalDirectory};
 use roleout_model::ids::{MachineId, RoleName, SuiteId};
 use roleout_model::machine::Machine;
+use roleout_model::protocol::{MachineObject, SuiteDelivery, canonical_field};
 use roleout_model::role::Role;
 
 /// Polls `done` every 10 ms for at most five seconds; true once it holds.
@@ -102,6 +103,28 @@ async fn reads_are_served_from_memory_until_a_change_makes_them_stale() {
         .unwrap()
         .unwrap();
     assert_eq!(builder.search_count(), searches, "served from memory");
+
+    // The delivery written around the cached canonical bytes is exactly
+    // the canonical JSON of the delivery built as a value: what the
+    // installer recomputes to check the signature.
+    let outcome = build.plan(Some(("linux", "x86_64")));
+    let (plan, plan_canonical) = outcome.as_ref().as_ref().unwrap();
+    let machine = MachineObject {
+        name: name.clone(),
+        os: "linux".to_owned(),
+        arch: "x86_64".to_owned(),
+        components: plan.order().cloned().collect(),
+    };
+    let delivery = SuiteDelivery {
+        suite: build.build.suite.clone(),
+        plan: plan.clone(),
+        machine: machine.clone(),
+        build_digest: build.build.digest.clone(),
+    };
+    assert_eq!(
+        build.delivery_canonical(&machine, plan_canonical).unwrap(),
+        canonical_field(&delivery).unwrap()
+    );
     assert!(Arc::ptr_eq(&build, &build_again));
     assert!(roles.key().contains("developer"), "{}", roles.key());
 

@@ -53,9 +53,36 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 }
 
 fn write_string(text: &str, out: &mut Vec<u8>) {
-    // Through `Value`'s `Display` so that escaping is serde_json's own.
-    let quoted = Value::String(text.to_owned()).to_string();
-    out.extend_from_slice(quoted.as_bytes());
+    // serde_json's own escaping, written straight into `out` (no copy of
+    // the string). Serializing a `str` into a `Vec` cannot fail: the only
+    // errors of `to_writer` are the writer's, and a `Vec` never refuses.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// The canonical JSON of an object whose members are given as canonical
+/// bytes already (from [`canonical_json`] or this function): the members
+/// sorted by key, compact. The same bytes as [`canonical_json`] of the
+/// object built from the same members, without building it: roleoutd
+/// keeps the canonical bytes of a build and writes each envelope around
+/// them.
+pub fn canonical_object(members: &mut [(&str, &[u8])]) -> Vec<u8> {
+    members.sort_unstable_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
+    let length = members
+        .iter()
+        .map(|(key, value)| key.len() + value.len() + 4)
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(length + 2);
+    out.push(b'{');
+    for (index, (key, member)) in members.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_string(key, &mut out);
+        out.push(b':');
+        out.extend_from_slice(member);
+    }
+    out.push(b'}');
+    out
 }
 
 #[cfg(test)]
@@ -65,6 +92,28 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn an_object_of_canonical_members_is_the_canonical_object() {
+        let whole = json!({
+            "zeta": [1, {"b": 2, "a": "x"}],
+            "alpha": "\u{1}",
+            "mid": {"k": null, "j": true},
+        });
+        let Value::Object(map) = &whole else {
+            unreachable!("an object literal")
+        };
+        let parts: Vec<(String, Vec<u8>)> = map
+            .iter()
+            .map(|(key, value)| (key.clone(), canonical_json(value)))
+            .collect();
+        let mut members: Vec<(&str, &[u8])> = parts
+            .iter()
+            .rev()
+            .map(|(key, bytes)| (key.as_str(), bytes.as_slice()))
+            .collect();
+        assert_eq!(canonical_object(&mut members), canonical_json(&whole));
+    }
 
     #[test]
     fn escapes_are_serde_json_escapes() {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{MachineId, Sha256};
 use crate::protocol::ProtocolError;
 use crate::protocol::bytes::Base64Bytes;
-use crate::protocol::canonical::canonical_json;
+use crate::protocol::canonical::{canonical_json, canonical_object};
 use crate::protocol::time::Timestamp;
 
 /// The signature of an envelope covers this prefix followed by the
@@ -117,17 +117,59 @@ impl SignedContent {
     /// The canonical JSON of this content (see
     /// [`crate::protocol::canonical_json`]).
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, ProtocolError> {
-        let value = serde_json::to_value(self).map_err(ProtocolError::Serialize)?;
-        Ok(canonical_json(&value))
+        self.canonical_bytes_around(&canonical_json(&self.payload))
+    }
+
+    /// The canonical bytes of this content with `payload` (canonical JSON
+    /// bytes) as its payload instead of [`Self::payload`]: the header
+    /// fields are written around bytes the caller already has. The same
+    /// bytes as [`Self::canonical_bytes`] when `payload` is the canonical
+    /// JSON of `self.payload`.
+    pub fn canonical_bytes_around(&self, payload: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+        let kind = canonical_field(&self.kind)?;
+        let machine = canonical_field(&self.machine)?;
+        let roles = canonical_field(&self.roles)?;
+        let serial = canonical_field(&self.serial)?;
+        let expires_at = canonical_field(&self.expires_at)?;
+        let build_digest = self
+            .build_digest
+            .as_ref()
+            .map(canonical_field)
+            .transpose()?;
+        let mut members: Vec<(&str, &[u8])> = vec![
+            ("kind", &kind),
+            ("machine", &machine),
+            ("roles", &roles),
+            ("serial", &serial),
+            ("expires-at", &expires_at),
+            ("payload", payload),
+        ];
+        if let Some(digest) = &build_digest {
+            members.push(("build-digest", digest));
+        }
+        Ok(canonical_object(&mut members))
+    }
+
+    /// The bytes signed for content whose canonical form is `canonical`:
+    /// [`ENVELOPE_CONTEXT`] then the canonical bytes.
+    pub fn message_of(canonical: &[u8]) -> Vec<u8> {
+        let mut message = Vec::with_capacity(ENVELOPE_CONTEXT.len() + canonical.len());
+        message.extend_from_slice(ENVELOPE_CONTEXT);
+        message.extend_from_slice(canonical);
+        message
     }
 
     /// The bytes the signature covers: [`ENVELOPE_CONTEXT`] then
     /// [`Self::canonical_bytes`].
     pub fn signed_message(&self) -> Result<Vec<u8>, ProtocolError> {
-        let mut message = ENVELOPE_CONTEXT.to_vec();
-        message.extend_from_slice(&self.canonical_bytes()?);
-        Ok(message)
+        Ok(Self::message_of(&self.canonical_bytes()?))
     }
+}
+
+/// The canonical JSON of one value.
+pub fn canonical_field<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProtocolError> {
+    let value = serde_json::to_value(value).map_err(ProtocolError::Serialize)?;
+    Ok(canonical_json(&value))
 }
 
 /// A signed content, its signature and the id of the key that made it.
@@ -141,4 +183,24 @@ pub struct SignedEnvelope {
     /// SHA-256 of the signing key's raw public key, so that a key mismatch
     /// is reported as such rather than as a bad signature.
     pub key_id: Sha256,
+}
+
+impl SignedEnvelope {
+    /// The JSON body of an envelope whose signed content has the canonical
+    /// bytes `canonical` (written as they are: canonical JSON is JSON), so
+    /// that a server that signed those bytes does not serialize the
+    /// content a second time.
+    pub fn body_around(
+        canonical: &[u8],
+        signature: &Base64Bytes,
+        key_id: &Sha256,
+    ) -> Result<Vec<u8>, ProtocolError> {
+        let signature = canonical_field(signature)?;
+        let key_id = canonical_field(key_id)?;
+        Ok(canonical_object(&mut [
+            ("signed", canonical),
+            ("signature", &signature),
+            ("key-id", &key_id),
+        ]))
+    }
 }

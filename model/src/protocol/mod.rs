@@ -51,9 +51,9 @@ mod schema;
 mod time;
 
 pub use bytes::{Base64Bytes, InvalidBase64};
-pub use canonical::canonical_json;
+pub use canonical::{canonical_json, canonical_object};
 pub use envelope::{
-    ENVELOPE_CONTEXT, EnvelopeKind, EnvelopePayload, SignedContent, SignedEnvelope,
+    ENVELOPE_CONTEXT, EnvelopeKind, EnvelopePayload, SignedContent, SignedEnvelope, canonical_field,
 };
 pub use schema::{
     Message, MessageKind, OPENAPI, SCHEMA_BASE, SCHEMA_FILES, SchemaViolation, validate,
