@@ -16,7 +16,10 @@ pub mod reports;
 pub mod store;
 pub mod synthetic;
 
-pub use builds::{BuildWrite, MAX_CANONICAL_BYTES, NewBuild, StoredBuild, build_dn};
+pub use builds::{
+    BuildWrite, INLINE_CANONICAL_BYTES, MAX_CANONICAL_BYTES, NewBuild, PART_BYTES, StoredBuild,
+    build_dn,
+};
 pub use entry::CatalogEntry;
 pub use mapping::{
     CatalogEntries, normalize_product, product_digest, product_dn, product_entries,
