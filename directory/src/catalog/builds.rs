@@ -975,6 +975,19 @@ mod tests {
     }
 
     #[test]
+    fn parts_split_between_characters_and_join_back() {
+        // Three-byte characters straddle every part boundary.
+        let text = "€".repeat(PART_BYTES / 3 * 2 + 7);
+        let parts = split_parts(&text);
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|part| part.len() <= PART_BYTES));
+        assert!(parts[0].len() < PART_BYTES, "{}", parts[0].len());
+        assert_eq!(parts.concat(), text);
+        assert!(split_parts("").is_empty());
+        assert_eq!(split_parts("{}"), ["{}"]);
+    }
+
+    #[test]
     fn build_names_split_back_and_role_sets_are_checked() {
         let suite = SuiteId::new("domino").unwrap();
         assert_eq!(
