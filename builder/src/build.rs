@@ -21,11 +21,9 @@ use tracing::instrument;
 
 use roleout_directory::Directory;
 use roleout_directory::DirectoryError;
-use roleout_directory::catalog::{
-    BuildWrite, CatalogError, NewBuild, StoredBuild, product_digest, suite_digest,
-};
+use roleout_directory::catalog::{BuildWrite, CatalogError, NewBuild, StoredBuild};
 use roleout_model::assemble::{AssembleError, assemble_suite};
-use roleout_model::ids::{ProductId, SuiteId};
+use roleout_model::ids::{ProductId, Sha256, SuiteId};
 use roleout_model::protocol::{Timestamp, canonical_json};
 use roleout_model::resolve::{Plan, ResolveError, resolve_suite};
 use roleout_model::role::{EffectiveRoles, RoleError};
@@ -217,12 +215,14 @@ impl Builder {
     ) -> Result<BuildOutcome, BuildError> {
         let role_set = roles.key();
         // Two searches whatever the number of products.
-        let (source, products) = directory.load_suite_sources(suite).await?;
+        let sources = directory.load_suite_build_sources(suite).await?;
         let assembled =
-            assemble_suite(&source, &products, roles).map_err(|errors| BuildError::Invalid {
-                suite: suite.clone(),
-                role_set: role_set.clone(),
-                problems: errors.into_iter().map(BuildProblem::from).collect(),
+            assemble_suite(&sources.suite, &sources.products, roles).map_err(|errors| {
+                BuildError::Invalid {
+                    suite: suite.clone(),
+                    role_set: role_set.clone(),
+                    problems: errors.into_iter().map(BuildProblem::from).collect(),
+                }
             })?;
         let plan = resolve_suite(&assembled.suite, None).map_err(|errors| BuildError::Invalid {
             suite: suite.clone(),
@@ -231,20 +231,26 @@ impl Builder {
         })?;
         let canonical = canonical_bytes(&assembled.suite)?;
         // The sources are the suite and the members this role set gets: a
-        // change to a product it does not get cannot change its build.
-        let mut built_from = BTreeMap::new();
-        built_from.insert(format!("suite/{suite}"), suite_digest(&source)?);
-        let included: Vec<&ProductId> = assembled
-            .suite
-            .products
-            .iter()
-            .map(|product| &product.id)
-            .collect();
-        for product in products
-            .iter()
-            .filter(|product| included.contains(&&product.id))
-        {
-            built_from.insert(format!("product/{}", product.id), product_digest(product)?);
+        // change to a product it does not get cannot change its build. The
+        // digests are the ones the directory holds, which reading checked.
+        let suite_key = format!("suite/{suite}");
+        let mut built_from: BTreeMap<String, Sha256> = BTreeMap::new();
+        for key in std::iter::once(suite_key).chain(
+            assembled
+                .suite
+                .products
+                .iter()
+                .map(|product| format!("product/{}", product.id)),
+        ) {
+            let digest =
+                sources
+                    .digests
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| CatalogError::NotFound {
+                        what: format!("the source digest of {key}"),
+                    })?;
+            built_from.insert(key, digest);
         }
         let new = NewBuild {
             suite: suite.clone(),

@@ -8,9 +8,17 @@
 //! opens a new one: the caller decides whether to retry, since a write whose
 //! answer was lost may or may not have happened.
 //!
-//! Every search goes through `Directory::search`, which pages (500 entries
-//! a page) and counts each request it sends, so tests and benchmarks can
-//! assert how many round trips a feature costs ([`Directory::search_count`]).
+//! Every search goes through `Directory::search`, which asks for paged
+//! results and counts each request it sends (every page is a round trip),
+//! so tests and benchmarks can assert how many round trips a feature costs
+//! ([`Directory::search_count`]). The page size asked for is as large as
+//! the control allows: a server whose limits allow it (slapd with
+//! `size.prtotal=unlimited` for the account, as the managed slapd has, or
+//! the root DN) answers in one page, so a search is one round trip however
+//! many entries it returns; a server that caps pages (or slapd with a
+//! `size.pr` limit) returns smaller pages and the search goes on paging.
+//! Asking for paged results rather than none keeps searches working for
+//! accounts whose plain size limit is lower than the number of entries.
 //!
 //! TLS (`ldaps://`, StartTLS) uses rustls with the ring provider, the one
 //! provider of the whole of Roleout. The client configuration is built once
@@ -43,8 +51,9 @@ use crate::error::{DirectoryError, Result};
 use crate::layout::Layout;
 use crate::settings::{Bind, Settings};
 
-/// Entries per page of a paged search.
-const PAGE_SIZE: i32 = 500;
+/// Entries per page asked for: as many as the server allows (see the
+/// module comment).
+const PAGE_SIZE: i32 = i32::MAX;
 
 /// A connection to the directory, with the layout of Roleout's entries.
 ///

@@ -104,30 +104,39 @@ impl CatalogEntry {
 
     /// Every value of `description` (case-insensitive, exact options).
     pub fn values(&self, description: &str) -> Vec<&str> {
+        self.iter_values(description).collect()
+    }
+
+    /// The values of `description`, without collecting them: readers look
+    /// up a dozen attributes of each of tens of thousands of entries.
+    fn iter_values<'a, 'b>(
+        &'a self,
+        description: &'b str,
+    ) -> impl Iterator<Item = &'a str> + use<'a, 'b> {
         self.attributes
             .iter()
-            .filter(|(key, _)| key.eq_ignore_ascii_case(description))
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(description))
             .flat_map(|(_, values)| values.iter().map(String::as_str))
-            .collect()
     }
 
     /// Whether the entry has `objectClass` `class`.
     pub fn has_class(&self, class: &str) -> bool {
-        self.values("objectClass")
-            .iter()
+        self.iter_values("objectClass")
             .any(|value| value.eq_ignore_ascii_case(class))
     }
 
     /// At most one value of `description`.
     pub(crate) fn single(&self, description: &str) -> Result<Option<&str>, CatalogError> {
-        let values = self.values(description);
-        match values.as_slice() {
-            [] => Ok(None),
-            [value] => Ok(Some(value)),
-            _ => Err(self.malformed(format!(
+        let mut values = self.iter_values(description);
+        let first = values.next();
+        let more = values.count();
+        if more == 0 {
+            Ok(first)
+        } else {
+            Err(self.malformed(format!(
                 "{description} has {} values where one is expected",
-                values.len()
-            ))),
+                more + 1
+            )))
         }
     }
 

@@ -176,9 +176,13 @@ pub fn normalize_product(product: &ProductSource) -> ProductSource {
 
 /// SHA-256 of a product's canonical JSON (after [`normalize_product`]).
 pub fn product_digest(product: &ProductSource) -> Result<Sha256, CatalogError> {
-    Ok(sha256(
-        canonical_json(&normalize_product(product))?.as_bytes(),
-    ))
+    // Products read from the directory have no empty phases: no copy then.
+    let text = if product.commands.values().any(Versioned::is_empty) {
+        canonical_json(&normalize_product(product))?
+    } else {
+        canonical_json(product)?
+    };
+    Ok(sha256(text.as_bytes()))
 }
 
 /// SHA-256 of a suite's canonical JSON.
@@ -254,9 +258,37 @@ pub fn suite_entries(suites_dn: &str, suite: &SuiteSource) -> Result<CatalogEntr
 
 /// Reads a product from its entry and its children, keyed by the child's
 /// `cn` in lowercase. Only children named in `roleoutCurrent` are used.
+///
+/// The product's `roleoutSourceDigest` covers every version it is read
+/// from, so checking it alone detects any change made outside Roleout.
+/// Only when it does not match are the versions' own digests checked, to
+/// name the entry that was changed.
 pub fn product_from_entries(
     owner: &CatalogEntry,
     children: &BTreeMap<String, &CatalogEntry>,
+) -> Result<ProductSource, CatalogError> {
+    let product = read_product(owner, children, VersionCheck::Skip)?;
+    let computed = product_digest(&product)?;
+    if let Err(error) = check_source_digest(owner, &computed) {
+        read_product(owner, children, VersionCheck::Each)?;
+        return Err(error);
+    }
+    Ok(product)
+}
+
+/// Whether reading a version checks its content against its digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VersionCheck {
+    /// Only the owner's source digest is checked (by the caller).
+    Skip,
+    /// Each version's digest is checked, naming the first that differs.
+    Each,
+}
+
+fn read_product(
+    owner: &CatalogEntry,
+    children: &BTreeMap<String, &CatalogEntry>,
+    check: VersionCheck,
 ) -> Result<ProductSource, CatalogError> {
     let id = parse_name::<ProductId>(owner, at::CN, "product id")?;
     let version = parse_version(owner)?;
@@ -288,21 +320,20 @@ pub fn product_from_entries(
         let slot = ProductSlot::from_name(slot_name)
             .ok_or_else(|| child.malformed(format!("unknown product slot {slot_name:?}")))?;
         match slot {
-            ProductSlot::Description => read_version(child, &mut product.description)?,
-            ProductSlot::Size => read_version(child, &mut product.size)?,
-            ProductSlot::Capabilities => read_version(child, &mut product.capabilities)?,
-            ProductSlot::Dependencies => read_version(child, &mut product.dependencies)?,
-            ProductSlot::Conflicts => read_version(child, &mut product.conflicts)?,
-            ProductSlot::Variables => read_version(child, &mut product.variables)?,
-            ProductSlot::Fileset => read_version(child, &mut product.fileset)?,
-            ProductSlot::VersionCheck => read_version(child, &mut product.version_checker)?,
-            ProductSlot::Incremental => read_version(child, &mut product.incremental)?,
+            ProductSlot::Description => read_version(child, &mut product.description, check)?,
+            ProductSlot::Size => read_version(child, &mut product.size, check)?,
+            ProductSlot::Capabilities => read_version(child, &mut product.capabilities, check)?,
+            ProductSlot::Dependencies => read_version(child, &mut product.dependencies, check)?,
+            ProductSlot::Conflicts => read_version(child, &mut product.conflicts, check)?,
+            ProductSlot::Variables => read_version(child, &mut product.variables, check)?,
+            ProductSlot::Fileset => read_version(child, &mut product.fileset, check)?,
+            ProductSlot::VersionCheck => read_version(child, &mut product.version_checker, check)?,
+            ProductSlot::Incremental => read_version(child, &mut product.incremental, check)?,
             ProductSlot::Command(phase) => {
-                read_version(child, product.commands.entry(phase).or_default())?
+                read_version(child, product.commands.entry(phase).or_default(), check)?
             }
         }
     }
-    check_source_digest(owner, &product_digest(&product)?)?;
     Ok(product)
 }
 
@@ -311,6 +342,20 @@ pub fn product_from_entries(
 pub fn suite_from_entries(
     owner: &CatalogEntry,
     children: &BTreeMap<String, &CatalogEntry>,
+) -> Result<SuiteSource, CatalogError> {
+    let suite = read_suite(owner, children, VersionCheck::Skip)?;
+    let computed = suite_digest(&suite)?;
+    if let Err(error) = check_source_digest(owner, &computed) {
+        read_suite(owner, children, VersionCheck::Each)?;
+        return Err(error);
+    }
+    Ok(suite)
+}
+
+fn read_suite(
+    owner: &CatalogEntry,
+    children: &BTreeMap<String, &CatalogEntry>,
+    check: VersionCheck,
 ) -> Result<SuiteSource, CatalogError> {
     let id = parse_name::<SuiteId>(owner, at::CN, "suite id")?;
     let version = parse_version(owner)?;
@@ -338,18 +383,17 @@ pub fn suite_from_entries(
         let slot = SuiteSlot::from_name(slot_name)
             .ok_or_else(|| child.malformed(format!("unknown suite slot {slot_name:?}")))?;
         match slot {
-            SuiteSlot::Description => read_version(child, &mut suite.description)?,
-            SuiteSlot::Capabilities => read_version(child, &mut suite.capabilities)?,
-            SuiteSlot::Categories => read_version(child, &mut suite.categories)?,
-            SuiteSlot::Groups => read_version(child, &mut suite.groups)?,
-            SuiteSlot::Variables => read_version(child, &mut suite.variables)?,
-            SuiteSlot::Presentation => read_version(child, &mut suite.presentation)?,
-            SuiteSlot::Linkage => read_version(child, &mut suite.linkage)?,
-            SuiteSlot::Incremental => read_version(child, &mut suite.incremental)?,
-            SuiteSlot::Policy => read_version(child, &mut suite.policy)?,
+            SuiteSlot::Description => read_version(child, &mut suite.description, check)?,
+            SuiteSlot::Capabilities => read_version(child, &mut suite.capabilities, check)?,
+            SuiteSlot::Categories => read_version(child, &mut suite.categories, check)?,
+            SuiteSlot::Groups => read_version(child, &mut suite.groups, check)?,
+            SuiteSlot::Variables => read_version(child, &mut suite.variables, check)?,
+            SuiteSlot::Presentation => read_version(child, &mut suite.presentation, check)?,
+            SuiteSlot::Linkage => read_version(child, &mut suite.linkage, check)?,
+            SuiteSlot::Incremental => read_version(child, &mut suite.incremental, check)?,
+            SuiteSlot::Policy => read_version(child, &mut suite.policy, check)?,
         }
     }
-    check_source_digest(owner, &suite_digest(&suite)?)?;
     Ok(suite)
 }
 
@@ -486,6 +530,7 @@ fn version_entry<T: SlotContent>(
 fn read_version<T: SlotContent>(
     child: &CatalogEntry,
     slot: &mut Versioned<T>,
+    check: VersionCheck,
 ) -> Result<(), CatalogError> {
     if !child.has_class(T::CLASS) {
         return Err(child.malformed(format!("it lacks the object class {}", T::CLASS)));
@@ -501,14 +546,16 @@ fn read_version<T: SlotContent>(
         roles,
         value: T::read(child)?,
     };
-    let slot_name = child.required(at::SLOT)?;
-    let computed = version_digest(slot_name, &version)?;
-    let stored = child.required(at::DIGEST)?;
-    if !stored.eq_ignore_ascii_case(computed.as_str()) {
-        return Err(child.malformed(format!(
-            "{} is {stored} but the content digests to {computed} (changed outside Roleout?)",
-            at::DIGEST
-        )));
+    if check == VersionCheck::Each {
+        let slot_name = child.required(at::SLOT)?;
+        let computed = version_digest(slot_name, &version)?;
+        let stored = child.required(at::DIGEST)?;
+        if !stored.eq_ignore_ascii_case(computed.as_str()) {
+            return Err(child.malformed(format!(
+                "{} is {stored} but the content digests to {computed} (changed outside Roleout?)",
+                at::DIGEST
+            )));
+        }
     }
     slot.versions.push(version);
     Ok(())
@@ -1099,12 +1146,15 @@ pub(crate) fn group_entries<'a>(
 pub(crate) struct GroupedEntries<'a> {
     pub(crate) owners: BTreeMap<String, &'a CatalogEntry>,
     pub(crate) children: BTreeMap<String, BTreeMap<String, &'a CatalogEntry>>,
+    /// What [`GroupedEntries::children_of`] lends for an owner without
+    /// children.
+    none: BTreeMap<String, &'a CatalogEntry>,
 }
 
 impl<'a> GroupedEntries<'a> {
     /// The children of owner `id` (none when it has none).
-    pub(crate) fn children_of(&self, id: &str) -> BTreeMap<String, &'a CatalogEntry> {
-        self.children.get(id).cloned().unwrap_or_default()
+    pub(crate) fn children_of(&self, id: &str) -> &BTreeMap<String, &'a CatalogEntry> {
+        self.children.get(id).unwrap_or(&self.none)
     }
 }
 
@@ -1403,7 +1453,7 @@ mod tests {
         shuffled.reverse();
         let grouped = group_entries(&shuffled, owner_class).unwrap();
         let (id, owner) = grouped.owners.iter().next().unwrap();
-        read(owner, &grouped.children_of(id)).unwrap()
+        read(owner, grouped.children_of(id)).unwrap()
     }
 
     #[test]
@@ -1472,14 +1522,14 @@ mod tests {
             .insert(attribute::INSTALLED_SIZE.to_owned(), vec!["5".to_owned()]);
         let grouped = group_entries(&all, class::PRODUCT).unwrap();
         let owner = grouped.owners["notes-client"];
-        let error = product_from_entries(owner, &grouped.children_of("notes-client")).unwrap_err();
+        let error = product_from_entries(owner, grouped.children_of("notes-client")).unwrap_err();
         assert!(error.to_string().contains("cn=size-"), "{error}");
 
         let mut missing: Vec<CatalogEntry> = entries.all().cloned().collect();
         missing.retain(|entry| !entry.has_class(class::FILESET));
         let grouped = group_entries(&missing, class::PRODUCT).unwrap();
         let owner = grouped.owners["notes-client"];
-        let error = product_from_entries(owner, &grouped.children_of("notes-client")).unwrap_err();
+        let error = product_from_entries(owner, grouped.children_of("notes-client")).unwrap_err();
         assert!(
             error.to_string().contains("not an entry under it"),
             "{error}"

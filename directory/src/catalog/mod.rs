@@ -16,13 +16,16 @@ pub mod reports;
 pub mod store;
 pub mod synthetic;
 
-pub use builds::{BuildWrite, MAX_CANONICAL_BYTES, NewBuild, StoredBuild, build_dn};
+pub use builds::{
+    BuildWrite, INLINE_CANONICAL_BYTES, MAX_CANONICAL_BYTES, NewBuild, PART_BYTES, StoredBuild,
+    build_dn,
+};
 pub use entry::CatalogEntry;
 pub use mapping::{
     CatalogEntries, normalize_product, product_digest, product_dn, product_entries,
     product_from_entries, suite_digest, suite_dn, suite_entries, suite_from_entries,
 };
-pub use read::{AssembledSuite, MAX_FILTERED_MEMBERS, assemble};
+pub use read::{AssembledSuite, MAX_FILTERED_MEMBERS, SuiteSources, assemble};
 pub use reports::{StoredCompletion, StoredReport, SuiteStatus};
 pub use store::{WriteStep, WriteSummary};
 

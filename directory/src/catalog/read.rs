@@ -7,8 +7,8 @@
 //! search under `ou=products` whose filter selects the member products and
 //! their object versions (`roleoutOf`), or, past [`MAX_FILTERED_MEMBERS`]
 //! members, the whole `ou=products` subtree (a long OR filter costs the
-//! server more than returning a few unrelated products). Paging splits
-//! large results into pages of the connection's page size.
+//! server more than returning a few unrelated products). Each search is
+//! one request where the account's limits allow it (see connection.rs).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,7 +60,28 @@ fn read_product(
     id: &str,
 ) -> Option<Result<ProductSource, CatalogError>> {
     let owner = grouped.owners.get(id).filter(|owner| is_written(owner))?;
-    Some(product_from_entries(owner, &grouped.children_of(id)))
+    Some(product_from_entries(owner, grouped.children_of(id)))
+}
+
+/// The `roleoutSourceDigest` of an owner entry that reading it checked
+/// against its content.
+fn source_digest(owner: &CatalogEntry) -> Result<Sha256, CatalogError> {
+    let text = owner.required(attribute::SOURCE_DIGEST)?;
+    Sha256::new(text)
+        .map_err(|error| owner.malformed(format!("{}: {error}", attribute::SOURCE_DIGEST)))
+}
+
+/// A suite and its member products as read for a build, with the source
+/// digest of each (checked against the content when read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteSources {
+    /// The suite, every role version.
+    pub suite: SuiteSource,
+    /// Its member products in member order, each once, every role version.
+    pub products: Vec<ProductSource>,
+    /// `suite/ID` and `product/ID` (of every product read) to their
+    /// `roleoutSourceDigest`, keyed as a build's sources are.
+    pub digests: BTreeMap<String, Sha256>,
 }
 
 impl Directory {
@@ -93,6 +114,16 @@ impl Directory {
     /// Suite `id` with every role version (one search).
     #[instrument(skip_all, fields(suite = %id))]
     pub async fn load_suite(&self, id: &SuiteId) -> Result<SuiteSource, CatalogError> {
+        self.load_suite_with_digest(id)
+            .await
+            .map(|(suite, _digest)| suite)
+    }
+
+    /// Suite `id` and its checked source digest (one search).
+    async fn load_suite_with_digest(
+        &self,
+        id: &SuiteId,
+    ) -> Result<(SuiteSource, Sha256), CatalogError> {
         let dn = suite_dn(self.layout().suites(), id);
         let entries = self.catalog_search(&dn, "(objectClass=*)").await?;
         let grouped = group_entries(&entries, class::SUITE)?;
@@ -103,18 +134,32 @@ impl Directory {
             .ok_or_else(|| CatalogError::NotFound {
                 what: format!("suite {id}"),
             })?;
-        suite_from_entries(owner, &grouped.children_of(id.as_str()))
+        let suite = suite_from_entries(owner, grouped.children_of(id.as_str()))?;
+        Ok((suite, source_digest(owner)?))
     }
 
     /// Suite `id` and each of its member products (in member order, each
     /// once), with every role version: two searches whatever the number of
-    /// products, plus pages.
-    #[instrument(skip_all, fields(suite = %id))]
+    /// products.
     pub async fn load_suite_sources(
         &self,
         id: &SuiteId,
     ) -> Result<(SuiteSource, Vec<ProductSource>), CatalogError> {
-        let suite = self.load_suite(id).await?;
+        let sources = self.load_suite_build_sources(id).await?;
+        Ok((sources.suite, sources.products))
+    }
+
+    /// [`Directory::load_suite_sources`], with the source digest of the
+    /// suite and of every product read, which a build records: read from
+    /// the entries, where reading checked them, rather than computed again.
+    #[instrument(skip_all, fields(suite = %id))]
+    pub async fn load_suite_build_sources(
+        &self,
+        id: &SuiteId,
+    ) -> Result<SuiteSources, CatalogError> {
+        let (suite, suite_digest) = self.load_suite_with_digest(id).await?;
+        let mut digests = BTreeMap::new();
+        digests.insert(format!("suite/{id}"), suite_digest);
         let mut members: Vec<&ProductId> = Vec::new();
         let mut seen = BTreeSet::new();
         for member in &suite.members {
@@ -123,7 +168,11 @@ impl Directory {
             }
         }
         if members.is_empty() {
-            return Ok((suite, Vec::new()));
+            return Ok(SuiteSources {
+                suite,
+                products: Vec::new(),
+                digests,
+            });
         }
         let filter = if members.len() > MAX_FILTERED_MEMBERS {
             "(objectClass=*)".to_owned()
@@ -152,9 +201,17 @@ impl Directory {
                     what: format!("product {product} (a member of suite {id})"),
                 })
             })?;
+            // read_product found the owner, so it is there.
+            if let Some(owner) = grouped.owners.get(product.as_str()) {
+                digests.insert(format!("product/{product}"), source_digest(owner)?);
+            }
             products.push(source);
         }
-        Ok((suite, products))
+        Ok(SuiteSources {
+            suite,
+            products,
+            digests,
+        })
     }
 
     /// Suite `id` as a requester with `roles` gets it (Figs. 8-9): each
@@ -195,7 +252,7 @@ impl Directory {
         let mut suites = Vec::new();
         for (id, owner) in &grouped.owners {
             if is_written(owner) {
-                suites.push(suite_from_entries(owner, &grouped.children_of(id))?);
+                suites.push(suite_from_entries(owner, grouped.children_of(id))?);
             }
         }
         Ok((suites, products))
