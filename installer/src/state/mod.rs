@@ -25,7 +25,9 @@
 //! Every writer takes a `&StateLock` when it is opened: the lock is what makes
 //! "read, change, write back" safe, so the types ask for it rather than trust
 //! the caller to remember. Readers (`roleout status`) need no lock: every file
-//! is replaced atomically, so they see an old or a new version, never a mix.
+//! is replaced atomically or appended to, so they see an old or a new version,
+//! never a mix (a journal line being appended is incomplete, and readers drop
+//! it as the writer would after a crash).
 
 use std::io;
 use std::path::PathBuf;

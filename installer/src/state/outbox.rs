@@ -4,7 +4,7 @@
 //! reports wait here and go out later, in the order they were made. Each
 //! report is one file, written atomically, named
 //! `STATE_DIR/outbox/SEQUENCE.ID.json` so a directory listing gives creation
-//! order. A report is removed (durably) only after the server accepted it.
+//! order. A report is removed only after the server accepted it.
 //!
 //! Delivery is "once" in the only sense a network allows: the outbox sends a
 //! report until the server acknowledges it, and every report carries a
@@ -12,7 +12,14 @@
 //! when the acknowledgement is lost, or when the process dies between the
 //! acknowledgement and the removal; the server's idempotent handling of the
 //! id turns that repeat into no change. The outbox itself never sends a
-//! report again after [`Outbox::delivered`] returned.
+//! report again after [`Outbox::delivered`] returned, with one exception
+//! it accepts on purpose: the removal of a delivered report is made
+//! durable by the next fsync of the outbox directory (the next report
+//! kept, [`Outbox::sync`], or dropping the outbox), not by one fsync of
+//! its own, which would cost as much again as keeping the report did. A
+//! power cut in between brings the report back and it goes once more,
+//! which its id makes a repeat the server ignores. Nothing is lost that
+//! way, and a crash of the process alone loses no removal.
 
 use std::fmt;
 use std::fs;
@@ -240,6 +247,8 @@ pub struct Outbox {
     directory: PathBuf,
     entries: Vec<Entry>,
     next_sequence: u64,
+    /// Whether a report was removed since the directory was last fsynced.
+    unsynced_removals: bool,
 }
 
 impl Outbox {
@@ -272,6 +281,7 @@ impl Outbox {
             directory,
             entries,
             next_sequence,
+            unsynced_removals: false,
         })
     }
 
@@ -292,7 +302,9 @@ impl Outbox {
                 source,
             })?;
         bytes.push(b'\n');
+        // Its fsync of the directory makes earlier removals durable too.
         atomic::write_atomic(&path, &bytes, PRIVATE_FILE_MODE)?;
+        self.unsynced_removals = false;
         self.next_sequence += 1;
         self.entries.push(Entry {
             sequence,
@@ -330,16 +342,33 @@ impl Outbox {
         Ok(reports)
     }
 
-    /// Removes the report `id` after the server accepted it; durable before
-    /// it returns, so the report is never sent again. `false` when no such
-    /// report waits.
+    /// Removes the report `id` after the server accepted it, so this
+    /// outbox never sends it again. The removal is durable after the next
+    /// report is kept or [`Outbox::sync`] (see the module comment). `false`
+    /// when no such report waits.
     pub fn delivered(&mut self, id: &ReportId) -> Result<bool, StateError> {
         let Some(index) = self.entries.iter().position(|entry| &entry.id == id) else {
             return Ok(false);
         };
-        atomic::remove_durably(&self.entries[index].path)?;
+        let path = &self.entries[index].path;
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(StateError::io("remove", path, error)),
+        }
+        self.unsynced_removals = true;
         self.entries.remove(index);
         Ok(true)
+    }
+
+    /// Makes the removals of delivered reports durable (one fsync of the
+    /// directory, none when nothing was removed since the last one).
+    pub fn sync(&mut self) -> Result<(), StateError> {
+        if self.unsynced_removals {
+            atomic::sync_directory(&self.directory)?;
+            self.unsynced_removals = false;
+        }
+        Ok(())
     }
 
     /// Sends the waiting reports oldest first, removing each one the server
@@ -398,6 +427,14 @@ impl Outbox {
             kept_as,
             reason: problem,
         })
+    }
+}
+
+impl Drop for Outbox {
+    /// Best effort: a failure here costs at most a report sent once more
+    /// after a power cut, which the server recognizes.
+    fn drop(&mut self) {
+        let _ = self.sync();
     }
 }
 

@@ -874,18 +874,270 @@ fn a_journal_from_a_newer_format_is_refused_and_left_in_place() {
     fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
     fs::write(
         &path,
-        br#"{"format": 2, "suite": "office", "something-new": true}"#,
+        br#"{"format": 3, "suite": "office", "something-new": true}"#,
     )
     .expect("write");
     match Journal::open(&lock, &suite()) {
         Err(StateError::UnsupportedFormat {
             path: named,
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
         }) => assert_eq!(named, path),
         other => panic!("expected UnsupportedFormat, got {other:?}"),
     }
     assert!(path.exists());
+}
+
+/// The journal file holds a snapshot and then one line per change: a step
+/// costs an append, not a rewrite of the whole suite.
+#[test]
+fn changes_are_appended_after_one_snapshot() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let path = directory.path().join("journal").join("office.json");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![
+                planned("editor", &[Phase::Install]),
+                planned("viewer", &[Phase::Install]),
+            ],
+        )
+        .expect("start");
+    let lines = |path: &Path| fs::read_to_string(path).expect("read").lines().count();
+    assert_eq!(lines(&path), 1, "a new run is one snapshot");
+    let snapshot: serde_json::Value = serde_json::from_str(
+        fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("the snapshot is JSON");
+    assert_eq!(snapshot["format"], 2);
+
+    journal
+        .begin_step(&product("editor"), Phase::Install)
+        .expect("begin");
+    journal
+        .finish_step(
+            &product("editor"),
+            Phase::Install,
+            StepResult::Success { exit_code: Some(0) },
+        )
+        .expect("finish");
+    assert_eq!(lines(&path), 3, "one line per change");
+    // Asking for what is already recorded writes nothing.
+    journal.accept_serial(1).expect("serial");
+    journal.accept_serial(1).expect("the same serial");
+    assert_eq!(lines(&path), 4);
+
+    let record = journal.record().clone();
+    drop(journal);
+    assert_eq!(
+        journal::read(directory.path(), &suite())
+            .expect("read")
+            .expect("present"),
+        record,
+        "the snapshot with its changes applied is the record"
+    );
+    assert_eq!(
+        Journal::open(&lock, &suite()).expect("reopen").record(),
+        &record
+    );
+}
+
+/// A change being appended when the machine stopped leaves a partial last
+/// line: it is dropped (its writer never returned) and the file is
+/// rewritten clean before anything follows it.
+#[test]
+fn a_torn_last_change_is_dropped_and_the_file_rewritten() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let path = directory.path().join("journal").join("office.json");
+    let editor = product("editor");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![planned("editor", &[Phase::Install, Phase::PostInstall])],
+        )
+        .expect("start");
+    journal.begin_step(&editor, Phase::Install).expect("begin");
+    drop(journal);
+    let whole = fs::read(&path).expect("read");
+    let mut torn = whole.clone();
+    torn.extend_from_slice(br#"{"components":[{"index":0,"comp"#);
+    fs::write(&path, &torn).expect("tear");
+
+    let on_disk = journal::read(directory.path(), &suite())
+        .expect("a reader drops the torn line")
+        .expect("present");
+    assert_eq!(on_disk.run.as_ref().expect("run").components.len(), 1);
+    let mut journal = Journal::open(&lock, &suite()).expect("the journal opens");
+    assert_eq!(journal.interrupted_step().expect("running").attempt, 1);
+    let rewritten = fs::read_to_string(&path).expect("read");
+    assert_eq!(
+        rewritten.lines().count(),
+        1,
+        "a clean snapshot: {rewritten}"
+    );
+    journal
+        .finish_step(
+            &editor,
+            Phase::Install,
+            StepResult::Success { exit_code: Some(0) },
+        )
+        .expect("finish");
+    drop(journal);
+    let journal = Journal::open(&lock, &suite()).expect("reopen");
+    assert!(matches!(
+        journal
+            .run_in_progress()
+            .and_then(|run| run.step(&editor, Phase::Install))
+            .map(|step| &step.state),
+        Some(StepState::Done { .. })
+    ));
+}
+
+/// A change that does not fit in the middle of the file is no torn write:
+/// the journal is corrupt, named with the line.
+#[test]
+fn a_bad_change_before_the_last_line_makes_the_journal_corrupt() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let path = directory.path().join("journal").join("office.json");
+    let editor = product("editor");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![planned("editor", &[Phase::Install])],
+        )
+        .expect("start");
+    journal.begin_step(&editor, Phase::Install).expect("begin");
+    drop(journal);
+    let text = fs::read_to_string(&path).expect("read");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let bad = lines[1].replace(r#""index":0"#, r#""index":7"#);
+    lines.insert(1, &bad);
+    fs::write(&path, lines.join("\n") + "\n").expect("damage");
+
+    let error = Journal::open(&lock, &suite()).expect_err("corrupt");
+    let StateError::CorruptJournal { reason, .. } = &error else {
+        panic!("expected CorruptJournal, got {error:?}");
+    };
+    assert!(
+        reason.contains("line 2") && reason.contains("component 7"),
+        "{reason}"
+    );
+}
+
+/// A journal written by the Roleout before appends (format 1: the whole
+/// record, pretty-printed) is read as it is and rewritten as format 2.
+#[test]
+fn a_format_1_journal_is_read_and_rewritten() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let path = directory.path().join("journal").join("office.json");
+    let editor = product("editor");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![planned("editor", &[Phase::Install, Phase::PostInstall])],
+        )
+        .expect("start");
+    journal.begin_step(&editor, Phase::Install).expect("begin");
+    journal
+        .finish_step(
+            &editor,
+            Phase::Install,
+            StepResult::Success { exit_code: Some(0) },
+        )
+        .expect("finish");
+    let mut old = serde_json::to_value(journal.record()).expect("JSON");
+    drop(journal);
+    old["format"] = json!(1);
+    fs::write(
+        &path,
+        serde_json::to_string_pretty(&old).expect("JSON") + "\n",
+    )
+    .expect("write format 1");
+
+    let mut journal = Journal::open(&lock, &suite()).expect("format 1 opens");
+    assert_eq!(
+        journal.next_step(),
+        NextStep::Run(StepRef {
+            product: editor.clone(),
+            phase: Phase::PostInstall
+        }),
+        "the done step stays done"
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON");
+    assert_eq!(first["format"], 2, "rewritten as format 2");
+    journal
+        .begin_step(&editor, Phase::PostInstall)
+        .expect("begin");
+    drop(journal);
+    assert_eq!(
+        Journal::open(&lock, &suite())
+            .expect("reopen")
+            .interrupted_step()
+            .expect("running")
+            .step
+            .phase,
+        Phase::PostInstall
+    );
+}
+
+/// A deferred end is on disk once the next durable record (or a sync) is,
+/// and a `kill -9` before that loses nothing: the write is in the file.
+#[test]
+fn a_deferred_end_is_written_at_once_and_synced_with_the_next_record() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let editor = product("editor");
+    let viewer = product("viewer");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![
+                planned("editor", &[Phase::Install]),
+                planned("viewer", &[Phase::Install]),
+            ],
+        )
+        .expect("start");
+    journal.begin_step(&editor, Phase::Install).expect("begin");
+    journal
+        .finish_step_deferred(
+            &editor,
+            Phase::Install,
+            StepResult::Success { exit_code: Some(0) },
+        )
+        .expect("finish");
+    let on_disk = journal::read(directory.path(), &suite())
+        .expect("read")
+        .expect("present");
+    assert!(on_disk.installed.contains_key(&editor), "written at once");
+    journal.begin_step(&viewer, Phase::Install).expect("begin");
+    journal.sync().expect("nothing left to sync");
+    drop(journal);
+    let journal = Journal::open(&lock, &suite()).expect("reopen");
+    assert!(journal.installed().contains_key(&editor));
+    assert_eq!(
+        journal.interrupted_step().expect("running").step.product,
+        viewer
+    );
 }
 
 #[test]
