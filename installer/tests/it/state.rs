@@ -1294,16 +1294,27 @@ fn a_corrupt_report_is_set_aside_and_the_others_go_on() {
     let mut outbox = Outbox::open(&lock).expect("open");
     outbox.push(&report("first")).expect("push");
     outbox.push(&report("second")).expect("push");
-    let first_file = directory
-        .path()
-        .join("outbox")
-        .join("00000000000000000000.first.json");
-    fs::write(&first_file, b"{ not json").expect("damage");
+    drop(outbox);
+    let log = directory.path().join("outbox").join("reports.log");
+    let text = fs::read_to_string(&log).expect("read the log");
+    let second_line = text.lines().nth(1).expect("two lines");
+    fs::write(&log, format!("{{ not json\n{second_line}\n")).expect("damage");
 
+    let mut outbox = Outbox::open(&lock).expect("reopen");
     let error = outbox.pending().expect_err("corrupt");
-    assert!(
-        matches!(&error, StateError::CorruptReport { path, .. } if path == &first_file),
-        "{error:?}"
+    let StateError::CorruptReport {
+        path,
+        kept_as,
+        reason,
+    } = &error
+    else {
+        panic!("expected CorruptReport, got {error:?}");
+    };
+    assert_eq!(path, &log);
+    assert!(reason.contains("line 1"), "{reason}");
+    assert_eq!(
+        fs::read(kept_as).expect("the damaged line is kept"),
+        b"{ not json\n"
     );
     let pending: Vec<_> = outbox
         .pending()
@@ -1314,6 +1325,74 @@ fn a_corrupt_report_is_set_aside_and_the_others_go_on() {
     assert_eq!(pending, ["second"]);
     drop(outbox);
     assert_eq!(Outbox::open(&lock).expect("reopen").pending_ids().len(), 1);
+}
+
+/// A report being appended when the machine stopped leaves a partial last
+/// line: its push never returned, so it is dropped, and what follows is
+/// appended cleanly.
+#[test]
+fn a_torn_last_report_is_dropped() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let mut outbox = Outbox::open(&lock).expect("open");
+    outbox.push(&report("first")).expect("push");
+    drop(outbox);
+    let log = directory.path().join("outbox").join("reports.log");
+    let mut file = OpenOptions::new().append(true).open(&log).expect("open");
+    file.write_all(br#"{"report":{"format":1,"id":"sec"#)
+        .expect("tear");
+    drop(file);
+
+    let mut outbox = Outbox::open(&lock).expect("reopen");
+    assert_eq!(
+        outbox.pending_ids(),
+        [ReportId::new("first").expect("valid")]
+    );
+    outbox.push(&report("third")).expect("push");
+    drop(outbox);
+    let ids: Vec<String> = roleout_installer::state::outbox::waiting_ids(directory.path())
+        .expect("read")
+        .into_iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert_eq!(ids, ["first", "third"]);
+}
+
+/// Reports kept one file each by an older Roleout move into the log, in
+/// their order, ahead of anything newer.
+#[test]
+fn reports_kept_as_files_by_an_older_roleout_move_into_the_log() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let outbox_dir = directory.path().join("outbox");
+    fs::create_dir_all(&outbox_dir).expect("mkdir");
+    for (sequence, id) in [(0, "older"), (1, "newer")] {
+        fs::write(
+            outbox_dir.join(format!("{sequence:020}.{id}.json")),
+            serde_json::to_vec(&report(id)).expect("JSON"),
+        )
+        .expect("write");
+    }
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let mut outbox = Outbox::open(&lock).expect("open");
+    outbox.push(&report("latest")).expect("push");
+    let ids: Vec<String> = outbox
+        .pending()
+        .expect("read")
+        .into_iter()
+        .map(|report| report.id.to_string())
+        .collect();
+    assert_eq!(ids, ["older", "newer", "latest"]);
+    let files: Vec<String> = fs::read_dir(&outbox_dir)
+        .expect("list")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(files, ["reports.log"]);
 }
 
 // ---------------------------------------------------------------------------
