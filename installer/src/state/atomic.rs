@@ -94,9 +94,7 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
 /// Removes `path` (if it exists) and makes the removal durable.
 ///
 /// For a removal that is a record in itself and must stay removed after a
-/// power cut. (The outbox does not use it for delivered reports: it lets
-/// the next fsync of its directory carry their removal; see
-/// [`outbox`](crate::state::outbox).)
+/// power cut.
 pub fn remove_durably(path: &Path) -> Result<(), StateError> {
     let (directory, _) = split_path(path)?;
     match fs::remove_file(path) {

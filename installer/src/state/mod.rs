@@ -10,13 +10,14 @@
 //! STATE_DIR/
 //!   lock                  held with flock(2) by the one installer at work; holds its pid
 //!   journal/SUITE.json    one journal per suite: the run in progress and what is installed
-//!   outbox/NNN.ID.json    reports roleoutd has not acknowledged yet, in creation order
+//!   outbox/reports.log    reports roleoutd has not acknowledged yet, in creation order
 //! CACHE_DIR/              payloads by digest (often /var/cache/roleout; the caller decides)
 //!   sha256/ab/abcdef…
 //!   incoming/             downloads being verified; never read as cache entries
 //! ```
 //!
-//! - [`atomic`]: whole-file replacement with the fsyncs that make it durable.
+//! - [`atomic`]: whole-file replacement with the fsyncs that make it durable
+//!   (the journal and the outbox append to their files in between).
 //! - [`lock`]: [`StateLock`], the proof that this process is the only writer.
 //! - [`journal`]: per-suite progress, resumable after a crash or a reboot.
 //! - [`outbox`]: reports kept until delivered, each with a stable id.
