@@ -29,8 +29,11 @@
 //!    each recorded in the journal before and after;
 //! 5. each step's report goes into the outbox *before* the journal records
 //!    the step's end (so a crash between the two loses no report and runs
-//!    nothing twice), then delivery is tried; a report that cannot be
-//!    delivered stays for the next run;
+//!    nothing twice). The end is made durable together with the next
+//!    step's start (one fdatasync for both), and delivery is tried once it
+//!    is durable, so a report never leaves the outbox before the end of
+//!    its step is on disk; a report that cannot be delivered stays for the
+//!    next run;
 //! 6. when nothing waits for a reboot, the run is closed in the journal and
 //!    "suite complete" is reported.
 //!
@@ -299,6 +302,7 @@ pub fn install(
         )?;
         outcome.suites.push(suite_outcome);
     }
+    outbox.sync().map_err(state_error)?;
     Ok(outcome)
 }
 
@@ -477,6 +481,7 @@ pub fn uninstall(
             .map_err(state_error)?;
     }
     delivery.flush(&mut outbox, source, reporter)?;
+    outbox.sync().map_err(state_error)?;
     let failed = u32::from(outcome != ReportOutcome::Success);
     Ok(InstallOutcome {
         suites: vec![SuiteOutcome {
@@ -1211,7 +1216,7 @@ impl SuiteRun {
                     )
                     .map_err(state_error)?;
             }
-            delivery.flush(outbox, source, reporter)?;
+            self.deliver(delivery, outbox, source, reporter)?;
         }
         for plan_step in &steps {
             let product_id = &plan_step.product;
@@ -1265,7 +1270,7 @@ impl SuiteRun {
                     .block_component(product_id, &by)
                     .map_err(state_error)?;
                 broken.insert(product_id.clone(), by.clone());
-                delivery.flush(outbox, source, reporter)?;
+                self.deliver(delivery, outbox, source, reporter)?;
                 continue;
             }
             if plan_step
@@ -1301,7 +1306,7 @@ impl SuiteRun {
                     self.fail_component(&product, &reason, outbox, reporter)?;
                     first_failure.get_or_insert_with(|| product_id.clone());
                     broken.insert(product_id.clone(), product_id.clone());
-                    delivery.flush(outbox, source, reporter)?;
+                    self.deliver(delivery, outbox, source, reporter)?;
                     continue;
                 }
             };
@@ -1319,7 +1324,7 @@ impl SuiteRun {
                         self.journal
                             .skip_component(product_id, reason)
                             .map_err(state_error)?;
-                        delivery.flush(outbox, source, reporter)?;
+                        self.deliver(delivery, outbox, source, reporter)?;
                         continue;
                     }
                     Ok(None) => {}
@@ -1328,7 +1333,7 @@ impl SuiteRun {
                         self.fail_component(&product, &reason, outbox, reporter)?;
                         first_failure.get_or_insert_with(|| product_id.clone());
                         broken.insert(product_id.clone(), product_id.clone());
-                        delivery.flush(outbox, source, reporter)?;
+                        self.deliver(delivery, outbox, source, reporter)?;
                         continue;
                     }
                 }
@@ -1337,7 +1342,7 @@ impl SuiteRun {
                 self.fail_component(&product, &reason, outbox, reporter)?;
                 first_failure.get_or_insert_with(|| product_id.clone());
                 broken.insert(product_id.clone(), product_id.clone());
-                delivery.flush(outbox, source, reporter)?;
+                self.deliver(delivery, outbox, source, reporter)?;
                 continue;
             }
             let pending: Vec<Phase> = record
@@ -1363,6 +1368,9 @@ impl SuiteRun {
                     .journal
                     .begin_step(product_id, phase)
                     .map_err(state_error)?;
+                // The reports of the steps before go now: this record made
+                // their ends durable too (see below).
+                self.deliver(delivery, outbox, source, reporter)?;
                 let started = SystemTime::now();
                 let result =
                     prepared.and_then(|spec| run::run(&spec).map_err(|error| error.to_string()));
@@ -1399,8 +1407,17 @@ impl SuiteRun {
                 )?;
                 queue(outbox, STATUS_KIND, &id, &status)?;
                 fault_point(FAULT_AFTER_STEP_REPORT_QUEUED);
+                // The end is written now and made durable by the next
+                // durable journal record: the next step's "running" (one
+                // fdatasync for both, before its command starts) or the
+                // sync that comes before any delivery. Until then the
+                // queued report stands for it: a power cut in between
+                // finds the step running with its report queued, and the
+                // next run settles it from the report. Nothing runs, and
+                // the report does not leave the outbox, before the end is
+                // durable.
                 self.journal
-                    .finish_step(product_id, phase, step_result)
+                    .finish_step_deferred(product_id, phase, step_result)
                     .map_err(state_error)?;
                 reporter.event(&Event::ComponentOutcome {
                     product: product_id.clone(),
@@ -1408,7 +1425,6 @@ impl SuiteRun {
                     outcome,
                     detail: detail.clone(),
                 });
-                delivery.flush(outbox, source, reporter)?;
                 match outcome {
                     ReportOutcome::Success => {}
                     ReportOutcome::SuccessRebootRequired => {
@@ -1424,23 +1440,23 @@ impl SuiteRun {
             }
         }
         let summary = self.summary();
-        if waiting.is_empty() {
-            if self.journal.run_in_progress().is_some() {
-                // Queued before the run is closed: a crash between the two
-                // makes the next run close it and queue the same id again.
-                let id = ReportId::for_run(&self.run, &report_kind(COMPLETE_KIND)?)
-                    .map_err(state_error)?;
-                let complete = SuiteComplete {
-                    id: id.to_string(),
-                    suite: self.suite.clone(),
-                    build_digest: build.clone(),
-                    summary,
-                };
-                queue(outbox, COMPLETE_KIND, &id, &complete)?;
-                self.journal.finish_run().map_err(state_error)?;
-            }
-            delivery.flush(outbox, source, reporter)?;
+        if waiting.is_empty() && self.journal.run_in_progress().is_some() {
+            // Queued before the run is closed: a crash between the two
+            // makes the next run close it and queue the same id again.
+            let id =
+                ReportId::for_run(&self.run, &report_kind(COMPLETE_KIND)?).map_err(state_error)?;
+            let complete = SuiteComplete {
+                id: id.to_string(),
+                suite: self.suite.clone(),
+                build_digest: build.clone(),
+                summary,
+            };
+            queue(outbox, COMPLETE_KIND, &id, &complete)?;
+            self.journal.finish_run().map_err(state_error)?;
         }
+        // Also when a step waits for a reboot: its end becomes durable
+        // here, and its report goes before the machine reboots.
+        self.deliver(delivery, outbox, source, reporter)?;
         reporter.event(&Event::SuiteFinished {
             suite: self.suite.clone(),
             summary,
@@ -1451,6 +1467,21 @@ impl SuiteRun {
             waiting: waiting.len(),
             undelivered: outbox.len(),
         })
+    }
+
+    /// Delivers the outbox once every journal record written so far is
+    /// durable: a report leaves the outbox only after the end of its step
+    /// is on disk, or a power cut could leave the step recorded running
+    /// with its report gone, and it would run again.
+    fn deliver(
+        &mut self,
+        delivery: &mut Delivery,
+        outbox: &mut Outbox,
+        source: &mut dyn Source,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EngineError> {
+        self.journal.sync().map_err(state_error)?;
+        delivery.flush(outbox, source, reporter)
     }
 
     /// Reports a component settled without a command (skipped, blocked).

@@ -117,6 +117,9 @@ impl DirectorySource {
             reason: error.to_string(),
         })?;
         match OpenOptions::new().write(true).create_new(true).open(&path) {
+            // Synced before the acknowledgement, as a server stores a report
+            // before it answers: the outbox forgets a report once it is
+            // acknowledged, so the copy here must outlive a power cut.
             Ok(mut file) => {
                 file.write_all(&bytes)
                     .and_then(|()| file.sync_all())

@@ -17,10 +17,13 @@
 //! - **No shell unless asked**: argv goes to `execve` as it is;
 //!   [`Invocation::Shell`] is the visible opt-in.
 //!
-//! The runner uses plain threads (one per output pipe) and a polling loop
-//! rather than async: the installer runs one command at a time, and a
-//! polling loop makes timeout, interim log checks and exit one simple,
-//! ordered sequence.
+//! The runner uses plain threads rather than async: the installer runs one
+//! command at a time. One thread per output pipe reads it, and one thread
+//! blocks in `waitid` until the command exits and then says so on a
+//! channel. The waiting side sleeps on that channel until the next event
+//! it knows of (the deadline, the next interim read of the log), so a
+//! command is seen to exit the moment it does, with no polling pauses, and
+//! timeout, interim log checks and exit stay one simple, ordered sequence.
 
 mod capture;
 mod logwatch;
@@ -39,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 use roleout_model::command::{CommandLineModel, ExitCodeTable};
 use serde::{Deserialize, Serialize};
@@ -54,11 +57,6 @@ pub use self::redact::{MASK, Secrets};
 
 /// The shell used by [`Invocation::Shell`].
 pub const SHELL: &str = "/bin/sh";
-
-/// The longest pause between two looks at a running command. Pauses start
-/// at a millisecond and double up to this, so a short command is seen to
-/// exit at once and a long one costs a few wake-ups a second.
-const MAX_POLL_PAUSE: Duration = Duration::from_millis(50);
 
 /// The shortest pause between two interim reads of the log.
 const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(10);
@@ -501,26 +499,53 @@ struct ProcessGroup {
     child: Child,
     /// The command's pid, which is also its process group's id.
     pid: Pid,
+    /// Disconnects (or receives) once the command has exited; see
+    /// [`watch_exit`].
+    exit_seen: mpsc::Receiver<()>,
+    /// Whether `exit_seen` said so already.
+    exited: bool,
     /// Whether `child` has been waited for. Until then its pid, and with it
     /// the group id, cannot be given to another process, so signalling the
     /// group can only reach the command's own processes.
     reaped: bool,
 }
 
+/// Starts a thread that blocks until process `pid` (a child of this
+/// process) has exited, without reaping it (`WNOWAIT`: the pid stays
+/// ours, so the process group can still be signalled safely), then drops
+/// the sender, which wakes whoever waits on the receiver.
+///
+/// A blocked `waitid` on a thread rather than a polling loop: the exit is
+/// noticed at once (a polling loop that backs off notices a quick command
+/// milliseconds late, which adds up over a suite of many components) and a
+/// long command costs no wake-ups at all.
+fn watch_exit(pid: Pid) -> io::Result<mpsc::Receiver<()>> {
+    let (sender, receiver) = mpsc::channel::<()>();
+    thread::Builder::new()
+        .name("roleout-exit-watch".to_owned())
+        .spawn(move || {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+            // EINTR: asked again. Any other answer (the exit, or ECHILD when
+            // the command was reaped already) means it is gone.
+            while let Err(Errno::EINTR) = waitid(Id::Pid(pid), flags) {}
+            drop(sender);
+        })?;
+    Ok(receiver)
+}
+
 impl ProcessGroup {
-    /// Whether the command has exited, without reaping it (`WNOWAIT`).
-    fn has_exited(&self) -> bool {
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        loop {
-            match waitid(Id::Pid(self.pid), flags) {
-                Ok(WaitStatus::StillAlive) => return false,
-                Ok(_) => return true,
-                Err(Errno::EINTR) => continue,
-                // ECHILD, the only other possible answer, means it is no
-                // longer a child to wait for: gone.
-                Err(_) => return true,
-            }
+    /// Waits up to `timeout` for the command to exit, without reaping it;
+    /// whether it has.
+    fn wait_exit(&mut self, timeout: Duration) -> bool {
+        if !self.exited {
+            self.exited = match self.exit_seen.recv_timeout(timeout) {
+                // The watcher only ever disconnects; a message would mean
+                // the same.
+                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
+                Err(mpsc::RecvTimeoutError::Timeout) => false,
+            };
         }
+        self.exited
     }
 
     fn signal(&self, signal: Signal) {
@@ -533,12 +558,9 @@ impl ProcessGroup {
     /// Stops every process of the group: `SIGTERM`, up to `grace` for the
     /// command to exit, then `SIGKILL` for whatever is left (a helper that
     /// ignores `SIGTERM` dies too).
-    fn stop(&self, grace: Duration) {
+    fn stop(&mut self, grace: Duration) {
         self.signal(Signal::SIGTERM);
-        let deadline = Instant::now() + grace;
-        while !self.has_exited() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_exit(grace);
         self.signal(Signal::SIGKILL);
     }
 
@@ -621,18 +643,30 @@ impl RunningCommand {
         let stderr = child.stderr.take();
         // The child's pid fits a pid_t: the kernel hands out no larger ones.
         let pid = Pid::from_raw(child.id() as i32);
+        let spawn_error = |source| RunError::Spawn {
+            program: spec.program_shown(),
+            source,
+        };
+        let exit_seen = match watch_exit(pid) {
+            Ok(receiver) => receiver,
+            Err(source) => {
+                // No thread to wait with: the command must not run on
+                // unwatched. Nothing else holds it yet, so end it here.
+                let _ = killpg(pid, Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(spawn_error(source));
+            }
+        };
         let process = ProcessGroup {
             child,
             pid,
+            exit_seen,
+            exited: false,
             reaped: false,
         };
 
         // From here on an error drops `process`, which kills the command.
         let (done, output_done) = mpsc::channel();
-        let spawn_error = |source| RunError::Spawn {
-            program: spec.program_shown(),
-            source,
-        };
         let stdout = read_in_background(stdout, spec.capture, done.clone()).map_err(spawn_error)?;
         let stderr = read_in_background(stderr, spec.capture, done).map_err(spawn_error)?;
         Ok(Self {
@@ -702,7 +736,7 @@ impl RunningCommand {
         })
     }
 
-    /// Polls until the command exits, the timeout passes or the log shows
+    /// Waits until the command exits, the timeout passes or the log shows
     /// a failure line; in the last two cases stops the process group.
     fn wait_for_exit(&mut self) -> Option<StopReason> {
         let deadline = self.started + self.spec.timeout;
@@ -713,9 +747,12 @@ impl RunningCommand {
             .filter(|_| self.watcher.is_some())
             .map(|interval| interval.max(MIN_CHECK_INTERVAL));
         let mut next_check = interval.map(|interval| self.started + interval);
-        let mut pause = Duration::from_millis(1);
         loop {
-            if self.process.has_exited() {
+            let now = Instant::now();
+            let until_event = next_check
+                .map_or(deadline, |at| at.min(deadline))
+                .saturating_duration_since(now);
+            if self.process.wait_exit(until_event) {
                 return None;
             }
             let now = Instant::now();
@@ -734,11 +771,6 @@ impl RunningCommand {
                 }
                 next_check = Some(now + interval);
             }
-            let until_event = next_check
-                .map_or(deadline, |at| at.min(deadline))
-                .saturating_duration_since(now);
-            thread::sleep(pause.min(until_event));
-            pause = (pause * 2).min(MAX_POLL_PAUSE);
         }
     }
 }

@@ -93,8 +93,8 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
 
 /// Removes `path` (if it exists) and makes the removal durable.
 ///
-/// Used when removal is a record in itself: an outbox report removed after
-/// delivery must stay removed after a power cut, or it would be sent again.
+/// For a removal that is a record in itself and must stay removed after a
+/// power cut.
 pub fn remove_durably(path: &Path) -> Result<(), StateError> {
     let (directory, _) = split_path(path)?;
     match fs::remove_file(path) {

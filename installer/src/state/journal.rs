@@ -16,17 +16,35 @@
 //!
 //! # Format
 //!
-//! One JSON file per suite, `STATE_DIR/journal/SUITE.json`, with
-//! `"format": 1`. One file per suite rather than one overall: suites are
-//! installed independently, each write is only as large as one suite, and a
-//! damaged file stops one suite, not every one. A file that is not valid JSON
-//! or not a journal is moved aside as `SUITE.json.corrupt-UNIXTIME` and
-//! reported ([`StateError::CorruptJournal`]); it is never silently replaced by
-//! an empty journal, because an empty journal would run finished steps again.
+//! One file per suite, `STATE_DIR/journal/SUITE.json`. One file per suite
+//! rather than one overall: suites are installed independently and a
+//! damaged file stops one suite, not every one.
+//!
+//! The file is a snapshot followed by changes, each a JSON value on its own
+//! line: the first line is the whole [`SuiteRecord`] (`"format": 2`), every
+//! later line one change, holding whole the parts of the record that
+//! changed (a component's record, an installed product, the run's end), so
+//! the record is the snapshot with the changes applied in order. A change
+//! is appended and made durable with one `fdatasync` of the file: an
+//! append changes no directory entry, so no rename and no fsync of the
+//! directory are needed, and a step's record costs the size of the step,
+//! not of the whole suite. The snapshot is rewritten whole (atomically,
+//! see [`atomic`](crate::state::atomic)) when a run starts, when the
+//! journal is created, and on opening once many changes have piled up.
+//!
+//! A last line that is incomplete or does not parse was being appended
+//! when the process or the machine stopped; the method writing it had not
+//! returned, so nothing acted on it, and it is dropped (the next write
+//! starts from a clean snapshot). Anything else that is not valid JSON or
+//! not a journal makes the file corrupt: it is moved aside as
+//! `SUITE.json.corrupt-UNIXTIME` and reported
+//! ([`StateError::CorruptJournal`]); it is never silently replaced by an
+//! empty journal, because an empty journal would run finished steps again.
 //! Starting over takes an explicit [`Journal::start_over`]. A file with a
-//! format number from a newer Roleout is left in place and refused. Fields
-//! unknown to this build make a format-1 file corrupt: a change that adds a
-//! field raises the format number.
+//! format number from a newer Roleout is left in place and refused.
+//! Format 1 (the whole record, rewritten on every change) is read and
+//! rewritten as format 2 on opening. Fields unknown to this build make a
+//! file corrupt: a change that adds a field raises the format number.
 //!
 //! The journal does not know dependencies between components; the install
 //! loop does. The journal only keeps the planned order, and
@@ -35,7 +53,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -47,8 +66,17 @@ use serde::{Deserialize, Serialize};
 use crate::state::atomic::{self, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use crate::state::{StateError, StateLock, now_unix};
 
-/// The journal format this build writes and reads.
-pub const JOURNAL_FORMAT: u64 = 1;
+/// The journal format this build writes (and the newest it reads).
+pub const JOURNAL_FORMAT: u64 = 2;
+
+/// The oldest journal format this build reads: format 1 held the whole
+/// record alone and was rewritten on every change.
+pub const OLDEST_JOURNAL_FORMAT: u64 = 1;
+
+/// How many appended changes make [`Journal::open`] rewrite the file as one
+/// snapshot, so that a journal reopened run after run stays short. A run
+/// start writes a snapshot anyway; this bounds what accumulates between.
+const COMPACT_AFTER_CHANGES: usize = 512;
 
 /// Name of the journal directory inside the state directory.
 pub const JOURNAL_DIR_NAME: &str = "journal";
@@ -448,12 +476,23 @@ pub enum Resume {
 
 /// The journal of one suite, open for changes.
 ///
-/// Every change is written durably before the method returns; if the write
+/// Every change is written durably before the method returns (except with
+/// [`Journal::finish_step_deferred`], whose caller syncs); if the write
 /// fails, the in-memory record is left as it was, so memory and disk agree.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     record: SuiteRecord,
+    /// The file, open for appending changes; opened at the first append
+    /// after a snapshot was written.
+    appender: Option<File>,
+    /// The length of the file's valid content: a failed append is cut back
+    /// to it, so no partial line is ever followed by another change.
+    length: u64,
+    /// Whether the file exists (a snapshot was written or read).
+    on_disk: bool,
+    /// Whether a change was appended without being synced yet.
+    unsynced: bool,
 }
 
 impl Journal {
@@ -468,7 +507,27 @@ impl Journal {
         let path = journal_path(lock.state_dir(), suite);
         match atomic::read_optional(&path)? {
             Some(bytes) => match parse(&path, suite, &bytes) {
-                Ok(record) => Ok(Journal { path, record }),
+                Ok(loaded) => {
+                    let mut journal = Journal {
+                        path,
+                        record: loaded.record,
+                        appender: None,
+                        length: loaded.valid_length,
+                        on_disk: true,
+                        unsynced: false,
+                    };
+                    // A torn last line must not stay in front of the next
+                    // change, an older format is not appended to, and a
+                    // long tail of changes is folded into one snapshot.
+                    if loaded.torn_tail
+                        || loaded.format != JOURNAL_FORMAT
+                        || loaded.changes >= COMPACT_AFTER_CHANGES
+                    {
+                        let record = journal.record.clone();
+                        journal.write_snapshot(&record)?;
+                    }
+                    Ok(journal)
+                }
                 Err(Parse::Unsupported(error)) => Err(error),
                 Err(Parse::Corrupt(reason)) => {
                     let kept_as = set_aside(&path)?;
@@ -489,6 +548,10 @@ impl Journal {
                 Ok(Journal {
                     path,
                     record: empty_record(suite),
+                    appender: None,
+                    length: 0,
+                    on_disk: false,
+                    unsynced: false,
                 })
             }
         }
@@ -503,11 +566,16 @@ impl Journal {
     pub fn start_over(lock: &StateLock, suite: &SuiteId) -> Result<Journal, StateError> {
         let directory = journal_directory(lock.state_dir());
         atomic::ensure_directory(&directory, PRIVATE_DIR_MODE)?;
-        let journal = Journal {
+        let mut journal = Journal {
             path: journal_path(lock.state_dir(), suite),
             record: empty_record(suite),
+            appender: None,
+            length: 0,
+            on_disk: false,
+            unsynced: false,
         };
-        journal.write(&journal.record)?;
+        let record = journal.record.clone();
+        journal.write_snapshot(&record)?;
         Ok(journal)
     }
 
@@ -776,7 +844,28 @@ impl Journal {
         phase: Phase,
         result: StepResult,
     ) -> Result<(), StateError> {
-        self.change(|record| {
+        self.finish_step_deferred(product, phase, result)?;
+        self.sync()
+    }
+
+    /// Like [`Journal::finish_step`], but the record is only written, not
+    /// yet made durable: the next durable change (such as the
+    /// [`Journal::begin_step`] of the next step) or [`Journal::sync`] makes
+    /// it durable with its own single `fdatasync`.
+    ///
+    /// For a caller that makes it durable before anything depends on it:
+    /// before the next command starts, and before the step's report leaves
+    /// the outbox (the report, queued before this record, is what settles
+    /// the step if the record is lost: see the install loop). A `kill -9`
+    /// loses nothing written here; only a power cut can, and then the step
+    /// is found running with its report queued.
+    pub fn finish_step_deferred(
+        &mut self,
+        product: &ProductId,
+        phase: Phase,
+        result: StepResult,
+    ) -> Result<(), StateError> {
+        self.change_with(Durability::Deferred, |record| {
             let suite = record.suite.clone();
             let step = step_mut(record, &suite, product, phase)?;
             let StepState::Running { started_at } = step.state else {
@@ -968,28 +1057,249 @@ impl Journal {
         })
     }
 
+    /// Makes every change written so far durable (one `fdatasync`, none
+    /// when nothing waits).
+    pub fn sync(&mut self) -> Result<(), StateError> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        if let Some(file) = &self.appender {
+            file.sync_data()
+                .map_err(|source| StateError::io("fsync", &self.path, source))?;
+        }
+        self.unsynced = false;
+        Ok(())
+    }
+
     /// Applies `edit` to a copy of the record, writes the copy durably, and
     /// only then makes it the current record.
     fn change(
         &mut self,
         edit: impl FnOnce(&mut SuiteRecord) -> Result<(), StateError>,
     ) -> Result<(), StateError> {
+        self.change_with(Durability::Now, edit)
+    }
+
+    fn change_with(
+        &mut self,
+        durability: Durability,
+        edit: impl FnOnce(&mut SuiteRecord) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
         let mut changed = self.record.clone();
         edit(&mut changed)?;
-        self.write(&changed)?;
+        match diff(&self.record, &changed).filter(|_| self.on_disk) {
+            Some(change) if change.is_empty() => {}
+            Some(change) => self.append(&change, durability)?,
+            // A new run, or no file yet: the whole record.
+            None => self.write_snapshot(&changed)?,
+        }
         self.record = changed;
         Ok(())
     }
 
-    fn write(&self, record: &SuiteRecord) -> Result<(), StateError> {
-        let mut bytes =
-            serde_json::to_vec_pretty(record).map_err(|source| StateError::Serialize {
-                what: "the journal",
-                source,
-            })?;
-        bytes.push(b'\n');
-        atomic::write_atomic(&self.path, &bytes, PRIVATE_FILE_MODE)
+    /// Appends one change; with [`Durability::Now`], `fdatasync`s it (and
+    /// every deferred change before it) before returning.
+    fn append(&mut self, change: &Change, durability: Durability) -> Result<(), StateError> {
+        let mut line = serde_json::to_vec(change).map_err(|source| StateError::Serialize {
+            what: "a journal change",
+            source,
+        })?;
+        line.push(b'\n');
+        let file = match &mut self.appender {
+            Some(file) => file,
+            None => self.appender.insert(
+                OpenOptions::new()
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(|source| StateError::io("open", &self.path, source))?,
+            ),
+        };
+        let written = file.write_all(&line).and_then(|()| match durability {
+            // The data and the new length are what an append changes;
+            // fdatasync makes both durable (no directory entry changed).
+            Durability::Now => file.sync_data(),
+            Durability::Deferred => Ok(()),
+        });
+        if let Err(source) = written {
+            // Best effort: cut a partial line off so that the next change
+            // does not follow it. Were that to fail too, the partial line
+            // is the last one and the next open drops it.
+            let _ = file.set_len(self.length);
+            return Err(StateError::io("append to", &self.path, source));
+        }
+        self.length += line.len() as u64;
+        self.unsynced = durability == Durability::Deferred;
+        Ok(())
     }
+
+    /// Replaces the file with `record` alone, atomically and durably.
+    fn write_snapshot(&mut self, record: &SuiteRecord) -> Result<(), StateError> {
+        let mut bytes = serde_json::to_vec(record).map_err(|source| StateError::Serialize {
+            what: "the journal",
+            source,
+        })?;
+        bytes.push(b'\n');
+        // The snapshot replaces the file the appender writes to, and holds
+        // every change written before it.
+        self.appender = None;
+        atomic::write_atomic(&self.path, &bytes, PRIVATE_FILE_MODE)?;
+        self.length = bytes.len() as u64;
+        self.on_disk = true;
+        self.unsynced = false;
+        Ok(())
+    }
+}
+
+impl Drop for Journal {
+    /// Best effort for a caller that returned early with a deferred change
+    /// written: a failure here leaves the step to be settled from its
+    /// queued report after a power cut, as the deferral already allows.
+    fn drop(&mut self) {
+        let _ = self.sync();
+    }
+}
+
+/// Whether a change is durable when the method writing it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Synced before returning.
+    Now,
+    /// Written; the caller syncs it later.
+    Deferred,
+}
+
+/// One change appended after the snapshot: every part of the record that
+/// differs from the record before it, each given whole, so that applying
+/// the changes in order gives the record back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Change {
+    /// The new highest accepted serial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_accepted_serial: Option<u64>,
+    /// The run's end, once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_end: Option<RunEnd>,
+    /// The run's new report counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_sequence: Option<u64>,
+    /// Components of the run whose record changed, by position in the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    components: Vec<ComponentChange>,
+    /// Installed products recorded (a record) or forgotten (`null`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    installed: BTreeMap<ProductId, Option<InstalledProduct>>,
+}
+
+impl Change {
+    fn is_empty(&self) -> bool {
+        *self == Change::default()
+    }
+}
+
+/// A component's new record at its position in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ComponentChange {
+    index: usize,
+    component: ComponentRecord,
+}
+
+/// The change from `old` to `new`, or `None` when only a snapshot can say
+/// it (a run started or replaced, a serial forgotten).
+fn diff(old: &SuiteRecord, new: &SuiteRecord) -> Option<Change> {
+    if old.format != new.format || old.suite != new.suite {
+        return None;
+    }
+    let mut change = Change::default();
+    if old.last_accepted_serial != new.last_accepted_serial {
+        change.last_accepted_serial = Some(new.last_accepted_serial?);
+    }
+    match (&old.run, &new.run) {
+        (None, None) => {}
+        (Some(old_run), Some(new_run)) => {
+            if old_run.id != new_run.id
+                || old_run.build != new_run.build
+                || old_run.started_at != new_run.started_at
+                || old_run.components.len() != new_run.components.len()
+            {
+                return None;
+            }
+            if old_run.end != new_run.end {
+                change.run_end = Some(new_run.end.clone()?);
+            }
+            if old_run.sequence != new_run.sequence {
+                change.run_sequence = Some(new_run.sequence);
+            }
+            for (index, (before, after)) in old_run
+                .components
+                .iter()
+                .zip(&new_run.components)
+                .enumerate()
+            {
+                if before != after {
+                    if before.product != after.product {
+                        return None;
+                    }
+                    change.components.push(ComponentChange {
+                        index,
+                        component: after.clone(),
+                    });
+                }
+            }
+        }
+        _ => return None,
+    }
+    for product in old.installed.keys().chain(new.installed.keys()) {
+        let after = new.installed.get(product);
+        if old.installed.get(product) != after {
+            change.installed.insert(product.clone(), after.cloned());
+        }
+    }
+    Some(change)
+}
+
+/// Applies a change read from the file; why it does not fit, if it does not.
+fn apply(record: &mut SuiteRecord, change: Change) -> Result<(), String> {
+    if let Some(serial) = change.last_accepted_serial {
+        record.last_accepted_serial = Some(serial);
+    }
+    if change.run_end.is_some() || change.run_sequence.is_some() || !change.components.is_empty() {
+        let run = record
+            .run
+            .as_mut()
+            .ok_or("it changes the run, but the journal has no run")?;
+        if let Some(end) = change.run_end {
+            run.end = Some(end);
+        }
+        if let Some(sequence) = change.run_sequence {
+            run.sequence = sequence;
+        }
+        let count = run.components.len();
+        for ComponentChange { index, component } in change.components {
+            let slot = run.components.get_mut(index).ok_or_else(|| {
+                format!("it changes component {index}, but the run has {count} components")
+            })?;
+            if slot.product != component.product {
+                return Err(format!(
+                    "it changes component {index} as {}, but that component is {}",
+                    component.product, slot.product
+                ));
+            }
+            *slot = component;
+        }
+    }
+    for (product, installed) in change.installed {
+        match installed {
+            Some(installed) => {
+                record.installed.insert(product, installed);
+            }
+            None => {
+                record.installed.remove(&product);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads the journal of `suite` without a lock and without changing
@@ -1001,7 +1311,7 @@ pub fn read(state_dir: &Path, suite: &SuiteId) -> Result<Option<SuiteRecord>, St
         return Ok(None);
     };
     match parse(&path, suite, &bytes) {
-        Ok(record) => Ok(Some(record)),
+        Ok(loaded) => Ok(Some(loaded.record)),
         Err(Parse::Unsupported(error)) => Err(error),
         Err(Parse::Corrupt(reason)) => Err(StateError::CorruptJournal {
             kept_as: path.clone(),
@@ -1045,13 +1355,33 @@ enum Parse {
     Corrupt(String),
 }
 
-fn parse(path: &Path, suite: &SuiteId, bytes: &[u8]) -> Result<SuiteRecord, Parse> {
+/// A journal file read back.
+struct Loaded {
+    /// The snapshot with every change applied.
+    record: SuiteRecord,
+    /// The format of the snapshot.
+    format: u64,
+    /// How many changes followed the snapshot.
+    changes: usize,
+    /// Where the snapshot and the complete changes end.
+    valid_length: u64,
+    /// Whether an incomplete last line followed them.
+    torn_tail: bool,
+}
+
+fn parse(path: &Path, suite: &SuiteId, bytes: &[u8]) -> Result<Loaded, Parse> {
+    // The snapshot, which a format-1 file spreads over many lines.
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
+    let value = match stream.next() {
+        Some(Ok(value)) => value,
+        Some(Err(error)) => return Err(Parse::Corrupt(error.to_string())),
+        None => return Err(Parse::Corrupt("it is empty".to_owned())),
+    };
+    let snapshot_end = stream.byte_offset();
     // Look at the format number first, so a newer file is refused as newer
     // rather than as corrupt because of fields this build does not know.
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|error| Parse::Corrupt(error.to_string()))?;
-    match value.get("format").and_then(serde_json::Value::as_u64) {
-        Some(JOURNAL_FORMAT) => {}
+    let format = match value.get("format").and_then(serde_json::Value::as_u64) {
+        Some(format) if (OLDEST_JOURNAL_FORMAT..=JOURNAL_FORMAT).contains(&format) => format,
         Some(found) => {
             return Err(Parse::Unsupported(StateError::UnsupportedFormat {
                 path: path.to_path_buf(),
@@ -1064,16 +1394,71 @@ fn parse(path: &Path, suite: &SuiteId, bytes: &[u8]) -> Result<SuiteRecord, Pars
                 "it has no numeric \"format\" field".to_owned(),
             ));
         }
-    }
-    let record: SuiteRecord =
-        serde_json::from_slice(bytes).map_err(|error| Parse::Corrupt(error.to_string()))?;
+    };
+    let mut record: SuiteRecord =
+        serde_json::from_value(value).map_err(|error| Parse::Corrupt(error.to_string()))?;
     if &record.suite != suite {
         return Err(Parse::Corrupt(format!(
             "it is the journal of suite {}, not of suite {suite}",
             record.suite
         )));
     }
-    Ok(record)
+    record.format = JOURNAL_FORMAT;
+    let mut loaded = Loaded {
+        record,
+        format,
+        changes: 0,
+        valid_length: snapshot_end as u64,
+        torn_tail: false,
+    };
+
+    // The changes, one per line.
+    let rest = &bytes[snapshot_end..];
+    let line_of = |offset: usize| {
+        1 + bytes[..offset]
+            .iter()
+            .filter(|byte| **byte == b'\n')
+            .count()
+    };
+    let mut offset = snapshot_end;
+    let mut lines = rest.split_inclusive(|byte| *byte == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let start = offset;
+        offset += line.len();
+        if line.iter().all(u8::is_ascii_whitespace) {
+            loaded.valid_length = offset as u64;
+            continue;
+        }
+        let is_last = lines.peek().is_none();
+        if format != JOURNAL_FORMAT {
+            return Err(Parse::Corrupt(format!(
+                "line {}: a format-{format} journal holds only one record",
+                line_of(start)
+            )));
+        }
+        let parsed = serde_json::from_slice::<Change>(line)
+            .map_err(|error| error.to_string())
+            .and_then(|change| apply(&mut loaded.record, change));
+        match parsed {
+            Ok(()) => {
+                loaded.changes += 1;
+                loaded.valid_length = offset as u64;
+                // Whole but for its line end: the next change must not
+                // follow it on the same line.
+                loaded.torn_tail = !line.ends_with(b"\n");
+            }
+            // Being appended when the process or the machine stopped: its
+            // writer never returned, so nothing acted on it.
+            Err(_) if is_last && !line.ends_with(b"\n") => loaded.torn_tail = true,
+            Err(_) if is_last && serde_json::from_slice::<serde_json::Value>(line).is_err() => {
+                loaded.torn_tail = true;
+            }
+            Err(reason) => {
+                return Err(Parse::Corrupt(format!("line {}: {reason}", line_of(start))));
+            }
+        }
+    }
+    Ok(loaded)
 }
 
 fn journal_directory(state_dir: &Path) -> PathBuf {
@@ -1233,6 +1618,79 @@ mod tests {
                 phases: Phase::INSTALL_ORDER.to_vec(),
             })
             .collect()
+    }
+
+    /// Every record a run goes through is the one before with its change
+    /// applied, and the change survives JSON.
+    #[test]
+    fn a_change_applied_gives_the_changed_record() {
+        let suite = SuiteId::new("office").expect("valid in this test");
+        let mut record = empty_record(&suite);
+        record.run = Some(RunRecord {
+            id: RunId::generate().expect("valid in this test"),
+            build: digest(9),
+            started_at: 1,
+            end: None,
+            sequence: 0,
+            components: plan(&["a", "b"])
+                .into_iter()
+                .map(|planned| ComponentRecord {
+                    product: planned.product,
+                    version: planned.version,
+                    model: planned.model,
+                    steps: vec![StepRecord {
+                        phase: Phase::Install,
+                        attempts: 0,
+                        state: StepState::Pending,
+                    }],
+                })
+                .collect(),
+        });
+        let b = ProductId::new("b").expect("valid in this test");
+        type Edit = Box<dyn Fn(&mut SuiteRecord)>;
+        let edits: Vec<Edit> = vec![
+            Box::new(|record| record.last_accepted_serial = Some(4)),
+            Box::new(|record| {
+                let run = record.run.as_mut().expect("valid in this test");
+                run.components[1].steps[0].attempts = 1;
+                run.components[1].steps[0].state = StepState::Running { started_at: 2 };
+                run.sequence = 3;
+            }),
+            Box::new(|record| {
+                let run = record.run.as_mut().expect("valid in this test");
+                run.components[1].steps[0].state = StepState::Done {
+                    started_at: 2,
+                    finished_at: 3,
+                    exit_code: Some(0),
+                    after_reboot: false,
+                };
+                note_installed(record, &ProductId::new("b").expect("valid in this test"), 3);
+            }),
+            Box::new(|record| {
+                record.run.as_mut().expect("valid in this test").end =
+                    Some(RunEnd::Completed { at: 4 });
+                record
+                    .installed
+                    .remove(&ProductId::new("b").expect("valid in this test"));
+            }),
+        ];
+        for edit in edits {
+            let mut changed = record.clone();
+            edit(&mut changed);
+            let change = diff(&record, &changed).expect("a change says it");
+            assert!(!change.is_empty());
+            let read_back: Change =
+                serde_json::from_slice(&serde_json::to_vec(&change).expect("valid in this test"))
+                    .expect("valid in this test");
+            apply(&mut record, read_back).expect("it fits");
+            assert_eq!(record, changed);
+        }
+        assert!(!record.installed.contains_key(&b));
+        // A new run is not a change: it takes a snapshot.
+        let mut replaced = record.clone();
+        replaced.run.as_mut().expect("valid in this test").id =
+            RunId::generate().expect("valid in this test");
+        assert_eq!(diff(&record, &replaced), None);
     }
 
     #[test]

@@ -10,13 +10,14 @@
 //! STATE_DIR/
 //!   lock                  held with flock(2) by the one installer at work; holds its pid
 //!   journal/SUITE.json    one journal per suite: the run in progress and what is installed
-//!   outbox/NNN.ID.json    reports roleoutd has not acknowledged yet, in creation order
+//!   outbox/reports.log    reports roleoutd has not acknowledged yet, in creation order
 //! CACHE_DIR/              payloads by digest (often /var/cache/roleout; the caller decides)
 //!   sha256/ab/abcdef…
 //!   incoming/             downloads being verified; never read as cache entries
 //! ```
 //!
-//! - [`atomic`]: whole-file replacement with the fsyncs that make it durable.
+//! - [`atomic`]: whole-file replacement with the fsyncs that make it durable
+//!   (the journal and the outbox append to their files in between).
 //! - [`lock`]: [`StateLock`], the proof that this process is the only writer.
 //! - [`journal`]: per-suite progress, resumable after a crash or a reboot.
 //! - [`outbox`]: reports kept until delivered, each with a stable id.
@@ -25,7 +26,9 @@
 //! Every writer takes a `&StateLock` when it is opened: the lock is what makes
 //! "read, change, write back" safe, so the types ask for it rather than trust
 //! the caller to remember. Readers (`roleout status`) need no lock: every file
-//! is replaced atomically, so they see an old or a new version, never a mix.
+//! is replaced atomically or appended to, so they see an old or a new version,
+//! never a mix (a journal line being appended is incomplete, and readers drop
+//! it as the writer would after a crash).
 
 use std::io;
 use std::path::PathBuf;

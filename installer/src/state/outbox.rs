@@ -1,10 +1,15 @@
 //! Reports kept until roleoutd has them.
 //!
 //! A machine keeps installing while roleoutd is unreachable; its status
-//! reports wait here and go out later, in the order they were made. Each
-//! report is one file, written atomically, named
-//! `STATE_DIR/outbox/SEQUENCE.ID.json` so a directory listing gives creation
-//! order. A report is removed (durably) only after the server accepted it.
+//! reports wait here and go out later, in the order they were made. They
+//! are kept in one append-only log, `STATE_DIR/outbox/reports.log`: a line
+//! per report kept (`{"report": ...}`), in creation order, and a line per
+//! report the server accepted (`{"delivered": "ID"}`). Keeping a report is
+//! one append and one `fdatasync`; a file per report cost a temporary
+//! file, its fsync, a rename and an fsync of the directory, then an unlink
+//! and another fsync to remove it. When the last waiting report is
+//! delivered the log is emptied, and opening rewrites a log that holds
+//! delivered marks with only the waiting reports, so it stays short.
 //!
 //! Delivery is "once" in the only sense a network allows: the outbox sends a
 //! report until the server acknowledges it, and every report carries a
@@ -12,10 +17,19 @@
 //! when the acknowledgement is lost, or when the process dies between the
 //! acknowledgement and the removal; the server's idempotent handling of the
 //! id turns that repeat into no change. The outbox itself never sends a
-//! report again after [`Outbox::delivered`] returned.
+//! report again after [`Outbox::delivered`] returned, with one exception
+//! it accepts on purpose: the delivered mark is made durable by the next
+//! `fdatasync` of the log (the next report kept, [`Outbox::sync`], or
+//! dropping the outbox), not by one of its own, which would cost as much
+//! again as keeping the report did. A power cut in between brings the
+//! report back and it goes once more, which its id makes a repeat the
+//! server ignores. Nothing is lost that way, and a crash of the process
+//! alone loses no mark.
 
 use std::fmt;
-use std::fs;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use roleout_model::command::Phase;
@@ -227,77 +241,288 @@ pub struct Delivery<E> {
     pub stopped_at: Option<(ReportId, E)>,
 }
 
+/// Name of the outbox log inside the outbox directory.
+pub const OUTBOX_LOG_NAME: &str = "reports.log";
+
+/// One line of the outbox log, as read.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+enum Line {
+    /// A report kept for delivery.
+    Report(Report),
+    /// The report with this id was accepted by the server.
+    Delivered(ReportId),
+}
+
+/// One line of the outbox log, as written.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum LineRef<'report> {
+    Report(&'report Report),
+    Delivered(&'report ReportId),
+}
+
+/// A waiting report: its id and where its line is in the log.
 #[derive(Debug, Clone)]
 struct Entry {
-    sequence: u64,
     id: ReportId,
-    path: PathBuf,
+    offset: u64,
+    length: usize,
 }
 
 /// The reports waiting for roleoutd.
 #[derive(Debug)]
 pub struct Outbox {
     directory: PathBuf,
+    log_path: PathBuf,
+    /// The log, open for reading and appending; opened when first needed.
+    file: Option<File>,
+    /// Whether the log file exists.
+    log_exists: bool,
+    /// The length of the log's valid content: a failed append is cut back
+    /// to it, so no partial line is ever followed by another.
+    length: u64,
     entries: Vec<Entry>,
-    next_sequence: u64,
+    /// Whether something was written to the log since its last fdatasync.
+    unsynced: bool,
+    /// Damage found on opening, each reported once by [`Outbox::pending`].
+    damage: Vec<StateError>,
+}
+
+/// What a read of the log found.
+struct Scan {
+    entries: Vec<Entry>,
+    /// Where the last complete line ends.
+    valid_length: u64,
+    /// How many delivered marks it holds.
+    marks: usize,
+    /// Whether an incomplete last line followed the complete ones.
+    torn: bool,
+    /// Lines that are not outbox lines: their line number, the parser's
+    /// message and the bytes.
+    corrupt: Vec<(usize, String, Vec<u8>)>,
+}
+
+/// Reads the log. A last line that is incomplete or does not parse was
+/// being appended when the process or the machine stopped (its writer had
+/// not returned, so nothing relied on it) and is dropped; any other line
+/// that does not parse is kept aside by the caller.
+fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, StateError> {
+    let mut found = Scan {
+        entries: Vec::new(),
+        valid_length: 0,
+        marks: 0,
+        torn: false,
+        corrupt: Vec::new(),
+    };
+    let mut offset = 0;
+    let mut number = 0;
+    let mut lines = bytes.split_inclusive(|byte| *byte == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let start = offset;
+        offset += line.len();
+        number += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            found.valid_length = offset as u64;
+            continue;
+        }
+        let is_last = lines.peek().is_none();
+        let complete = line.ends_with(b"\n");
+        match serde_json::from_slice::<Line>(line) {
+            Ok(Line::Report(report)) if report.format != REPORT_FORMAT => {
+                return Err(StateError::UnsupportedFormat {
+                    path: path.to_path_buf(),
+                    found: report.format,
+                    supported: REPORT_FORMAT,
+                });
+            }
+            // Whole but for its line end: its push never returned.
+            Ok(Line::Report(_)) if !complete => found.torn = true,
+            Ok(Line::Report(report)) => {
+                if !found.entries.iter().any(|entry| entry.id == report.id) {
+                    found.entries.push(Entry {
+                        id: report.id,
+                        offset: start as u64,
+                        length: line.len(),
+                    });
+                }
+                found.valid_length = offset as u64;
+            }
+            Ok(Line::Delivered(id)) => {
+                found.entries.retain(|entry| entry.id != id);
+                found.marks += 1;
+                found.valid_length = offset as u64;
+                found.torn = !complete;
+            }
+            Err(_) if is_last => found.torn = true,
+            Err(error) => found
+                .corrupt
+                .push((number, error.to_string(), line.to_vec())),
+        }
+    }
+    Ok(found)
 }
 
 impl Outbox {
     /// Opens the outbox of the locked state directory.
+    ///
+    /// A log holding delivered marks, an incomplete last line or damaged
+    /// lines is rewritten with only the waiting reports (damaged lines go
+    /// to `reports.log.corrupt-UNIXTIME` and are reported by
+    /// [`Outbox::pending`]). Reports kept one file each by an older Roleout
+    /// (`SEQUENCE.ID.json`) are moved into the log.
     pub fn open(lock: &StateLock) -> Result<Outbox, StateError> {
         let directory = lock.state_dir().join(OUTBOX_DIR_NAME);
         atomic::ensure_directory(&directory, PRIVATE_DIR_MODE)?;
-        let mut entries = Vec::new();
-        let listing = fs::read_dir(&directory)
-            .map_err(|source| StateError::io("list", &directory, source))?;
+        let log_path = directory.join(OUTBOX_LOG_NAME);
+        let bytes = atomic::read_optional(&log_path)?;
+        let log_exists = bytes.is_some();
+        let bytes = bytes.unwrap_or_default();
+        let found = scan(&log_path, &bytes)?;
+        let mut outbox = Outbox {
+            directory,
+            log_path,
+            file: None,
+            log_exists,
+            length: found.valid_length,
+            entries: Vec::new(),
+            unsynced: false,
+            damage: Vec::new(),
+        };
+        let (legacy, legacy_paths) = outbox.legacy_reports()?;
+        if !found.torn && found.corrupt.is_empty() && found.marks == 0 && legacy.is_empty() {
+            outbox.entries = found.entries;
+            return Ok(outbox);
+        }
+
+        let mut content = Vec::new();
+        for entry in found.entries {
+            let start = entry.offset as usize;
+            let line = &bytes[start..start + entry.length];
+            outbox.entries.push(Entry {
+                offset: content.len() as u64,
+                ..entry
+            });
+            content.extend_from_slice(line);
+        }
+        for report in legacy {
+            if outbox.entries.iter().any(|entry| entry.id == report.id) {
+                continue;
+            }
+            let line = encode(LineRef::Report(&report))?;
+            outbox.entries.push(Entry {
+                id: report.id.clone(),
+                offset: content.len() as u64,
+                length: line.len(),
+            });
+            content.extend_from_slice(&line);
+        }
+        if !found.corrupt.is_empty() {
+            let kept_as = PathBuf::from(format!(
+                "{}.corrupt-{}",
+                outbox.log_path.display(),
+                now_unix()
+            ));
+            let kept: Vec<u8> = found
+                .corrupt
+                .iter()
+                .flat_map(|(_, _, line)| line.iter().copied())
+                .collect();
+            atomic::write_atomic(&kept_as, &kept, PRIVATE_FILE_MODE)?;
+            for (number, reason, _) in &found.corrupt {
+                outbox.damage.push(StateError::CorruptReport {
+                    path: outbox.log_path.clone(),
+                    kept_as: kept_as.clone(),
+                    reason: format!("line {number}: {reason}"),
+                });
+            }
+        }
+        atomic::write_atomic(&outbox.log_path, &content, PRIVATE_FILE_MODE)?;
+        outbox.log_exists = true;
+        outbox.length = content.len() as u64;
+        // Only now that the log holds their reports.
+        if !legacy_paths.is_empty() {
+            for path in &legacy_paths {
+                match fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(StateError::io("remove", path, error)),
+                }
+            }
+            atomic::sync_directory(&outbox.directory)?;
+        }
+        Ok(outbox)
+    }
+
+    /// The reports an older Roleout kept one file each, oldest first, and
+    /// their files; a file that is not a report is moved aside and reported.
+    fn legacy_reports(&mut self) -> Result<(Vec<Report>, Vec<PathBuf>), StateError> {
+        let listing = fs::read_dir(&self.directory)
+            .map_err(|source| StateError::io("list", &self.directory, source))?;
+        let mut files = Vec::new();
         for entry in listing {
-            let entry = entry.map_err(|source| StateError::io("list", &directory, source))?;
+            let entry = entry.map_err(|source| StateError::io("list", &self.directory, source))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if atomic::is_temporary_name(name) {
                 continue;
             }
-            // Anything else (a report set aside as corrupt) is not a pending report.
             if let Some((sequence, id)) = parse_file_name(name) {
-                entries.push(Entry {
-                    sequence,
-                    id,
-                    path: entry.path(),
-                });
+                files.push((sequence, id, entry.path()));
             }
         }
-        entries.sort_by_key(|entry| entry.sequence);
-        let next_sequence = entries.last().map_or(0, |entry| entry.sequence + 1);
-        Ok(Outbox {
-            directory,
-            entries,
-            next_sequence,
-        })
+        files.sort_by_key(|(sequence, _, _)| *sequence);
+        let mut reports = Vec::new();
+        let mut paths = Vec::new();
+        for (_, id, path) in files {
+            let bytes = fs::read(&path).map_err(|source| StateError::io("read", &path, source))?;
+            let problem = match serde_json::from_slice::<Report>(&bytes) {
+                Ok(report) if report.format != REPORT_FORMAT => {
+                    return Err(StateError::UnsupportedFormat {
+                        path,
+                        found: report.format,
+                        supported: REPORT_FORMAT,
+                    });
+                }
+                Ok(report) if report.id != id => {
+                    format!("it holds report {} but its file name says {id}", report.id)
+                }
+                Ok(report) => {
+                    reports.push(report);
+                    paths.push(path);
+                    continue;
+                }
+                Err(error) => error.to_string(),
+            };
+            let kept_as = PathBuf::from(format!("{}.corrupt-{}", path.display(), now_unix()));
+            atomic::rename_durably(&path, &kept_as)?;
+            self.damage.push(StateError::CorruptReport {
+                path,
+                kept_as,
+                reason: problem,
+            });
+        }
+        Ok((reports, paths))
     }
 
     /// Keeps `report` for delivery after every report already kept. Returns
     /// `false`, changing nothing, when a report with the same id is already
     /// waiting (a report made again after a crash).
+    ///
+    /// One line appended to the log and one `fdatasync` of it: the report
+    /// is durable when this returns (and so is every delivered mark before
+    /// it).
     pub fn push(&mut self, report: &Report) -> Result<bool, StateError> {
         if self.entries.iter().any(|entry| entry.id == report.id) {
             return Ok(false);
         }
-        let sequence = self.next_sequence;
-        let path = self
-            .directory
-            .join(format!("{sequence:020}.{}.json", report.id));
-        let mut bytes =
-            serde_json::to_vec_pretty(report).map_err(|source| StateError::Serialize {
-                what: "a report",
-                source,
-            })?;
-        bytes.push(b'\n');
-        atomic::write_atomic(&path, &bytes, PRIVATE_FILE_MODE)?;
-        self.next_sequence += 1;
+        let line = encode(LineRef::Report(report))?;
+        let offset = self.length;
+        self.append(&line, true)?;
         self.entries.push(Entry {
-            sequence,
             id: report.id.clone(),
-            path,
+            offset,
+            length: line.len(),
         });
         Ok(true)
     }
@@ -319,10 +544,13 @@ impl Outbox {
 
     /// The waiting reports, oldest first.
     ///
-    /// A report file that cannot be read as a report is moved aside
-    /// (`NAME.corrupt-UNIXTIME`, no longer pending) and reported as an error;
-    /// the next call goes on without it.
+    /// Damage found when the outbox was opened (a line or an older report
+    /// file that is not a report, kept aside) is reported as an error, once
+    /// each; the next call goes on without it.
     pub fn pending(&mut self) -> Result<Vec<Report>, StateError> {
+        if !self.damage.is_empty() {
+            return Err(self.damage.remove(0));
+        }
         let mut reports = Vec::with_capacity(self.entries.len());
         for index in 0..self.entries.len() {
             reports.push(self.load(index)?);
@@ -330,16 +558,39 @@ impl Outbox {
         Ok(reports)
     }
 
-    /// Removes the report `id` after the server accepted it; durable before
-    /// it returns, so the report is never sent again. `false` when no such
-    /// report waits.
+    /// Removes the report `id` after the server accepted it, so this
+    /// outbox never sends it again. The removal is durable after the next
+    /// report is kept or [`Outbox::sync`] (see the module comment). `false`
+    /// when no such report waits.
     pub fn delivered(&mut self, id: &ReportId) -> Result<bool, StateError> {
         let Some(index) = self.entries.iter().position(|entry| &entry.id == id) else {
             return Ok(false);
         };
-        atomic::remove_durably(&self.entries[index].path)?;
+        if self.entries.len() == 1 {
+            // The last one: an empty log says it shortest.
+            let file = self.file()?;
+            file.set_len(0)
+                .map_err(|source| StateError::io("truncate", &self.log_path, source))?;
+            self.length = 0;
+            self.unsynced = true;
+        } else {
+            let line = encode(LineRef::Delivered(id))?;
+            self.append(&line, false)?;
+        }
         self.entries.remove(index);
         Ok(true)
+    }
+
+    /// Makes the removals of delivered reports durable (one `fdatasync` of
+    /// the log, none when nothing changed since the last one).
+    pub fn sync(&mut self) -> Result<(), StateError> {
+        if self.unsynced {
+            let file = self.file()?;
+            file.sync_data()
+                .map_err(|source| StateError::io("fsync", &self.log_path, source))?;
+            self.unsynced = false;
+        }
+        Ok(())
     }
 
     /// Sends the waiting reports oldest first, removing each one the server
@@ -367,41 +618,103 @@ impl Outbox {
         })
     }
 
-    /// Reads entry `index`, setting a corrupt file aside.
-    fn load(&mut self, index: usize) -> Result<Report, StateError> {
-        let entry = &self.entries[index];
-        let bytes =
-            fs::read(&entry.path).map_err(|source| StateError::io("read", &entry.path, source))?;
-        let problem = match serde_json::from_slice::<Report>(&bytes) {
-            Ok(report) if report.format != REPORT_FORMAT => {
-                return Err(StateError::UnsupportedFormat {
-                    path: entry.path.clone(),
-                    found: report.format,
-                    supported: REPORT_FORMAT,
-                });
-            }
-            Ok(report) if report.id != entry.id => {
-                format!(
-                    "it holds report {} but its file name says {}",
-                    report.id, entry.id
-                )
-            }
-            Ok(report) => return Ok(report),
-            Err(error) => error.to_string(),
-        };
-        let path = entry.path.clone();
-        let kept_as = PathBuf::from(format!("{}.corrupt-{}", path.display(), now_unix()));
-        atomic::rename_durably(&path, &kept_as)?;
-        self.entries.remove(index);
-        Err(StateError::CorruptReport {
-            path,
-            kept_as,
-            reason: problem,
+    /// The log, opened (and created) when first needed.
+    fn file(&mut self) -> Result<&mut File, StateError> {
+        if self.file.is_none() {
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(PRIVATE_FILE_MODE)
+                .open(&self.log_path)
+                .map_err(|source| StateError::io("open", &self.log_path, source))?;
+            self.file = Some(file);
+        }
+        // Set just above when it was not.
+        self.file.as_mut().ok_or_else(|| {
+            StateError::io(
+                "open",
+                &self.log_path,
+                std::io::Error::other("the outbox log is not open"),
+            )
         })
+    }
+
+    /// Appends `line`; with `durable`, `fdatasync`s the log before
+    /// returning (the data and the new length are what an append changes,
+    /// and fdatasync covers both).
+    fn append(&mut self, line: &[u8], durable: bool) -> Result<(), StateError> {
+        let created = !self.log_exists;
+        let length = self.length;
+        let path = self.log_path.clone();
+        let file = self.file()?;
+        let written = file
+            .write_all(line)
+            .and_then(|()| if durable { file.sync_data() } else { Ok(()) });
+        if let Err(source) = written {
+            // Best effort: cut a partial line off so that the next line does
+            // not follow it. Were that to fail too, it is the last line and
+            // the next open drops it.
+            let _ = file.set_len(length);
+            return Err(StateError::io("append to", path, source));
+        }
+        self.length += line.len() as u64;
+        self.log_exists = true;
+        if durable {
+            if created {
+                // The new file's name must be durable too.
+                atomic::sync_directory(&self.directory)?;
+            }
+            self.unsynced = false;
+        } else {
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+
+    /// Reads entry `index` back from the log.
+    fn load(&mut self, index: usize) -> Result<Report, StateError> {
+        let entry = self.entries[index].clone();
+        let path = self.log_path.clone();
+        let mut line = vec![0; entry.length];
+        self.file()?
+            .read_exact_at(&mut line, entry.offset)
+            .map_err(|source| StateError::io("read", &path, source))?;
+        match serde_json::from_slice::<Line>(&line) {
+            Ok(Line::Report(report)) if report.id == entry.id => Ok(report),
+            // Read back from where this process wrote or found it: a
+            // mismatch means the file was changed under the lock.
+            _ => Err(StateError::io(
+                "read",
+                path,
+                std::io::Error::other(format!(
+                    "report {} is no longer where it was written",
+                    entry.id
+                )),
+            )),
+        }
     }
 }
 
-/// Splits `SEQUENCE.ID.json` into its parts.
+impl Drop for Outbox {
+    /// Best effort: a failure here costs at most a report sent once more
+    /// after a power cut, which the server recognizes.
+    fn drop(&mut self) {
+        let _ = self.sync();
+    }
+}
+
+fn encode(line: LineRef<'_>) -> Result<Vec<u8>, StateError> {
+    let mut bytes = serde_json::to_vec(&line).map_err(|source| StateError::Serialize {
+        what: "a report",
+        source,
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Splits `SEQUENCE.ID.json` (a report kept by an older Roleout) into its
+/// parts.
 fn parse_file_name(name: &str) -> Option<(u64, ReportId)> {
     let stem = name.strip_suffix(".json")?;
     let (sequence, id) = stem.split_once('.')?;
@@ -412,24 +725,36 @@ fn parse_file_name(name: &str) -> Option<(u64, ReportId)> {
 }
 
 /// The reports waiting in `state_dir`'s outbox, oldest first, read without a
-/// lock (for `roleout status`). Files that do not parse are skipped here;
+/// lock (for `roleout status`). Lines that do not parse are skipped here;
 /// the installer reports them.
 pub fn waiting_ids(state_dir: &Path) -> Result<Vec<ReportId>, StateError> {
     let directory = state_dir.join(OUTBOX_DIR_NAME);
+    let log_path = directory.join(OUTBOX_LOG_NAME);
+    let mut ids = Vec::new();
+    // Reports an older Roleout kept one file each come first: they are
+    // older than anything in the log.
     let listing = match fs::read_dir(&directory) {
-        Ok(listing) => listing,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Ok(listing) => Some(listing),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(error) => return Err(StateError::io("list", directory, error)),
     };
-    let mut found = Vec::new();
-    for entry in listing {
+    let mut legacy = Vec::new();
+    for entry in listing.into_iter().flatten() {
         let entry = entry.map_err(|source| StateError::io("list", &directory, source))?;
         if let Some(parsed) = entry.file_name().to_str().and_then(parse_file_name) {
-            found.push(parsed);
+            legacy.push(parsed);
         }
     }
-    found.sort_by_key(|(sequence, _)| *sequence);
-    Ok(found.into_iter().map(|(_, id)| id).collect())
+    legacy.sort_by_key(|(sequence, _)| *sequence);
+    ids.extend(legacy.into_iter().map(|(_, id)| id));
+    if let Some(bytes) = atomic::read_optional(&log_path)? {
+        for entry in scan(&log_path, &bytes)?.entries {
+            if !ids.contains(&entry.id) {
+                ids.push(entry.id);
+            }
+        }
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]

@@ -548,12 +548,12 @@ fn a_crash_after_a_report_is_queued_keeps_the_report_and_does_not_run_the_step_a
     let status = fixture.roleout(&["status"]);
     let out = String::from_utf8_lossy(&status.stdout);
     assert!(out.contains("first 1.0: install running"), "{out}");
-    let outbox: Vec<String> = fs::read_dir(fixture.state.join("outbox"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let outbox = roleout_installer::state::outbox::waiting_ids(&fixture.state).unwrap();
     assert_eq!(outbox.len(), 1, "{outbox:?}");
-    assert!(outbox[0].contains(".first.install.1.status"), "{outbox:?}");
+    assert!(
+        outbox[0].as_str().ends_with(".first.install.1.status"),
+        "{outbox:?}"
+    );
     assert!(fixture.deliveries().is_empty());
 
     let rerun = fixture.roleout(&["install", "crashy"]);

@@ -386,9 +386,9 @@ impl Machine {
     }
 
     fn outbox_len(&self) -> usize {
-        fs::read_dir(self.state.join("outbox"))
-            .map(|listing| listing.count())
-            .unwrap_or(0)
+        roleout_installer::state::outbox::waiting_ids(&self.state)
+            .expect("the outbox reads")
+            .len()
     }
 }
 

@@ -874,18 +874,270 @@ fn a_journal_from_a_newer_format_is_refused_and_left_in_place() {
     fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
     fs::write(
         &path,
-        br#"{"format": 2, "suite": "office", "something-new": true}"#,
+        br#"{"format": 3, "suite": "office", "something-new": true}"#,
     )
     .expect("write");
     match Journal::open(&lock, &suite()) {
         Err(StateError::UnsupportedFormat {
             path: named,
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
         }) => assert_eq!(named, path),
         other => panic!("expected UnsupportedFormat, got {other:?}"),
     }
     assert!(path.exists());
+}
+
+/// The journal file holds a snapshot and then one line per change: a step
+/// costs an append, not a rewrite of the whole suite.
+#[test]
+fn changes_are_appended_after_one_snapshot() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let path = directory.path().join("journal").join("office.json");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![
+                planned("editor", &[Phase::Install]),
+                planned("viewer", &[Phase::Install]),
+            ],
+        )
+        .expect("start");
+    let lines = |path: &Path| fs::read_to_string(path).expect("read").lines().count();
+    assert_eq!(lines(&path), 1, "a new run is one snapshot");
+    let snapshot: serde_json::Value = serde_json::from_str(
+        fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("the snapshot is JSON");
+    assert_eq!(snapshot["format"], 2);
+
+    journal
+        .begin_step(&product("editor"), Phase::Install)
+        .expect("begin");
+    journal
+        .finish_step(
+            &product("editor"),
+            Phase::Install,
+            StepResult::Success { exit_code: Some(0) },
+        )
+        .expect("finish");
+    assert_eq!(lines(&path), 3, "one line per change");
+    // Asking for what is already recorded writes nothing.
+    journal.accept_serial(1).expect("serial");
+    journal.accept_serial(1).expect("the same serial");
+    assert_eq!(lines(&path), 4);
+
+    let record = journal.record().clone();
+    drop(journal);
+    assert_eq!(
+        journal::read(directory.path(), &suite())
+            .expect("read")
+            .expect("present"),
+        record,
+        "the snapshot with its changes applied is the record"
+    );
+    assert_eq!(
+        Journal::open(&lock, &suite()).expect("reopen").record(),
+        &record
+    );
+}
+
+/// A change being appended when the machine stopped leaves a partial last
+/// line: it is dropped (its writer never returned) and the file is
+/// rewritten clean before anything follows it.
+#[test]
+fn a_torn_last_change_is_dropped_and_the_file_rewritten() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let path = directory.path().join("journal").join("office.json");
+    let editor = product("editor");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![planned("editor", &[Phase::Install, Phase::PostInstall])],
+        )
+        .expect("start");
+    journal.begin_step(&editor, Phase::Install).expect("begin");
+    drop(journal);
+    let whole = fs::read(&path).expect("read");
+    let mut torn = whole.clone();
+    torn.extend_from_slice(br#"{"components":[{"index":0,"comp"#);
+    fs::write(&path, &torn).expect("tear");
+
+    let on_disk = journal::read(directory.path(), &suite())
+        .expect("a reader drops the torn line")
+        .expect("present");
+    assert_eq!(on_disk.run.as_ref().expect("run").components.len(), 1);
+    let mut journal = Journal::open(&lock, &suite()).expect("the journal opens");
+    assert_eq!(journal.interrupted_step().expect("running").attempt, 1);
+    let rewritten = fs::read_to_string(&path).expect("read");
+    assert_eq!(
+        rewritten.lines().count(),
+        1,
+        "a clean snapshot: {rewritten}"
+    );
+    journal
+        .finish_step(
+            &editor,
+            Phase::Install,
+            StepResult::Success { exit_code: Some(0) },
+        )
+        .expect("finish");
+    drop(journal);
+    let journal = Journal::open(&lock, &suite()).expect("reopen");
+    assert!(matches!(
+        journal
+            .run_in_progress()
+            .and_then(|run| run.step(&editor, Phase::Install))
+            .map(|step| &step.state),
+        Some(StepState::Done { .. })
+    ));
+}
+
+/// A change that does not fit in the middle of the file is no torn write:
+/// the journal is corrupt, named with the line.
+#[test]
+fn a_bad_change_before_the_last_line_makes_the_journal_corrupt() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let path = directory.path().join("journal").join("office.json");
+    let editor = product("editor");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![planned("editor", &[Phase::Install])],
+        )
+        .expect("start");
+    journal.begin_step(&editor, Phase::Install).expect("begin");
+    drop(journal);
+    let text = fs::read_to_string(&path).expect("read");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let bad = lines[1].replace(r#""index":0"#, r#""index":7"#);
+    lines.insert(1, &bad);
+    fs::write(&path, lines.join("\n") + "\n").expect("damage");
+
+    let error = Journal::open(&lock, &suite()).expect_err("corrupt");
+    let StateError::CorruptJournal { reason, .. } = &error else {
+        panic!("expected CorruptJournal, got {error:?}");
+    };
+    assert!(
+        reason.contains("line 2") && reason.contains("component 7"),
+        "{reason}"
+    );
+}
+
+/// A journal written by the Roleout before appends (format 1: the whole
+/// record, pretty-printed) is read as it is and rewritten as format 2.
+#[test]
+fn a_format_1_journal_is_read_and_rewritten() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let path = directory.path().join("journal").join("office.json");
+    let editor = product("editor");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![planned("editor", &[Phase::Install, Phase::PostInstall])],
+        )
+        .expect("start");
+    journal.begin_step(&editor, Phase::Install).expect("begin");
+    journal
+        .finish_step(
+            &editor,
+            Phase::Install,
+            StepResult::Success { exit_code: Some(0) },
+        )
+        .expect("finish");
+    let mut old = serde_json::to_value(journal.record()).expect("JSON");
+    drop(journal);
+    old["format"] = json!(1);
+    fs::write(
+        &path,
+        serde_json::to_string_pretty(&old).expect("JSON") + "\n",
+    )
+    .expect("write format 1");
+
+    let mut journal = Journal::open(&lock, &suite()).expect("format 1 opens");
+    assert_eq!(
+        journal.next_step(),
+        NextStep::Run(StepRef {
+            product: editor.clone(),
+            phase: Phase::PostInstall
+        }),
+        "the done step stays done"
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON");
+    assert_eq!(first["format"], 2, "rewritten as format 2");
+    journal
+        .begin_step(&editor, Phase::PostInstall)
+        .expect("begin");
+    drop(journal);
+    assert_eq!(
+        Journal::open(&lock, &suite())
+            .expect("reopen")
+            .interrupted_step()
+            .expect("running")
+            .step
+            .phase,
+        Phase::PostInstall
+    );
+}
+
+/// A deferred end is on disk once the next durable record (or a sync) is,
+/// and a `kill -9` before that loses nothing: the write is in the file.
+#[test]
+fn a_deferred_end_is_written_at_once_and_synced_with_the_next_record() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let editor = product("editor");
+    let viewer = product("viewer");
+    let mut journal = Journal::open(&lock, &suite()).expect("open");
+    journal
+        .start_run(
+            digest_of_text("build"),
+            vec![
+                planned("editor", &[Phase::Install]),
+                planned("viewer", &[Phase::Install]),
+            ],
+        )
+        .expect("start");
+    journal.begin_step(&editor, Phase::Install).expect("begin");
+    journal
+        .finish_step_deferred(
+            &editor,
+            Phase::Install,
+            StepResult::Success { exit_code: Some(0) },
+        )
+        .expect("finish");
+    let on_disk = journal::read(directory.path(), &suite())
+        .expect("read")
+        .expect("present");
+    assert!(on_disk.installed.contains_key(&editor), "written at once");
+    journal.begin_step(&viewer, Phase::Install).expect("begin");
+    journal.sync().expect("nothing left to sync");
+    drop(journal);
+    let journal = Journal::open(&lock, &suite()).expect("reopen");
+    assert!(journal.installed().contains_key(&editor));
+    assert_eq!(
+        journal.interrupted_step().expect("running").step.product,
+        viewer
+    );
 }
 
 #[test]
@@ -1042,16 +1294,27 @@ fn a_corrupt_report_is_set_aside_and_the_others_go_on() {
     let mut outbox = Outbox::open(&lock).expect("open");
     outbox.push(&report("first")).expect("push");
     outbox.push(&report("second")).expect("push");
-    let first_file = directory
-        .path()
-        .join("outbox")
-        .join("00000000000000000000.first.json");
-    fs::write(&first_file, b"{ not json").expect("damage");
+    drop(outbox);
+    let log = directory.path().join("outbox").join("reports.log");
+    let text = fs::read_to_string(&log).expect("read the log");
+    let second_line = text.lines().nth(1).expect("two lines");
+    fs::write(&log, format!("{{ not json\n{second_line}\n")).expect("damage");
 
+    let mut outbox = Outbox::open(&lock).expect("reopen");
     let error = outbox.pending().expect_err("corrupt");
-    assert!(
-        matches!(&error, StateError::CorruptReport { path, .. } if path == &first_file),
-        "{error:?}"
+    let StateError::CorruptReport {
+        path,
+        kept_as,
+        reason,
+    } = &error
+    else {
+        panic!("expected CorruptReport, got {error:?}");
+    };
+    assert_eq!(path, &log);
+    assert!(reason.contains("line 1"), "{reason}");
+    assert_eq!(
+        fs::read(kept_as).expect("the damaged line is kept"),
+        b"{ not json\n"
     );
     let pending: Vec<_> = outbox
         .pending()
@@ -1062,6 +1325,74 @@ fn a_corrupt_report_is_set_aside_and_the_others_go_on() {
     assert_eq!(pending, ["second"]);
     drop(outbox);
     assert_eq!(Outbox::open(&lock).expect("reopen").pending_ids().len(), 1);
+}
+
+/// A report being appended when the machine stopped leaves a partial last
+/// line: its push never returned, so it is dropped, and what follows is
+/// appended cleanly.
+#[test]
+fn a_torn_last_report_is_dropped() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let mut outbox = Outbox::open(&lock).expect("open");
+    outbox.push(&report("first")).expect("push");
+    drop(outbox);
+    let log = directory.path().join("outbox").join("reports.log");
+    let mut file = OpenOptions::new().append(true).open(&log).expect("open");
+    file.write_all(br#"{"report":{"format":1,"id":"sec"#)
+        .expect("tear");
+    drop(file);
+
+    let mut outbox = Outbox::open(&lock).expect("reopen");
+    assert_eq!(
+        outbox.pending_ids(),
+        [ReportId::new("first").expect("valid")]
+    );
+    outbox.push(&report("third")).expect("push");
+    drop(outbox);
+    let ids: Vec<String> = roleout_installer::state::outbox::waiting_ids(directory.path())
+        .expect("read")
+        .into_iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert_eq!(ids, ["first", "third"]);
+}
+
+/// Reports kept one file each by an older Roleout move into the log, in
+/// their order, ahead of anything newer.
+#[test]
+fn reports_kept_as_files_by_an_older_roleout_move_into_the_log() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let outbox_dir = directory.path().join("outbox");
+    fs::create_dir_all(&outbox_dir).expect("mkdir");
+    for (sequence, id) in [(0, "older"), (1, "newer")] {
+        fs::write(
+            outbox_dir.join(format!("{sequence:020}.{id}.json")),
+            serde_json::to_vec(&report(id)).expect("JSON"),
+        )
+        .expect("write");
+    }
+    let lock = StateLock::acquire(directory.path()).expect("lock");
+    let mut outbox = Outbox::open(&lock).expect("open");
+    outbox.push(&report("latest")).expect("push");
+    let ids: Vec<String> = outbox
+        .pending()
+        .expect("read")
+        .into_iter()
+        .map(|report| report.id.to_string())
+        .collect();
+    assert_eq!(ids, ["older", "newer", "latest"]);
+    let files: Vec<String> = fs::read_dir(&outbox_dir)
+        .expect("list")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(files, ["reports.log"]);
 }
 
 // ---------------------------------------------------------------------------
