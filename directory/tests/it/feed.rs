@@ -184,3 +184,38 @@ async fn a_server_without_content_synchronization_is_reported_unsupported() {
     };
     assert!(reason.contains("syncprov"), "{reason}");
 }
+
+#[tokio::test]
+async fn a_state_made_before_the_overlay_gains_it_when_reopened() {
+    let state = tempfile::tempdir().unwrap();
+    let path = state.path().join("directory");
+    drop(LocalDirectory::persistent(&path).unwrap());
+    // Make it look like a state from before the change feed: no overlay
+    // entry, no module line (the files' CRC lines go too, as an edit by
+    // hand would leave them wrong).
+    let config = path.join("slapd.d").join("cn=config");
+    std::fs::remove_file(
+        config
+            .join("olcDatabase={1}mdb")
+            .join("olcOverlay={0}syncprov.ldif"),
+    )
+    .unwrap();
+    let module = config.join("cn=module{0}.ldif");
+    let text = std::fs::read_to_string(&module).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|line| !line.contains("syncprov") && !line.starts_with("# CRC32"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&module, kept).unwrap();
+
+    let reopened = LocalDirectory::persistent(&path).unwrap();
+    let builder = Directory::connect(&reopened.builder_settings())
+        .await
+        .unwrap();
+    let (_feed, mut events) = feed_of(&builder);
+    assert_eq!(
+        next(&mut events, Duration::from_secs(10)).await,
+        FeedEvent::Live
+    );
+}
