@@ -146,7 +146,14 @@ impl Server {
             .http_status_as_error(false)
             .max_idle_connections(256)
             .max_idle_connections_per_host(256)
-            .timeout_global(Some(Duration::from_secs(60)))
+            // Per-phase timeouts, not a global one: with a global timeout
+            // ureq resolves every request's address on a new thread (to
+            // abort the lookup in time), which made thread creation a
+            // visible part of the client's CPU in B3. Addresses here are
+            // IP literals and need no lookup.
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_recv_body(Some(Duration::from_secs(60)))
             .build()
             .new_agent())
     }
