@@ -868,6 +868,9 @@ olcDbIndex: cn eq
 olcDbIndex: member eq
 olcDbIndex: roleoutParentRole eq
 olcDbIndex: roleoutCertificateFingerprint eq
+olcDbIndex: roleoutOf eq
+olcDbIndex: roleoutSuiteName eq
+olcDbIndex: roleoutMachineName eq
 olcLimits: {{0}}* size.prtotal=unlimited
 "
     );
