@@ -136,19 +136,25 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // The child's id fits an i32: Linux process ids are below 2^22.
-        let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, Signal::SIGTERM, STOP_TIMEOUT);
     }
+}
+
+/// Stops `child` as its service manager would: `signal`, up to `grace` for
+/// it to exit, then SIGKILL. Waits for it either way (no zombie).
+pub fn stop_child(child: &mut Child, signal: Signal, grace: Duration) {
+    // The child's id fits an i32: Linux process ids are below 2^22.
+    let pid = Pid::from_raw(child.id() as i32);
+    let _ = kill(pid, signal);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// One installation: roleoutd over its managed slapd, the example catalog

@@ -173,20 +173,25 @@ pub async fn add_machine(
 
 /// The group whose members include the entry `dn`, if any.
 pub async fn group_of(directory: &Directory, dn: &str) -> Result<Option<GroupName>, CommandFailed> {
+    Ok(group_entry_of(directory, dn).await?.map(|group| group.name))
+}
+
+/// The entry of the group whose members include the entry `dn`, if any.
+pub async fn group_entry_of(
+    directory: &Directory,
+    dn: &str,
+) -> Result<Option<GroupEntry>, CommandFailed> {
     let groups = directory
         .group_entries()
         .await
         .map_err(|error| CommandFailed(format!("cannot read the groups: {error}")))?;
-    Ok(groups
-        .into_iter()
-        .find(|group| {
-            group
-                .record
-                .members
-                .iter()
-                .any(|member| member.eq_ignore_ascii_case(dn))
-        })
-        .map(|group| group.name))
+    Ok(groups.into_iter().find(|group| {
+        group
+            .record
+            .members
+            .iter()
+            .any(|member| member.eq_ignore_ascii_case(dn))
+    }))
 }
 
 /// `group choose`: the products chosen for group `group`, replacing its

@@ -104,19 +104,8 @@ async fn machine_group(
     dn: &str,
     name: &MachineId,
 ) -> Result<Option<(Group, Vec<ProductId>)>, CommandFailed> {
-    let groups = directory
-        .group_entries()
-        .await
-        .map_err(|error| CommandFailed(format!("cannot read the groups: {error}")))?;
-    Ok(groups
-        .into_iter()
-        .find(|group| {
-            group
-                .record
-                .members
-                .iter()
-                .any(|member| member.eq_ignore_ascii_case(dn))
-        })
+    Ok(crate::admin::groups::group_entry_of(directory, dn)
+        .await?
         .map(|entry| {
             let own = entry
                 .record

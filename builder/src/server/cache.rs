@@ -193,6 +193,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// True when the lowercased `dn` is `base` or an entry below it.
+fn within(dn: &str, base: &str) -> bool {
+    dn.strip_suffix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with(','))
+}
+
 fn same_dn(left: &str, right: &str) -> bool {
     left.eq_ignore_ascii_case(right)
 }
@@ -226,10 +232,10 @@ impl ServingCache {
 
     fn changed(&self, inner: &mut Inner, change: &EntryChange) {
         let dn = change.dn.to_ascii_lowercase();
-        if dn == self.reports || dn.ends_with(&format!(",{}", self.reports)) {
+        if within(&dn, &self.reports) {
             return;
         }
-        if dn == self.builds || dn.ends_with(&format!(",{}", self.builds)) {
+        if within(&dn, &self.builds) {
             // A build stored (by this roleoutd, another, or an admin): the
             // catalog changes that made it were reported on their own;
             // only the builds themselves are read again.

@@ -26,17 +26,12 @@ struct Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGQUIT: nginx's graceful shutdown.
+        roleout_tests::stop_child(
+            &mut self.child,
+            nix::sys::signal::Signal::SIGQUIT,
+            Duration::from_secs(10),
+        );
     }
 }
 
