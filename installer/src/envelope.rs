@@ -17,7 +17,8 @@
 //! roleoutd signs with [`sign_envelope`]; the installer verifies with
 //! [`verify_envelope`]. The wire type and the signed bytes are the protocol's
 //! ([`SignedEnvelope`], [`SignedContent::signed_message`]: a context prefix
-//! and the canonical JSON of the signed content) so that roleoutd, the
+//! and the canonical JSON of the signed content, its payload replaced by the
+//! payload's SHA-256) so that roleoutd, the
 //! installer and the API schemas share one definition; this module adds
 //! what needs `ring` and a clock. The verifier rebuilds the bytes from the
 //! parsed envelope, so a payload must survive a trip through JSON text
@@ -124,6 +125,9 @@ pub enum EnvelopeError {
 /// The builder's signing key (Ed25519), held by roleoutd.
 pub struct BuilderKey {
     key_pair: Ed25519KeyPair,
+    /// [`PinnedKey::key_id`] of the public half, which every envelope
+    /// carries: computed once.
+    key_id: Sha256,
 }
 
 impl BuilderKey {
@@ -137,11 +141,17 @@ impl BuilderKey {
 
     /// Loads a PKCS#8 Ed25519 key.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, EnvelopeError> {
-        Ed25519KeyPair::from_pkcs8(pkcs8)
-            .map(|key_pair| Self { key_pair })
-            .map_err(|rejected| EnvelopeError::BadBuilderKey {
+        let key_pair =
+            Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|rejected| EnvelopeError::BadBuilderKey {
                 reason: rejected.to_string(),
-            })
+            })?;
+        let key_id = Sha256::of(key_pair.public_key().as_ref());
+        Ok(Self { key_pair, key_id })
+    }
+
+    /// The id of the public half ([`PinnedKey::key_id`]).
+    pub fn key_id(&self) -> &Sha256 {
+        &self.key_id
     }
 
     /// The public half, which installers pin.
@@ -240,23 +250,19 @@ pub fn sign_envelope(
     key: &BuilderKey,
     content: SignedContent,
 ) -> Result<SignedEnvelope, EnvelopeError> {
-    let signature = sign_canonical(key, &content.canonical_bytes()?);
+    let signature = sign_message(key, &content.signed_message()?);
     Ok(SignedEnvelope {
         signed: content,
         signature,
-        key_id: key.public_key().key_id(),
+        key_id: key.key_id().clone(),
     })
 }
 
-/// The signature of the content whose canonical bytes are `canonical`
-/// ([`SignedContent::canonical_bytes`]), for a server that writes those
-/// bytes itself.
-pub fn sign_canonical(key: &BuilderKey, canonical: &[u8]) -> Base64Bytes {
-    Base64Bytes::new(
-        key.key_pair
-            .sign(&SignedContent::message_of(canonical))
-            .as_ref(),
-    )
+/// The signature of `message` ([`SignedContent::signed_message`] or
+/// [`SignedContent::signed_message_for`]), for a server that writes the
+/// envelope's bytes itself.
+pub fn sign_message(key: &BuilderKey, message: &[u8]) -> Base64Bytes {
+    Base64Bytes::new(key.key_pair.sign(message).as_ref())
 }
 
 /// Checks an envelope and returns what it signs.

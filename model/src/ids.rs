@@ -176,11 +176,13 @@ impl Sha256 {
 
     /// Wraps 32 raw digest bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {
-        use std::fmt::Write;
+        // Digests are formatted on every signed response: a table, not
+        // `write!` per byte.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = String::with_capacity(64);
         for byte in bytes {
-            // Writing to a String cannot fail.
-            let _ = write!(hex, "{byte:02x}");
+            hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
         }
         Self(hex)
     }

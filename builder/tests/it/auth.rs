@@ -341,7 +341,7 @@ fn a_signature_over_another_message_is_refused() {
             // Another challenge of the same machine.
             challenge_message(&earlier.token),
             // Something else entirely.
-            b"roleout-envelope-v1\0{}".to_vec(),
+            b"roleout-envelope-v2\0{}".to_vec(),
         ];
         for message in wrong_messages {
             let signature = key.sign(&message).expect("sign");

@@ -5,9 +5,16 @@
 //! [`SignedEnvelope`]; the installer checks the signature against the
 //! builder key it pinned at enrolment, then the machine, the expiry and the
 //! serial (which only grows, so an old envelope cannot be replayed as new).
-//! Signing and checking need `ring` and a clock, so they live in the crates
+//! Signing and checking need a key and a clock, so they live in the crates
 //! that have them; this module fixes the shape and the signed bytes
 //! ([`SignedContent::signed_message`]), which both sides must agree on.
+//!
+//! The signature covers the payload through its SHA-256, not its bytes:
+//! Ed25519 hashes what it signs twice with SHA-512, so signing a whole
+//! suite for every request made signing most of roleoutd's work, while a
+//! digest of the payload is computed once per request (or once per build)
+//! with the much faster SHA-256. The payload still travels in the
+//! envelope, in the same place, and the installer digests what it received.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -19,9 +26,12 @@ use crate::protocol::canonical::{canonical_json, canonical_object};
 use crate::protocol::time::Timestamp;
 
 /// The signature of an envelope covers this prefix followed by the
-/// canonical JSON of `signed`, so that a signature made with the builder
-/// key for an envelope can never pass for a signature over anything else.
-pub const ENVELOPE_CONTEXT: &[u8] = b"roleout-envelope-v1\0";
+/// canonical JSON of `signed` with its payload replaced by the payload's
+/// digest ([`SignedContent::signed_message`]), so that a signature made
+/// with the builder key for an envelope can never pass for a signature over
+/// anything else. Version 1 signed the payload's bytes themselves; the new
+/// prefix keeps a version 1 signature from ever verifying as version 2.
+pub const ENVELOPE_CONTEXT: &[u8] = b"roleout-envelope-v2\0";
 
 /// What an envelope carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,7 +125,8 @@ impl SignedContent {
     }
 
     /// The canonical JSON of this content (see
-    /// [`crate::protocol::canonical_json`]).
+    /// [`crate::protocol::canonical_json`]): what an envelope's `signed`
+    /// member holds.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, ProtocolError> {
         self.canonical_bytes_around(&canonical_json(&self.payload))
     }
@@ -126,6 +137,38 @@ impl SignedContent {
     /// bytes as [`Self::canonical_bytes`] when `payload` is the canonical
     /// JSON of `self.payload`.
     pub fn canonical_bytes_around(&self, payload: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+        self.canonical_with("payload", payload)
+    }
+
+    /// The SHA-256 of a payload whose canonical JSON is `payload`: what the
+    /// signature covers in its place.
+    pub fn payload_digest(payload: &[u8]) -> Sha256 {
+        Sha256::of(payload)
+    }
+
+    /// The bytes the signature covers: [`ENVELOPE_CONTEXT`] then the
+    /// canonical JSON of this content with `payload` replaced by
+    /// `payload-digest`, the SHA-256 of the payload's canonical JSON (as
+    /// lowercase hex).
+    pub fn signed_message(&self) -> Result<Vec<u8>, ProtocolError> {
+        self.signed_message_for(&Self::payload_digest(&canonical_json(&self.payload)))
+    }
+
+    /// [`Self::signed_message`] for a payload whose digest the caller
+    /// already has ([`Self::payload_digest`]); [`Self::payload`] is not
+    /// read.
+    pub fn signed_message_for(&self, payload_digest: &Sha256) -> Result<Vec<u8>, ProtocolError> {
+        let digest = canonical_field(payload_digest)?;
+        let header = self.canonical_with("payload-digest", &digest)?;
+        let mut message = Vec::with_capacity(ENVELOPE_CONTEXT.len() + header.len());
+        message.extend_from_slice(ENVELOPE_CONTEXT);
+        message.extend_from_slice(&header);
+        Ok(message)
+    }
+
+    /// The canonical JSON of the header fields and one more member, `name`,
+    /// whose canonical bytes are `value`.
+    fn canonical_with(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, ProtocolError> {
         let kind = canonical_field(&self.kind)?;
         let machine = canonical_field(&self.machine)?;
         let roles = canonical_field(&self.roles)?;
@@ -142,27 +185,12 @@ impl SignedContent {
             ("roles", &roles),
             ("serial", &serial),
             ("expires-at", &expires_at),
-            ("payload", payload),
+            (name, value),
         ];
         if let Some(digest) = &build_digest {
             members.push(("build-digest", digest));
         }
         Ok(canonical_object(&mut members))
-    }
-
-    /// The bytes signed for content whose canonical form is `canonical`:
-    /// [`ENVELOPE_CONTEXT`] then the canonical bytes.
-    pub fn message_of(canonical: &[u8]) -> Vec<u8> {
-        let mut message = Vec::with_capacity(ENVELOPE_CONTEXT.len() + canonical.len());
-        message.extend_from_slice(ENVELOPE_CONTEXT);
-        message.extend_from_slice(canonical);
-        message
-    }
-
-    /// The bytes the signature covers: [`ENVELOPE_CONTEXT`] then
-    /// [`Self::canonical_bytes`].
-    pub fn signed_message(&self) -> Result<Vec<u8>, ProtocolError> {
-        Ok(Self::message_of(&self.canonical_bytes()?))
     }
 }
 
@@ -178,7 +206,8 @@ pub fn canonical_field<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Prot
 pub struct SignedEnvelope {
     /// The signed content.
     pub signed: SignedContent,
-    /// Ed25519 signature over [`SignedContent::signed_message`].
+    /// Ed25519 signature over [`SignedContent::signed_message`] (which
+    /// covers the payload by its digest).
     pub signature: Base64Bytes,
     /// SHA-256 of the signing key's raw public key, so that a key mismatch
     /// is reported as such rather than as a bad signature.

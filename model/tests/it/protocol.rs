@@ -794,7 +794,7 @@ fn next_permutation(items: &mut [usize]) {
 }
 
 #[test]
-fn the_signed_message_is_the_context_and_the_canonical_content() {
+fn the_signed_message_is_the_context_and_the_canonical_content_with_the_payload_digest() {
     let content = SignedContent::new(
         &SuiteList { suites: Vec::new() },
         machine(),
@@ -804,13 +804,26 @@ fn the_signed_message_is_the_context_and_the_canonical_content() {
         at("2024-05-02T00:00:00Z"),
     )
     .unwrap();
+    assert_eq!(ENVELOPE_CONTEXT, b"roleout-envelope-v2\0");
+    // The payload is signed by its SHA-256: `printf '{"suites":[]}' | sha256sum`.
     let mut expected = ENVELOPE_CONTEXT.to_vec();
     expected.extend_from_slice(
         b"{\"expires-at\":\"2024-05-02T00:00:00Z\",\"kind\":\"suite-list\",\
-          \"machine\":\"ws-0042\",\"payload\":{\"suites\":[]},\
+          \"machine\":\"ws-0042\",\
+          \"payload-digest\":\"8c2202bb102cb24cb6b1ff9ed75160ea54c2fc7a7d44145b92920a16069b9786\",\
           \"roles\":\"developer+end-user\",\"serial\":42}",
     );
     assert_eq!(content.signed_message().unwrap(), expected);
+    // The same message from a digest the caller already has.
+    let digest = SignedContent::payload_digest(b"{\"suites\":[]}");
+    assert_eq!(content.signed_message_for(&digest).unwrap(), expected);
+    // And the envelope's `signed` member still carries the payload itself.
+    assert_eq!(
+        content.canonical_bytes().unwrap(),
+        b"{\"expires-at\":\"2024-05-02T00:00:00Z\",\"kind\":\"suite-list\",\
+          \"machine\":\"ws-0042\",\"payload\":{\"suites\":[]},\
+          \"roles\":\"developer+end-user\",\"serial\":42}"
+    );
     assert_eq!(roles_key(), "developer+end-user");
 }
 
