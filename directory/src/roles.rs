@@ -21,7 +21,7 @@ use roleout_model::role::{Role, RoleHierarchy};
 use tracing::instrument;
 
 use crate::connection::{Directory, EntryValues};
-use crate::error::{DirectoryError, Result};
+use crate::error::{DirectoryError, Result, result_code};
 use crate::escape;
 
 /// The attributes read for a role.
@@ -175,37 +175,81 @@ impl Directory {
     /// one already.
     #[instrument(skip(self))]
     pub async fn add_role_member(&self, name: &RoleName, member_dn: &str) -> Result<()> {
-        let entry = self.find_role(name).await?;
-        let members = entry.texts("member");
-        if members.iter().any(|member| same_dn(member, member_dn)) {
-            return Ok(());
-        }
-        let mut modifications = vec![Mod::Add("member".to_owned(), text_set([member_dn]))];
-        if let Some(placeholder) = members.iter().find(|member| same_dn(member, &entry.dn)) {
-            modifications.push(Mod::Delete("member".to_owned(), text_set([*placeholder])));
-        }
-        self.modify(&entry.dn, modifications).await
+        self.change_members(|| async {
+            let entry = self.find_role(name).await?;
+            let members = entry.texts("member");
+            if members.iter().any(|member| same_dn(member, member_dn)) {
+                return Ok(());
+            }
+            let mut modifications = vec![Mod::Add("member".to_owned(), text_set([member_dn]))];
+            if let Some(placeholder) = members.iter().find(|member| same_dn(member, &entry.dn)) {
+                modifications.push(Mod::Delete("member".to_owned(), text_set([*placeholder])));
+            }
+            self.modify(&entry.dn, modifications).await
+        })
+        .await
     }
 
     /// Removes `member_dn` from role `name`; nothing changes when it is not
     /// a member. The last member is replaced by the placeholder.
     #[instrument(skip(self))]
     pub async fn remove_role_member(&self, name: &RoleName, member_dn: &str) -> Result<()> {
-        let entry = self.find_role(name).await?;
-        if same_dn(member_dn, &entry.dn) {
-            // The placeholder is not a member; it stays until a machine comes.
-            return Ok(());
+        self.change_members(|| async {
+            let entry = self.find_role(name).await?;
+            if same_dn(member_dn, &entry.dn) {
+                // The placeholder is not a member; it stays until a machine comes.
+                return Ok(());
+            }
+            let members = entry.texts("member");
+            let Some(stored) = members.iter().find(|member| same_dn(member, member_dn)) else {
+                return Ok(());
+            };
+            let mut modifications = Vec::new();
+            if members.len() == 1 {
+                modifications.push(Mod::Add("member".to_owned(), text_set([entry.dn.as_str()])));
+            }
+            modifications.push(Mod::Delete("member".to_owned(), text_set([*stored])));
+            self.modify(&entry.dn, modifications).await
+        })
+        .await
+    }
+
+    /// Runs `change` (read the members, then modify them) again when
+    /// another writer changed the same members between its read and its
+    /// modify: two machines joining an empty role at once both try to
+    /// delete the placeholder, and the second is refused with
+    /// noSuchAttribute; two leaving its last two members each delete their
+    /// own, and the second would leave the group empty (objectClassViolation);
+    /// two leaving its last member both add the placeholder, and the second
+    /// gets attributeOrValueExists. Read again, the change is right (or
+    /// already made).
+    async fn change_members<F, Fut>(&self, change: F) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        // Only the placeholder's comings and goings conflict, and each
+        // conflict means another writer succeeded: a few tries suffice.
+        const ATTEMPTS: usize = 16;
+        let mut attempt = 1;
+        loop {
+            match change().await {
+                Err(error)
+                    if attempt < ATTEMPTS
+                        && matches!(
+                            error.ldap_code(),
+                            Some(
+                                result_code::NO_SUCH_ATTRIBUTE
+                                    | result_code::ATTRIBUTE_OR_VALUE_EXISTS
+                                    | result_code::OBJECT_CLASS_VIOLATION
+                            )
+                        ) =>
+                {
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
         }
-        let members = entry.texts("member");
-        let Some(stored) = members.iter().find(|member| same_dn(member, member_dn)) else {
-            return Ok(());
-        };
-        let mut modifications = Vec::new();
-        if members.len() == 1 {
-            modifications.push(Mod::Add("member".to_owned(), text_set([entry.dn.as_str()])));
-        }
-        modifications.push(Mod::Delete("member".to_owned(), text_set([*stored])));
-        self.modify(&entry.dn, modifications).await
     }
 
     /// The roles the entry `machine_dn` is a direct member of (inheritance

@@ -34,7 +34,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use roleout_model::ids::{MachineId, Sha256};
-use roleout_model::protocol::{Base64Bytes, ProtocolError, SignedContent, SignedEnvelope};
+use roleout_model::protocol::{
+    Base64Bytes, ProtocolError, SignedContent, SignedEnvelope, canonical_json,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::unix_seconds;
@@ -223,7 +225,8 @@ impl fmt::Debug for PinnedKey {
     }
 }
 
-/// The last envelope accepted for a suite: its serial and its build.
+/// The last envelope accepted for a suite: its serial, its build and the
+/// digest of its payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AcceptedSerial {
@@ -232,6 +235,10 @@ pub struct AcceptedSerial {
     /// The build it carried (none for a suite list, which spans builds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_digest: Option<Sha256>,
+    /// [`SignedContent::payload_digest`] of its payload (none when recorded
+    /// by an installer that did not keep it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_digest: Option<Sha256>,
 }
 
 impl AcceptedSerial {
@@ -241,8 +248,34 @@ impl AcceptedSerial {
         Self {
             serial: signed.serial,
             build_digest: signed.build_digest.clone(),
+            payload_digest: Some(payload_digest(signed)),
         }
     }
+
+    /// What to record after accepting `signed` when `last` was accepted
+    /// before: `last` itself when `signed` is an older envelope of the same
+    /// contents (the serial recorded never goes down), else
+    /// [`Self::of`] `signed`.
+    pub fn after(signed: &SignedContent, last: Option<&AcceptedSerial>) -> Self {
+        match last {
+            Some(last) if signed.serial < last.serial => last.clone(),
+            _ => Self::of(signed),
+        }
+    }
+
+    /// True when `signed` carries exactly the contents accepted: the same
+    /// build and a payload with the same digest.
+    fn same_contents(&self, signed: &SignedContent) -> bool {
+        self.build_digest == signed.build_digest
+            && self
+                .payload_digest
+                .as_ref()
+                .is_some_and(|digest| *digest == payload_digest(signed))
+    }
+}
+
+fn payload_digest(signed: &SignedContent) -> Sha256 {
+    SignedContent::payload_digest(&canonical_json(&signed.payload))
 }
 
 /// Signs `content` (made with [`SignedContent::new`]).
@@ -274,10 +307,14 @@ pub fn sign_message(key: &BuilderKey, message: &[u8]) -> Base64Bytes {
 /// the first time): a lower serial (rollback) or the same serial with
 /// another build digest (two different contents under one serial). The same
 /// serial with the same digest is accepted: it is the same build fetched
-/// again. The payload's kind is checked when it is read
+/// again. So is a lower serial whose build and payload are exactly those
+/// accepted: nothing goes back, and roleoutd serves an envelope it signed
+/// earlier again while its contents are unchanged, so that behind a load
+/// balancer one instance's earlier envelope may follow another's later
+/// one. The payload's kind is checked when it is read
 /// ([`SignedContent::payload`]).
 ///
-/// On success the caller records [`AcceptedSerial::of`] for the suite.
+/// On success the caller records [`AcceptedSerial::after`] for the suite.
 pub fn verify_envelope<'envelope>(
     envelope: &'envelope SignedEnvelope,
     pinned: &PinnedKey,
@@ -311,7 +348,7 @@ pub fn verify_envelope<'envelope>(
         });
     }
     if let Some(last) = last_accepted {
-        if signed.serial < last.serial {
+        if signed.serial < last.serial && !last.same_contents(signed) {
             return Err(EnvelopeError::Rollback {
                 serial: signed.serial,
                 last_accepted: last.serial,

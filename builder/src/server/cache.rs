@@ -29,18 +29,29 @@
 //! delivers it, normally within milliseconds. As a last guard, nothing is
 //! served from memory after [`MAX_AGE`].
 //!
+//! It also keeps the envelopes roleoutd signed ([`SignedHeader`], one per
+//! machine and subject): a request whose envelope would carry exactly the
+//! contents of the last one signed for it (same roles, build and payload
+//! digest) while that one still has at least half its validity left is
+//! answered with it, without signing again. Installers accept an older
+//! envelope of exactly the contents they accepted last, so this stays
+//! correct when several roleoutd sign for one machine.
+//!
 //! Locks are `std::sync::Mutex`es held for a map operation only, never
 //! across an await.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use roleout_directory::feed::{EntryChange, FeedEvent};
 use roleout_directory::machines::MachineEntry;
 use roleout_directory::{Directory, DirectoryError, Layout};
-use roleout_model::ids::{MachineId, SuiteId};
-use roleout_model::protocol::{MachineObject, ProtocolError, canonical_field, canonical_object};
+use roleout_model::ids::{MachineId, Sha256, SuiteId};
+use roleout_model::protocol::{
+    Base64Bytes, EnvelopeKind, MachineObject, ProtocolError, Timestamp, canonical_field,
+    canonical_object,
+};
 use roleout_model::resolve::{Plan, resolve_suite};
 use roleout_model::role::EffectiveRoles;
 use tracing::info;
@@ -50,6 +61,56 @@ use crate::server::catalog::{ServedBuild, current_build, suite_ids};
 
 /// The longest anything is served from memory, even with a live feed.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
+
+/// The most signed envelopes kept; past it they are all dropped (each is
+/// a few hundred bytes, and the next request of a machine signs again).
+pub const MAX_SIGNATURES: usize = 100_000;
+
+/// What one signed envelope is about: the machine, the kind and what of
+/// that kind (a suite id, a suite and product, nothing for a suite list).
+pub type SignatureKey = (MachineId, EnvelopeKind, String);
+
+/// The signed header of an envelope roleoutd served, to serve again while
+/// the same contents are asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedHeader {
+    /// The role-set key signed.
+    pub roles: String,
+    /// The build digest signed.
+    pub build_digest: Option<Sha256>,
+    /// The digest of the payload signed.
+    pub payload_digest: Sha256,
+    /// The serial signed.
+    pub serial: u64,
+    /// The expiry signed.
+    pub expires_at: Timestamp,
+    /// The expiry as a time, to tell how much validity is left.
+    pub expires: SystemTime,
+    /// The signature.
+    pub signature: Base64Bytes,
+}
+
+impl SignedHeader {
+    /// True when this header signed `roles`, `build_digest` and
+    /// `payload_digest` and is valid for at least half of `validity` after
+    /// `now` (an installer gets nearly as long as from a new signature).
+    pub fn serves(
+        &self,
+        roles: &str,
+        build_digest: Option<&Sha256>,
+        payload_digest: &Sha256,
+        now: SystemTime,
+        validity: Duration,
+    ) -> bool {
+        self.roles == roles
+            && self.build_digest.as_ref() == build_digest
+            && self.payload_digest == *payload_digest
+            && self
+                .expires
+                .duration_since(now)
+                .is_ok_and(|left| left >= validity / 2)
+    }
+}
 
 /// A platform (OS, architecture), `None` when the machine reported none.
 type Platform = Option<(String, String)>;
@@ -154,6 +215,8 @@ struct Inner {
     suites: Option<Slot<Arc<Vec<SuiteId>>>>,
     /// By suite and role-set key.
     builds: HashMap<(SuiteId, String), Slot<Arc<CachedBuild>>>,
+    /// The last envelope signed per machine and subject.
+    signatures: HashMap<SignatureKey, Slot<Arc<SignedHeader>>>,
 }
 
 impl Inner {
@@ -163,6 +226,12 @@ impl Inner {
         self.roles.clear();
         self.suites = None;
         self.builds.clear();
+        self.signatures.clear();
+    }
+
+    fn forget_signatures_of(&mut self, name: &str) {
+        self.signatures
+            .retain(|(machine, ..), _| !machine.as_str().eq_ignore_ascii_case(name));
     }
 }
 
@@ -258,6 +327,15 @@ impl ServingCache {
                 // unknown.
                 inner.machines.clear();
             }
+            // A kept signature only ever serves the exact contents it
+            // signed, so dropping the named machine's is enough; a change
+            // that names none drops them all.
+            if change.common_names.is_empty() {
+                inner.signatures.clear();
+            }
+            for name in &change.common_names {
+                inner.forget_signatures_of(name);
+            }
             inner.roles.remove(&dn);
             return;
         }
@@ -290,6 +368,32 @@ impl ServingCache {
         inner.generation += 1;
         inner.machines.remove(name);
         inner.roles.remove(&dn.to_ascii_lowercase());
+        inner.forget_signatures_of(name.as_str());
+    }
+
+    /// The last envelope signed for `key`, if it is still fresh.
+    pub fn signature(&self, key: &SignatureKey) -> Option<Arc<SignedHeader>> {
+        lock(&self.inner).signatures.get(key).and_then(Slot::fresh)
+    }
+
+    /// Keeps `header`, signed for `key` after `ticket` was taken, unless an
+    /// invalidation happened since or a header with a higher serial is
+    /// already kept (a request that signed earlier but finished later
+    /// must not replace a newer signature with an older one).
+    pub fn keep_signature(&self, ticket: Ticket, key: SignatureKey, header: Arc<SignedHeader>) {
+        self.store(ticket, |inner| {
+            if inner
+                .signatures
+                .get(&key)
+                .is_some_and(|kept| kept.value.serial > header.serial)
+            {
+                return;
+            }
+            if inner.signatures.len() >= MAX_SIGNATURES && !inner.signatures.contains_key(&key) {
+                inner.signatures.clear();
+            }
+            inner.signatures.insert(key, Slot::new(header));
+        });
     }
 
     /// The machine `name`'s entry.
@@ -413,6 +517,94 @@ mod tests {
     fn suites(cache: &ServingCache, ticket: Ticket, ids: &[&str]) {
         let ids = Arc::new(ids.iter().map(|id| SuiteId::new(*id).unwrap()).collect());
         cache.store(ticket, |inner| inner.suites = Some(Slot::new(ids)));
+    }
+
+    fn header(serial: u64, payload: &[u8]) -> Arc<SignedHeader> {
+        let now = SystemTime::now();
+        Arc::new(SignedHeader {
+            roles: "developer".to_owned(),
+            build_digest: Some(Sha256::of(b"build")),
+            payload_digest: Sha256::of(payload),
+            serial,
+            expires_at: Timestamp::from_system_time(now + Duration::from_secs(3600)).unwrap(),
+            expires: now + Duration::from_secs(3600),
+            signature: Base64Bytes::new(vec![1; 64]),
+        })
+    }
+
+    fn signature_key(machine: &str) -> SignatureKey {
+        (
+            MachineId::new(machine).unwrap(),
+            EnvelopeKind::Suite,
+            "domino".to_owned(),
+        )
+    }
+
+    #[test]
+    fn a_signed_header_serves_only_its_own_contents_with_half_its_validity_left() {
+        let kept = header(1, b"payload");
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let build = Sha256::of(b"build");
+        let payload = Sha256::of(b"payload");
+        assert!(kept.serves("developer", Some(&build), &payload, now, hour));
+        assert!(!kept.serves("administrator", Some(&build), &payload, now, hour));
+        assert!(!kept.serves("developer", None, &payload, now, hour));
+        let other = Sha256::of(b"other payload");
+        assert!(!kept.serves("developer", Some(&build), &other, now, hour));
+        // Less than half of the validity left: signed anew.
+        let later = now + Duration::from_secs(1900);
+        assert!(!kept.serves("developer", Some(&build), &payload, later, hour));
+        // Expired: never.
+        let after = now + Duration::from_secs(4000);
+        assert!(!kept.serves("developer", Some(&build), &payload, after, hour));
+    }
+
+    #[test]
+    fn signatures_keep_the_highest_serial_and_go_with_their_machine() {
+        let cache = cache();
+        let key = signature_key("pc-1");
+        // Not live: nothing kept.
+        cache.keep_signature(cache.ticket(), key.clone(), header(5, b"a"));
+        assert!(cache.signature(&key).is_none());
+
+        cache.apply(&FeedEvent::Live);
+        cache.keep_signature(cache.ticket(), key.clone(), header(5, b"a"));
+        // A request that signed earlier but finishes later does not put
+        // its older signature in place of the newer one.
+        cache.keep_signature(cache.ticket(), key.clone(), header(4, b"b"));
+        assert_eq!(cache.signature(&key).unwrap().serial, 5);
+        cache.keep_signature(cache.ticket(), key.clone(), header(6, b"b"));
+        assert_eq!(cache.signature(&key).unwrap().serial, 6);
+
+        // A signature made before a change is heard of is not kept.
+        let ticket = cache.ticket();
+        cache.apply(&change(
+            "cn=developer,ou=roles,dc=example,dc=org",
+            &["roleoutRole"],
+            &["developer"],
+        ));
+        assert!(cache.signature(&key).is_none());
+        cache.keep_signature(ticket, key.clone(), header(7, b"c"));
+        assert!(cache.signature(&key).is_none());
+
+        // A change to one machine drops its signatures, not another's.
+        let other = signature_key("pc-2");
+        cache.keep_signature(cache.ticket(), key.clone(), header(8, b"c"));
+        cache.keep_signature(cache.ticket(), other.clone(), header(8, b"c"));
+        cache.apply(&change(
+            "cn=pc-1,ou=machines,dc=example,dc=org",
+            &["roleoutMachine"],
+            &["pc-1"],
+        ));
+        assert!(cache.signature(&key).is_none());
+        assert!(cache.signature(&other).is_some());
+        // And so does roleoutd's own write to it.
+        cache.forget_machine(
+            &MachineId::new("pc-2").unwrap(),
+            "cn=pc-2,ou=machines,dc=example,dc=org",
+        );
+        assert!(cache.signature(&other).is_none());
     }
 
     fn cached_suites(cache: &ServingCache) -> Option<usize> {

@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use roleout_directory::catalog::CatalogError;
 use roleout_directory::machines::{Enrolment, MachineEntry};
 use roleout_installer::envelope::sign_message;
-use roleout_model::ids::{ProductId, Sha256, SuiteId};
+use roleout_model::ids::{MachineId, ProductId, Sha256, SuiteId};
 use roleout_model::machine::Machine;
 use roleout_model::protocol::{
     Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest, ChallengeResponse, Close,
@@ -46,7 +46,7 @@ use crate::auth::nonce::ReplayError;
 use crate::auth::session::{Session, SessionError};
 use crate::build::BuildError;
 use crate::content::{ContentStore, record_report};
-use crate::server::cache::CachedBuild;
+use crate::server::cache::{CachedBuild, SignedHeader};
 use crate::server::error::ApiError;
 use crate::server::state::ServerState;
 
@@ -480,65 +480,93 @@ async fn requester(state: &ServerState, headers: &HeaderMap) -> Result<Requester
 // ---------------------------------------------------------------------------
 // Serving
 
-/// The signed envelope of `payload` for the requester, as a response.
+/// The signed envelope of `payload` for the requester, as a response;
+/// `subject` names what of its kind it is (see [`envelope_around`]).
 fn envelope<P: EnvelopePayload>(
     state: &ServerState,
     requester: &Requester,
+    subject: String,
     payload: &P,
     build_digest: Option<Sha256>,
     serial: u64,
 ) -> Result<Response, ApiError> {
     let payload = canonical_field(payload).map_err(ApiError::internal)?;
-    envelope_around(state, requester, P::KIND, &payload, build_digest, serial)
+    envelope_around(
+        state,
+        requester,
+        (P::KIND, subject),
+        &payload,
+        build_digest,
+        serial,
+    )
 }
 
-/// The signed envelope, as a response, of a payload of `kind` whose
-/// canonical JSON is `payload`: the envelope's canonical bytes are written
-/// around it, signed, and sent as they are (canonical JSON is JSON), so a
+/// The signed envelope, as a response, of a payload of `kind` about
+/// `subject` (a suite id, a suite and product, nothing for the suite list)
+/// whose canonical JSON is `payload`: the envelope's canonical bytes are
+/// written around it and sent as they are (canonical JSON is JSON), so a
 /// large payload is neither rebuilt as a JSON value nor serialized twice.
+///
+/// The last envelope signed for the machine and subject is served again
+/// when it signed exactly these contents and has at least half its
+/// validity left (see the cache's module comment); otherwise a new one is
+/// signed and kept.
 fn envelope_around(
     state: &ServerState,
     requester: &Requester,
-    kind: EnvelopeKind,
+    (kind, subject): (EnvelopeKind, String),
     payload: &[u8],
     build_digest: Option<Sha256>,
     serial: u64,
 ) -> Result<Response, ApiError> {
     let now = SystemTime::now();
-    let expires_at = Timestamp::from_system_time(now + state.metadata_ttl)
-        .ok_or_else(|| ApiError::internal("metadata expiry past the year 9999"))?;
-    // The serial a machine sees must only grow, whatever it is served: a
-    // machine whose roles change moves to another role set's build, whose
-    // own build serial has a history of its own (and may be lower). So the
-    // envelope's serial is the signing time in milliseconds, never below
-    // the build's serial: any envelope signed later supersedes any signed
-    // before, and an older one replayed by a mirror is a rollback. Several
-    // roleoutd behind one load balancer need synchronized clocks.
-    let signed_at = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
+    let machine = requester.session.machine.clone();
+    let roles = requester.roles.key();
+    let payload_digest = SignedContent::payload_digest(payload);
+    let key = (machine.clone(), kind, subject);
+    let kept = state.cache.signature(&key).filter(|kept| {
+        kept.serves(
+            &roles,
+            build_digest.as_ref(),
+            &payload_digest,
+            now,
+            state.metadata_ttl,
+        )
+    });
+    let signed = match kept {
+        Some(kept) => kept,
+        None => {
+            let ticket = state.cache.ticket();
+            let signed = Arc::new(sign_header(
+                state,
+                &machine,
+                kind,
+                &roles,
+                build_digest.clone(),
+                &payload_digest,
+                serial,
+                now,
+            )?);
+            state.cache.keep_signature(ticket, key, signed.clone());
+            signed
+        }
+    };
     let header = SignedContent {
         kind,
-        machine: requester.session.machine.clone(),
-        roles: requester.roles.key(),
+        machine,
+        roles,
         build_digest,
-        serial: serial.max(signed_at),
-        expires_at,
+        serial: signed.serial,
+        expires_at: signed.expires_at,
         // Given as canonical bytes instead.
         payload: serde_json::Value::Null,
     };
-    // The signature covers the payload by its SHA-256, so the expensive
-    // Ed25519 signing hashes a few hundred bytes whatever the payload's size.
-    let message = header
-        .signed_message_for(&SignedContent::payload_digest(payload))
-        .map_err(ApiError::internal)?;
-    let signature = sign_message(&state.builder_key, &message);
     let canonical = header
         .canonical_bytes_around(payload)
         .map_err(ApiError::internal)?;
-    let body = SignedEnvelope::body_around(&canonical, &signature, state.builder_key.key_id())
-        .map_err(ApiError::internal)?;
+    let body =
+        SignedEnvelope::body_around(&canonical, &signed.signature, state.builder_key.key_id())
+            .map_err(ApiError::internal)?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -547,6 +575,64 @@ fn envelope_around(
         body,
     )
         .into_response())
+}
+
+/// Signs a new envelope header at `now` for a payload whose digest is
+/// `payload_digest`, built at `serial`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the envelope's header fields, one by one"
+)]
+fn sign_header(
+    state: &ServerState,
+    machine: &MachineId,
+    kind: EnvelopeKind,
+    roles: &str,
+    build_digest: Option<Sha256>,
+    payload_digest: &Sha256,
+    serial: u64,
+    now: SystemTime,
+) -> Result<SignedHeader, ApiError> {
+    let expires = now + state.metadata_ttl;
+    let expires_at = Timestamp::from_system_time(expires)
+        .ok_or_else(|| ApiError::internal("metadata expiry past the year 9999"))?;
+    // The serial a machine sees must only grow, whatever it is served: a
+    // machine whose roles change moves to another role set's build, whose
+    // own build serial has a history of its own (and may be lower). So the
+    // envelope's serial is the signing time in milliseconds, never below
+    // the build's serial: any envelope signed later supersedes any signed
+    // before, and an older one replayed by a mirror is a rollback (unless
+    // it carries exactly the contents last accepted, which changes
+    // nothing). Several roleoutd behind one load balancer need
+    // synchronized clocks.
+    let signed_at = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let header = SignedContent {
+        kind,
+        machine: machine.clone(),
+        roles: roles.to_owned(),
+        build_digest,
+        serial: serial.max(signed_at),
+        expires_at,
+        // The signature covers the payload by its digest.
+        payload: serde_json::Value::Null,
+    };
+    // Ed25519 hashes only the header and the digest: a few hundred bytes,
+    // whatever the payload's size.
+    let message = header
+        .signed_message_for(payload_digest)
+        .map_err(ApiError::internal)?;
+    Ok(SignedHeader {
+        roles: header.roles,
+        build_digest: header.build_digest,
+        payload_digest: payload_digest.clone(),
+        serial: header.serial,
+        expires_at,
+        expires,
+        signature: sign_message(&state.builder_key, &message),
+    })
 }
 
 fn catalog_failed(error: CatalogError) -> ApiError {
@@ -614,7 +700,14 @@ async fn suite_list(State(state): Shared, headers: HeaderMap) -> Response {
                 Err(error) => warn!(suite = %id, %error, "suite left out of the list"),
             }
         }
-        envelope(&state, &requester, &SuiteList { suites }, None, serial)
+        envelope(
+            &state,
+            &requester,
+            String::new(),
+            &SuiteList { suites },
+            None,
+            serial,
+        )
     }
     .await;
     match result {
@@ -654,7 +747,7 @@ async fn suite(State(state): Shared, headers: HeaderMap, Path(id): Path<String>)
         envelope_around(
             &state,
             &requester,
-            EnvelopeKind::Suite,
+            (EnvelopeKind::Suite, id),
             &payload,
             Some(build.build.digest.clone()),
             build.build.serial,
@@ -698,6 +791,7 @@ async fn component(
         envelope(
             &state,
             &requester,
+            format!("{id}/{product}"),
             &delivery,
             Some(build.digest.clone()),
             build.serial,

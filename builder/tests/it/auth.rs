@@ -626,11 +626,23 @@ impl Signer {
     }
 
     fn sign(&self, for_machine: &str, serial: u64, digest_byte: u8) -> SignedEnvelope {
+        self.sign_listing(for_machine, serial, digest_byte, digest_byte)
+    }
+
+    /// An envelope whose build digest is made of `digest_byte` and whose
+    /// payload lists a build made of `listed_byte`.
+    fn sign_listing(
+        &self,
+        for_machine: &str,
+        serial: u64,
+        digest_byte: u8,
+        listed_byte: u8,
+    ) -> SignedEnvelope {
         let list = SuiteList {
             suites: vec![SuiteListEntry {
                 id: "office".parse().expect("suite id"),
                 version: "1.0".parse().expect("version"),
-                build_digest: Sha256::from_bytes(&[digest_byte; 32]),
+                build_digest: Sha256::from_bytes(&[listed_byte; 32]),
             }],
         };
         let expires_at = Timestamp::from_system_time(self.now + Duration::from_secs(3600))
@@ -730,6 +742,7 @@ fn rollback_and_a_reused_serial_are_refused() {
     let last = AcceptedSerial {
         serial: 5,
         build_digest: Some(Sha256::from_bytes(&[1; 32])),
+        payload_digest: None,
     };
     let error = signer
         .verify(&signer.sign("ws-1", 4, 9), Some(&last))
@@ -751,6 +764,59 @@ fn rollback_and_a_reused_serial_are_refused() {
         matches!(error, EnvelopeError::SerialReused { serial: 5, .. }),
         "{error}"
     );
+}
+
+#[test]
+fn an_older_envelope_of_exactly_the_accepted_contents_is_accepted() {
+    let signer = Signer::new();
+    // roleoutd serves an envelope it signed earlier again while its
+    // contents are unchanged; behind a load balancer, one instance's older
+    // envelope may follow another's newer one.
+    let older = signer.sign("ws-1", 5, 1);
+    let newer = signer.sign("ws-1", 6, 1);
+    let accepted = AcceptedSerial::of(signer.verify(&newer, None).expect("verifies"));
+    let signed = signer
+        .verify(&older, Some(&accepted))
+        .expect("the same contents under an older serial");
+    // What is recorded never goes back.
+    assert_eq!(AcceptedSerial::after(signed, Some(&accepted)), accepted);
+    assert_eq!(
+        AcceptedSerial::after(
+            signer.verify(&newer, None).expect("verifies"),
+            Some(&AcceptedSerial::of(signed))
+        )
+        .serial,
+        6
+    );
+
+    // Older and different in any way is a rollback: another build, or the
+    // same build with another payload.
+    for (what, envelope) in [
+        ("another build", signer.sign("ws-1", 5, 2)),
+        ("another payload", signer.sign_listing("ws-1", 5, 1, 3)),
+    ] {
+        let error = signer.verify(&envelope, Some(&accepted)).expect_err(what);
+        assert!(
+            matches!(
+                error,
+                EnvelopeError::Rollback {
+                    serial: 5,
+                    last_accepted: 6
+                }
+            ),
+            "{what}: {error}"
+        );
+    }
+    // A record that kept no payload digest (an older installer's) is held
+    // to the serial alone.
+    let without_digest = AcceptedSerial {
+        payload_digest: None,
+        ..accepted
+    };
+    assert!(matches!(
+        signer.verify(&older, Some(&without_digest)),
+        Err(EnvelopeError::Rollback { .. })
+    ));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! the signed envelopes and reports; then each attack the design names is
 //! tried and must be refused with its own status and error code.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use roleout_installer::envelope::verify_envelope;
 use roleout_installer::keys::KeyAlgorithm;
@@ -196,6 +196,44 @@ fn a_developer_machine_gets_its_suite_signed_and_reports() {
         assert_eq!(stored[0].id, id);
         assert_eq!(stored[0].component.as_str(), "notes-client");
     }
+}
+
+#[test]
+fn unchanged_contents_are_served_with_their_signature_and_a_change_is_signed_anew() {
+    let server = Server::start(&[]);
+    let machine = approved(&server, "resign-1", KeyAlgorithm::Ed25519, &["developer"]);
+    let session = machine.session(&server);
+    let fetch = |session: &str| {
+        let (status, value) = server.get_json("/v1/suites/domino", Some(session));
+        assert_eq!(status, 200, "{value}");
+        envelope(&server, "resign-1", value)
+    };
+    // Once roleoutd's change feed is live, a second request for the same
+    // contents gets the envelope signed for the first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = fetch(&session);
+    let kept = loop {
+        let next = fetch(&session);
+        if next == last {
+            break next;
+        }
+        assert!(Instant::now() < deadline, "every request was signed anew");
+        std::thread::sleep(Duration::from_millis(50));
+        last = next;
+    };
+
+    // Another role changes the contents: a new signature, a higher serial
+    // (in a new session: the old one ends with the roles it began with).
+    server.grant("resign-1", "administrator");
+    refused_soon(
+        || server.get_json("/v1/suites/domino", Some(&session)),
+        401,
+        "expired-session",
+    );
+    let changed = fetch(&machine.session(&server));
+    assert_eq!(changed.signed.roles, "administrator+developer+end-user");
+    assert!(changed.signed.serial > kept.signed.serial);
+    assert_ne!(changed.signature, kept.signature);
 }
 
 #[test]

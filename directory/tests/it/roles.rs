@@ -1,7 +1,7 @@
 //! Roles: created with rank and parent, read back as the model's
 //! hierarchy, members added and removed (the empty-role placeholder never
-//! shows), a machine's roles found with one search, and large role sets
-//! read page by page.
+//! shows, also when machines join and leave at once), a machine's roles
+//! found with one search, and large role sets read page by page.
 
 use roleout_directory::{Directory, DirectoryError, LocalDirectory};
 use roleout_model::role::Role;
@@ -170,6 +170,68 @@ async fn members_come_and_go_and_empty_roles_keep_a_placeholder() {
         "{error}"
     );
     assert!(error.to_string().contains("ghost"), "{error}");
+}
+
+#[tokio::test]
+async fn machines_joining_and_leaving_an_empty_role_at_once_all_succeed() {
+    let local = LocalDirectory::temporary().unwrap();
+    let admin = Directory::connect(&local.admin_settings()).await.unwrap();
+    let developer = role_name("developer");
+    admin
+        .create_role(&role("developer", 20, None))
+        .await
+        .unwrap();
+    let mut machines = Vec::new();
+    for index in 0..8 {
+        let dn = admin
+            .create_machine(&machine(&format!("pc-{index}")))
+            .await
+            .unwrap();
+        machines.push(dn);
+    }
+
+    // Each on a connection of its own, so their reads and writes
+    // interleave: all see the placeholder, all try to remove it.
+    let mut joining = tokio::task::JoinSet::new();
+    for dn in machines.clone() {
+        let settings = local.admin_settings();
+        let developer = developer.clone();
+        joining.spawn(async move {
+            let directory = Directory::connect(&settings).await?;
+            directory.add_role_member(&developer, &dn).await
+        });
+    }
+    while let Some(joined) = joining.join_next().await {
+        joined.unwrap().unwrap();
+    }
+    let mut members = admin.role(&developer).await.unwrap().unwrap().members;
+    members.sort();
+    let mut expected = machines.clone();
+    expected.sort();
+    assert_eq!(members, expected);
+
+    // All leaving at once: the last ones both put the placeholder back.
+    let mut leaving = tokio::task::JoinSet::new();
+    for dn in machines {
+        let settings = local.admin_settings();
+        let developer = developer.clone();
+        leaving.spawn(async move {
+            let directory = Directory::connect(&settings).await?;
+            directory.remove_role_member(&developer, &dn).await
+        });
+    }
+    while let Some(left) = leaving.join_next().await {
+        left.unwrap().unwrap();
+    }
+    assert!(
+        admin
+            .role(&developer)
+            .await
+            .unwrap()
+            .unwrap()
+            .members
+            .is_empty()
+    );
 }
 
 #[tokio::test]

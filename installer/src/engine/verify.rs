@@ -108,7 +108,7 @@ pub fn verify_suite(
         return Err(VerifyError::BuildDigest);
     }
     Ok(AcceptedSuite {
-        accepted: AcceptedSerial::of(signed),
+        accepted: AcceptedSerial::after(signed, last),
         delivery,
     })
 }
@@ -152,6 +152,7 @@ pub fn last_accepted(
                 record.last_accepted_serial.map(|serial| AcceptedSerial {
                     serial,
                     build_digest: record.run.as_ref().map(|run| run.build.clone()),
+                    payload_digest: None,
                 })
             }))
         }
