@@ -69,6 +69,9 @@ async fn a_paused_slapd_gives_a_timeout_not_a_hang() {
     admin.roles().await.unwrap();
     let pid = Pid::from_raw(i32::try_from(local.pid().unwrap()).unwrap());
     kill(pid, Signal::SIGSTOP).unwrap();
+    // kill returns before every thread has stopped: one still running
+    // could answer the search below.
+    wait_until_stopped(pid.as_raw());
     let outcome = admin.roles().await;
     kill(pid, Signal::SIGCONT).unwrap();
     let error = outcome.unwrap_err();
@@ -84,4 +87,29 @@ async fn a_paused_slapd_gives_a_timeout_not_a_hang() {
     );
     // Once slapd runs again, the next operation works.
     admin.roles().await.unwrap();
+}
+
+/// Waits (at most five seconds) until every thread of process `pid` is
+/// stopped, as /proc shows it.
+fn wait_until_stopped(pid: i32) {
+    let all_stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.flatten().all(|task| {
+            std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                // The state follows the command name, which is in parentheses.
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !all_stopped() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slapd did not stop on SIGSTOP"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

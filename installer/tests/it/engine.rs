@@ -686,8 +686,27 @@ fn tampered_foreign_old_and_expired_envelopes_are_refused_and_run_nothing() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(fixture.marker_count("guarded"), 1);
     fs::remove_file(fixture.marker("guarded")).unwrap();
-    // ...so a validly signed serial 6 is a rollback.
-    let old = fixture.envelope(&suite, MACHINE, Some(6), in_an_hour());
+    // ...so a validly signed serial 6 of other contents is a rollback...
+    let mut older_suite = suite.clone();
+    older_suite.version = Version::new("0.9").unwrap();
+    let old = fixture.envelope(&older_suite, MACHINE, Some(6), in_an_hour());
+    fixture.write_envelope("guarded", &old);
+    assert_refused(&fixture, "rollback");
+    // ...while serial 6 of exactly the contents accepted under 7 (another
+    // roleoutd's envelope, signed earlier) goes back on nothing: accepted,
+    // it finds everything installed.
+    let same = fixture.envelope(&suite, MACHINE, Some(6), in_an_hour());
+    fixture.write_envelope("guarded", &same);
+    let output = fixture.roleout(&["install", "guarded"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("already installed"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(fixture.marker_count("guarded"), 0);
+    // The serial recorded stays 7: serial 6 of other contents is still a
+    // rollback.
     fixture.write_envelope("guarded", &old);
     assert_refused(&fixture, "rollback");
 }
