@@ -611,11 +611,22 @@ enum SlotVersion {
 }
 
 impl ProductPart {
-    /// Reads an object version entry of a product.
-    pub(crate) fn read(child: &CatalogEntry) -> Self {
+    /// Reads an object version entry of a product, keeping of the entry
+    /// only its DN and the strings checking it needs (moved, not copied).
+    pub(crate) fn read(mut child: CatalogEntry) -> Self {
+        let read = PartVersion::read(&child).map(|mut version| {
+            // Read as single values just above, so they are there.
+            if let Some(slot_name) = child.take_single(at::SLOT) {
+                version.slot_name = slot_name;
+            }
+            if let Some(digest) = child.take_single(at::DIGEST) {
+                version.stored_digest = digest;
+            }
+            version
+        });
         Self {
-            dn: child.dn.clone(),
-            read: PartVersion::read(child),
+            dn: std::mem::take(&mut child.dn),
+            read,
         }
     }
 }
@@ -643,9 +654,12 @@ impl PartVersion {
             ProductSlot::Incremental => SlotVersion::Incremental(role_version(child)?),
             ProductSlot::Command(phase) => SlotVersion::Command(phase, role_version(child)?),
         };
+        // The strings are moved in by ProductPart::read; they are only
+        // checked to be there here.
+        child.required(at::DIGEST)?;
         Ok(Self {
-            slot_name: slot_name.to_owned(),
-            stored_digest: child.required(at::DIGEST)?.to_owned(),
+            slot_name: String::new(),
+            stored_digest: String::new(),
             version,
         })
     }
@@ -1846,7 +1860,7 @@ mod tests {
                 owner = Some(entry);
             } else {
                 let name = entry.required(at::CN).unwrap().to_ascii_lowercase();
-                parts.insert(name, ProductPart::read(entry));
+                parts.insert(name, ProductPart::read(entry.clone()));
             }
         }
         product_from_parts(owner.unwrap(), parts)

@@ -248,11 +248,17 @@ impl Directory {
                     } else if entry.has_class(class::OBJECT_VERSION) {
                         let owner = entry.required(attribute::OF)?;
                         if let Some(owner) = wanted.get(owner) {
+                            let owner: &str = owner;
                             let name = entry.required(attribute::CN)?.to_ascii_lowercase();
-                            parts
-                                .entry((*owner).to_owned())
-                                .or_default()
-                                .insert(name, ProductPart::read(&entry));
+                            let part = ProductPart::read(entry);
+                            match parts.get_mut(owner) {
+                                Some(children) => {
+                                    children.insert(name, part);
+                                }
+                                None => {
+                                    parts.insert(owner.to_owned(), HashMap::from([(name, part)]));
+                                }
+                            }
                         }
                     }
                     Ok(())
