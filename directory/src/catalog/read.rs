@@ -277,7 +277,7 @@ impl Directory {
             };
             let owner = owners
                 .remove(product.as_str())
-                .filter(|owner| is_written(owner))
+                .filter(is_written)
                 .ok_or_else(not_found)?;
             let children = parts.remove(product.as_str()).unwrap_or_default();
             let source = product_from_parts(&owner, children)?;
