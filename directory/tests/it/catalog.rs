@@ -1,8 +1,10 @@
 //! The catalog in a real slapd: products and suites read back exactly as
 //! written (handwritten and generated), writes are idempotent, minimal and
 //! never half-visible, a suite is read with a number of searches that does
-//! not grow with its products, role selection through the directory, the
-//! LDIF export loads with `ldapadd`, and ids cannot widen a filter.
+//! not grow with its products (and a small suite reads only its own
+//! entries), an entry that is not text fails a read naming it, role
+//! selection through the directory, the LDIF export loads with `ldapadd`,
+//! and ids cannot widen a filter.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
@@ -795,6 +797,38 @@ async fn ids_cannot_widen_a_search_and_planted_entries_stay_invisible() {
     // The next write of the product cleans it up.
     let summary = directory.store_product(&product).await.unwrap();
     assert_eq!(summary.deleted, 1);
+}
+
+#[tokio::test]
+async fn an_entry_that_is_not_text_fails_a_build_read_naming_it_and_the_connection_goes_on() {
+    let (local, directory) = open().await;
+    directory.store_product(&notes_client()).await.unwrap();
+    let suite = office(&["notes-client"]);
+    directory.store_suite(&suite).await.unwrap();
+    // An object version under the product whose file list is not UTF-8:
+    // written by something other than Roleout.
+    let planted = format!(
+        "dn: cn=fileset-ffffffffffffffff,cn=notes-client,{products}\n\
+         objectClass: roleoutObjectVersion\n\
+         objectClass: roleoutFilesetObject\n\
+         cn: fileset-ffffffffffffffff\n\
+         roleoutOf: notes-client\n\
+         roleoutSlot: fileset\n\
+         roleoutDigest: {zero}\n\
+         roleoutFile:: //79\n",
+        products = directory.layout().products(),
+        zero = "0".repeat(64),
+    );
+    crate::ldapadd(&local, &planted);
+    let error = directory
+        .load_suite_build_sources(&suite.id)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("cn=fileset-ffffffffffffffff"), "{text}");
+    assert!(text.contains("not UTF-8"), "{text}");
+    // The search was given up, not the connection.
+    assert_eq!(directory.load_suite(&suite.id).await.unwrap(), suite);
 }
 
 fn text_strategy() -> impl Strategy<Value = String> {
