@@ -11,7 +11,9 @@
 //!
 //! The canonical form is `protocol::canonical_json` of the assembled
 //! [`Suite`]'s serde value (keys sorted, no white space), so the same
-//! catalog and role set give the same bytes and digest on any builder.
+//! catalog and role set give the same bytes and digest on any builder. It
+//! is written by `protocol::canonical_json_of`, which gives those bytes
+//! without building the value.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +26,7 @@ use roleout_directory::DirectoryError;
 use roleout_directory::catalog::{BuildWrite, CatalogError, NewBuild, StoredBuild};
 use roleout_model::assemble::{AssembleError, assemble_suite};
 use roleout_model::ids::{ProductId, Sha256, SuiteId};
-use roleout_model::protocol::{Timestamp, canonical_json};
+use roleout_model::protocol::{Timestamp, canonical_json_of};
 use roleout_model::resolve::{Plan, ResolveError, resolve_suite};
 use roleout_model::role::{EffectiveRoles, RoleError};
 use roleout_model::suite::Suite;
@@ -352,11 +354,42 @@ impl Builder {
     }
 }
 
-/// The canonical bytes of an assembled suite.
+/// The canonical bytes of an assembled suite: `canonical_json` of its
+/// serde value, written without building the value.
 pub fn canonical_bytes(suite: &Suite) -> Result<Vec<u8>, BuildError> {
-    let value = serde_json::to_value(suite).map_err(|error| BuildError::Serialize {
+    canonical_json_of(suite).map_err(|error| BuildError::Serialize {
         suite: suite.id.clone(),
         reason: error.to_string(),
-    })?;
-    Ok(canonical_json(&value))
+    })
+}
+
+#[cfg(test)]
+// A failed unwrap is a failed test, with its location.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use roleout_directory::catalog::synthetic::synthetic;
+    use roleout_model::protocol::canonical_json;
+    use roleout_model::role::RoleHierarchy;
+
+    use super::*;
+
+    #[test]
+    fn the_canonical_bytes_are_those_of_the_suite_as_a_json_value() {
+        let (roles, suite, products) = synthetic(60, 4, 3);
+        let hierarchy = RoleHierarchy::new(roles);
+        let mut role_sets = vec![EffectiveRoles::default()];
+        for role in hierarchy.iter() {
+            role_sets.push(hierarchy.effective([role.name.clone()]).unwrap());
+        }
+        for roles in &role_sets {
+            let assembled = assemble_suite(&suite, &products, roles).unwrap();
+            let value = serde_json::to_value(&assembled.suite).unwrap();
+            assert_eq!(
+                canonical_bytes(&assembled.suite).unwrap(),
+                canonical_json(&value),
+                "role set {}",
+                roles.key()
+            );
+        }
+    }
 }

@@ -177,6 +177,31 @@ impl Directory {
         filter: &str,
         attributes: &[&str],
     ) -> Result<Vec<SearchEntry>> {
+        let mut entries = Vec::new();
+        self.search_each(base, scope, filter, attributes, |entry| {
+            entries.push(entry);
+            Ok(())
+        })
+        .await?;
+        Ok(entries)
+    }
+
+    /// [`Directory::search`], handing each entry to `each` as it arrives
+    /// instead of collecting them: a reader of tens of thousands of
+    /// entries keeps only what it takes from each, and frees the rest
+    /// while it is still in the cache. An error of `each` ends the search
+    /// (abandoning what the server still sends) and is returned as it is.
+    pub(crate) async fn search_each<E>(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attributes: &[&str],
+        mut each: impl FnMut(SearchEntry) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E>
+    where
+        E: From<DirectoryError>,
+    {
         let mut ldap = self.handle().await?;
         let attributes: Vec<String> = attributes.iter().map(|name| (*name).to_owned()).collect();
         let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
@@ -190,23 +215,33 @@ impl Directory {
             .await
         {
             Ok(stream) => stream,
-            Err(error) => return Err(self.fail("search", base, error).await),
+            Err(error) => return Err(self.fail("search", base, error).await.into()),
         };
-        let mut entries = Vec::new();
         loop {
             match stream.next().await {
-                Ok(Some(entry)) => entries.push(SearchEntry::construct(entry)),
+                Ok(Some(entry)) => {
+                    if let Err(error) = each(SearchEntry::construct(entry)) {
+                        // The caller's error is the one to report. The
+                        // server is told to stop sending; whether it heard
+                        // changes nothing for the caller.
+                        let _ = stream.finish().await;
+                        let handle = stream.ldap_handle();
+                        let id = handle.last_id();
+                        let _ = handle.abandon(id).await;
+                        return Err(error);
+                    }
+                }
                 Ok(None) => break,
                 Err(error) => {
                     let _ = stream.finish().await;
-                    return Err(self.fail("search", base, error).await);
+                    return Err(self.fail("search", base, error).await.into());
                 }
             }
         }
         let result = stream.finish().await;
         match result.success() {
-            Ok(_) => Ok(entries),
-            Err(error) => Err(self.fail("search", base, error).await),
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.fail("search", base, error).await.into()),
         }
     }
 

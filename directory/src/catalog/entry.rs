@@ -140,6 +140,19 @@ impl CatalogEntry {
         }
     }
 
+    /// Moves out the value of `description` when it has exactly one.
+    pub(crate) fn take_single(&mut self, description: &str) -> Option<String> {
+        let mut found = self
+            .attributes
+            .iter_mut()
+            .filter(|(key, _)| key.eq_ignore_ascii_case(description));
+        let (_, values) = found.next()?;
+        if found.next().is_some() || values.len() != 1 {
+            return None;
+        }
+        values.pop()
+    }
+
     /// Exactly one value of `description`.
     pub(crate) fn required(&self, description: &str) -> Result<&str, CatalogError> {
         self.single(description)?
@@ -215,14 +228,21 @@ impl CatalogEntry {
 
     /// Localized text stored under `name` and `name;lang-xx`.
     pub(crate) fn localized(&self, name: &str) -> Result<LocalizedText, CatalogError> {
+        const OPTION: &[u8] = b";lang-";
         let mut text = LocalizedText::default();
-        let prefix = format!("{};lang-", name.to_ascii_lowercase());
+        // Compared in place, without lowering copies: readers call this for
+        // a few attributes of each of thousands of entries.
         for (key, values) in &self.attributes {
-            let key_lower = key.to_ascii_lowercase();
-            let lang = if key_lower == name.to_ascii_lowercase() {
+            let bytes = key.as_bytes();
+            let lang = if key.eq_ignore_ascii_case(name) {
                 ""
-            } else if let Some(lang) = key_lower.strip_prefix(&prefix) {
-                lang
+            } else if bytes.len() > name.len() + OPTION.len()
+                && bytes[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                && bytes[name.len()..name.len() + OPTION.len()].eq_ignore_ascii_case(OPTION)
+            {
+                // The bytes before are ASCII, so this is a character
+                // boundary; insert lowers the tag.
+                &key[name.len() + OPTION.len()..]
             } else {
                 continue;
             };

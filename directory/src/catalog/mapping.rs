@@ -26,13 +26,13 @@
 //! SHA-256 of the whole source's canonical JSON: it changes exactly when any
 //! object of the product changes, which is what builds record and compare.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use roleout_model::command::{
-    CommandLineModel, ExitCodeTable, InstallerKind, LogRules, OutcomeRules, ResponseFile,
+    CommandLineModel, ExitCodeTable, InstallerKind, LogRules, OutcomeRules, Phase, ResponseFile,
 };
 use roleout_model::condition::{IncrementalInstall, VersionCheckerModel};
 use roleout_model::ids::{CapabilityName, ProductId, RoleName, Sha256, SuiteId};
@@ -290,31 +290,7 @@ fn read_product(
     children: &BTreeMap<String, &CatalogEntry>,
     check: VersionCheck,
 ) -> Result<ProductSource, CatalogError> {
-    let id = parse_name::<ProductId>(owner, at::CN, "product id")?;
-    let version = parse_version(owner)?;
-    let priority = owner
-        .number::<i32>(at::PRIORITY)?
-        .ok_or_else(|| owner.malformed(format!("{} is missing", at::PRIORITY)))?;
-    let platform = Platform {
-        os: owned(owner.ordered(at::OS)?),
-        arch: owned(owner.ordered(at::ARCH)?),
-    };
-    let mut product = ProductSource {
-        id,
-        version,
-        priority,
-        platform,
-        description: Versioned::default(),
-        size: Versioned::default(),
-        capabilities: Versioned::default(),
-        dependencies: Versioned::default(),
-        conflicts: Versioned::default(),
-        variables: Versioned::default(),
-        fileset: Versioned::default(),
-        version_checker: Versioned::default(),
-        incremental: Versioned::default(),
-        commands: BTreeMap::new(),
-    };
+    let mut product = product_header(owner)?;
     for child in current_children(owner, children)? {
         let slot_name = child.required(at::SLOT)?;
         let slot = ProductSlot::from_name(slot_name)
@@ -335,6 +311,35 @@ fn read_product(
         }
     }
     Ok(product)
+}
+
+/// A product as its owner entry describes it, without any object version.
+fn product_header(owner: &CatalogEntry) -> Result<ProductSource, CatalogError> {
+    let id = parse_name::<ProductId>(owner, at::CN, "product id")?;
+    let version = parse_version(owner)?;
+    let priority = owner
+        .number::<i32>(at::PRIORITY)?
+        .ok_or_else(|| owner.malformed(format!("{} is missing", at::PRIORITY)))?;
+    let platform = Platform {
+        os: owned(owner.ordered(at::OS)?),
+        arch: owned(owner.ordered(at::ARCH)?),
+    };
+    Ok(ProductSource {
+        id,
+        version,
+        priority,
+        platform,
+        description: Versioned::default(),
+        size: Versioned::default(),
+        capabilities: Versioned::default(),
+        dependencies: Versioned::default(),
+        conflicts: Versioned::default(),
+        variables: Versioned::default(),
+        fileset: Versioned::default(),
+        version_checker: Versioned::default(),
+        incremental: Versioned::default(),
+        commands: BTreeMap::new(),
+    })
 }
 
 /// Reads a suite from its entry and its children (see
@@ -532,20 +537,7 @@ fn read_version<T: SlotContent>(
     slot: &mut Versioned<T>,
     check: VersionCheck,
 ) -> Result<(), CatalogError> {
-    if !child.has_class(T::CLASS) {
-        return Err(child.malformed(format!("it lacks the object class {}", T::CLASS)));
-    }
-    let roles = child
-        .values(at::ROLE)
-        .into_iter()
-        .map(|text| {
-            RoleName::new(text).map_err(|error| child.malformed(format!("{}: {error}", at::ROLE)))
-        })
-        .collect::<Result<BTreeSet<_>, _>>()?;
-    let version = RoleVersion {
-        roles,
-        value: T::read(child)?,
-    };
+    let version = role_version::<T>(child)?;
     if check == VersionCheck::Each {
         let slot_name = child.required(at::SLOT)?;
         let computed = version_digest(slot_name, &version)?;
@@ -559,6 +551,301 @@ fn read_version<T: SlotContent>(
     }
     slot.versions.push(version);
     Ok(())
+}
+
+/// The roles and content of one object version entry.
+fn role_version<T: SlotContent>(child: &CatalogEntry) -> Result<RoleVersion<T>, CatalogError> {
+    if !child.has_class(T::CLASS) {
+        return Err(child.malformed(format!("it lacks the object class {}", T::CLASS)));
+    }
+    let roles = child
+        .values(at::ROLE)
+        .into_iter()
+        .map(|text| {
+            RoleName::new(text).map_err(|error| child.malformed(format!("{}: {error}", at::ROLE)))
+        })
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    Ok(RoleVersion {
+        roles,
+        value: T::read(child)?,
+    })
+}
+
+/// One object version of a product, read from its entry alone, before the
+/// product it belongs to is put together ([`product_from_parts`]). A
+/// reader of thousands of products takes this from each entry as the
+/// entry arrives and frees the entry at once, rather than holding every
+/// entry until the products are put together.
+#[derive(Debug)]
+pub(crate) struct ProductPart {
+    /// The entry's DN, for errors.
+    dn: String,
+    /// What the entry holds, or why it cannot be read: an entry that no
+    /// product names as current is never used, so its error is only
+    /// reported if a product does name it.
+    read: Result<PartVersion, CatalogError>,
+}
+
+#[derive(Debug, Clone)]
+struct PartVersion {
+    /// `roleoutSlot`, as stored.
+    slot_name: String,
+    /// `roleoutDigest`, as stored.
+    stored_digest: String,
+    version: SlotVersion,
+}
+
+/// An object version of one of a product's slots.
+#[derive(Debug, Clone)]
+enum SlotVersion {
+    Description(RoleVersion<ProductDescription>),
+    Size(RoleVersion<InstallSize>),
+    Capabilities(RoleVersion<Capabilities>),
+    Dependencies(RoleVersion<Dependencies>),
+    Conflicts(RoleVersion<Conflicts>),
+    Variables(RoleVersion<Vec<VariableModel>>),
+    Fileset(RoleVersion<InstallFileSet>),
+    VersionCheck(RoleVersion<VersionCheckerModel>),
+    Incremental(RoleVersion<IncrementalInstall>),
+    Command(Phase, RoleVersion<CommandLineModel>),
+}
+
+impl ProductPart {
+    /// Reads an object version entry of a product, keeping of the entry
+    /// only its DN and the strings checking it needs (moved, not copied).
+    pub(crate) fn read(mut child: CatalogEntry) -> Self {
+        let read = PartVersion::read(&child).map(|mut version| {
+            // Read as single values just above, so they are there.
+            if let Some(slot_name) = child.take_single(at::SLOT) {
+                version.slot_name = slot_name;
+            }
+            if let Some(digest) = child.take_single(at::DIGEST) {
+                version.stored_digest = digest;
+            }
+            version
+        });
+        Self {
+            dn: std::mem::take(&mut child.dn),
+            read,
+        }
+    }
+}
+
+/// Appends `version` to `slot`, returning its position there.
+fn push_version<T>(slot: &mut Versioned<T>, version: RoleVersion<T>) -> usize {
+    slot.versions.push(version);
+    slot.versions.len() - 1
+}
+
+impl PartVersion {
+    fn read(child: &CatalogEntry) -> Result<Self, CatalogError> {
+        let slot_name = child.required(at::SLOT)?;
+        let slot = ProductSlot::from_name(slot_name)
+            .ok_or_else(|| child.malformed(format!("unknown product slot {slot_name:?}")))?;
+        let version = match slot {
+            ProductSlot::Description => SlotVersion::Description(role_version(child)?),
+            ProductSlot::Size => SlotVersion::Size(role_version(child)?),
+            ProductSlot::Capabilities => SlotVersion::Capabilities(role_version(child)?),
+            ProductSlot::Dependencies => SlotVersion::Dependencies(role_version(child)?),
+            ProductSlot::Conflicts => SlotVersion::Conflicts(role_version(child)?),
+            ProductSlot::Variables => SlotVersion::Variables(role_version(child)?),
+            ProductSlot::Fileset => SlotVersion::Fileset(role_version(child)?),
+            ProductSlot::VersionCheck => SlotVersion::VersionCheck(role_version(child)?),
+            ProductSlot::Incremental => SlotVersion::Incremental(role_version(child)?),
+            ProductSlot::Command(phase) => SlotVersion::Command(phase, role_version(child)?),
+        };
+        // The strings are moved in by ProductPart::read; they are only
+        // checked to be there here.
+        child.required(at::DIGEST)?;
+        Ok(Self {
+            slot_name: String::new(),
+            stored_digest: String::new(),
+            version,
+        })
+    }
+
+    /// Moves the version into its slot of `product`; what is left to
+    /// check it later: its slot name, stored digest, slot and position.
+    fn place(self, product: &mut ProductSource) -> Placed {
+        let (slot, index) = match self.version {
+            SlotVersion::Description(version) => (
+                ProductSlot::Description,
+                push_version(&mut product.description, version),
+            ),
+            SlotVersion::Size(version) => {
+                (ProductSlot::Size, push_version(&mut product.size, version))
+            }
+            SlotVersion::Capabilities(version) => (
+                ProductSlot::Capabilities,
+                push_version(&mut product.capabilities, version),
+            ),
+            SlotVersion::Dependencies(version) => (
+                ProductSlot::Dependencies,
+                push_version(&mut product.dependencies, version),
+            ),
+            SlotVersion::Conflicts(version) => (
+                ProductSlot::Conflicts,
+                push_version(&mut product.conflicts, version),
+            ),
+            SlotVersion::Variables(version) => (
+                ProductSlot::Variables,
+                push_version(&mut product.variables, version),
+            ),
+            SlotVersion::Fileset(version) => (
+                ProductSlot::Fileset,
+                push_version(&mut product.fileset, version),
+            ),
+            SlotVersion::VersionCheck(version) => (
+                ProductSlot::VersionCheck,
+                push_version(&mut product.version_checker, version),
+            ),
+            SlotVersion::Incremental(version) => (
+                ProductSlot::Incremental,
+                push_version(&mut product.incremental, version),
+            ),
+            SlotVersion::Command(phase, version) => (
+                ProductSlot::Command(phase),
+                push_version(product.commands.entry(phase).or_default(), version),
+            ),
+        };
+        Placed {
+            dn: String::new(),
+            slot_name: self.slot_name,
+            stored_digest: self.stored_digest,
+            slot,
+            index,
+        }
+    }
+}
+
+/// Where a part went in its product, to check it against its digest.
+struct Placed {
+    dn: String,
+    slot_name: String,
+    stored_digest: String,
+    slot: ProductSlot,
+    index: usize,
+}
+
+impl Placed {
+    /// The digest of the version placed, computed from its content.
+    fn computed(&self, product: &ProductSource) -> Option<Result<Sha256, CatalogError>> {
+        let slot = self.slot_name.as_str();
+        let index = self.index;
+        match self.slot {
+            ProductSlot::Description => product
+                .description
+                .versions
+                .get(index)
+                .map(|version| version_digest(slot, version)),
+            ProductSlot::Size => product
+                .size
+                .versions
+                .get(index)
+                .map(|version| version_digest(slot, version)),
+            ProductSlot::Capabilities => product
+                .capabilities
+                .versions
+                .get(index)
+                .map(|version| version_digest(slot, version)),
+            ProductSlot::Dependencies => product
+                .dependencies
+                .versions
+                .get(index)
+                .map(|version| version_digest(slot, version)),
+            ProductSlot::Conflicts => product
+                .conflicts
+                .versions
+                .get(index)
+                .map(|version| version_digest(slot, version)),
+            ProductSlot::Variables => product
+                .variables
+                .versions
+                .get(index)
+                .map(|version| version_digest(slot, version)),
+            ProductSlot::Fileset => product
+                .fileset
+                .versions
+                .get(index)
+                .map(|version| version_digest(slot, version)),
+            ProductSlot::VersionCheck => product
+                .version_checker
+                .versions
+                .get(index)
+                .map(|version| version_digest(slot, version)),
+            ProductSlot::Incremental => product
+                .incremental
+                .versions
+                .get(index)
+                .map(|version| version_digest(slot, version)),
+            ProductSlot::Command(phase) => product
+                .commands
+                .get(&phase)
+                .and_then(|versions| versions.versions.get(index))
+                .map(|version| version_digest(slot, version)),
+        }
+    }
+}
+
+/// Puts a product together from its owner entry and the parts read from
+/// its children (by lowercase `cn`), checking it as
+/// [`product_from_entries`] does: the same product, or the same error,
+/// from the same entries.
+pub(crate) fn product_from_parts(
+    owner: &CatalogEntry,
+    mut parts: HashMap<String, ProductPart>,
+) -> Result<ProductSource, CatalogError> {
+    let mut product = product_header(owner)?;
+    let names = current_names(owner)?;
+    // What checking each version against its own digest needs, which only
+    // an altered product does (to name the entry that was changed).
+    let mut placed: Vec<Placed> = Vec::with_capacity(names.len());
+    for (position, name) in names.iter().enumerate() {
+        let missing = || {
+            owner.malformed(format!(
+                "{} names {name:?}, which is not an entry under it",
+                at::CURRENT
+            ))
+        };
+        // A name repeats when a source repeats an identical version: the
+        // last use takes the part, earlier ones copy it.
+        let repeated = names[position + 1..].contains(name);
+        let (dn, version) = match parts.get(name) {
+            Some(ProductPart {
+                dn,
+                read: Ok(version),
+            }) if repeated => (dn.clone(), version.clone()),
+            Some(_) => {
+                let part = parts.remove(name).ok_or_else(missing)?;
+                (part.dn, part.read?)
+            }
+            None => return Err(missing()),
+        };
+        let mut where_placed = version.place(&mut product);
+        where_placed.dn = dn;
+        placed.push(where_placed);
+    }
+    let computed = product_digest(&product)?;
+    if let Err(error) = check_source_digest(owner, &computed) {
+        for part in &placed {
+            let Some(computed) = part.computed(&product) else {
+                continue;
+            };
+            let computed = computed?;
+            if !part.stored_digest.eq_ignore_ascii_case(computed.as_str()) {
+                return Err(CatalogError::Malformed {
+                    dn: part.dn.clone(),
+                    reason: format!(
+                        "{} is {} but the content digests to {computed} (changed outside Roleout?)",
+                        at::DIGEST,
+                        part.stored_digest
+                    ),
+                });
+            }
+        }
+        return Err(error);
+    }
+    Ok(product)
 }
 
 /// The content of one slot kind: its auxiliary class and attributes.
@@ -1561,5 +1848,98 @@ mod tests {
             product_digest(&read).unwrap(),
             product_digest(&product).unwrap()
         );
+    }
+
+    /// Reads a product the way a build does: each child read alone into a
+    /// part, then the product put together from its owner and parts.
+    fn from_parts(entries: &[CatalogEntry]) -> Result<ProductSource, CatalogError> {
+        let mut owner = None;
+        let mut parts = HashMap::new();
+        for entry in entries {
+            if entry.has_class(class::PRODUCT) {
+                owner = Some(entry);
+            } else {
+                let name = entry.required(at::CN).unwrap().to_ascii_lowercase();
+                parts.insert(name, ProductPart::read(entry.clone()));
+            }
+        }
+        product_from_parts(owner.unwrap(), parts)
+    }
+
+    /// Both readers on the same entries: the same product or the same error.
+    fn read_both(entries: &[CatalogEntry]) -> Result<ProductSource, String> {
+        let grouped = group_entries(entries, class::PRODUCT).unwrap();
+        let (id, owner) = grouped.owners.iter().next().unwrap();
+        let whole = product_from_entries(owner, grouped.children_of(id)).map_err(|e| e.to_string());
+        let parts = from_parts(entries).map_err(|error| error.to_string());
+        assert_eq!(whole, parts);
+        parts
+    }
+
+    #[test]
+    fn reading_parts_gives_what_reading_entries_gives() {
+        let mut product = full_product();
+        // A repeated identical version: one child named twice as current.
+        let repeated = product.size.versions[0].clone();
+        product.size.versions.push(repeated);
+        let entries = product_entries(PRODUCTS, &product).unwrap();
+        let mut all: Vec<CatalogEntry> = entries.all().cloned().collect();
+        for entry in &mut all {
+            for values in entry.attributes.values_mut() {
+                values.reverse();
+            }
+        }
+        all.reverse();
+        assert_eq!(read_both(&all).unwrap(), product);
+
+        // An entry no product names as current is not read, even broken.
+        let mut planted = all.clone();
+        let mut broken = CatalogEntry::new(format!("cn=size-0,cn=notes-client,{PRODUCTS}"));
+        broken.push(attribute::OBJECT_CLASS, class::OBJECT_VERSION);
+        broken.push(attribute::CN, "size-0");
+        broken.push(attribute::OF, "notes-client");
+        broken.push(attribute::SLOT, "no-such-slot");
+        planted.push(broken);
+        assert_eq!(read_both(&planted).unwrap(), product);
+
+        // A changed version: both name the same entry.
+        let mut changed = all.clone();
+        let size = changed
+            .iter_mut()
+            .find(|entry| entry.has_class(class::SIZE))
+            .unwrap();
+        size.attributes
+            .insert(attribute::INSTALLED_SIZE.to_owned(), vec!["5".to_owned()]);
+        let error = read_both(&changed).unwrap_err();
+        assert!(error.contains("cn=size-"), "{error}");
+
+        // A changed owner: the product's digest is the one named.
+        let mut changed = all.clone();
+        let owner = changed
+            .iter_mut()
+            .find(|entry| entry.has_class(class::PRODUCT))
+            .unwrap();
+        owner
+            .attributes
+            .insert(attribute::PRIORITY.to_owned(), vec!["7".to_owned()]);
+        let error = read_both(&changed).unwrap_err();
+        assert!(error.contains(attribute::SOURCE_DIGEST), "{error}");
+
+        // A current child missing, or unreadable.
+        let mut missing = all.clone();
+        missing.retain(|entry| !entry.has_class(class::FILESET));
+        let error = read_both(&missing).unwrap_err();
+        assert!(error.contains("not an entry under it"), "{error}");
+        let mut unreadable = all;
+        for entry in unreadable
+            .iter_mut()
+            .filter(|entry| entry.has_class(class::SIZE))
+        {
+            entry
+                .attributes
+                .insert(attribute::INSTALLED_SIZE.to_owned(), vec!["x".to_owned()]);
+        }
+        let error = read_both(&unreadable).unwrap_err();
+        assert!(error.contains("not a valid number"), "{error}");
     }
 }

@@ -25,7 +25,7 @@ pub use mapping::{
     CatalogEntries, normalize_product, product_digest, product_dn, product_entries,
     product_from_entries, suite_digest, suite_dn, suite_entries, suite_from_entries,
 };
-pub use read::{AssembledSuite, MAX_FILTERED_MEMBERS, SuiteSources, assemble};
+pub use read::{AssembledSuite, MAX_FILTERED_MEMBERS, SuiteSources, assemble, products_filter};
 pub use reports::{StoredCompletion, StoredReport, SuiteStatus};
 pub use store::{WriteStep, WriteSummary};
 

@@ -1,8 +1,10 @@
 //! The catalog in a real slapd: products and suites read back exactly as
 //! written (handwritten and generated), writes are idempotent, minimal and
 //! never half-visible, a suite is read with a number of searches that does
-//! not grow with its products, role selection through the directory, the
-//! LDIF export loads with `ldapadd`, and ids cannot widen a filter.
+//! not grow with its products (and a small suite reads only its own
+//! entries), an entry that is not text fails a read naming it, role
+//! selection through the directory, the LDIF export loads with `ldapadd`,
+//! and ids cannot widen a filter.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
@@ -14,7 +16,10 @@ use proptest::test_runner::{Config, TestRunner};
 
 use roleout_directory::catalog::ldif::catalog_ldif;
 use roleout_directory::catalog::synthetic::{synthetic, synthetic_role, synthetic_suite_id};
-use roleout_directory::catalog::{CatalogError, WriteStep, assemble, normalize_product};
+use roleout_directory::catalog::{
+    CatalogError, MAX_FILTERED_MEMBERS, WriteStep, assemble, normalize_product, product_entries,
+    products_filter,
+};
 use roleout_directory::{Directory, LocalDirectory};
 use roleout_model::command::{
     CommandLineModel, ExitCodeTable, InstallerKind, LogRules, OutcomeRules, Phase, ResponseFile,
@@ -470,9 +475,19 @@ async fn an_interrupted_write_leaves_the_previous_version_current() {
     assert_eq!(directory.load_product(&fresh.id).await.unwrap(), fresh);
 }
 
-/// Loads a synthetic catalog of `n` products offline with `slapadd` (the
-/// bulk path) and counts the searches of one suite assembly.
-async fn searches_to_assemble(n: usize) -> (u64, usize) {
+/// A synthetic catalog of `n` products (4 roles) loaded offline with
+/// `slapadd`, the bulk path.
+struct Synthetic {
+    local: LocalDirectory,
+    directory: Directory,
+    roles: RoleHierarchy,
+    suite: SuiteSource,
+    products: Vec<ProductSource>,
+    /// Entries of the LDIF loaded.
+    entries: usize,
+}
+
+async fn load_synthetic(n: usize) -> Synthetic {
     let mut local = LocalDirectory::temporary().unwrap();
     let (role_list, suite, products) = synthetic(n, 4, 5);
     let settings = local.admin_settings();
@@ -502,17 +517,109 @@ async fn searches_to_assemble(n: usize) -> (u64, usize) {
     );
     local.start().unwrap();
     let directory = Directory::connect(&settings).await.unwrap();
-    let hierarchy = RoleHierarchy::new(role_list);
-    let roles = hierarchy.effective([synthetic_role(1)]).unwrap();
-    let before = directory.search_count();
-    let assembled = directory
+    Synthetic {
+        local,
+        directory,
+        roles: RoleHierarchy::new(role_list),
+        suite,
+        products,
+        entries,
+    }
+}
+
+/// Counts the searches of one suite assembly from a synthetic catalog of
+/// `n` products.
+async fn searches_to_assemble(n: usize) -> (u64, usize) {
+    let loaded = load_synthetic(n).await;
+    let roles = loaded.roles.effective([synthetic_role(1)]).unwrap();
+    let before = loaded.directory.search_count();
+    let assembled = loaded
+        .directory
         .assemble_suite(&synthetic_suite_id(), &roles)
         .await
         .unwrap();
-    let searches = directory.search_count() - before;
+    let searches = loaded.directory.search_count() - before;
     assert_eq!(assembled.suite.products.len(), n);
-    assert_eq!(assembled, assemble(&suite, &products, &roles).unwrap());
-    (searches, entries)
+    assert_eq!(
+        assembled,
+        assemble(&loaded.suite, &loaded.products, &roles).unwrap()
+    );
+    (searches, loaded.entries)
+}
+
+#[tokio::test]
+async fn a_small_suite_in_a_large_catalog_reads_only_its_own_entries() {
+    let loaded = load_synthetic(300).await;
+    let directory = &loaded.directory;
+    let picked = [3, 50, 120, 200, 299];
+    let mut suite = loaded.suite.clone();
+    suite.id = SuiteId::new("small").unwrap();
+    suite.members = picked
+        .iter()
+        .map(|index| loaded.suite.members[*index].clone())
+        .collect();
+    directory.store_suite(&suite).await.unwrap();
+    let expected: Vec<ProductSource> = suite
+        .members
+        .iter()
+        .map(|member| {
+            loaded
+                .products
+                .iter()
+                .find(|product| product.id == member.product)
+                .unwrap()
+                .clone()
+        })
+        .collect();
+
+    let before = directory.search_count();
+    let sources = directory.load_suite_build_sources(&suite.id).await.unwrap();
+    assert_eq!(directory.search_count() - before, 2);
+    assert_eq!(sources.products, expected);
+    assert_eq!(sources.digests.len(), 1 + picked.len());
+
+    // The search for the products returns the members' entries and no
+    // other: the same filter, run by the real ldapsearch.
+    let ids: Vec<&ProductId> = expected.iter().map(|product| &product.id).collect();
+    let filter = products_filter(&ids);
+    let products_dn = directory.layout().products().to_owned();
+    let found: BTreeSet<String> = crate::ldapsearch(&loaded.local, &products_dn, &[&filter, "1.1"])
+        .lines()
+        .filter_map(|line| line.strip_prefix("dn: "))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let wanted: BTreeSet<String> = expected
+        .iter()
+        .flat_map(|product| {
+            product_entries(&products_dn, product)
+                .unwrap()
+                .all()
+                .map(|entry| entry.dn.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(found, wanted);
+    assert!(
+        found.len() * 20 < loaded.entries,
+        "{} of {}",
+        found.len(),
+        loaded.entries
+    );
+
+    // A suite of more members than a filter names reads the subtree and
+    // still gets exactly its members, in member order.
+    let mut large = loaded.suite.clone();
+    large.id = SuiteId::new("large").unwrap();
+    large.members = loaded.suite.members[..=MAX_FILTERED_MEMBERS]
+        .iter()
+        .rev()
+        .cloned()
+        .collect();
+    directory.store_suite(&large).await.unwrap();
+    let sources = directory.load_suite_build_sources(&large.id).await.unwrap();
+    let read: Vec<&ProductId> = sources.products.iter().map(|product| &product.id).collect();
+    let members: Vec<&ProductId> = large.members.iter().map(|member| &member.product).collect();
+    assert_eq!(read, members);
 }
 
 #[tokio::test]
@@ -690,6 +797,38 @@ async fn ids_cannot_widen_a_search_and_planted_entries_stay_invisible() {
     // The next write of the product cleans it up.
     let summary = directory.store_product(&product).await.unwrap();
     assert_eq!(summary.deleted, 1);
+}
+
+#[tokio::test]
+async fn an_entry_that_is_not_text_fails_a_build_read_naming_it_and_the_connection_goes_on() {
+    let (local, directory) = open().await;
+    directory.store_product(&notes_client()).await.unwrap();
+    let suite = office(&["notes-client"]);
+    directory.store_suite(&suite).await.unwrap();
+    // An object version under the product whose file list is not UTF-8:
+    // written by something other than Roleout.
+    let planted = format!(
+        "dn: cn=fileset-ffffffffffffffff,cn=notes-client,{products}\n\
+         objectClass: roleoutObjectVersion\n\
+         objectClass: roleoutFilesetObject\n\
+         cn: fileset-ffffffffffffffff\n\
+         roleoutOf: notes-client\n\
+         roleoutSlot: fileset\n\
+         roleoutDigest: {zero}\n\
+         roleoutFile:: //79\n",
+        products = directory.layout().products(),
+        zero = "0".repeat(64),
+    );
+    crate::ldapadd(&local, &planted);
+    let error = directory
+        .load_suite_build_sources(&suite.id)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("cn=fileset-ffffffffffffffff"), "{text}");
+    assert!(text.contains("not UTF-8"), "{text}");
+    // The search was given up, not the connection.
+    assert_eq!(directory.load_suite(&suite.id).await.unwrap(), suite);
 }
 
 fn text_strategy() -> impl Strategy<Value = String> {

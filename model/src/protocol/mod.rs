@@ -51,7 +51,7 @@ mod schema;
 mod time;
 
 pub use bytes::{Base64Bytes, InvalidBase64};
-pub use canonical::{canonical_json, canonical_object};
+pub use canonical::{canonical_json, canonical_json_of, canonical_object};
 pub use envelope::{
     ENVELOPE_CONTEXT, EnvelopeKind, EnvelopePayload, SignedContent, SignedEnvelope, canonical_field,
 };
