@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{MachineId, Sha256};
 use crate::protocol::ProtocolError;
 use crate::protocol::bytes::Base64Bytes;
-use crate::protocol::canonical::{canonical_json, canonical_object};
+use crate::protocol::canonical::{canonical_json, canonical_json_of, canonical_object};
 use crate::protocol::time::Timestamp;
 
 /// The signature of an envelope covers this prefix followed by the
@@ -196,8 +196,7 @@ impl SignedContent {
 
 /// The canonical JSON of one value.
 pub fn canonical_field<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProtocolError> {
-    let value = serde_json::to_value(value).map_err(ProtocolError::Serialize)?;
-    Ok(canonical_json(&value))
+    canonical_json_of(value).map_err(ProtocolError::Serialize)
 }
 
 /// A signed content, its signature and the id of the key that made it.
