@@ -62,9 +62,10 @@ use crate::server::catalog::{ServedBuild, current_build, suite_ids};
 /// The longest anything is served from memory, even with a live feed.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 
-/// The most signed envelopes kept; past it they are all dropped (each is
-/// a few hundred bytes, and the next request of a machine signs again).
-pub const MAX_SIGNATURES: usize = 100_000;
+/// The most machines whose signed envelopes are kept; past it they are all
+/// dropped (each is a few hundred bytes, and the next request of a machine
+/// signs again).
+pub const MAX_SIGNED_MACHINES: usize = 100_000;
 
 /// What one signed envelope is about: the machine, the kind and what of
 /// that kind (a suite id, a suite and product, nothing for a suite list).
@@ -204,6 +205,9 @@ impl<T: Clone> Slot<T> {
     }
 }
 
+/// One machine's kept signatures, by kind and subject.
+type MachineSignatures = HashMap<(EnvelopeKind, String), Slot<Arc<SignedHeader>>>;
+
 #[derive(Default)]
 struct Inner {
     live: bool,
@@ -215,8 +219,9 @@ struct Inner {
     suites: Option<Slot<Arc<Vec<SuiteId>>>>,
     /// By suite and role-set key.
     builds: HashMap<(SuiteId, String), Slot<Arc<CachedBuild>>>,
-    /// The last envelope signed per machine and subject.
-    signatures: HashMap<SignatureKey, Slot<Arc<SignedHeader>>>,
+    /// The last envelope signed per machine (by lowercased name, so that a
+    /// change to the machine drops its envelopes in one step) and subject.
+    signatures: HashMap<String, MachineSignatures>,
 }
 
 impl Inner {
@@ -230,8 +235,7 @@ impl Inner {
     }
 
     fn forget_signatures_of(&mut self, name: &str) {
-        self.signatures
-            .retain(|(machine, ..), _| !machine.as_str().eq_ignore_ascii_case(name));
+        self.signatures.remove(&name.to_ascii_lowercase());
     }
 }
 
@@ -373,7 +377,12 @@ impl ServingCache {
 
     /// The last envelope signed for `key`, if it is still fresh.
     pub fn signature(&self, key: &SignatureKey) -> Option<Arc<SignedHeader>> {
-        lock(&self.inner).signatures.get(key).and_then(Slot::fresh)
+        let (machine, kind, subject) = key;
+        lock(&self.inner)
+            .signatures
+            .get(&machine.as_str().to_ascii_lowercase())?
+            .get(&(*kind, subject.clone()))
+            .and_then(Slot::fresh)
     }
 
     /// Keeps `header`, signed for `key` after `ticket` was taken, unless an
@@ -381,18 +390,23 @@ impl ServingCache {
     /// already kept (a request that signed earlier but finished later
     /// must not replace a newer signature with an older one).
     pub fn keep_signature(&self, ticket: Ticket, key: SignatureKey, header: Arc<SignedHeader>) {
+        let (machine, kind, subject) = key;
+        let machine = machine.as_str().to_ascii_lowercase();
         self.store(ticket, |inner| {
-            if inner
-                .signatures
-                .get(&key)
+            if inner.signatures.len() >= MAX_SIGNED_MACHINES
+                && !inner.signatures.contains_key(&machine)
+            {
+                inner.signatures.clear();
+            }
+            let kept = inner.signatures.entry(machine).or_default();
+            let subject = (kind, subject);
+            if kept
+                .get(&subject)
                 .is_some_and(|kept| kept.value.serial > header.serial)
             {
                 return;
             }
-            if inner.signatures.len() >= MAX_SIGNATURES && !inner.signatures.contains_key(&key) {
-                inner.signatures.clear();
-            }
-            inner.signatures.insert(key, Slot::new(header));
+            kept.insert(subject, Slot::new(header));
         });
     }
 
