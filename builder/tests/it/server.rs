@@ -237,6 +237,66 @@ fn unchanged_contents_are_served_with_their_signature_and_a_change_is_signed_ane
 }
 
 #[test]
+fn without_a_change_feed_every_request_reads_the_directory() {
+    // A directory without the syncprov overlay, as an existing OpenLDAP
+    // may be: the managed slapd with its overlay taken away offline.
+    let mut local = roleout_directory::LocalDirectory::temporary().expect("slapd starts");
+    local.stop().expect("slapd stops");
+    let overlay = local
+        .config_dir()
+        .join("cn=config/olcDatabase={1}mdb/olcOverlay={0}syncprov.ldif");
+    std::fs::remove_file(&overlay).expect("the overlay's configuration entry");
+    local.start().expect("slapd starts again");
+    let server = Server::start_on(local, &[]);
+
+    let machine = approved(&server, "unfed-1", KeyAlgorithm::Ed25519, &["developer"]);
+    let session = machine.session(&server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("no change feed") {
+        assert!(
+            Instant::now() < deadline,
+            "roleoutd never said it has no change feed: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Served correctly, and signed anew each time (nothing is kept).
+    let (status, first) = server.get_json("/v1/suites/domino", Some(&session));
+    assert_eq!(status, 200, "{first}");
+    let first = envelope(&server, "unfed-1", first);
+    std::thread::sleep(Duration::from_millis(5));
+    let (status, second) = server.get_json("/v1/suites/domino", Some(&session));
+    assert_eq!(status, 200, "{second}");
+    let second = envelope(&server, "unfed-1", second);
+    assert_eq!(first.signed.payload, second.signed.payload);
+    assert!(second.signed.serial > first.signed.serial);
+
+    // An admin's change takes effect on the very next request.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut output = roleout_builder::admin::Output {
+        out: &mut out,
+        err: &mut err,
+    };
+    server
+        .block_on(roleout_builder::admin::machines::disable(
+            &server.directory,
+            &machine_id("unfed-1"),
+            &mut output,
+        ))
+        .expect("disable");
+    refused(
+        server.get_json("/v1/suites", Some(&session)),
+        403,
+        "disabled",
+    );
+    assert!(
+        !server.log().contains("change feed live"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
 fn a_replayed_signature_is_refused() {
     let server = Server::shared();
     let machine = approved(&server, "replay-1", KeyAlgorithm::Ed25519, &[]);

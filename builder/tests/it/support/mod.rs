@@ -65,7 +65,15 @@ impl Server {
 
     /// A roleoutd of its own, with extra flags.
     pub(crate) fn start(extra_args: &[&str]) -> Server {
-        let local = LocalDirectory::temporary().expect("slapd starts");
+        Self::start_on(
+            LocalDirectory::temporary().expect("slapd starts"),
+            extra_args,
+        )
+    }
+
+    /// A roleoutd of its own, with extra flags, over the running slapd
+    /// `local`.
+    pub(crate) fn start_on(local: LocalDirectory, extra_args: &[&str]) -> Server {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
