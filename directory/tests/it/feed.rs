@@ -1,8 +1,9 @@
 //! The change feed over a real slapd with syncprov: it goes live, reports
 //! each add, modify and delete with the entry's DN (and classes, except
 //! for a deletion), reports a lost feed when slapd stops and goes live
-//! again after it restarts, and a server without content synchronization
-//! is reported as unsupported.
+//! again after it restarts, a slapd that stops answering (paused, its
+//! connection still open) is caught by the feed's probe, and a server
+//! without content synchronization is reported as unsupported.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use roleout_directory::feed::{FeedEvent, PROBE_INTERVAL};
 use roleout_directory::{Directory, LocalDirectory};
 use tokio::sync::mpsc;
 
-use crate::{machine, role, role_name};
+use crate::{machine, role, role_name, wait_until_stopped};
 
 /// The next event, within `limit`; panics (the failure report) otherwise.
 async fn next(events: &mut mpsc::UnboundedReceiver<FeedEvent>, limit: Duration) -> FeedEvent {
@@ -104,6 +105,38 @@ async fn the_feed_reports_every_change_as_it_is_committed() {
         panic!("expected a change");
     };
     assert!(change.dn.eq_ignore_ascii_case(&dn));
+}
+
+#[tokio::test]
+async fn a_slapd_that_stops_answering_is_caught_by_the_probe() {
+    let local = LocalDirectory::temporary().unwrap();
+    let mut settings = local.settings();
+    settings.operation_timeout = Duration::from_secs(1);
+    let directory = Directory::connect(&settings).await.unwrap();
+    let (_feed, mut events) = feed_of(&directory);
+    assert_eq!(
+        next_state(&mut events, Duration::from_secs(20)).await,
+        FeedEvent::Live
+    );
+
+    // Paused, slapd keeps the connection open but answers nothing: no
+    // error reaches the persistent search, only the probe notices.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(local.pid().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    wait_until_stopped(pid.as_raw());
+    let limit = PROBE_INTERVAL + Duration::from_secs(10);
+    let lost = next_state(&mut events, limit).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let FeedEvent::Lost { reason } = lost else {
+        panic!("expected a lost feed, got {lost:?}");
+    };
+    assert!(reason.contains("does not answer"), "{reason}");
+
+    // Running again, the feed reconnects and goes live.
+    assert_eq!(
+        next_state(&mut events, Duration::from_secs(40)).await,
+        FeedEvent::Live
+    );
 }
 
 /// A slapd of its own with a slapd.conf and no syncprov overlay, on a free

@@ -131,3 +131,28 @@ pub(crate) fn ldap_tool_as(
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// Waits (at most five seconds) until every thread of process `pid` is
+/// stopped, as /proc shows it.
+pub(crate) fn wait_until_stopped(pid: i32) {
+    let all_stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.flatten().all(|task| {
+            std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                // The state follows the command name, which is in parentheses.
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !all_stopped() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slapd did not stop on SIGSTOP"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

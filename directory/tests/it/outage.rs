@@ -9,7 +9,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use roleout_directory::{Directory, DirectoryError, LocalDirectory};
 
-use crate::{machine, role, role_name};
+use crate::{machine, role, role_name, wait_until_stopped};
 
 #[tokio::test]
 async fn stopping_slapd_mid_operation_fails_cleanly_and_restart_reconnects() {
@@ -87,29 +87,4 @@ async fn a_paused_slapd_gives_a_timeout_not_a_hang() {
     );
     // Once slapd runs again, the next operation works.
     admin.roles().await.unwrap();
-}
-
-/// Waits (at most five seconds) until every thread of process `pid` is
-/// stopped, as /proc shows it.
-fn wait_until_stopped(pid: i32) {
-    let all_stopped = || {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return false;
-        };
-        tasks.flatten().all(|task| {
-            std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
-                // The state follows the command name, which is in parentheses.
-                stat.rsplit_once(") ")
-                    .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
-            })
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !all_stopped() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "slapd did not stop on SIGSTOP"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
