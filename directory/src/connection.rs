@@ -186,6 +186,22 @@ impl Directory {
         Ok(entries)
     }
 
+    /// [`Directory::search`] of a container that may not exist yet (no
+    /// report, build or group was ever written): a missing base gives no
+    /// entries rather than an error.
+    pub(crate) async fn search_if_present(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attributes: &[&str],
+    ) -> Result<Vec<SearchEntry>> {
+        match self.search(base, scope, filter, attributes).await {
+            Err(error) if error.is_no_such_object() => Ok(Vec::new()),
+            outcome => outcome,
+        }
+    }
+
     /// [`Directory::search`], handing each entry to `each` as it arrives
     /// instead of collecting them: a reader of tens of thousands of
     /// entries keeps only what it takes from each, and frees the rest

@@ -272,19 +272,14 @@ impl Directory {
     #[instrument(skip(self))]
     pub async fn group_entries(&self) -> Result<Vec<GroupEntry>> {
         let filter = format!("(objectClass={GROUP_CLASS})");
-        let entries = match self
-            .search(
+        let entries = self
+            .search_if_present(
                 &self.groups_container(),
                 Scope::OneLevel,
                 &filter,
                 GROUP_ATTRIBUTES,
             )
-            .await
-        {
-            Ok(entries) => entries,
-            Err(error) if error.is_no_such_object() => Vec::new(),
-            Err(error) => return Err(error),
-        };
+            .await?;
         let mut groups = entries
             .iter()
             .map(group_entry)
@@ -386,14 +381,9 @@ impl Directory {
     pub async fn customizations(&self) -> Result<Vec<Customization>> {
         let container = self.groups_container();
         let filter = format!("(objectClass={CUSTOMIZATION_CLASS})");
-        let entries = match self
-            .search(&container, Scope::Subtree, &filter, &[SUITE, CUSTOM_VALUE])
-            .await
-        {
-            Ok(entries) => entries,
-            Err(error) if error.is_no_such_object() => Vec::new(),
-            Err(error) => return Err(error),
-        };
+        let entries = self
+            .search_if_present(&container, Scope::Subtree, &filter, &[SUITE, CUSTOM_VALUE])
+            .await?;
         let mut found = entries
             .iter()
             .map(|entry| customization_entry(entry, &container))

@@ -475,8 +475,8 @@ impl Directory {
 
     /// Every part entry under the build entry `dn` (one search).
     async fn read_parts(&self, dn: &str) -> Result<Vec<Part>, CatalogError> {
-        let found = match self
-            .search(
+        let found = self
+            .search_if_present(
                 dn,
                 Scope::OneLevel,
                 &format!("(objectClass={})", names::CLASS),
@@ -487,12 +487,7 @@ impl Directory {
                     names::CANONICAL,
                 ],
             )
-            .await
-        {
-            Ok(found) => found,
-            Err(error) if error.is_no_such_object() => Vec::new(),
-            Err(error) => return Err(error.into()),
-        };
+            .await?;
         found
             .into_iter()
             .map(|entry| part_from_entry(from_search(entry)?))
@@ -509,14 +504,9 @@ impl Directory {
             ]),
             None => format!("(objectClass={})", names::CLASS),
         };
-        let found = match self
-            .search(self.layout().builds(), Scope::Subtree, &filter, &["*"])
-            .await
-        {
-            Ok(found) => found,
-            Err(error) if error.is_no_such_object() => Vec::new(),
-            Err(error) => return Err(error.into()),
-        };
+        let found = self
+            .search_if_present(self.layout().builds(), Scope::Subtree, &filter, &["*"])
+            .await?;
         // Build entries are named SUITE@ROLESET; parts never hold an `@`.
         let mut heads = Vec::new();
         let mut parts: BTreeMap<(String, String), Vec<Part>> = BTreeMap::new();
@@ -924,19 +914,14 @@ impl Directory {
 
     /// The ids of every completely written suite (one search), sorted.
     pub async fn suite_ids(&self) -> Result<Vec<SuiteId>, CatalogError> {
-        let found = match self
-            .search(
+        let found = self
+            .search_if_present(
                 self.layout().suites(),
                 Scope::OneLevel,
                 &format!("(objectClass={})", class::SUITE),
                 &[attribute::CN, attribute::SOURCE_DIGEST],
             )
-            .await
-        {
-            Ok(found) => found,
-            Err(error) if error.is_no_such_object() => Vec::new(),
-            Err(error) => return Err(error.into()),
-        };
+            .await?;
         let mut ids = Vec::new();
         for entry in found {
             let entry = from_search(entry)?;

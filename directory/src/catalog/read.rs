@@ -140,11 +140,9 @@ impl Directory {
         base: &str,
         filter: &str,
     ) -> Result<Vec<CatalogEntry>, CatalogError> {
-        let found = match self.search(base, Scope::Subtree, filter, &["*"]).await {
-            Ok(found) => found,
-            Err(error) if error.is_no_such_object() => Vec::new(),
-            Err(error) => return Err(error.into()),
-        };
+        let found = self
+            .search_if_present(base, Scope::Subtree, filter, &["*"])
+            .await?;
         found.into_iter().map(from_search).collect()
     }
 

@@ -415,14 +415,9 @@ impl Directory {
     }
 
     async fn report_entries(&self, filter: &str) -> Result<Vec<CatalogEntry>, CatalogError> {
-        let found = match self
-            .search(self.layout().reports(), Scope::OneLevel, filter, &["*"])
-            .await
-        {
-            Ok(found) => found,
-            Err(error) if error.is_no_such_object() => Vec::new(),
-            Err(error) => return Err(error.into()),
-        };
+        let found = self
+            .search_if_present(self.layout().reports(), Scope::OneLevel, filter, &["*"])
+            .await?;
         found.into_iter().map(from_search).collect()
     }
 

@@ -177,14 +177,9 @@ impl Directory {
     /// The entries of the subtree at `dn` by lowercase DN (empty when `dn`
     /// does not exist).
     async fn subtree(&self, dn: &str) -> Result<BTreeMap<String, CatalogEntry>, CatalogError> {
-        let found = match self
-            .search(dn, Scope::Subtree, "(objectClass=*)", &["*"])
-            .await
-        {
-            Ok(found) => found,
-            Err(error) if error.is_no_such_object() => Vec::new(),
-            Err(error) => return Err(error.into()),
-        };
+        let found = self
+            .search_if_present(dn, Scope::Subtree, "(objectClass=*)", &["*"])
+            .await?;
         found
             .into_iter()
             .map(|entry| {
