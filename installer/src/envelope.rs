@@ -251,27 +251,6 @@ impl AcceptedSerial {
             payload_digest: Some(payload_digest(signed)),
         }
     }
-
-    /// What to record after accepting `signed` when `last` was accepted
-    /// before: `last` itself when `signed` is an older envelope of the same
-    /// contents (the serial recorded never goes down), else
-    /// [`Self::of`] `signed`.
-    pub fn after(signed: &SignedContent, last: Option<&AcceptedSerial>) -> Self {
-        match last {
-            Some(last) if signed.serial < last.serial => last.clone(),
-            _ => Self::of(signed),
-        }
-    }
-
-    /// True when `signed` carries exactly the contents accepted: the same
-    /// build and a payload with the same digest.
-    fn same_contents(&self, signed: &SignedContent) -> bool {
-        self.build_digest == signed.build_digest
-            && self
-                .payload_digest
-                .as_ref()
-                .is_some_and(|digest| *digest == payload_digest(signed))
-    }
 }
 
 fn payload_digest(signed: &SignedContent) -> Sha256 {
@@ -314,7 +293,8 @@ pub fn sign_message(key: &BuilderKey, message: &[u8]) -> Base64Bytes {
 /// one. The payload's kind is checked when it is read
 /// ([`SignedContent::payload`]).
 ///
-/// On success the caller records [`AcceptedSerial::after`] for the suite.
+/// A caller that records what it accepted uses [`verify_and_accept`],
+/// which also gives the record.
 pub fn verify_envelope<'envelope>(
     envelope: &'envelope SignedEnvelope,
     pinned: &PinnedKey,
@@ -322,6 +302,22 @@ pub fn verify_envelope<'envelope>(
     last_accepted: Option<&AcceptedSerial>,
     now: SystemTime,
 ) -> Result<&'envelope SignedContent, EnvelopeError> {
+    verify_and_accept(envelope, pinned, expected_machine, last_accepted, now)
+        .map(|(signed, _)| signed)
+}
+
+/// [`verify_envelope`], also giving what to record as accepted for the
+/// suite: this envelope's serial, build and payload digest, or `last`
+/// itself when this is an older envelope of the same contents (the serial
+/// recorded never goes down). The payload is digested once, for the
+/// signature, the rollback check and the record.
+pub fn verify_and_accept<'envelope>(
+    envelope: &'envelope SignedEnvelope,
+    pinned: &PinnedKey,
+    expected_machine: &MachineId,
+    last_accepted: Option<&AcceptedSerial>,
+    now: SystemTime,
+) -> Result<(&'envelope SignedContent, AcceptedSerial), EnvelopeError> {
     let pinned_key_id = pinned.key_id();
     if envelope.key_id != pinned_key_id {
         return Err(EnvelopeError::WrongKey {
@@ -330,8 +326,12 @@ pub fn verify_envelope<'envelope>(
         });
     }
     let signed = &envelope.signed;
+    let payload_digest = payload_digest(signed);
     UnparsedPublicKey::new(&ED25519, pinned.as_bytes())
-        .verify(&signed.signed_message()?, envelope.signature.as_bytes())
+        .verify(
+            &signed.signed_message_for(&payload_digest)?,
+            envelope.signature.as_bytes(),
+        )
         .map_err(|_| EnvelopeError::BadSignature)?;
 
     if signed.machine != *expected_machine {
@@ -347,8 +347,15 @@ pub fn verify_envelope<'envelope>(
             now: now_seconds,
         });
     }
+    let accepted = AcceptedSerial {
+        serial: signed.serial,
+        build_digest: signed.build_digest.clone(),
+        payload_digest: Some(payload_digest),
+    };
     if let Some(last) = last_accepted {
-        if signed.serial < last.serial && !last.same_contents(signed) {
+        let same_contents = last.build_digest == accepted.build_digest
+            && last.payload_digest == accepted.payload_digest;
+        if signed.serial < last.serial && !same_contents {
             return Err(EnvelopeError::Rollback {
                 serial: signed.serial,
                 last_accepted: last.serial,
@@ -361,8 +368,13 @@ pub fn verify_envelope<'envelope>(
                 build_digest: signed.build_digest.clone(),
             });
         }
+        if signed.serial < last.serial {
+            // The same contents under an older serial: the record keeps
+            // the higher one.
+            return Ok((signed, last.clone()));
+        }
     }
-    Ok(signed)
+    Ok((signed, accepted))
 }
 
 // In tests a panic is the failure report.

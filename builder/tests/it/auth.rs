@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair};
 use roleout_installer::envelope::{
-    AcceptedSerial, BuilderKey, EnvelopeError, sign_envelope, verify_envelope,
+    AcceptedSerial, BuilderKey, EnvelopeError, sign_envelope, verify_and_accept, verify_envelope,
 };
 use roleout_installer::keys::{
     DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey, challenge_message, generate_identity,
@@ -659,6 +659,20 @@ impl Signer {
         sign_envelope(&self.key, content).expect("sign")
     }
 
+    fn accept<'envelope>(
+        &self,
+        envelope: &'envelope SignedEnvelope,
+        last: Option<&AcceptedSerial>,
+    ) -> Result<(&'envelope SignedContent, AcceptedSerial), EnvelopeError> {
+        verify_and_accept(
+            envelope,
+            &self.key.public_key(),
+            &machine("ws-1"),
+            last,
+            self.now,
+        )
+    }
+
     fn verify<'envelope>(
         &self,
         envelope: &'envelope SignedEnvelope,
@@ -775,17 +789,18 @@ fn an_older_envelope_of_exactly_the_accepted_contents_is_accepted() {
     let older = signer.sign("ws-1", 5, 1);
     let newer = signer.sign("ws-1", 6, 1);
     let accepted = AcceptedSerial::of(signer.verify(&newer, None).expect("verifies"));
-    let signed = signer
-        .verify(&older, Some(&accepted))
+    let (_, recorded) = signer
+        .accept(&older, Some(&accepted))
         .expect("the same contents under an older serial");
     // What is recorded never goes back.
-    assert_eq!(AcceptedSerial::after(signed, Some(&accepted)), accepted);
+    assert_eq!(recorded, accepted);
+    let (_, older_recorded) = signer.accept(&older, None).expect("verifies");
     assert_eq!(
-        AcceptedSerial::after(
-            signer.verify(&newer, None).expect("verifies"),
-            Some(&AcceptedSerial::of(signed))
-        )
-        .serial,
+        signer
+            .accept(&newer, Some(&older_recorded))
+            .expect("verifies")
+            .1
+            .serial,
         6
     );
 

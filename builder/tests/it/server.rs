@@ -272,18 +272,7 @@ fn without_a_change_feed_every_request_reads_the_directory() {
     assert!(second.signed.serial > first.signed.serial);
 
     // An admin's change takes effect on the very next request.
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut output = roleout_builder::admin::Output {
-        out: &mut out,
-        err: &mut err,
-    };
-    server
-        .block_on(roleout_builder::admin::machines::disable(
-            &server.directory,
-            &machine_id("unfed-1"),
-            &mut output,
-        ))
-        .expect("disable");
+    server.disable("unfed-1");
     refused(
         server.get_json("/v1/suites", Some(&session)),
         403,
@@ -381,18 +370,7 @@ fn a_disabled_machine_is_refused_as_soon_as_roleoutd_hears_of_it() {
     );
     let session = machine.session(&server);
     assert_eq!(server.get_json("/v1/suites", Some(&session)).0, 200);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut output = roleout_builder::admin::Output {
-        out: &mut out,
-        err: &mut err,
-    };
-    server
-        .block_on(roleout_builder::admin::machines::disable(
-            &server.directory,
-            &machine_id("disabled-1"),
-            &mut output,
-        ))
-        .expect("disable");
+    server.disable("disabled-1");
     refused_soon(
         || server.get_json("/v1/suites", Some(&session)),
         403,

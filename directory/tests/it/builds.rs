@@ -103,14 +103,9 @@ async fn a_build_over_four_mebibytes_is_stored_in_parts_and_read_back_whole() {
     assert!(!entry.contains("roleoutCanonical"), "{entry}");
     assert!(entry.contains("roleoutSerial: 1"), "{entry}");
 
-    let before = directory.search_count();
-    let loaded = directory
-        .load_build(&suite(), "default")
-        .await
-        .unwrap()
-        .unwrap();
+    let (loaded, searches) = load_counting(&directory).await;
     // The entry, then its parts: two searches.
-    assert_eq!(directory.search_count() - before, 2);
+    assert_eq!(searches, 2);
     assert_same(&loaded, &build);
     assert_eq!(loaded.serial, 1);
     let listed = directory.builds(Some(&suite())).await.unwrap();
@@ -164,13 +159,8 @@ async fn replacing_a_build_removes_the_parts_of_the_old_one() {
     let (stored, _) = directory.store_build(&small).await.unwrap();
     assert_eq!(stored.serial, 3);
     assert!(part_names(&local, "default").is_empty());
-    let before = directory.search_count();
-    let loaded = directory
-        .load_build(&suite(), "default")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(directory.search_count() - before, 1);
+    let (loaded, searches) = load_counting(&directory).await;
+    assert_eq!(searches, 1);
     assert_same(&loaded, &small);
 
     // And deleting a build in parts deletes its parts.
@@ -353,4 +343,16 @@ async fn a_reader_racing_with_writers_sees_only_whole_builds() {
             .all(|name| name.starts_with(&format!("part-{}-{}-", last.serial, last.digest))),
         "{parts:?}"
     );
+}
+
+/// The stored default build of the test suite, and the searches reading it
+/// took.
+async fn load_counting(directory: &Directory) -> (StoredBuild, u64) {
+    let before = directory.search_count();
+    let loaded = directory
+        .load_build(&suite(), "default")
+        .await
+        .unwrap()
+        .unwrap();
+    (loaded, directory.search_count() - before)
 }

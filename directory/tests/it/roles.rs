@@ -192,18 +192,7 @@ async fn machines_joining_and_leaving_an_empty_role_at_once_all_succeed() {
 
     // Each on a connection of its own, so their reads and writes
     // interleave: all see the placeholder, all try to remove it.
-    let mut joining = tokio::task::JoinSet::new();
-    for dn in machines.clone() {
-        let settings = local.admin_settings();
-        let developer = developer.clone();
-        joining.spawn(async move {
-            let directory = Directory::connect(&settings).await?;
-            directory.add_role_member(&developer, &dn).await
-        });
-    }
-    while let Some(joined) = joining.join_next().await {
-        joined.unwrap().unwrap();
-    }
+    all_at_once(&local, &machines, true).await;
     let mut members = admin.role(&developer).await.unwrap().unwrap().members;
     members.sort();
     let mut expected = machines.clone();
@@ -211,18 +200,7 @@ async fn machines_joining_and_leaving_an_empty_role_at_once_all_succeed() {
     assert_eq!(members, expected);
 
     // All leaving at once: the last ones both put the placeholder back.
-    let mut leaving = tokio::task::JoinSet::new();
-    for dn in machines {
-        let settings = local.admin_settings();
-        let developer = developer.clone();
-        leaving.spawn(async move {
-            let directory = Directory::connect(&settings).await?;
-            directory.remove_role_member(&developer, &dn).await
-        });
-    }
-    while let Some(left) = leaving.join_next().await {
-        left.unwrap().unwrap();
-    }
+    all_at_once(&local, &machines, false).await;
     assert!(
         admin
             .role(&developer)
@@ -232,6 +210,27 @@ async fn machines_joining_and_leaving_an_empty_role_at_once_all_succeed() {
             .members
             .is_empty()
     );
+}
+
+/// Every machine of `machines` joins (or leaves) role `developer` at
+/// once, each on a connection of its own; every change must succeed.
+async fn all_at_once(local: &LocalDirectory, machines: &[String], join: bool) {
+    let mut changes = tokio::task::JoinSet::new();
+    for dn in machines {
+        let (settings, dn) = (local.admin_settings(), dn.clone());
+        changes.spawn(async move {
+            let directory = Directory::connect(&settings).await?;
+            let developer = role_name("developer");
+            if join {
+                directory.add_role_member(&developer, &dn).await
+            } else {
+                directory.remove_role_member(&developer, &dn).await
+            }
+        });
+    }
+    while let Some(changed) = changes.join_next().await {
+        changed.unwrap().unwrap();
+    }
 }
 
 #[tokio::test]

@@ -23,7 +23,9 @@ use std::time::SystemTime;
 use roleout_model::ids::{MachineId, SuiteId};
 use roleout_model::protocol::{SignedEnvelope, SuiteDelivery, SuiteList};
 
-use crate::envelope::{AcceptedSerial, EnvelopeError, PinnedKey, verify_envelope};
+use crate::envelope::{
+    AcceptedSerial, EnvelopeError, PinnedKey, verify_and_accept, verify_envelope,
+};
 use crate::state::StateError;
 use crate::state::atomic::{self, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use crate::state::journal::SuiteRecord;
@@ -87,7 +89,7 @@ pub fn verify_suite(
     last: Option<&AcceptedSerial>,
     now: SystemTime,
 ) -> Result<AcceptedSuite, VerifyError> {
-    let signed = verify_envelope(envelope, pinned, machine, last, now)?;
+    let (signed, accepted) = verify_and_accept(envelope, pinned, machine, last, now)?;
     let delivery: SuiteDelivery = signed.payload().map_err(|error| VerifyError::Payload {
         expected: "suite delivery",
         reason: error.to_string(),
@@ -107,10 +109,7 @@ pub fn verify_suite(
     if signed.build_digest.as_ref() != Some(&delivery.build_digest) {
         return Err(VerifyError::BuildDigest);
     }
-    Ok(AcceptedSuite {
-        accepted: AcceptedSerial::after(signed, last),
-        delivery,
-    })
+    Ok(AcceptedSuite { accepted, delivery })
 }
 
 /// Checks the envelope of the machine's suite list. The list spans suites,

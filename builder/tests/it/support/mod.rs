@@ -272,6 +272,21 @@ impl Server {
         .expect("member added");
     }
 
+    /// Disables `machine` as an admin does (`machine disable`).
+    pub(crate) fn disable(&self, machine: &str) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut output = Output {
+            out: &mut out,
+            err: &mut err,
+        };
+        self.block_on(roleout_builder::admin::machines::disable(
+            &self.directory,
+            &machine_id(machine),
+            &mut output,
+        ))
+        .expect("disable");
+    }
+
     /// roleoutd's log so far.
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.state.path().join("roleoutd.log")).unwrap_or_default()
