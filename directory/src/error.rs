@@ -162,6 +162,8 @@ impl DirectoryError {
 
 /// The LDAP result codes Roleout tests for by name.
 pub mod result_code {
+    /// The server stopped a search at the account's size limit.
+    pub const SIZE_LIMIT_EXCEEDED: u32 = 4;
     /// The entry (or the base of a search) does not exist.
     pub const NO_SUCH_OBJECT: u32 = 32;
     /// The bind credentials are wrong.

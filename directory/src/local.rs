@@ -871,7 +871,7 @@ olcDbIndex: roleoutCertificateFingerprint eq
 olcDbIndex: roleoutOf eq
 olcDbIndex: roleoutSuiteName eq
 olcDbIndex: roleoutMachineName eq
-olcLimits: {{0}}* size.prtotal=unlimited
+olcLimits: {{0}}* size=unlimited
 "
     );
     // Access rules, first match wins. Passwords: only for binding, and

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use ldap3::Scope;
+use ldap3::{ResultEntry, Scope, SearchEntry};
 use tracing::instrument;
 
 use roleout_model::assemble::AssembleError;
@@ -33,7 +33,7 @@ use crate::catalog::mapping::{
     product_from_parts, suite_dn, suite_from_entries,
 };
 use crate::catalog::store::from_search;
-use crate::connection::Directory;
+use crate::connection::{Directory, EntrySink};
 use crate::escape;
 
 /// Up to this many members, a suite's products are read with a filter
@@ -119,6 +119,51 @@ fn source_digest(owner: &CatalogEntry) -> Result<Sha256, CatalogError> {
     let text = owner.required(attribute::SOURCE_DIGEST)?;
     Sha256::new(text)
         .map_err(|error| owner.malformed(format!("{}: {error}", attribute::SOURCE_DIGEST)))
+}
+
+/// Reads the entries of a suite's member products as they arrive,
+/// keeping only what the build needs from each (the owner entries of
+/// members, the parts read from their children); entries of other
+/// products are dropped unread.
+struct MemberReader<'a> {
+    wanted: HashSet<&'a str>,
+    owners: HashMap<String, CatalogEntry>,
+    parts: HashMap<String, HashMap<String, ProductPart>>,
+}
+
+impl EntrySink for MemberReader<'_> {
+    type Error = CatalogError;
+
+    fn entry(&mut self, entry: ResultEntry) -> Result<(), CatalogError> {
+        let entry = from_search(SearchEntry::construct(entry))?;
+        if entry.has_class(class::PRODUCT) {
+            let id = entry.required(attribute::CN)?;
+            if self.wanted.contains(id) {
+                self.owners.insert(id.to_owned(), entry);
+            }
+        } else if entry.has_class(class::OBJECT_VERSION) {
+            let owner = entry.required(attribute::OF)?;
+            if let Some(&owner) = self.wanted.get(owner) {
+                let name = entry.required(attribute::CN)?.to_ascii_lowercase();
+                let part = ProductPart::read(entry);
+                match self.parts.get_mut(owner) {
+                    Some(children) => {
+                        children.insert(name, part);
+                    }
+                    None => {
+                        self.parts
+                            .insert(owner.to_owned(), HashMap::from([(name, part)]));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self) {
+        self.owners.clear();
+        self.parts.clear();
+    }
 }
 
 /// A suite and its member products as read for a build, with the source
@@ -222,45 +267,18 @@ impl Directory {
                 digests,
             });
         }
-        // Each entry is kept only as what the build needs from it (the
-        // owner entries of members, the parts read from their children)
-        // and freed as it arrives; entries of other products are dropped
-        // unread.
-        let wanted: HashSet<&str> = members.iter().map(|product| product.as_str()).collect();
-        let mut owners: HashMap<String, CatalogEntry> = HashMap::with_capacity(members.len());
-        let mut parts: HashMap<String, HashMap<String, ProductPart>> =
-            HashMap::with_capacity(members.len());
+        let mut reader = MemberReader {
+            wanted: members.iter().map(|product| product.as_str()).collect(),
+            owners: HashMap::with_capacity(members.len()),
+            parts: HashMap::with_capacity(members.len()),
+        };
         let searched = self
             .search_each(
                 self.layout().products(),
                 Scope::Subtree,
                 &products_filter(&members),
                 &["*"],
-                |entry| {
-                    let entry = from_search(entry)?;
-                    if entry.has_class(class::PRODUCT) {
-                        let id = entry.required(attribute::CN)?;
-                        if wanted.contains(id) {
-                            owners.insert(id.to_owned(), entry);
-                        }
-                    } else if entry.has_class(class::OBJECT_VERSION) {
-                        let owner = entry.required(attribute::OF)?;
-                        if let Some(owner) = wanted.get(owner) {
-                            let owner: &str = owner;
-                            let name = entry.required(attribute::CN)?.to_ascii_lowercase();
-                            let part = ProductPart::read(entry);
-                            match parts.get_mut(owner) {
-                                Some(children) => {
-                                    children.insert(name, part);
-                                }
-                                None => {
-                                    parts.insert(owner.to_owned(), HashMap::from([(name, part)]));
-                                }
-                            }
-                        }
-                    }
-                    Ok(())
-                },
+                &mut reader,
             )
             .await;
         match searched {
@@ -268,6 +286,11 @@ impl Directory {
             Err(CatalogError::Directory(error)) if error.is_no_such_object() => {}
             Err(error) => return Err(error),
         }
+        let MemberReader {
+            mut owners,
+            mut parts,
+            ..
+        } = reader;
         let mut products = Vec::with_capacity(members.len());
         for product in members {
             let not_found = || CatalogError::NotFound {

@@ -234,7 +234,7 @@ async fn all_at_once(local: &LocalDirectory, machines: &[String], join: bool) {
 }
 
 #[tokio::test]
-async fn many_roles_are_read_page_by_page() {
+async fn many_roles_are_read_in_one_search_or_page_by_page_past_a_size_limit() {
     let local = LocalDirectory::temporary().unwrap();
     let count = 1201;
     let mut ldif = String::new();
@@ -246,9 +246,8 @@ async fn many_roles_are_read_page_by_page() {
         ));
     }
     ldapadd(&local, &ldif);
-    // The builder is not the root: without paging it would stop at the
-    // server's size limit of 500. Paged, its limits (size.prtotal
-    // unlimited) let slapd answer in one page.
+    // The builder is not the root. The managed slapd lifts its size limit,
+    // so one plain search returns every role.
     let builder = Directory::connect(&local.builder_settings()).await.unwrap();
     let before = builder.search_count();
     let roles = builder.role_entries().await.unwrap();
@@ -256,11 +255,41 @@ async fn many_roles_are_read_page_by_page() {
     assert_eq!(
         builder.search_count() - before,
         1,
-        "1201 entries past the size limit in one page"
+        "1201 entries in one plain search"
     );
     assert!(roles.iter().all(|entry| entry.members.is_empty()));
     let hierarchy = builder.roles().await.unwrap();
     assert_eq!(hierarchy.get(&role_name("role-1200")).unwrap().rank, 1200);
+    // A server with slapd's default size limit of 500, which lets paged
+    // searches go on (as an admin would configure an existing slapd): the
+    // plain search stops at 500, starts over paged, and keeps no entry
+    // twice; later searches are paged from the start.
+    ldapadd(
+        &local,
+        "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcLimits\n\
+         olcLimits: {0}* size=500 size.prtotal=unlimited\n",
+    );
+    let limited = Directory::connect(&local.builder_settings()).await.unwrap();
+    let roles = limited.role_entries().await.unwrap();
+    assert_eq!(roles.len(), count);
+    let names: std::collections::BTreeSet<_> = roles.iter().map(|entry| &entry.role.name).collect();
+    assert_eq!(names.len(), count, "no role read twice");
+    assert_eq!(
+        limited.search_count(),
+        2,
+        "the plain search stopped by the limit, then one page"
+    );
+    assert_eq!(limited.role_entries().await.unwrap().len(), count);
+    assert_eq!(limited.search_count(), 3, "paged from the start");
+    // Where even paged searches are limited, the error says what to lift.
+    ldapadd(
+        &local,
+        "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcLimits\n\
+         olcLimits: {0}* size=500\n",
+    );
+    let error = limited.role_entries().await.unwrap_err();
+    assert_eq!(error.ldap_code(), Some(4), "{error}");
+    assert!(error.to_string().contains("size.prtotal"), "{error}");
 }
 
 #[tokio::test]
