@@ -357,7 +357,7 @@ impl ProductSource {
         let label = |slot: ProductSlot| format!("product {} / {}", self.id, slot.as_str());
         macro_rules! pick {
             ($field:ident, $slot:expr) => {{
-                match select(&label($slot), &self.$field, roles)? {
+                match select(|| label($slot), &self.$field, roles)? {
                     Some((value, selected)) => {
                         provenance.insert($slot, selected);
                         Some(value.clone())
@@ -378,7 +378,7 @@ impl ProductSource {
         let mut commands = BTreeMap::new();
         for (phase, versions) in &self.commands {
             let slot = ProductSlot::Command(*phase);
-            if let Some((command, selected)) = select(&label(slot), versions, roles)? {
+            if let Some((command, selected)) = select(|| label(slot), versions, roles)? {
                 provenance.insert(slot, selected);
                 commands.insert(*phase, command.clone());
             }

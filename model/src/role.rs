@@ -264,13 +264,33 @@ fn role_list(roles: &BTreeSet<RoleName>) -> String {
         .join(",")
 }
 
+/// The name of a slot in an [`Ambiguity`]: text, or a closure giving it
+/// when an ambiguity is reported.
+pub trait SlotLabel {
+    /// The name.
+    fn label(self) -> String;
+}
+
+impl SlotLabel for &str {
+    fn label(self) -> String {
+        self.to_owned()
+    }
+}
+
+impl<F: FnOnce() -> String> SlotLabel for F {
+    fn label(self) -> String {
+        self()
+    }
+}
+
 /// Picks the version of `slot` for `roles`: the version whose best matching
 /// role ranks highest; else the default; else `None` (the slot is absent
 /// for this requester). Different versions tied at the top rank give an
 /// [`Ambiguity`] naming both; identical versions tied are not ambiguous.
-/// `slot_name` only labels the error.
+/// `slot_name` only labels the error, and is only computed for one (a
+/// build selects a version of every slot of thousands of products).
 pub fn select<'a, T: PartialEq>(
-    slot_name: &str,
+    slot_name: impl SlotLabel,
     slot: &'a Versioned<T>,
     roles: &EffectiveRoles,
 ) -> Result<Option<(&'a T, Selected)>, Ambiguity> {
@@ -306,7 +326,7 @@ pub fn select<'a, T: PartialEq>(
     if let Some((rank, version, role)) = best {
         if let Some(other) = tied {
             return Err(Ambiguity {
-                slot: slot_name.to_owned(),
+                slot: slot_name.label(),
                 first: role_list(&version.roles),
                 second: role_list(&other.roles),
                 rank,

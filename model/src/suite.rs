@@ -340,7 +340,7 @@ impl SuiteSource {
         let label = |slot: SuiteSlot| format!("suite {} / {}", self.id, slot.as_str());
         macro_rules! pick {
             ($field:ident, $slot:expr) => {{
-                match select(&label($slot), &self.$field, roles)? {
+                match select(|| label($slot), &self.$field, roles)? {
                     Some((value, selected)) => {
                         provenance.insert($slot, selected);
                         Some(value.clone())

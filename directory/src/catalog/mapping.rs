@@ -582,8 +582,10 @@ pub(crate) struct ProductPart {
     dn: String,
     /// What the entry holds, or why it cannot be read: an entry that no
     /// product names as current is never used, so its error is only
-    /// reported if a product does name it.
-    read: Result<PartVersion, CatalogError>,
+    /// reported if a product does name it. Boxed: a part is moved into a
+    /// map as it arrives and out when its product is put together, and a
+    /// version is hundreds of bytes.
+    read: Result<Box<PartVersion>, Box<CatalogError>>,
 }
 
 #[derive(Debug, Clone)]
@@ -614,7 +616,8 @@ impl ProductPart {
     /// Reads an object version entry of a product, keeping of the entry
     /// only its DN and the strings checking it needs (moved, not copied).
     pub(crate) fn read(mut child: CatalogEntry) -> Self {
-        let read = PartVersion::read(&child).map(|mut version| {
+        let read = PartVersion::read(&child).map(Box::new).map_err(Box::new);
+        let read = read.map(|mut version| {
             // Read as single values just above, so they are there.
             if let Some(slot_name) = child.take_single(at::SLOT) {
                 version.slot_name = slot_name;
@@ -814,10 +817,10 @@ pub(crate) fn product_from_parts(
             Some(ProductPart {
                 dn,
                 read: Ok(version),
-            }) if repeated => (dn.clone(), version.clone()),
+            }) if repeated => (dn.clone(), PartVersion::clone(version)),
             Some(_) => {
                 let part = parts.remove(name).ok_or_else(missing)?;
-                (part.dn, part.read?)
+                (part.dn, *part.read.map_err(|error| *error)?)
             }
             None => return Err(missing()),
         };

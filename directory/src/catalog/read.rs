@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use ldap3::{ResultEntry, Scope, SearchEntry};
+use ldap3::{ResultEntry, Scope};
 use tracing::instrument;
 
 use roleout_model::assemble::AssembleError;
@@ -32,7 +32,7 @@ use crate::catalog::mapping::{
     GroupedEntries, ProductPart, attribute, class, group_entries, product_dn, product_from_entries,
     product_from_parts, suite_dn, suite_from_entries,
 };
-use crate::catalog::store::from_search;
+use crate::catalog::store::{from_result, from_search};
 use crate::connection::{Directory, EntrySink};
 use crate::escape;
 
@@ -135,7 +135,9 @@ impl EntrySink for MemberReader<'_> {
     type Error = CatalogError;
 
     fn entry(&mut self, entry: ResultEntry) -> Result<(), CatalogError> {
-        let entry = from_search(SearchEntry::construct(entry))?;
+        let Some(entry) = from_result(entry)? else {
+            return Ok(());
+        };
         if entry.has_class(class::PRODUCT) {
             let id = entry.required(attribute::CN)?;
             if self.wanted.contains(id) {

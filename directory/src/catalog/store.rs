@@ -18,7 +18,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use ldap3::{Mod, Scope, SearchEntry};
+use ldap3::asn1::StructureTag;
+use ldap3::{Mod, ResultEntry, Scope, SearchEntry};
 use tracing::instrument;
 
 use roleout_model::ids::{ProductId, SuiteId};
@@ -75,6 +76,72 @@ pub(crate) fn from_search(entry: SearchEntry) -> Result<CatalogEntry, CatalogErr
         dn: entry.dn,
         attributes: entry.attrs.into_iter().collect(),
     })
+}
+
+/// Converts a search result as ldap3 decoded it into a catalog entry,
+/// moving its values rather than copying them (ldap3's
+/// `SearchEntry::construct` copies every text value once more, and panics
+/// on what it cannot read). `None` for what is not an entry (a referral, an
+/// intermediate message), which the catalog never holds.
+pub(crate) fn from_result(entry: ResultEntry) -> Result<Option<CatalogEntry>, CatalogError> {
+    /// The search result entry's application tag (RFC 4511 section 4.5.2).
+    const SEARCH_RESULT_ENTRY: u64 = 4;
+    let malformed = |dn: &str, reason: String| CatalogError::Malformed {
+        dn: dn.to_owned(),
+        reason,
+    };
+    let Some(parts) = entry
+        .0
+        .match_id(SEARCH_RESULT_ENTRY)
+        .and_then(StructureTag::expect_constructed)
+    else {
+        return Ok(None);
+    };
+    let mut parts = parts.into_iter();
+    let dn = parts
+        .next()
+        .and_then(StructureTag::expect_primitive)
+        .and_then(|dn| String::from_utf8(dn).ok())
+        .ok_or_else(|| malformed("", "a search result entry without a text DN".to_owned()))?;
+    let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for attribute in parts
+        .next()
+        .and_then(StructureTag::expect_constructed)
+        .unwrap_or_default()
+    {
+        let mut attribute = attribute
+            .expect_constructed()
+            .unwrap_or_default()
+            .into_iter();
+        let description = attribute
+            .next()
+            .and_then(StructureTag::expect_primitive)
+            .and_then(|name| String::from_utf8(name).ok())
+            .ok_or_else(|| malformed(&dn, "an attribute without a text name".to_owned()))?;
+        let tags = attribute
+            .next()
+            .and_then(StructureTag::expect_constructed)
+            .unwrap_or_default();
+        let mut values = Vec::with_capacity(tags.len());
+        for tag in tags {
+            match tag.expect_primitive().map(String::from_utf8) {
+                Some(Ok(value)) => values.push(value),
+                _ => {
+                    return Err(malformed(
+                        &dn,
+                        format!("{description} holds a value that is not UTF-8 text"),
+                    ));
+                }
+            }
+        }
+        match attributes.get_mut(&description) {
+            Some(existing) => existing.extend(values),
+            None => {
+                attributes.insert(description, values);
+            }
+        }
+    }
+    Ok(Some(CatalogEntry { dn, attributes }))
 }
 
 /// Values by lowercase attribute description, as sets: the way LDAP
