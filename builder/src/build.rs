@@ -24,7 +24,7 @@ use tracing::instrument;
 use roleout_directory::Directory;
 use roleout_directory::DirectoryError;
 use roleout_directory::catalog::{BuildWrite, CatalogError, NewBuild, StoredBuild};
-use roleout_model::assemble::{AssembleError, assemble_suite};
+use roleout_model::assemble::{AssembleError, assemble_suite_from};
 use roleout_model::ids::{ProductId, Sha256, SuiteId};
 use roleout_model::protocol::{Timestamp, canonical_json_of};
 use roleout_model::resolve::{Plan, ResolveError, resolve_suite};
@@ -218,8 +218,9 @@ impl Builder {
         let role_set = roles.key();
         // Two searches whatever the number of products.
         let sources = directory.load_suite_build_sources(suite).await?;
+        // The versions picked are taken out of the sources, not copied.
         let assembled =
-            assemble_suite(&sources.suite, &sources.products, roles).map_err(|errors| {
+            assemble_suite_from(&sources.suite, sources.products, roles).map_err(|errors| {
                 BuildError::Invalid {
                     suite: suite.clone(),
                     role_set: role_set.clone(),
@@ -368,6 +369,7 @@ pub fn canonical_bytes(suite: &Suite) -> Result<Vec<u8>, BuildError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use roleout_directory::catalog::synthetic::synthetic;
+    use roleout_model::assemble::assemble_suite;
     use roleout_model::protocol::canonical_json;
     use roleout_model::role::RoleHierarchy;
 
@@ -389,6 +391,87 @@ mod tests {
                 canonical_json(&value),
                 "role set {}",
                 roles.key()
+            );
+        }
+    }
+
+    /// Taking the versions out of the sources picks exactly what the
+    /// borrowing `role::select` picks for every slot, and a product named
+    /// twice by a suite is assembled twice.
+    #[test]
+    fn assembly_from_owned_sources_picks_what_select_picks() {
+        use roleout_model::product::ProductModel;
+        use roleout_model::role::select;
+
+        let (roles, suite, products) = synthetic(60, 4, 3);
+        let hierarchy = RoleHierarchy::new(roles);
+        let mut role_sets = vec![EffectiveRoles::default()];
+        for role in hierarchy.iter() {
+            role_sets.push(hierarchy.effective([role.name.clone()]).unwrap());
+        }
+        for roles in &role_sets {
+            for product in &products {
+                let pick = |slot| select("slot", slot, roles).unwrap().map(|(v, _)| v);
+                let (model, _) = product.clone().into_selected(roles).unwrap();
+                let expected = ProductModel {
+                    id: product.id.clone(),
+                    version: product.version.clone(),
+                    priority: product.priority,
+                    platform: product.platform.clone(),
+                    description: select("d", &product.description, roles)
+                        .unwrap()
+                        .map(|(v, _)| v.clone())
+                        .unwrap_or_default(),
+                    size: select("s", &product.size, roles)
+                        .unwrap()
+                        .map(|(v, _)| v.clone())
+                        .unwrap_or_default(),
+                    capabilities: select("c", &product.capabilities, roles)
+                        .unwrap()
+                        .map(|(v, _)| v.clone())
+                        .unwrap_or_default(),
+                    dependencies: select("d", &product.dependencies, roles)
+                        .unwrap()
+                        .map(|(v, _)| v.clone())
+                        .unwrap_or_default(),
+                    conflicts: select("c", &product.conflicts, roles)
+                        .unwrap()
+                        .map(|(v, _)| v.clone())
+                        .unwrap_or_default(),
+                    variables: select("v", &product.variables, roles)
+                        .unwrap()
+                        .map(|(v, _)| v.clone())
+                        .unwrap_or_default(),
+                    fileset: select("f", &product.fileset, roles)
+                        .unwrap()
+                        .map(|(v, _)| v.clone())
+                        .unwrap_or_default(),
+                    version_checker: select("v", &product.version_checker, roles)
+                        .unwrap()
+                        .map(|(v, _)| v.clone()),
+                    incremental: select("i", &product.incremental, roles)
+                        .unwrap()
+                        .map(|(v, _)| v.clone()),
+                    commands: product
+                        .commands
+                        .iter()
+                        .filter_map(|(phase, slot)| pick(slot).map(|v| (*phase, v.clone())))
+                        .collect(),
+                };
+                assert_eq!(model, expected, "{} for {}", product.id, roles.key());
+            }
+            let mut twice = suite.clone();
+            twice.members.push(suite.members[0].clone());
+            let assembled = assemble_suite(&twice, &products, roles).unwrap();
+            let once = assemble_suite(&suite, &products, roles).unwrap();
+            assert_eq!(
+                assembled.suite.products.len(),
+                once.suite.products.len() + 1
+            );
+            assert_eq!(
+                assembled.suite.products.last(),
+                once.suite.products.first(),
+                "the product named twice is assembled twice"
             );
         }
     }

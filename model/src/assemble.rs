@@ -6,7 +6,7 @@
 //! answer is the same everywhere. Assembly reports every problem it finds
 //! (each ambiguous slot, each missing member) rather than the first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ids::ProductId;
 use crate::product::{ProductSource, Provenance};
@@ -64,9 +64,25 @@ pub fn assemble_suite(
     products: &[ProductSource],
     roles: &EffectiveRoles,
 ) -> Result<Assembled, Vec<AssembleError>> {
-    let by_id: BTreeMap<&ProductId, &ProductSource> = products
+    let named: BTreeSet<&ProductId> = suite.members.iter().map(|member| &member.product).collect();
+    let members = products
         .iter()
-        .map(|product| (&product.id, product))
+        .filter(|product| named.contains(&product.id))
+        .cloned()
+        .collect();
+    assemble_suite_from(suite, members, roles)
+}
+
+/// [`assemble_suite`], taking the versions it picks out of `products`
+/// rather than copying them (a build has no other use for its sources).
+pub fn assemble_suite_from(
+    suite: &SuiteSource,
+    products: Vec<ProductSource>,
+    roles: &EffectiveRoles,
+) -> Result<Assembled, Vec<AssembleError>> {
+    let mut by_id: BTreeMap<ProductId, ProductSource> = products
+        .into_iter()
+        .map(|product| (product.id.clone(), product))
         .collect();
     let mut errors = Vec::new();
     let selection = match suite.select(roles) {
@@ -87,6 +103,12 @@ pub fn assemble_suite(
                 .cloned()
                 .collect()
         });
+    // How many members still name each product: the last takes the
+    // source, earlier ones (a product named twice) take a copy.
+    let mut uses: BTreeMap<&ProductId, usize> = BTreeMap::new();
+    for member in &members {
+        *uses.entry(&member.product).or_default() += 1;
+    }
     let mut assembled_products = Vec::new();
     let mut product_provenance = BTreeMap::new();
     for member in &members {
@@ -106,7 +128,20 @@ pub fn assemble_suite(
             });
             continue;
         }
-        match source.select(roles) {
+        let last = uses.get_mut(&member.product).is_none_or(|left| {
+            *left -= 1;
+            *left == 0
+        });
+        let source = match by_id.remove(&member.product) {
+            Some(source) if !last => {
+                let copy = source.clone();
+                by_id.insert(member.product.clone(), source);
+                copy
+            }
+            Some(source) => source,
+            None => continue,
+        };
+        match source.into_selected(roles) {
             Ok((model, provenance)) => {
                 product_provenance.insert(model.id.clone(), provenance);
                 assembled_products.push(model);

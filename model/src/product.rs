@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{CommandLineModel, Phase};
 use crate::condition::{IncrementalInstall, VersionCheckerModel};
 use crate::ids::{CapabilityName, ProductId, Sha256};
-use crate::role::{Ambiguity, EffectiveRoles, Selected, Versioned, select};
+use crate::role::{Ambiguity, EffectiveRoles, Selected, SlotLabel, Versioned, select_index};
 use crate::text::LocalizedText;
 use crate::variable::VariableModel;
 use crate::version::{Version, VersionReq};
@@ -353,14 +353,34 @@ impl ProductSource {
     /// The provenance says, per slot present, which role's version was
     /// taken. Fails on the first ambiguous slot.
     pub fn select(&self, roles: &EffectiveRoles) -> Result<(ProductModel, Provenance), Ambiguity> {
+        self.clone().into_selected(roles)
+    }
+
+    /// [`ProductSource::select`], taking the versions picked out of the
+    /// source rather than copying them: a build assembles thousands of
+    /// products it has no other use for.
+    pub fn into_selected(
+        mut self,
+        roles: &EffectiveRoles,
+    ) -> Result<(ProductModel, Provenance), Ambiguity> {
         let mut provenance = Provenance::new();
-        let label = |slot: ProductSlot| format!("product {} / {}", self.id, slot.as_str());
+        let id = &self.id;
+        let label = |slot: ProductSlot| move || format!("product {id} / {}", slot.as_str());
+        /// The version of `slot` picked for the roles, taken out of it.
+        fn take<T: PartialEq>(
+            name: impl SlotLabel,
+            slot: &mut Versioned<T>,
+            roles: &EffectiveRoles,
+        ) -> Result<Option<(T, Selected)>, Ambiguity> {
+            Ok(select_index(name, slot, roles)?
+                .map(|(index, selected)| (slot.versions.swap_remove(index).value, selected)))
+        }
         macro_rules! pick {
             ($field:ident, $slot:expr) => {{
-                match select(|| label($slot), &self.$field, roles)? {
+                match take(label($slot), &mut self.$field, roles)? {
                     Some((value, selected)) => {
                         provenance.insert($slot, selected);
-                        Some(value.clone())
+                        Some(value)
                     }
                     None => None,
                 }
@@ -376,18 +396,18 @@ impl ProductSource {
         let version_checker = pick!(version_checker, ProductSlot::VersionCheck);
         let incremental = pick!(incremental, ProductSlot::Incremental);
         let mut commands = BTreeMap::new();
-        for (phase, versions) in &self.commands {
-            let slot = ProductSlot::Command(*phase);
-            if let Some((command, selected)) = select(|| label(slot), versions, roles)? {
+        for (phase, mut versions) in std::mem::take(&mut self.commands) {
+            let slot = ProductSlot::Command(phase);
+            if let Some((command, selected)) = take(label(slot), &mut versions, roles)? {
                 provenance.insert(slot, selected);
-                commands.insert(*phase, command.clone());
+                commands.insert(phase, command);
             }
         }
         let model = ProductModel {
-            id: self.id.clone(),
-            version: self.version.clone(),
+            id: self.id,
+            version: self.version,
             priority: self.priority,
-            platform: self.platform.clone(),
+            platform: self.platform,
             description,
             size,
             capabilities,

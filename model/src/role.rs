@@ -294,11 +294,22 @@ pub fn select<'a, T: PartialEq>(
     slot: &'a Versioned<T>,
     roles: &EffectiveRoles,
 ) -> Result<Option<(&'a T, Selected)>, Ambiguity> {
-    let mut best: Option<(u32, &'a RoleVersion<T>, &'a RoleName)> = None;
+    Ok(select_index(slot_name, slot, roles)?
+        .map(|(index, selected)| (&slot.versions[index].value, selected)))
+}
+
+/// [`select`], giving the position of the version picked in
+/// `slot.versions`, for a caller that takes it out of the slot.
+pub fn select_index<T: PartialEq>(
+    slot_name: impl SlotLabel,
+    slot: &Versioned<T>,
+    roles: &EffectiveRoles,
+) -> Result<Option<(usize, Selected)>, Ambiguity> {
+    let mut best: Option<(u32, usize, &RoleName)> = None;
     // A version that differs from `best` at the same rank. It only matters
     // if no higher rank turns up later, so it is judged after the loop.
-    let mut tied: Option<&'a RoleVersion<T>> = None;
-    for version in &slot.versions {
+    let mut tied: Option<usize> = None;
+    for (index, version) in slot.versions.iter().enumerate() {
         // The version's best role among those the requester holds.
         let matched = version
             .roles
@@ -312,31 +323,33 @@ pub fn select<'a, T: PartialEq>(
         };
         match best {
             Some((best_rank, _, _)) if rank < best_rank => {}
-            Some((best_rank, best_version, _)) if rank == best_rank => {
-                if best_version.value != version.value && tied.is_none() {
-                    tied = Some(version);
+            Some((best_rank, best_index, _)) if rank == best_rank => {
+                if slot.versions[best_index].value != version.value && tied.is_none() {
+                    tied = Some(index);
                 }
             }
             _ => {
-                best = Some((rank, version, role));
+                best = Some((rank, index, role));
                 tied = None;
             }
         }
     }
-    if let Some((rank, version, role)) = best {
+    if let Some((rank, index, role)) = best {
         if let Some(other) = tied {
             return Err(Ambiguity {
                 slot: slot_name.label(),
-                first: role_list(&version.roles),
-                second: role_list(&other.roles),
+                first: role_list(&slot.versions[index].roles),
+                second: role_list(&slot.versions[other].roles),
                 rank,
             });
         }
-        return Ok(Some((&version.value, Selected::Role(role.clone()))));
+        return Ok(Some((index, Selected::Role(role.clone()))));
     }
     Ok(slot
-        .default_version()
-        .map(|value| (value, Selected::Default)))
+        .versions
+        .iter()
+        .position(|version| version.roles.is_empty())
+        .map(|index| (index, Selected::Default)))
 }
 
 #[cfg(test)]
