@@ -401,7 +401,13 @@ mod tests {
     #[test]
     fn assembly_from_owned_sources_picks_what_select_picks() {
         use roleout_model::product::ProductModel;
-        use roleout_model::role::select;
+        use roleout_model::role::{Versioned, select};
+
+        fn picked<T: PartialEq + Clone>(slot: &Versioned<T>, roles: &EffectiveRoles) -> Option<T> {
+            select("slot", slot, roles)
+                .unwrap()
+                .map(|(value, _)| value.clone())
+        }
 
         let (roles, suite, products) = synthetic(60, 4, 3);
         let hierarchy = RoleHierarchy::new(roles);
@@ -411,51 +417,25 @@ mod tests {
         }
         for roles in &role_sets {
             for product in &products {
-                let pick = |slot| select("slot", slot, roles).unwrap().map(|(v, _)| v);
                 let (model, _) = product.clone().into_selected(roles).unwrap();
                 let expected = ProductModel {
                     id: product.id.clone(),
                     version: product.version.clone(),
                     priority: product.priority,
                     platform: product.platform.clone(),
-                    description: select("d", &product.description, roles)
-                        .unwrap()
-                        .map(|(v, _)| v.clone())
-                        .unwrap_or_default(),
-                    size: select("s", &product.size, roles)
-                        .unwrap()
-                        .map(|(v, _)| v.clone())
-                        .unwrap_or_default(),
-                    capabilities: select("c", &product.capabilities, roles)
-                        .unwrap()
-                        .map(|(v, _)| v.clone())
-                        .unwrap_or_default(),
-                    dependencies: select("d", &product.dependencies, roles)
-                        .unwrap()
-                        .map(|(v, _)| v.clone())
-                        .unwrap_or_default(),
-                    conflicts: select("c", &product.conflicts, roles)
-                        .unwrap()
-                        .map(|(v, _)| v.clone())
-                        .unwrap_or_default(),
-                    variables: select("v", &product.variables, roles)
-                        .unwrap()
-                        .map(|(v, _)| v.clone())
-                        .unwrap_or_default(),
-                    fileset: select("f", &product.fileset, roles)
-                        .unwrap()
-                        .map(|(v, _)| v.clone())
-                        .unwrap_or_default(),
-                    version_checker: select("v", &product.version_checker, roles)
-                        .unwrap()
-                        .map(|(v, _)| v.clone()),
-                    incremental: select("i", &product.incremental, roles)
-                        .unwrap()
-                        .map(|(v, _)| v.clone()),
+                    description: picked(&product.description, roles).unwrap_or_default(),
+                    size: picked(&product.size, roles).unwrap_or_default(),
+                    capabilities: picked(&product.capabilities, roles).unwrap_or_default(),
+                    dependencies: picked(&product.dependencies, roles).unwrap_or_default(),
+                    conflicts: picked(&product.conflicts, roles).unwrap_or_default(),
+                    variables: picked(&product.variables, roles).unwrap_or_default(),
+                    fileset: picked(&product.fileset, roles).unwrap_or_default(),
+                    version_checker: picked(&product.version_checker, roles),
+                    incremental: picked(&product.incremental, roles),
                     commands: product
                         .commands
                         .iter()
-                        .filter_map(|(phase, slot)| pick(slot).map(|v| (*phase, v.clone())))
+                        .filter_map(|(phase, slot)| Some((*phase, picked(slot, roles)?)))
                         .collect(),
                 };
                 assert_eq!(model, expected, "{} for {}", product.id, roles.key());
