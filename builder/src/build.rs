@@ -227,12 +227,13 @@ impl Builder {
                     problems: errors.into_iter().map(BuildProblem::from).collect(),
                 }
             })?;
-        let plan = resolve_suite(&assembled.suite, None).map_err(|errors| BuildError::Invalid {
+        let (plan, canonical) = resolve_and_serialize(&assembled.suite);
+        let plan = plan.map_err(|errors| BuildError::Invalid {
             suite: suite.clone(),
             role_set: role_set.clone(),
             problems: errors.into_iter().map(BuildProblem::from).collect(),
         })?;
-        let canonical = canonical_bytes(&assembled.suite)?;
+        let canonical = canonical?;
         // The sources are the suite and the members this role set gets: a
         // change to a product it does not get cannot change its build. The
         // digests are the ones the directory holds, which reading checked.
@@ -364,6 +365,29 @@ pub fn canonical_bytes(suite: &Suite) -> Result<Vec<u8>, BuildError> {
     })
 }
 
+/// From this many products on, a build resolves its suite and writes its
+/// canonical form on two threads: each takes about a tenth of a build of
+/// 10,000 products, and neither needs the other. Below, a thread costs
+/// more than it saves.
+const PARALLEL_FROM: usize = 256;
+
+/// The suite's resolution and its canonical form ([`canonical_bytes`]).
+fn resolve_and_serialize(
+    suite: &Suite,
+) -> (Result<Plan, Vec<ResolveError>>, Result<Vec<u8>, BuildError>) {
+    if suite.products.len() < PARALLEL_FROM {
+        return (resolve_suite(suite, None), canonical_bytes(suite));
+    }
+    std::thread::scope(|scope| {
+        let canonical = scope.spawn(|| canonical_bytes(suite));
+        let plan = resolve_suite(suite, None);
+        let canonical = canonical
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (plan, canonical)
+    })
+}
+
 #[cfg(test)]
 // A failed unwrap is a failed test, with its location.
 #[allow(clippy::unwrap_used)]
@@ -454,5 +478,26 @@ mod tests {
                 "the product named twice is assembled twice"
             );
         }
+    }
+
+    /// A large suite is resolved and serialized on two threads, to the
+    /// same results as one after the other.
+    #[test]
+    fn resolving_and_serializing_on_two_threads_gives_the_same_results() {
+        let (roles, suite, products) = synthetic(PARALLEL_FROM + 10, 4, 3);
+        let hierarchy = RoleHierarchy::new(roles);
+        let first = hierarchy.iter().next().unwrap().name.clone();
+        let roles = hierarchy.effective([first]).unwrap();
+        let assembled = assemble_suite(&suite, &products, &roles).unwrap();
+        assert!(assembled.suite.products.len() >= PARALLEL_FROM);
+        let (plan, canonical) = resolve_and_serialize(&assembled.suite);
+        assert_eq!(
+            plan.unwrap(),
+            resolve_suite(&assembled.suite, None).unwrap()
+        );
+        assert_eq!(
+            canonical.unwrap(),
+            canonical_bytes(&assembled.suite).unwrap()
+        );
     }
 }

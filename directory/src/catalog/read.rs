@@ -15,7 +15,7 @@
 //! products the entries would otherwise be about 100,000 maps of strings
 //! held until the end and then freed, which cost more than the search.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ldap3::{ResultEntry, Scope};
 use tracing::instrument;
@@ -126,9 +126,13 @@ fn source_digest(owner: &CatalogEntry) -> Result<Sha256, CatalogError> {
 /// members, the parts read from their children); entries of other
 /// products are dropped unread.
 struct MemberReader<'a> {
-    wanted: HashSet<&'a str>,
-    owners: HashMap<String, CatalogEntry>,
-    parts: HashMap<String, HashMap<String, ProductPart>>,
+    /// Each member's position in the member list, which indexes the
+    /// vectors below.
+    wanted: HashMap<&'a str, usize>,
+    /// Each member's product entry, once read.
+    owners: Vec<Option<CatalogEntry>>,
+    /// Each member's object versions read, by lowercase `cn`.
+    parts: Vec<HashMap<String, ProductPart>>,
 }
 
 impl EntrySink for MemberReader<'_> {
@@ -140,31 +144,22 @@ impl EntrySink for MemberReader<'_> {
         };
         if entry.has_class(class::PRODUCT) {
             let id = entry.required(attribute::CN)?;
-            if self.wanted.contains(id) {
-                self.owners.insert(id.to_owned(), entry);
+            if let Some(&member) = self.wanted.get(id) {
+                self.owners[member] = Some(entry);
             }
         } else if entry.has_class(class::OBJECT_VERSION) {
             let owner = entry.required(attribute::OF)?;
-            if let Some(&owner) = self.wanted.get(owner) {
+            if let Some(&member) = self.wanted.get(owner) {
                 let name = entry.required(attribute::CN)?.to_ascii_lowercase();
-                let part = ProductPart::read(entry);
-                match self.parts.get_mut(owner) {
-                    Some(children) => {
-                        children.insert(name, part);
-                    }
-                    None => {
-                        self.parts
-                            .insert(owner.to_owned(), HashMap::from([(name, part)]));
-                    }
-                }
+                self.parts[member].insert(name, ProductPart::read(entry));
             }
         }
         Ok(())
     }
 
     fn restart(&mut self) {
-        self.owners.clear();
-        self.parts.clear();
+        self.owners.iter_mut().for_each(|owner| *owner = None);
+        self.parts.iter_mut().for_each(HashMap::clear);
     }
 }
 
@@ -270,9 +265,17 @@ impl Directory {
             });
         }
         let mut reader = MemberReader {
-            wanted: members.iter().map(|product| product.as_str()).collect(),
-            owners: HashMap::with_capacity(members.len()),
-            parts: HashMap::with_capacity(members.len()),
+            wanted: members
+                .iter()
+                .enumerate()
+                .map(|(position, product)| (product.as_str(), position))
+                .collect(),
+            owners: std::iter::repeat_with(|| None)
+                .take(members.len())
+                .collect(),
+            parts: std::iter::repeat_with(HashMap::new)
+                .take(members.len())
+                .collect(),
         };
         let searched = self
             .search_each(
@@ -294,15 +297,15 @@ impl Directory {
             ..
         } = reader;
         let mut products = Vec::with_capacity(members.len());
-        for product in members {
+        for (position, product) in members.into_iter().enumerate() {
             let not_found = || CatalogError::NotFound {
                 what: format!("product {product} (a member of suite {id})"),
             };
-            let owner = owners
-                .remove(product.as_str())
+            let owner = owners[position]
+                .take()
                 .filter(is_written)
                 .ok_or_else(not_found)?;
-            let children = parts.remove(product.as_str()).unwrap_or_default();
+            let children = std::mem::take(&mut parts[position]);
             let source = product_from_parts(&owner, children)?;
             digests.insert(format!("product/{product}"), source_digest(&owner)?);
             products.push(source);
