@@ -793,15 +793,73 @@ impl Placed {
 /// Puts a product together from its owner entry and the parts read from
 /// its children (by lowercase `cn`), checking it as
 /// [`product_from_entries`] does: the same product, or the same error,
-/// from the same entries.
+/// from the same entries. (A build does the same in three steps, digesting
+/// its products together: [`place_parts`], [`product_digests`],
+/// [`PlacedProduct::check`].)
+#[cfg(test)]
 pub(crate) fn product_from_parts(
     owner: &CatalogEntry,
-    mut parts: HashMap<String, ProductPart>,
+    parts: HashMap<String, ProductPart>,
 ) -> Result<ProductSource, CatalogError> {
+    let placed = place_parts(owner, parts)?;
+    let computed = product_digest(placed.product())?;
+    placed.check(owner, &computed)
+}
+
+/// A product put together from its parts ([`place_parts`]), not yet
+/// checked against the source digest its owner entry holds.
+pub(crate) struct PlacedProduct {
+    product: ProductSource,
+    /// What checking each version against its own digest needs, which
+    /// only an altered product does (to name the entry that was changed).
+    placed: Vec<Placed>,
+}
+
+impl PlacedProduct {
+    /// The product, to digest.
+    pub(crate) fn product(&self) -> &ProductSource {
+        &self.product
+    }
+
+    /// The product, if `computed` (its [`product_digest`]) is the source
+    /// digest of `owner`; else an error naming the entry that was changed.
+    pub(crate) fn check(
+        self,
+        owner: &CatalogEntry,
+        computed: &Sha256,
+    ) -> Result<ProductSource, CatalogError> {
+        let PlacedProduct { product, placed } = self;
+        if let Err(error) = check_source_digest(owner, computed) {
+            for part in &placed {
+                let Some(computed) = part.computed(&product) else {
+                    continue;
+                };
+                let computed = computed?;
+                if !part.stored_digest.eq_ignore_ascii_case(computed.as_str()) {
+                    return Err(CatalogError::Malformed {
+                        dn: part.dn.clone(),
+                        reason: format!(
+                            "{} is {} but the content digests to {computed} (changed outside Roleout?)",
+                            at::DIGEST,
+                            part.stored_digest
+                        ),
+                    });
+                }
+            }
+            return Err(error);
+        }
+        Ok(product)
+    }
+}
+
+/// Puts a product together from its owner entry and its parts, in the
+/// order the owner names them, without checking its digest.
+pub(crate) fn place_parts(
+    owner: &CatalogEntry,
+    mut parts: HashMap<String, ProductPart>,
+) -> Result<PlacedProduct, CatalogError> {
     let mut product = product_header(owner)?;
     let names = current_names(owner)?;
-    // What checking each version against its own digest needs, which only
-    // an altered product does (to name the entry that was changed).
     let mut placed: Vec<Placed> = Vec::with_capacity(names.len());
     for (position, name) in names.iter().enumerate() {
         let missing = || {
@@ -828,27 +886,40 @@ pub(crate) fn product_from_parts(
         where_placed.dn = dn;
         placed.push(where_placed);
     }
-    let computed = product_digest(&product)?;
-    if let Err(error) = check_source_digest(owner, &computed) {
-        for part in &placed {
-            let Some(computed) = part.computed(&product) else {
-                continue;
-            };
-            let computed = computed?;
-            if !part.stored_digest.eq_ignore_ascii_case(computed.as_str()) {
-                return Err(CatalogError::Malformed {
-                    dn: part.dn.clone(),
-                    reason: format!(
-                        "{} is {} but the content digests to {computed} (changed outside Roleout?)",
-                        at::DIGEST,
-                        part.stored_digest
-                    ),
-                });
-            }
-        }
-        return Err(error);
+    Ok(PlacedProduct { product, placed })
+}
+
+/// Products read from this many on are digested on several threads: a
+/// digest is the product's canonical JSON, and a build reads every
+/// product of its suite.
+const PARALLEL_DIGESTS_FROM: usize = 256;
+
+/// The [`product_digest`] of each product, in order.
+pub(crate) fn product_digests(products: &[&ProductSource]) -> Vec<Result<Sha256, CatalogError>> {
+    let digest_all = |products: &[&ProductSource]| -> Vec<Result<Sha256, CatalogError>> {
+        products.iter().map(|product| product_digest(product)).collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(4);
+    if products.len() < PARALLEL_DIGESTS_FROM || threads < 2 {
+        return digest_all(products);
     }
-    Ok(product)
+    let chunk = products.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = products.chunks(chunk);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|chunk| scope.spawn(move || digest_all(chunk)))
+            .collect();
+        let mut digests = digest_all(first);
+        for other in others {
+            digests.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        digests
+    })
 }
 
 /// The content of one slot kind: its auxiliary class and attributes.
@@ -1944,5 +2015,21 @@ mod tests {
         }
         let error = read_both(&unreadable).unwrap_err();
         assert!(error.contains("not a valid number"), "{error}");
+    }
+
+    #[test]
+    fn digests_computed_on_several_threads_come_in_order() {
+        let (_, _, products) =
+            crate::catalog::synthetic::synthetic(PARALLEL_DIGESTS_FROM + 7, 3, 2);
+        let refs: Vec<&ProductSource> = products.iter().collect();
+        let digests: Vec<Sha256> = product_digests(&refs)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let one_by_one: Vec<Sha256> = products
+            .iter()
+            .map(|product| product_digest(product).unwrap())
+            .collect();
+        assert_eq!(digests, one_by_one);
     }
 }

@@ -30,7 +30,7 @@ use crate::catalog::CatalogError;
 use crate::catalog::entry::CatalogEntry;
 use crate::catalog::mapping::{
     GroupedEntries, ProductPart, attribute, class, group_entries, product_dn, product_from_entries,
-    product_from_parts, suite_dn, suite_from_entries,
+    place_parts, product_digests, suite_dn, suite_from_entries,
 };
 use crate::catalog::store::{from_result, from_search};
 use crate::connection::{Directory, EntrySink};
@@ -296,8 +296,8 @@ impl Directory {
             mut parts,
             ..
         } = reader;
-        let mut products = Vec::with_capacity(members.len());
-        for (position, product) in members.into_iter().enumerate() {
+        let mut placed = Vec::with_capacity(members.len());
+        for (position, product) in members.iter().enumerate() {
             let not_found = || CatalogError::NotFound {
                 what: format!("product {product} (a member of suite {id})"),
             };
@@ -306,7 +306,20 @@ impl Directory {
                 .filter(is_written)
                 .ok_or_else(not_found)?;
             let children = std::mem::take(&mut parts[position]);
-            let source = product_from_parts(&owner, children)?;
+            let product = place_parts(&owner, children)?;
+            placed.push((owner, product));
+        }
+        // Each product is checked against its source digest; computing
+        // them is most of putting products together.
+        let computed = product_digests(
+            &placed
+                .iter()
+                .map(|(_, product)| product.product())
+                .collect::<Vec<_>>(),
+        );
+        let mut products = Vec::with_capacity(members.len());
+        for ((product, (owner, placed)), computed) in members.iter().zip(placed).zip(computed) {
+            let source = placed.check(&owner, &computed?)?;
             digests.insert(format!("product/{product}"), source_digest(&owner)?);
             products.push(source);
         }

@@ -118,22 +118,24 @@ pub(crate) fn from_result(entry: ResultEntry) -> Result<Option<CatalogEntry>, Ca
             .and_then(StructureTag::expect_primitive)
             .and_then(|name| String::from_utf8(name).ok())
             .ok_or_else(|| malformed(&dn, "an attribute without a text name".to_owned()))?;
-        let tags = attribute
+        // Collected in place: the vector of decoded values becomes the
+        // vector of strings, with no allocation of its own.
+        let values: Vec<String> = attribute
             .next()
             .and_then(StructureTag::expect_constructed)
-            .unwrap_or_default();
-        let mut values = Vec::with_capacity(tags.len());
-        for tag in tags {
-            match tag.expect_primitive().map(String::from_utf8) {
-                Some(Ok(value)) => values.push(value),
-                _ => {
-                    return Err(malformed(
-                        &dn,
-                        format!("{description} holds a value that is not UTF-8 text"),
-                    ));
-                }
-            }
-        }
+            .unwrap_or_default()
+            .into_iter()
+            .map(|tag| {
+                tag.expect_primitive()
+                    .and_then(|value| String::from_utf8(value).ok())
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                malformed(
+                    &dn,
+                    format!("{description} holds a value that is not UTF-8 text"),
+                )
+            })?;
         match attributes.get_mut(&description) {
             Some(existing) => existing.extend(values),
             None => {
