@@ -579,7 +579,8 @@ impl Directory {
             })?;
         let in_parts = canonical.len() > INLINE_CANONICAL_BYTES;
         let dn = build_dn(self.layout().builds(), &build.suite, &build.role_set);
-        let built_from = built_from_values(&build.built_from);
+        // Formatted only for a write: an unchanged build writes nothing.
+        let built_from = || built_from_values(&build.built_from);
         let built_at = generalized_time(build.built_at);
         let stored = |serial: u64| StoredBuild {
             suite: build.suite.clone(),
@@ -626,8 +627,8 @@ impl Directory {
                 .into_iter()
                 .chain(content.map(|text| (names::CANONICAL.to_owned(), text_set(text))))
                 .chain(
-                    (!built_from.is_empty())
-                        .then(|| (names::BUILT_FROM.to_owned(), built_from.clone())),
+                    (!build.built_from.is_empty())
+                        .then(|| (names::BUILT_FROM.to_owned(), built_from())),
                 )
                 .collect();
                 match self.add(&dn, attributes).await {
@@ -659,28 +660,18 @@ impl Directory {
             };
             let (modifications, outcome, result) = match &head {
                 Some(head) if head.digest == build.digest => {
+                    // Same digest, same bytes: what is stored, made when
+                    // it was stored.
                     let unchanged = StoredBuild {
-                        canonical: build.canonical.clone(),
+                        built_at: head.built_at,
                         ..stored(head.serial)
                     };
                     if head.built_from == build.built_from {
-                        // Same digest, same bytes: report what is stored.
-                        let existing = StoredBuild {
-                            built_from: head.built_from.clone(),
-                            built_at: head.built_at,
-                            ..unchanged
-                        };
-                        return Ok((existing, BuildWrite::Unchanged));
+                        return Ok((unchanged, BuildWrite::Unchanged));
                     }
                     let mut modifications = serial_check(head.serial);
-                    modifications.push(Mod::Replace(
-                        names::BUILT_FROM.to_owned(),
-                        built_from.clone(),
-                    ));
-                    let refreshed = StoredBuild {
-                        built_at: head.built_at,
-                        ..unchanged
-                    };
+                    modifications.push(Mod::Replace(names::BUILT_FROM.to_owned(), built_from()));
+                    let refreshed = unchanged;
                     (modifications, BuildWrite::SourcesRefreshed, refreshed)
                 }
                 _ => {
@@ -701,7 +692,7 @@ impl Directory {
                         ),
                         // No value (a build in parts) removes the attribute.
                         Mod::Replace(names::CANONICAL.to_owned(), content),
-                        Mod::Replace(names::BUILT_FROM.to_owned(), built_from.clone()),
+                        Mod::Replace(names::BUILT_FROM.to_owned(), built_from()),
                         Mod::Replace(names::BUILT_AT.to_owned(), text_set(built_at.as_str())),
                     ]);
                     let outcome = match &head {

@@ -897,9 +897,14 @@ const PARALLEL_DIGESTS_FROM: usize = 256;
 /// The [`product_digest`] of each product, in order.
 pub(crate) fn product_digests(products: &[&ProductSource]) -> Vec<Result<Sha256, CatalogError>> {
     let digest_all = |products: &[&ProductSource]| -> Vec<Result<Sha256, CatalogError>> {
-        products.iter().map(|product| product_digest(product)).collect()
+        products
+            .iter()
+            .map(|product| product_digest(product))
+            .collect()
     };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(4);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(4);
     if products.len() < PARALLEL_DIGESTS_FROM || threads < 2 {
         return digest_all(products);
     }

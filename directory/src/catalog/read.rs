@@ -29,8 +29,8 @@ use roleout_model::suite::{Suite, SuiteSlot, SuiteSource};
 use crate::catalog::CatalogError;
 use crate::catalog::entry::CatalogEntry;
 use crate::catalog::mapping::{
-    GroupedEntries, ProductPart, attribute, class, group_entries, product_dn, product_from_entries,
-    place_parts, product_digests, suite_dn, suite_from_entries,
+    GroupedEntries, ProductPart, attribute, class, group_entries, place_parts, product_digests,
+    product_dn, product_from_entries, suite_dn, suite_from_entries,
 };
 use crate::catalog::store::{from_result, from_search};
 use crate::connection::{Directory, EntrySink};
