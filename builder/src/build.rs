@@ -23,7 +23,7 @@ use tracing::instrument;
 
 use roleout_directory::Directory;
 use roleout_directory::DirectoryError;
-use roleout_directory::catalog::{BuildWrite, CatalogError, NewBuild, StoredBuild};
+use roleout_directory::catalog::{BuildWrite, CatalogError, NewBuild, ProductCache, StoredBuild};
 use roleout_model::assemble::{AssembleError, assemble_suite_from};
 use roleout_model::ids::{ProductId, Sha256, SuiteId};
 use roleout_model::protocol::{Timestamp, canonical_json_of};
@@ -195,9 +195,13 @@ impl fmt::Display for RoleSetResult {
 }
 
 /// Builds suites for role sets and keeps the stored builds current.
+///
+/// A builder keeps the products it read (a [`ProductCache`]): its later
+/// builds, of any suite and role set, read again only the products whose
+/// entries changed. Clones share the cache.
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
-    _private: (),
+    products: ProductCache,
 }
 
 impl Builder {
@@ -217,7 +221,9 @@ impl Builder {
     ) -> Result<BuildOutcome, BuildError> {
         let role_set = roles.key();
         // Two searches whatever the number of products.
-        let sources = directory.load_suite_build_sources(suite).await?;
+        let sources = directory
+            .load_suite_build_sources_cached(suite, Some(&self.products))
+            .await?;
         // The versions picked are taken out of the sources, not copied.
         let assembled =
             assemble_suite_from(&sources.suite, sources.products, roles).map_err(|errors| {
@@ -463,6 +469,7 @@ mod tests {
                         .collect(),
                 };
                 assert_eq!(model, expected, "{} for {}", product.id, roles.key());
+                assert_eq!(product.select(roles).unwrap().0, expected, "by reference");
             }
             let mut twice = suite.clone();
             twice.members.push(suite.members[0].clone());

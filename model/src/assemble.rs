@@ -7,9 +7,10 @@
 //! (each ambiguous slot, each missing member) rather than the first.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::ids::ProductId;
-use crate::product::{ProductSource, Provenance};
+use crate::product::{ProductModel, ProductSource, Provenance};
 use crate::role::{Ambiguity, EffectiveRoles, Selected};
 use crate::suite::{Suite, SuiteSlot, SuiteSource};
 use crate::version::{Version, VersionReq};
@@ -73,16 +74,50 @@ pub fn assemble_suite(
     assemble_suite_from(suite, members, roles)
 }
 
+/// A product source as [`assemble_suite_from`] gets it: its own, whose
+/// versions it takes, or shared (kept by a cache of sources), whose
+/// versions it copies.
+pub trait SourceProduct: Clone {
+    /// The source.
+    fn source(&self) -> &ProductSource;
+    /// [`ProductSource::select`], by taking the versions where it can.
+    fn selected(self, roles: &EffectiveRoles) -> Result<(ProductModel, Provenance), Ambiguity>;
+}
+
+impl SourceProduct for ProductSource {
+    fn source(&self) -> &ProductSource {
+        self
+    }
+
+    fn selected(self, roles: &EffectiveRoles) -> Result<(ProductModel, Provenance), Ambiguity> {
+        self.into_selected(roles)
+    }
+}
+
+impl SourceProduct for Arc<ProductSource> {
+    fn source(&self) -> &ProductSource {
+        self
+    }
+
+    fn selected(self, roles: &EffectiveRoles) -> Result<(ProductModel, Provenance), Ambiguity> {
+        match Arc::try_unwrap(self) {
+            Ok(owned) => owned.into_selected(roles),
+            Err(shared) => shared.select(roles),
+        }
+    }
+}
+
 /// [`assemble_suite`], taking the versions it picks out of `products`
-/// rather than copying them (a build has no other use for its sources).
-pub fn assemble_suite_from(
+/// where it owns them rather than copying them (a build has no other use
+/// for sources it read itself).
+pub fn assemble_suite_from<P: SourceProduct>(
     suite: &SuiteSource,
-    products: Vec<ProductSource>,
+    products: Vec<P>,
     roles: &EffectiveRoles,
 ) -> Result<Assembled, Vec<AssembleError>> {
-    let mut by_id: BTreeMap<ProductId, ProductSource> = products
+    let mut by_id: BTreeMap<ProductId, P> = products
         .into_iter()
-        .map(|product| (product.id.clone(), product))
+        .map(|product| (product.source().id.clone(), product))
         .collect();
     let mut errors = Vec::new();
     let selection = match suite.select(roles) {
@@ -112,7 +147,7 @@ pub fn assemble_suite_from(
     let mut assembled_products = Vec::new();
     let mut product_provenance = BTreeMap::new();
     for member in &members {
-        let Some(source) = by_id.get(&member.product) else {
+        let Some(source) = by_id.get(&member.product).map(SourceProduct::source) else {
             errors.push(AssembleError::MissingMember {
                 suite: suite.id.to_string(),
                 product: member.product.clone(),
@@ -141,7 +176,7 @@ pub fn assemble_suite_from(
             Some(source) => source,
             None => continue,
         };
-        match source.into_selected(roles) {
+        match source.selected(roles) {
             Ok((model, provenance)) => {
                 product_provenance.insert(model.id.clone(), provenance);
                 assembled_products.push(model);

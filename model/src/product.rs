@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{CommandLineModel, Phase};
 use crate::condition::{IncrementalInstall, VersionCheckerModel};
 use crate::ids::{CapabilityName, ProductId, Sha256};
-use crate::role::{Ambiguity, EffectiveRoles, Selected, SlotLabel, Versioned, select_index};
+use crate::role::{Ambiguity, EffectiveRoles, Selected, Versioned, select, select_index};
 use crate::text::LocalizedText;
 use crate::variable::VariableModel;
 use crate::version::{Version, VersionReq};
@@ -348,12 +348,66 @@ impl<'de> Deserialize<'de> for ProductSlot {
 /// Which version every slot of an assembled product came from.
 pub type Provenance = BTreeMap<ProductSlot, Selected>;
 
+/// The assembled product of `$source` with each slot's version given by
+/// `$pick!(field, slot)`: one list of the slots for
+/// [`ProductSource::select`] and [`ProductSource::into_selected`]. The id,
+/// version and platform come last, after every slot is picked.
+macro_rules! picked_model {
+    ($source:ident, $pick:ident, $commands:expr, $id:expr, $version:expr, $platform:expr) => {
+        ProductModel {
+            description: $pick!($source.description, ProductSlot::Description).unwrap_or_default(),
+            size: $pick!($source.size, ProductSlot::Size).unwrap_or_default(),
+            capabilities: $pick!($source.capabilities, ProductSlot::Capabilities)
+                .unwrap_or_default(),
+            dependencies: $pick!($source.dependencies, ProductSlot::Dependencies)
+                .unwrap_or_default(),
+            conflicts: $pick!($source.conflicts, ProductSlot::Conflicts).unwrap_or_default(),
+            variables: $pick!($source.variables, ProductSlot::Variables).unwrap_or_default(),
+            fileset: $pick!($source.fileset, ProductSlot::Fileset).unwrap_or_default(),
+            version_checker: $pick!($source.version_checker, ProductSlot::VersionCheck),
+            incremental: $pick!($source.incremental, ProductSlot::Incremental),
+            commands: $commands,
+            priority: $source.priority,
+            id: $id,
+            version: $version,
+            platform: $platform,
+        }
+    };
+}
+
 impl ProductSource {
     /// Assembles the product for `roles` (Fig. 8): one version per slot.
     /// The provenance says, per slot present, which role's version was
     /// taken. Fails on the first ambiguous slot.
     pub fn select(&self, roles: &EffectiveRoles) -> Result<(ProductModel, Provenance), Ambiguity> {
-        self.clone().into_selected(roles)
+        let mut provenance = Provenance::new();
+        let label = |slot: ProductSlot| move || format!("product {} / {}", self.id, slot.as_str());
+        macro_rules! pick {
+            ($field:expr, $slot:expr) => {{
+                match select(label($slot), &$field, roles)? {
+                    Some((value, selected)) => {
+                        provenance.insert($slot, selected);
+                        Some(value.clone())
+                    }
+                    None => None,
+                }
+            }};
+        }
+        let mut commands = BTreeMap::new();
+        for (phase, versions) in &self.commands {
+            if let Some(command) = pick!(*versions, ProductSlot::Command(*phase)) {
+                commands.insert(*phase, command);
+            }
+        }
+        let model = picked_model!(
+            self,
+            pick,
+            commands,
+            self.id.clone(),
+            self.version.clone(),
+            self.platform.clone()
+        );
+        Ok((model, provenance))
     }
 
     /// [`ProductSource::select`], taking the versions picked out of the
@@ -366,59 +420,25 @@ impl ProductSource {
         let mut provenance = Provenance::new();
         let id = &self.id;
         let label = |slot: ProductSlot| move || format!("product {id} / {}", slot.as_str());
-        /// The version of `slot` picked for the roles, taken out of it.
-        fn take<T: PartialEq>(
-            name: impl SlotLabel,
-            slot: &mut Versioned<T>,
-            roles: &EffectiveRoles,
-        ) -> Result<Option<(T, Selected)>, Ambiguity> {
-            Ok(select_index(name, slot, roles)?
-                .map(|(index, selected)| (slot.versions.swap_remove(index).value, selected)))
-        }
         macro_rules! pick {
-            ($field:ident, $slot:expr) => {{
-                match take(label($slot), &mut self.$field, roles)? {
-                    Some((value, selected)) => {
+            ($field:expr, $slot:expr) => {{
+                let slot = &mut $field;
+                match select_index(label($slot), slot, roles)? {
+                    Some((index, selected)) => {
                         provenance.insert($slot, selected);
-                        Some(value)
+                        Some(slot.versions.swap_remove(index).value)
                     }
                     None => None,
                 }
             }};
         }
-        let description = pick!(description, ProductSlot::Description).unwrap_or_default();
-        let size = pick!(size, ProductSlot::Size).unwrap_or_default();
-        let capabilities = pick!(capabilities, ProductSlot::Capabilities).unwrap_or_default();
-        let dependencies = pick!(dependencies, ProductSlot::Dependencies).unwrap_or_default();
-        let conflicts = pick!(conflicts, ProductSlot::Conflicts).unwrap_or_default();
-        let variables = pick!(variables, ProductSlot::Variables).unwrap_or_default();
-        let fileset = pick!(fileset, ProductSlot::Fileset).unwrap_or_default();
-        let version_checker = pick!(version_checker, ProductSlot::VersionCheck);
-        let incremental = pick!(incremental, ProductSlot::Incremental);
         let mut commands = BTreeMap::new();
         for (phase, mut versions) in std::mem::take(&mut self.commands) {
-            let slot = ProductSlot::Command(phase);
-            if let Some((command, selected)) = take(label(slot), &mut versions, roles)? {
-                provenance.insert(slot, selected);
+            if let Some(command) = pick!(versions, ProductSlot::Command(phase)) {
                 commands.insert(phase, command);
             }
         }
-        let model = ProductModel {
-            id: self.id,
-            version: self.version,
-            priority: self.priority,
-            platform: self.platform,
-            description,
-            size,
-            capabilities,
-            dependencies,
-            conflicts,
-            variables,
-            fileset,
-            version_checker,
-            incremental,
-            commands,
-        };
+        let model = picked_model!(self, pick, commands, self.id, self.version, self.platform);
         Ok((model, provenance))
     }
 }

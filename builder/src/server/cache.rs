@@ -44,6 +44,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::build::Builder;
 use roleout_directory::feed::{EntryChange, FeedEvent};
 use roleout_directory::machines::MachineEntry;
 use roleout_directory::{Directory, DirectoryError, Layout};
@@ -248,6 +249,10 @@ pub struct ServingCache {
     inner: Mutex<Inner>,
     reports: String,
     builds: String,
+    /// Builds stale or missing builds; keeps the products it read, each
+    /// checked against its entries' `entryCSN` on every build, so it needs
+    /// no word from the feed.
+    builder: Builder,
 }
 
 impl std::fmt::Debug for ServingCache {
@@ -283,6 +288,7 @@ impl ServingCache {
             inner: Mutex::new(Inner::default()),
             reports: layout.reports().to_ascii_lowercase(),
             builds: layout.builds().to_ascii_lowercase(),
+            builder: Builder::new(),
         }
     }
 
@@ -491,7 +497,7 @@ impl ServingCache {
             return Ok(Some(build));
         }
         let ticket = self.ticket();
-        let Some(build) = current_build(directory, id, roles).await? else {
+        let Some(build) = current_build(directory, &self.builder, id, roles).await? else {
             return Ok(None);
         };
         let build = Arc::new(CachedBuild::new(build).map_err(|error| {

@@ -29,10 +29,11 @@ pub struct ServedBuild {
 /// has no such suite.
 pub async fn current_build(
     directory: &Directory,
+    builder: &Builder,
     id: &SuiteId,
     roles: &EffectiveRoles,
 ) -> Result<Option<ServedBuild>, BuildError> {
-    let stored = match Builder::new().current(directory, id, roles).await {
+    let stored = match builder.current(directory, id, roles).await {
         Ok(stored) => stored,
         Err(BuildError::Catalog(CatalogError::NotFound { what }))
             if what == format!("suite {id}") =>

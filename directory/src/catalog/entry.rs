@@ -109,7 +109,7 @@ impl CatalogEntry {
 
     /// The values of `description`, without collecting them: readers look
     /// up a dozen attributes of each of tens of thousands of entries.
-    fn iter_values<'a, 'b>(
+    pub(crate) fn iter_values<'a, 'b>(
         &'a self,
         description: &'b str,
     ) -> impl Iterator<Item = &'a str> + use<'a, 'b> {

@@ -8,6 +8,7 @@
 //! through [`crate::Directory`].
 
 pub mod builds;
+pub mod cache;
 pub mod entry;
 pub mod ldif;
 pub mod mapping;
@@ -20,6 +21,7 @@ pub use builds::{
     BuildWrite, INLINE_CANONICAL_BYTES, MAX_CANONICAL_BYTES, NewBuild, PART_BYTES, StoredBuild,
     build_dn,
 };
+pub use cache::ProductCache;
 pub use entry::CatalogEntry;
 pub use mapping::{
     CatalogEntries, normalize_product, product_digest, product_dn, product_entries,

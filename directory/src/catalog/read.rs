@@ -16,6 +16,7 @@
 //! held until the end and then freed, which cost more than the search.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use ldap3::{ResultEntry, Scope};
 use tracing::instrument;
@@ -27,6 +28,7 @@ use roleout_model::role::{EffectiveRoles, Selected};
 use roleout_model::suite::{Suite, SuiteSlot, SuiteSource};
 
 use crate::catalog::CatalogError;
+use crate::catalog::cache::{ENTRY_CSN, ProductCache, Validator, validator_member};
 use crate::catalog::entry::CatalogEntry;
 use crate::catalog::mapping::{
     GroupedEntries, ProductPart, attribute, class, group_entries, place_parts, product_digests,
@@ -133,6 +135,8 @@ struct MemberReader<'a> {
     owners: Vec<Option<CatalogEntry>>,
     /// Each member's object versions read, by lowercase `cn`.
     parts: Vec<HashMap<String, ProductPart>>,
+    /// Each member's validator, when asked for.
+    validators: Option<Vec<Validator>>,
 }
 
 impl EntrySink for MemberReader<'_> {
@@ -142,6 +146,11 @@ impl EntrySink for MemberReader<'_> {
         let Some(entry) = from_result(entry)? else {
             return Ok(());
         };
+        if let Some(validators) = &mut self.validators
+            && let Some(member) = validator_member(&entry, &self.wanted)
+        {
+            validators[member].add(&entry);
+        }
         if entry.has_class(class::PRODUCT) {
             let id = entry.required(attribute::CN)?;
             if let Some(&member) = self.wanted.get(id) {
@@ -160,6 +169,41 @@ impl EntrySink for MemberReader<'_> {
     fn restart(&mut self) {
         self.owners.iter_mut().for_each(|owner| *owner = None);
         self.parts.iter_mut().for_each(HashMap::clear);
+        if let Some(validators) = &mut self.validators {
+            validators.fill(Validator::default());
+        }
+    }
+}
+
+/// Each member's position in `members`.
+fn positions<'a>(members: &[&'a ProductId]) -> HashMap<&'a str, usize> {
+    members
+        .iter()
+        .enumerate()
+        .map(|(position, product)| (product.as_str(), position))
+        .collect()
+}
+
+/// The sink of the search for the `entryCSN`s of a build's members.
+struct ValidatorReader<'a> {
+    wanted: HashMap<&'a str, usize>,
+    validators: Vec<Validator>,
+}
+
+impl EntrySink for ValidatorReader<'_> {
+    type Error = CatalogError;
+
+    fn entry(&mut self, entry: ResultEntry) -> Result<(), CatalogError> {
+        if let Some(entry) = from_result(entry)?
+            && let Some(member) = validator_member(&entry, &self.wanted)
+        {
+            self.validators[member].add(&entry);
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self) {
+        self.validators.fill(Validator::default());
     }
 }
 
@@ -169,8 +213,9 @@ impl EntrySink for MemberReader<'_> {
 pub struct SuiteSources {
     /// The suite, every role version.
     pub suite: SuiteSource,
-    /// Its member products in member order, each once, every role version.
-    pub products: Vec<ProductSource>,
+    /// Its member products in member order, each once, every role
+    /// version; shared with a [`ProductCache`] when one was used.
+    pub products: Vec<Arc<ProductSource>>,
     /// `suite/ID` and `product/ID` (of every product read) to their
     /// `roleoutSourceDigest`, keyed as a build's sources are.
     pub digests: BTreeMap<String, Sha256>,
@@ -236,16 +281,35 @@ impl Directory {
         id: &SuiteId,
     ) -> Result<(SuiteSource, Vec<ProductSource>), CatalogError> {
         let sources = self.load_suite_build_sources(id).await?;
-        Ok((sources.suite, sources.products))
+        let products = sources
+            .products
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect();
+        Ok((sources.suite, products))
     }
 
     /// [`Directory::load_suite_sources`], with the source digest of the
     /// suite and of every product read, which a build records: read from
     /// the entries, where reading checked them, rather than computed again.
-    #[instrument(skip_all, fields(suite = %id))]
     pub async fn load_suite_build_sources(
         &self,
         id: &SuiteId,
+    ) -> Result<SuiteSources, CatalogError> {
+        self.load_suite_build_sources_cached(id, None).await
+    }
+
+    /// [`Directory::load_suite_build_sources`], taking from `cache` every
+    /// product whose entries are those it was read from, and keeping there
+    /// every product read (see `catalog::cache`). Three searches with a
+    /// non-empty cache (the suite, the `entryCSN`s, the products that
+    /// changed, when any did), two without; whatever the number of
+    /// products.
+    #[instrument(skip_all, fields(suite = %id))]
+    pub async fn load_suite_build_sources_cached(
+        &self,
+        id: &SuiteId,
+        cache: Option<&ProductCache>,
     ) -> Result<SuiteSources, CatalogError> {
         let (suite, suite_digest) = self.load_suite_with_digest(id).await?;
         let mut digests = BTreeMap::new();
@@ -257,32 +321,115 @@ impl Directory {
                 members.push(&member.product);
             }
         }
-        if members.is_empty() {
-            return Ok(SuiteSources {
-                suite,
-                products: Vec::new(),
-                digests,
-            });
+        let mut found: Vec<Option<(Arc<ProductSource>, Sha256)>> = vec![None; members.len()];
+        if let Some(cache) = cache.filter(|cache| !cache.is_empty()) {
+            let validators = self.member_validators(&members).await?;
+            for (slot, (product, validator)) in found.iter_mut().zip(members.iter().zip(validators))
+            {
+                if let Some(validator) = validator {
+                    *slot = cache.get(product, &validator);
+                }
+            }
         }
+        let missing: Vec<&ProductId> = members
+            .iter()
+            .zip(&found)
+            .filter(|(_, found)| found.is_none())
+            .map(|(product, _)| *product)
+            .collect();
+        if !missing.is_empty() {
+            let mut read = self
+                .read_members(id, &missing, cache.is_some())
+                .await?
+                .into_iter();
+            for slot in found.iter_mut().filter(|found| found.is_none()) {
+                let Some((source, digest, validator)) = read.next() else {
+                    break;
+                };
+                let source = Arc::new(source);
+                if let (Some(cache), Some(validator)) = (cache, validator) {
+                    cache.insert(validator, source.clone(), digest.clone());
+                }
+                *slot = Some((source, digest));
+            }
+        }
+        let mut products = Vec::with_capacity(members.len());
+        for (product, found) in members.iter().zip(found) {
+            let (source, digest) = found.ok_or_else(|| CatalogError::NotFound {
+                what: format!("product {product} (a member of suite {id})"),
+            })?;
+            digests.insert(format!("product/{product}"), digest);
+            products.push(source);
+        }
+        Ok(SuiteSources {
+            suite,
+            products,
+            digests,
+        })
+    }
+
+    /// The validator of each of `members` (see `catalog::cache`), from one
+    /// search for the `entryCSN` of their entries; `None` for a product
+    /// without entries or with an entry that has no `entryCSN`.
+    async fn member_validators(
+        &self,
+        members: &[&ProductId],
+    ) -> Result<Vec<Option<Sha256>>, CatalogError> {
+        let mut reader = ValidatorReader {
+            wanted: positions(members),
+            validators: vec![Validator::default(); members.len()],
+        };
+        let searched = self
+            .search_each(
+                self.layout().products(),
+                Scope::Subtree,
+                &products_filter(members),
+                &[ENTRY_CSN, attribute::OF, attribute::CN],
+                &mut reader,
+            )
+            .await;
+        match searched {
+            Ok(()) => {}
+            Err(CatalogError::Directory(error)) if error.is_no_such_object() => {}
+            Err(error) => return Err(error),
+        }
+        Ok(reader
+            .validators
+            .into_iter()
+            .map(Validator::finish)
+            .collect())
+    }
+
+    /// `members` read in full (one search), each checked against its
+    /// source digest: the product, that digest, and its validator when
+    /// `validators` is asked for and the entries allow one.
+    async fn read_members(
+        &self,
+        suite: &SuiteId,
+        members: &[&ProductId],
+        validators: bool,
+    ) -> Result<Vec<(ProductSource, Sha256, Option<Sha256>)>, CatalogError> {
         let mut reader = MemberReader {
-            wanted: members
-                .iter()
-                .enumerate()
-                .map(|(position, product)| (product.as_str(), position))
-                .collect(),
+            wanted: positions(members),
             owners: std::iter::repeat_with(|| None)
                 .take(members.len())
                 .collect(),
             parts: std::iter::repeat_with(HashMap::new)
                 .take(members.len())
                 .collect(),
+            validators: validators.then(|| vec![Validator::default(); members.len()]),
+        };
+        let attributes: &[&str] = if validators {
+            &["*", ENTRY_CSN]
+        } else {
+            &["*"]
         };
         let searched = self
             .search_each(
                 self.layout().products(),
                 Scope::Subtree,
-                &products_filter(&members),
-                &["*"],
+                &products_filter(members),
+                attributes,
                 &mut reader,
             )
             .await;
@@ -294,12 +441,13 @@ impl Directory {
         let MemberReader {
             mut owners,
             mut parts,
+            validators,
             ..
         } = reader;
         let mut placed = Vec::with_capacity(members.len());
         for (position, product) in members.iter().enumerate() {
             let not_found = || CatalogError::NotFound {
-                what: format!("product {product} (a member of suite {id})"),
+                what: format!("product {product} (a member of suite {suite})"),
             };
             let owner = owners[position]
                 .take()
@@ -317,17 +465,16 @@ impl Directory {
                 .map(|(_, product)| product.product())
                 .collect::<Vec<_>>(),
         );
+        let mut validators = validators
+            .map(|validators| validators.into_iter().map(Validator::finish).collect())
+            .unwrap_or_else(|| vec![None; members.len()])
+            .into_iter();
         let mut products = Vec::with_capacity(members.len());
-        for ((product, (owner, placed)), computed) in members.iter().zip(placed).zip(computed) {
+        for ((owner, placed), computed) in placed.into_iter().zip(computed) {
             let source = placed.check(&owner, &computed?)?;
-            digests.insert(format!("product/{product}"), source_digest(&owner)?);
-            products.push(source);
+            products.push((source, source_digest(&owner)?, validators.next().flatten()));
         }
-        Ok(SuiteSources {
-            suite,
-            products,
-            digests,
-        })
+        Ok(products)
     }
 
     /// Suite `id` as a requester with `roles` gets it (Figs. 8-9): each

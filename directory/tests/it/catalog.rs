@@ -477,17 +477,17 @@ async fn an_interrupted_write_leaves_the_previous_version_current() {
 
 /// A synthetic catalog of `n` products (4 roles) loaded offline with
 /// `slapadd`, the bulk path.
-struct Synthetic {
-    local: LocalDirectory,
-    directory: Directory,
+pub(crate) struct Synthetic {
+    pub(crate) local: LocalDirectory,
+    pub(crate) directory: Directory,
     roles: RoleHierarchy,
     suite: SuiteSource,
-    products: Vec<ProductSource>,
+    pub(crate) products: Vec<ProductSource>,
     /// Entries of the LDIF loaded.
     entries: usize,
 }
 
-async fn load_synthetic(n: usize) -> Synthetic {
+pub(crate) async fn load_synthetic(n: usize) -> Synthetic {
     let mut local = LocalDirectory::temporary().unwrap();
     let (role_list, suite, products) = synthetic(n, 4, 5);
     let settings = local.admin_settings();
@@ -575,7 +575,8 @@ async fn a_small_suite_in_a_large_catalog_reads_only_its_own_entries() {
     let before = directory.search_count();
     let sources = directory.load_suite_build_sources(&suite.id).await.unwrap();
     assert_eq!(directory.search_count() - before, 2);
-    assert_eq!(sources.products, expected);
+    let read: Vec<&ProductSource> = sources.products.iter().map(|product| &**product).collect();
+    assert_eq!(read, expected.iter().collect::<Vec<_>>());
     assert_eq!(sources.digests.len(), 1 + picked.len());
 
     // The search for the products returns the members' entries and no

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
 mod builds;
+mod cache;
 mod catalog;
 mod feed;
 mod injection;

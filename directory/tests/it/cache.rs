@@ -1,0 +1,130 @@
+//! The product cache of builds against a real slapd: an unchanged catalog
+//! is read with one search of `entryCSN`s, and any write to any entry of a
+//! product (through Roleout or around it) has that product, and only it,
+//! read again, checked as a first read checks it.
+
+use std::sync::Arc;
+
+use roleout_directory::catalog::ProductCache;
+use roleout_directory::catalog::synthetic::synthetic_suite_id;
+use roleout_model::product::ProductSource;
+use roleout_model::version::Version;
+
+use crate::catalog::load_synthetic;
+
+/// The ids of the products of `sources` that are the very values of
+/// `before` (taken from the cache, not read again).
+fn shared(before: &[Arc<ProductSource>], after: &[Arc<ProductSource>]) -> Vec<bool> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(before, after)| Arc::ptr_eq(before, after))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cached_read_reads_again_exactly_the_products_whose_entries_changed() {
+    let loaded = load_synthetic(300).await;
+    let directory = &loaded.directory;
+    let suite = synthetic_suite_id();
+    let cache = ProductCache::new();
+    let uncached = directory.load_suite_build_sources(&suite).await.unwrap();
+
+    // The first read fills the cache: the suite and the products, as
+    // without a cache.
+    let before = directory.search_count();
+    let first = directory
+        .load_suite_build_sources_cached(&suite, Some(&cache))
+        .await
+        .unwrap();
+    assert_eq!(directory.search_count() - before, 2);
+    assert_eq!(first, uncached);
+    assert_eq!(cache.len(), 300);
+
+    // Unchanged: the suite and the entryCSNs, every product from the cache.
+    let before = directory.search_count();
+    let second = directory
+        .load_suite_build_sources_cached(&suite, Some(&cache))
+        .await
+        .unwrap();
+    assert_eq!(directory.search_count() - before, 2);
+    assert_eq!(second, uncached);
+    assert!(
+        shared(&first.products, &second.products)
+            .iter()
+            .all(|same| *same)
+    );
+
+    // One object version entry changed around Roleout (an attribute that
+    // is not content): that product alone is read again.
+    let changed = &loaded.products[7].id;
+    let layout = directory.layout().clone();
+    let child = crate::ldapsearch(
+        &loaded.local,
+        layout.products(),
+        &[&format!("(roleoutOf={changed})"), "1.1"],
+    )
+    .lines()
+    .find_map(|line| line.strip_prefix("dn: ").map(str::to_owned))
+    .unwrap();
+    crate::ldapadd(
+        &loaded.local,
+        &format!(
+            "dn: {child}\nchangetype: modify\nreplace: roleoutDigest\nroleoutDigest: {}\n",
+            "0".repeat(64)
+        ),
+    );
+    let before = directory.search_count();
+    let third = directory
+        .load_suite_build_sources_cached(&suite, Some(&cache))
+        .await
+        .unwrap();
+    assert_eq!(
+        directory.search_count() - before,
+        3,
+        "one more search, for it"
+    );
+    assert_eq!(third, uncached);
+    let same = shared(&second.products, &third.products);
+    for (product, same) in second.products.iter().zip(&same) {
+        assert_eq!(*same, product.id != *changed, "{}", product.id);
+    }
+
+    // A product written through Roleout is read as written.
+    let mut rewritten = loaded.products[11].clone();
+    rewritten.version = Version::new("99.0").unwrap();
+    directory.store_product(&rewritten).await.unwrap();
+    let fourth = directory
+        .load_suite_build_sources_cached(&suite, Some(&cache))
+        .await
+        .unwrap();
+    let read = fourth
+        .products
+        .iter()
+        .find(|product| product.id == rewritten.id)
+        .unwrap();
+    assert_eq!(**read, rewritten);
+
+    // Content changed around Roleout fails the cached read as it fails a
+    // first read: the product is read again and its digest checked.
+    let tampered = &loaded.products[20].id;
+    let owner = roleout_directory::catalog::mapping::product_dn(layout.products(), tampered);
+    crate::ldapadd(
+        &loaded.local,
+        &format!(
+            "dn: {owner}\nchangetype: modify\nreplace: roleoutPriority\nroleoutPriority: 12345\n"
+        ),
+    );
+    let error = directory
+        .load_suite_build_sources_cached(&suite, Some(&cache))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("changed outside Roleout"), "{error}");
+    assert!(error.contains(&owner), "{error}");
+    let first_read = directory
+        .load_suite_build_sources(&suite)
+        .await
+        .unwrap_err();
+    assert_eq!(first_read.to_string(), error);
+}
