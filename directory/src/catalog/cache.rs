@@ -139,9 +139,8 @@ impl Validator {
     /// Counts `entry`.
     pub(crate) fn add(&mut self, entry: &CatalogEntry) {
         match entry.iter_values(ENTRY_CSN).next() {
-            Some(csn) => self
-                .entries
-                .push((entry.dn.to_ascii_lowercase(), csn.to_owned())),
+            // The server spells a DN the same way in every search.
+            Some(csn) => self.entries.push((entry.dn.clone(), csn.to_owned())),
             None => self.incomplete = true,
         }
     }

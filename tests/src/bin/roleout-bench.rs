@@ -126,8 +126,17 @@ fn main() -> ExitCode {
     println!("roleout-bench: {runs} alternating runs per row, medians; figure = A/B unless noted");
     if report.wanted("B1") {
         for size in sizes {
-            let label = format!("build one role's suite, {size} products");
-            report.row("B1", &label, bench::build::run(size, runs));
+            match bench::build::run(size, runs) {
+                Ok(rows) => {
+                    for row in rows {
+                        report.row(&row.id.clone(), "", Ok(row));
+                    }
+                }
+                Err(error) => {
+                    let label = format!("build one role's suite, {size} products");
+                    report.row("B1", &label, Err(error));
+                }
+            }
         }
     }
     if report.wanted("B3") || report.wanted("B6") {
