@@ -288,7 +288,8 @@ impl Directory {
                 dn: base.to_owned(),
                 code: SIZE_LIMIT_EXCEEDED,
                 message: "the server's size limit for this account stops even paged searches \
-                          before their end; lift it for this account (olcLimits size.prtotal)"
+                          before their end; lift it for this account (OpenLDAP: olcLimits \
+                          size=unlimited, or size.prtotal=unlimited)"
                     .to_owned(),
             }
             .into()),

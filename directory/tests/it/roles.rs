@@ -290,6 +290,19 @@ async fn many_roles_are_read_in_one_search_or_page_by_page_past_a_size_limit() {
     let error = limited.role_entries().await.unwrap_err();
     assert_eq!(error.ldap_code(), Some(4), "{error}");
     assert!(error.to_string().contains("size.prtotal"), "{error}");
+    // The README's rule for the builder's account, in front of the limit
+    // for everyone (a replace: slapd 2.5 lists a value added at {0} first
+    // but goes on applying the others before it): its searches are plain
+    // and whole again.
+    ldapadd(
+        &local,
+        "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcLimits\n\
+         olcLimits: {0}dn.exact=\"cn=roleoutd,ou=roleout,dc=example,dc=org\" size=unlimited\n\
+         olcLimits: {1}* size=500\n",
+    );
+    let lifted = Directory::connect(&local.builder_settings()).await.unwrap();
+    assert_eq!(lifted.role_entries().await.unwrap().len(), count);
+    assert_eq!(lifted.search_count(), 1, "one plain search");
 }
 
 #[tokio::test]
