@@ -77,7 +77,11 @@ impl EntrySink for Vec<SearchEntry> {
     type Error = DirectoryError;
 
     fn entry(&mut self, entry: ResultEntry) -> Result<()> {
-        self.push(SearchEntry::construct(entry));
+        // A referral or an intermediate message is not an entry (and
+        // `construct` would panic on it); Roleout follows no referral.
+        if !entry.is_ref() && !entry.is_intermediate() {
+            self.push(SearchEntry::construct(entry));
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! answer is the same everywhere. Assembly reports every problem it finds
 //! (each ambiguous slot, each missing member) rather than the first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::ids::ProductId;
@@ -65,18 +65,12 @@ pub fn assemble_suite(
     products: &[ProductSource],
     roles: &EffectiveRoles,
 ) -> Result<Assembled, Vec<AssembleError>> {
-    let named: BTreeSet<&ProductId> = suite.members.iter().map(|member| &member.product).collect();
-    let members = products
-        .iter()
-        .filter(|product| named.contains(&product.id))
-        .cloned()
-        .collect();
-    assemble_suite_from(suite, members, roles)
+    assemble_suite_from(suite, products.iter().collect(), roles)
 }
 
 /// A product source as [`assemble_suite_from`] gets it: its own, whose
-/// versions it takes, or shared (kept by a cache of sources), whose
-/// versions it copies.
+/// picked versions it takes, or borrowed or shared (kept by a cache of
+/// sources), whose picked versions it copies.
 pub trait SourceProduct: Clone {
     /// The source.
     fn source(&self) -> &ProductSource;
@@ -91,6 +85,16 @@ impl SourceProduct for ProductSource {
 
     fn selected(self, roles: &EffectiveRoles) -> Result<(ProductModel, Provenance), Ambiguity> {
         self.into_selected(roles)
+    }
+}
+
+impl SourceProduct for &ProductSource {
+    fn source(&self) -> &ProductSource {
+        self
+    }
+
+    fn selected(self, roles: &EffectiveRoles) -> Result<(ProductModel, Provenance), Ambiguity> {
+        self.select(roles)
     }
 }
 
