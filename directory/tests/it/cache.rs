@@ -128,3 +128,27 @@ async fn a_cached_read_reads_again_exactly_the_products_whose_entries_changed() 
         .unwrap_err();
     assert_eq!(first_read.to_string(), error);
 }
+
+#[tokio::test]
+async fn the_builder_account_reads_the_entry_csns_it_needs() {
+    let loaded = load_synthetic(80).await;
+    let builder = roleout_directory::Directory::connect(&loaded.local.builder_settings())
+        .await
+        .unwrap();
+    let suite = synthetic_suite_id();
+    let cache = ProductCache::new();
+    let first = builder
+        .load_suite_build_sources_cached(&suite, Some(&cache))
+        .await
+        .unwrap();
+    assert_eq!(cache.len(), 80, "every product has a validator");
+    let second = builder
+        .load_suite_build_sources_cached(&suite, Some(&cache))
+        .await
+        .unwrap();
+    assert!(
+        shared(&first.products, &second.products)
+            .iter()
+            .all(|same| *same)
+    );
+}
