@@ -1,7 +1,8 @@
 //! The product cache of builds against a real slapd: an unchanged catalog
 //! is read with one search of `entryCSN`s, and any write to any entry of a
 //! product (through Roleout or around it) has that product, and only it,
-//! read again, checked as a first read checks it.
+//! read again, checked as a first read checks it; the builder's service
+//! account may read the `entryCSN`s that takes.
 
 use std::sync::Arc;
 
