@@ -405,14 +405,21 @@ mod tests {
 
     use super::*;
 
+    /// No role, and each role alone.
+    fn role_sets(hierarchy: &RoleHierarchy) -> Vec<EffectiveRoles> {
+        std::iter::once(EffectiveRoles::default())
+            .chain(
+                hierarchy
+                    .iter()
+                    .map(|role| hierarchy.effective([role.name.clone()]).unwrap()),
+            )
+            .collect()
+    }
+
     #[test]
     fn the_canonical_bytes_are_those_of_the_suite_as_a_json_value() {
         let (roles, suite, products) = synthetic(60, 4, 3);
-        let hierarchy = RoleHierarchy::new(roles);
-        let mut role_sets = vec![EffectiveRoles::default()];
-        for role in hierarchy.iter() {
-            role_sets.push(hierarchy.effective([role.name.clone()]).unwrap());
-        }
+        let role_sets = role_sets(&RoleHierarchy::new(roles));
         for roles in &role_sets {
             let assembled = assemble_suite(&suite, &products, roles).unwrap();
             let value = serde_json::to_value(&assembled.suite).unwrap();
@@ -440,11 +447,7 @@ mod tests {
         }
 
         let (roles, suite, products) = synthetic(60, 4, 3);
-        let hierarchy = RoleHierarchy::new(roles);
-        let mut role_sets = vec![EffectiveRoles::default()];
-        for role in hierarchy.iter() {
-            role_sets.push(hierarchy.effective([role.name.clone()]).unwrap());
-        }
+        let role_sets = role_sets(&RoleHierarchy::new(roles));
         for roles in &role_sets {
             for product in &products {
                 let (model, _) = product.clone().into_selected(roles).unwrap();
@@ -492,9 +495,7 @@ mod tests {
     #[test]
     fn resolving_and_serializing_on_two_threads_gives_the_same_results() {
         let (roles, suite, products) = synthetic(PARALLEL_FROM + 10, 4, 3);
-        let hierarchy = RoleHierarchy::new(roles);
-        let first = hierarchy.iter().next().unwrap().name.clone();
-        let roles = hierarchy.effective([first]).unwrap();
+        let roles = role_sets(&RoleHierarchy::new(roles)).swap_remove(1);
         let assembled = assemble_suite(&suite, &products, &roles).unwrap();
         assert!(assembled.suite.products.len() >= PARALLEL_FROM);
         let (plan, canonical) = resolve_and_serialize(&assembled.suite);

@@ -41,8 +41,9 @@ pub(crate) const ENTRY_CSN: &str = "entryCSN";
 pub const MAX_CACHED_PRODUCTS: usize = 50_000;
 
 /// Products read from the directory, by id, with their validators. Clones
-/// share the products; a [`crate::Directory`]'s builds use one for the
-/// life of the process.
+/// share the products. A builder keeps one for as long as it lives
+/// (roleoutd's, for the life of the process); pass it to
+/// [`crate::Directory::load_suite_build_sources_cached`].
 #[derive(Debug, Clone, Default)]
 pub struct ProductCache {
     products: Arc<Mutex<HashMap<ProductId, Cached>>>,

@@ -368,6 +368,29 @@ impl Directory {
         })
     }
 
+    /// The entries of `members` under `ou=products` ([`products_filter`]),
+    /// handed to `sink`; none when the container does not exist yet.
+    async fn search_products<S: EntrySink<Error = CatalogError>>(
+        &self,
+        members: &[&ProductId],
+        attributes: &[&str],
+        sink: &mut S,
+    ) -> Result<(), CatalogError> {
+        let searched = self
+            .search_each(
+                self.layout().products(),
+                Scope::Subtree,
+                &products_filter(members),
+                attributes,
+                sink,
+            )
+            .await;
+        match searched {
+            Err(CatalogError::Directory(error)) if error.is_no_such_object() => Ok(()),
+            outcome => outcome,
+        }
+    }
+
     /// The validator of each of `members` (see `catalog::cache`), from one
     /// search for the `entryCSN` of their entries; `None` for a product
     /// without entries or with an entry that has no `entryCSN`.
@@ -379,20 +402,12 @@ impl Directory {
             wanted: positions(members),
             validators: vec![Validator::default(); members.len()],
         };
-        let searched = self
-            .search_each(
-                self.layout().products(),
-                Scope::Subtree,
-                &products_filter(members),
-                &[ENTRY_CSN, attribute::OF, attribute::CN],
-                &mut reader,
-            )
-            .await;
-        match searched {
-            Ok(()) => {}
-            Err(CatalogError::Directory(error)) if error.is_no_such_object() => {}
-            Err(error) => return Err(error),
-        }
+        self.search_products(
+            members,
+            &[ENTRY_CSN, attribute::OF, attribute::CN],
+            &mut reader,
+        )
+        .await?;
         Ok(reader
             .validators
             .into_iter()
@@ -411,9 +426,7 @@ impl Directory {
     ) -> Result<Vec<(ProductSource, Sha256, Option<Sha256>)>, CatalogError> {
         let mut reader = MemberReader {
             wanted: positions(members),
-            owners: std::iter::repeat_with(|| None)
-                .take(members.len())
-                .collect(),
+            owners: vec![None; members.len()],
             parts: std::iter::repeat_with(HashMap::new)
                 .take(members.len())
                 .collect(),
@@ -424,20 +437,8 @@ impl Directory {
         } else {
             &["*"]
         };
-        let searched = self
-            .search_each(
-                self.layout().products(),
-                Scope::Subtree,
-                &products_filter(members),
-                attributes,
-                &mut reader,
-            )
-            .await;
-        match searched {
-            Ok(()) => {}
-            Err(CatalogError::Directory(error)) if error.is_no_such_object() => {}
-            Err(error) => return Err(error),
-        }
+        self.search_products(members, attributes, &mut reader)
+            .await?;
         let MemberReader {
             mut owners,
             mut parts,

@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
-use roleout_directory::catalog::ProductCache;
+use roleout_directory::Directory;
 use roleout_directory::catalog::synthetic::synthetic_suite_id;
+use roleout_directory::catalog::{CatalogError, ProductCache, SuiteSources};
 use roleout_model::product::ProductSource;
 use roleout_model::version::Version;
 
@@ -23,6 +24,19 @@ fn shared(before: &[Arc<ProductSource>], after: &[Arc<ProductSource>]) -> Vec<bo
         .collect()
 }
 
+/// The synthetic suite's sources read through `cache`, and the searches
+/// that took.
+async fn read_cached(
+    directory: &Directory,
+    cache: &ProductCache,
+) -> (Result<SuiteSources, CatalogError>, u64) {
+    let before = directory.search_count();
+    let read = directory
+        .load_suite_build_sources_cached(&synthetic_suite_id(), Some(cache))
+        .await;
+    (read, directory.search_count() - before)
+}
+
 #[tokio::test]
 async fn a_cached_read_reads_again_exactly_the_products_whose_entries_changed() {
     let loaded = load_synthetic(300).await;
@@ -33,22 +47,16 @@ async fn a_cached_read_reads_again_exactly_the_products_whose_entries_changed() 
 
     // The first read fills the cache: the suite and the products, as
     // without a cache.
-    let before = directory.search_count();
-    let first = directory
-        .load_suite_build_sources_cached(&suite, Some(&cache))
-        .await
-        .unwrap();
-    assert_eq!(directory.search_count() - before, 2);
+    let (first, searches) = read_cached(directory, &cache).await;
+    let first = first.unwrap();
+    assert_eq!(searches, 2);
     assert_eq!(first, uncached);
     assert_eq!(cache.len(), 300);
 
     // Unchanged: the suite and the entryCSNs, every product from the cache.
-    let before = directory.search_count();
-    let second = directory
-        .load_suite_build_sources_cached(&suite, Some(&cache))
-        .await
-        .unwrap();
-    assert_eq!(directory.search_count() - before, 2);
+    let (second, searches) = read_cached(directory, &cache).await;
+    let second = second.unwrap();
+    assert_eq!(searches, 2);
     assert_eq!(second, uncached);
     assert!(
         shared(&first.products, &second.products)
@@ -75,16 +83,9 @@ async fn a_cached_read_reads_again_exactly_the_products_whose_entries_changed() 
             "0".repeat(64)
         ),
     );
-    let before = directory.search_count();
-    let third = directory
-        .load_suite_build_sources_cached(&suite, Some(&cache))
-        .await
-        .unwrap();
-    assert_eq!(
-        directory.search_count() - before,
-        3,
-        "one more search, for it"
-    );
+    let (third, searches) = read_cached(directory, &cache).await;
+    let third = third.unwrap();
+    assert_eq!(searches, 3, "one more search, for it");
     assert_eq!(third, uncached);
     let same = shared(&second.products, &third.products);
     for (product, same) in second.products.iter().zip(&same) {
@@ -95,10 +96,7 @@ async fn a_cached_read_reads_again_exactly_the_products_whose_entries_changed() 
     let mut rewritten = loaded.products[11].clone();
     rewritten.version = Version::new("99.0").unwrap();
     directory.store_product(&rewritten).await.unwrap();
-    let fourth = directory
-        .load_suite_build_sources_cached(&suite, Some(&cache))
-        .await
-        .unwrap();
+    let fourth = read_cached(directory, &cache).await.0.unwrap();
     let read = fourth
         .products
         .iter()
@@ -116,9 +114,9 @@ async fn a_cached_read_reads_again_exactly_the_products_whose_entries_changed() 
             "dn: {owner}\nchangetype: modify\nreplace: roleoutPriority\nroleoutPriority: 12345\n"
         ),
     );
-    let error = directory
-        .load_suite_build_sources_cached(&suite, Some(&cache))
+    let error = read_cached(directory, &cache)
         .await
+        .0
         .unwrap_err()
         .to_string();
     assert!(error.contains("changed outside Roleout"), "{error}");
@@ -136,17 +134,10 @@ async fn the_builder_account_reads_the_entry_csns_it_needs() {
     let builder = roleout_directory::Directory::connect(&loaded.local.builder_settings())
         .await
         .unwrap();
-    let suite = synthetic_suite_id();
     let cache = ProductCache::new();
-    let first = builder
-        .load_suite_build_sources_cached(&suite, Some(&cache))
-        .await
-        .unwrap();
+    let first = read_cached(&builder, &cache).await.0.unwrap();
     assert_eq!(cache.len(), 80, "every product has a validator");
-    let second = builder
-        .load_suite_build_sources_cached(&suite, Some(&cache))
-        .await
-        .unwrap();
+    let second = read_cached(&builder, &cache).await.0.unwrap();
     assert!(
         shared(&first.products, &second.products)
             .iter()
