@@ -6,5 +6,6 @@ pub mod admin;
 pub mod auth;
 pub mod build;
 pub mod content;
+pub mod delivery;
 pub mod server;
 pub mod shell;

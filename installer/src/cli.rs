@@ -23,6 +23,12 @@ use crate::keys::{self, DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey};
 use crate::progress::{JsonReporter, LineReporter, QuietReporter, Reporter, TerminalReporter};
 use crate::state::atomic;
 
+/// The response file `install`, `plan` and `uninstall` read when none is
+/// given and it exists: root's alone (mode 0600 in a 0700 directory), so
+/// the scheduled run finds the values, secrets included, that the first
+/// install was given.
+pub const DEFAULT_RESPONSE_FILE: &str = "/etc/roleout/response.toml";
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  every component is installed or skipped
@@ -146,6 +152,7 @@ impl Cli {
             {
                 absolute(path);
             }
+            absolute(&mut common.default_response_file);
         }
     }
 }
@@ -154,8 +161,17 @@ impl Cli {
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Variable values (TOML: suite variables at the top, `[product]` tables), mode 0600.
-    #[arg(long)]
+    /// Without it, the default response file is read when it exists.
+    #[arg(long, env = "ROLEOUT_RESPONSE_FILE")]
     pub response_file: Option<PathBuf>,
+    /// The response file read when none is given, if it exists (scheduled runs use it).
+    #[arg(
+        long,
+        env = "ROLEOUT_DEFAULT_RESPONSE_FILE",
+        default_value = DEFAULT_RESPONSE_FILE,
+        hide = true
+    )]
+    pub default_response_file: PathBuf,
     /// The install root: the `root` template variable, and where package databases are read.
     #[arg(long, env = "ROLEOUT_ROOT", default_value = "/")]
     pub root: PathBuf,
@@ -229,7 +245,16 @@ fn settings(cli: &Cli, common: &CommonArgs) -> Result<Settings, EngineError> {
     }
     settings.root = common.root.clone();
     settings.boot_id_path = common.boot_id_file.clone();
-    if let Some(path) = &common.response_file {
+    // A response file named on the command line must be there; the
+    // default one is read only when it exists (a machine whose products
+    // need no values has none).
+    let response_file = common.response_file.as_ref().or_else(|| {
+        common
+            .default_response_file
+            .exists()
+            .then_some(&common.default_response_file)
+    });
+    if let Some(path) = response_file {
         settings.given = read_response_file(path).map_err(|error| config(error.to_string()))?;
     }
     Ok(settings)

@@ -605,6 +605,23 @@ pub struct GivenValues {
     pub products: BTreeMap<ProductId, BTreeMap<VariableName, String>>,
 }
 
+impl GivenValues {
+    /// These values (a machine's response file) laid over `customized`,
+    /// the suite values admins chose for the machine (served with its
+    /// suite): a suite variable given here wins over its customized value,
+    /// and both win over linkage and defaults.
+    pub fn over_customized(&self, customized: &BTreeMap<VariableName, String>) -> GivenValues {
+        let mut merged = self.clone();
+        for (name, value) in customized {
+            merged
+                .suite
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+        merged
+    }
+}
+
 /// Resolved, validated values by variable name.
 pub type Values = BTreeMap<VariableName, Value>;
 
@@ -844,6 +861,33 @@ pub fn resolve_values(
     given: &GivenValues,
     validators: &Validators,
 ) -> Result<Values, ResolveErrors> {
+    let (values, problems) = values_and_problems(suite, product, given, validators);
+    finish(values, problems)
+}
+
+/// [`resolve_values`], keeping what resolved when something did not: the
+/// values that passed, and the problems (`None` when there were none). A
+/// variable with a problem is absent from the values, so a template that
+/// uses it fails to render instead of using a wrong value. For decisions
+/// that may not need every value (whether a component is already
+/// installed); running a command needs [`resolve_values`].
+pub fn resolve_values_partially(
+    suite: &Suite,
+    product: &ProductModel,
+    given: &GivenValues,
+    validators: &Validators,
+) -> (Values, Option<ResolveErrors>) {
+    let (values, problems) = values_and_problems(suite, product, given, validators);
+    let errors = (!problems.is_empty()).then_some(ResolveErrors { problems });
+    (values, errors)
+}
+
+fn values_and_problems(
+    suite: &Suite,
+    product: &ProductModel,
+    given: &GivenValues,
+    validators: &Validators,
+) -> (Values, Vec<ResolveProblem>) {
     let (suite_values, mut problems) =
         suite_values(&suite.id, &suite.variables, &given.suite, validators);
     let empty = BTreeMap::new();
@@ -858,7 +902,7 @@ pub fn resolve_values(
         validators,
     );
     problems.extend(product_problems);
-    finish(values, problems)
+    (values, problems)
 }
 
 #[cfg(test)]

@@ -115,16 +115,42 @@ impl Finished {
 /// Runs `command` to its end, with no Roleout settings from the test's
 /// environment leaking into it.
 fn run(command: &mut Command) -> Finished {
+    run_with_input(command, None)
+}
+
+/// [`run`], with `input` on standard input (none when `None`).
+fn run_with_input(command: &mut Command, input: Option<&str>) -> Finished {
     for (key, _) in std::env::vars_os() {
         let key_text = key.to_string_lossy();
         if key_text.starts_with("ROLEOUT") {
             command.env_remove(&key);
         }
     }
-    let output = command
-        .stdin(Stdio::null())
-        .output()
+    let Some(input) = input else {
+        let output = command
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+        return Finished::from_output(output);
+    };
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    let mut stdin = child.stdin.take().expect("the child's standard input");
+    let text = input.to_owned();
+    // Written from a thread so a child that fills its output pipes before
+    // reading all of its input cannot deadlock the test.
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let _ = stdin.write_all(text.as_bytes());
+    });
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|error| panic!("cannot wait for {command:?}: {error}"));
+    let _ = writer.join();
     Finished::from_output(output)
 }
 
@@ -269,6 +295,25 @@ impl World {
             .arg(script))
     }
 
+    /// Runs `roleout-admin --state-dir SERVER` with `input` (commands, and
+    /// the answers of commands that ask) on standard input; it must
+    /// succeed. Returns its standard output.
+    pub fn admin_input(&self, input: &str) -> String {
+        let finished = run_with_input(
+            Command::new(binary("roleout-admin"))
+                .arg("--state-dir")
+                .arg(&self.server_state),
+            Some(input),
+        );
+        assert_eq!(
+            finished.code,
+            Some(0),
+            "roleout-admin with input {input:?} failed\n{}",
+            finished.transcript()
+        );
+        finished.stdout
+    }
+
     /// Runs an admin script that must succeed; returns its standard output.
     pub fn admin(&self, script: &str) -> String {
         let finished = self.try_admin(script);
@@ -316,6 +361,7 @@ impl World {
             state: directory.join("state"),
             root: directory.join("root"),
             response_file: (role == "administrator").then(|| directory.join("response.toml")),
+            default_response_file: directory.join("etc/roleout/response.toml"),
         };
         fs::create_dir_all(&machine.state).expect("the machine's state directory");
         // The sandbox root: an empty dpkg database for dpkg --root, /opt
@@ -360,12 +406,21 @@ impl World {
 
     /// Runs `roleout --json install domino` on `machine`.
     pub fn install(&self, machine: &Machine) -> Run {
+        self.install_suite(machine, "domino")
+    }
+
+    /// Runs `roleout --json install SUITE` on `machine`, with its response
+    /// file when it has one; its default response file is the one in its
+    /// own directory, never the host's.
+    pub fn install_suite(&self, machine: &Machine, suite: &str) -> Run {
         let mut command = Command::new(binary("roleout"));
         command
             .arg("--state-dir")
             .arg(&machine.state)
-            .args(["--json", "install", "domino", "--root"])
-            .arg(&machine.root);
+            .args(["--json", "install", suite, "--root"])
+            .arg(&machine.root)
+            .arg("--default-response-file")
+            .arg(&machine.default_response_file);
         if let Some(response_file) = &machine.response_file {
             command.arg("--response-file").arg(response_file);
         }
@@ -462,6 +517,9 @@ pub struct Machine {
     pub root: PathBuf,
     /// Its response file, when it has one.
     pub response_file: Option<PathBuf>,
+    /// Where it looks for a response file when none is given (written by
+    /// tests of unattended runs; absent otherwise).
+    pub default_response_file: PathBuf,
 }
 
 impl Machine {

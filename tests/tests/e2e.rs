@@ -386,3 +386,145 @@ fn a_new_version_reaches_every_machine_whose_role_includes_it() {
     assert!(!user.has("opt/notes-designer"));
     assert_eq!(world.status(&user)["run"]["build"], user_run);
 }
+
+/// One component of `roleout-admin plan`'s output: its product and the
+/// values its variables get.
+#[derive(Debug, PartialEq, Eq)]
+struct PlannedComponent {
+    product: String,
+    values: std::collections::BTreeMap<String, String>,
+}
+
+/// The components of suite `suite` in `roleout-admin plan` output, in
+/// order, with their `values:` lines.
+fn planned(output: &str, suite: &str) -> Vec<PlannedComponent> {
+    let mut components: Vec<PlannedComponent> = Vec::new();
+    let mut in_suite = false;
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("suite ") {
+            in_suite = rest.split_whitespace().next() == Some(suite);
+            continue;
+        }
+        if !in_suite {
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if let Some(values) = trimmed.strip_prefix("values: ") {
+            let component = components.last_mut().expect("values follow a component");
+            for pair in values.split(", ") {
+                let (name, value) = pair.split_once('=').expect("NAME=VALUE");
+                component.values.insert(name.to_owned(), value.to_owned());
+            }
+            continue;
+        }
+        let Some((position, rest)) = trimmed.split_once(". ") else {
+            continue;
+        };
+        if position.parse::<usize>().is_ok() {
+            let product = rest.split_whitespace().next().unwrap_or_default();
+            components.push(PlannedComponent {
+                product: product.to_owned(),
+                values: std::collections::BTreeMap::new(),
+            });
+        }
+    }
+    components
+}
+
+/// What the office fixture's products wrote on `machine`: each installed
+/// product with the values it was given, in the order they were
+/// installed.
+fn installed_values(run: &Run, machine: &Machine) -> Vec<PlannedComponent> {
+    run.outcomes()
+        .into_iter()
+        .filter(|(product, _)| run.installed(product))
+        .map(|(product, _)| {
+            let values = machine
+                .read(&format!("opt/values/{product}"))
+                .lines()
+                .map(|line| {
+                    let (name, value) = line.split_once('=').expect("NAME=VALUE");
+                    (name.to_owned(), value.to_owned())
+                })
+                .collect();
+            PlannedComponent { product, values }
+        })
+        .collect()
+}
+
+#[test]
+fn plan_shows_exactly_the_products_and_values_the_machine_installs() {
+    let world = World::start();
+    world.import(&fixture("office"), None);
+    world.admin("build office");
+    let floor = world.enroll("pc-floor3", "end-user");
+    let hq = world.enroll("pc-hq", "end-user");
+    world.admin(
+        "group create floor-3 --suite office; group add-machine floor-3 pc-floor3; \
+         group choose floor-3 browser printer",
+    );
+    // Suite-wide: homepage, print queue, paper left at its default. The
+    // group keeps the suite-wide homepage (an empty answer takes it) and
+    // overrides the queue and the paper.
+    world.admin_input("customize office\nhttps://intranet.example.org/\nhq\n\n");
+    world.admin_input("customize office --group floor-3\n\nfloor3-color\nletter\n");
+
+    for (machine, expected) in [
+        (
+            &floor,
+            // In priority order (lower first), as the suite orders them.
+            vec![
+                (
+                    "printer",
+                    vec![
+                        ("duplex", "true"),
+                        ("paper_size", "216x279"),
+                        ("queue", "floor3-color"),
+                    ],
+                ),
+                ("browser", vec![("start_page", "https://intranet.example.org/")]),
+            ],
+        ),
+        (
+            &hq,
+            vec![
+                ("spreadsheet", vec![("locale", "en_GB")]),
+                (
+                    "printer",
+                    vec![
+                        ("duplex", "true"),
+                        ("paper_size", "210x297"),
+                        ("queue", "hq"),
+                    ],
+                ),
+                ("browser", vec![("start_page", "https://intranet.example.org/")]),
+            ],
+        ),
+    ] {
+        let plan_output = world.admin(&format!("plan {} office", machine.name));
+        let plan = planned(&plan_output, "office");
+        let expected: Vec<PlannedComponent> = expected
+            .into_iter()
+            .map(|(product, values)| PlannedComponent {
+                product: product.to_owned(),
+                values: values
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                    .collect(),
+            })
+            .collect();
+        assert_eq!(plan, expected, "plan of {}:\n{plan_output}", machine.name);
+
+        let run = world.install_suite(machine, "office");
+        assert_exit(&run, 0, &machine.name);
+        assert_eq!(
+            installed_values(&run, machine),
+            plan,
+            "{} installed other products or values than `plan` showed:\n{plan_output}\n{}",
+            machine.name,
+            run.transcript()
+        );
+    }
+    // A product the group did not choose never reached the floor's machine.
+    assert!(!floor.has("opt/values/spreadsheet"));
+}

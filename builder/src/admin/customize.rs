@@ -129,18 +129,33 @@ pub async fn questions(
     let selection = source
         .select(&EffectiveRoles::default())
         .map_err(|error| CommandFailed(error.to_string()))?;
-    let stored = directory
-        .customization(&target.suite, target.group.as_ref())
-        .await
-        .map_err(|error| CommandFailed(format!("cannot read the customization: {error}")))?
-        .map(|customization| customization.values)
-        .unwrap_or_default();
+    // What is offered: the target's stored value; for a group, else the
+    // suite-wide one its machines get without it (see
+    // `crate::delivery`); else the default.
+    let mut stored = stored_values(directory, &target.suite, None).await?;
+    if let Some(group) = &target.group {
+        stored.extend(stored_values(directory, &target.suite, Some(group)).await?);
+    }
     let suite = selection.suite;
     Ok(order_questions(
         &suite.variables,
         &suite.presentation,
         &stored,
     ))
+}
+
+/// The values stored for `suite` and `group` (suite-wide with `None`).
+async fn stored_values(
+    directory: &Directory,
+    suite: &SuiteId,
+    group: Option<&GroupName>,
+) -> Result<BTreeMap<VariableName, String>, CommandFailed> {
+    Ok(directory
+        .customization(suite, group)
+        .await
+        .map_err(|error| CommandFailed(format!("cannot read the customization: {error}")))?
+        .map(|customization| customization.values)
+        .unwrap_or_default())
 }
 
 /// Orders the variables by presentation, then the rest in suite order,

@@ -6,20 +6,28 @@
 //! stale, as roleoutd would before serving it); the built suite is
 //! resolved for the machine's platform (OS and architecture from its
 //! entry), or, when the machine's group chose products, for that choice
-//! (Fig. 7). Each component is one line: its place in the order, product
-//! and version, why it is in the plan, and which role's version of each
-//! object it gets, from the assembly's provenance.
+//! (Fig. 7), by the rules roleoutd serves with (`crate::delivery`). Each
+//! component is one line: its place in the order, product and version, why
+//! it is in the plan, and which role's version of each object it gets, from
+//! the assembly's provenance; then the values its variables get from the
+//! customizations, linkage and defaults (secrets come from the machine's
+//! own response file and are never shown).
+
+use std::collections::BTreeMap;
 
 use roleout_directory::Directory;
-use roleout_model::ids::{MachineId, ProductId, SuiteId};
-use roleout_model::machine::Group;
-use roleout_model::product::Provenance;
-use roleout_model::resolve::{Plan, resolve_machine, resolve_suite};
+use roleout_model::ids::{MachineId, SuiteId};
+use roleout_model::machine::Machine;
+use roleout_model::product::{ProductModel, Provenance};
+use roleout_model::resolve::Plan;
 use roleout_model::role::{EffectiveRoles, Selected};
 use roleout_model::suite::Suite;
+use roleout_model::validate::{GivenValues, Validators, resolve_values_partially};
+use roleout_model::variable::VariableKind;
 
 use super::{CommandFailed, Output};
 use crate::build::Builder;
+use crate::delivery::{Customizations, MachineChoice, plan_for};
 
 /// `slot: role` for every object of a product, as `fileset: developer,
 /// install: default`.
@@ -85,48 +93,45 @@ pub async fn plan(
         },
         roles.key()
     );
-    let group = machine_group(directory, &entry.dn, &name).await?;
-    let mut machine = entry.machine.clone();
-    if let Some((_, own)) = &group {
-        machine.products = own.clone();
-    }
+    let customizations = Customizations::read(directory)
+        .await
+        .map_err(|error| CommandFailed(format!("cannot read the groups: {error}")))?;
     for suite in &suites {
-        let group = group.as_ref().map(|(group, _)| group);
-        plan_suite(directory, &machine, group, suite, &roles, output).await?;
+        let choice = customizations.for_machine(&entry.dn, &name, suite);
+        plan_suite(directory, &entry.machine, &choice, suite, &roles, output).await?;
     }
     Ok(())
 }
 
-/// The group of the machine at `dn`, in the model's form, with the
-/// products chosen for this machine alone, if it is in one.
-async fn machine_group(
-    directory: &Directory,
-    dn: &str,
-    name: &MachineId,
-) -> Result<Option<(Group, Vec<ProductId>)>, CommandFailed> {
-    Ok(crate::admin::groups::group_entry_of(directory, dn)
-        .await?
-        .map(|entry| {
-            let own = entry
-                .record
-                .machine_products
-                .get(name)
-                .cloned()
-                .unwrap_or_default();
-            let group = Group {
-                name: entry.name,
-                suite: entry.record.suite,
-                products: entry.record.products,
-                machines: Vec::new(),
+/// `name=value` for every variable of `product` as the machine will get
+/// it without a response file of its own; secrets are never shown.
+fn values_line(built: &Suite, product: &ProductModel, given: &GivenValues) -> String {
+    let (values, _) = resolve_values_partially(built, product, given, &Validators::builtin());
+    product
+        .variables
+        .iter()
+        .map(|variable| {
+            let shown = if variable.kind == VariableKind::Password {
+                "(secret: from the machine's response file)".to_owned()
+            } else {
+                match values.get(&variable.name) {
+                    Some(value) => value.to_string(),
+                    None if variable.required => {
+                        "(missing: the machine's response file must give it)".to_owned()
+                    }
+                    None => "(unset)".to_owned(),
+                }
             };
-            (group, own)
-        }))
+            format!("{}={shown}", variable.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn plan_suite(
     directory: &Directory,
-    machine: &roleout_model::machine::Machine,
-    group: Option<&Group>,
+    machine: &Machine,
+    choice: &MachineChoice,
     suite: &SuiteId,
     roles: &EffectiveRoles,
     output: &mut Output<'_>,
@@ -147,43 +152,45 @@ async fn plan_suite(
         .assemble_suite(suite, roles)
         .await
         .map_err(|error| CommandFailed(format!("suite {suite}: {error}")))?;
-    // The group's choice applies when it is for this suite (or names none)
-    // and chose something; otherwise the machine gets the whole suite.
-    let group_applies = group.filter(|group| {
-        group.suite.as_ref().is_none_or(|wanted| wanted == suite)
-            && (!group.products.is_empty() || !machine.products.is_empty())
-    });
-    let platform = match (&machine.os, &machine.arch) {
-        (Some(os), Some(arch)) => Some((os.as_str(), arch.as_str())),
-        _ => None,
-    };
-    let resolved = match group_applies {
-        Some(group) => resolve_machine(&built, Some(group), machine),
-        None => resolve_suite(&built, platform),
-    };
-    let plan: Plan = resolved.map_err(|errors| {
+    // The very rules roleoutd serves by (`crate::delivery`).
+    let (plan, customization): (Plan, _) = plan_for(&built, machine, choice).map_err(|problems| {
         CommandFailed(format!(
-            "suite {suite} does not resolve for machine {}: {}",
-            machine.name,
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
+            "suite {suite} does not resolve for machine {}: {problems}",
+            machine.name
         ))
     })?;
-    let choice = match group_applies {
-        Some(group) => format!(", products chosen for group {}", group.name),
-        None => String::new(),
+    let choice_text = match (&choice.group, choice.chooses_products(suite)) {
+        (Some(group), true) => format!(", products chosen for group {}", group.name),
+        _ => String::new(),
     };
     let _ = writeln!(
         output.out,
-        "suite {suite} {}: build {} serial {}{choice}, {} component(s)",
+        "suite {suite} {}: build {} serial {}{choice_text}, {} component(s)",
         built.version,
         &build.digest.as_str()[..12],
         build.serial,
         plan.steps.len()
     );
+    if !customization.values.is_empty() {
+        let from = match &customization.group {
+            Some(group) => format!("suite-wide and group {group}"),
+            None => "suite-wide".to_owned(),
+        };
+        let _ = writeln!(
+            output.out,
+            "  customized ({from}): {}",
+            customization
+                .values
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let given = GivenValues {
+        suite: customization.values.clone(),
+        products: BTreeMap::new(),
+    };
     for (position, step) in plan.steps.iter().enumerate() {
         let provenance = assembled
             .product_provenance
@@ -198,6 +205,15 @@ async fn plan_suite(
             step.version,
             plan.why(&step.product).join("; ")
         );
+        if let Some(product) = built.products.iter().find(|p| p.id == step.product)
+            && !product.variables.is_empty()
+        {
+            let _ = writeln!(
+                output.out,
+                "     values: {}",
+                values_line(&built, product, &given)
+            );
+        }
     }
     for left_out in &plan.not_applicable {
         let _ = writeln!(

@@ -45,12 +45,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::build::Builder;
+use crate::delivery::Customizations;
 use roleout_directory::feed::{EntryChange, FeedEvent};
 use roleout_directory::machines::MachineEntry;
 use roleout_directory::{Directory, DirectoryError, Layout};
 use roleout_model::ids::{MachineId, Sha256, SuiteId};
 use roleout_model::protocol::{
-    Base64Bytes, EnvelopeKind, MachineObject, ProtocolError, Timestamp, canonical_field,
+    Base64Bytes, Customization, EnvelopeKind, MachineObject, ProtocolError, Timestamp, canonical_field,
     canonical_object,
 };
 use roleout_model::resolve::{Plan, resolve_suite};
@@ -151,14 +152,17 @@ impl CachedBuild {
         &self,
         machine: &MachineObject,
         plan_canonical: &[u8],
+        customization: &Customization,
     ) -> Result<Vec<u8>, ProtocolError> {
         let machine = canonical_field(machine)?;
         let digest = canonical_field(&self.build.digest)?;
+        let customization = canonical_field(customization)?;
         Ok(canonical_object(&mut [
             ("suite", &self.suite_canonical),
             ("plan", plan_canonical),
             ("machine", &machine),
             ("build-digest", &digest),
+            ("customization", &customization),
         ]))
     }
 
@@ -218,6 +222,8 @@ struct Inner {
     /// Effective roles by machine DN, lowercased.
     roles: HashMap<String, Slot<Arc<EffectiveRoles>>>,
     suites: Option<Slot<Arc<Vec<SuiteId>>>>,
+    /// Machine groups and customizations (`ou=groups`).
+    customizations: Option<Slot<Arc<Customizations>>>,
     /// By suite and role-set key.
     builds: HashMap<(SuiteId, String), Slot<Arc<CachedBuild>>>,
     /// The last envelope signed per machine (by lowercased name, so that a
@@ -231,6 +237,7 @@ impl Inner {
         self.machines.clear();
         self.roles.clear();
         self.suites = None;
+        self.customizations = None;
         self.builds.clear();
         self.signatures.clear();
     }
@@ -482,6 +489,27 @@ impl ServingCache {
         let ids = Arc::new(suite_ids(directory).await?);
         self.store(ticket, |inner| inner.suites = Some(Slot::new(ids.clone())));
         Ok(ids)
+    }
+
+    /// Every machine group and customization (a change under `ou=groups`
+    /// drops them with everything else).
+    pub async fn customizations(
+        &self,
+        directory: &Directory,
+    ) -> Result<Arc<Customizations>, DirectoryError> {
+        if let Some(read) = lock(&self.inner)
+            .customizations
+            .as_ref()
+            .and_then(Slot::fresh)
+        {
+            return Ok(read);
+        }
+        let ticket = self.ticket();
+        let read = Arc::new(Customizations::read(directory).await?);
+        self.store(ticket, |inner| {
+            inner.customizations = Some(Slot::new(read.clone()));
+        });
+        Ok(read)
     }
 
     /// The current build of suite `id` for `roles` (see

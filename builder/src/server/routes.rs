@@ -725,15 +725,39 @@ async fn suite(State(state): Shared, headers: HeaderMap, Path(id): Path<String>)
             (Some(os), Some(arch)) => Some((os.as_str(), arch.as_str())),
             _ => None,
         };
-        let outcome = build.plan(platform);
-        let (plan, plan_canonical) = match &*outcome {
-            Ok(resolved) => resolved,
-            Err(problems) => {
-                return Err(ApiError::internal(format!(
-                    "suite {id} does not resolve for {}: {problems}",
-                    machine.name
-                )));
-            }
+        let suite_id = &build.build.suite.id;
+        let choice = state
+            .cache
+            .customizations(&state.directory)
+            .await
+            .map_err(directory_failed)?
+            .for_machine(&requester.entry.dn, &machine.name, suite_id);
+        let unresolved = |problems: &str| {
+            ApiError::internal(format!(
+                "suite {id} does not resolve for {}: {problems}",
+                machine.name
+            ))
+        };
+        // Machines without a choice of products share the plan of their
+        // platform, resolved once per build; a group's choice is resolved
+        // for the machine (see `crate::delivery`).
+        let outcome;
+        let chosen;
+        let (plan, plan_canonical, customization) = if choice.chooses_products(suite_id) {
+            let (plan, customization) =
+                crate::delivery::plan_for(&build.build.suite, machine, &choice)
+                    .map_err(|problems| unresolved(&problems))?;
+            let canonical = canonical_field(&plan).map_err(ApiError::internal)?;
+            chosen = (plan, canonical);
+            (&chosen.0, &chosen.1, customization)
+        } else {
+            outcome = build.plan(platform);
+            let (plan, canonical) = match &*outcome {
+                Ok(resolved) => resolved,
+                Err(problems) => return Err(unresolved(problems)),
+            };
+            let customization = crate::delivery::customization_for(&build.build.suite, &choice);
+            (plan, canonical, customization)
         };
         let machine_object = MachineObject {
             name: machine.name.clone(),
@@ -742,7 +766,7 @@ async fn suite(State(state): Shared, headers: HeaderMap, Path(id): Path<String>)
             components: plan.order().cloned().collect(),
         };
         let payload = build
-            .delivery_canonical(&machine_object, plan_canonical)
+            .delivery_canonical(&machine_object, plan_canonical, &customization)
             .map_err(ApiError::internal)?;
         envelope_around(
             &state,

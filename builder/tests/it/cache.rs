@@ -4,14 +4,15 @@
 //! a role away, a new suite version) is seen by the next read after the
 //! feed delivers it; and a lost feed turns the cache off.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roleout_builder::server::cache::ServingCache;
 use roleout_directory::{Directory, LocalDirectory};
-use roleout_model::ids::{MachineId, RoleName, SuiteId};
+use roleout_model::ids::{GroupName, MachineId, RoleName, SuiteId, VariableName};
 use roleout_model::machine::Machine;
-use roleout_model::protocol::{MachineObject, SuiteDelivery, canonical_field};
+use roleout_model::protocol::{Customization, MachineObject, SuiteDelivery, canonical_field};
 use roleout_model::role::Role;
 
 /// Polls `done` every 10 ms for at most five seconds; true once it holds.
@@ -120,9 +121,18 @@ async fn reads_are_served_from_memory_until_a_change_makes_them_stale() {
         plan: plan.clone(),
         machine: machine.clone(),
         build_digest: build.build.digest.clone(),
+        customization: Customization {
+            group: Some(GroupName::new("floor-3").unwrap()),
+            values: BTreeMap::from([(
+                VariableName::new("mail_server").unwrap(),
+                "mail.example.org".to_owned(),
+            )]),
+        },
     };
     assert_eq!(
-        build.delivery_canonical(&machine, plan_canonical).unwrap(),
+        build
+            .delivery_canonical(&machine, plan_canonical, &delivery.customization)
+            .unwrap(),
         canonical_field(&delivery).unwrap()
     );
     assert!(Arc::ptr_eq(&build, &build_again));

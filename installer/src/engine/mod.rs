@@ -64,7 +64,7 @@ use roleout_model::protocol::{
 use roleout_model::render::{RenderContext, render_command, render_condition};
 use roleout_model::suite::{OnFailure, Suite};
 use roleout_model::validate::{
-    GivenValues, Validators, Values, resolve_suite_values, resolve_values,
+    GivenValues, Validators, Values, resolve_suite_values, resolve_values, resolve_values_partially,
 };
 use roleout_model::variable::Value;
 
@@ -316,6 +316,9 @@ pub fn plan(
     let record = journal::read(&settings.state_dir, suite).map_err(state_error)?;
     let envelope = source.suite(suite)?;
     let delivery = accept_suite(settings, &envelope, suite, record.as_ref())?.delivery;
+    let given = settings
+        .given
+        .over_customized(&delivery.customization.values);
     let facts = SystemFacts::new(&settings.root);
     let validators = Validators::builtin();
     let mut lines = Vec::new();
@@ -334,21 +337,23 @@ pub fn plan(
             .join("runs")
             .join("plan")
             .join(product.id.as_str());
-        let (would_run, reason) =
-            match resolve_values(&delivery.suite, product, &settings.given, &validators) {
-                Err(errors) => (
-                    false,
-                    format!("its variable values are not valid: {errors}"),
-                ),
-                Ok(values) => {
-                    let context = render_context(settings, product, &payload_dir);
-                    match decide(product, &values, &context, &facts, record.as_ref()) {
-                        Ok(None) => (true, "it is not installed yet".to_owned()),
-                        Ok(Some((_, explanation))) => (false, explanation),
-                        Err(reason) => (false, format!("it cannot be checked: {reason}")),
-                    }
-                }
-            };
+        // As install decides: a skip first, with the values that resolved,
+        // so a component already installed needs none it lacks.
+        let (values, invalid) =
+            resolve_values_partially(&delivery.suite, product, &given, &validators);
+        let context = render_context(settings, product, &payload_dir);
+        let (would_run, reason) = match (
+            decide(product, &values, &context, &facts, record.as_ref()),
+            invalid,
+        ) {
+            (Ok(Some((_, explanation))), _) => (false, explanation),
+            (_, Some(errors)) => (
+                false,
+                format!("its variable values are not valid: {errors}"),
+            ),
+            (Ok(None), None) => (true, "it is not installed yet".to_owned()),
+            (Err(reason), None) => (false, format!("it cannot be checked: {reason}")),
+        };
         lines.push(PlanLine {
             product: product.id.clone(),
             version: product.version.clone(),
@@ -414,7 +419,9 @@ pub fn uninstall(
     let values = resolve_values(
         &suite_delivery.suite,
         product,
-        &settings.given,
+        &settings
+            .given
+            .over_customized(&suite_delivery.customization.values),
         &Validators::builtin(),
     )
     .map_err(|errors| EngineError::Config(errors.to_string()))?;
@@ -1186,7 +1193,11 @@ impl SuiteRun {
         let mut waiting: BTreeSet<ProductId> = BTreeSet::new();
         let mut first_failure: Option<ProductId> = None;
         let steps = self.delivery.plan.steps.clone();
-        if let Some(reason) = self.suite_skip(settings, &facts, &validators)? {
+        // The machine's response file over what admins customized for it.
+        let given = settings
+            .given
+            .over_customized(&self.delivery.customization.values);
+        if let Some(reason) = self.suite_skip(settings, &given, &facts, &validators)? {
             reporter.event(&Event::Note {
                 message: format!("suite {}: skipped: {reason}", self.suite),
             });
@@ -1294,21 +1305,18 @@ impl SuiteRun {
                 .join(self.run.as_str())
                 .join(product_id.as_str());
             let context = render_context(settings, &product, &payload_dir);
-            let values = match resolve_values(
-                &self.delivery.suite,
-                &product,
-                &settings.given,
-                &validators,
-            ) {
-                Ok(values) => values,
-                Err(errors) => {
-                    let reason = format!("its variable values are not valid: {errors}");
-                    self.fail_component(&product, &reason, outbox, reporter)?;
-                    first_failure.get_or_insert_with(|| product_id.clone());
-                    broken.insert(product_id.clone(), product_id.clone());
-                    self.deliver(delivery, outbox, source, reporter)?;
-                    continue;
-                }
+            // Whether the component is skipped is decided first, with the
+            // values that resolved: one already installed (or whose
+            // condition says no) needs none of the values it lacks, so an
+            // unattended run without the secret given at the first
+            // install skips it instead of failing. A variable that did not
+            // resolve is absent, so a condition or version check that
+            // uses it cannot be rendered and the component fails on its
+            // values below, never on a wrong one.
+            let (values, invalid) =
+                resolve_values_partially(&self.delivery.suite, &product, &given, &validators);
+            let value_failure = |errors: &dyn fmt::Display| {
+                format!("its variable values are not valid: {errors}")
             };
             if standing(&record) == Standing::Untouched {
                 let installed_record = Some(self.journal.record());
@@ -1329,7 +1337,10 @@ impl SuiteRun {
                     }
                     Ok(None) => {}
                     Err(reason) => {
-                        let reason = format!("it cannot be checked: {reason}");
+                        let reason = match &invalid {
+                            Some(errors) => value_failure(errors),
+                            None => format!("it cannot be checked: {reason}"),
+                        };
                         self.fail_component(&product, &reason, outbox, reporter)?;
                         first_failure.get_or_insert_with(|| product_id.clone());
                         broken.insert(product_id.clone(), product_id.clone());
@@ -1337,6 +1348,14 @@ impl SuiteRun {
                         continue;
                     }
                 }
+            }
+            if let Some(errors) = &invalid {
+                let reason = value_failure(errors);
+                self.fail_component(&product, &reason, outbox, reporter)?;
+                first_failure.get_or_insert_with(|| product_id.clone());
+                broken.insert(product_id.clone(), product_id.clone());
+                self.deliver(delivery, outbox, source, reporter)?;
+                continue;
             }
             if let Err(reason) = fetch_payloads(&product, &cache, source, &payload_dir) {
                 self.fail_component(&product, &reason, outbox, reporter)?;
@@ -1596,6 +1615,7 @@ impl SuiteRun {
     fn suite_skip(
         &self,
         settings: &Settings,
+        given: &GivenValues,
         facts: &dyn Facts,
         validators: &Validators,
     ) -> Result<Option<String>, EngineError> {
@@ -1625,7 +1645,7 @@ impl SuiteRun {
             let values = resolve_suite_values(
                 &suite.id,
                 &suite.variables,
-                &settings.given.suite,
+                &given.suite,
                 validators,
             )
             .map_err(|errors| cannot(&errors))?;

@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use roleout_model::ids::{ProductId, VariableName};
@@ -47,6 +47,18 @@ pub enum ResponseFileError {
         /// Its permission bits.
         mode: u32,
     },
+    /// Someone other than root or the user running `roleout` owns it.
+    #[error(
+        "the response file {path} is owned by uid {owner}; only root's or your own (uid {user}) is read: chown it"
+    )]
+    NotOwned {
+        /// The file.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// The user running roleout.
+        user: u32,
+    },
     /// It is not TOML, or a value is of a kind variables cannot take.
     #[error("response file {path}: {reason}")]
     Invalid {
@@ -67,6 +79,17 @@ pub fn read_response_file(path: &Path) -> Result<GivenValues, ResponseFileError>
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(ResponseFileError::TooOpen { path: shown, mode });
+    }
+    // Another user could write the values (and so the command lines) a
+    // root run uses: only root's or the running user's own file is taken.
+    let owner = metadata.uid();
+    let user = nix::unistd::geteuid().as_raw();
+    if owner != user && owner != 0 {
+        return Err(ResponseFileError::NotOwned {
+            path: shown,
+            owner,
+            user,
+        });
     }
     let text = fs::read_to_string(path).map_err(|error| ResponseFileError::Read {
         path: shown.clone(),

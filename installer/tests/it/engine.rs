@@ -24,7 +24,7 @@ use roleout_model::descriptor::{self, Descriptor};
 use roleout_model::ids::{MachineId, Sha256, SuiteId};
 use roleout_model::product::ProductModel;
 use roleout_model::protocol::{
-    MachineObject, SignedContent, SignedEnvelope, SuiteDelivery, Timestamp,
+    Customization, MachineObject, SignedContent, SignedEnvelope, SuiteDelivery, Timestamp,
 };
 use roleout_model::resolve::resolve_suite;
 use roleout_model::role::EffectiveRoles;
@@ -149,6 +149,7 @@ impl Fixture {
             },
             plan,
             build_digest: build.clone(),
+            customization: Customization::default(),
         };
         let serial = serial.unwrap_or_else(|| {
             self.serial += 1;

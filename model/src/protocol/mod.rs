@@ -38,7 +38,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::command::Phase;
-use crate::ids::{MachineId, ProductId, RoleName, Sha256, SuiteId};
+use crate::ids::{GroupName, MachineId, ProductId, RoleName, Sha256, SuiteId, VariableName};
 use crate::product::{InstallFileSet, ProductModel};
 use crate::resolve::Plan;
 use crate::suite::Suite;
@@ -325,18 +325,41 @@ pub struct MachineObject {
     pub components: Vec<ProductId>,
 }
 
+/// What admins chose for one machine with `customize` and `group` (Fig. 7),
+/// as roleoutd serves it with the suite.
+///
+/// `values` are the customized values of the suite's variables: suite-wide,
+/// overridden by those of the machine's group. Only variables the served
+/// suite has, and never a password: secrets stay in the response file of
+/// the machine that holds them. The agent takes them after its own
+/// response file and before the suite's linkage and defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Customization {
+    /// The machine's group, when it is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupName>,
+    /// Customized values of suite variables, by name.
+    #[serde(default)]
+    pub values: BTreeMap<VariableName, String>,
+}
+
 /// Payload of `GET /v1/suites/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct SuiteDelivery {
     /// The suite assembled for the machine's role set.
     pub suite: Suite,
-    /// The install plan for this machine.
+    /// The install plan for this machine: the products its group and the
+    /// machine itself chose, when they chose some, else the whole suite.
     pub plan: Plan,
     /// The Machine object.
     pub machine: MachineObject,
     /// The build it comes from.
     pub build_digest: Sha256,
+    /// The values and choices admins made for this machine.
+    #[serde(default)]
+    pub customization: Customization,
 }
 message!(SuiteDelivery, SuiteDelivery);
 impl EnvelopePayload for SuiteDelivery {

@@ -23,7 +23,9 @@ use roleout_model::condition::{
     Condition, IncrementalInstall, PackageManager, RunPolicy, VersionCheckerModel,
 };
 use roleout_model::ids::VariableName;
-use roleout_model::ids::{CapabilityName, MachineId, ProductId, RoleName, Sha256, SuiteId};
+use roleout_model::ids::{
+    CapabilityName, GroupName, MachineId, ProductId, RoleName, Sha256, SuiteId,
+};
 use roleout_model::pattern::Pattern;
 use roleout_model::product::{
     Capabilities, Capability, CapabilityRequirement, Conflicts, Dependencies, InstallFile,
@@ -31,7 +33,8 @@ use roleout_model::product::{
 };
 use roleout_model::protocol::{
     AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest,
-    ChallengeResponse, Close, CloseStatus, ComponentDelivery, ENVELOPE_CONTEXT, EnrollRequest,
+    ChallengeResponse, Close, CloseStatus, ComponentDelivery, Customization, ENVELOPE_CONTEXT,
+    EnrollRequest,
     EnrollResponse, EnrolmentStatus, ErrorBody, ErrorCode, Health, HealthStatus, MachineFacts,
     MachineObject, Message, MessageKind, OPENAPI, ProtocolError, ReportAck, ReportOutcome,
     ReportStep, RunSummary, SCHEMA_FILES, SchemaViolation, SessionRequest, SessionResponse,
@@ -249,6 +252,13 @@ fn suite_delivery() -> SuiteDelivery {
             components,
         },
         build_digest: digest(1),
+        customization: Customization {
+            group: Some(GroupName::new("floor-3").unwrap()),
+            values: BTreeMap::from([(
+                VariableName::new("mail_server").unwrap(),
+                "mail.example.org".to_owned(),
+            )]),
+        },
     }
 }
 

@@ -18,7 +18,7 @@ use roleout_model::descriptor::{self, Descriptor};
 use roleout_model::ids::{MachineId, Sha256, SuiteId};
 use roleout_model::product::ProductModel;
 use roleout_model::protocol::{
-    MachineObject, SignedContent, SignedEnvelope, SuiteDelivery, Timestamp,
+    Customization, MachineObject, SignedContent, SignedEnvelope, SuiteDelivery, Timestamp,
 };
 use roleout_model::resolve::resolve_suite;
 use roleout_model::role::EffectiveRoles;
@@ -144,6 +144,7 @@ impl Mirror {
             },
             plan,
             build_digest: build.clone(),
+            customization: Customization::default(),
         };
         let expires = Timestamp::from_system_time(SystemTime::now() + Duration::from_secs(86_400))
             .context("an expiry time")?;

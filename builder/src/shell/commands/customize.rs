@@ -20,10 +20,12 @@ use super::{CommandError, Context, Flow, Run};
 /// without a presentation), showing its label, help and default, and
 /// checks each answer with the variable's rules; at the shell a wrong
 /// answer is asked again, in a script it fails the command. An empty
-/// answer takes the value offered (the one stored before, else the
-/// default). Passwords are read without echo and checked but never
-/// stored: each machine's response file gives them. With --show, prints
-/// the stored values without asking.
+/// answer takes the value offered (the one stored before; for a group,
+/// else the suite-wide one; else the default). A machine gets the
+/// suite-wide values overridden by its group's, with its next suite.
+/// Passwords are read without echo and checked but never stored: each
+/// machine's response file gives them. With --show, prints the stored
+/// values without asking.
 ///
 /// Example: customize domino --group developers
 #[derive(Debug, Args)]
