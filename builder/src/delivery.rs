@@ -209,3 +209,166 @@ pub fn customization_for(built: &Suite, choice: &MachineChoice) -> Customization
         values,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+mod tests {
+    use roleout_directory::groups::GroupRecord;
+    use roleout_model::descriptor::{self, Descriptor};
+    use roleout_model::ids::GroupName;
+    use roleout_model::role::EffectiveRoles;
+    use roleout_model::variable::VariableModel;
+
+    use super::*;
+
+    /// The office suite of `tests/fixtures/office`, assembled for no role.
+    fn office() -> Suite {
+        let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/office");
+        let mut suite = None;
+        let mut products = Vec::new();
+        for name in ["office", "browser", "printer", "spreadsheet"] {
+            let bytes = std::fs::read(directory.join(format!("{name}.xml"))).unwrap();
+            match descriptor::parse(name, &bytes).descriptor.unwrap() {
+                Descriptor::Suite(source) => suite = Some(source),
+                Descriptor::Product(source) => products.push(source),
+            }
+        }
+        roleout_model::assemble::assemble_suite(
+            &suite.unwrap(),
+            &products,
+            &EffectiveRoles::default(),
+        )
+        .unwrap()
+        .suite
+    }
+
+    fn values(pairs: &[(&str, &str)]) -> BTreeMap<VariableName, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| (VariableName::new(*key).unwrap(), (*value).to_owned()))
+            .collect()
+    }
+
+    const FLOOR_DN: &str = "cn=pc-floor3,ou=machines,ou=roleout,dc=example,dc=org";
+
+    fn customizations(chosen: &[&str]) -> Customizations {
+        let group = GroupName::new("floor-3").unwrap();
+        let suite = SuiteId::new("office").unwrap();
+        Customizations::new(
+            vec![GroupEntry {
+                dn: "cn=floor-3,ou=groups,ou=roleout,dc=example,dc=org".to_owned(),
+                name: group.clone(),
+                record: GroupRecord {
+                    suite: Some(suite.clone()),
+                    products: chosen.iter().map(|id| ProductId::new(*id).unwrap()).collect(),
+                    // Member DNs compare without regard to case.
+                    members: vec![FLOOR_DN.to_ascii_uppercase()],
+                    machine_products: BTreeMap::new(),
+                },
+            }],
+            vec![
+                StoredCustomization {
+                    dn: String::new(),
+                    suite: suite.clone(),
+                    group: None,
+                    values: values(&[("homepage", "https://intranet/"), ("print_queue", "hq")]),
+                },
+                StoredCustomization {
+                    dn: String::new(),
+                    suite: suite.clone(),
+                    group: Some(group),
+                    values: values(&[("print_queue", "floor3"), ("gone", "x")]),
+                },
+                StoredCustomization {
+                    dn: String::new(),
+                    suite: SuiteId::new("other").unwrap(),
+                    group: None,
+                    values: values(&[("homepage", "https://other/")]),
+                },
+            ],
+        )
+    }
+
+    fn machine(text: &str) -> Machine {
+        Machine {
+            name: MachineId::new(text).unwrap(),
+            ip: None,
+            os: Some("linux".to_owned()),
+            arch: Some("x86_64".to_owned()),
+            facts: BTreeMap::new(),
+            products: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_group_overrides_suite_wide_values_and_chooses_products() {
+        let suite = office();
+        let read = customizations(&["browser", "printer"]);
+        let floor = machine("pc-floor3");
+        let choice = read.for_machine(FLOOR_DN, &floor.name, &suite.id);
+        assert!(choice.chooses_products(&suite.id));
+        let (plan, customization) = plan_for(&suite, &floor, &choice).unwrap();
+        let order: Vec<&str> = plan.order().map(ProductId::as_str).collect();
+        assert_eq!(order, ["printer", "browser"]);
+        assert_eq!(customization.group, Some(GroupName::new("floor-3").unwrap()));
+        // `gone` is no variable of the suite: not served.
+        assert_eq!(
+            customization.values,
+            values(&[("homepage", "https://intranet/"), ("print_queue", "floor3")])
+        );
+
+        // Outside the group: the whole suite and the suite-wide values.
+        let hq = machine("pc-hq");
+        let choice = read.for_machine("cn=pc-hq,ou=machines", &hq.name, &suite.id);
+        assert!(choice.group.is_none());
+        let (plan, customization) = plan_for(&suite, &hq, &choice).unwrap();
+        assert_eq!(plan.steps.len(), 3);
+        assert_eq!(
+            customization.values,
+            values(&[("homepage", "https://intranet/"), ("print_queue", "hq")])
+        );
+    }
+
+    #[test]
+    fn a_chosen_product_the_roles_do_not_get_is_left_out_with_the_reason() {
+        let mut suite = office();
+        suite.products.retain(|product| product.id.as_str() != "browser");
+        let read = customizations(&["browser", "printer"]);
+        let floor = machine("pc-floor3");
+        let choice = read.for_machine(FLOOR_DN, &floor.name, &suite.id);
+        let (plan, _) = plan_for(&suite, &floor, &choice).unwrap();
+        assert_eq!(plan.order().map(ProductId::as_str).collect::<Vec<_>>(), ["printer"]);
+        assert_eq!(plan.not_applicable.len(), 1);
+        assert_eq!(plan.not_applicable[0].product.as_str(), "browser");
+        assert!(
+            plan.not_applicable[0].reason.contains("group floor-3"),
+            "{}",
+            plan.not_applicable[0].reason
+        );
+    }
+
+    #[test]
+    fn secrets_are_never_served() {
+        let mut suite = office();
+        let mut password: VariableModel = suite.variables[0].clone();
+        password.name = VariableName::new("vault_key").unwrap();
+        password.kind = VariableKind::Password;
+        suite.variables.push(password);
+        let mut choice = MachineChoice::default();
+        choice.values = values(&[("vault_key", "hunter2-hunter2"), ("print_queue", "q")]);
+        assert_eq!(
+            customization_for(&suite, &choice).values,
+            values(&[("print_queue", "q")])
+        );
+        // A plain variable asked with a password widget is secret too.
+        suite.presentation.push(roleout_model::suite::VariablePresentation {
+            variable: VariableName::new("print_queue").unwrap(),
+            label: Default::default(),
+            help: Default::default(),
+            order: 1,
+            widget: Widget::Password,
+        });
+        assert!(customization_for(&suite, &choice).values.is_empty());
+    }
+}

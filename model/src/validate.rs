@@ -1667,4 +1667,43 @@ mod tests {
         );
         assert!(text.contains("the suite has no variable no_site"), "{text}");
     }
+
+    #[test]
+    fn the_response_file_wins_over_customized_values() {
+        let given_values = GivenValues {
+            suite: given(&[("site", "lyon")]),
+            ..Default::default()
+        };
+        let merged =
+            given_values.over_customized(&given(&[("site", "paris"), ("server_host", "mx")]));
+        assert_eq!(merged.suite, given(&[("site", "lyon"), ("server_host", "mx")]));
+    }
+
+    #[test]
+    fn partial_resolution_keeps_what_resolved_and_leaves_out_what_did_not() {
+        let suite = suite(Vec::new(), Vec::new());
+        let mut secret = variable("admin_password", VariableKind::Password);
+        secret.required = true;
+        let mut site = variable("site_name", VariableKind::String);
+        site.default = Some("paris".to_owned());
+        let product = product(vec![secret, site]);
+        let (values, errors) =
+            resolve_values_partially(&suite, &product, &GivenValues::default(), &validators());
+        assert_eq!(values[&name("site_name")].expose(), "paris");
+        assert!(!values.contains_key(&name("admin_password")));
+        let errors = errors.unwrap().to_string();
+        assert!(errors.contains("admin_password"), "{errors}");
+        // The same as resolve_values when nothing is wrong.
+        let given_values = GivenValues {
+            products: BTreeMap::from([(product_id(), given(&[("admin_password", "s3cret-pass")]))]),
+            ..Default::default()
+        };
+        let (values, errors) =
+            resolve_values_partially(&suite, &product, &given_values, &validators());
+        assert!(errors.is_none());
+        assert_eq!(
+            values,
+            resolve_values(&suite, &product, &given_values, &validators()).unwrap()
+        );
+    }
 }

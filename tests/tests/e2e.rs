@@ -528,3 +528,65 @@ fn plan_shows_exactly_the_products_and_values_the_machine_installs() {
     // A product the group did not choose never reached the floor's machine.
     assert!(!floor.has("opt/values/spreadsheet"));
 }
+
+#[test]
+fn unattended_runs_read_the_default_response_file_and_skip_what_is_installed() {
+    let world = World::start();
+    let mut machine = world.enroll("pc-unattended", "administrator");
+    // The administrator's version of the mail client requires a password.
+    // The run that installs it finds the value in the default response
+    // file, as the scheduled unit does: no --response-file.
+    let given = machine.response_file.take().expect("administrators get one");
+    let default = machine.default_response_file.clone();
+    fs::create_dir_all(default.parent().expect("a parent")).expect("its directory");
+
+    // Group or others may read it: refused, naming the file.
+    fs::copy(&given, &default).expect("the default response file");
+    fs::set_permissions(
+        &default,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .expect("mode 0644");
+    let open = world.install(&machine);
+    assert_exit(&open, 2, "a default response file others may read");
+    assert!(
+        open.transcript().contains(&default.display().to_string()),
+        "{}",
+        open.transcript()
+    );
+
+    fs::set_permissions(
+        &default,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("mode 0600");
+    let first = world.install(&machine);
+    assert_exit(&first, 0, "the first run with the default response file");
+    assert!(first.installed("notes-client"), "{}", first.transcript());
+
+    // The scheduled run after someone removed the file: the password is
+    // not needed to see that everything is installed.
+    fs::remove_file(&default).expect("remove the default response file");
+    let scheduled = world.install(&machine);
+    assert_nothing_installed(&scheduled, &machine);
+
+    // What is not installed yet still needs its values: removed from the
+    // sandbox, the client must be installed again and fails on the
+    // missing password, saying so.
+    fs::remove_dir_all(machine.path("opt/notes")).expect("remove the client's files");
+    let dpkg_status = machine.path("var/lib/dpkg/status");
+    let status = fs::read_to_string(&dpkg_status).expect("the dpkg database");
+    let without_client: Vec<&str> = status
+        .split("\n\n")
+        .filter(|stanza| !stanza.starts_with("Package: notes-client\n"))
+        .collect();
+    fs::write(&dpkg_status, without_client.join("\n\n")).expect("the dpkg database");
+    let missing = world.install(&machine);
+    assert_exit(&missing, 1, "a run that needs the password it lacks");
+    assert_eq!(missing.outcome("notes-client"), Some("failed"), "{}", missing.transcript());
+    assert!(
+        missing.transcript().contains("admin_password"),
+        "{}",
+        missing.transcript()
+    );
+}

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::tmux::{Terminal, tmux_available};
+use crate::tmux::{Terminal, require_tmux};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_roleout-admin");
 
@@ -287,10 +287,7 @@ fn start_shell(home: &Path) -> Terminal {
 
 #[test]
 fn interactive_session_completes_hides_secrets_and_remembers() {
-    if !tmux_available() {
-        println!("skipped: tmux is not installed (scripts/setup.sh installs it)");
-        return;
-    }
+    require_tmux();
     let home = tempfile::tempdir().expect("a temporary home");
     let prompt = "roleout ./roleout-state:/> ";
     let history_file = home.path().join("data/roleout/history");

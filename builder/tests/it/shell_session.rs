@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use roleout_directory::LocalDirectory;
 
-use crate::tmux::{Terminal, tmux_available};
+use crate::tmux::{Terminal, require_tmux};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_roleout-admin");
 
@@ -37,10 +37,7 @@ fn run_after(terminal: &Terminal, anchor: &str, line: &str) {
 
 #[test]
 fn a_session_imports_customizes_with_a_retry_builds_and_remembers() {
-    if !tmux_available() {
-        println!("skipped: tmux is not installed (scripts/setup.sh installs it)");
-        return;
-    }
+    require_tmux();
     let state = tempfile::tempdir().expect("a temporary state directory");
     let home = tempfile::tempdir().expect("a temporary home");
     // The slapd roleoutd would be running; the shell attaches to it.

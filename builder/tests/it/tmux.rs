@@ -11,12 +11,18 @@ use std::time::{Duration, Instant};
 /// How long the screen may take to show what a test waits for.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Whether tmux can be run here; the interactive tests skip without it.
-pub(crate) fn tmux_available() -> bool {
-    Command::new("tmux")
+/// Fails the test unless tmux can be run here: an interactive test that
+/// skipped itself would pass without testing anything, so a machine
+/// without tmux is a broken test setup (`scripts/setup.sh` installs it).
+pub(crate) fn require_tmux() {
+    let works = Command::new("tmux")
         .arg("-V")
         .output()
-        .is_ok_and(|output| output.status.success())
+        .is_ok_and(|output| output.status.success());
+    assert!(
+        works,
+        "tmux cannot be run: the interactive tests need it (scripts/setup.sh installs it)"
+    );
 }
 
 /// Numbers the terminals, so each has a socket of its own.
