@@ -156,6 +156,28 @@ fn fact_values(facts: &BTreeMap<String, String>) -> Result<HashSet<Vec<u8>>> {
         .collect()
 }
 
+/// The outcome of a modify that is conditional on a value being there
+/// (a delete of that value) or absent (an add to a single-valued
+/// attribute): `false` when the condition did not hold.
+fn conditional(result: Result<()>) -> Result<bool> {
+    use crate::error::result_code::{ATTRIBUTE_OR_VALUE_EXISTS, NO_SUCH_ATTRIBUTE};
+    // slapd answers an add to a single-valued attribute that has a value
+    // with constraintViolation.
+    const CONSTRAINT_VIOLATION: u32 = 19;
+    match result {
+        Ok(()) => Ok(true),
+        Err(error)
+            if matches!(
+                error.ldap_code(),
+                Some(NO_SUCH_ATTRIBUTE | ATTRIBUTE_OR_VALUE_EXISTS | CONSTRAINT_VIOLATION)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 impl Directory {
     /// Every machine matching the machine search base and filter: one search.
     #[instrument(skip(self))]
@@ -351,6 +373,90 @@ impl Directory {
         Ok(fingerprint)
     }
 
+    /// Records `certificate` (DER) as the first key of the machine at `dn`,
+    /// in one modify that adds its fingerprint: it fails, and `false` is
+    /// returned, when the entry has a fingerprint already (another
+    /// enrolment got there first), so of two first enrolments exactly one
+    /// records its key.
+    #[instrument(skip(self, certificate))]
+    pub async fn record_first_certificate(&self, dn: &str, certificate: &[u8]) -> Result<bool> {
+        let fingerprint = Sha256::of(certificate);
+        let modifications = vec![
+            Mod::Add(
+                attribute("roleoutCertificateFingerprint"),
+                bytes_set([fingerprint.as_str().as_bytes()]),
+            ),
+            Mod::Replace(
+                attribute("userCertificate;binary"),
+                bytes_set([certificate]),
+            ),
+        ];
+        conditional(self.modify(dn, modifications).await)
+    }
+
+    /// Replaces the certificate of the machine at `dn` whose fingerprint is
+    /// `current` with `certificate`, in one modify that deletes exactly
+    /// that fingerprint (compare and swap): `false` when the entry's key
+    /// changed in the meantime. Whether the machine is approved or enabled
+    /// is left as it is: the current key vouched for the new one.
+    #[instrument(skip(self, certificate))]
+    pub async fn rotate_certificate(
+        &self,
+        dn: &str,
+        current: &Sha256,
+        certificate: &[u8],
+    ) -> Result<bool> {
+        let fingerprint = Sha256::of(certificate);
+        let mut modifications = vec![Mod::Delete(
+            attribute("roleoutCertificateFingerprint"),
+            bytes_set([current.as_str().as_bytes()]),
+        )];
+        modifications.push(Mod::Add(
+            attribute("roleoutCertificateFingerprint"),
+            bytes_set([fingerprint.as_str().as_bytes()]),
+        ));
+        modifications.push(Mod::Replace(
+            attribute("userCertificate;binary"),
+            bytes_set([certificate]),
+        ));
+        conditional(self.modify(dn, modifications).await)
+    }
+
+    /// Spends the one-time enrolment token whose SHA-256 is `token` on the
+    /// machine at `dn` and, in the same modify, records `certificate` as
+    /// its key and marks it approved: `false` when the token is not there
+    /// (wrong, or already spent). Done in one write, so the key approved is
+    /// exactly the one presented with the token, whatever another
+    /// enrolment of the same name does at the same moment.
+    #[instrument(skip(self, token, certificate))]
+    pub async fn enrol_with_token(
+        &self,
+        dn: &str,
+        token: &Sha256,
+        certificate: &[u8],
+    ) -> Result<bool> {
+        let fingerprint = Sha256::of(certificate);
+        let modifications = vec![
+            Mod::Delete(
+                attribute("roleoutEnrolmentToken"),
+                bytes_set([token.as_str().as_bytes()]),
+            ),
+            Mod::Replace(
+                attribute("userCertificate;binary"),
+                bytes_set([certificate]),
+            ),
+            Mod::Replace(
+                attribute("roleoutCertificateFingerprint"),
+                bytes_set([fingerprint.as_str().as_bytes()]),
+            ),
+            Mod::Replace(
+                attribute("roleoutEnrolment"),
+                bytes_set([Enrolment::Approved.as_str().as_bytes()]),
+            ),
+        ];
+        conditional(self.modify(dn, modifications).await)
+    }
+
     /// Approves the machine at `dn` and enables it.
     #[instrument(skip(self))]
     pub async fn approve_machine(&self, dn: &str) -> Result<()> {
@@ -422,41 +528,6 @@ impl Directory {
         self.modify(
             dn,
             vec![Mod::Replace(attribute("roleoutEnrolmentToken"), values)],
-        )
-        .await
-    }
-
-    /// Spends the one-time enrolment token whose digest is `digest`: removes
-    /// exactly that value in one modify, so of two enrolments racing with
-    /// the same token only one gets `true`; the other finds the value gone.
-    #[instrument(skip(self, digest))]
-    pub async fn claim_enrolment_token(&self, dn: &str, digest: &Sha256) -> Result<bool> {
-        let modification = vec![Mod::Delete(
-            attribute("roleoutEnrolmentToken"),
-            bytes_set([digest.as_str().as_bytes()]),
-        )];
-        match self.modify(dn, modification).await {
-            Ok(()) => Ok(true),
-            Err(error)
-                if error.ldap_code() == Some(crate::error::result_code::NO_SUCH_ATTRIBUTE) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(error),
-        }
-    }
-
-    /// Marks the enrolment of the machine at `dn` approved without touching
-    /// `roleoutEnabled`: what roleoutd does for a machine that presented a
-    /// valid one-time token (the admin enabled it when issuing the token).
-    #[instrument(skip(self))]
-    pub async fn accept_enrolment(&self, dn: &str) -> Result<()> {
-        self.modify(
-            dn,
-            vec![Mod::Replace(
-                attribute("roleoutEnrolment"),
-                bytes_set([Enrolment::Approved.as_str().as_bytes()]),
-            )],
         )
         .await
     }

@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 use roleout_model::ids::{MachineId, ProductId, SuiteId};
@@ -19,8 +19,9 @@ use crate::engine::{
     self, BOOT_ID_PATH, DirectorySource, EngineError, InstallOutcome, Settings, Source, exit_code,
 };
 use crate::envelope::PinnedKey;
-use crate::keys::{self, DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey};
-use crate::progress::{JsonReporter, LineReporter, QuietReporter, Reporter, TerminalReporter};
+use crate::keys::{self, KeyAlgorithm, MachineKey};
+use crate::rotation;
+use crate::progress::{Event, JsonReporter, LineReporter, QuietReporter, Reporter, TerminalReporter};
 use crate::state::atomic;
 
 /// The response file `install`, `plan` and `uninstall` read when none is
@@ -75,6 +76,18 @@ pub enum Command {
     Status,
     /// Run a product's uninstall command, record and report it.
     Uninstall(UninstallArgs),
+    /// Replace this machine's key pair; the current key vouches for the new one, which stays approved.
+    RotateKey(RotateKeyArgs),
+    /// A new certificate for this machine's key, valid for a year; the current key vouches for it.
+    RenewCertificate,
+}
+
+/// Arguments of `rotate-key`.
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    /// The new key's algorithm.
+    #[arg(long, default_value = "ed25519", value_parser = ["ed25519", "ecdsa-p256"])]
+    pub algorithm: String,
 }
 
 /// Arguments of `enroll`.
@@ -95,6 +108,10 @@ pub struct EnrollArgs {
     /// The machine's name (its directory entry); the host name by default.
     #[arg(long)]
     pub name: Option<String>,
+    /// How long the machine certificate made now stays valid, in days
+    /// (`install` renews it when 30 days are left).
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub certificate_days: u64,
 }
 
 /// Arguments of `install` and `plan`.
@@ -138,7 +155,7 @@ impl Cli {
                 absolute(&mut enroll.server_cert);
                 None
             }
-            Command::Status => None,
+            Command::Status | Command::RotateKey(_) | Command::RenewCertificate => None,
         };
         if let Some(common) = common {
             absolute(&mut common.root);
@@ -219,6 +236,8 @@ pub fn main() -> i32 {
         Command::Plan(args) => plan(&cli, args),
         Command::Status => status(&cli),
         Command::Uninstall(args) => uninstall(&cli, args, reporter.as_ref()),
+        Command::RotateKey(args) => rotate_key(&cli, args),
+        Command::RenewCertificate => renew_certificate(&cli),
     };
     match result {
         Ok(code) => code,
@@ -285,6 +304,25 @@ fn suite_id(text: &str) -> Result<SuiteId, EngineError> {
 
 fn install(cli: &Cli, args: &RunArgs, reporter: &dyn Reporter) -> Result<i32, EngineError> {
     let settings = settings(cli, &args.common)?;
+    if args.common.from.is_none() {
+        // A machine whose certificate ran out can no longer authenticate:
+        // it is renewed while the current one still vouches for it. A
+        // failed renewal is said and the run goes on (it is tried again
+        // on every run until the certificate ends).
+        match rotation::renew_if_due(&cli.state_dir, SystemTime::now(), &this_machine_facts()) {
+            Ok(Some(renewed)) => reporter.event(&Event::Note {
+                message: format!(
+                    "machine certificate renewed ({}), valid until {}",
+                    &renewed.fingerprint.as_str()[..16],
+                    describe_time(renewed.not_after)
+                ),
+            }),
+            Ok(None) => {}
+            Err(error) => reporter.event(&Event::Note {
+                message: format!("the machine certificate is due for renewal and could not be renewed: {error}"),
+            }),
+        }
+    }
     let mut source = source(cli, &args.common)?;
     let suite = args.suite.as_deref().map(suite_id).transpose()?;
     let outcome = engine::install(&settings, source.as_mut(), suite.as_ref(), reporter)?;
@@ -416,7 +454,7 @@ fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
         &machine,
         algorithm,
         SystemTime::now(),
-        DEFAULT_CERTIFICATE_VALIDITY,
+        Duration::from_secs(args.certificate_days * 24 * 60 * 60),
     )
     .map_err(|error| config(error.to_string()))?;
     let certificate_der = if key_path.exists() && certificate_path.exists() {
@@ -436,11 +474,13 @@ fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
         .map_err(|error| config(error.to_string()))?;
         identity.certificate_der().to_vec()
     };
+    let fingerprint = roleout_model::ids::Sha256::of(&certificate_der);
     let request = EnrollRequest {
         machine: machine.clone(),
         certificate: certificate_der.into(),
         enrolment_token: args.token.clone(),
         facts: machine_facts(hostname),
+        proof: None,
     };
     let response = client::enroll(&agent, &args.server, &request)?;
     let builder_bytes: [u8; 32] = response
@@ -476,13 +516,61 @@ fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
         let _ = writeln!(
             out,
             "{}",
-            serde_json::json!({"machine": machine, "status": response.status, "builder-key-id": pinned.key_id(), "message": response.message})
+            serde_json::json!({"machine": machine, "status": response.status, "key": fingerprint, "builder-key-id": pinned.key_id(), "message": response.message})
         );
     } else if !cli.quiet {
         let _ = writeln!(out, "machine {machine}: enrolment {status}");
+        // What the admin compares before approving (`show /machines/NAME`,
+        // `approve NAME --fingerprint`).
+        let _ = writeln!(out, "machine key: SHA-256 {fingerprint}");
         let _ = writeln!(out, "builder key pinned: {}", pinned.key_id());
         let _ = writeln!(out, "{}", response.message);
     }
+    Ok(exit_code::SUCCESS)
+}
+
+fn this_machine_facts() -> MachineFacts {
+    machine_facts(read_trimmed(Path::new("/proc/sys/kernel/hostname")))
+}
+
+/// `time` as RFC 3339 UTC, or seconds since the epoch if it cannot be.
+fn describe_time(time: SystemTime) -> String {
+    roleout_model::protocol::Timestamp::from_system_time(time)
+        .map(|stamp| stamp.to_string())
+        .unwrap_or_else(|| format!("{} (unix seconds)", keys::unix_seconds(time)))
+}
+
+fn print_presented(cli: &Cli, what: &str, presented: &rotation::Presented) {
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"done": what, "fingerprint": presented.fingerprint, "valid-until": describe_time(presented.not_after)})
+        );
+    } else if !cli.quiet {
+        let _ = writeln!(
+            out,
+            "{what}: roleoutd holds certificate {} (valid until {}); the machine stays approved",
+            presented.fingerprint,
+            describe_time(presented.not_after)
+        );
+    }
+}
+
+fn rotate_key(cli: &Cli, args: &RotateKeyArgs) -> Result<i32, EngineError> {
+    let algorithm: KeyAlgorithm = args
+        .algorithm
+        .parse()
+        .map_err(|error: keys::UnknownAlgorithm| config(error.to_string()))?;
+    let presented = rotation::rotate_key(&cli.state_dir, algorithm, &this_machine_facts())?;
+    print_presented(cli, "key rotated", &presented);
+    Ok(exit_code::SUCCESS)
+}
+
+fn renew_certificate(cli: &Cli) -> Result<i32, EngineError> {
+    let presented = rotation::renew_certificate(&cli.state_dir, &this_machine_facts())?;
+    print_presented(cli, "certificate renewed", &presented);
     Ok(exit_code::SUCCESS)
 }
 

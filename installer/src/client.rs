@@ -70,6 +70,21 @@ pub fn enroll(
     post_json(agent, &url, None, request, "enrolment")
 }
 
+/// `POST /v1/challenge`: a challenge token for `machine`.
+pub fn challenge(agent: &Agent, server: &str, machine: &MachineId) -> Result<String, SourceError> {
+    let url = format!("{}/v1/challenge", server.trim_end_matches('/'));
+    let answer: ChallengeResponse = post_json(
+        agent,
+        &url,
+        None,
+        &ChallengeRequest {
+            machine: machine.clone(),
+        },
+        "the challenge",
+    )?;
+    Ok(answer.token)
+}
+
 fn transport(what: &str, error: ureq::Error) -> SourceError {
     SourceError::Unreachable {
         what: what.to_owned(),

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
-use roleout_model::ids::MachineId;
+use roleout_model::ids::{MachineId, Sha256};
 
 /// What a machine signs is this prefix followed by the challenge token's bytes.
 ///
@@ -30,6 +30,12 @@ use roleout_model::ids::MachineId;
 /// program using the same key) signs, and the `v1` leaves room to change
 /// the format without ambiguity.
 pub const CHALLENGE_CONTEXT: &[u8] = b"roleout-challenge-v1\0";
+
+/// What a machine signs with its current key to prove, for a challenge it
+/// was given, that it presents a new certificate (key rotation or
+/// renewal): this prefix, the challenge token, a zero byte, and the new
+/// certificate's SHA-256 in lowercase hex ([`key_proof_message`]).
+pub const KEY_PROOF_CONTEXT: &[u8] = b"roleout-key-proof-v1\0";
 
 /// How long a machine certificate made at enrolment stays valid: one year.
 pub const DEFAULT_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -209,11 +215,6 @@ pub fn generate_identity(
     valid_from: SystemTime,
     valid_for: Duration,
 ) -> Result<MachineIdentity, KeyError> {
-    let valid_until = valid_from
-        .checked_add(valid_for)
-        .ok_or(KeyError::Validity {
-            reason: "the end of the validity period overflows the clock",
-        })?;
     let generator = match algorithm {
         KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
         KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
@@ -222,6 +223,37 @@ pub fn generate_identity(
         algorithm,
         reason: error.to_string(),
     })?;
+    certify(machine, algorithm, &key_pair, valid_from, valid_for)
+}
+
+/// A new self-signed certificate for the key `pkcs8` already has (renewal:
+/// same key, new validity), valid from `valid_from` for `valid_for`.
+pub fn renew_identity(
+    machine: &MachineId,
+    pkcs8: &[u8],
+    valid_from: SystemTime,
+    valid_for: Duration,
+) -> Result<MachineIdentity, KeyError> {
+    let algorithm = MachineKey::from_pkcs8(pkcs8)?.algorithm();
+    let key_pair = KeyPair::try_from(pkcs8).map_err(|error| KeyError::Generate {
+        algorithm,
+        reason: format!("the key cannot be read back for a new certificate: {error}"),
+    })?;
+    certify(machine, algorithm, &key_pair, valid_from, valid_for)
+}
+
+fn certify(
+    machine: &MachineId,
+    algorithm: KeyAlgorithm,
+    key_pair: &KeyPair,
+    valid_from: SystemTime,
+    valid_for: Duration,
+) -> Result<MachineIdentity, KeyError> {
+    let valid_until = valid_from
+        .checked_add(valid_for)
+        .ok_or(KeyError::Validity {
+            reason: "the end of the validity period overflows the clock",
+        })?;
     let certificate_error = |error: rcgen::Error| KeyError::Certificate {
         machine: machine.clone(),
         reason: error.to_string(),
@@ -233,7 +265,7 @@ pub fn generate_identity(
     params.distinguished_name = name;
     params.not_before = time::OffsetDateTime::from(valid_from);
     params.not_after = time::OffsetDateTime::from(valid_until);
-    let certificate = params.self_signed(&key_pair).map_err(certificate_error)?;
+    let certificate = params.self_signed(key_pair).map_err(certificate_error)?;
     Ok(MachineIdentity {
         algorithm,
         private_key_pkcs8: key_pair.serialize_der(),
@@ -307,6 +339,12 @@ impl MachineKey {
         self.sign(&challenge_message(token))
     }
 
+    /// Signs, for the challenge `token`, that the certificate whose SHA-256
+    /// is `certificate` is to replace this key's ([`key_proof_message`]).
+    pub fn sign_key_proof(&self, token: &str, certificate: &Sha256) -> Result<Vec<u8>, KeyError> {
+        self.sign(&key_proof_message(token, certificate))
+    }
+
     /// Signs raw `message` bytes. Prefer [`Self::sign_challenge`]: a raw
     /// signature carries no domain separation.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
@@ -334,6 +372,18 @@ pub fn challenge_message(token: &str) -> Vec<u8> {
     let mut message = Vec::with_capacity(CHALLENGE_CONTEXT.len() + token.len());
     message.extend_from_slice(CHALLENGE_CONTEXT);
     message.extend_from_slice(token.as_bytes());
+    message
+}
+
+/// The exact bytes a machine signs with its current key to present the
+/// certificate whose SHA-256 is `certificate` for the challenge `token`.
+pub fn key_proof_message(token: &str, certificate: &Sha256) -> Vec<u8> {
+    let mut message =
+        Vec::with_capacity(KEY_PROOF_CONTEXT.len() + token.len() + 1 + certificate.as_str().len());
+    message.extend_from_slice(KEY_PROOF_CONTEXT);
+    message.extend_from_slice(token.as_bytes());
+    message.push(0);
+    message.extend_from_slice(certificate.as_str().as_bytes());
     message
 }
 

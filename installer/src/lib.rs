@@ -7,5 +7,6 @@ pub mod envelope;
 pub mod facts;
 pub mod keys;
 pub mod progress;
+pub mod rotation;
 pub mod run;
 pub mod state;

@@ -348,6 +348,11 @@ impl World {
     /// sandbox root; administrators get a response file with the
     /// administrator password.
     pub fn enroll(&self, name: &str, role: &str) -> Machine {
+        self.enroll_with(name, role, &[])
+    }
+
+    /// [`World::enroll`], with `extra` arguments for `roleout enroll`.
+    pub fn enroll_with(&self, name: &str, role: &str, extra: &[&str]) -> Machine {
         let token = self
             .admin(&format!("enroll-token {name}"))
             .trim()
@@ -394,7 +399,8 @@ impl World {
             .args(["--server", &self.url])
             .arg("--server-cert")
             .arg(self.server_state.join("tls/cert.pem"))
-            .args(["--token", &token, "--name", name]));
+            .args(["--token", &token, "--name", name])
+            .args(extra));
         assert_eq!(
             enrolled.code,
             Some(0),
@@ -428,6 +434,41 @@ impl World {
         let events = parse_json_lines(&finished.stdout)
             .unwrap_or_else(|error| panic!("{error}\n{}", finished.transcript()));
         Run { finished, events }
+    }
+
+    /// Runs `roleout --json ARGS...` on `machine` (its state directory);
+    /// returns what it did, whatever its exit status.
+    pub fn roleout(&self, machine: &Machine, args: &[&str]) -> Finished {
+        run(Command::new(binary("roleout"))
+            .arg("--state-dir")
+            .arg(&machine.state)
+            .arg("--json")
+            .args(args))
+    }
+
+    /// The SHA-256 of the certificate the directory holds for `machine`.
+    pub fn enrolled_fingerprint(&self, machine: &Machine) -> String {
+        let settings = LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
+            .expect("the slapd roleoutd manages is running");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let machine_id = MachineId::new(&machine.name).expect("a valid machine name");
+        runtime.block_on(async {
+            let directory = Directory::connect(&settings)
+                .await
+                .expect("a connection to roleoutd's slapd");
+            let entry = directory
+                .machine(&machine_id)
+                .await
+                .expect("the machine's entry")
+                .expect("the machine exists");
+            entry
+                .certificate_fingerprint
+                .expect("a certificate is enrolled")
+                .to_string()
+        })
     }
 
     /// What `roleout --json status` says of `machine`'s domino suite.

@@ -590,3 +590,78 @@ fn unattended_runs_read_the_default_response_file_and_skip_what_is_installed() {
         missing.transcript()
     );
 }
+
+/// The SHA-256 of the certificate in `machine`'s state directory.
+fn certificate_on_disk(machine: &Machine) -> String {
+    use base64::Engine as _;
+    let pem = fs::read_to_string(machine.state.join("machine.pem")).expect("machine.pem");
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("PEM base64");
+    roleout_model::ids::Sha256::of(&der).to_string()
+}
+
+#[test]
+fn a_machine_renews_its_certificate_and_rotates_its_key_without_an_admin() {
+    let world = World::start();
+    // A certificate with 10 days left: the next install renews it.
+    let machine = world.enroll_with("pc-keys", "end-user", &["--certificate-days", "10"]);
+    let enrolled = world.enrolled_fingerprint(&machine);
+    assert_eq!(certificate_on_disk(&machine), enrolled);
+
+    let first = world.install(&machine);
+    assert_exit(&first, 0, "the install that renews the certificate");
+    assert!(
+        first.transcript().contains("machine certificate renewed"),
+        "{}",
+        first.transcript()
+    );
+    let renewed = world.enrolled_fingerprint(&machine);
+    assert_ne!(renewed, enrolled, "roleoutd holds the renewed certificate");
+    assert_eq!(certificate_on_disk(&machine), renewed);
+
+    // Valid for a year now: the next run renews nothing.
+    let second = world.install(&machine);
+    assert_nothing_installed(&second, &machine);
+    assert!(!second.transcript().contains("renewed"), "{}", second.transcript());
+    assert_eq!(world.enrolled_fingerprint(&machine), renewed);
+
+    // A new key pair, vouched for by the current key: no admin, no token.
+    let rotated = world.roleout(&machine, &["rotate-key", "--algorithm", "ecdsa-p256"]);
+    assert_eq!(rotated.code, Some(0), "{}", rotated.transcript());
+    let now_held = world.enrolled_fingerprint(&machine);
+    assert_ne!(now_held, renewed);
+    assert!(rotated.stdout.contains(&now_held), "{}", rotated.transcript());
+    assert_eq!(certificate_on_disk(&machine), now_held);
+    for pending in ["machine.key.new", "machine.pem.new"] {
+        assert!(!machine.state.join(pending).exists(), "{pending} left behind");
+    }
+    // The machine authenticates with its new key.
+    let third = world.install(&machine);
+    assert_nothing_installed(&third, &machine);
+
+    // Enrolling again under the same name with a new key is refused.
+    let other = world.top().join("machines/intruder");
+    let intruder = fs::create_dir_all(&other).map(|()| {
+        std::process::Command::new(roleout_tests::binary("roleout"))
+            .arg("--state-dir")
+            .arg(&other)
+            .args(["enroll", "--server", &world.url, "--server-cert"])
+            .arg(world.server_state.join("tls/cert.pem"))
+            .args(["--name", "pc-keys"])
+            .output()
+            .expect("roleout enroll runs")
+    });
+    let intruder = intruder.expect("a state directory");
+    assert_ne!(intruder.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&intruder.stderr).contains("already has a key"),
+        "{}",
+        String::from_utf8_lossy(&intruder.stderr)
+    );
+    assert_eq!(world.enrolled_fingerprint(&machine), now_held);
+}

@@ -444,6 +444,10 @@ async fn show_object(
                 .unwrap_or_else(|| "not enrolled".to_owned());
             line(output, &format!("enrolment: {enrolment}"));
             line(output, &format!("enabled: {}", entry.enabled));
+            line(
+                output,
+                &format!("key: {}", crate::admin::machines::key_summary(&entry)),
+            );
             for (label, value) in [
                 ("ip", &machine.ip),
                 ("os", &machine.os),

@@ -31,8 +31,8 @@ pub mod token;
 
 use std::time::{Duration, SystemTime};
 
-use roleout_installer::keys::challenge_message;
-use roleout_model::ids::MachineId;
+use roleout_installer::keys::{challenge_message, key_proof_message};
+use roleout_model::ids::{MachineId, Sha256};
 
 use crate::auth::certificate::{CertificateError, RegisteredMachine, verify_machine_signature};
 use crate::auth::challenge::{
@@ -138,6 +138,34 @@ impl<Store: NonceStore> Authenticator<Store> {
             now,
             self.session_lifetime,
         )?)
+    }
+
+    /// Checks that the machine's current key vouches for the certificate
+    /// whose SHA-256 is `certificate` (key rotation or renewal): the
+    /// challenge `token` is valid for `machine`, and `signature` over the
+    /// key-proof message of that token and digest verifies with the
+    /// certificate registered in its entry, which must be enabled, approved
+    /// and within its dates. The nonce is claimed last, so one proof is
+    /// good once.
+    pub fn verify_key_proof(
+        &self,
+        machine: &MachineId,
+        token: &str,
+        signature: &[u8],
+        registered: &RegisteredMachine,
+        certificate: &Sha256,
+        now: SystemTime,
+    ) -> Result<(), AuthError> {
+        let challenge = verify_challenge(&self.secret, token, machine, now)?;
+        verify_machine_signature(
+            registered,
+            &key_proof_message(token, certificate),
+            signature,
+            now,
+        )?;
+        self.nonces
+            .claim(machine, &challenge.nonce, challenge.expires_at, now)?;
+        Ok(())
     }
 
     /// Checks a session token presented with a later request.

@@ -188,17 +188,6 @@ async fn enroll_inner(
                 .ok_or_else(|| directory_failed(format!("machine entry {dn} vanished")))?
         }
     };
-    let token_valid = match (&request.enrolment_token, &entry.enrolment_token) {
-        (Some(token), Some(stored)) => sha256(token.as_bytes()) == *stored,
-        _ => false,
-    };
-    if request.enrolment_token.is_some() && !token_valid {
-        info!(machine = %name, outcome = "refused", reason = "enrolment token does not match", "enrolment");
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "The enrolment token is not valid for this machine (wrong, or already used).",
-        ));
-    }
     if entry.enrolment == Some(Enrolment::Disabled) {
         info!(machine = %name, outcome = "refused", reason = "machine disabled", "enrolment");
         return Err(ApiError::new(
@@ -206,54 +195,133 @@ async fn enroll_inner(
             "This machine is disabled in the directory; an admin must re-enable it.",
         ));
     }
+    let fingerprint = sha256(certificate);
     let same_key = entry.certificate.as_deref() == Some(certificate);
-    if !same_key {
-        directory
-            .set_machine_certificate(&entry.dn, certificate)
-            .await
-            .map_err(directory_failed)?;
-    }
-    let facts = &request.facts;
-    let facts_written = directory
-        .set_machine_facts(&entry.dn, Some(&facts.os), Some(&facts.arch), &facts.extra)
-        .await;
-    // Whatever was written above or below counts from the next request.
-    state.cache.forget_machine(&name, &entry.dn);
-    facts_written.map_err(directory_failed)?;
-    let claimed = match (token_valid, &entry.enrolment_token) {
-        // Spent first, atomically: of two enrolments racing with one token
-        // only one claims it, and it stays spent even if approval fails.
-        (true, Some(digest)) => directory
-            .claim_enrolment_token(&entry.dn, digest)
-            .await
-            .map_err(directory_failed)?,
-        _ => false,
-    };
-    if token_valid && !claimed {
-        info!(machine = %name, outcome = "refused", reason = "enrolment token already used", "enrolment");
-        return Err(ApiError::new(
+    let token_refused = || {
+        info!(machine = %name, outcome = "refused", reason = "enrolment token not valid", "enrolment");
+        ApiError::new(
             ErrorCode::Unauthorized,
             "The enrolment token is not valid for this machine (wrong, or already used).",
-        ));
-    }
-    let status = if claimed {
-        // The admin enabled the machine when issuing the token; roleoutd
-        // only records that the key it presented is approved.
-        let accepted = directory.accept_enrolment(&entry.dn).await;
+        )
+    };
+    // Every write below that decides whose key the entry holds is one
+    // conditional modify (see `roleout_directory::machines`), so two
+    // enrolments racing for one name cannot both win, and a token approves
+    // exactly the key presented with it.
+    let (status, changed) = if let Some(token) = &request.enrolment_token {
+        // A one-time token from an admin: it approves this key, whatever
+        // key the entry held.
+        let Some(stored) = &entry.enrolment_token else {
+            return Err(token_refused());
+        };
+        if sha256(token.as_bytes()) != *stored {
+            return Err(token_refused());
+        }
+        let spent = directory
+            .enrol_with_token(&entry.dn, stored, certificate)
+            .await;
         state.cache.forget_machine(&name, &entry.dn);
-        accepted.map_err(directory_failed)?;
-        EnrolmentStatus::Approved
-    } else if same_key && entry.may_authenticate() {
-        EnrolmentStatus::Approved
+        if !spent.map_err(directory_failed)? {
+            return Err(token_refused());
+        }
+        (EnrolmentStatus::Approved, true)
+    } else if let Some(proof) = &request.proof {
+        // Key rotation or renewal: the current key vouches for the new
+        // certificate; approval carries over.
+        let current = entry
+            .certificate_fingerprint
+            .clone()
+            .or_else(|| entry.certificate.as_deref().map(sha256));
+        let refused = |reason: &dyn std::fmt::Display| {
+            info!(machine = %name, outcome = "refused", reason = %reason, "key rotation");
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "The proof of this machine's current key is not valid; a one-time token from an admin enrols a new key.",
+            )
+        };
+        let Some(current) = current else {
+            return Err(refused(&"the machine has no key yet"));
+        };
+        state
+            .authenticator
+            .verify_key_proof(
+                &name,
+                &proof.token,
+                proof.signature.as_bytes(),
+                &registered(&entry),
+                &fingerprint,
+                SystemTime::now(),
+            )
+            .map_err(|error| refused(&error))?;
+        let rotated = directory
+            .rotate_certificate(&entry.dn, &current, certificate)
+            .await;
+        state.cache.forget_machine(&name, &entry.dn);
+        if !rotated.map_err(directory_failed)? {
+            return Err(refused(&"its key changed while the proof was checked"));
+        }
+        (EnrolmentStatus::Approved, true)
+    } else if entry.certificate.is_some() || entry.certificate_fingerprint.is_some() {
+        // A known machine: only its own key, presented again, is answered;
+        // nothing is written (a certificate is public, so presenting it
+        // proves nothing and may change nothing).
+        if !same_key {
+            info!(machine = %name, outcome = "refused", reason = "another key is enrolled", "enrolment");
+            return Err(ApiError::new(
+                ErrorCode::KeyConflict,
+                format!(
+                    "Machine {name} already has a key. A new key needs a one-time token from an admin (roleout-admin enroll-token {name}) or proof made with the current key (roleout rotate-key)."
+                ),
+            ));
+        }
+        let status = if entry.may_authenticate() {
+            EnrolmentStatus::Approved
+        } else {
+            EnrolmentStatus::Pending
+        };
+        (status, false)
     } else {
-        // A new key (first enrolment or rotation) waits for an admin.
-        if entry.enrolment != Some(Enrolment::Pending) {
+        // The first key of this name.
+        if entry.enrolment_token.is_some() {
+            info!(machine = %name, outcome = "refused", reason = "a token is outstanding", "enrolment");
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "This machine is to enrol with the one-time token an admin issued for it.",
+            ));
+        }
+        let recorded = directory
+            .record_first_certificate(&entry.dn, certificate)
+            .await;
+        state.cache.forget_machine(&name, &entry.dn);
+        if !recorded.map_err(directory_failed)? {
+            info!(machine = %name, outcome = "refused", reason = "another key was enrolled first", "enrolment");
+            return Err(ApiError::new(
+                ErrorCode::KeyConflict,
+                format!("Machine {name} enrolled another key at the same moment."),
+            ));
+        }
+        // An admin who approved the name before it enrolled approved its
+        // first key; otherwise the key waits for approval.
+        if entry.may_authenticate() {
+            (EnrolmentStatus::Approved, true)
+        } else {
             let marked = directory.mark_machine_pending(&entry.dn).await;
             state.cache.forget_machine(&name, &entry.dn);
             marked.map_err(directory_failed)?;
+            (EnrolmentStatus::Pending, true)
         }
-        EnrolmentStatus::Pending
     };
+    if changed {
+        // The facts come with a key the directory now holds for this
+        // machine: from a token, the current key, or the first enrolment.
+        let facts = &request.facts;
+        let written = directory
+            .set_machine_facts(&entry.dn, Some(&facts.os), Some(&facts.arch), &facts.extra)
+            .await;
+        state.cache.forget_machine(&name, &entry.dn);
+        written.map_err(directory_failed)?;
+    }
+    let token_valid = request.enrolment_token.is_some();
     info!(machine = %name, outcome = ?status, new_key = !same_key, token = token_valid, "enrolment");
     let public = state.builder_key.public_key();
     Ok(EnrollResponse {

@@ -409,30 +409,161 @@ fn an_unapproved_machine_is_refused() {
 }
 
 #[test]
-fn a_rotated_key_waits_for_approval_and_a_used_token_is_spent() {
+fn a_new_key_without_proof_is_refused_and_changes_nothing() {
+    let server = Server::shared();
+    let machine = approved(&server, "hijack-1", KeyAlgorithm::Ed25519, &[]);
+    let before = server.entry("hijack-1");
+    // Someone who knows the name offers another key: refused, nothing
+    // written, the machine keeps working.
+    let intruder = TestMachine::new("hijack-1", KeyAlgorithm::Ed25519);
+    let mut body = intruder.enrolment(None);
+    body["facts"] = json!({"os": "windows", "arch": "arm64"});
+    let (status, answer) = server.post("/v1/enroll", &body, None);
+    refused((status, answer.clone()), 409, "key-conflict");
+    assert!(
+        answer["message"].as_str().is_some_and(|m| m.contains("enroll-token hijack-1")),
+        "{answer}"
+    );
+    // The machine's own (public) certificate with other facts: answered,
+    // but the facts are not taken from someone who proved nothing.
+    let mut replay = machine.enrolment(None);
+    replay["facts"] = json!({"os": "windows", "arch": "arm64"});
+    let (status, answer) = server.post("/v1/enroll", &replay, None);
+    assert_eq!((status, &answer["status"]), (200, &json!("approved")), "{answer}");
+    let after = server.entry("hijack-1");
+    assert_eq!(after.certificate, before.certificate);
+    assert_eq!(after.enrolment, before.enrolment);
+    assert_eq!(after.machine.os.as_deref(), Some("linux"));
+    assert_eq!(after.machine.arch.as_deref(), Some("x86_64"));
+    machine.session(&server);
+}
+
+#[test]
+fn a_key_rotated_with_proof_of_the_current_key_stays_approved() {
     let server = Server::shared();
     let machine = approved(&server, "rotate-1", KeyAlgorithm::Ed25519, &[]);
     let rotated = TestMachine::new("rotate-1", KeyAlgorithm::EcdsaP256);
-    let (status, answer) = rotated.enroll(&server, None);
-    assert_eq!(
-        (status, &answer["status"]),
-        (200, &json!("pending")),
-        "{answer}"
+    // A proof made by another key is refused.
+    let stranger = TestMachine::new("rotate-1", KeyAlgorithm::Ed25519);
+    let token = machine.challenge(&server);
+    refused(
+        server.post("/v1/enroll", &stranger.rotation_to(&rotated, &token), None),
+        401,
+        "unauthorized",
     );
-    // The old key no longer authenticates; the new one is not approved yet.
+    let token = machine.challenge(&server);
+    let body = machine.rotation_to(&rotated, &token);
+    let (status, answer) = server.post("/v1/enroll", &body, None);
+    assert_eq!((status, &answer["status"]), (200, &json!("approved")), "{answer}");
+    // The old key no longer authenticates; the new one does at once.
     let token = machine.challenge(&server);
     refused(
         server.post("/v1/session", &machine.answer(&token), None),
-        403,
-        "not-approved",
+        401,
+        "bad-signature",
     );
-    let token = server.enrolment_token("rotate-1");
-    assert_eq!(
-        rotated.enroll(&server, Some(&token)).1["status"],
-        "approved"
-    );
-    refused(rotated.enroll(&server, Some(&token)), 401, "unauthorized");
     rotated.session(&server);
+    // The same proof again: its challenge is spent.
+    refused(server.post("/v1/enroll", &body, None), 401, "unauthorized");
+    // A machine that is not approved cannot rotate its way in.
+    let pending = TestMachine::new("rotate-2", KeyAlgorithm::Ed25519);
+    assert_eq!(pending.enroll(&server, None).1["status"], "pending");
+    let token = pending.challenge(&server);
+    refused(
+        server.post(
+            "/v1/enroll",
+            &pending.rotation_to(&TestMachine::new("rotate-2", KeyAlgorithm::Ed25519), &token),
+            None,
+        ),
+        401,
+        "unauthorized",
+    );
+}
+
+#[test]
+fn a_token_approves_only_the_key_presented_with_it() {
+    let server = Server::shared();
+    let token = server.enrolment_token("token-race-1");
+    let holder = TestMachine::new("token-race-1", KeyAlgorithm::Ed25519);
+    let racers: Vec<TestMachine> = (0..6)
+        .map(|_| TestMachine::new("token-race-1", KeyAlgorithm::Ed25519))
+        .collect();
+    // The holder and six callers without the token, all at once.
+    let barrier = std::sync::Barrier::new(racers.len() + 1);
+    let (holder_answer, racer_answers) = std::thread::scope(|scope| {
+        let racing: Vec<_> = racers
+            .iter()
+            .map(|racer| {
+                let (server, barrier) = (&server, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    racer.enroll(server, None)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let holder_answer = holder.enroll(&server, Some(&token));
+        let racer_answers: Vec<_> = racing
+            .into_iter()
+            .map(|racer| racer.join().expect("a racer"))
+            .collect();
+        (holder_answer, racer_answers)
+    });
+    assert_eq!(
+        (holder_answer.0, &holder_answer.1["status"]),
+        (200, &json!("approved")),
+        "{holder_answer:?}"
+    );
+    for (status, answer) in &racer_answers {
+        assert!(
+            *status == 401 || *status == 409,
+            "a caller without the token was answered {status}: {answer}"
+        );
+    }
+    // The key approved is the holder's.
+    holder.session(&server);
+    for racer in &racers {
+        let token = racer.challenge(&server);
+        refused(
+            server.post("/v1/session", &racer.answer(&token), None),
+            401,
+            "bad-signature",
+        );
+    }
+    // The token is spent.
+    refused(
+        TestMachine::new("token-race-1", KeyAlgorithm::Ed25519).enroll(&server, Some(&token)),
+        401,
+        "unauthorized",
+    );
+}
+
+#[test]
+fn approving_before_the_first_enrolment_approves_the_first_key() {
+    let server = Server::shared();
+    // The entry exists without a key (a token issued and never used
+    // would do the same; here the admin made it for a token and then
+    // approved it instead, which drops nothing).
+    server.block_on(server.directory.create_machine(&roleout_model::machine::Machine {
+        name: machine_id("early-1"),
+        ip: None,
+        os: None,
+        arch: None,
+        facts: Default::default(),
+        products: Vec::new(),
+    }))
+    .expect("the entry");
+    server.approve("early-1");
+    let first = TestMachine::new("early-1", KeyAlgorithm::Ed25519);
+    let (status, answer) = first.enroll(&server, None);
+    assert_eq!((status, &answer["status"]), (200, &json!("approved")), "{answer}");
+    first.session(&server);
+    // The second key is not: it needs a token or the first key's proof.
+    refused(
+        TestMachine::new("early-1", KeyAlgorithm::Ed25519).enroll(&server, None),
+        409,
+        "key-conflict",
+    );
 }
 
 #[test]

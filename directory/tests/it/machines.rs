@@ -224,17 +224,25 @@ async fn the_builder_account_enrols_machines_but_never_enables_them() {
     let admin = Directory::connect(&local.admin_settings()).await.unwrap();
     let builder = Directory::connect(&local.builder_settings()).await.unwrap();
 
-    // A machine nobody announced: roleoutd makes a pending entry.
+    // A machine nobody announced: roleoutd makes a pending entry and
+    // records its first key, once.
     let dn = builder.create_machine(&machine("walk-in")).await.unwrap();
-    builder
-        .set_machine_certificate(&dn, &certificate("walk-in"))
-        .await
-        .unwrap();
+    // `certificate` makes a new key pair on every call.
+    let first = certificate("walk-in");
+    assert!(builder.record_first_certificate(&dn, &first).await.unwrap());
+    assert!(
+        !builder
+            .record_first_certificate(&dn, &certificate("walk-in-2"))
+            .await
+            .unwrap(),
+        "a second first key is refused"
+    );
     builder
         .set_machine_facts(&dn, Some("linux"), Some("x86_64"), &BTreeMap::new())
         .await
         .unwrap();
     let entry = builder.machine_at(&dn).await.unwrap().unwrap();
+    assert_eq!(entry.certificate.as_deref(), Some(&first[..]));
     assert!(!entry.enabled);
     assert_eq!(entry.enrolment, Some(Enrolment::Pending));
     assert!(!entry.may_authenticate());
@@ -244,14 +252,38 @@ async fn the_builder_account_enrols_machines_but_never_enables_them() {
     assert!(refused.is_insufficient_access(), "{refused}");
 
     // A token issued by an admin (who enables the machine): roleoutd spends
-    // it once and accepts the key.
+    // it once, with the key presented, in one write.
     let token = Sha256::new("ab".repeat(32)).unwrap();
     admin.set_enrolment_token(&dn, Some(&token)).await.unwrap();
     admin.enable_machine(&dn).await.unwrap();
-    assert!(builder.claim_enrolment_token(&dn, &token).await.unwrap());
-    assert!(!builder.claim_enrolment_token(&dn, &token).await.unwrap());
-    builder.accept_enrolment(&dn).await.unwrap();
+    let with_token = certificate("walk-in-3");
+    assert!(builder.enrol_with_token(&dn, &token, &with_token).await.unwrap());
+    assert!(
+        !builder
+            .enrol_with_token(&dn, &token, &certificate("walk-in-4"))
+            .await
+            .unwrap(),
+        "a spent token is refused"
+    );
     let entry = builder.machine_at(&dn).await.unwrap().unwrap();
+    assert!(entry.may_authenticate());
+    assert_eq!(entry.certificate.as_deref(), Some(&with_token[..]));
+    assert_eq!(entry.enrolment_token, None);
+
+    // A rotation swaps only the key it names.
+    let current = Sha256::of(&with_token);
+    let rotated = certificate("walk-in-5");
+    assert!(
+        !builder
+            .rotate_certificate(&dn, &Sha256::of(&rotated), &certificate("walk-in-6"))
+            .await
+            .unwrap(),
+        "a rotation from a key the entry does not hold"
+    );
+    assert!(builder.rotate_certificate(&dn, &current, &rotated).await.unwrap());
+    let entry = builder.machine_at(&dn).await.unwrap().unwrap();
+    assert_eq!(entry.certificate.as_deref(), Some(&rotated[..]));
+    assert_eq!(entry.certificate_fingerprint, Some(Sha256::of(&rotated)));
     assert!(entry.may_authenticate());
     assert_eq!(entry.enrolment_token, None);
 }

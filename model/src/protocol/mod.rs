@@ -185,8 +185,26 @@ pub struct EnrollRequest {
     pub enrolment_token: Option<String>,
     /// What the machine says about itself.
     pub facts: MachineFacts,
+    /// For a machine that already has a key: proof, made with that key,
+    /// that this certificate replaces it (key rotation or renewal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<KeyProof>,
 }
 message!(EnrollRequest, EnrollRequest);
+
+/// A machine's current key vouching for the certificate of an enrolment
+/// request: a challenge from `POST /v1/challenge`, and the current key's
+/// signature over the key-proof message of that challenge and the new
+/// certificate's SHA-256 (the context `roleout-key-proof-v1`, then the
+/// token, a zero byte and the digest in lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KeyProof {
+    /// The challenge token.
+    pub token: String,
+    /// The current key's signature.
+    pub signature: Base64Bytes,
+}
 
 /// Whether an enrolled machine may authenticate yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -584,6 +602,9 @@ pub enum ErrorCode {
     CertificateExpired,
     /// The suite is not for this machine's roles.
     ForbiddenSuite,
+    /// The machine already has a key: a new one needs a one-time token or
+    /// proof made with the current key.
+    KeyConflict,
     /// No such suite, component or payload.
     NotFound,
     /// roleoutd failed; the message says no more than that.
@@ -592,7 +613,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidBody,
         ErrorCode::BodyTooLarge,
         ErrorCode::Unauthorized,
@@ -605,6 +626,7 @@ impl ErrorCode {
         ErrorCode::Disabled,
         ErrorCode::CertificateExpired,
         ErrorCode::ForbiddenSuite,
+        ErrorCode::KeyConflict,
         ErrorCode::NotFound,
         ErrorCode::Internal,
     ];
@@ -624,6 +646,7 @@ impl ErrorCode {
             ErrorCode::Disabled => "disabled",
             ErrorCode::CertificateExpired => "certificate-expired",
             ErrorCode::ForbiddenSuite => "forbidden-suite",
+            ErrorCode::KeyConflict => "key-conflict",
             ErrorCode::NotFound => "not-found",
             ErrorCode::Internal => "internal",
         }
@@ -647,6 +670,7 @@ impl ErrorCode {
             | ErrorCode::CertificateExpired
             | ErrorCode::ForbiddenSuite => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::KeyConflict => 409,
             ErrorCode::Internal => 500,
         }
     }

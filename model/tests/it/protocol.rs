@@ -34,7 +34,7 @@ use roleout_model::product::{
 use roleout_model::protocol::{
     AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest,
     ChallengeResponse, Close, CloseStatus, ComponentDelivery, Customization, ENVELOPE_CONTEXT,
-    EnrollRequest,
+    EnrollRequest, KeyProof,
     EnrollResponse, EnrolmentStatus, ErrorBody, ErrorCode, Health, HealthStatus, MachineFacts,
     MachineObject, Message, MessageKind, OPENAPI, ProtocolError, ReportAck, ReportOutcome,
     ReportStep, RunSummary, SCHEMA_FILES, SchemaViolation, SessionRequest, SessionResponse,
@@ -317,6 +317,10 @@ fn enroll_request() -> EnrollRequest {
             ip: Some("2001:db8::42".parse().unwrap()),
             extra: BTreeMap::from([("memory-mb".to_owned(), "16384".to_owned())]),
         },
+        proof: Some(KeyProof {
+            token: "aGVsbG8.d29ybGQ".to_owned(),
+            signature: Base64Bytes::new(vec![7; 64]),
+        }),
     }
 }
 

@@ -11,8 +11,9 @@ use super::{CommandError, Context, Flow, Run};
 
 /// What an admin does to one machine.
 #[derive(Clone, Copy)]
-enum MachineAction {
-    Approve,
+enum MachineAction<'a> {
+    /// With the fingerprint the key must have, if given.
+    Approve(Option<&'a str>),
     Disable,
     EnrollToken,
 }
@@ -22,7 +23,7 @@ enum MachineAction {
 fn on_machine(
     context: &mut Context<'_>,
     machine: &str,
-    action: MachineAction,
+    action: MachineAction<'_>,
 ) -> Result<Flow, CommandError> {
     let name = MachineId::new(machine).map_err(|error| CommandError::Usage(error.to_string()))?;
     let connection = context.session.connection()?;
@@ -30,7 +31,9 @@ fn on_machine(
     let output = &mut context.output;
     connection.block_on(async {
         match action {
-            MachineAction::Approve => machines::approve(directory, &name, output).await,
+            MachineAction::Approve(fingerprint) => {
+                machines::approve(directory, &name, fingerprint, output).await
+            }
             MachineAction::Disable => machines::disable(directory, &name, output).await,
             MachineAction::EnrollToken => machines::enroll_token(directory, &name, output)
                 .await
@@ -42,20 +45,31 @@ fn on_machine(
 
 /// Approve a machine's key so that it may authenticate.
 ///
-/// The machine must have enrolled (submitted its certificate); approving
-/// also enables it.
+/// Approving also enables the machine, and prints the SHA-256 of the key
+/// approved (`show /machines/NAME` shows it before). With --fingerprint,
+/// the key is approved only if it has that SHA-256: compare it with the
+/// one `roleout enroll` printed on the machine. Approving a machine that
+/// has not enrolled yet approves the first key enrolled under its name;
+/// `enroll-token` approves only the machine given the token.
 ///
-/// Example: approve pc-042
+/// Example: approve pc-042 --fingerprint 3fa9c1...
 #[derive(Debug, Args)]
 pub struct Approve {
     /// The machine.
     #[arg(value_name = "MACHINE", value_hint = ValueHint::Other)]
     pub machine: String,
+    /// The SHA-256 the machine's key must have (64 hex digits).
+    #[arg(long, value_name = "SHA256", value_hint = ValueHint::Other)]
+    pub fingerprint: Option<String>,
 }
 
 impl Run for Approve {
     fn run(&self, context: &mut Context<'_>) -> Result<Flow, CommandError> {
-        on_machine(context, &self.machine, MachineAction::Approve)
+        on_machine(
+            context,
+            &self.machine,
+            MachineAction::Approve(self.fingerprint.as_deref()),
+        )
     }
 }
 

@@ -272,6 +272,29 @@ impl Server {
         .expect("member added");
     }
 
+    /// Approves `machine` as an admin does (`approve`).
+    pub(crate) fn approve(&self, machine: &str) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut output = Output {
+            out: &mut out,
+            err: &mut err,
+        };
+        self.block_on(roleout_builder::admin::machines::approve(
+            &self.directory,
+            &machine_id(machine),
+            None,
+            &mut output,
+        ))
+        .expect("approve");
+    }
+
+    /// `machine`'s entry as the directory holds it now.
+    pub(crate) fn entry(&self, machine: &str) -> roleout_directory::machines::MachineEntry {
+        self.block_on(self.directory.machine(&machine_id(machine)))
+            .expect("machine read")
+            .expect("machine exists")
+    }
+
     /// Disables `machine` as an admin does (`machine disable`).
     pub(crate) fn disable(&self, machine: &str) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -400,6 +423,21 @@ impl TestMachine {
     pub(crate) fn answer(&self, token: &str) -> Value {
         let signature = self.key.sign_challenge(token).expect("sign");
         json!({"machine": self.name, "token": token, "signature": base64url(&signature)})
+    }
+
+    /// The enrolment request that presents `new`'s certificate under this
+    /// machine's name, vouched for by this machine's key for the challenge
+    /// `token` (key rotation).
+    pub(crate) fn rotation_to(&self, new: &TestMachine, token: &str) -> Value {
+        let fingerprint = roleout_model::ids::Sha256::of(&new.certificate);
+        let signature = self
+            .key
+            .sign_key_proof(token, &fingerprint)
+            .expect("sign the key proof");
+        let mut body = new.enrolment(None);
+        body["machine"] = json!(self.name);
+        body["proof"] = json!({"token": token, "signature": base64url(&signature)});
+        body
     }
 
     /// Challenge, signature, session: the session token.
