@@ -281,6 +281,7 @@ pub fn install(
     reporter: &dyn Reporter,
 ) -> Result<InstallOutcome, EngineError> {
     let lock = StateLock::acquire(&settings.state_dir).map_err(state_error)?;
+    end_abandoned_commands(reporter);
     let mut outbox = Outbox::open(&lock).map_err(state_error)?;
     recover_queued_steps(settings, &lock, &mut outbox, reporter)?;
     let mut delivery = Delivery::default();
@@ -304,6 +305,23 @@ pub fn install(
     }
     outbox.sync().map_err(state_error)?;
     Ok(outcome)
+}
+
+/// Ends the commands an agent that died left running (see
+/// `run::sweep_abandoned`), before anything runs again: a step recorded
+/// running is started anew only once no copy of it is left.
+fn end_abandoned_commands(reporter: &dyn Reporter) {
+    match run::sweep_abandoned() {
+        Ok(0) => {}
+        Ok(killed) => reporter.event(&Event::Note {
+            message: format!(
+                "ended {killed} process(es) of commands a previous roleout left running"
+            ),
+        }),
+        Err(error) => reporter.event(&Event::Note {
+            message: format!("could not look for commands a previous roleout left running: {error}"),
+        }),
+    }
 }
 
 /// What a run of `suite` would do, without running anything: the order,
@@ -386,6 +404,7 @@ pub fn uninstall(
     reporter: &dyn Reporter,
 ) -> Result<InstallOutcome, EngineError> {
     let lock = StateLock::acquire(&settings.state_dir).map_err(state_error)?;
+    end_abandoned_commands(reporter);
     let mut outbox = Outbox::open(&lock).map_err(state_error)?;
     recover_queued_steps(settings, &lock, &mut outbox, reporter)?;
     let mut delivery = Delivery::default();

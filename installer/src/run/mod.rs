@@ -29,6 +29,7 @@ mod capture;
 mod logwatch;
 mod outcome;
 mod redact;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -54,6 +55,8 @@ pub use self::logwatch::{LogFindings, LogLine, LogWatch, MAX_KEPT_LINES, MAX_LIN
 pub use self::outcome::{Exit, Outcome, StopReason};
 use self::outcome::{Facts, decide, seconds};
 pub use self::redact::{MASK, Secrets};
+pub use self::tree::sweep_abandoned;
+use self::tree::Tree;
 
 /// The shell used by [`Invocation::Shell`].
 pub const SHELL: &str = "/bin/sh";
@@ -457,6 +460,47 @@ impl fmt::Display for CommandReport {
     }
 }
 
+/// Whether the program of `spec` can be started: found (a path, or a
+/// name on the `PATH` it will run with), a file, and executable.
+fn check_program(spec: &CommandSpec) -> Result<(), RunError> {
+    use std::os::unix::fs::PermissionsExt;
+    let program = spec.invocation.program();
+    let shown = || spec.program_shown();
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        let path = Path::new(program);
+        vec![match (&spec.working_dir, path.is_relative()) {
+            (Some(dir), true) => dir.join(path),
+            _ => path.to_owned(),
+        }]
+    } else {
+        let path = spec
+            .env
+            .get("PATH")
+            .cloned()
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_owned());
+        path.split(':')
+            .filter(|dir| !dir.is_empty())
+            .map(|dir| Path::new(dir).join(program))
+            .collect()
+    };
+    let mut denied = false;
+    for candidate in candidates {
+        let Ok(metadata) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        if metadata.is_file() && metadata.permissions().mode() & 0o111 != 0 {
+            return Ok(());
+        }
+        denied = true;
+    }
+    if denied {
+        Err(RunError::PermissionDenied { program: shown() })
+    } else {
+        Err(RunError::ProgramNotFound { program: shown() })
+    }
+}
+
 /// Runs a command to the end, retrying it as its exit codes ask, and
 /// reports the last attempt. An error means it could not be run at all.
 pub fn run(spec: &CommandSpec) -> Result<CommandReport, RunError> {
@@ -508,6 +552,8 @@ struct ProcessGroup {
     /// the group id, cannot be given to another process, so signalling the
     /// group can only reach the command's own processes.
     reaped: bool,
+    /// Every process the command started, even those that left the group.
+    tree: Tree,
 }
 
 /// Starts a thread that blocks until process `pid` (a child of this
@@ -553,20 +599,25 @@ impl ProcessGroup {
             // ESRCH means every process of the group is gone already.
             let _ = killpg(self.pid, signal);
         }
+        // Those that left the group (setsid) are still in the tree.
+        self.tree.signal_all(signal);
     }
 
-    /// Stops every process of the group: `SIGTERM`, up to `grace` for the
-    /// command to exit, then `SIGKILL` for whatever is left (a helper that
-    /// ignores `SIGTERM` dies too).
+    /// Stops every process the command started: `SIGTERM`, up to `grace`
+    /// for the command to exit, then `SIGKILL` for whatever is left (a
+    /// helper that ignores `SIGTERM`, or one that left the process group,
+    /// dies too).
     fn stop(&mut self, grace: Duration) {
         self.signal(Signal::SIGTERM);
         self.wait_exit(grace);
         self.signal(Signal::SIGKILL);
+        self.tree.kill_all();
     }
 
     fn reap(&mut self) -> io::Result<Exit> {
         let status = self.child.wait()?;
         self.reaped = true;
+        Tree::reaped(self.pid);
         Ok(match (status.code(), status.signal()) {
             (Some(code), _) => Exit::Code(code),
             (None, Some(signal)) => Exit::Signal(signal),
@@ -581,8 +632,14 @@ impl Drop for ProcessGroup {
     fn drop(&mut self) {
         if !self.reaped {
             self.signal(Signal::SIGKILL);
+            self.tree.kill_all();
             let _ = self.child.wait();
+            Tree::reaped(self.pid);
         }
+        // A command that ended on its own may have left a daemon running
+        // on purpose: it is let go, not killed. A stopped one's tree was
+        // killed already.
+        self.tree.release();
     }
 }
 
@@ -618,9 +675,22 @@ impl RunningCommand {
                 LogWatcher::start(log, spec.secrets.clone())
             });
 
-        let mut command = Command::new(spec.invocation.program());
+        let tree = Tree::new();
+        if tree.is_cgroup() {
+            // Started through the shell that enters the cgroup: a program
+            // that cannot be run is told here, as a direct start tells it.
+            check_program(spec)?;
+        }
+        let arguments = spec
+            .invocation
+            .arguments()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let (program, arguments) = tree.wrap(spec.invocation.program(), arguments);
+        let mut command = Command::new(program);
         command
-            .args(spec.invocation.arguments())
+            .args(arguments)
             .envs(&spec.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -643,6 +713,7 @@ impl RunningCommand {
         let stderr = child.stderr.take();
         // The child's pid fits a pid_t: the kernel hands out no larger ones.
         let pid = Pid::from_raw(child.id() as i32);
+        Tree::started(pid);
         let spawn_error = |source| RunError::Spawn {
             program: spec.program_shown(),
             source,
@@ -653,7 +724,10 @@ impl RunningCommand {
                 // No thread to wait with: the command must not run on
                 // unwatched. Nothing else holds it yet, so end it here.
                 let _ = killpg(pid, Signal::SIGKILL);
+                tree.kill_all();
                 let _ = child.wait();
+                Tree::reaped(pid);
+                tree.remove();
                 return Err(spawn_error(source));
             }
         };
@@ -663,6 +737,7 @@ impl RunningCommand {
             exit_seen,
             exited: false,
             reaped: false,
+            tree,
         };
 
         // From here on an error drops `process`, which kills the command.

@@ -463,6 +463,8 @@ fn a_reboot_code_holds_dependents_until_a_new_boot() {
 fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() {
     let mut fixture = Fixture::new();
     let flag = fixture.base.join("slow-started");
+    // A helper that left the command's process group (setsid).
+    let escaped = fixture.base.join("escaped.pid");
     let first = fixture.product(&marker_product(&fixture, "first", &[], ""));
     // The first attempt records its process group and hangs; the second
     // finishes at once.
@@ -471,8 +473,9 @@ fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() 
         "slow",
         &["first"],
         &format!(
-            "if [ ! -e {flag} ]; then echo $$ > {flag}.tmp; mv {flag}.tmp {flag}; sleep 600; fi;",
-            flag = flag.display()
+            "if [ ! -e {flag} ]; then setsid sleep 600 &amp; echo $! > {escaped}; echo $$ > {flag}.tmp; mv {flag}.tmp {flag}; sleep 600; fi;",
+            flag = flag.display(),
+            escaped = escaped.display()
         ),
     ));
     let last = fixture.product(&marker_product(&fixture, "last", &["slow"], ""));
@@ -492,15 +495,24 @@ fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() 
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    // The command's process group outlives a killed roleout; end it.
-    let shell: i32 = fs::read_to_string(&flag).unwrap().trim().parse().unwrap();
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(shell),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    // The command and its escaped helper outlive the killed roleout...
+    let shell: u32 = fs::read_to_string(&flag).unwrap().trim().parse().unwrap();
+    let helper: u32 = fs::read_to_string(&escaped).unwrap().trim().parse().unwrap();
+    assert!(!process_gone(shell) && !process_gone(helper));
 
+    // ...until the next roleout ends them, before it runs the step again.
     let rerun = fixture.roleout(&["install", "chain"]);
     assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    assert!(
+        process_gone(shell) && process_gone(helper),
+        "a command the killed roleout left running survived the next run\n{}",
+        text(&rerun)
+    );
+    assert!(
+        text(&rerun).contains("a previous roleout left running"),
+        "{}",
+        text(&rerun)
+    );
     assert_eq!(
         fixture.marker_count("first"),
         1,
@@ -840,4 +852,16 @@ fn walk(directory: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// Whether process `pid` has ended (a zombie nobody reaps counts as
+/// ended: it runs nothing).
+fn process_gone(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            state.starts_with('Z') || state.starts_with('X')
+        }
+    }
 }

@@ -216,6 +216,28 @@ wait"#,
 }
 
 #[test]
+fn a_timeout_kills_a_helper_that_left_the_process_group() {
+    let directory = tempfile::tempdir().unwrap();
+    let pid_file = directory.path().join("helper.pid");
+    // setsid: a new session, so a new process group; a daemonizing
+    // installer helper does the same.
+    let mut spec = script(
+        r#"setsid sh -c 'echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; exec sleep 1000' helper "$1" &
+while [ ! -e "$1" ]; do sleep 0.05; done
+sleep 1000"#,
+        &[&pid_file],
+    );
+    spec.timeout = Duration::from_secs(2);
+    let report = run(&spec).unwrap();
+    assert!(report.timed_out(), "{report}");
+    let helper = read_pid(&pid_file);
+    assert!(
+        wait_until_gone(helper),
+        "helper {helper}, in a session of its own, survived the timeout"
+    );
+}
+
+#[test]
 fn dropping_a_running_command_kills_its_process_group() {
     let directory = tempfile::tempdir().unwrap();
     let pid_file = directory.path().join("helper.pid");
