@@ -181,6 +181,14 @@ impl Settings {
             .any(|url| url.starts_with("ldaps://") || (self.starttls && url.starts_with("ldap://")))
     }
 
+    /// The same settings searching machines and role groups where
+    /// `machines` and `roles` say (a part left `None` keeps its default).
+    pub fn with_scopes(mut self, machines: SearchScope, roles: SearchScope) -> Self {
+        self.machines = machines;
+        self.roles = roles;
+        self
+    }
+
     /// The same settings with another base DN.
     pub fn with_base(mut self, base: impl Into<String>) -> Self {
         self.base = base.into();

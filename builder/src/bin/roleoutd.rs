@@ -96,6 +96,9 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         (DirectoryChoice::Managed, Some(local)) => local.builder_settings(),
         (DirectoryChoice::Managed, None) => anyhow::bail!("the managed directory did not start"),
     };
+    let directory_settings =
+        directory_settings.with_scopes(settings.machines.clone(), settings.roles.clone());
+    directory_settings.validate()?;
     let secret = load_or_create_secret(&settings.secret_file)?;
     let builder_key = load_or_create_builder_key(&settings.state_dir)?;
     let tls_config = match tls::prepare(&settings.tls, &settings.state_dir)? {

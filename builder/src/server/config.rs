@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use roleout_directory::SearchScope;
 use serde::Deserialize;
 
 /// Serve role suites to machines that prove who they are.
@@ -64,6 +65,23 @@ pub struct Args {
     /// Use StartTLS on ldap:// URLs.
     #[arg(long, env = "ROLEOUTD_STARTTLS")]
     pub starttls: bool,
+
+    /// Where machine entries are searched for (default: ou=machines under
+    /// the base), for machines kept in the organisation's own OUs.
+    #[arg(long, env = "ROLEOUTD_MACHINE_BASE", value_name = "DN")]
+    pub machine_base: Option<String>,
+
+    /// The filter machine entries match (default: (objectClass=roleoutMachine)).
+    #[arg(long, env = "ROLEOUTD_MACHINE_FILTER", value_name = "FILTER")]
+    pub machine_filter: Option<String>,
+
+    /// Where role groups are searched for (default: ou=roles under the base).
+    #[arg(long, env = "ROLEOUTD_ROLE_BASE", value_name = "DN")]
+    pub role_base: Option<String>,
+
+    /// The filter role groups match (default: (objectClass=roleoutRole)).
+    #[arg(long, env = "ROLEOUTD_ROLE_FILTER", value_name = "FILTER")]
+    pub role_filter: Option<String>,
 
     /// PEM file of the CA certificates that alone are trusted for the
     /// directory's TLS (ldaps://, StartTLS); default: the system's roots.
@@ -141,6 +159,10 @@ pub struct FileConfig {
     bind_password_file: Option<PathBuf>,
     base_dn: Option<String>,
     starttls: Option<bool>,
+    machine_base: Option<String>,
+    machine_filter: Option<String>,
+    role_base: Option<String>,
+    role_filter: Option<String>,
     ldap_ca_certificate: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -204,6 +226,10 @@ pub struct Settings {
     pub directory: DirectoryChoice,
     /// Base DN, if not the default.
     pub base_dn: Option<String>,
+    /// Where machine entries are searched for.
+    pub machines: SearchScope,
+    /// Where role groups are searched for.
+    pub roles: SearchScope,
     /// TLS.
     pub tls: TlsChoice,
     /// Token secret file.
@@ -325,6 +351,14 @@ impl Settings {
             listen,
             directory,
             base_dn: args.base_dn.or(file.base_dn),
+            machines: SearchScope {
+                base: args.machine_base.or(file.machine_base),
+                filter: args.machine_filter.or(file.machine_filter),
+            },
+            roles: SearchScope {
+                base: args.role_base.or(file.role_base),
+                filter: args.role_filter.or(file.role_filter),
+            },
             tls,
             secret_file,
             challenge_ttl: seconds(args.challenge_ttl, file.challenge_ttl, 60),

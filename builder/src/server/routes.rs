@@ -161,6 +161,16 @@ async fn enroll_inner(
     }
     let directory = &state.directory;
     let entry = match directory.machine(&name).await.map_err(directory_failed)? {
+        // An entry of the organisation's own (found by the machine search
+        // base and filter) gets Roleout's auxiliary class first, in place.
+        Some(entry) if !entry.managed => {
+            let dn = directory.adopt_machine(&name).await.map_err(directory_failed)?;
+            directory
+                .machine_at(&dn)
+                .await
+                .map_err(directory_failed)?
+                .ok_or_else(|| directory_failed(format!("machine entry {dn} vanished")))?
+        }
         Some(entry) => entry,
         None => {
             let dn = match directory.adopt_machine(&name).await {

@@ -78,6 +78,23 @@ pub struct ConnectionOptions {
         value_hint = ValueHint::FilePath
     )]
     pub ldap_ca_certificate: Option<PathBuf>,
+
+    /// Where machine entries are searched for (default: ou=machines under the base), for
+    /// machines kept in the organisation's own OUs.
+    #[arg(long = "machine-base", value_name = "DN", value_hint = ValueHint::Other)]
+    pub machine_base: Option<String>,
+
+    /// The filter machine entries match (default: (objectClass=roleoutMachine)).
+    #[arg(long = "machine-filter", value_name = "FILTER", value_hint = ValueHint::Other)]
+    pub machine_filter: Option<String>,
+
+    /// Where role groups are searched for (default: ou=roles under the base).
+    #[arg(long = "role-base", value_name = "DN", value_hint = ValueHint::Other)]
+    pub role_base: Option<String>,
+
+    /// The filter role groups match (default: (objectClass=roleoutRole)).
+    #[arg(long = "role-filter", value_name = "FILTER", value_hint = ValueHint::Other)]
+    pub role_filter: Option<String>,
 }
 
 /// One statement typed at the shell or read from a script: a command and

@@ -44,6 +44,11 @@ impl Connection {
             Target::StateDirectory(state_dir) => managed(state_dir)?,
             Target::Urls(urls) => (remote(session, urls)?, None),
         };
+        let (machines, roles) = session.scopes();
+        let settings = settings.with_scopes(machines, roles);
+        settings
+            .validate()
+            .map_err(|error| CommandError::Usage(error.to_string()))?;
         let directory = runtime
             .block_on(Directory::connect(&settings))
             .map_err(|error| CommandError::Failed(format!("cannot connect: {error}")))?;

@@ -6,6 +6,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
 
+use roleout_directory::SearchScope;
+
 use crate::admin::browse::{FOLDERS, Names};
 
 use super::cli::ConnectionOptions;
@@ -133,6 +135,8 @@ pub struct Session {
     base_dn: Option<String>,
     starttls: bool,
     ldap_ca_certificate: Option<PathBuf>,
+    machines: SearchScope,
+    roles: SearchScope,
     connected_base_dn: Option<String>,
     location: Location,
     connection: Option<super::connection::Connection>,
@@ -169,6 +173,14 @@ impl Session {
             base_dn: options.base_dn,
             starttls: options.starttls,
             ldap_ca_certificate: options.ldap_ca_certificate,
+            machines: SearchScope {
+                base: options.machine_base,
+                filter: options.machine_filter,
+            },
+            roles: SearchScope {
+                base: options.role_base,
+                filter: options.role_filter,
+            },
             connected_base_dn: None,
             location: Location::root(),
             connection: None,
@@ -226,6 +238,12 @@ impl Session {
     /// The PEM file of certificates trusted for ldaps:// and StartTLS.
     pub fn ldap_ca_certificate(&self) -> Option<&PathBuf> {
         self.ldap_ca_certificate.as_ref()
+    }
+
+    /// Where machines and role groups are searched for, as the command
+    /// line says.
+    pub fn scopes(&self) -> (SearchScope, SearchScope) {
+        (self.machines.clone(), self.roles.clone())
     }
 
     /// The base DN asked for on the command line, if any.
@@ -346,6 +364,10 @@ mod tests {
             base_dn: None,
             starttls: false,
             ldap_ca_certificate: None,
+            machine_base: None,
+            machine_filter: None,
+            role_base: None,
+            role_filter: None,
         }
     }
 

@@ -684,3 +684,79 @@ fn an_expired_challenge_is_refused() {
         "expired-challenge",
     );
 }
+
+/// Runs `roleout-admin --url URL --base-dn BASE ARGS... -c SCRIPT`
+/// against the slapd `local` as root (SASL EXTERNAL over ldapi).
+fn admin_over_ldapi(
+    local_url: &str,
+    base: &str,
+    args: &[&str],
+    script: &str,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_roleout-admin"))
+        .args(["--url", local_url, "--base-dn", base])
+        .args(args)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("roleout-admin runs")
+}
+
+#[test]
+fn machines_kept_in_the_organisations_own_ou_enrol_and_are_approved_there() {
+    use std::io::Write as _;
+    let local = roleout_directory::LocalDirectory::temporary().expect("slapd starts");
+    let url = local.ldapi_url();
+    let base = local.base();
+    let mut ldapadd = std::process::Command::new("ldapadd")
+        .args(["-Q", "-Y", "EXTERNAL", "-H", &url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ldapadd runs");
+    ldapadd
+        .stdin
+        .take()
+        .expect("its input")
+        .write_all(
+            b"dn: ou=Computers,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Computers\n\n\
+              dn: cn=ws-7,ou=Computers,dc=example,dc=org\nobjectClass: device\ncn: ws-7\n",
+        )
+        .expect("the LDIF");
+    assert!(ldapadd.wait().expect("ldapadd ends").success());
+    let scope = [
+        "--machine-base",
+        "ou=Computers,dc=example,dc=org",
+        "--machine-filter",
+        "(objectClass=device)",
+    ];
+    let server = Server::start_on(local, &scope);
+
+    // roleoutd finds the computer where the organisation keeps it.
+    let machine = TestMachine::new("ws-7", KeyAlgorithm::Ed25519);
+    let (status, answer) = machine.enroll(&server, None);
+    assert_eq!(
+        (status, &answer["status"]),
+        (200, &json!("pending")),
+        "{answer}\n{}",
+        server.log()
+    );
+
+    // The shell without the scope does not see it; with it, shows and
+    // approves it in place.
+    let unscoped = admin_over_ldapi(&url, &base, &[], "approve ws-7");
+    assert_ne!(unscoped.status.code(), Some(0));
+    let scoped = admin_over_ldapi(&url, &base, &scope, "show /machines/ws-7; approve ws-7");
+    let stdout = String::from_utf8_lossy(&scoped.stdout);
+    assert_eq!(
+        scoped.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&scoped.stderr)
+    );
+    assert!(
+        stdout.contains("dn: cn=ws-7,ou=Computers,dc=example,dc=org"),
+        "{stdout}"
+    );
+    machine.session(&server);
+}
