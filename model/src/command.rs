@@ -54,6 +54,58 @@ impl InstallerKind {
             InstallerKind::Tarball => "tarball",
         }
     }
+
+    /// The exit codes that mean success with a reboot required when the
+    /// command's `<outcome>` names none: Windows Installer's 3010 (reboot
+    /// required) and 1641 (reboot started) for `msi`; none otherwise.
+    pub fn default_reboot_codes(self) -> &'static [i32] {
+        match self {
+            InstallerKind::Msi => &[3010, 1641],
+            _ => &[],
+        }
+    }
+
+    /// Environment the kind's tool needs to run unattended, set unless the
+    /// command sets the same variable: `DEBIAN_FRONTEND=noninteractive` for
+    /// `deb` (a maintainer script's debconf question would wait for ever).
+    pub fn default_env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            InstallerKind::Deb => &[("DEBIAN_FRONTEND", "noninteractive")],
+            _ => &[],
+        }
+    }
+}
+
+impl CommandLineModel {
+    /// The exit-code table the command runs with: its own, with the kind's
+    /// default reboot codes when it names none
+    /// ([`InstallerKind::default_reboot_codes`]) and none of them means
+    /// something else already.
+    pub fn effective_exit_codes(&self) -> ExitCodeTable {
+        let mut table = self.outcome.exit_codes.clone();
+        if table.reboot.is_empty() {
+            table.reboot = self
+                .kind
+                .default_reboot_codes()
+                .iter()
+                .copied()
+                .filter(|code| !table.success.contains(code) && !table.retry.contains(code))
+                .collect();
+        }
+        table
+    }
+
+    /// The environment the command runs with: its own, plus the kind's
+    /// defaults for variables it does not set
+    /// ([`InstallerKind::default_env`]).
+    pub fn effective_env(&self) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        for (name, value) in self.kind.default_env() {
+            env.entry((*name).to_owned())
+                .or_insert_with(|| (*value).to_owned());
+        }
+        env
+    }
 }
 
 impl fmt::Display for InstallerKind {

@@ -1739,6 +1739,33 @@ fn exit_code_of(exit: Exit) -> Option<i32> {
 
 /// Brings every file of the product's manifest into the cache (verified by
 /// SHA-256 and size on the way in) and into the run's payload directory.
+/// Fetches `file` from its descriptor's `source` (`file://`, an absolute
+/// path, `http://` or `https://` with the system's trusted roots) into the
+/// cache, which checks its digest and size.
+fn fetch_from_source(
+    location: &str,
+    file: &roleout_model::product::InstallFile,
+    cache: &PayloadCache,
+) -> Result<(), String> {
+    let reader: Box<dyn std::io::Read> = if let Some(path) = location
+        .strip_prefix("file://")
+        .or_else(|| location.starts_with('/').then_some(location))
+    {
+        Box::new(fs::File::open(path).map_err(|error| format!("cannot open {path}: {error}"))?)
+    } else if location.starts_with("https://") || location.starts_with("http://") {
+        let response = ureq::get(location)
+            .call()
+            .map_err(|error| format!("cannot download it: {error}"))?;
+        Box::new(response.into_body().into_reader())
+    } else {
+        return Err("only file://, http:// and https:// sources are fetched".to_owned());
+    };
+    cache
+        .insert_from_reader(&file.sha256, file.size, reader)
+        .map(drop)
+        .map_err(|error| error.to_string())
+}
+
 fn fetch_payloads(
     product: &ProductModel,
     cache: &PayloadCache,
@@ -1762,12 +1789,25 @@ fn fetch_payloads(
             .get_verified(&file.sha256, file.size)
             .map_err(|error| error.to_string())?;
         if cached.is_none() {
-            let reader = source
+            let primary = source
                 .payload(&file.sha256)
-                .map_err(|error| error.to_string())?;
-            cache
-                .insert_from_reader(&file.sha256, file.size, reader)
-                .map_err(|error| format!("payload {}: {error}", file.path))?;
+                .map_err(|error| error.to_string())
+                .and_then(|reader| {
+                    cache
+                        .insert_from_reader(&file.sha256, file.size, reader)
+                        .map(drop)
+                        .map_err(|error| format!("payload {}: {error}", file.path))
+                });
+            if let Err(reason) = primary {
+                // The descriptor's `source` is where else the same bytes
+                // are; they are checked against the same digest and size.
+                let Some(fallback) = &file.source else {
+                    return Err(reason);
+                };
+                fetch_from_source(fallback, file, cache).map_err(|fallback_reason| {
+                    format!("{reason}; and from its source {fallback}: {fallback_reason}")
+                })?;
+            }
         }
         let destination = payload_dir.join(relative);
         if let Some(parent) = destination.parent() {

@@ -272,11 +272,11 @@ impl CommandSpec {
             Some(dir) => base_dir.join(dir),
             None => base_dir.to_owned(),
         });
-        spec.env = model.env.clone();
+        spec.env = model.effective_env();
         spec.timeout = Duration::from_secs(model.timeout_secs);
         spec.check_interval = model.check_interval_secs.map(Duration::from_secs);
         spec.retries = model.retries;
-        spec.exit_codes = model.outcome.exit_codes.clone();
+        spec.exit_codes = model.effective_exit_codes();
         spec.log = model.outcome.log.as_ref().map(|rules| LogWatch {
             path: PathBuf::from(&rules.path),
             success: rules.success.clone(),
@@ -930,6 +930,30 @@ mod tests {
         let log = spec.log.unwrap();
         assert_eq!(log.path, Path::new("setup.log"));
         assert_eq!(log.success.len(), 1);
+
+        // Kind defaults: msi's reboot codes when the outcome names none,
+        // deb's unattended debconf unless the command sets it.
+        let mut msi = model.clone();
+        msi.kind = InstallerKind::Msi;
+        msi.outcome.exit_codes.reboot.clear();
+        let spec = CommandSpec::from_model(&msi, Path::new("/tmp")).unwrap();
+        assert_eq!(spec.exit_codes.reboot, vec![3010, 1641]);
+        assert_eq!(
+            CommandSpec::from_model(&model, Path::new("/tmp"))
+                .unwrap()
+                .exit_codes
+                .reboot,
+            vec![194],
+            "a script keeps what it says"
+        );
+        let mut deb = model.clone();
+        deb.kind = InstallerKind::Deb;
+        let spec = CommandSpec::from_model(&deb, Path::new("/tmp")).unwrap();
+        assert_eq!(spec.env["DEBIAN_FRONTEND"], "noninteractive");
+        deb.env
+            .insert("DEBIAN_FRONTEND".into(), "readline".into());
+        let spec = CommandSpec::from_model(&deb, Path::new("/tmp")).unwrap();
+        assert_eq!(spec.env["DEBIAN_FRONTEND"], "readline");
 
         let mut empty = model.clone();
         empty.argv.clear();

@@ -865,3 +865,56 @@ fn process_gone(pid: u32) -> bool {
         }
     }
 }
+
+/// A product whose install copies its payload `tool.sh` into the root;
+/// the file has the digest and size of `bytes` and, when given, a `source`.
+fn payload_product(bytes: &[u8], source: Option<&str>) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let source = source
+        .map(|source| format!(" source=\"{source}\""))
+        .unwrap_or_default();
+    format!(
+        r#"<product xmlns="urn:roleout:descriptor:1" id="vendor-tool" version="1.0">
+  <fileset><file path="tool.sh" sha256="{hex}" size="{size}"{source}/></fileset>
+  <install><arg>/bin/cp</arg><arg>{{{{ payload }}}}/tool.sh</arg><arg>{{{{ root }}}}/tool.sh</arg></install>
+</product>"#,
+        size = bytes.len()
+    )
+}
+
+#[test]
+fn a_payload_the_server_lacks_is_fetched_from_its_source_and_checked() {
+    let mut fixture = Fixture::new();
+    let bytes = b"#!/bin/sh\necho vendor tool\n";
+    // Not in the mirror's payloads: only at the descriptor's source.
+    let elsewhere = fixture.base.join("vendor-share");
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::write(elsewhere.join("tool.sh"), bytes).unwrap();
+    let source = format!("file://{}", elsewhere.join("tool.sh").display());
+    let product = fixture.product(&payload_product(bytes, Some(&source)));
+    let suite = fixture.suite("vendor", vec![product], OnFailure::Stop);
+    fixture.publish(&suite);
+    let installed = fixture.roleout(&["install", "vendor"]);
+    assert_eq!(installed.status.code(), Some(0), "{}", text(&installed));
+    assert_eq!(fs::read(fixture.root.join("tool.sh")).unwrap(), bytes);
+
+    // Other bytes at the source: refused by their digest, nothing runs.
+    let mut fixture = Fixture::new();
+    fs::write(elsewhere.join("tool.sh"), b"#!/bin/sh\nrm -rf /\n").unwrap();
+    let product = fixture.product(&payload_product(bytes, Some(&source)));
+    let suite = fixture.suite("vendor", vec![product], OnFailure::Stop);
+    fixture.publish(&suite);
+    let refused = fixture.roleout(&["install", "vendor"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(!fixture.root.join("tool.sh").exists());
+    assert!(text(&refused).contains("from its source"), "{}", text(&refused));
+
+    // Without a source, a payload the server lacks fails as before.
+    let mut fixture = Fixture::new();
+    let product = fixture.product(&payload_product(bytes, None));
+    let suite = fixture.suite("vendor", vec![product], OnFailure::Stop);
+    fixture.publish(&suite);
+    let missing = fixture.roleout(&["install", "vendor"]);
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+}
