@@ -70,7 +70,8 @@ pub enum Command {
     Enroll(EnrollArgs),
     /// Install a suite (every suite of this machine when none is named).
     Install(RunArgs),
-    /// Show what install would do, in order, and why; run nothing.
+    /// Show what install would do, in order, and why. No install step runs, but the
+    /// detection commands of version checks and conditions (<command> checks) do.
     Plan(RunArgs),
     /// What the journal says is installed, per suite.
     Status,
@@ -263,6 +264,19 @@ fn settings(cli: &Cli, common: &CommonArgs) -> Result<Settings, EngineError> {
         settings.cache_dir = cache_dir.clone();
     }
     settings.root = common.root.clone();
+    let read = |name: &str| std::env::var(name).ok();
+    let locale = [
+        read("LANGUAGE"),
+        read("LC_ALL"),
+        read("LC_MESSAGES"),
+        read("LANG"),
+    ];
+    settings.languages = roleout_model::text::languages_from_locale([
+        locale[0].as_deref(),
+        locale[1].as_deref(),
+        locale[2].as_deref(),
+        locale[3].as_deref(),
+    ]);
     settings.boot_id_path = common.boot_id_file.clone();
     // A response file named on the command line must be there; the
     // default one is read only when it exists (a machine whose products
@@ -341,6 +355,12 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<i32, EngineError> {
     };
     let lines = engine::plan(&settings, source.as_mut(), &suite_id(suite)?)?;
     let mut out = std::io::stdout().lock();
+    if !cli.json && !cli.quiet {
+        let _ = writeln!(
+            out,
+            "(no install step runs; detection commands of version checks and conditions did)"
+        );
+    }
     for (index, line) in lines.iter().enumerate() {
         if cli.json {
             let _ = writeln!(out, "{}", serde_json::to_string(line).unwrap_or_default());
@@ -351,9 +371,14 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<i32, EngineError> {
                 let names: Vec<&str> = line.after.iter().map(|id| id.as_str()).collect();
                 format!(" (after {})", names.join(", "))
             };
+            let name = line
+                .name
+                .as_ref()
+                .map(|name| format!(" ({name})"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{:>3}. {} {}{}: {}: {}",
+                "{:>3}. {} {}{name}{}: {}: {}",
                 index + 1,
                 line.product,
                 line.version,

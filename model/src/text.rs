@@ -67,6 +67,42 @@ impl LocalizedText {
     }
 }
 
+/// The languages a person asked for through the POSIX locale settings,
+/// most wanted first, as language tags for [`LocalizedText::get`]:
+/// `LANGUAGE` (a colon-separated list) when set, else the first of
+/// `LC_ALL`, `LC_MESSAGES` and `LANG` that is set. `de_AT.UTF-8@euro`
+/// becomes `de-at`; `C` and `POSIX` ask for nothing. The caller reads the
+/// environment (this crate reads none) and passes the values in that
+/// order: `[LANGUAGE, LC_ALL, LC_MESSAGES, LANG]`.
+pub fn languages_from_locale(settings: [Option<&str>; 4]) -> Vec<String> {
+    let [language, all, messages, lang] = settings;
+    let tag = |locale: &str| -> Option<String> {
+        let base = locale.split(['.', '@']).next().unwrap_or("").trim();
+        if base.is_empty() || base == "C" || base == "POSIX" {
+            return None;
+        }
+        Some(base.replace('_', "-").to_ascii_lowercase())
+    };
+    let main = [all, messages, lang]
+        .into_iter()
+        .flatten()
+        .find(|value| !value.is_empty());
+    // GNU gettext ignores LANGUAGE when the locale is C.
+    if main.is_some_and(|value| tag(value).is_none()) {
+        return Vec::new();
+    }
+    let mut wanted: Vec<String> = language
+        .filter(|value| !value.is_empty())
+        .map(|value| value.split(':').filter_map(tag).collect())
+        .unwrap_or_default();
+    if let Some(found) = main.and_then(tag)
+        && !wanted.contains(&found)
+    {
+        wanted.push(found);
+    }
+    wanted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +118,28 @@ mod tests {
         text.insert("en", "Mail (en)");
         assert_eq!(text.get(&["fr"]), Some("Mail (en)"));
         assert_eq!(LocalizedText::default().get(&["fr"]), None);
+    }
+
+    #[test]
+    fn languages_come_from_the_locale() {
+        assert_eq!(
+            languages_from_locale([None, None, None, Some("de_AT.UTF-8")]),
+            ["de-at"]
+        );
+        assert_eq!(
+            languages_from_locale([Some("fr:pt_BR"), None, None, Some("de_DE.UTF-8")]),
+            ["fr", "pt-br", "de-de"]
+        );
+        assert_eq!(
+            languages_from_locale([None, Some("sv_SE"), Some("de_DE"), Some("en_US")]),
+            ["sv-se"]
+        );
+        assert!(languages_from_locale([Some("de"), None, None, Some("C.UTF-8")]).is_empty());
+        assert!(languages_from_locale([None, None, None, None]).is_empty());
+        let mut text = LocalizedText::plain("Mail server");
+        text.insert("de", "Mailserver");
+        let wanted = languages_from_locale([None, None, None, Some("de_AT.UTF-8")]);
+        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        assert_eq!(text.get(&wanted), Some("Mailserver"));
     }
 }

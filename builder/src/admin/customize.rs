@@ -108,6 +108,7 @@ pub async fn target(
 pub async fn questions(
     directory: &Directory,
     target: &Target,
+    languages: &[String],
 ) -> Result<Vec<Question>, CommandFailed> {
     let source = match directory.load_suite(&target.suite).await {
         Ok(source) => source,
@@ -141,6 +142,7 @@ pub async fn questions(
         &suite.variables,
         &suite.presentation,
         &stored,
+        languages,
     ))
 }
 
@@ -164,7 +166,9 @@ fn order_questions(
     variables: &[VariableModel],
     presentation: &[roleout_model::suite::VariablePresentation],
     stored: &BTreeMap<VariableName, String>,
+    languages: &[String],
 ) -> Vec<Question> {
+    let wanted: Vec<&str> = languages.iter().map(String::as_str).collect();
     let mut presented: Vec<_> = presentation.iter().collect();
     presented.sort_by_key(|entry| entry.order);
     let mut ordered: Vec<(&VariableModel, Option<_>)> = Vec::new();
@@ -184,12 +188,12 @@ fn order_questions(
         .into_iter()
         .map(|(variable, presentation)| {
             let label = presentation
-                .and_then(|entry| entry.label.default_text())
-                .or_else(|| variable.label.default_text())
+                .and_then(|entry| entry.label.get(&wanted))
+                .or_else(|| variable.label.get(&wanted))
                 .unwrap_or(variable.name.as_str())
                 .to_owned();
             let help = presentation
-                .and_then(|entry| entry.help.default_text())
+                .and_then(|entry| entry.help.get(&wanted))
                 .map(str::to_owned);
             let secret = variable.kind == VariableKind::Password
                 || presentation.is_some_and(|entry| entry.widget == Widget::Password);
@@ -323,6 +327,10 @@ mod tests {
             variable("secret", VariableKind::Password, None),
             variable("asked_first", VariableKind::Integer, Some("3")),
         ];
+        let mut count = LocalizedText::plain("Count");
+        count.insert("de", "Anzahl");
+        let mut how_many = LocalizedText::plain("How many");
+        how_many.insert("de", "Wie viele");
         let presentation = vec![
             VariablePresentation {
                 variable: VariableName::new("secret").unwrap(),
@@ -333,14 +341,14 @@ mod tests {
             },
             VariablePresentation {
                 variable: VariableName::new("asked_first").unwrap(),
-                label: LocalizedText::plain("Count"),
-                help: LocalizedText::plain("How many"),
+                label: count,
+                help: how_many,
                 order: 1,
                 widget: Widget::Text,
             },
         ];
         let stored = BTreeMap::from([(VariableName::new("asked_first").unwrap(), "7".to_owned())]);
-        let questions = order_questions(&variables, &presentation, &stored);
+        let questions = order_questions(&variables, &presentation, &stored, &[]);
         let names: Vec<&str> = questions
             .iter()
             .map(|question| question.variable.name.as_str())
@@ -357,5 +365,10 @@ mod tests {
             questions[0].check("12", &validators).unwrap(),
             Some(Value::Plain("12".to_owned()))
         );
+        // An admin whose locale is German is asked in German.
+        let german = order_questions(&variables, &presentation, &stored, &["de-at".to_owned()]);
+        assert_eq!(german[0].label, "Anzahl");
+        assert_eq!(german[0].help.as_deref(), Some("Wie viele"));
+        assert_eq!(german[1].label, "Secret", "no German text: the default");
     }
 }

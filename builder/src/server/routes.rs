@@ -1018,6 +1018,17 @@ async fn payload_inner(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
+    // A payload is named by its digest, so its bytes never change: the
+    // machine's own (private) cache may keep it as long as it likes, and
+    // its ETag is the digest. `private`: the answer needed a session, so
+    // a shared cache must not hand it to others.
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+        response_headers.insert(header::ETAG, etag);
+    }
     match byte_range(headers, length) {
         Ok(None) => Ok((StatusCode::OK, response_headers, bytes).into_response()),
         Ok(Some((first, last))) => {

@@ -157,10 +157,16 @@ fn a_developer_machine_gets_its_suite_signed_and_reports() {
             .find(|f| f.path == "notes-sdk.tar.gz")
             .expect("sdk");
         let path = format!("/v1/payloads/{}", sdk.sha256);
-        let (status, _, bytes) = server.get(&path, Some(&session), None);
+        let (status, headers, bytes) = server.get(&path, Some(&session), None);
         assert_eq!(status, 200);
         let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
         assert_eq!(hex::encode(digest.as_ref()), sdk.sha256.as_str());
+        // Immutable by digest: the machine's private cache may keep it.
+        assert_eq!(
+            headers["cache-control"],
+            "private, max-age=31536000, immutable"
+        );
+        assert_eq!(headers["etag"], format!("\"{}\"", sdk.sha256).as_str());
         let (status, headers, part) = server.get(&path, Some(&session), Some("bytes=10-19"));
         assert_eq!(status, 206);
         assert_eq!(part, bytes[10..20]);

@@ -199,6 +199,9 @@ pub struct Settings {
     pub given: GivenValues,
     /// The file holding the boot id ([`BOOT_ID_PATH`] on a real machine).
     pub boot_id_path: PathBuf,
+    /// The languages localized texts are shown in, most wanted first
+    /// (from the locale; see `roleout_model::text::languages_from_locale`).
+    pub languages: Vec<String>,
 }
 
 impl Settings {
@@ -214,6 +217,7 @@ impl Settings {
             builder_key,
             given: GivenValues::default(),
             boot_id_path: PathBuf::from(BOOT_ID_PATH),
+            languages: Vec::new(),
         }
     }
 }
@@ -262,6 +266,10 @@ impl InstallOutcome {
 pub struct PlanLine {
     /// The product.
     pub product: ProductId,
+    /// Its name in the machine's language ([`Settings::languages`]), when
+    /// the descriptor gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Its version.
     pub version: roleout_model::version::Version,
     /// Whether it would run.
@@ -372,8 +380,10 @@ pub fn plan(
             (Ok(None), None) => (true, "it is not installed yet".to_owned()),
             (Err(reason), None) => (false, format!("it cannot be checked: {reason}")),
         };
+        let wanted: Vec<&str> = settings.languages.iter().map(String::as_str).collect();
         lines.push(PlanLine {
             product: product.id.clone(),
+            name: product.description.name.get(&wanted).map(str::to_owned),
             version: product.version.clone(),
             would_run,
             reason,

@@ -332,7 +332,7 @@ fn a_real_deb_installs_into_the_sandbox_then_is_skipped_as_installed() {
     let (digest, size) = fixture.payload(&deb);
     let product = fixture.product(&format!(
         r#"<product xmlns="urn:roleout:descriptor:1" id="hello" version="2.1">
-  <description vendor="Test"><name lang="en">Hello</name><summary lang="en">Hello</summary></description>
+  <description vendor="Test"><name lang="en">Hello</name><name lang="de">Hallo</name><summary lang="en">Hello</summary></description>
   <fileset><file path="hello.deb" sha256="{digest}" size="{size}"/></fileset>
   <version-check><package manager="dpkg" name="roleout-hello" version="&gt;=2.1"/></version-check>
   <install kind="deb" timeout="300">
@@ -364,14 +364,23 @@ fn a_real_deb_installs_into_the_sandbox_then_is_skipped_as_installed() {
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert_eq!(skipped[0]["component"], "hello");
 
-    // The dry run says the same without running anything.
-    let plan = fixture.roleout(&["plan", "desktop"]);
+    // The dry run says the same without running anything, naming the
+    // product in the machine's language.
+    let plan = fixture
+        .command(&["plan", "desktop"])
+        .env_remove("LANGUAGE")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "de_AT.UTF-8")
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&plan.stdout);
     assert!(
-        out.contains("hello 2.1: would skip: already installed"),
+        out.contains("hello 2.1 (Hallo): would skip: already installed"),
         "{}",
         text(&plan)
     );
+    assert!(out.contains("detection commands"), "{}", text(&plan));
 }
 
 #[test]

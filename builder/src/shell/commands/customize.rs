@@ -80,7 +80,9 @@ impl Run for Customize {
             connection.block_on(customize::show(directory, &target, &mut context.output))?;
             return Ok(Flow::Continue);
         }
-        let questions = connection.block_on(customize::questions(directory, &target))?;
+        let languages = crate::admin::admin_languages();
+        let questions =
+            connection.block_on(customize::questions(directory, &target, &languages))?;
         if questions.is_empty() {
             let _ = writeln!(
                 context.output.err,
