@@ -271,6 +271,93 @@ impl ContentStore {
     }
 }
 
+/// What a collection of the store removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Files removed.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files kept.
+    pub kept: usize,
+}
+
+impl ContentStore {
+    /// Removes every file whose digest is not in `referenced` and that was
+    /// last written more than `grace` ago (a file is written before the
+    /// entry that names it, so a younger one may be about to be named),
+    /// and leftovers in `tmp/` older than `grace`. Collection by
+    /// reachability: the caller says what the directory still names.
+    pub fn collect(
+        &self,
+        referenced: &BTreeSet<Sha256>,
+        grace: std::time::Duration,
+    ) -> Result<Collected, ContentError> {
+        let old_enough = |path: &Path| {
+            fs::metadata(path)
+                .and_then(|metadata| metadata.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= grace)
+        };
+        let mut collected = Collected::default();
+        let listing = |folder: &Path| {
+            fs::read_dir(folder).map_err(io_error(format!("cannot list {}", folder.display())))
+        };
+        for fan in listing(&self.root.join("sha256"))? {
+            let fan = fan.map_err(io_error(format!("cannot list {}", self.root.display())))?;
+            if !fan.path().is_dir() {
+                continue;
+            }
+            for file in listing(&fan.path())? {
+                let file = file.map_err(io_error(format!("cannot list {}", fan.path().display())))?;
+                let path = file.path();
+                let name = file.file_name();
+                let keep = name
+                    .to_str()
+                    .and_then(|name| parse_digest(name).ok())
+                    .is_none_or(|digest| referenced.contains(&digest));
+                if keep || !old_enough(&path) {
+                    collected.kept += 1;
+                    continue;
+                }
+                let bytes = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+                match fs::remove_file(&path) {
+                    Ok(()) => {
+                        collected.files += 1;
+                        collected.bytes += bytes;
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => {
+                        return Err(io_error(format!("cannot remove {}", path.display()))(error));
+                    }
+                }
+            }
+        }
+        for leftover in listing(&self.root.join("tmp"))? {
+            let leftover = leftover.map_err(io_error(format!("cannot list {}", self.root.display())))?;
+            if old_enough(&leftover.path()) {
+                let _ = fs::remove_file(leftover.path());
+            }
+        }
+        Ok(collected)
+    }
+}
+
+/// Everything the directory names that lives in the content store: every
+/// payload of every role version of every product, and every log a
+/// stored report names (three searches).
+pub async fn referenced_content(directory: &Directory) -> Result<BTreeSet<Sha256>, CatalogError> {
+    let (_, products) = directory.export_catalog().await?;
+    let mut referenced = directory.referenced_log_digests().await?;
+    for product in &products {
+        for version in &product.fileset.versions {
+            referenced.extend(version.value.files.iter().map(|file| file.sha256.clone()));
+        }
+    }
+    Ok(referenced)
+}
+
 /// Whether `path` is a plain relative path (no `..`, no root, no prefix).
 fn is_plain_relative(path: &str) -> bool {
     let path = Path::new(path);
@@ -392,5 +479,29 @@ mod tests {
         for bad in ["", "/etc/passwd", "../x", "a/../../x"] {
             assert!(!is_plain_relative(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn collection_keeps_what_is_named_and_what_is_young() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = ContentStore::new(folder.path()).unwrap();
+        let named = store.put_bytes(b"a payload a product names").unwrap();
+        let orphan = store.put_bytes(b"the log of a pruned report").unwrap();
+        fs::write(folder.path().join("tmp").join("leftover"), b"half").unwrap();
+        let referenced = BTreeSet::from([named.clone()]);
+        // Young files are kept whatever names them.
+        let young = store
+            .collect(&referenced, std::time::Duration::from_secs(3600))
+            .unwrap();
+        assert_eq!((young.files, young.kept), (0, 2));
+        assert!(store.contains(&orphan));
+        let collected = store
+            .collect(&referenced, std::time::Duration::ZERO)
+            .unwrap();
+        assert_eq!(collected.files, 1);
+        assert_eq!(collected.bytes, b"the log of a pruned report".len() as u64);
+        assert!(store.contains(&named));
+        assert!(!store.contains(&orphan));
+        assert!(!folder.path().join("tmp").join("leftover").exists());
     }
 }

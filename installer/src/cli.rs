@@ -196,6 +196,10 @@ pub struct CommonArgs {
     /// The payload cache (STATE_DIR/cache by default).
     #[arg(long, env = "ROLEOUT_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The payload cache is trimmed to this many MiB after each install (least recently used
+    /// payloads go first).
+    #[arg(long, env = "ROLEOUT_CACHE_MAX_MB", default_value_t = 2048)]
+    pub cache_max_mb: u64,
     /// Read signed suites and payloads from an offline mirror directory instead of roleoutd
     /// (suites.json, suites/SUITE.json, payloads/SHA256; reports go to reports/).
     #[arg(long, env = "ROLEOUT_MIRROR")]
@@ -264,6 +268,7 @@ fn settings(cli: &Cli, common: &CommonArgs) -> Result<Settings, EngineError> {
         settings.cache_dir = cache_dir.clone();
     }
     settings.root = common.root.clone();
+    settings.cache_max_bytes = common.cache_max_mb.saturating_mul(1 << 20);
     let read = |name: &str| std::env::var(name).ok();
     let locale = [
         read("LANGUAGE"),

@@ -128,7 +128,21 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             content_dir,
             metadata_ttl: settings.metadata_ttl,
             max_body: settings.max_body,
+            retention: settings.retention,
         });
+        // The content store is collected now and then: logs of pruned
+        // reports and payloads of deleted products go.
+        let _collector = {
+            let state = state.clone();
+            let every = settings.collect_every;
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                loop {
+                    ticks.tick().await;
+                    collect_content(&state).await;
+                }
+            })
+        };
         // The feed keeps the cache exact; it stops with the runtime.
         let _feed = {
             let state = state.clone();
@@ -171,5 +185,38 @@ async fn shutdown_signal() {
             tracing::warn!("cannot listen for shutdown signals; stop roleoutd with SIGKILL");
             std::future::pending::<()>().await;
         }
+    }
+}
+
+/// One collection of the content store (see `ContentStore::collect`).
+/// Nothing is removed when what the directory names cannot be read.
+async fn collect_content(state: &ServerState) {
+    /// Younger files may be about to be named by an entry being written.
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+    let referenced = match roleout_builder::content::referenced_content(&state.directory).await {
+        Ok(referenced) => referenced,
+        Err(error) => {
+            tracing::warn!(%error, "content store not collected: the directory could not be read");
+            return;
+        }
+    };
+    let store = match roleout_builder::content::ContentStore::new(state.content_dir.clone()) {
+        Ok(store) => store,
+        Err(error) => {
+            tracing::warn!(%error, "content store not collected");
+            return;
+        }
+    };
+    let collected =
+        tokio::task::spawn_blocking(move || store.collect(&referenced, GRACE)).await;
+    match collected {
+        Ok(Ok(collected)) => tracing::info!(
+            removed = collected.files,
+            bytes = collected.bytes,
+            kept = collected.kept,
+            "content store collected"
+        ),
+        Ok(Err(error)) => tracing::warn!(%error, "content store collection stopped"),
+        Err(error) => tracing::warn!(%error, "content store collection failed"),
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use roleout_directory::SearchScope;
+use roleout_directory::catalog::Retention;
 use serde::Deserialize;
 
 /// Serve role suites to machines that prove who they are.
@@ -82,6 +83,21 @@ pub struct Args {
     /// The filter role groups match (default: (objectClass=roleoutRole)).
     #[arg(long, env = "ROLEOUTD_ROLE_FILTER", value_name = "FILTER")]
     pub role_filter: Option<String>,
+
+    /// Report history kept per machine and suite: the reports of this many
+    /// newest runs (each component's latest report is always kept).
+    #[arg(long, env = "ROLEOUTD_REPORT_HISTORY_RUNS", value_name = "RUNS")]
+    pub report_history_runs: Option<u32>,
+
+    /// Reports older than this many days are removed (each component's
+    /// latest report is always kept).
+    #[arg(long, env = "ROLEOUTD_REPORT_HISTORY_DAYS", value_name = "DAYS")]
+    pub report_history_days: Option<u64>,
+
+    /// Hours between collections of the content store (logs and payloads
+    /// no report or product names any more).
+    #[arg(long, env = "ROLEOUTD_COLLECT_EVERY_HOURS", value_name = "HOURS")]
+    pub collect_every_hours: Option<u64>,
 
     /// PEM file of the CA certificates that alone are trusted for the
     /// directory's TLS (ldaps://, StartTLS); default: the system's roots.
@@ -163,6 +179,9 @@ pub struct FileConfig {
     machine_filter: Option<String>,
     role_base: Option<String>,
     role_filter: Option<String>,
+    report_history_runs: Option<u32>,
+    report_history_days: Option<u64>,
+    collect_every_hours: Option<u64>,
     ldap_ca_certificate: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -230,6 +249,10 @@ pub struct Settings {
     pub machines: SearchScope,
     /// Where role groups are searched for.
     pub roles: SearchScope,
+    /// How much report history is kept.
+    pub retention: Retention,
+    /// Time between collections of the content store.
+    pub collect_every: Duration,
     /// TLS.
     pub tls: TlsChoice,
     /// Token secret file.
@@ -359,6 +382,27 @@ impl Settings {
                 base: args.role_base.or(file.role_base),
                 filter: args.role_filter.or(file.role_filter),
             },
+            retention: {
+                let default = Retention::default();
+                Retention {
+                    keep_runs: args
+                        .report_history_runs
+                        .or(file.report_history_runs)
+                        .unwrap_or(default.keep_runs)
+                        .max(1),
+                    max_age_secs: args
+                        .report_history_days
+                        .or(file.report_history_days)
+                        .map_or(default.max_age_secs, |days| days.saturating_mul(24 * 60 * 60)),
+                }
+            },
+            collect_every: Duration::from_secs(
+                args.collect_every_hours
+                    .or(file.collect_every_hours)
+                    .unwrap_or(6)
+                    .max(1)
+                    .saturating_mul(3600),
+            ),
             tls,
             secret_file,
             challenge_ttl: seconds(args.challenge_ttl, file.challenge_ttl, 60),

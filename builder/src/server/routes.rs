@@ -30,7 +30,8 @@ use roleout_installer::envelope::sign_message;
 use roleout_model::ids::{MachineId, ProductId, Sha256, SuiteId};
 use roleout_model::machine::Machine;
 use roleout_model::protocol::{
-    Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest, ChallengeResponse, Close,
+    AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest,
+    ChallengeResponse, Close,
     ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus, EnvelopeKind,
     EnvelopePayload, ErrorCode, Health, HealthStatus, MachineObject, Message, ReportAck,
     SessionRequest, SessionResponse, SignedContent, SignedEnvelope, StatusReport, SuiteComplete,
@@ -1083,12 +1084,29 @@ async fn complete(State(state): Shared, headers: HeaderMap, body: Body) -> Respo
     let result = async {
         let requester = requester(&state, &headers).await?;
         let complete: SuiteComplete = read_body(&state, &headers, body).await?;
-        state
+        let machine = &requester.session.machine;
+        let stored = state
             .directory
-            .store_completion(&requester.session.machine, &complete)
+            .store_completion(machine, &complete)
             .await
             .map_err(|error| ApiError::internal(format!("report store: {error}")))?;
-        info!(machine = %requester.session.machine, suite = %complete.suite, "suite complete");
+        info!(machine = %machine, suite = %complete.suite, "suite complete");
+        // A run ended: this machine's history is trimmed to the retention
+        // rule (its log files go with the next collection of the content
+        // store). A failure here loses nothing and is tried again at the
+        // next run's end.
+        if stored == AckStatus::Recorded {
+            let now = Timestamp::from_system_time(SystemTime::now());
+            if let Some(now) = now {
+                match state.directory.prune_reports(machine, state.retention, now).await {
+                    Ok(pruned) if pruned.reports > 0 => {
+                        info!(machine = %machine, removed = pruned.reports, "report history trimmed");
+                    }
+                    Ok(_) => {}
+                    Err(error) => warn!(machine = %machine, %error, "report history not trimmed"),
+                }
+            }
+        }
         Ok::<_, ApiError>(Close::default())
     }
     .await;

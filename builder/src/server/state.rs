@@ -45,6 +45,8 @@ pub struct ServerState {
     /// What was read from the directory, kept while the change feed says
     /// it is current.
     pub cache: ServingCache,
+    /// How much report history is kept per machine and suite.
+    pub retention: roleout_directory::catalog::Retention,
 }
 
 /// roleoutd's own secrets could not be made or loaded.

@@ -766,3 +766,59 @@ fn machines_kept_in_the_organisations_own_ou_enrol_and_are_approved_there() {
     );
     machine.session(&server);
 }
+
+#[test]
+fn report_history_is_trimmed_at_the_end_of_each_run() {
+    let server = Server::start(&["--report-history-runs", "2"]);
+    let machine = approved(&server, "history-1", KeyAlgorithm::Ed25519, &["developer"]);
+    let session = machine.session(&server);
+    let (status, value) = server.get_json("/v1/suites/domino", Some(&session));
+    assert_eq!(status, 200, "{value}");
+    let delivery: SuiteDelivery =
+        serde_json::from_value(envelope(&server, "history-1", value).signed.payload).unwrap();
+    let digest = delivery.build_digest.as_str();
+    // Five runs, each reporting notes-client; the first also notes-help.
+    for run in 1..=5 {
+        let mut step = report(&format!("run{run}.notes-client.install.1.status"), digest);
+        // Runs an hour apart, the last one just now (within the 90 days
+        // kept by age).
+        let finished = SystemTime::now() - Duration::from_secs((6 - run) * 3600);
+        let at = |time: SystemTime| {
+            roleout_model::protocol::Timestamp::from_system_time(time)
+                .expect("a time")
+                .to_string()
+        };
+        step["finished-at"] = json!(at(finished));
+        step["started-at"] = json!(at(finished - Duration::from_secs(1)));
+        let (status, ack) = server.post("/v1/reports", &step, Some(&session));
+        assert_eq!(status, 200, "{ack}");
+        if run == 1 {
+            let mut help = step.clone();
+            help["id"] = json!("run1.notes-help.install.1.status");
+            help["component"] = json!("notes-help");
+            let (status, ack) = server.post("/v1/reports", &help, Some(&session));
+            assert_eq!(status, 200, "{ack}");
+        }
+        let complete = json!({"id": format!("run{run}.complete"), "suite": "domino",
+            "build-digest": digest,
+            "summary": {"installed": 1, "skipped": 0, "failed": 0, "blocked": 0, "reboot-required": false}});
+        let (status, close) = server.post("/v1/reports/complete", &complete, Some(&session));
+        assert_eq!(status, 200, "{close}");
+    }
+    let mut kept: Vec<String> = server
+        .block_on(server.directory.reports_for_machine(&machine_id("history-1")))
+        .expect("reports read back")
+        .into_iter()
+        .map(|report| report.id)
+        .collect();
+    kept.sort();
+    // The newest two runs, and notes-help's only (so latest) report.
+    assert_eq!(
+        kept,
+        [
+            "run1.notes-help.install.1.status",
+            "run4.notes-client.install.1.status",
+            "run5.notes-client.install.1.status",
+        ]
+    );
+}

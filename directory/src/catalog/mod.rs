@@ -28,7 +28,9 @@ pub use mapping::{
     product_from_entries, suite_digest, suite_dn, suite_entries, suite_from_entries,
 };
 pub use read::{AssembledSuite, MAX_FILTERED_MEMBERS, SuiteSources, assemble, products_filter};
-pub use reports::{StoredCompletion, StoredReport, SuiteStatus};
+pub use reports::{
+    Pruned, Retention, StoredCompletion, StoredReport, SuiteStatus, reports_to_prune,
+};
 pub use store::{WriteStep, WriteSummary};
 
 use roleout_model::role::Ambiguity;

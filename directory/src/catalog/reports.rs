@@ -20,7 +20,7 @@
 //! report whose id is already stored changes nothing and is answered
 //! [`AckStatus::Duplicate`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use ldap3::{Mod, Scope};
 use tracing::instrument;
@@ -114,6 +114,99 @@ pub struct SuiteStatus {
     pub components: BTreeMap<(MachineId, ProductId), StoredReport>,
     /// The last run summary per machine.
     pub completions: BTreeMap<MachineId, StoredCompletion>,
+}
+
+/// How much report history is kept per machine and suite (see
+/// [`reports_to_prune`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Reports of the newest this many runs are kept (at least 1).
+    pub keep_runs: u32,
+    /// Reports older than this many seconds are removed, whatever run
+    /// they belong to.
+    pub max_age_secs: u64,
+}
+
+impl Default for Retention {
+    /// The newest 10 runs, within 90 days.
+    fn default() -> Self {
+        Self {
+            keep_runs: 10,
+            max_age_secs: 90 * 24 * 60 * 60,
+        }
+    }
+}
+
+/// The run a report belongs to: its id up to the first `.` (the agent
+/// names step reports `RUN.PRODUCT.PHASE.ATTEMPT.KIND`); an id without a
+/// dot is a run of its own.
+fn run_of(report: &StoredReport) -> &str {
+    report
+        .id
+        .split_once('.')
+        .map_or(report.id.as_str(), |(run, _)| run)
+}
+
+/// Which of one machine's `reports` the retention `policy` removes at
+/// `now`: per suite, the latest report of each component is always kept
+/// (so status never loses a component's last word); every other report is
+/// kept only while its run is one of the newest `keep_runs` runs of that
+/// suite (by the latest finish time in the run) and it finished within
+/// `max_age_secs`.
+pub fn reports_to_prune<'a>(
+    reports: &'a [StoredReport],
+    policy: Retention,
+    now: Timestamp,
+) -> Vec<&'a StoredReport> {
+    let mut latest: BTreeMap<(&SuiteId, &ProductId), &StoredReport> = BTreeMap::new();
+    let mut run_ends: BTreeMap<(&SuiteId, &str), Timestamp> = BTreeMap::new();
+    for report in reports {
+        let key = (&report.suite, &report.component);
+        match latest.get(&key) {
+            Some(current) if !is_later(report, current) => {}
+            _ => {
+                latest.insert(key, report);
+            }
+        }
+        let end = run_ends
+            .entry((&report.suite, run_of(report)))
+            .or_insert(report.finished_at);
+        *end = (*end).max(report.finished_at);
+    }
+    let mut newest_runs: BTreeMap<&SuiteId, Vec<(Timestamp, &str)>> = BTreeMap::new();
+    for ((suite, run), end) in &run_ends {
+        newest_runs.entry(suite).or_default().push((*end, run));
+    }
+    for runs in newest_runs.values_mut() {
+        runs.sort_by(|a, b| b.cmp(a));
+        runs.truncate(policy.keep_runs.max(1) as usize);
+    }
+    let oldest_kept = now.unix_seconds().saturating_sub(policy.max_age_secs);
+    reports
+        .iter()
+        .filter(|report| {
+            let is_latest = latest
+                .get(&(&report.suite, &report.component))
+                .is_some_and(|kept| std::ptr::eq(*kept, *report));
+            if is_latest {
+                return false;
+            }
+            let recent_run = newest_runs
+                .get(&report.suite)
+                .is_some_and(|runs| runs.iter().any(|(_, run)| *run == run_of(report)));
+            !(recent_run && report.finished_at.unix_seconds() >= oldest_kept)
+        })
+        .collect()
+}
+
+/// What a pruning removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// How many report entries.
+    pub reports: usize,
+    /// The log digests of the removed reports (their files may go once no
+    /// report names them: see the content store's collection).
+    pub logs: Vec<Sha256>,
 }
 
 /// The wire name of a step (`post-install`).
@@ -445,6 +538,62 @@ impl Directory {
         Ok(reports)
     }
 
+    /// Removes the reports of `machine` that `policy` does not keep at
+    /// `now` ([`reports_to_prune`]): one search, then one delete per
+    /// report removed. A report deleted meanwhile by another pruning is
+    /// not an error.
+    #[instrument(skip_all, fields(machine = %machine))]
+    pub async fn prune_reports(
+        &self,
+        machine: &MachineId,
+        policy: Retention,
+        now: Timestamp,
+    ) -> Result<Pruned, CatalogError> {
+        let reports = self.reports_for_machine(machine).await?;
+        let mut pruned = Pruned::default();
+        for report in reports_to_prune(&reports, policy, now) {
+            let cn = format!("{machine}:{}", report.id);
+            let dn = escape::child_dn(attribute::CN, &cn, self.layout().reports());
+            match self.delete(&dn).await {
+                Ok(()) => {}
+                Err(error) if error.is_no_such_object() => continue,
+                Err(error) => return Err(error.into()),
+            }
+            pruned.reports += 1;
+            pruned.logs.extend(report.log_digest.clone());
+        }
+        Ok(pruned)
+    }
+
+    /// Every log digest a stored report names (one search, the digests
+    /// only): what the content store must keep of the logs.
+    #[instrument(skip_all)]
+    pub async fn referenced_log_digests(&self) -> Result<BTreeSet<Sha256>, CatalogError> {
+        let filter = format!("(&(objectClass={})({}=*))", names::CLASS, names::LOG_DIGEST);
+        let found = self
+            .search_if_present(
+                self.layout().reports(),
+                Scope::OneLevel,
+                &filter,
+                &[names::LOG_DIGEST],
+            )
+            .await?;
+        let mut digests = BTreeSet::new();
+        for entry in found {
+            for value in entry
+                .attrs
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(names::LOG_DIGEST))
+                .flat_map(|(_, values)| values)
+            {
+                if let Ok(digest) = Sha256::new(value) {
+                    digests.insert(digest);
+                }
+            }
+        }
+        Ok(digests)
+    }
+
     /// The latest outcome per machine and component of `suite`, and each
     /// machine's last run summary (one search).
     #[instrument(skip_all, fields(suite = %suite))]
@@ -528,5 +677,79 @@ mod tests {
         assert_eq!(run_outcome(&summary), ReportOutcome::SuccessRebootRequired);
         summary.blocked = 1;
         assert_eq!(run_outcome(&summary), ReportOutcome::Failed);
+    }
+
+    fn stored(run: &str, product: &str, suite: &str, finished: u64) -> StoredReport {
+        StoredReport {
+            machine: MachineId::new("pc-1").unwrap(),
+            id: format!("{run}.{product}.install.1.status"),
+            suite: SuiteId::new(suite).unwrap(),
+            build_digest: Sha256::of(b"build"),
+            component: ProductId::new(product).unwrap(),
+            step: ReportStep::Install,
+            outcome: ReportOutcome::Success,
+            exit_code: Some(0),
+            signal: None,
+            duration_ms: 1,
+            evidence: Vec::new(),
+            log_digest: Some(Sha256::of(run.as_bytes())),
+            started_at: Timestamp::from_unix_seconds(finished - 1).unwrap(),
+            finished_at: Timestamp::from_unix_seconds(finished).unwrap(),
+        }
+    }
+
+    fn ids(reports: &[&StoredReport]) -> Vec<String> {
+        let mut ids: Vec<String> = reports
+            .iter()
+            .map(|report| format!("{}@{}", report.id, report.suite))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_runs_and_every_components_last_word() {
+        const DAY: u64 = 24 * 60 * 60;
+        let now = Timestamp::from_unix_seconds(1_000 * DAY).unwrap();
+        let at = |days_ago: u64| 1_000 * DAY - days_ago * DAY;
+        let reports = vec![
+            // Four runs of "office" installing "browser"; the oldest run
+            // also installed "fonts", which no later run touched.
+            stored("r1", "browser", "office", at(40)),
+            stored("r1", "fonts", "office", at(40)),
+            stored("r2", "browser", "office", at(30)),
+            stored("r3", "browser", "office", at(20)),
+            stored("r4", "browser", "office", at(10)),
+            // Another suite keeps its own count.
+            stored("s1", "editor", "tools", at(35)),
+            stored("s2", "editor", "tools", at(5)),
+        ];
+        let policy = Retention {
+            keep_runs: 2,
+            max_age_secs: 365 * DAY,
+        };
+        assert_eq!(
+            ids(&reports_to_prune(&reports, policy, now)),
+            [
+                "r1.browser.install.1.status@office",
+                "r2.browser.install.1.status@office",
+            ],
+            "fonts' only report stays: it is its latest word"
+        );
+        // By age: everything older than 25 days goes but the last words.
+        let policy = Retention {
+            keep_runs: 100,
+            max_age_secs: 25 * DAY,
+        };
+        assert_eq!(
+            ids(&reports_to_prune(&reports, policy, now)),
+            [
+                "r1.browser.install.1.status@office",
+                "r2.browser.install.1.status@office",
+                "s1.editor.install.1.status@tools",
+            ]
+        );
+        // Nothing to prune in a short history.
+        assert!(reports_to_prune(&reports[..1], Retention::default(), now).is_empty());
     }
 }

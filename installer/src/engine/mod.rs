@@ -202,7 +202,12 @@ pub struct Settings {
     /// The languages localized texts are shown in, most wanted first
     /// (from the locale; see `roleout_model::text::languages_from_locale`).
     pub languages: Vec<String>,
+    /// The bound the payload cache is trimmed to after each install.
+    pub cache_max_bytes: u64,
 }
+
+/// The payload cache's bound unless one is given: 2 GiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
 
 impl Settings {
     /// Settings with the usual cache (`STATE_DIR/cache`), root `/` and
@@ -218,6 +223,7 @@ impl Settings {
             given: GivenValues::default(),
             boot_id_path: PathBuf::from(BOOT_ID_PATH),
             languages: Vec::new(),
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
         }
     }
 }
@@ -312,7 +318,51 @@ pub fn install(
         outcome.suites.push(suite_outcome);
     }
     outbox.sync().map_err(state_error)?;
+    trim_state(settings, &lock, reporter);
     Ok(outcome)
+}
+
+/// Keeps the state directory to a bound after a run: the payload copies
+/// of runs that are over go (`runs/RUN/`; a run still in progress, such as
+/// one waiting for a reboot, keeps its own), and the payload cache is
+/// brought under [`Settings::cache_max_bytes`] by dropping the entries
+/// used least recently. What fails here is said and costs nothing but
+/// space: the next run tries again.
+fn trim_state(settings: &Settings, lock: &StateLock, reporter: &dyn Reporter) {
+    let note = |message: String| reporter.event(&Event::Note { message });
+    let in_progress: BTreeSet<String> = journal::suites(&settings.state_dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|suite| journal::read(&settings.state_dir, suite).ok().flatten())
+        .filter_map(|record| record.run)
+        .filter(|run| run.end.is_none())
+        .map(|run| run.id.as_str().to_owned())
+        .collect();
+    let runs = settings.state_dir.join("runs");
+    if let Ok(listing) = fs::read_dir(&runs) {
+        for entry in listing.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if in_progress.contains(&name) {
+                continue;
+            }
+            if let Err(error) = fs::remove_dir_all(entry.path()) {
+                note(format!("could not remove {}: {error}", entry.path().display()));
+            }
+        }
+    }
+    let trimmed = PayloadCache::open(lock, &settings.cache_dir).and_then(|cache| {
+        cache
+            .with_max_bytes(settings.cache_max_bytes)
+            .trim(&std::collections::HashSet::new())
+    });
+    match trimmed {
+        Ok(eviction) if eviction.removed > 0 => note(format!(
+            "payload cache trimmed: {} file(s), {} bytes freed, {} bytes kept",
+            eviction.removed, eviction.freed_bytes, eviction.remaining_bytes
+        )),
+        Ok(_) => {}
+        Err(error) => note(format!("the payload cache could not be trimmed: {error}")),
+    }
 }
 
 /// Ends the commands an agent that died left running (see

@@ -927,3 +927,46 @@ fn a_payload_the_server_lacks_is_fetched_from_its_source_and_checked() {
     let missing = fixture.roleout(&["install", "vendor"]);
     assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
 }
+
+/// The files under `directory`, recursively.
+fn files_under(directory: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(listing) = fs::read_dir(directory) else {
+        return found;
+    };
+    for entry in listing.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn run_folders_go_and_the_payload_cache_is_trimmed_to_its_bound() {
+    let mut fixture = Fixture::new();
+    let bytes = b"#!/bin/sh\necho cached\n";
+    fixture.payload(bytes);
+    let product = fixture.product(&payload_product(bytes, None));
+    let suite = fixture.suite("vendor", vec![product], OnFailure::Stop);
+    fixture.publish(&suite);
+    let installed = fixture.roleout(&["install", "vendor"]);
+    assert_eq!(installed.status.code(), Some(0), "{}", text(&installed));
+    // The run is over: its payload copies are gone; the cache keeps the
+    // payload (well under the default bound).
+    assert!(files_under(&fixture.state.join("runs")).is_empty());
+    assert_eq!(files_under(&fixture.state.join("cache/sha256")).len(), 1);
+
+    // A bound of zero: the cache keeps nothing after a run.
+    let bounded = fixture
+        .command(&["install", "vendor"])
+        .env("ROLEOUT_CACHE_MAX_MB", "0")
+        .output()
+        .unwrap();
+    assert_eq!(bounded.status.code(), Some(0), "{}", text(&bounded));
+    assert!(files_under(&fixture.state.join("cache/sha256")).is_empty());
+    assert!(text(&bounded).contains("payload cache trimmed"), "{}", text(&bounded));
+}
