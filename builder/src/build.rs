@@ -204,6 +204,21 @@ pub struct Builder {
     products: ProductCache,
 }
 
+/// The source name under which a build records the ranks of its role set.
+pub const ROLES_SOURCE: &str = "roles/ranks";
+
+/// SHA-256 of the ranks of `roles` (`name=rank`, one per line, sorted by
+/// name): which version of a slot a role set gets depends on them, so a
+/// build is stale once a role's rank changed. (A parent that changed gives
+/// its machines another role set, with a build of its own.)
+pub fn ranks_digest(roles: &EffectiveRoles) -> Sha256 {
+    let text: String = roles
+        .names()
+        .map(|name| format!("{name}={}\n", roles.rank(name).unwrap_or(0)))
+        .collect();
+    Sha256::of(text.as_bytes())
+}
+
 impl Builder {
     /// A builder.
     pub fn new() -> Self {
@@ -262,6 +277,7 @@ impl Builder {
                     })?;
             built_from.insert(key, digest);
         }
+        built_from.insert(ROLES_SOURCE.to_owned(), ranks_digest(roles));
         let new = NewBuild {
             suite: suite.clone(),
             role_set,
@@ -308,7 +324,10 @@ impl Builder {
                 .filter_map(|source| source.strip_prefix("product/"))
                 .filter_map(|id| ProductId::new(id).ok())
                 .collect();
-            let now = directory.source_digests(suite, &products).await?;
+            let mut now = directory.source_digests(suite, &products).await?;
+            // The ranks of the role set are a source too: a rank edited
+            // since can pick other versions, so the build is stale.
+            now.insert(ROLES_SOURCE.to_owned(), ranks_digest(roles));
             if now == stored.built_from {
                 return Ok((stored, Freshness::Fresh));
             }

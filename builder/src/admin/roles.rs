@@ -80,6 +80,95 @@ pub async fn create(
     Ok(())
 }
 
+/// What `role edit` does to a role's parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentChange<'a> {
+    /// Leave it.
+    Keep,
+    /// Make it this role.
+    Set(&'a str),
+    /// Take it away.
+    Remove,
+}
+
+/// `role edit`: a new rank, parent or description for an existing role.
+/// A parent that does not exist, or that would make the parents a cycle,
+/// is refused before anything is written. Builds made with the old rank
+/// are stale from now on (the build records the ranks of its role set);
+/// machines whose role set changed with the parent get their own build.
+pub async fn edit(
+    directory: &Directory,
+    name: &str,
+    rank: Option<u32>,
+    parent: ParentChange<'_>,
+    description: Option<&str>,
+    output: &mut Output<'_>,
+) -> Result<(), CommandFailed> {
+    let name = role_name(name)?;
+    let read_failed = |error: &dyn std::fmt::Display| CommandFailed(format!("cannot read the roles: {error}"));
+    let hierarchy = directory.roles().await.map_err(|error| read_failed(&error))?;
+    let Some(before) = hierarchy.get(&name).cloned() else {
+        return Err(CommandFailed(format!("no role {name:?} in the directory")));
+    };
+    let mut after = before.clone();
+    if let Some(rank) = rank {
+        after.rank = rank;
+    }
+    match parent {
+        ParentChange::Keep => {}
+        ParentChange::Remove => after.parent = None,
+        ParentChange::Set(parent) => {
+            let parent = role_name(parent)?;
+            if hierarchy.get(&parent).is_none() {
+                return Err(CommandFailed(format!(
+                    "role {name}: no parent role {parent:?} in the directory"
+                )));
+            }
+            // Walk up from the new parent: meeting this role is a cycle.
+            let mut path = vec![name.to_string(), parent.to_string()];
+            let mut current = Some(parent.clone());
+            while let Some(role) = current {
+                if role == name {
+                    return Err(CommandFailed(format!(
+                        "role {name}: parent {parent} would make the parents a cycle: {}",
+                        path.join(" -> ")
+                    )));
+                }
+                current = hierarchy.get(&role).and_then(|role| role.parent.clone());
+                if let Some(next) = &current {
+                    path.push(next.to_string());
+                }
+            }
+            after.parent = Some(parent);
+        }
+    }
+    if let Some(description) = description {
+        after.description = (!description.is_empty()).then(|| description.to_owned());
+    }
+    if after == before {
+        let _ = writeln!(output.out, "role {name}: unchanged");
+        return Ok(());
+    }
+    directory
+        .update_role(&after)
+        .await
+        .map_err(|error| CommandFailed(format!("cannot change role {name}: {error}")))?;
+    let shown = |parent: &Option<RoleName>| {
+        parent
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), ToString::to_string)
+    };
+    let _ = writeln!(
+        output.out,
+        "role {name}: rank {} -> {}, parent {} -> {}",
+        before.rank,
+        after.rank,
+        shown(&before.parent),
+        shown(&after.parent)
+    );
+    Ok(())
+}
+
 /// `role list`: every role with rank, parent and member count.
 pub async fn list(directory: &Directory, output: &mut Output<'_>) -> Result<(), CommandFailed> {
     let mut roles = directory

@@ -824,3 +824,88 @@ fn the_content_store_refuses_wrong_digests_and_path_tricks() {
     assert_eq!(imported.stored, [expected_bad]);
     assert_eq!(imported.present, [good]);
 }
+
+#[tokio::test]
+async fn a_role_whose_rank_changed_makes_its_builds_stale() {
+    let (_local, admin, directory) = example_directory().await;
+    let builder = Builder::new();
+    // A machine holding both developer (20) and administrator (30): each
+    // has its own post-install of notes-client; the higher rank wins.
+    let post_install = |bytes: &[u8]| {
+        product_of(&stored_suite(bytes), "notes-client")
+            .commands
+            .get(&Phase::PostInstall)
+            .map(|command| command.argv[0].clone())
+            .unwrap()
+    };
+    let roles_now = |hierarchy: RoleHierarchy| {
+        hierarchy
+            .effective([role_name("developer"), role_name("administrator")])
+            .unwrap()
+    };
+    let before_roles = roles_now(directory.roles().await.unwrap());
+    let before = builder
+        .current(&directory, &domino(), &before_roles)
+        .await
+        .unwrap();
+    assert_eq!(post_install(&before.canonical), "{{ root }}/opt/notes/bin/notes");
+
+    // The admin raises developer above administrator.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    {
+        let mut output = Output {
+            out: &mut out,
+            err: &mut err,
+        };
+        roleout_builder::admin::roles::edit(
+            &admin,
+            "developer",
+            Some(40),
+            roleout_builder::admin::roles::ParentChange::Keep,
+            None,
+            &mut output,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "role developer: rank 20 -> 40, parent end-user -> end-user\n"
+    );
+    let mut output = Output {
+        out: &mut out,
+        err: &mut err,
+    };
+    let after_roles = roles_now(directory.roles().await.unwrap());
+    assert_eq!(after_roles.key(), before_roles.key(), "the same role set");
+    let (after, freshness) = builder
+        .current_checked(&directory, &domino(), &after_roles)
+        .await
+        .unwrap();
+    assert!(
+        matches!(freshness, Freshness::Rebuilt(_)),
+        "a build made with the old ranks was served: {freshness:?}"
+    );
+    assert_eq!(post_install(&after.canonical), "tar");
+
+    // A parent that would make a cycle is refused, and nothing changes.
+    let failed = roleout_builder::admin::roles::edit(
+        &admin,
+        "end-user",
+        None,
+        roleout_builder::admin::roles::ParentChange::Set("developer"),
+        None,
+        &mut output,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        failed.0.contains("end-user -> developer -> end-user"),
+        "{}",
+        failed.0
+    );
+    assert_eq!(
+        directory.roles().await.unwrap().get(&role_name("end-user")).unwrap().parent,
+        None
+    );
+}

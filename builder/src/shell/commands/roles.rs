@@ -1,4 +1,4 @@
-//! `role create|list|add-member|remove-member`: the shell's face of
+//! `role create|edit|list|add-member|remove-member`: the shell's face of
 //! `crate::admin::roles`.
 
 use clap::{Args, Subcommand, ValueHint};
@@ -12,6 +12,9 @@ use super::{CommandError, Context, Flow, Run};
 /// `role create NAME --rank N [--parent P] [--description D]` makes a role
 /// without members (a higher rank wins when a machine's roles each have a
 /// version of a slot; a role also gets its parent's versions).
+/// `role edit NAME [--rank N] [--parent P | --no-parent] [--description D]`
+/// changes one (a parent that would make a cycle is refused; builds made
+/// with the old rank are rebuilt before they are served again).
 /// `role list` lists every role. `role add-member ROLE MACHINE` and
 /// `role remove-member ROLE MACHINE` change who holds a role; the machine
 /// is named as in /machines.
@@ -39,6 +42,24 @@ pub enum RoleAction {
         #[arg(long, value_name = "ROLE", value_hint = ValueHint::Other)]
         parent: Option<String>,
         /// What it is for.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// Change a role's rank, parent or description.
+    Edit {
+        /// Its name.
+        #[arg(value_name = "NAME", value_hint = ValueHint::Other)]
+        name: String,
+        /// Its new rank.
+        #[arg(long, value_name = "N")]
+        rank: Option<u32>,
+        /// Its new parent role.
+        #[arg(long, value_name = "ROLE", value_hint = ValueHint::Other, conflicts_with = "no_parent")]
+        parent: Option<String>,
+        /// Take its parent away.
+        #[arg(long)]
+        no_parent: bool,
+        /// Its new description (empty removes it).
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
     },
@@ -83,6 +104,27 @@ impl Run for RoleCommand {
                 description.as_deref(),
                 output,
             )),
+            RoleAction::Edit {
+                name,
+                rank,
+                parent,
+                no_parent,
+                description,
+            } => {
+                let parent = match (parent, no_parent) {
+                    (Some(parent), _) => roles::ParentChange::Set(parent),
+                    (None, true) => roles::ParentChange::Remove,
+                    (None, false) => roles::ParentChange::Keep,
+                };
+                connection.block_on(roles::edit(
+                    directory,
+                    name,
+                    *rank,
+                    parent,
+                    description.as_deref(),
+                    output,
+                ))
+            }
             RoleAction::List => connection.block_on(roles::list(directory, output)),
             RoleAction::AddMember { role, machine } => {
                 connection.block_on(roles::add_member(directory, role, machine, output))
