@@ -356,6 +356,31 @@ impl Directory {
         self.delete(&dn).await
     }
 
+    /// Deletes every customization of `suite` (suite-wide and per group);
+    /// returns how many there were.
+    #[instrument(skip(self))]
+    pub async fn delete_customizations_of(&self, suite: &SuiteId) -> Result<usize> {
+        let mut deleted = 0;
+        for customization in self.customizations().await? {
+            if &customization.suite == suite {
+                match self.delete(&customization.dn).await {
+                    Ok(()) => deleted += 1,
+                    Err(error) if error.is_no_such_object() => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the machine entry at `dn` when it is one of Roleout's own
+    /// (in `ou=machines`); an organisation's own entry is never deleted by
+    /// Roleout, and is refused naming the container.
+    #[instrument(skip(self))]
+    pub async fn delete_own_machine(&self, dn: &str) -> Result<()> {
+        self.delete_imported_machine(dn).await
+    }
+
     /// Deletes the machine entry at `dn` that a group import created, when
     /// the import fails after creating it (all or nothing). Only entries
     /// in Roleout's own machine container are deleted: an organisation's

@@ -18,8 +18,8 @@ use roleout_model::ids::RoleName;
 use roleout_model::product::ProductSource;
 use roleout_model::resolve::resolve_suite;
 use roleout_model::role::EffectiveRoles;
-use roleout_model::suite::SuiteSource;
 
+use super::lifecycle::{product_roles, suite_roles};
 use super::{CommandFailed, Output};
 
 /// What a check found, for callers that want more than the printout.
@@ -195,54 +195,3 @@ fn check_suites(
     Ok(())
 }
 
-fn product_roles(product: &ProductSource) -> BTreeSet<RoleName> {
-    fn tags<T>(slot: &roleout_model::role::Versioned<T>) -> impl Iterator<Item = RoleName> + '_ {
-        slot.versions
-            .iter()
-            .flat_map(|version| version.roles.iter().cloned())
-    }
-    let mut roles: BTreeSet<RoleName> = BTreeSet::new();
-    roles.extend(tags(&product.description));
-    roles.extend(tags(&product.size));
-    roles.extend(tags(&product.capabilities));
-    roles.extend(tags(&product.dependencies));
-    roles.extend(tags(&product.conflicts));
-    roles.extend(tags(&product.variables));
-    roles.extend(tags(&product.fileset));
-    roles.extend(tags(&product.version_checker));
-    roles.extend(tags(&product.incremental));
-    for command in product.commands.values() {
-        roles.extend(tags(command));
-    }
-    roles
-}
-
-fn suite_roles(suite: &SuiteSource) -> BTreeSet<RoleName> {
-    let mut roles: BTreeSet<RoleName> = suite
-        .members
-        .iter()
-        .flat_map(|member| member.roles.iter().cloned())
-        .collect();
-    for versions in [
-        suite
-            .description
-            .versions
-            .iter()
-            .map(|v| &v.roles)
-            .collect::<Vec<_>>(),
-        suite.variables.versions.iter().map(|v| &v.roles).collect(),
-        suite
-            .presentation
-            .versions
-            .iter()
-            .map(|v| &v.roles)
-            .collect(),
-        suite.linkage.versions.iter().map(|v| &v.roles).collect(),
-        suite.policy.versions.iter().map(|v| &v.roles).collect(),
-    ] {
-        for tagged in versions {
-            roles.extend(tagged.iter().cloned());
-        }
-    }
-    roles
-}

@@ -575,3 +575,74 @@ fn status_shows_the_table_and_the_tail_of_failed_logs() {
         "{machines}"
     );
 }
+
+#[test]
+fn delete_refuses_what_is_still_used_and_forced_takes_references_away() {
+    let fixture = Fixture::new();
+    fixture.with_directory(async |directory| {
+        directory
+            .create_machine(&machine("ws-del-01", Some("linux")))
+            .await
+            .unwrap();
+    });
+    ok(&fixture.admin(
+        "role add-member developer ws-del-01; group create floor --suite domino; \
+         group add-machine floor ws-del-01; group choose floor notes-client notes-help; \
+         build domino",
+    ));
+    ok(&fixture.admin_stdin(&[], "customize domino --group floor\nmx.example.org\nlarge\n"));
+
+    // A product a suite lists and another requires: refused, naming both,
+    // and nothing deleted.
+    let refused = fixture.admin("delete product notes-help");
+    assert_eq!(refused.status, 1, "{}", refused.stdout);
+    for dependent in [
+        "suite domino lists it",
+        "product notes-client requires it",
+        "group floor chose it",
+    ] {
+        assert!(refused.stderr.contains(dependent), "{}", refused.stderr);
+    }
+    ok(&fixture.admin("show /products/notes-help"));
+    // Once the only suite listing it is gone, nothing uses it.
+    assert!(fixture.admin("delete product mail-lite").stderr.contains("suite kiosk lists it"));
+    let deleted = fixture.admin("delete suite kiosk; delete product mail-lite");
+    assert!(ok(&deleted).ends_with("product mail-lite deleted\n"), "{}", deleted.stdout);
+    assert_eq!(fixture.admin("show /products/mail-lite").status, 1);
+
+    // A suite a group draws from: refused, then forced; its builds and
+    // customizations go with it and the group draws from no suite.
+    let refused = fixture.admin("delete suite domino");
+    assert!(refused.stderr.contains("group floor draws its products from it"), "{}", refused.stderr);
+    let forced = fixture.admin("delete suite domino --force");
+    assert!(
+        ok(&forced).contains("suite domino: 1 customization(s) and"),
+        "{}",
+        forced.stdout
+    );
+    assert!(forced.stderr.contains("reference taken away"), "{}", forced.stderr);
+    assert!(!fixture.ldapsearch_groups().contains("roleoutSuiteName: domino"));
+    fixture.with_directory(async |directory| {
+        let domino = SuiteId::new("domino").unwrap();
+        assert!(directory.builds(Some(&domino)).await.unwrap().is_empty());
+        let floor = directory
+            .group(&roleout_model::ids::GroupName::new("floor").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(floor.record.suite, None);
+    });
+
+    // A machine that holds a role and is in a group.
+    let refused = fixture.admin("delete machine ws-del-01");
+    assert!(refused.stderr.contains("it holds role developer"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("it is in group floor"), "{}", refused.stderr);
+    ok(&fixture.admin("delete machine ws-del-01 --force"));
+    let roles = ok(&fixture.admin("role list")).to_owned();
+    assert!(!roles.contains("ws-del-01"), "{roles}");
+    assert_eq!(fixture.admin("show /machines/ws-del-01").status, 1);
+
+    // Unknown names are named.
+    let unknown = fixture.admin("delete group nobody");
+    assert!(unknown.stderr.contains("no group \"nobody\""), "{}", unknown.stderr);
+}

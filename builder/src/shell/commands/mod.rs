@@ -19,6 +19,7 @@ mod bind;
 mod browse;
 mod check;
 mod customize;
+mod delete;
 mod groups;
 mod help;
 mod import;
@@ -41,6 +42,7 @@ pub use bind::Bind;
 pub use browse::{Cd, Diff, Find, Kind, Ls, Show, Tree};
 pub use check::Check;
 pub use customize::Customize;
+pub use delete::{Delete, DeleteKind};
 pub use groups::{GroupAction, GroupCommand};
 pub use help::{Exit, Help};
 pub use import::{Export, Import};
@@ -63,6 +65,7 @@ pub enum Command {
     Cd(Cd),
     Check(Check),
     Customize(Customize),
+    Delete(Delete),
     Diff(Diff),
     Disable(Disable),
     EnrollToken(EnrollToken),
@@ -94,6 +97,7 @@ impl Command {
             Command::Cd(command) => command,
             Command::Check(command) => command,
             Command::Customize(command) => command,
+            Command::Delete(command) => command,
             Command::Diff(command) => command,
             Command::Disable(command) => command,
             Command::EnrollToken(command) => command,
