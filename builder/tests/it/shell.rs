@@ -197,6 +197,7 @@ fn help_lists_every_command_and_explains_each() {
             "cd",
             "check",
             "customize",
+            "delete",
             "diff",
             "disable",
             "enroll-token",
