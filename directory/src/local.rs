@@ -237,6 +237,7 @@ impl LocalDirectory {
             builder_password: Secret::new(String::new()),
         };
         directory.initialize()?;
+        directory.upgrade_schema()?;
         directory.initialize_sync()?;
         if directory.options.tls {
             directory.initialize_tls()?;
@@ -682,6 +683,50 @@ impl LocalDirectory {
         );
         let _ = fs::remove_file(&modification_path);
         outcome
+    }
+
+    /// Brings Roleout's schema in a state made by an older Roleout up to
+    /// this one's, offline: `slapmodify` replaces the schema entry's
+    /// attribute types and object classes with today's. The copy of the
+    /// schema kept in the state (`roleout.ldif`) says which one the state
+    /// has. The schema only ever grows (new attribute types, new optional
+    /// attributes of a class), so every entry stored under the old one is
+    /// valid under the new.
+    fn upgrade_schema(&self) -> Result<()> {
+        let copy = self.state.join("roleout.ldif");
+        if fs::read_to_string(&copy).is_ok_and(|text| text == ROLEOUT_LDIF) {
+            return Ok(());
+        }
+        let schemas = self.config_dir().join("cn=config").join("cn=schema");
+        let listing = fs::read_dir(&schemas).map_err(|error| {
+            DirectoryError::io(format!("cannot list {}", schemas.display()), error)
+        })?;
+        let rdn = listing
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
+            .find_map(|name| {
+                let rdn = name.strip_suffix(".ldif")?;
+                let (_, rest) = rdn.strip_prefix("cn={")?.split_once('}')?;
+                (rest == "roleout").then(|| rdn.to_owned())
+            })
+            .ok_or_else(|| DirectoryError::Slapd {
+                message: format!(
+                    "{} holds no Roleout schema to bring up to date",
+                    schemas.display()
+                ),
+                log_tail: String::new(),
+            })?;
+        let path = self.state.join("schema-upgrade.ldif");
+        write_file(&path, &schema_replacement(&rdn, ROLEOUT_LDIF), 0o600)?;
+        let outcome = self.run_slap_tool(
+            &self.programs.slapmodify,
+            &["-n0", "-F"],
+            &path,
+            "the Roleout schema",
+        );
+        let _ = fs::remove_file(&path);
+        outcome?;
+        write_file(&copy, ROLEOUT_LDIF, 0o644)
     }
 
     /// Adds the syncprov module and overlay to a state made before
@@ -1169,4 +1214,36 @@ mod tests {
         );
         assert!(error.to_string().contains("`slapd`"), "{error}");
     }
+}
+
+/// The LDIF that replaces the attribute types and object classes of the
+/// schema entry `rdn` (`cn={4}roleout`) under `cn=schema,cn=config` with
+/// those of `schema` (an LDIF of the schema entry, folded or not).
+fn schema_replacement(rdn: &str, schema: &str) -> String {
+    let mut unfolded: Vec<String> = Vec::new();
+    for line in schema.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        match (line.strip_prefix(' '), unfolded.last_mut()) {
+            (Some(continued), Some(last)) => last.push_str(continued),
+            _ => unfolded.push(line.to_owned()),
+        }
+    }
+    let of = |attribute: &str| -> Vec<&String> {
+        unfolded
+            .iter()
+            .filter(|line| line.starts_with(&format!("{attribute}:")))
+            .collect()
+    };
+    let mut out = format!("dn: {rdn},cn=schema,cn=config\nchangetype: modify\n");
+    for attribute in ["olcAttributeTypes", "olcObjectClasses"] {
+        out.push_str(&format!("replace: {attribute}\n"));
+        for line in of(attribute) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("-\n");
+    }
+    out
 }

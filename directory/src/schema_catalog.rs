@@ -505,6 +505,13 @@ pub(crate) const CATALOG_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::Bytes,
         single_value: false,
     },
+    AttributeType {
+        number: 170,
+        name: "roleoutRemoveWhenUnassigned",
+        description: "Whether an uninstall command runs when its product is no longer assigned",
+        syntax: Syntax::Boolean,
+        single_value: true,
+    },
 ];
 
 /// The catalog's object classes (numbers 50+).
@@ -661,6 +668,7 @@ pub(crate) const CATALOG_CLASSES: &[ObjectClass] = &[
             "roleoutLogPath",
             "roleoutLogSuccessPattern",
             "roleoutLogFailurePattern",
+            "roleoutRemoveWhenUnassigned",
         ],
     },
     ObjectClass {

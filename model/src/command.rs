@@ -280,6 +280,12 @@ pub struct CommandLineModel {
     /// How the outcome is decided.
     #[serde(default)]
     pub outcome: OutcomeRules,
+    /// For an uninstall command: whether the agent runs it by itself when
+    /// the product is no longer assigned to the machine (it left the
+    /// machine's suite, role or group choice). Otherwise an unassigned
+    /// product is left installed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove_when_unassigned: bool,
 }
 
 fn is_zero(value: &u32) -> bool {

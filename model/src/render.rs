@@ -735,6 +735,7 @@ mod tests {
             check_interval_secs: None,
             retries: 0,
             outcome: OutcomeRules::default(),
+            remove_when_unassigned: false,
         }
     }
 

@@ -85,6 +85,7 @@ pub(crate) mod attribute {
     pub(crate) const INSTALLER_KIND: &str = "roleoutInstallerKind";
     pub(crate) const ARGV: &str = "roleoutArgv";
     pub(crate) const SHELL: &str = "roleoutShell";
+    pub(crate) const REMOVE_WHEN_UNASSIGNED: &str = "roleoutRemoveWhenUnassigned";
     pub(crate) const WORKING_DIR: &str = "roleoutWorkingDir";
     pub(crate) const ENVIRONMENT: &str = "roleoutEnvironment";
     pub(crate) const RESPONSE_FILE_PATH: &str = "roleoutResponseFilePath";
@@ -1311,6 +1312,9 @@ impl SlotContent for CommandLineModel {
             entry.push_ordered(at::LOG_SUCCESS_PATTERN, &log.success);
             entry.push_ordered(at::LOG_FAILURE_PATTERN, &log.failure);
         }
+        if self.remove_when_unassigned {
+            entry.push(at::REMOVE_WHEN_UNASSIGNED, "TRUE");
+        }
         Ok(())
     }
 
@@ -1376,6 +1380,7 @@ impl SlotContent for CommandLineModel {
                 },
                 log,
             },
+            remove_when_unassigned: entry.boolean(at::REMOVE_WHEN_UNASSIGNED)?,
         })
     }
 }
@@ -1572,6 +1577,7 @@ mod tests {
                     ],
                 }),
             },
+            remove_when_unassigned: false,
         }
     }
 

@@ -199,6 +199,7 @@ fn synthetic_product(index: usize, roles: &[Role], generator: &mut Generator) ->
         check_interval_secs: None,
         retries: 0,
         outcome: OutcomeRules::default(),
+        remove_when_unassigned: false,
     });
     ProductSource {
         id,

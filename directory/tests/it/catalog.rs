@@ -86,6 +86,7 @@ fn command(argv: &[&str]) -> CommandLineModel {
                 failure: vec![Pattern::new("^ERROR").unwrap()],
             }),
         },
+        remove_when_unassigned: false,
     }
 }
 
@@ -939,6 +940,7 @@ fn command_strategy() -> impl Strategy<Value = CommandLineModel> {
                         failure: vec![],
                     }),
                 },
+                remove_when_unassigned: false,
             },
         )
 }

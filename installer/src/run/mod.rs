@@ -909,6 +909,7 @@ mod tests {
                     failure: Vec::new(),
                 }),
             },
+            remove_when_unassigned: false,
         };
         let spec = CommandSpec::from_model(&model, Path::new("/var/cache/roleout/app")).unwrap();
         assert_eq!(

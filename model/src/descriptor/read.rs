@@ -741,11 +741,24 @@ impl<'a> Reader<'a> {
                 "retries",
                 "shell",
                 "working-dir",
+                "remove-when-unassigned",
             ],
         );
         let kind = self
             .optional(element, "kind", parse_installer_kind)
             .unwrap_or_default();
+        let remove_when_unassigned = self
+            .optional(element, "remove-when-unassigned", parse_boolean)
+            .unwrap_or(false);
+        if remove_when_unassigned
+            && element.name != "uninstall"
+            && let Some(attribute) = element.attribute("remove-when-unassigned")
+        {
+            self.error(
+                at_attribute(element, attribute),
+                "remove-when-unassigned belongs on <uninstall>: it says whether that command runs when the product is no longer assigned",
+            );
+        }
         let timeout_secs = self
             .optional(element, "timeout", parse_positive_seconds)
             .unwrap_or(DEFAULT_TIMEOUT_SECS);
@@ -840,6 +853,7 @@ impl<'a> Reader<'a> {
             check_interval_secs,
             retries,
             outcome,
+            remove_when_unassigned,
         })
     }
 

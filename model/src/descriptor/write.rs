@@ -373,6 +373,9 @@ impl Writer {
                 if let Some(directory) = &command.working_dir {
                     attributes.push(("working-dir", directory.clone()));
                 }
+                if command.remove_when_unassigned {
+                    attributes.push(("remove-when-unassigned", "true".to_owned()));
+                }
                 attributes
             },
             |writer, command| {

@@ -96,6 +96,7 @@ fn product(id: &str, priority: i32, needs: &[&str]) -> ProductModel {
                     failure: vec![Pattern::new("^ERROR").unwrap()],
                 }),
             },
+            remove_when_unassigned: false,
         },
     );
     ProductModel {
