@@ -130,6 +130,9 @@ pub struct RunArgs {
 pub struct UninstallArgs {
     /// The product.
     pub product: String,
+    /// Remove it although installed products still require it.
+    #[arg(long)]
+    pub force: bool,
     /// Options shared with the other commands.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -451,7 +454,7 @@ fn uninstall(cli: &Cli, args: &UninstallArgs, reporter: &dyn Reporter) -> Result
     let mut source = source(cli, &args.common)?;
     let product = ProductId::new(&args.product)
         .map_err(|error| config(format!("product {:?}: {error}", args.product)))?;
-    let outcome = engine::uninstall(&settings, source.as_mut(), &product, reporter)?;
+    let outcome = engine::uninstall(&settings, source.as_mut(), &product, args.force, reporter)?;
     Ok(finish(&outcome))
 }
 

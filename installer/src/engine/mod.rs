@@ -43,6 +43,7 @@
 //! journal: password values are masked by the runner and by rendering.
 
 pub mod identity;
+pub mod removal;
 pub mod source;
 pub mod values;
 pub mod verify;
@@ -64,7 +65,7 @@ use roleout_model::protocol::{
 use roleout_model::render::{RenderContext, render_command, render_condition};
 use roleout_model::suite::{OnFailure, Suite};
 use roleout_model::validate::{
-    GivenValues, Validators, Values, resolve_suite_values, resolve_values, resolve_values_partially,
+    GivenValues, Validators, Values, resolve_suite_values, resolve_values_partially,
 };
 use roleout_model::variable::Value;
 
@@ -72,7 +73,7 @@ use crate::envelope::PinnedKey;
 use crate::facts::SystemFacts;
 use crate::progress::{Event, Reporter};
 use crate::run::{self, CommandReport, CommandSpec, Exit, Outcome, Secrets};
-use crate::state::atomic::{self, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
+use crate::state::atomic::{self, PRIVATE_FILE_MODE};
 use crate::state::cache::{ENTRY_MODE, PayloadCache};
 use crate::state::journal::{
     self, BootCheck, ComponentRecord, Journal, PlannedComponent, Resume, RunId, SkipReason,
@@ -455,12 +456,16 @@ pub fn status(state_dir: &Path) -> Result<Vec<SuiteRecord>, EngineError> {
     Ok(records)
 }
 
-/// Removes `product`: runs its uninstall command from the suite that
-/// installed it, records it in that suite's journal and reports it.
+/// Removes `product`: runs its uninstall command with the files it was
+/// shipped with (from what was kept when it was installed, else from the
+/// suite that installed it), records it in that suite's journal and
+/// reports it. Refused, naming them, while installed products require it,
+/// unless `force`.
 pub fn uninstall(
     settings: &Settings,
     source: &mut dyn Source,
     product_id: &ProductId,
+    force: bool,
     reporter: &dyn Reporter,
 ) -> Result<InstallOutcome, EngineError> {
     let lock = StateLock::acquire(&settings.state_dir).map_err(state_error)?;
@@ -483,89 +488,59 @@ pub fn uninstall(
         )));
     };
     let suite = journal.suite().clone();
-    let envelope = source.suite(&suite)?;
-    let suite_delivery = accept_and_record(settings, &mut journal, &envelope)?;
-    let Some(product) = find_product(&suite_delivery.suite, product_id) else {
-        return Err(EngineError::Config(format!(
-            "suite {suite} no longer has product {product_id}; its uninstall command is unknown"
-        )));
-    };
-    let Some(command) = product.commands.get(&Phase::Uninstall) else {
-        return Err(EngineError::Config(format!(
-            "product {product_id} has no uninstall command"
-        )));
-    };
-    let values = resolve_values(
-        &suite_delivery.suite,
-        product,
-        &settings
-            .given
-            .over_customized(&suite_delivery.customization.values),
-        &Validators::builtin(),
-    )
-    .map_err(|errors| EngineError::Config(errors.to_string()))?;
-    let payload_dir = settings
-        .state_dir
-        .join("runs")
-        .join("uninstall")
-        .join(product_id.as_str());
-    atomic::ensure_directory(&payload_dir, PRIVATE_DIR_MODE).map_err(state_error)?;
-    let context = render_context(settings, product, &payload_dir);
-    let started = SystemTime::now();
-    let result = prepare_command(
-        command,
-        Phase::Uninstall,
-        product,
-        &values,
-        &context,
-        &payload_dir,
-    )
-    .and_then(|spec| {
-        reporter.event(&Event::StepStarted {
-            product: product.id.clone(),
-            phase: Phase::Uninstall,
-            command: spec.command_line(),
-        });
-        run::run(&spec).map_err(|error| error.to_string())
-    });
-    let (outcome, detail, report) = step_result(&result);
-    reporter.event(&Event::ComponentOutcome {
-        product: product.id.clone(),
-        phase: Some(Phase::Uninstall),
-        outcome,
-        detail: detail.clone(),
-    });
-    // An uninstall is a run of its own: a fresh run id keeps the report id
-    // unique at the server however often the product is installed and
-    // removed again.
-    let run = RunId::generate().map_err(state_error)?;
-    let id = ReportId::for_step(
-        &run,
-        product_id,
-        Phase::Uninstall,
-        1,
-        &report_kind(STATUS_KIND)?,
-    )
-    .map_err(state_error)?;
-    let status = status_report(
-        &id,
-        &suite,
-        &suite_delivery.build_digest,
-        product_id,
-        ReportStep::Uninstall,
-        outcome,
-        report,
-        &detail,
-        started,
-    )?;
-    // The report is queued before the journal forgets the product, so a
-    // crash between the two loses no report (a new run uninstalls again).
-    queue(&mut outbox, STATUS_KIND, &id, &status)?;
-    if outcome == ReportOutcome::Success {
-        journal
-            .record_uninstalled(product_id)
-            .map_err(state_error)?;
+    if !force {
+        let needing = removal::needed_by(&settings.state_dir, product_id, &BTreeSet::new());
+        if !needing.is_empty() {
+            return Err(EngineError::Config(format!(
+                "product {product_id} is still needed by {} (installed here); uninstall those first, or --force",
+                needing
+                    .iter()
+                    .map(ProductId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
     }
+    let outcome = match removal::read_kept(&settings.state_dir, &suite, product_id)? {
+        Some(kept) => {
+            let Some(product) = kept.product().cloned() else {
+                return Err(EngineError::Config(format!(
+                    "what was kept of {product_id} names no product"
+                )));
+            };
+            removal::remove(
+                settings,
+                &mut journal,
+                &kept.suite,
+                &kept.customization,
+                &product,
+                &kept.build,
+                &mut outbox,
+                reporter,
+            )?
+        }
+        // Installed before the agent kept models: the suite must still
+        // have it.
+        None => {
+            let envelope = source.suite(&suite)?;
+            let suite_delivery = accept_and_record(settings, &mut journal, &envelope)?;
+            let Some(product) = find_product(&suite_delivery.suite, product_id).cloned() else {
+                return Err(EngineError::Config(format!(
+                    "suite {suite} no longer has product {product_id}, and it was installed before this agent kept what it installs; its uninstall command is unknown"
+                )));
+            };
+            removal::remove(
+                settings,
+                &mut journal,
+                &suite_delivery.suite,
+                &suite_delivery.customization.values,
+                &product,
+                &suite_delivery.build_digest,
+                &mut outbox,
+                reporter,
+            )?
+        }
+    };
     delivery.flush(&mut outbox, source, reporter)?;
     outbox.sync().map_err(state_error)?;
     let failed = u32::from(outcome != ReportOutcome::Success);
@@ -1308,6 +1283,8 @@ impl SuiteRun {
             }
             self.deliver(delivery, outbox, source, reporter)?;
         }
+        self.remove_unassigned(settings, outbox, reporter)?;
+        self.deliver(delivery, outbox, source, reporter)?;
         for plan_step in &steps {
             let product_id = &plan_step.product;
             let Some(product) = find_product(&self.delivery.suite, product_id).cloned() else {
@@ -1535,6 +1512,29 @@ impl SuiteRun {
                         break;
                     }
                 }
+            }
+        }
+        // What removing each installed product will need, kept while the
+        // server still delivers it.
+        for plan_step in &steps {
+            let Some(product) = find_product(&self.delivery.suite, &plan_step.product) else {
+                continue;
+            };
+            let installed_now = self
+                .journal
+                .installed()
+                .get(&product.id)
+                .is_some_and(|installed| installed.model == model_digest(product));
+            if installed_now
+                && let Err(error) =
+                    removal::keep(&settings.state_dir, &self.delivery, product, &cache)
+            {
+                reporter.event(&Event::Note {
+                    message: format!(
+                        "{}: what removing it needs could not be kept: {error}",
+                        product.id
+                    ),
+                });
             }
         }
         let summary = self.summary();
@@ -1768,6 +1768,88 @@ impl SuiteRun {
             .should_run(facts, history, &build)
             .map_err(|error| cannot(&error))?;
         Ok((!decision.runs()).then(|| decision.reason().to_owned()))
+    }
+
+    /// Removes the products this suite installed that the machine is no
+    /// longer assigned (not in this delivery's plan) and whose uninstall
+    /// command says `remove-when-unassigned`, unless an installed product
+    /// still requires one; the others are left installed, and the run says
+    /// so.
+    fn remove_unassigned(
+        &mut self,
+        settings: &Settings,
+        outbox: &mut Outbox,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EngineError> {
+        let planned: BTreeSet<&ProductId> = self
+            .delivery
+            .plan
+            .steps
+            .iter()
+            .map(|step| &step.product)
+            .collect();
+        let unassigned: Vec<ProductId> = self
+            .journal
+            .installed()
+            .keys()
+            .filter(|product| !planned.contains(product))
+            .cloned()
+            .collect();
+        let mut removable = Vec::new();
+        for product in &unassigned {
+            let kept = removal::read_kept(&settings.state_dir, &self.suite, product)?;
+            let to_remove = kept.filter(|kept| {
+                kept.product()
+                    .and_then(|model| model.commands.get(&Phase::Uninstall))
+                    .is_some_and(|command| command.remove_when_unassigned)
+            });
+            match to_remove {
+                Some(kept) => removable.push(kept),
+                None => reporter.event(&Event::Note {
+                    message: format!(
+                        "{product}: no longer assigned to this machine; left installed (its uninstall command does not say remove-when-unassigned)"
+                    ),
+                }),
+            }
+        }
+        let leaving: BTreeSet<ProductId> = removable
+            .iter()
+            .filter_map(|kept| kept.product().map(|model| model.id.clone()))
+            .collect();
+        for kept in &removable {
+            let Some(model) = kept.product() else {
+                continue;
+            };
+            let needing = removal::needed_by(&settings.state_dir, &model.id, &leaving);
+            if !needing.is_empty() {
+                reporter.event(&Event::Note {
+                    message: format!(
+                        "{}: no longer assigned, but {} still need(s) it: left installed",
+                        model.id,
+                        needing
+                            .iter()
+                            .map(ProductId::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+                continue;
+            }
+            reporter.event(&Event::Note {
+                message: format!("{}: no longer assigned to this machine: removing it", model.id),
+            });
+            removal::remove(
+                settings,
+                &mut self.journal,
+                &kept.suite,
+                &kept.customization,
+                model,
+                &kept.build,
+                outbox,
+                reporter,
+            )?;
+        }
+        Ok(())
     }
 
     /// The counts of the run, from the journal.

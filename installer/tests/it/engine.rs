@@ -969,3 +969,86 @@ fn run_folders_go_and_the_payload_cache_is_trimmed_to_its_bound() {
     assert!(files_under(&fixture.state.join("cache/sha256")).is_empty());
     assert!(text(&bounded).contains("payload cache trimmed"), "{}", text(&bounded));
 }
+
+#[test]
+fn a_product_no_longer_assigned_is_removed_with_the_files_it_came_with() {
+    let mut fixture = Fixture::new();
+    let remover = b"#!/bin/sh\nrm -f \"$1/agent-x.txt\"\necho removed > \"$1/agent-x.removed\"\n";
+    let (digest, size) = fixture.payload(remover);
+    let agent = fixture.product(&format!(
+        r#"<product xmlns="urn:roleout:descriptor:1" id="agent-x" version="1.0">
+  <fileset><file path="remove.sh" sha256="{digest}" size="{size}" mode="0755"/></fileset>
+  <install><arg>/bin/sh</arg><arg>-c</arg><arg>echo here &gt; "$0/agent-x.txt"</arg><arg>{{{{ root }}}}</arg></install>
+  <uninstall remove-when-unassigned="true"><arg>{{{{ payload }}}}/remove.sh</arg><arg>{{{{ root }}}}</arg></uninstall>
+</product>"#
+    ));
+    let keeper = fixture.product(&marker_product(&fixture, "keeper", &[], ""));
+    let first = fixture.suite("desk", vec![agent, keeper], OnFailure::Stop);
+    fixture.publish(&first);
+    // A cache of size zero: after this run the agent holds the remover
+    // only in what it kept of agent-x.
+    let installed = fixture
+        .command(&["install", "desk"])
+        .env("ROLEOUT_CACHE_MAX_MB", "0")
+        .output()
+        .unwrap();
+    assert_eq!(installed.status.code(), Some(0), "{}", text(&installed));
+    assert!(fixture.root.join("agent-x.txt").exists());
+    fs::remove_file(fixture.mirror.join("payloads").join(&digest)).unwrap();
+
+    // The suite no longer has either product.
+    let other = fixture.product(&marker_product(&fixture, "other", &[], ""));
+    let second = fixture.suite("desk", vec![other], OnFailure::Stop);
+    fixture.publish(&second);
+    let next = fixture.roleout(&["install", "desk"]);
+    assert_eq!(next.status.code(), Some(0), "{}", text(&next));
+    assert!(!fixture.root.join("agent-x.txt").exists(), "{}", text(&next));
+    assert!(fixture.root.join("agent-x.removed").exists(), "{}", text(&next));
+    let out = text(&next);
+    assert!(out.contains("agent-x: no longer assigned to this machine: removing it"), "{out}");
+    assert!(
+        out.contains("keeper: no longer assigned to this machine; left installed"),
+        "{out}"
+    );
+    let removed = fixture
+        .reports()
+        .into_iter()
+        .find(|report| report["component"] == "agent-x" && report["step"] == "uninstall")
+        .expect("the removal is reported");
+    assert_eq!(removed["outcome"], "success", "{removed}");
+    // Gone from the journal and from what was kept; the keeper stays.
+    let status = fixture.roleout(&["--json", "status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(!status.contains("\"agent-x\""), "{status}");
+    assert!(status.contains("\"keeper\""), "{status}");
+    assert!(!fixture.state.join("installed/desk/agent-x").exists());
+}
+
+#[test]
+fn uninstalling_a_product_others_require_is_refused_unless_forced() {
+    let mut fixture = Fixture::new();
+    let library = fixture.product(&format!(
+        r#"<product xmlns="urn:roleout:descriptor:1" id="library" version="1.0">
+  <install><arg>/bin/true</arg></install>
+  <uninstall><arg>/bin/sh</arg><arg>-c</arg><arg>echo gone &gt;&gt; {marker}</arg></uninstall>
+</product>"#,
+        marker = fixture.marker("library-removed").display()
+    ));
+    let application = fixture.product(&marker_product(&fixture, "application", &["library"], ""));
+    let suite = fixture.suite("apps", vec![library, application], OnFailure::Stop);
+    fixture.publish(&suite);
+    let installed = fixture.roleout(&["install", "apps"]);
+    assert_eq!(installed.status.code(), Some(0), "{}", text(&installed));
+
+    let refused = fixture.roleout(&["uninstall", "library"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("still needed by application"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(fixture.marker_count("library-removed"), 0);
+    let forced = fixture.roleout(&["uninstall", "library", "--force"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+    assert_eq!(fixture.marker_count("library-removed"), 1);
+}
