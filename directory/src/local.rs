@@ -1219,7 +1219,7 @@ mod tests {
 /// The LDIF that replaces the attribute types and object classes of the
 /// schema entry `rdn` (`cn={4}roleout`) under `cn=schema,cn=config` with
 /// those of `schema` (an LDIF of the schema entry, folded or not).
-fn schema_replacement(rdn: &str, schema: &str) -> String {
+pub fn schema_replacement(rdn: &str, schema: &str) -> String {
     let mut unfolded: Vec<String> = Vec::new();
     for line in schema.lines() {
         if line.starts_with('#') {

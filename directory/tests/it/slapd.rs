@@ -366,3 +366,90 @@ fn slapd_failing_at_start_reports_the_tail_of_its_log() {
     );
     assert!(error.to_string().contains(log_tail.as_str()));
 }
+
+/// `schema` (an LDIF, folded) unfolded, without comment lines.
+fn unfolded(schema: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for line in schema.lines().filter(|line| !line.starts_with('#')) {
+        match (line.strip_prefix(' '), lines.last_mut()) {
+            (Some(continued), Some(last)) => last.push_str(continued),
+            _ => lines.push(line.to_owned()),
+        }
+    }
+    lines
+}
+
+#[test]
+fn a_state_made_with_an_older_schema_gets_the_current_one() {
+    let state = tempfile::tempdir().unwrap();
+    let path = state.path().join("directory");
+    drop(LocalDirectory::persistent(&path).unwrap());
+    // Make it a state of a Roleout from before roleoutRemoveWhenUnassigned.
+    let older: String = unfolded(roleout_directory::schema::ROLEOUT_LDIF)
+        .into_iter()
+        .filter(|line| !line.contains("NAME 'roleoutRemoveWhenUnassigned'"))
+        .map(|line| line.replace(" $ roleoutRemoveWhenUnassigned", ""))
+        .map(|line| line + "\n")
+        .collect();
+    assert!(!older.contains("roleoutRemoveWhenUnassigned"));
+    let schemas = path.join("slapd.d/cn=config/cn=schema");
+    let rdn = std::fs::read_dir(&schemas)
+        .unwrap()
+        .filter_map(|entry| entry.unwrap().file_name().into_string().ok())
+        .find(|name| name.ends_with("}roleout.ldif"))
+        .unwrap()
+        .trim_end_matches(".ldif")
+        .to_owned();
+    let change = state.path().join("older.ldif");
+    std::fs::write(
+        &change,
+        roleout_directory::local::schema_replacement(&rdn, &older),
+    )
+    .unwrap();
+    let slapmodify = Command::new("/usr/sbin/slapmodify")
+        .args(["-n0", "-F"])
+        .arg(path.join("slapd.d"))
+        .arg("-l")
+        .arg(&change)
+        .output()
+        .unwrap();
+    assert!(slapmodify.status.success(), "{slapmodify:?}");
+    std::fs::write(path.join("roleout.ldif"), &older).unwrap();
+    let in_config = |path: &std::path::Path| {
+        std::fs::read_to_string(schemas.join(format!("{rdn}.ldif")))
+            .unwrap()
+            .contains("roleoutRemoveWhenUnassigned")
+            && path.exists()
+    };
+    assert!(!in_config(&path), "the state is older now");
+
+    // Reopened by today's Roleout: the schema is brought up to date, and a
+    // command that says remove-when-unassigned is stored and read back.
+    let reopened = LocalDirectory::persistent(&path).unwrap();
+    assert!(in_config(&path));
+    let parsed = roleout_model::descriptor::parse(
+        "tool.xml",
+        br#"<product xmlns="urn:roleout:descriptor:1" id="tool" version="1.0">
+  <install><arg>/bin/true</arg></install>
+  <uninstall remove-when-unassigned="true"><arg>/bin/true</arg></uninstall>
+</product>"#,
+    );
+    let Some(roleout_model::descriptor::Descriptor::Product(product)) = parsed.descriptor else {
+        panic!("{:?}", parsed.diagnostics);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let admin = Directory::connect(&reopened.admin_settings()).await.unwrap();
+        admin.store_product(&product).await.unwrap();
+        let read = admin.load_product(&product.id).await.unwrap();
+        let uninstall = read
+            .commands
+            .get(&roleout_model::command::Phase::Uninstall)
+            .and_then(|versions| versions.default_version())
+            .unwrap();
+        assert!(uninstall.remove_when_unassigned);
+    });
+}

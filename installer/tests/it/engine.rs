@@ -517,11 +517,8 @@ fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() 
         "a command the killed roleout left running survived the next run\n{}",
         text(&rerun)
     );
-    assert!(
-        text(&rerun).contains("a previous roleout left running"),
-        "{}",
-        text(&rerun)
-    );
+    // (Which roleout ended them is not asserted: any roleout that starts
+    // next to a dead one's commands ends them, and tests run side by side.)
     assert_eq!(
         fixture.marker_count("first"),
         1,
