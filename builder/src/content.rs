@@ -310,7 +310,8 @@ impl ContentStore {
                 continue;
             }
             for file in listing(&fan.path())? {
-                let file = file.map_err(io_error(format!("cannot list {}", fan.path().display())))?;
+                let file =
+                    file.map_err(io_error(format!("cannot list {}", fan.path().display())))?;
                 let path = file.path();
                 let name = file.file_name();
                 let keep = name
@@ -335,7 +336,8 @@ impl ContentStore {
             }
         }
         for leftover in listing(&self.root.join("tmp"))? {
-            let leftover = leftover.map_err(io_error(format!("cannot list {}", self.root.display())))?;
+            let leftover =
+                leftover.map_err(io_error(format!("cannot list {}", self.root.display())))?;
             if old_enough(&leftover.path()) {
                 let _ = fs::remove_file(leftover.path());
             }

@@ -199,7 +199,10 @@ pub fn customization_for(built: &Suite, choice: &MachineChoice) -> Customization
         .values
         .iter()
         .filter(|(name, _)| {
-            built.variables.iter().any(|variable| &variable.name == *name)
+            built
+                .variables
+                .iter()
+                .any(|variable| &variable.name == *name)
                 && !is_secret(built, name)
         })
         .map(|(name, value)| (name.clone(), value.clone()))
@@ -223,8 +226,8 @@ mod tests {
 
     /// The office suite of `tests/fixtures/office`, assembled for no role.
     fn office() -> Suite {
-        let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/office");
+        let directory =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/office");
         let mut suite = None;
         let mut products = Vec::new();
         for name in ["office", "browser", "printer", "spreadsheet"] {
@@ -261,7 +264,10 @@ mod tests {
                 name: group.clone(),
                 record: GroupRecord {
                     suite: Some(suite.clone()),
-                    products: chosen.iter().map(|id| ProductId::new(*id).unwrap()).collect(),
+                    products: chosen
+                        .iter()
+                        .map(|id| ProductId::new(*id).unwrap())
+                        .collect(),
                     // Member DNs compare without regard to case.
                     members: vec![FLOOR_DN.to_ascii_uppercase()],
                     machine_products: BTreeMap::new(),
@@ -311,7 +317,10 @@ mod tests {
         let (plan, customization) = plan_for(&suite, &floor, &choice).unwrap();
         let order: Vec<&str> = plan.order().map(ProductId::as_str).collect();
         assert_eq!(order, ["printer", "browser"]);
-        assert_eq!(customization.group, Some(GroupName::new("floor-3").unwrap()));
+        assert_eq!(
+            customization.group,
+            Some(GroupName::new("floor-3").unwrap())
+        );
         // `gone` is no variable of the suite: not served.
         assert_eq!(
             customization.values,
@@ -333,12 +342,17 @@ mod tests {
     #[test]
     fn a_chosen_product_the_roles_do_not_get_is_left_out_with_the_reason() {
         let mut suite = office();
-        suite.products.retain(|product| product.id.as_str() != "browser");
+        suite
+            .products
+            .retain(|product| product.id.as_str() != "browser");
         let read = customizations(&["browser", "printer"]);
         let floor = machine("pc-floor3");
         let choice = read.for_machine(FLOOR_DN, &floor.name, &suite.id);
         let (plan, _) = plan_for(&suite, &floor, &choice).unwrap();
-        assert_eq!(plan.order().map(ProductId::as_str).collect::<Vec<_>>(), ["printer"]);
+        assert_eq!(
+            plan.order().map(ProductId::as_str).collect::<Vec<_>>(),
+            ["printer"]
+        );
         assert_eq!(plan.not_applicable.len(), 1);
         assert_eq!(plan.not_applicable[0].product.as_str(), "browser");
         assert!(
@@ -362,13 +376,15 @@ mod tests {
             values(&[("print_queue", "q")])
         );
         // A plain variable asked with a password widget is secret too.
-        suite.presentation.push(roleout_model::suite::VariablePresentation {
-            variable: VariableName::new("print_queue").unwrap(),
-            label: Default::default(),
-            help: Default::default(),
-            order: 1,
-            widget: Widget::Password,
-        });
+        suite
+            .presentation
+            .push(roleout_model::suite::VariablePresentation {
+                variable: VariableName::new("print_queue").unwrap(),
+                label: Default::default(),
+                help: Default::default(),
+                order: 1,
+                widget: Widget::Password,
+            });
         assert!(customization_for(&suite, &choice).values.is_empty());
     }
 }

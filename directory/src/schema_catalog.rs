@@ -512,6 +512,20 @@ pub(crate) const CATALOG_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::Boolean,
         single_value: true,
     },
+    AttributeType {
+        number: 171,
+        name: "roleoutReplaces",
+        description: "A product this one installs over: {n}ID or {n}ID RANGE",
+        syntax: Syntax::Bytes,
+        single_value: false,
+    },
+    AttributeType {
+        number: 172,
+        name: "roleoutObsoletes",
+        description: "A product removed before this one installs: {n}ID or {n}ID RANGE",
+        syntax: Syntax::Bytes,
+        single_value: false,
+    },
 ];
 
 /// The catalog's object classes (numbers 50+).
@@ -599,6 +613,8 @@ pub(crate) const CATALOG_CLASSES: &[ObjectClass] = &[
             "roleoutPrerequisite",
             "roleoutCorequisite",
             "roleoutRequiresCapability",
+            "roleoutReplaces",
+            "roleoutObsoletes",
         ],
     },
     ObjectClass {

@@ -20,8 +20,10 @@ use crate::engine::{
 };
 use crate::envelope::PinnedKey;
 use crate::keys::{self, KeyAlgorithm, MachineKey};
+use crate::progress::{
+    Event, JsonReporter, LineReporter, QuietReporter, Reporter, TerminalReporter,
+};
 use crate::rotation;
-use crate::progress::{Event, JsonReporter, LineReporter, QuietReporter, Reporter, TerminalReporter};
 use crate::state::atomic;
 
 /// The response file `install`, `plan` and `uninstall` read when none is
@@ -341,7 +343,9 @@ fn install(cli: &Cli, args: &RunArgs, reporter: &dyn Reporter) -> Result<i32, En
             }),
             Ok(None) => {}
             Err(error) => reporter.event(&Event::Note {
-                message: format!("the machine certificate is due for renewal and could not be renewed: {error}"),
+                message: format!(
+                    "the machine certificate is due for renewal and could not be renewed: {error}"
+                ),
             }),
         }
     }

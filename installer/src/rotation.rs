@@ -59,8 +59,8 @@ fn pending(path: &Path) -> PathBuf {
 
 /// The DER of the PEM certificate at `path`.
 fn read_certificate(path: &Path) -> Result<Vec<u8>, EngineError> {
-    let text =
-        fs::read(path).map_err(|error| config(format!("cannot read {}: {error}", path.display())))?;
+    let text = fs::read(path)
+        .map_err(|error| config(format!("cannot read {}: {error}", path.display())))?;
     let parsed = ureq::tls::Certificate::from_pem(&text)
         .map_err(|error| config(format!("{}: {error}", path.display())))?;
     Ok(parsed.der().to_vec())
@@ -78,7 +78,8 @@ pub fn not_after(der: &[u8]) -> Result<SystemTime, String> {
 /// When this machine's certificate (in `state_dir`) stops being valid.
 pub fn certificate_not_after(state_dir: &Path) -> Result<SystemTime, EngineError> {
     let path = state_dir.join(MACHINE_CERTIFICATE_FILE);
-    not_after(&read_certificate(&path)?).map_err(|reason| config(format!("{}: {reason}", path.display())))
+    not_after(&read_certificate(&path)?)
+        .map_err(|reason| config(format!("{}: {reason}", path.display())))
 }
 
 /// Connection details of the enrolled machine in `state_dir`.
@@ -118,7 +119,11 @@ fn settle_pending(
         facts: facts.clone(),
         proof: None,
     };
-    match client::enroll(&enrolled.agent, &enrolled.identity.enrolment.server, &request) {
+    match client::enroll(
+        &enrolled.agent,
+        &enrolled.identity.enrolment.server,
+        &request,
+    ) {
         // roleoutd holds the pending certificate: the rotation went through.
         Ok(_) => install_pending(state_dir),
         Err(SourceError::Refused {

@@ -95,6 +95,15 @@ pub struct Dependencies {
     /// before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<CapabilityRequirement>,
+    /// Products this one takes the place of by installing over them (an
+    /// upgrade across ids): once it is installed, the agent counts them as
+    /// gone, without running their uninstall.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<ProductRequirement>,
+    /// Products that must be removed before this one installs: the agent
+    /// runs their uninstall first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub obsoletes: Vec<ProductRequirement>,
 }
 
 /// Conflicts (Fig. 3, 370): what may not be in the same plan.

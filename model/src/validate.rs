@@ -1676,7 +1676,10 @@ mod tests {
         };
         let merged =
             given_values.over_customized(&given(&[("site", "paris"), ("server_host", "mx")]));
-        assert_eq!(merged.suite, given(&[("site", "lyon"), ("server_host", "mx")]));
+        assert_eq!(
+            merged.suite,
+            given(&[("site", "lyon"), ("server_host", "mx")])
+        );
     }
 
     #[test]

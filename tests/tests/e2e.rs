@@ -482,7 +482,10 @@ fn plan_shows_exactly_the_products_and_values_the_machine_installs() {
                         ("queue", "floor3-color"),
                     ],
                 ),
-                ("browser", vec![("start_page", "https://intranet.example.org/")]),
+                (
+                    "browser",
+                    vec![("start_page", "https://intranet.example.org/")],
+                ),
             ],
         ),
         (
@@ -497,7 +500,10 @@ fn plan_shows_exactly_the_products_and_values_the_machine_installs() {
                         ("queue", "hq"),
                     ],
                 ),
-                ("browser", vec![("start_page", "https://intranet.example.org/")]),
+                (
+                    "browser",
+                    vec![("start_page", "https://intranet.example.org/")],
+                ),
             ],
         ),
     ] {
@@ -536,7 +542,10 @@ fn unattended_runs_read_the_default_response_file_and_skip_what_is_installed() {
     // The administrator's version of the mail client requires a password.
     // The run that installs it finds the value in the default response
     // file, as the scheduled unit does: no --response-file.
-    let given = machine.response_file.take().expect("administrators get one");
+    let given = machine
+        .response_file
+        .take()
+        .expect("administrators get one");
     let default = machine.default_response_file.clone();
     fs::create_dir_all(default.parent().expect("a parent")).expect("its directory");
 
@@ -583,7 +592,12 @@ fn unattended_runs_read_the_default_response_file_and_skip_what_is_installed() {
     fs::write(&dpkg_status, without_client.join("\n\n")).expect("the dpkg database");
     let missing = world.install(&machine);
     assert_exit(&missing, 1, "a run that needs the password it lacks");
-    assert_eq!(missing.outcome("notes-client"), Some("failed"), "{}", missing.transcript());
+    assert_eq!(
+        missing.outcome("notes-client"),
+        Some("failed"),
+        "{}",
+        missing.transcript()
+    );
     assert!(
         missing.transcript().contains("admin_password"),
         "{}",
@@ -627,7 +641,11 @@ fn a_machine_renews_its_certificate_and_rotates_its_key_without_an_admin() {
     // Valid for a year now: the next run renews nothing.
     let second = world.install(&machine);
     assert_nothing_installed(&second, &machine);
-    assert!(!second.transcript().contains("renewed"), "{}", second.transcript());
+    assert!(
+        !second.transcript().contains("renewed"),
+        "{}",
+        second.transcript()
+    );
     assert_eq!(world.enrolled_fingerprint(&machine), renewed);
 
     // A new key pair, vouched for by the current key: no admin, no token.
@@ -635,10 +653,17 @@ fn a_machine_renews_its_certificate_and_rotates_its_key_without_an_admin() {
     assert_eq!(rotated.code, Some(0), "{}", rotated.transcript());
     let now_held = world.enrolled_fingerprint(&machine);
     assert_ne!(now_held, renewed);
-    assert!(rotated.stdout.contains(&now_held), "{}", rotated.transcript());
+    assert!(
+        rotated.stdout.contains(&now_held),
+        "{}",
+        rotated.transcript()
+    );
     assert_eq!(certificate_on_disk(&machine), now_held);
     for pending in ["machine.key.new", "machine.pem.new"] {
-        assert!(!machine.state.join(pending).exists(), "{pending} left behind");
+        assert!(
+            !machine.state.join(pending).exists(),
+            "{pending} left behind"
+        );
     }
     // The machine authenticates with its new key.
     let third = world.install(&machine);

@@ -194,4 +194,3 @@ fn check_suites(
     }
     Ok(())
 }
-

@@ -213,7 +213,10 @@ pub async fn delete(
             }
             for group in &world.groups {
                 if group.record.suite.as_ref() == Some(&id) {
-                    dependents.push((format!("group {} draws its products from it", group.name), true));
+                    dependents.push((
+                        format!("group {} draws its products from it", group.name),
+                        true,
+                    ));
                 }
             }
         }
@@ -228,7 +231,10 @@ pub async fn delete(
                 }
             }
             for member in &entry.members {
-                dependents.push((format!("machine {} holds it", name_of(&machines, member)), true));
+                dependents.push((
+                    format!("machine {} holds it", name_of(&machines, member)),
+                    true,
+                ));
             }
             for product in &world.products {
                 if product_roles(product).contains(&role) {
@@ -269,10 +275,15 @@ pub async fn delete(
         Kind::Group => {
             let group = GroupName::new(name).map_err(|error| usage(&error))?;
             let Some(entry) = world.groups.iter().find(|entry| entry.name == group) else {
-                return Err(CommandFailed(format!("no group {group:?} in the directory")));
+                return Err(CommandFailed(format!(
+                    "no group {group:?} in the directory"
+                )));
             };
             for member in &entry.record.members {
-                dependents.push((format!("machine {} is in it", name_of(&machines, member)), true));
+                dependents.push((
+                    format!("machine {} is in it", name_of(&machines, member)),
+                    true,
+                ));
             }
         }
     }
@@ -311,7 +322,11 @@ pub async fn delete(
     Ok(())
 }
 
-async fn put_group(directory: &Directory, group: &GroupEntry, record: &GroupRecord) -> Result<(), CommandFailed> {
+async fn put_group(
+    directory: &Directory,
+    group: &GroupEntry,
+    record: &GroupRecord,
+) -> Result<(), CommandFailed> {
     directory
         .put_group(&group.name, record)
         .await
@@ -319,7 +334,11 @@ async fn put_group(directory: &Directory, group: &GroupEntry, record: &GroupReco
         .map_err(|error| failed(&format!("cannot change group {}", group.name))(&error))
 }
 
-async fn delete_product(directory: &Directory, world: &World, name: &str) -> Result<(), CommandFailed> {
+async fn delete_product(
+    directory: &Directory,
+    world: &World,
+    name: &str,
+) -> Result<(), CommandFailed> {
     let id = ProductId::new(name).map_err(|error| CommandFailed(error.to_string()))?;
     for group in &world.groups {
         let mut record = group.record.clone();
@@ -327,7 +346,9 @@ async fn delete_product(directory: &Directory, world: &World, name: &str) -> Res
         for chosen in record.machine_products.values_mut() {
             chosen.retain(|product| product != &id);
         }
-        record.machine_products.retain(|_, chosen| !chosen.is_empty());
+        record
+            .machine_products
+            .retain(|_, chosen| !chosen.is_empty());
         if record != group.record {
             put_group(directory, group, &record).await?;
         }
@@ -381,7 +402,11 @@ async fn delete_suite(
     Ok(())
 }
 
-async fn delete_role(directory: &Directory, world: &World, name: &str) -> Result<(), CommandFailed> {
+async fn delete_role(
+    directory: &Directory,
+    world: &World,
+    name: &str,
+) -> Result<(), CommandFailed> {
     let role = RoleName::new(name).map_err(|error| CommandFailed(error.to_string()))?;
     let parent = world
         .roles
@@ -396,10 +421,9 @@ async fn delete_role(directory: &Directory, world: &World, name: &str) -> Result
                 parent: parent.clone(),
                 ..child.role.clone()
             };
-            directory
-                .update_role(&moved)
-                .await
-                .map_err(|error| failed(&format!("cannot move role {}", child.role.name))(&error))?;
+            directory.update_role(&moved).await.map_err(|error| {
+                failed(&format!("cannot move role {}", child.role.name))(&error)
+            })?;
         }
     }
     directory
@@ -434,7 +458,9 @@ async fn delete_machine(
             directory
                 .remove_role_member(&role.role.name, &entry.dn)
                 .await
-                .map_err(|error| failed(&format!("cannot take {id} out of role {}", role.role.name))(&error))?;
+                .map_err(|error| {
+                    failed(&format!("cannot take {id} out of role {}", role.role.name))(&error)
+                })?;
         }
     }
     for group in &world.groups {

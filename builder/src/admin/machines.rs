@@ -36,7 +36,13 @@ pub fn key_summary(entry: &MachineEntry) -> String {
         .unwrap_or_else(|| Sha256::of(der));
     let details = match X509Certificate::from_der(der) {
         Ok((_, certificate)) => {
-            let algorithm = match certificate.public_key().algorithm.algorithm.to_id_string().as_str() {
+            let algorithm = match certificate
+                .public_key()
+                .algorithm
+                .algorithm
+                .to_id_string()
+                .as_str()
+            {
                 "1.3.101.112" => "ed25519",
                 "1.2.840.10045.2.1" => "ecdsa-p256",
                 _ => "another algorithm",
@@ -65,10 +71,12 @@ pub async fn approve(
     if let Some(expected) = fingerprint {
         let expected = Sha256::new(expected.trim_start_matches("SHA-256").trim())
             .map_err(|error| CommandFailed(format!("approve {name}: --fingerprint: {error}")))?;
-        let held = entry
-            .certificate
-            .as_deref()
-            .map(|der| entry.certificate_fingerprint.clone().unwrap_or_else(|| Sha256::of(der)));
+        let held = entry.certificate.as_deref().map(|der| {
+            entry
+                .certificate_fingerprint
+                .clone()
+                .unwrap_or_else(|| Sha256::of(der))
+        });
         if held.as_ref() != Some(&expected) {
             return Err(CommandFailed(format!(
                 "approve {name}: the key it holds is not {expected} (it holds {}); nothing approved",
@@ -86,7 +94,11 @@ pub async fn approve(
         .approve_machine(&entry.dn)
         .await
         .map_err(|error| CommandFailed(format!("approve {name}: {error}")))?;
-    let _ = writeln!(output.out, "machine {name}: approved, key {}", key_summary(&entry));
+    let _ = writeln!(
+        output.out,
+        "machine {name}: approved, key {}",
+        key_summary(&entry)
+    );
     Ok(())
 }
 

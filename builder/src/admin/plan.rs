@@ -153,12 +153,13 @@ async fn plan_suite(
         .await
         .map_err(|error| CommandFailed(format!("suite {suite}: {error}")))?;
     // The very rules roleoutd serves by (`crate::delivery`).
-    let (plan, customization): (Plan, _) = plan_for(&built, machine, choice).map_err(|problems| {
-        CommandFailed(format!(
-            "suite {suite} does not resolve for machine {}: {problems}",
-            machine.name
-        ))
-    })?;
+    let (plan, customization): (Plan, _) =
+        plan_for(&built, machine, choice).map_err(|problems| {
+            CommandFailed(format!(
+                "suite {suite} does not resolve for machine {}: {problems}",
+                machine.name
+            ))
+        })?;
     let choice_text = match (&choice.group, choice.chooses_products(suite)) {
         (Some(group), true) => format!(", products chosen for group {}", group.name),
         _ => String::new(),

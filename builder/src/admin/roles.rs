@@ -105,8 +105,12 @@ pub async fn edit(
     output: &mut Output<'_>,
 ) -> Result<(), CommandFailed> {
     let name = role_name(name)?;
-    let read_failed = |error: &dyn std::fmt::Display| CommandFailed(format!("cannot read the roles: {error}"));
-    let hierarchy = directory.roles().await.map_err(|error| read_failed(&error))?;
+    let read_failed =
+        |error: &dyn std::fmt::Display| CommandFailed(format!("cannot read the roles: {error}"));
+    let hierarchy = directory
+        .roles()
+        .await
+        .map_err(|error| read_failed(&error))?;
     let Some(before) = hierarchy.get(&name).cloned() else {
         return Err(CommandFailed(format!("no role {name:?} in the directory")));
     };

@@ -207,8 +207,7 @@ async fn collect_content(state: &ServerState) {
             return;
         }
     };
-    let collected =
-        tokio::task::spawn_blocking(move || store.collect(&referenced, GRACE)).await;
+    let collected = tokio::task::spawn_blocking(move || store.collect(&referenced, GRACE)).await;
     match collected {
         Ok(Ok(collected)) => tracing::info!(
             removed = collected.files,

@@ -51,8 +51,8 @@ use roleout_directory::machines::MachineEntry;
 use roleout_directory::{Directory, DirectoryError, Layout};
 use roleout_model::ids::{MachineId, Sha256, SuiteId};
 use roleout_model::protocol::{
-    Base64Bytes, Customization, EnvelopeKind, MachineObject, ProtocolError, Timestamp, canonical_field,
-    canonical_object,
+    Base64Bytes, Customization, EnvelopeKind, MachineObject, ProtocolError, Timestamp,
+    canonical_field, canonical_object,
 };
 use roleout_model::resolve::{Plan, resolve_suite};
 use roleout_model::role::EffectiveRoles;

@@ -393,7 +393,9 @@ impl Settings {
                     max_age_secs: args
                         .report_history_days
                         .or(file.report_history_days)
-                        .map_or(default.max_age_secs, |days| days.saturating_mul(24 * 60 * 60)),
+                        .map_or(default.max_age_secs, |days| {
+                            days.saturating_mul(24 * 60 * 60)
+                        }),
                 }
             },
             collect_every: Duration::from_secs(

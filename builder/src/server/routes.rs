@@ -31,11 +31,10 @@ use roleout_model::ids::{MachineId, ProductId, Sha256, SuiteId};
 use roleout_model::machine::Machine;
 use roleout_model::protocol::{
     AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest,
-    ChallengeResponse, Close,
-    ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus, EnvelopeKind,
-    EnvelopePayload, ErrorCode, Health, HealthStatus, MachineObject, Message, ReportAck,
-    SessionRequest, SessionResponse, SignedContent, SignedEnvelope, StatusReport, SuiteComplete,
-    SuiteList, SuiteListEntry, Timestamp, canonical_field,
+    ChallengeResponse, Close, ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus,
+    EnvelopeKind, EnvelopePayload, ErrorCode, Health, HealthStatus, MachineObject, Message,
+    ReportAck, SessionRequest, SessionResponse, SignedContent, SignedEnvelope, StatusReport,
+    SuiteComplete, SuiteList, SuiteListEntry, Timestamp, canonical_field,
 };
 use roleout_model::role::EffectiveRoles;
 use tracing::{info, warn};
@@ -165,7 +164,10 @@ async fn enroll_inner(
         // An entry of the organisation's own (found by the machine search
         // base and filter) gets Roleout's auxiliary class first, in place.
         Some(entry) if !entry.managed => {
-            let dn = directory.adopt_machine(&name).await.map_err(directory_failed)?;
+            let dn = directory
+                .adopt_machine(&name)
+                .await
+                .map_err(directory_failed)?;
             directory
                 .machine_at(&dn)
                 .await

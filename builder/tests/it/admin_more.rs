@@ -590,7 +590,10 @@ fn delete_refuses_what_is_still_used_and_forced_takes_references_away() {
          group add-machine floor ws-del-01; group choose floor notes-client notes-help; \
          build domino",
     ));
-    ok(&fixture.admin_stdin(&[], "customize domino --group floor\nmx.example.org\nlarge\n"));
+    ok(&fixture.admin_stdin(
+        &[],
+        "customize domino --group floor\nmx.example.org\nlarge\n",
+    ));
 
     // A product a suite lists and another requires: refused, naming both,
     // and nothing deleted.
@@ -605,23 +608,46 @@ fn delete_refuses_what_is_still_used_and_forced_takes_references_away() {
     }
     ok(&fixture.admin("show /products/notes-help"));
     // Once the only suite listing it is gone, nothing uses it.
-    assert!(fixture.admin("delete product mail-lite").stderr.contains("suite kiosk lists it"));
+    assert!(
+        fixture
+            .admin("delete product mail-lite")
+            .stderr
+            .contains("suite kiosk lists it")
+    );
     let deleted = fixture.admin("delete suite kiosk; delete product mail-lite");
-    assert!(ok(&deleted).ends_with("product mail-lite deleted\n"), "{}", deleted.stdout);
+    assert!(
+        ok(&deleted).ends_with("product mail-lite deleted\n"),
+        "{}",
+        deleted.stdout
+    );
     assert_eq!(fixture.admin("show /products/mail-lite").status, 1);
 
     // A suite a group draws from: refused, then forced; its builds and
     // customizations go with it and the group draws from no suite.
     let refused = fixture.admin("delete suite domino");
-    assert!(refused.stderr.contains("group floor draws its products from it"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("group floor draws its products from it"),
+        "{}",
+        refused.stderr
+    );
     let forced = fixture.admin("delete suite domino --force");
     assert!(
         ok(&forced).contains("suite domino: 1 customization(s) and"),
         "{}",
         forced.stdout
     );
-    assert!(forced.stderr.contains("reference taken away"), "{}", forced.stderr);
-    assert!(!fixture.ldapsearch_groups().contains("roleoutSuiteName: domino"));
+    assert!(
+        forced.stderr.contains("reference taken away"),
+        "{}",
+        forced.stderr
+    );
+    assert!(
+        !fixture
+            .ldapsearch_groups()
+            .contains("roleoutSuiteName: domino")
+    );
     fixture.with_directory(async |directory| {
         let domino = SuiteId::new("domino").unwrap();
         assert!(directory.builds(Some(&domino)).await.unwrap().is_empty());
@@ -635,8 +661,16 @@ fn delete_refuses_what_is_still_used_and_forced_takes_references_away() {
 
     // A machine that holds a role and is in a group.
     let refused = fixture.admin("delete machine ws-del-01");
-    assert!(refused.stderr.contains("it holds role developer"), "{}", refused.stderr);
-    assert!(refused.stderr.contains("it is in group floor"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("it holds role developer"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("it is in group floor"),
+        "{}",
+        refused.stderr
+    );
     ok(&fixture.admin("delete machine ws-del-01 --force"));
     let roles = ok(&fixture.admin("role list")).to_owned();
     assert!(!roles.contains("ws-del-01"), "{roles}");
@@ -644,5 +678,9 @@ fn delete_refuses_what_is_still_used_and_forced_takes_references_away() {
 
     // Unknown names are named.
     let unknown = fixture.admin("delete group nobody");
-    assert!(unknown.stderr.contains("no group \"nobody\""), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no group \"nobody\""),
+        "{}",
+        unknown.stderr
+    );
 }

@@ -848,7 +848,10 @@ async fn a_role_whose_rank_changed_makes_its_builds_stale() {
         .current(&directory, &domino(), &before_roles)
         .await
         .unwrap();
-    assert_eq!(post_install(&before.canonical), "{{ root }}/opt/notes/bin/notes");
+    assert_eq!(
+        post_install(&before.canonical),
+        "{{ root }}/opt/notes/bin/notes"
+    );
 
     // The admin raises developer above administrator.
     let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -905,7 +908,13 @@ async fn a_role_whose_rank_changed_makes_its_builds_stale() {
         failed.0
     );
     assert_eq!(
-        directory.roles().await.unwrap().get(&role_name("end-user")).unwrap().parent,
+        directory
+            .roles()
+            .await
+            .unwrap()
+            .get(&role_name("end-user"))
+            .unwrap()
+            .parent,
         None
     );
 }

@@ -427,7 +427,9 @@ fn a_new_key_without_proof_is_refused_and_changes_nothing() {
     let (status, answer) = server.post("/v1/enroll", &body, None);
     refused((status, answer.clone()), 409, "key-conflict");
     assert!(
-        answer["message"].as_str().is_some_and(|m| m.contains("enroll-token hijack-1")),
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("enroll-token hijack-1")),
         "{answer}"
     );
     // The machine's own (public) certificate with other facts: answered,
@@ -435,7 +437,11 @@ fn a_new_key_without_proof_is_refused_and_changes_nothing() {
     let mut replay = machine.enrolment(None);
     replay["facts"] = json!({"os": "windows", "arch": "arm64"});
     let (status, answer) = server.post("/v1/enroll", &replay, None);
-    assert_eq!((status, &answer["status"]), (200, &json!("approved")), "{answer}");
+    assert_eq!(
+        (status, &answer["status"]),
+        (200, &json!("approved")),
+        "{answer}"
+    );
     let after = server.entry("hijack-1");
     assert_eq!(after.certificate, before.certificate);
     assert_eq!(after.enrolment, before.enrolment);
@@ -460,7 +466,11 @@ fn a_key_rotated_with_proof_of_the_current_key_stays_approved() {
     let token = machine.challenge(&server);
     let body = machine.rotation_to(&rotated, &token);
     let (status, answer) = server.post("/v1/enroll", &body, None);
-    assert_eq!((status, &answer["status"]), (200, &json!("approved")), "{answer}");
+    assert_eq!(
+        (status, &answer["status"]),
+        (200, &json!("approved")),
+        "{answer}"
+    );
     // The old key no longer authenticates; the new one does at once.
     let token = machine.challenge(&server);
     refused(
@@ -550,19 +560,28 @@ fn approving_before_the_first_enrolment_approves_the_first_key() {
     // The entry exists without a key (a token issued and never used
     // would do the same; here the admin made it for a token and then
     // approved it instead, which drops nothing).
-    server.block_on(server.directory.create_machine(&roleout_model::machine::Machine {
-        name: machine_id("early-1"),
-        ip: None,
-        os: None,
-        arch: None,
-        facts: Default::default(),
-        products: Vec::new(),
-    }))
-    .expect("the entry");
+    server
+        .block_on(
+            server
+                .directory
+                .create_machine(&roleout_model::machine::Machine {
+                    name: machine_id("early-1"),
+                    ip: None,
+                    os: None,
+                    arch: None,
+                    facts: Default::default(),
+                    products: Vec::new(),
+                }),
+        )
+        .expect("the entry");
     server.approve("early-1");
     let first = TestMachine::new("early-1", KeyAlgorithm::Ed25519);
     let (status, answer) = first.enroll(&server, None);
-    assert_eq!((status, &answer["status"]), (200, &json!("approved")), "{answer}");
+    assert_eq!(
+        (status, &answer["status"]),
+        (200, &json!("approved")),
+        "{answer}"
+    );
     first.session(&server);
     // The second key is not: it needs a token or the first key's proof.
     refused(
@@ -806,7 +825,11 @@ fn report_history_is_trimmed_at_the_end_of_each_run() {
         assert_eq!(status, 200, "{close}");
     }
     let mut kept: Vec<String> = server
-        .block_on(server.directory.reports_for_machine(&machine_id("history-1")))
+        .block_on(
+            server
+                .directory
+                .reports_for_machine(&machine_id("history-1")),
+        )
         .expect("reports read back")
         .into_iter()
         .map(|report| report.id)

@@ -75,6 +75,8 @@ pub(crate) mod attribute {
     pub(crate) const PROVIDES: &str = "roleoutProvides";
     pub(crate) const PREREQUISITE: &str = "roleoutPrerequisite";
     pub(crate) const COREQUISITE: &str = "roleoutCorequisite";
+    pub(crate) const REPLACES: &str = "roleoutReplaces";
+    pub(crate) const OBSOLETES: &str = "roleoutObsoletes";
     pub(crate) const REQUIRES_CAPABILITY: &str = "roleoutRequiresCapability";
     pub(crate) const CONFLICT_PRODUCT: &str = "roleoutConflictProduct";
     pub(crate) const CONFLICT_CAPABILITY: &str = "roleoutConflictCapability";
@@ -1183,6 +1185,8 @@ impl SlotContent for Dependencies {
         push_products(entry, at::PREREQUISITE, &self.prerequisites);
         push_products(entry, at::COREQUISITE, &self.corequisites);
         push_capability_requirements(entry, at::REQUIRES_CAPABILITY, &self.capabilities);
+        push_products(entry, at::REPLACES, &self.replaces);
+        push_products(entry, at::OBSOLETES, &self.obsoletes);
         Ok(())
     }
 
@@ -1191,6 +1195,8 @@ impl SlotContent for Dependencies {
             prerequisites: read_products(entry, at::PREREQUISITE)?,
             corequisites: read_products(entry, at::COREQUISITE)?,
             capabilities: read_capability_requirements(entry, at::REQUIRES_CAPABILITY)?,
+            replaces: read_products(entry, at::REPLACES)?,
+            obsoletes: read_products(entry, at::OBSOLETES)?,
         })
     }
 }
@@ -1655,6 +1661,8 @@ mod tests {
                     capability: CapabilityName::new("java-runtime").unwrap(),
                     versions: VersionReq::parse("=1:2.0").unwrap(),
                 }],
+                replaces: Vec::new(),
+                obsoletes: Vec::new(),
             }),
             conflicts: Versioned::single(Conflicts {
                 products: vec![ProductRequirement {

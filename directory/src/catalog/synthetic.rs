@@ -171,6 +171,8 @@ fn synthetic_product(index: usize, roles: &[Role], generator: &mut Generator) ->
             }],
             corequisites: Vec::new(),
             capabilities: Vec::new(),
+            replaces: Vec::new(),
+            obsoletes: Vec::new(),
         })
     };
     let fileset = versions(generator, roles, |generator, variant| InstallFileSet {

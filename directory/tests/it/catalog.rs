@@ -132,6 +132,8 @@ fn notes_client() -> ProductSource {
                 capability: CapabilityName::new("java-runtime").unwrap(),
                 versions: VersionReq::parse(">=1.8").unwrap(),
             }],
+            replaces: Vec::new(),
+            obsoletes: Vec::new(),
         }),
         conflicts: Versioned::single(Conflicts {
             products: vec![ProductRequirement {
@@ -989,6 +991,8 @@ fn product_strategy() -> impl Strategy<Value = ProductSource> {
             .collect(),
         corequisites: vec![],
         capabilities: vec![],
+        replaces: Vec::new(),
+        obsoletes: Vec::new(),
     });
     let files = prop::collection::vec(
         (

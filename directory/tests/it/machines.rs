@@ -257,7 +257,12 @@ async fn the_builder_account_enrols_machines_but_never_enables_them() {
     admin.set_enrolment_token(&dn, Some(&token)).await.unwrap();
     admin.enable_machine(&dn).await.unwrap();
     let with_token = certificate("walk-in-3");
-    assert!(builder.enrol_with_token(&dn, &token, &with_token).await.unwrap());
+    assert!(
+        builder
+            .enrol_with_token(&dn, &token, &with_token)
+            .await
+            .unwrap()
+    );
     assert!(
         !builder
             .enrol_with_token(&dn, &token, &certificate("walk-in-4"))
@@ -280,7 +285,12 @@ async fn the_builder_account_enrols_machines_but_never_enables_them() {
             .unwrap(),
         "a rotation from a key the entry does not hold"
     );
-    assert!(builder.rotate_certificate(&dn, &current, &rotated).await.unwrap());
+    assert!(
+        builder
+            .rotate_certificate(&dn, &current, &rotated)
+            .await
+            .unwrap()
+    );
     let entry = builder.machine_at(&dn).await.unwrap().unwrap();
     assert_eq!(entry.certificate.as_deref(), Some(&rotated[..]));
     assert_eq!(entry.certificate_fingerprint, Some(Sha256::of(&rotated)));

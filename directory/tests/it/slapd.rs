@@ -442,7 +442,9 @@ fn a_state_made_with_an_older_schema_gets_the_current_one() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let admin = Directory::connect(&reopened.admin_settings()).await.unwrap();
+        let admin = Directory::connect(&reopened.admin_settings())
+            .await
+            .unwrap();
         admin.store_product(&product).await.unwrap();
         let read = admin.load_product(&product.id).await.unwrap();
         let uninstall = read

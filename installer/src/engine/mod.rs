@@ -347,7 +347,10 @@ fn trim_state(settings: &Settings, lock: &StateLock, reporter: &dyn Reporter) {
                 continue;
             }
             if let Err(error) = fs::remove_dir_all(entry.path()) {
-                note(format!("could not remove {}: {error}", entry.path().display()));
+                note(format!(
+                    "could not remove {}: {error}",
+                    entry.path().display()
+                ));
             }
         }
     }
@@ -378,7 +381,9 @@ fn end_abandoned_commands(reporter: &dyn Reporter) {
             ),
         }),
         Err(error) => reporter.event(&Event::Note {
-            message: format!("could not look for commands a previous roleout left running: {error}"),
+            message: format!(
+                "could not look for commands a previous roleout left running: {error}"
+            ),
         }),
     }
 }
@@ -1371,9 +1376,8 @@ impl SuiteRun {
             // values below, never on a wrong one.
             let (values, invalid) =
                 resolve_values_partially(&self.delivery.suite, &product, &given, &validators);
-            let value_failure = |errors: &dyn fmt::Display| {
-                format!("its variable values are not valid: {errors}")
-            };
+            let value_failure =
+                |errors: &dyn fmt::Display| format!("its variable values are not valid: {errors}");
             if standing(&record) == Standing::Untouched {
                 let installed_record = Some(self.journal.record());
                 match decide(&product, &values, &context, &facts, installed_record) {
@@ -1414,6 +1418,14 @@ impl SuiteRun {
                 continue;
             }
             if let Err(reason) = fetch_payloads(&product, &cache, source, &payload_dir) {
+                self.fail_component(&product, &reason, outbox, reporter)?;
+                first_failure.get_or_insert_with(|| product_id.clone());
+                broken.insert(product_id.clone(), product_id.clone());
+                self.deliver(delivery, outbox, source, reporter)?;
+                continue;
+            }
+            // What it obsoletes goes first, by its own uninstall.
+            if let Err(reason) = self.remove_obsoleted(settings, &product, outbox, reporter) {
                 self.fail_component(&product, &reason, outbox, reporter)?;
                 first_failure.get_or_insert_with(|| product_id.clone());
                 broken.insert(product_id.clone(), product_id.clone());
@@ -1513,6 +1525,8 @@ impl SuiteRun {
                     }
                 }
             }
+            // Installed over what it replaces: those are gone now.
+            self.forget_replaced(settings, &product, reporter)?;
         }
         // What removing each installed product will need, kept while the
         // server still delivers it.
@@ -1721,13 +1735,9 @@ impl SuiteRun {
         };
         let mut incremental = incremental.clone();
         if let Some(condition) = &incremental.when {
-            let values = resolve_suite_values(
-                &suite.id,
-                &suite.variables,
-                &given.suite,
-                validators,
-            )
-            .map_err(|errors| cannot(&errors))?;
+            let values =
+                resolve_suite_values(&suite.id, &suite.variables, &given.suite, validators)
+                    .map_err(|errors| cannot(&errors))?;
             let context = RenderContext {
                 payload: settings
                     .state_dir
@@ -1788,11 +1798,27 @@ impl SuiteRun {
             .iter()
             .map(|step| &step.product)
             .collect();
+        // Products a planned one replaces or obsoletes are its to handle.
+        let superseded: BTreeSet<&ProductId> = self
+            .delivery
+            .suite
+            .products
+            .iter()
+            .filter(|product| planned.contains(&product.id))
+            .flat_map(|product| {
+                product
+                    .dependencies
+                    .replaces
+                    .iter()
+                    .chain(&product.dependencies.obsoletes)
+            })
+            .map(|requirement| &requirement.product)
+            .collect();
         let unassigned: Vec<ProductId> = self
             .journal
             .installed()
             .keys()
-            .filter(|product| !planned.contains(product))
+            .filter(|product| !planned.contains(product) && !superseded.contains(product))
             .cloned()
             .collect();
         let mut removable = Vec::new();
@@ -1836,7 +1862,10 @@ impl SuiteRun {
                 continue;
             }
             reporter.event(&Event::Note {
-                message: format!("{}: no longer assigned to this machine: removing it", model.id),
+                message: format!(
+                    "{}: no longer assigned to this machine: removing it",
+                    model.id
+                ),
             });
             removal::remove(
                 settings,
@@ -1848,6 +1877,96 @@ impl SuiteRun {
                 outbox,
                 reporter,
             )?;
+        }
+        Ok(())
+    }
+
+    /// The installed products (of this suite) that `product`'s
+    /// dependencies name in `which` (replaces or obsoletes), with a version
+    /// the requirement accepts.
+    fn superseded_by(
+        &self,
+        product: &ProductModel,
+        which: fn(
+            &roleout_model::product::Dependencies,
+        ) -> &Vec<roleout_model::product::ProductRequirement>,
+    ) -> Vec<ProductId> {
+        which(&product.dependencies)
+            .iter()
+            .filter(|requirement| {
+                self.journal
+                    .installed()
+                    .get(&requirement.product)
+                    .is_some_and(|installed| requirement.versions.matches(&installed.version))
+            })
+            .map(|requirement| requirement.product.clone())
+            .collect()
+    }
+
+    /// Removes what `product` obsoletes (installed here) with each one's
+    /// kept uninstall, before `product` installs. `Err` names the one that
+    /// could not be removed.
+    fn remove_obsoleted(
+        &mut self,
+        settings: &Settings,
+        product: &ProductModel,
+        outbox: &mut Outbox,
+        reporter: &dyn Reporter,
+    ) -> Result<(), String> {
+        for old in self.superseded_by(product, |dependencies| &dependencies.obsoletes) {
+            let kept = removal::read_kept(&settings.state_dir, &self.suite, &old)
+                .map_err(|error| error.to_string())?;
+            let Some(kept) = kept else {
+                return Err(format!(
+                    "it obsoletes {old}, which is installed, but what removing {old} needs was not kept"
+                ));
+            };
+            let Some(model) = kept.product().cloned() else {
+                return Err(format!("what was kept of {old} names no product"));
+            };
+            reporter.event(&Event::Note {
+                message: format!("{}: obsoletes {old}: removing {old} first", product.id),
+            });
+            let outcome = removal::remove(
+                settings,
+                &mut self.journal,
+                &kept.suite,
+                &kept.customization,
+                &model,
+                &kept.build,
+                outbox,
+                reporter,
+            )
+            .map_err(|error| error.to_string())?;
+            if outcome != ReportOutcome::Success {
+                return Err(format!("it obsoletes {old}, whose removal failed"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Once `product` is installed, forgets what it replaces (installed
+    /// here): it was installed over them, so their uninstall does not run.
+    fn forget_replaced(
+        &mut self,
+        settings: &Settings,
+        product: &ProductModel,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EngineError> {
+        let installed = self
+            .journal
+            .installed()
+            .get(&product.id)
+            .is_some_and(|installed| installed.model == model_digest(product));
+        if !installed {
+            return Ok(());
+        }
+        for old in self.superseded_by(product, |dependencies| &dependencies.replaces) {
+            self.journal.record_uninstalled(&old).map_err(state_error)?;
+            removal::forget(&settings.state_dir, &self.suite, &old);
+            reporter.event(&Event::Note {
+                message: format!("{}: replaces {old}, which is gone now", product.id),
+            });
         }
         Ok(())
     }

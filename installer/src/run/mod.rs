@@ -55,8 +55,8 @@ pub use self::logwatch::{LogFindings, LogLine, LogWatch, MAX_KEPT_LINES, MAX_LIN
 pub use self::outcome::{Exit, Outcome, StopReason};
 use self::outcome::{Facts, decide, seconds};
 pub use self::redact::{MASK, Secrets};
-pub use self::tree::sweep_abandoned;
 use self::tree::Tree;
+pub use self::tree::sweep_abandoned;
 
 /// The shell used by [`Invocation::Shell`].
 pub const SHELL: &str = "/bin/sh";
@@ -951,8 +951,7 @@ mod tests {
         deb.kind = InstallerKind::Deb;
         let spec = CommandSpec::from_model(&deb, Path::new("/tmp")).unwrap();
         assert_eq!(spec.env["DEBIAN_FRONTEND"], "noninteractive");
-        deb.env
-            .insert("DEBIAN_FRONTEND".into(), "readline".into());
+        deb.env.insert("DEBIAN_FRONTEND".into(), "readline".into());
         let spec = CommandSpec::from_model(&deb, Path::new("/tmp")).unwrap();
         assert_eq!(spec.env["DEBIAN_FRONTEND"], "readline");
 

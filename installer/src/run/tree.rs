@@ -22,12 +22,12 @@
 //! status and signals are unchanged), so not even its first instant is
 //! spent outside.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::collections::HashSet;
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -221,7 +221,9 @@ fn leaders() -> &'static Mutex<HashSet<i32>> {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn cgroup_members(path: &Path) -> Vec<Pid> {
@@ -285,7 +287,11 @@ pub fn sweep_abandoned() -> io::Result<usize> {
         let Some(rest) = name.to_str().and_then(|name| name.strip_prefix(PREFIX)) else {
             continue;
         };
-        let Some(owner) = rest.split('-').next().and_then(|pid| pid.parse::<i32>().ok()) else {
+        let Some(owner) = rest
+            .split('-')
+            .next()
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
             continue;
         };
         let alive = owner == nix::unistd::getpid().as_raw()

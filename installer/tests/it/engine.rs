@@ -506,7 +506,11 @@ fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() 
     child.wait().unwrap();
     // The command and its escaped helper outlive the killed roleout...
     let shell: u32 = fs::read_to_string(&flag).unwrap().trim().parse().unwrap();
-    let helper: u32 = fs::read_to_string(&escaped).unwrap().trim().parse().unwrap();
+    let helper: u32 = fs::read_to_string(&escaped)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(!process_gone(shell) && !process_gone(helper));
 
     // ...until the next roleout ends them, before it runs the step again.
@@ -913,7 +917,11 @@ fn a_payload_the_server_lacks_is_fetched_from_its_source_and_checked() {
     let refused = fixture.roleout(&["install", "vendor"]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(!fixture.root.join("tool.sh").exists());
-    assert!(text(&refused).contains("from its source"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("from its source"),
+        "{}",
+        text(&refused)
+    );
 
     // Without a source, a payload the server lacks fails as before.
     let mut fixture = Fixture::new();
@@ -964,7 +972,11 @@ fn run_folders_go_and_the_payload_cache_is_trimmed_to_its_bound() {
         .unwrap();
     assert_eq!(bounded.status.code(), Some(0), "{}", text(&bounded));
     assert!(files_under(&fixture.state.join("cache/sha256")).is_empty());
-    assert!(text(&bounded).contains("payload cache trimmed"), "{}", text(&bounded));
+    assert!(
+        text(&bounded).contains("payload cache trimmed"),
+        "{}",
+        text(&bounded)
+    );
 }
 
 #[test]
@@ -999,10 +1011,21 @@ fn a_product_no_longer_assigned_is_removed_with_the_files_it_came_with() {
     fixture.publish(&second);
     let next = fixture.roleout(&["install", "desk"]);
     assert_eq!(next.status.code(), Some(0), "{}", text(&next));
-    assert!(!fixture.root.join("agent-x.txt").exists(), "{}", text(&next));
-    assert!(fixture.root.join("agent-x.removed").exists(), "{}", text(&next));
+    assert!(
+        !fixture.root.join("agent-x.txt").exists(),
+        "{}",
+        text(&next)
+    );
+    assert!(
+        fixture.root.join("agent-x.removed").exists(),
+        "{}",
+        text(&next)
+    );
     let out = text(&next);
-    assert!(out.contains("agent-x: no longer assigned to this machine: removing it"), "{out}");
+    assert!(
+        out.contains("agent-x: no longer assigned to this machine: removing it"),
+        "{out}"
+    );
     assert!(
         out.contains("keeper: no longer assigned to this machine; left installed"),
         "{out}"
@@ -1048,4 +1071,78 @@ fn uninstalling_a_product_others_require_is_refused_unless_forced() {
     let forced = fixture.roleout(&["uninstall", "library", "--force"]);
     assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
     assert_eq!(fixture.marker_count("library-removed"), 1);
+}
+
+#[test]
+fn a_product_upgrades_across_ids_obsoleted_ones_removed_first_replaced_ones_forgotten() {
+    let mut fixture = Fixture::new();
+    let ledger = fixture.base.join("ledger");
+    let product = |id: &str, dependencies: &str| {
+        format!(
+            r#"<product xmlns="urn:roleout:descriptor:1" id="{id}" version="1.0">
+  <dependencies>{dependencies}</dependencies>
+  <install><arg>/bin/sh</arg><arg>-c</arg><arg>echo "install {id}" &gt;&gt; "$0"</arg><arg>{ledger}</arg></install>
+  <uninstall><arg>/bin/sh</arg><arg>-c</arg><arg>echo "uninstall {id}" &gt;&gt; "$0"</arg><arg>{ledger}</arg></uninstall>
+</product>"#,
+            ledger = ledger.display()
+        )
+    };
+    let first = fixture.suite(
+        "office",
+        vec![
+            fixture.product(&product("mailer-old", "")),
+            fixture.product(&product("viewer-old", "")),
+        ],
+        OnFailure::Stop,
+    );
+    fixture.publish(&first);
+    let installed = fixture.roleout(&["install", "office"]);
+    assert_eq!(installed.status.code(), Some(0), "{}", text(&installed));
+
+    let second = fixture.suite(
+        "office",
+        vec![
+            fixture.product(&product(
+                "mailer-new",
+                r#"<obsoletes product="mailer-old"/>"#,
+            )),
+            fixture.product(&product(
+                "viewer-new",
+                r#"<replaces product="viewer-old" version="&lt;2"/>"#,
+            )),
+        ],
+        OnFailure::Stop,
+    );
+    fixture.publish(&second);
+    let upgraded = fixture.roleout(&["install", "office"]);
+    assert_eq!(upgraded.status.code(), Some(0), "{}", text(&upgraded));
+    let lines: Vec<String> = fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "install mailer-old",
+            "install viewer-old",
+            // Obsoleted: its own uninstall, before the new one installs.
+            "uninstall mailer-old",
+            "install mailer-new",
+            // Replaced: installed over, never uninstalled.
+            "install viewer-new",
+        ],
+        "{}",
+        text(&upgraded)
+    );
+    let status = fixture.roleout(&["--json", "status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    for gone in ["\"mailer-old\"", "\"viewer-old\""] {
+        assert!(!status.contains(gone), "{gone} still recorded: {status}");
+    }
+    assert!(
+        text(&upgraded).contains("viewer-new: replaces viewer-old"),
+        "{}",
+        text(&upgraded)
+    );
 }

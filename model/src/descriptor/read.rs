@@ -593,13 +593,28 @@ impl<'a> Reader<'a> {
     fn dependencies(&mut self, element: &Element) -> Dependencies {
         self.check_attributes(element, &["role"]);
         let mut dependencies = Dependencies::default();
-        for child in self.children(element, &["prerequisite", "corequisite", "requires"]) {
+        for child in self.children(
+            element,
+            &[
+                "prerequisite",
+                "corequisite",
+                "requires",
+                "replaces",
+                "obsoletes",
+            ],
+        ) {
             match child.name.as_str() {
                 "prerequisite" => dependencies
                     .prerequisites
                     .extend(self.product_requirement(child, "product")),
                 "corequisite" => dependencies
                     .corequisites
+                    .extend(self.product_requirement(child, "product")),
+                "replaces" => dependencies
+                    .replaces
+                    .extend(self.product_requirement(child, "product")),
+                "obsoletes" => dependencies
+                    .obsoletes
                     .extend(self.product_requirement(child, "product")),
                 _ => dependencies
                     .capabilities

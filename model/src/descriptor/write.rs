@@ -508,6 +508,12 @@ impl Writer {
                     for requirement in &dependencies.capabilities {
                         writer.capability_requirement("requires", "capability", requirement);
                     }
+                    for requirement in &dependencies.replaces {
+                        writer.product_requirement("replaces", "product", requirement);
+                    }
+                    for requirement in &dependencies.obsoletes {
+                        writer.product_requirement("obsoletes", "product", requirement);
+                    }
                 },
             ),
             ProductSlot::Conflicts => self.versions(

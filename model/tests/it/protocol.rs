@@ -34,12 +34,11 @@ use roleout_model::product::{
 use roleout_model::protocol::{
     AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest,
     ChallengeResponse, Close, CloseStatus, ComponentDelivery, Customization, ENVELOPE_CONTEXT,
-    EnrollRequest, KeyProof,
-    EnrollResponse, EnrolmentStatus, ErrorBody, ErrorCode, Health, HealthStatus, MachineFacts,
-    MachineObject, Message, MessageKind, OPENAPI, ProtocolError, ReportAck, ReportOutcome,
-    ReportStep, RunSummary, SCHEMA_FILES, SchemaViolation, SessionRequest, SessionResponse,
-    SignedContent, SignedEnvelope, StatusReport, SuiteComplete, SuiteDelivery, SuiteList,
-    SuiteListEntry, Timestamp, canonical_json, validate,
+    EnrollRequest, EnrollResponse, EnrolmentStatus, ErrorBody, ErrorCode, Health, HealthStatus,
+    KeyProof, MachineFacts, MachineObject, Message, MessageKind, OPENAPI, ProtocolError, ReportAck,
+    ReportOutcome, ReportStep, RunSummary, SCHEMA_FILES, SchemaViolation, SessionRequest,
+    SessionResponse, SignedContent, SignedEnvelope, StatusReport, SuiteComplete, SuiteDelivery,
+    SuiteList, SuiteListEntry, Timestamp, canonical_json, validate,
 };
 use roleout_model::resolve::resolve_suite;
 use roleout_model::role::EffectiveRoles;
