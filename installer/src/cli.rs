@@ -269,6 +269,7 @@ fn settings(cli: &Cli, common: &CommonArgs) -> Result<Settings, EngineError> {
         identity.enrolment.machine.clone(),
         identity.builder_key,
     );
+    settings.endorsed_keys = identity.endorsed_keys;
     if let Some(cache_dir) = &common.cache_dir {
         settings.cache_dir = cache_dir.clone();
     }
@@ -327,6 +328,24 @@ fn suite_id(text: &str) -> Result<SuiteId, EngineError> {
 }
 
 fn install(cli: &Cli, args: &RunArgs, reporter: &dyn Reporter) -> Result<i32, EngineError> {
+    if args.common.from.is_none() {
+        // A key or certificate rotation roleoutd announced is followed
+        // before anything is verified with them.
+        match rotation::follow_server_rotation(&cli.state_dir) {
+            Ok(followed) if followed.keys + followed.certificates > 0 => {
+                reporter.event(&Event::Note {
+                    message: format!(
+                        "roleoutd's announced rotation followed: {} builder key(s), {} TLS certificate(s) trusted from now on",
+                        followed.keys, followed.certificates
+                    ),
+                });
+            }
+            Ok(_) => {}
+            Err(error) => reporter.event(&Event::Note {
+                message: format!("roleoutd's announcement of keys could not be read: {error}"),
+            }),
+        }
+    }
     let settings = settings(cli, &args.common)?;
     if args.common.from.is_none() {
         // A machine whose certificate ran out can no longer authenticate:

@@ -21,7 +21,7 @@ use roleout_model::ids::{MachineId, Sha256, SuiteId};
 use roleout_model::protocol::{
     AckStatus, ChallengeRequest, ChallengeResponse, Close, EnrollRequest, EnrollResponse,
     ErrorBody, ErrorCode, ReportAck, SessionRequest, SessionResponse, SignedEnvelope, StatusReport,
-    SuiteComplete,
+    SuiteComplete, TrustAnnouncement,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,14 +42,31 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Makes an HTTP agent that trusts only `server_certificate_pem`.
 pub fn pinned_agent(server_certificate_pem: &[u8]) -> Result<Agent, SourceError> {
-    let certificate =
-        Certificate::from_pem(server_certificate_pem).map_err(|error| SourceError::Invalid {
-            what: "the pinned server certificate".to_owned(),
-            reason: error.to_string(),
-        })?;
+    // One certificate, or several: the pinned one and those a rotation
+    // announced (see `crate::rotation`).
+    let invalid = |reason: String| SourceError::Invalid {
+        what: "the pinned server certificate".to_owned(),
+        reason,
+    };
+    let text = String::from_utf8_lossy(server_certificate_pem);
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    let mut certificates = Vec::new();
+    for (index, _) in text.match_indices(BEGIN) {
+        let block = &text[index..];
+        let end = block
+            .find("-----END CERTIFICATE-----")
+            .map(|end| end + "-----END CERTIFICATE-----".len())
+            .ok_or_else(|| invalid("a certificate has no END line".to_owned()))?;
+        let certificate = Certificate::from_pem(block[..end].as_bytes())
+            .map_err(|error| invalid(error.to_string()))?;
+        certificates.push(certificate.to_owned());
+    }
+    if certificates.is_empty() {
+        return Err(invalid("it holds no PEM certificate".to_owned()));
+    }
     let tls = TlsConfig::builder()
         .provider(TlsProvider::Rustls)
-        .root_certs(RootCerts::Specific(Arc::new(vec![certificate])))
+        .root_certs(RootCerts::Specific(Arc::new(certificates)))
         .build();
     Ok(Agent::config_builder()
         .tls_config(tls)
@@ -68,6 +85,16 @@ pub fn enroll(
 ) -> Result<EnrollResponse, SourceError> {
     let url = format!("{}/v1/enroll", server.trim_end_matches('/'));
     post_json(agent, &url, None, request, "enrolment")
+}
+
+/// `GET /v1/trust`: what roleoutd's builder keys vouched for.
+pub fn trust(agent: &Agent, server: &str) -> Result<TrustAnnouncement, SourceError> {
+    let url = format!("{}/v1/trust", server.trim_end_matches('/'));
+    let response = agent
+        .get(&url)
+        .call()
+        .map_err(|error| transport("the trust announcement", error))?;
+    answer("the trust announcement", response)
 }
 
 /// `POST /v1/challenge`: a challenge token for `machine`.

@@ -273,3 +273,127 @@ pub fn renew_if_due(
     }
     renew_certificate(state_dir, facts).map(Some)
 }
+
+/// What following roleoutd's announced rotation added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Followed {
+    /// Builder keys newly trusted.
+    pub keys: usize,
+    /// TLS certificates newly trusted.
+    pub certificates: usize,
+}
+
+/// Reads roleoutd's announcement (`GET /v1/trust`) and trusts from now on
+/// every builder key and TLS certificate endorsed, through a chain of
+/// endorsements, by the builder key this machine pinned (see roleoutd's
+/// `server::rotation`). An endorsement that does not verify is ignored;
+/// nothing is ever un-trusted here.
+pub fn follow_server_rotation(state_dir: &Path) -> Result<Followed, EngineError> {
+    use ring::signature::{ED25519, UnparsedPublicKey};
+    use roleout_model::protocol::{certificate_endorsement_message, key_endorsement_message};
+
+    let enrolled = enrolled(state_dir)?;
+    let announcement = client::trust(&enrolled.agent, &enrolled.identity.enrolment.server)?;
+    let mut trusted: Vec<crate::envelope::PinnedKey> =
+        std::iter::once(enrolled.identity.builder_key)
+            .chain(enrolled.identity.endorsed_keys.iter().copied())
+            .collect();
+    let known = trusted.len();
+    let verifies = |signer: &crate::envelope::PinnedKey, message: &[u8], signature: &[u8]| {
+        UnparsedPublicKey::new(&ED25519, signer.as_bytes())
+            .verify(message, signature)
+            .is_ok()
+    };
+    // Endorsements may come in any order: go round until nothing new.
+    loop {
+        let mut added = false;
+        for endorsement in &announcement.builder_keys {
+            let Ok(bytes) = <[u8; 32]>::try_from(endorsement.public_key.as_bytes()) else {
+                continue;
+            };
+            let key = crate::envelope::PinnedKey::from_bytes(bytes);
+            if trusted.contains(&key) {
+                continue;
+            }
+            let signer = trusted
+                .iter()
+                .find(|trusted| trusted.key_id() == endorsement.endorsed_by)
+                .copied();
+            if signer.is_some_and(|signer| {
+                verifies(
+                    &signer,
+                    &key_endorsement_message(key.as_bytes()),
+                    endorsement.signature.as_bytes(),
+                )
+            }) {
+                trusted.push(key);
+                added = true;
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+    let mut followed = Followed {
+        keys: trusted.len() - known,
+        certificates: 0,
+    };
+    if followed.keys > 0 {
+        let text: String = trusted[1..]
+            .iter()
+            .map(|key| format!("{}\n", key.to_base64()))
+            .collect();
+        atomic::write_atomic(
+            &state_dir.join(crate::engine::identity::ENDORSED_KEYS_FILE),
+            text.as_bytes(),
+            0o644,
+        )
+        .map_err(|error| config(error.to_string()))?;
+    }
+    let pem_path = state_dir.join(SERVER_CERTIFICATE_FILE);
+    let mut pem = fs::read_to_string(&pem_path)
+        .map_err(|error| config(format!("cannot read {}: {error}", pem_path.display())))?;
+    for endorsement in &announcement.server_certificates {
+        let der = endorsement.certificate.as_bytes();
+        let signer = trusted
+            .iter()
+            .find(|trusted| trusted.key_id() == endorsement.endorsed_by);
+        let endorsed = signer.is_some_and(|signer| {
+            verifies(
+                signer,
+                &certificate_endorsement_message(der),
+                endorsement.signature.as_bytes(),
+            )
+        });
+        if !endorsed || X509Certificate::from_der(der).is_err() {
+            continue;
+        }
+        let block = pem_block(der);
+        if pem.contains(&block) {
+            continue;
+        }
+        if !pem.ends_with('\n') {
+            pem.push('\n');
+        }
+        pem.push_str(&block);
+        followed.certificates += 1;
+    }
+    if followed.certificates > 0 {
+        atomic::write_atomic(&pem_path, pem.as_bytes(), 0o644)
+            .map_err(|error| config(error.to_string()))?;
+    }
+    Ok(followed)
+}
+
+/// `der` as a PEM certificate block, 64 characters a line.
+fn pem_block(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut block = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in encoded.as_bytes().chunks(64) {
+        block.push_str(&String::from_utf8_lossy(chunk));
+        block.push('\n');
+    }
+    block.push_str("-----END CERTIFICATE-----\n");
+    block
+}

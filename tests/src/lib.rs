@@ -154,6 +154,55 @@ fn run_with_input(command: &mut Command, input: Option<&str>) -> Finished {
     Finished::from_output(output)
 }
 
+/// Starts roleoutd on `listen` with its state in `server_state` and its
+/// log appended to `top/roleoutd.log`; returns it with the address it
+/// listens on once it does.
+fn start_daemon(top: &Path, server_state: &Path, listen: &str) -> (Daemon, String) {
+    let log_path = top.join("roleoutd.log");
+    let address_file = server_state.join("roleoutd.addr");
+    let _ = fs::remove_file(&address_file);
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .expect("roleoutd's log file");
+    let child = Command::new(binary("roleoutd"))
+        .arg("--state-dir")
+        .arg(server_state)
+        .args(["--listen", listen])
+        .args(["--log", "info"])
+        .env_remove("ROLEOUTD_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("roleoutd starts");
+    let mut daemon = Daemon { child };
+    let deadline = Instant::now() + START_TIMEOUT;
+    let address = loop {
+        // roleoutd writes the file once it listens; the newline ends it.
+        if let Ok(text) = fs::read_to_string(&address_file)
+            && text.ends_with('\n')
+        {
+            break text.trim().to_owned();
+        }
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            panic!(
+                "roleoutd exited with {status} before listening; its log:\n{}",
+                fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "roleoutd did not write {} within {START_TIMEOUT:?}; its log:\n{}",
+            address_file.display(),
+            fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (daemon, address)
+}
+
 /// A roleoutd process, stopped with SIGTERM when dropped (as a service
 /// manager stops it), killed if it does not stop in time.
 struct Daemon {
@@ -222,44 +271,7 @@ impl World {
             built.transcript()
         );
 
-        let log_path = top.path().join("roleoutd.log");
-        let log = fs::File::create(&log_path).expect("roleoutd's log file");
-        let child = Command::new(binary("roleoutd"))
-            .arg("--state-dir")
-            .arg(&server_state)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--log", "info"])
-            .env_remove("ROLEOUTD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("roleoutd starts");
-        let mut daemon = Daemon { child };
-        let address_file = server_state.join("roleoutd.addr");
-        let deadline = Instant::now() + START_TIMEOUT;
-        let address = loop {
-            // roleoutd writes the file once it listens; the newline ends it.
-            if let Ok(text) = fs::read_to_string(&address_file)
-                && text.ends_with('\n')
-            {
-                break text.trim().to_owned();
-            }
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!(
-                    "roleoutd exited with {status} before listening; its log:\n{}",
-                    fs::read_to_string(&log_path).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "roleoutd did not write {} within {START_TIMEOUT:?}; its log:\n{}",
-                address_file.display(),
-                fs::read_to_string(&log_path).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-
+        let (daemon, address) = start_daemon(top.path(), &server_state, "127.0.0.1:0");
         let world = World {
             daemon,
             top: Some(top),
@@ -275,6 +287,29 @@ impl World {
         );
         world.build();
         world
+    }
+
+    /// Stops roleoutd and starts it again on the same address (as a
+    /// service manager restarts it), with the same state.
+    pub fn restart_roleoutd(&mut self) {
+        let address = self
+            .url
+            .strip_prefix("https://")
+            .expect("an https URL")
+            .to_owned();
+        stop_child(&mut self.daemon.child, Signal::SIGTERM, STOP_TIMEOUT);
+        let top = self.top().to_owned();
+        let (daemon, _) = start_daemon(&top, &self.server_state, &address);
+        self.daemon = daemon;
+    }
+
+    /// Runs `roleoutd --state-dir SERVER ARGS...` (a one-shot command such
+    /// as `--rotate prepare`) and returns what it did.
+    pub fn roleoutd(&self, args: &[&str]) -> Finished {
+        run(Command::new(binary("roleoutd"))
+            .arg("--state-dir")
+            .arg(&self.server_state)
+            .args(args))
     }
 
     /// The temporary directory holding everything of this world.

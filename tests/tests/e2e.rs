@@ -690,3 +690,37 @@ fn a_machine_renews_its_certificate_and_rotates_its_key_without_an_admin() {
     );
     assert_eq!(world.enrolled_fingerprint(&machine), now_held);
 }
+
+#[test]
+fn machines_follow_a_rotation_of_the_builder_key_and_the_tls_certificate() {
+    let mut world = World::start();
+    let follower = world.enroll("pc-follows", "end-user");
+    let absent = world.enroll("pc-absent", "end-user");
+    assert_exit(&world.install(&follower), 0, "before the rotation");
+
+    // Announced: the next key and certificate, endorsed by the current key.
+    let prepared = world.roleoutd(&["--rotate", "prepare"]);
+    assert_eq!(prepared.code, Some(0), "{}", prepared.transcript());
+    let followed = world.install(&follower);
+    assert_nothing_installed(&followed, &follower);
+    assert!(
+        followed
+            .transcript()
+            .contains("1 builder key(s), 1 TLS certificate(s) trusted from now on"),
+        "{}",
+        followed.transcript()
+    );
+
+    // Made current, roleoutd restarted: the machine that ran in between
+    // goes on with the new key and certificate, without an admin.
+    let activated = world.roleoutd(&["--rotate", "activate"]);
+    assert_eq!(activated.code, Some(0), "{}", activated.transcript());
+    world.restart_roleoutd();
+    let after = world.install(&follower);
+    assert_nothing_installed(&after, &follower);
+
+    // One that did not run in between trusts neither: it is refused at
+    // the TLS handshake and must enrol again.
+    let stranded = world.install(&absent);
+    assert_exit(&stranded, 4, "a machine that missed the announcement");
+}

@@ -13,7 +13,7 @@ use clap::Parser as _;
 use roleout_builder::auth::Authenticator;
 use roleout_builder::auth::nonce::NonceCache;
 use roleout_builder::server::cache::ServingCache;
-use roleout_builder::server::config::{Args, DirectoryChoice, Settings};
+use roleout_builder::server::config::{Args, DirectoryChoice, RotationStep, Settings};
 use roleout_builder::server::state::{
     ServerState, load_or_create_builder_key, load_or_create_secret,
 };
@@ -32,6 +32,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(step) = settings.rotate {
+        return rotate(&settings, step);
+    }
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -41,6 +44,33 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--rotate STEP`: one step of a key and certificate rotation, then exit.
+fn rotate(settings: &Settings, step: RotationStep) -> ExitCode {
+    let done = match step {
+        RotationStep::Prepare => roleout_builder::server::rotation::prepare(
+            &settings.state_dir,
+            &settings.tls,
+            settings.tls_validity,
+        ),
+        RotationStep::Activate => roleout_builder::server::rotation::activate(&settings.state_dir),
+    };
+    #[allow(
+        clippy::print_stdout,
+        clippy::print_stderr,
+        reason = "a one-shot command says what it did"
+    )]
+    match done {
+        Ok(said) => {
+            println!("roleoutd: {said}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("roleoutd: rotation: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -101,7 +131,8 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     directory_settings.validate()?;
     let secret = load_or_create_secret(&settings.secret_file)?;
     let builder_key = load_or_create_builder_key(&settings.state_dir)?;
-    let tls_config = match tls::prepare(&settings.tls, &settings.state_dir)? {
+    let tls_config = match tls::prepare(&settings.tls, &settings.state_dir, settings.tls_validity)?
+    {
         Some(files) => Some(tls::server_config(&files)?),
         None => None,
     };
@@ -129,6 +160,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             metadata_ttl: settings.metadata_ttl,
             max_body: settings.max_body,
             retention: settings.retention,
+            state_dir: settings.state_dir.clone(),
         });
         // The content store is collected now and then: logs of pruned
         // reports and payloads of deleted products go.

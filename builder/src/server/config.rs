@@ -94,6 +94,18 @@ pub struct Args {
     #[arg(long, env = "ROLEOUTD_REPORT_HISTORY_DAYS", value_name = "DAYS")]
     pub report_history_days: Option<u64>,
 
+    /// How long the self-signed TLS certificate roleoutd makes stays
+    /// valid, in days from when it is made (and from each rotation).
+    #[arg(long, env = "ROLEOUTD_TLS_VALIDITY_DAYS", value_name = "DAYS")]
+    pub tls_validity_days: Option<u64>,
+
+    /// Rotate the builder key and the self-signed TLS certificate, then
+    /// exit: `prepare` makes the next ones and announces them to machines
+    /// (endorsed by the current key, at GET /v1/trust); `activate`, once
+    /// the machines have run, makes them current (restart roleoutd then).
+    #[arg(long, value_name = "STEP", value_parser = ["prepare", "activate"])]
+    pub rotate: Option<String>,
+
     /// Hours between collections of the content store (logs and payloads
     /// no report or product names any more).
     #[arg(long, env = "ROLEOUTD_COLLECT_EVERY_HOURS", value_name = "HOURS")]
@@ -182,6 +194,7 @@ pub struct FileConfig {
     report_history_runs: Option<u32>,
     report_history_days: Option<u64>,
     collect_every_hours: Option<u64>,
+    tls_validity_days: Option<u64>,
     ldap_ca_certificate: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -213,6 +226,15 @@ pub enum DirectoryChoice {
         /// The only CA certificates trusted for the directory's TLS.
         ca_certificate: Option<PathBuf>,
     },
+}
+
+/// A step of a key and certificate rotation (`--rotate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationStep {
+    /// Make the next builder key and TLS certificate and announce them.
+    Prepare,
+    /// Make them current.
+    Activate,
 }
 
 /// How roleoutd serves TLS.
@@ -253,6 +275,10 @@ pub struct Settings {
     pub retention: Retention,
     /// Time between collections of the content store.
     pub collect_every: Duration,
+    /// How long a self-signed TLS certificate roleoutd makes stays valid.
+    pub tls_validity: Duration,
+    /// A rotation step to run instead of serving.
+    pub rotate: Option<RotationStep>,
     /// TLS.
     pub tls: TlsChoice,
     /// Token secret file.
@@ -397,6 +423,18 @@ impl Settings {
                             days.saturating_mul(24 * 60 * 60)
                         }),
                 }
+            },
+            tls_validity: Duration::from_secs(
+                args.tls_validity_days
+                    .or(file.tls_validity_days)
+                    .unwrap_or(5 * 365)
+                    .max(1)
+                    .saturating_mul(24 * 3600),
+            ),
+            rotate: match args.rotate.as_deref() {
+                Some("prepare") => Some(RotationStep::Prepare),
+                Some("activate") => Some(RotationStep::Activate),
+                _ => None,
             },
             collect_every: Duration::from_secs(
                 args.collect_every_hours

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod rotation;
 pub mod routes;
 pub mod state;
 pub mod tls;

@@ -59,6 +59,7 @@ const DRAIN_FACTOR: usize = 4;
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/trust", get(trust))
         .route("/v1/enroll", post(enroll))
         .route("/v1/challenge", post(challenge))
         .route("/v1/session", post(session))
@@ -113,6 +114,19 @@ async fn read_body<T: Message>(
         return Err(too_large());
     }
     T::decode(&bytes).map_err(|error| ApiError::invalid_body(&error))
+}
+
+/// `GET /v1/trust`: the endorsements of a key and certificate rotation
+/// (see `crate::server::rotation`); public, every item is signed.
+async fn trust(State(state): Shared) -> Response {
+    let state_dir = state.state_dir.clone();
+    match tokio::task::spawn_blocking(move || crate::server::rotation::announcement(&state_dir))
+        .await
+    {
+        Ok(Ok(announcement)) => Json(announcement).into_response(),
+        Ok(Err(error)) => ApiError::internal(format!("trust: {error:#}")).into_response(),
+        Err(error) => ApiError::internal(format!("trust: {error}")).into_response(),
+    }
 }
 
 async fn health() -> Json<Health> {

@@ -47,6 +47,8 @@ pub struct ServerState {
     pub cache: ServingCache,
     /// How much report history is kept per machine and suite.
     pub retention: roleout_directory::catalog::Retention,
+    /// roleoutd's state directory (its `trust.json` is served).
+    pub state_dir: PathBuf,
 }
 
 /// roleoutd's own secrets could not be made or loaded.

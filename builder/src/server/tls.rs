@@ -63,7 +63,11 @@ pub fn self_signed_paths(state_dir: &Path) -> TlsFiles {
 
 /// Returns the files to serve: the given ones, or the kept self-signed
 /// pair (made now if missing). `None` for plain HTTP.
-pub fn prepare(choice: &TlsChoice, state_dir: &Path) -> Result<Option<TlsFiles>, TlsError> {
+pub fn prepare(
+    choice: &TlsChoice,
+    state_dir: &Path,
+    validity: std::time::Duration,
+) -> Result<Option<TlsFiles>, TlsError> {
     match choice {
         TlsChoice::Off => Ok(None),
         TlsChoice::Files { cert, key } => Ok(Some(TlsFiles {
@@ -73,24 +77,31 @@ pub fn prepare(choice: &TlsChoice, state_dir: &Path) -> Result<Option<TlsFiles>,
         TlsChoice::SelfSigned { names } => {
             let files = self_signed_paths(state_dir);
             if !files.cert.exists() || !files.key.exists() {
-                make_self_signed(names, &files)?;
+                make_self_signed(names, &files, validity)?;
             }
             Ok(Some(files))
         }
     }
 }
 
-fn make_self_signed(names: &[String], files: &TlsFiles) -> Result<(), TlsError> {
+/// Makes a self-signed certificate for `names` valid from now (less an
+/// hour, for clocks slightly behind) for `validity`, and its key, at
+/// `files`. Machines pin it; a rotation (`--rotate`) announces the next
+/// one to them before it is served.
+pub fn make_self_signed(
+    names: &[String],
+    files: &TlsFiles,
+    validity: std::time::Duration,
+) -> Result<(), TlsError> {
     let key = rcgen::KeyPair::generate().map_err(|error| TlsError::Generate(error.to_string()))?;
     let mut params = rcgen::CertificateParams::new(names.to_vec())
         .map_err(|error| TlsError::Generate(error.to_string()))?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "roleoutd");
-    // Ten years: the certificate is pinned by installers, not checked
-    // against a CA; renewing it means re-pinning every machine.
-    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2034, 1, 1);
+    let now = std::time::SystemTime::now();
+    params.not_before = time::OffsetDateTime::from(now - std::time::Duration::from_secs(3600));
+    params.not_after = time::OffsetDateTime::from(now + validity);
     let cert = params
         .self_signed(&key)
         .map_err(|error| TlsError::Generate(error.to_string()))?;
@@ -172,9 +183,10 @@ mod tests {
         let choice = TlsChoice::SelfSigned {
             names: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
         };
-        let files = prepare(&choice, dir.path()).unwrap().unwrap();
+        let year = std::time::Duration::from_secs(365 * 24 * 3600);
+        let files = prepare(&choice, dir.path(), year).unwrap().unwrap();
         let first = std::fs::read(&files.cert).unwrap();
-        let again = prepare(&choice, dir.path()).unwrap().unwrap();
+        let again = prepare(&choice, dir.path(), year).unwrap().unwrap();
         assert_eq!(std::fs::read(&again.cert).unwrap(), first);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&files.key).unwrap().permissions().mode();

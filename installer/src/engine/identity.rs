@@ -58,6 +58,9 @@ pub struct Enrolment {
     pub machine: MachineId,
 }
 
+/// Builder keys the pinned one vouched for, one base64url key a line.
+pub const ENDORSED_KEYS_FILE: &str = "endorsed-builder-keys.pub";
+
 /// The enrolment and the pinned builder key, read back.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -65,6 +68,8 @@ pub struct Identity {
     pub enrolment: Enrolment,
     /// The builder key envelopes must verify with.
     pub builder_key: PinnedKey,
+    /// Builder keys it vouched for since (see `crate::rotation`).
+    pub endorsed_keys: Vec<PinnedKey>,
     /// The state directory it was read from.
     pub state_dir: PathBuf,
 }
@@ -85,9 +90,23 @@ impl Identity {
                 path: key_path,
                 reason: error.to_string(),
             })?;
+        let endorsed_path = state_dir.join(ENDORSED_KEYS_FILE);
+        let endorsed_keys = match fs::read_to_string(&endorsed_path) {
+            Ok(text) => text
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(PinnedKey::from_base64)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| IdentityError::Invalid {
+                    path: endorsed_path.clone(),
+                    reason: error.to_string(),
+                })?,
+            Err(_) => Vec::new(),
+        };
         Ok(Identity {
             enrolment,
             builder_key,
+            endorsed_keys,
             state_dir: state_dir.to_owned(),
         })
     }

@@ -205,6 +205,9 @@ pub struct Settings {
     pub languages: Vec<String>,
     /// The bound the payload cache is trimmed to after each install.
     pub cache_max_bytes: u64,
+    /// Builder keys the pinned one vouched for (a rotation announced by
+    /// roleoutd): envelopes signed by them are accepted too.
+    pub endorsed_keys: Vec<PinnedKey>,
 }
 
 /// The payload cache's bound unless one is given: 2 GiB.
@@ -225,7 +228,18 @@ impl Settings {
             boot_id_path: PathBuf::from(BOOT_ID_PATH),
             languages: Vec::new(),
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            endorsed_keys: Vec::new(),
         }
+    }
+
+    /// The trusted builder key whose id is `key_id` (the pinned one or an
+    /// endorsed one); the pinned one when none has it, so that the refusal
+    /// names the pinned key.
+    pub fn key_for(&self, key_id: &Sha256) -> &PinnedKey {
+        self.endorsed_keys
+            .iter()
+            .find(|key| &key.key_id() == key_id)
+            .unwrap_or(&self.builder_key)
     }
 }
 
@@ -649,7 +663,7 @@ fn fetch_suite_list(
     let envelope = source.suite_list()?;
     let list = verify::verify_suite_list(
         &envelope,
-        &settings.builder_key,
+        settings.key_for(&envelope.key_id),
         &settings.machine,
         SystemTime::now(),
     )
@@ -679,7 +693,7 @@ fn accept_suite(
     let last = verify::last_accepted(&settings.state_dir, suite, record).map_err(state_error)?;
     verify::verify_suite(
         envelope,
-        &settings.builder_key,
+        settings.key_for(&envelope.key_id),
         &settings.machine,
         suite,
         last.as_ref(),

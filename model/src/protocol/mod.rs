@@ -30,6 +30,7 @@
 //! | `POST /v1/reports` (bearer) | [`StatusReport`] | [`ReportAck`] |
 //! | `POST /v1/reports/complete` (bearer) | [`SuiteComplete`] | [`Close`] |
 //! | `GET /v1/health` | | [`Health`] |
+//! | `GET /v1/trust` | | [`TrustAnnouncement`] |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -558,6 +559,70 @@ pub enum HealthStatus {
     #[default]
     Ok,
 }
+
+/// What a builder key signs to vouch for the next builder key: this
+/// context, then the new key's 32 bytes.
+pub const KEY_ENDORSEMENT_CONTEXT: &[u8] = b"roleout-builder-key-v1\0";
+
+/// What a builder key signs to vouch for a TLS certificate of roleoutd:
+/// this context, then the certificate's SHA-256 in lowercase hex.
+pub const CERTIFICATE_ENDORSEMENT_CONTEXT: &[u8] = b"roleout-server-certificate-v1\0";
+
+/// The bytes a builder key signs to endorse the builder key `public_key`.
+pub fn key_endorsement_message(public_key: &[u8]) -> Vec<u8> {
+    [KEY_ENDORSEMENT_CONTEXT, public_key].concat()
+}
+
+/// The bytes a builder key signs to endorse the TLS certificate `der`.
+pub fn certificate_endorsement_message(der: &[u8]) -> Vec<u8> {
+    [
+        CERTIFICATE_ENDORSEMENT_CONTEXT,
+        Sha256::of(der).as_str().as_bytes(),
+    ]
+    .concat()
+}
+
+/// A builder key vouching for another: machines that pin `endorsed-by`
+/// accept envelopes signed by `public-key` too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct KeyEndorsement {
+    /// The new Ed25519 public key (32 bytes).
+    pub public_key: Base64Bytes,
+    /// The key id of the builder key that signed.
+    pub endorsed_by: Sha256,
+    /// Its signature over [`key_endorsement_message`].
+    pub signature: Base64Bytes,
+}
+
+/// A builder key vouching for a TLS certificate of roleoutd: machines that
+/// trust `endorsed-by` add it to the certificates they accept from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CertificateEndorsement {
+    /// The certificate, DER.
+    pub certificate: Base64Bytes,
+    /// The key id of the builder key that signed.
+    pub endorsed_by: Sha256,
+    /// Its signature over [`certificate_endorsement_message`].
+    pub signature: Base64Bytes,
+}
+
+/// Answer to `GET /v1/trust` (no session needed: every item carries its
+/// own signature): the keys and certificates roleoutd's keys vouched for,
+/// so machines follow a rotation of either (see README, "Rotating keys
+/// and certificates").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TrustAnnouncement {
+    /// Builder keys, each endorsed by an earlier one.
+    #[serde(default)]
+    pub builder_keys: Vec<KeyEndorsement>,
+    /// TLS certificates, each endorsed by a builder key.
+    #[serde(default)]
+    pub server_certificates: Vec<CertificateEndorsement>,
+}
+message!(TrustAnnouncement, TrustAnnouncement);
 
 /// Answer to `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

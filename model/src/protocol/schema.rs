@@ -23,7 +23,7 @@ pub const SCHEMA_BASE: &str = "https://example.org/roleout/schemas/api/";
 
 /// Every schema file: (file name, contents). Messages first, in
 /// [`MessageKind::ALL`] order, then the shared definitions.
-pub const SCHEMA_FILES: [(&str, &str); 18] = [
+pub const SCHEMA_FILES: [(&str, &str); 19] = [
     (
         "enroll-request.schema.json",
         include_str!("../../../schemas/api/enroll-request.schema.json"),
@@ -85,6 +85,10 @@ pub const SCHEMA_FILES: [(&str, &str); 18] = [
         include_str!("../../../schemas/api/health.schema.json"),
     ),
     (
+        "trust-announcement.schema.json",
+        include_str!("../../../schemas/api/trust-announcement.schema.json"),
+    ),
+    (
         "error.schema.json",
         include_str!("../../../schemas/api/error.schema.json"),
     ),
@@ -135,13 +139,15 @@ pub enum MessageKind {
     Close,
     /// `GET /v1/health` answer.
     Health,
+    /// `GET /v1/trust` answer.
+    TrustAnnouncement,
     /// The body of every answer that is not 2xx.
     ErrorBody,
 }
 
 impl MessageKind {
     /// Every message kind, in the order of [`SCHEMA_FILES`].
-    pub const ALL: [MessageKind; 16] = [
+    pub const ALL: [MessageKind; 17] = [
         MessageKind::EnrollRequest,
         MessageKind::EnrollResponse,
         MessageKind::ChallengeRequest,
@@ -157,6 +163,7 @@ impl MessageKind {
         MessageKind::SuiteComplete,
         MessageKind::Close,
         MessageKind::Health,
+        MessageKind::TrustAnnouncement,
         MessageKind::ErrorBody,
     ];
 

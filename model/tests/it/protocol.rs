@@ -32,13 +32,14 @@ use roleout_model::product::{
     InstallFileSet, InstallSize, Platform, ProductDescription, ProductModel, ProductRequirement,
 };
 use roleout_model::protocol::{
-    AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest,
-    ChallengeResponse, Close, CloseStatus, ComponentDelivery, Customization, ENVELOPE_CONTEXT,
-    EnrollRequest, EnrollResponse, EnrolmentStatus, ErrorBody, ErrorCode, Health, HealthStatus,
-    KeyProof, MachineFacts, MachineObject, Message, MessageKind, OPENAPI, ProtocolError, ReportAck,
-    ReportOutcome, ReportStep, RunSummary, SCHEMA_FILES, SchemaViolation, SessionRequest,
-    SessionResponse, SignedContent, SignedEnvelope, StatusReport, SuiteComplete, SuiteDelivery,
-    SuiteList, SuiteListEntry, Timestamp, canonical_json, validate,
+    AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, CertificateEndorsement,
+    ChallengeRequest, ChallengeResponse, Close, CloseStatus, ComponentDelivery, Customization,
+    ENVELOPE_CONTEXT, EnrollRequest, EnrollResponse, EnrolmentStatus, ErrorBody, ErrorCode, Health,
+    HealthStatus, KeyEndorsement, KeyProof, MachineFacts, MachineObject, Message, MessageKind,
+    OPENAPI, ProtocolError, ReportAck, ReportOutcome, ReportStep, RunSummary, SCHEMA_FILES,
+    SchemaViolation, SessionRequest, SessionResponse, SignedContent, SignedEnvelope, StatusReport,
+    SuiteComplete, SuiteDelivery, SuiteList, SuiteListEntry, Timestamp, TrustAnnouncement,
+    canonical_json, validate,
 };
 use roleout_model::resolve::resolve_suite;
 use roleout_model::role::EffectiveRoles;
@@ -456,6 +457,20 @@ fn every_message_round_trips_and_passes_its_schema() {
         version: "0.1.0".to_owned(),
     });
     check(MessageKind::Health);
+    round_trip(&TrustAnnouncement {
+        builder_keys: vec![KeyEndorsement {
+            public_key: Base64Bytes::new(vec![3; 32]),
+            endorsed_by: digest(7),
+            signature: Base64Bytes::new(vec![4; 64]),
+        }],
+        server_certificates: vec![CertificateEndorsement {
+            certificate: Base64Bytes::new(vec![0x30, 0x82, 0x01, 0x0a]),
+            endorsed_by: digest(7),
+            signature: Base64Bytes::new(vec![5; 64]),
+        }],
+    });
+    round_trip(&TrustAnnouncement::default());
+    check(MessageKind::TrustAnnouncement);
     for code in ErrorCode::ALL {
         round_trip(&ErrorBody::new(code, "The challenge has expired."));
     }
@@ -1104,6 +1119,7 @@ fn the_openapi_document_covers_the_whole_api() {
             &["close"],
         ),
         route("get", "/v1/health", false, None, &["health"]),
+        route("get", "/v1/trust", false, None, &["trust-announcement"]),
     ];
     let paths = document["paths"].as_object().unwrap();
     let mut operations = 0;
