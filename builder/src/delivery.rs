@@ -369,8 +369,10 @@ mod tests {
         password.name = VariableName::new("vault_key").unwrap();
         password.kind = VariableKind::Password;
         suite.variables.push(password);
-        let mut choice = MachineChoice::default();
-        choice.values = values(&[("vault_key", "hunter2-hunter2"), ("print_queue", "q")]);
+        let choice = MachineChoice {
+            values: values(&[("vault_key", "hunter2-hunter2"), ("print_queue", "q")]),
+            ..MachineChoice::default()
+        };
         assert_eq!(
             customization_for(&suite, &choice).values,
             values(&[("print_queue", "q")])

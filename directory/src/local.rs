@@ -1166,6 +1166,38 @@ fn last_lines(text: &str, count: usize) -> String {
     lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
+/// The LDIF that replaces the attribute types and object classes of the
+/// schema entry `rdn` (`cn={4}roleout`) under `cn=schema,cn=config` with
+/// those of `schema` (an LDIF of the schema entry, folded or not).
+pub fn schema_replacement(rdn: &str, schema: &str) -> String {
+    let mut unfolded: Vec<String> = Vec::new();
+    for line in schema.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        match (line.strip_prefix(' '), unfolded.last_mut()) {
+            (Some(continued), Some(last)) => last.push_str(continued),
+            _ => unfolded.push(line.to_owned()),
+        }
+    }
+    let of = |attribute: &str| -> Vec<&String> {
+        unfolded
+            .iter()
+            .filter(|line| line.starts_with(&format!("{attribute}:")))
+            .collect()
+    };
+    let mut out = format!("dn: {rdn},cn=schema,cn=config\nchangetype: modify\n");
+    for attribute in ["olcAttributeTypes", "olcObjectClasses"] {
+        out.push_str(&format!("replace: {attribute}\n"));
+        for line in of(attribute) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("-\n");
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
@@ -1214,36 +1246,4 @@ mod tests {
         );
         assert!(error.to_string().contains("`slapd`"), "{error}");
     }
-}
-
-/// The LDIF that replaces the attribute types and object classes of the
-/// schema entry `rdn` (`cn={4}roleout`) under `cn=schema,cn=config` with
-/// those of `schema` (an LDIF of the schema entry, folded or not).
-pub fn schema_replacement(rdn: &str, schema: &str) -> String {
-    let mut unfolded: Vec<String> = Vec::new();
-    for line in schema.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        match (line.strip_prefix(' '), unfolded.last_mut()) {
-            (Some(continued), Some(last)) => last.push_str(continued),
-            _ => unfolded.push(line.to_owned()),
-        }
-    }
-    let of = |attribute: &str| -> Vec<&String> {
-        unfolded
-            .iter()
-            .filter(|line| line.starts_with(&format!("{attribute}:")))
-            .collect()
-    };
-    let mut out = format!("dn: {rdn},cn=schema,cn=config\nchangetype: modify\n");
-    for attribute in ["olcAttributeTypes", "olcObjectClasses"] {
-        out.push_str(&format!("replace: {attribute}\n"));
-        for line in of(attribute) {
-            out.push_str(line);
-            out.push('\n');
-        }
-        out.push_str("-\n");
-    }
-    out
 }

@@ -275,19 +275,7 @@ fn settings(cli: &Cli, common: &CommonArgs) -> Result<Settings, EngineError> {
     }
     settings.root = common.root.clone();
     settings.cache_max_bytes = common.cache_max_mb.saturating_mul(1 << 20);
-    let read = |name: &str| std::env::var(name).ok();
-    let locale = [
-        read("LANGUAGE"),
-        read("LC_ALL"),
-        read("LC_MESSAGES"),
-        read("LANG"),
-    ];
-    settings.languages = roleout_model::text::languages_from_locale([
-        locale[0].as_deref(),
-        locale[1].as_deref(),
-        locale[2].as_deref(),
-        locale[3].as_deref(),
-    ]);
+    settings.languages = roleout_model::text::languages_from(|name| std::env::var(name).ok());
     settings.boot_id_path = common.boot_id_file.clone();
     // A response file named on the command line must be there; the
     // default one is read only when it exists (a machine whose products

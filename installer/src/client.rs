@@ -57,7 +57,7 @@ pub fn pinned_agent(server_certificate_pem: &[u8]) -> Result<Agent, SourceError>
             .find("-----END CERTIFICATE-----")
             .map(|end| end + "-----END CERTIFICATE-----".len())
             .ok_or_else(|| invalid("a certificate has no END line".to_owned()))?;
-        let certificate = Certificate::from_pem(block[..end].as_bytes())
+        let certificate = Certificate::from_pem(&block.as_bytes()[..end])
             .map_err(|error| invalid(error.to_string()))?;
         certificates.push(certificate.to_owned());
     }

@@ -196,6 +196,13 @@ impl<T> Default for Versioned<T> {
 }
 
 impl<T> Versioned<T> {
+    /// Every role any version is tagged for (with repeats).
+    pub fn tagged_roles(&self) -> impl Iterator<Item = &RoleName> {
+        self.versions
+            .iter()
+            .flat_map(|version| version.roles.iter())
+    }
+
     /// A slot with only a default version.
     pub fn single(value: T) -> Self {
         Self {

@@ -103,6 +103,19 @@ pub fn languages_from_locale(settings: [Option<&str>; 4]) -> Vec<String> {
     wanted
 }
 
+/// [`languages_from_locale`] of the settings `read` gives for `LANGUAGE`,
+/// `LC_ALL`, `LC_MESSAGES` and `LANG` (the caller passes a reader of its
+/// environment; this crate reads none).
+pub fn languages_from(read: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let values = ["LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"].map(read);
+    languages_from_locale([
+        values[0].as_deref(),
+        values[1].as_deref(),
+        values[2].as_deref(),
+        values[3].as_deref(),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -483,23 +483,13 @@ impl World {
 
     /// The SHA-256 of the certificate the directory holds for `machine`.
     pub fn enrolled_fingerprint(&self, machine: &Machine) -> String {
-        let settings = LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
-            .expect("the slapd roleoutd manages is running");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
         let machine_id = MachineId::new(&machine.name).expect("a valid machine name");
-        runtime.block_on(async {
-            let directory = Directory::connect(&settings)
-                .await
-                .expect("a connection to roleoutd's slapd");
-            let entry = directory
+        self.with_directory(async |directory| {
+            directory
                 .machine(&machine_id)
                 .await
                 .expect("the machine's entry")
-                .expect("the machine exists");
-            entry
+                .expect("the machine exists")
                 .certificate_fingerprint
                 .expect("a certificate is enrolled")
                 .to_string()
@@ -535,23 +525,31 @@ impl World {
     /// Every step report `machine` sent, as roleoutd stored it in the
     /// directory (oldest first).
     pub fn reports(&self, machine: &Machine) -> Vec<StoredReport> {
+        let machine_id = MachineId::new(&machine.name).expect("a valid machine name");
+        self.with_directory(async |directory| {
+            directory
+                .reports_for_machine(&machine_id)
+                .await
+                .expect("the machine's reports are readable")
+        })
+    }
+
+    /// Runs `body` with a connection to the slapd roleoutd manages, as
+    /// its root identity over ldapi.
+    fn with_directory<T>(&self, body: impl AsyncFnOnce(&Directory) -> T) -> T {
         let settings = LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
             .expect("the slapd roleoutd manages is running");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let machine_id = MachineId::new(&machine.name).expect("a valid machine name");
         runtime.block_on(async {
             let directory = Directory::connect(&settings)
                 .await
                 .expect("a connection to roleoutd's slapd");
-            let reports = directory
-                .reports_for_machine(&machine_id)
-                .await
-                .expect("the machine's reports are readable");
+            let result = body(&directory).await;
             directory.close().await;
-            reports
+            result
         })
     }
 

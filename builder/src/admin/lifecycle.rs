@@ -69,48 +69,38 @@ fn failed(what: &str) -> impl Fn(&dyn std::fmt::Display) -> CommandFailed + '_ {
 
 /// Every role any version of `product` is tagged for.
 pub fn product_roles(product: &ProductSource) -> BTreeSet<RoleName> {
-    fn tags<T>(slot: &roleout_model::role::Versioned<T>) -> impl Iterator<Item = RoleName> + '_ {
-        slot.versions
-            .iter()
-            .flat_map(|version| version.roles.iter().cloned())
-    }
     let mut roles: BTreeSet<RoleName> = BTreeSet::new();
-    roles.extend(tags(&product.description));
-    roles.extend(tags(&product.size));
-    roles.extend(tags(&product.capabilities));
-    roles.extend(tags(&product.dependencies));
-    roles.extend(tags(&product.conflicts));
-    roles.extend(tags(&product.variables));
-    roles.extend(tags(&product.fileset));
-    roles.extend(tags(&product.version_checker));
-    roles.extend(tags(&product.incremental));
+    roles.extend(product.description.tagged_roles().cloned());
+    roles.extend(product.size.tagged_roles().cloned());
+    roles.extend(product.capabilities.tagged_roles().cloned());
+    roles.extend(product.dependencies.tagged_roles().cloned());
+    roles.extend(product.conflicts.tagged_roles().cloned());
+    roles.extend(product.variables.tagged_roles().cloned());
+    roles.extend(product.fileset.tagged_roles().cloned());
+    roles.extend(product.version_checker.tagged_roles().cloned());
+    roles.extend(product.incremental.tagged_roles().cloned());
     for command in product.commands.values() {
-        roles.extend(tags(command));
+        roles.extend(command.tagged_roles().cloned());
     }
     roles
 }
 
 /// Every role a member or any version of `suite` is tagged for.
 pub fn suite_roles(suite: &SuiteSource) -> BTreeSet<RoleName> {
-    fn tags<T>(slot: &roleout_model::role::Versioned<T>) -> impl Iterator<Item = RoleName> + '_ {
-        slot.versions
-            .iter()
-            .flat_map(|version| version.roles.iter().cloned())
-    }
     let mut roles: BTreeSet<RoleName> = suite
         .members
         .iter()
         .flat_map(|member| member.roles.iter().cloned())
         .collect();
-    roles.extend(tags(&suite.description));
-    roles.extend(tags(&suite.capabilities));
-    roles.extend(tags(&suite.categories));
-    roles.extend(tags(&suite.groups));
-    roles.extend(tags(&suite.variables));
-    roles.extend(tags(&suite.presentation));
-    roles.extend(tags(&suite.linkage));
-    roles.extend(tags(&suite.incremental));
-    roles.extend(tags(&suite.policy));
+    roles.extend(suite.description.tagged_roles().cloned());
+    roles.extend(suite.capabilities.tagged_roles().cloned());
+    roles.extend(suite.categories.tagged_roles().cloned());
+    roles.extend(suite.groups.tagged_roles().cloned());
+    roles.extend(suite.variables.tagged_roles().cloned());
+    roles.extend(suite.presentation.tagged_roles().cloned());
+    roles.extend(suite.linkage.tagged_roles().cloned());
+    roles.extend(suite.incremental.tagged_roles().cloned());
+    roles.extend(suite.policy.tagged_roles().cloned());
     roles
 }
 

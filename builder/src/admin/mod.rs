@@ -24,19 +24,7 @@ use std::fmt;
 /// `LC_ALL`, `LC_MESSAGES`, `LANG`), most wanted first: what localized
 /// labels and help are shown in.
 pub fn admin_languages() -> Vec<String> {
-    let read = |name: &str| std::env::var(name).ok();
-    let values = [
-        read("LANGUAGE"),
-        read("LC_ALL"),
-        read("LC_MESSAGES"),
-        read("LANG"),
-    ];
-    roleout_model::text::languages_from_locale([
-        values[0].as_deref(),
-        values[1].as_deref(),
-        values[2].as_deref(),
-        values[3].as_deref(),
-    ])
+    roleout_model::text::languages_from(|name| std::env::var(name).ok())
 }
 
 /// Where a command writes what it has to say: results on `out`,

@@ -153,11 +153,11 @@ fn run_of(report: &StoredReport) -> &str {
 /// kept only while its run is one of the newest `keep_runs` runs of that
 /// suite (by the latest finish time in the run) and it finished within
 /// `max_age_secs`.
-pub fn reports_to_prune<'a>(
-    reports: &'a [StoredReport],
+pub fn reports_to_prune(
+    reports: &[StoredReport],
     policy: Retention,
     now: Timestamp,
-) -> Vec<&'a StoredReport> {
+) -> Vec<&StoredReport> {
     let mut latest: BTreeMap<(&SuiteId, &ProductId), &StoredReport> = BTreeMap::new();
     let mut run_ends: BTreeMap<(&SuiteId, &str), Timestamp> = BTreeMap::new();
     for report in reports {

@@ -511,13 +511,13 @@ fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() 
         .trim()
         .parse()
         .unwrap();
-    assert!(!process_gone(shell) && !process_gone(helper));
+    assert!(!crate::runner::is_gone(shell) && !crate::runner::is_gone(helper));
 
     // ...until the next roleout ends them, before it runs the step again.
     let rerun = fixture.roleout(&["install", "chain"]);
     assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
     assert!(
-        process_gone(shell) && process_gone(helper),
+        crate::runner::is_gone(shell) && crate::runner::is_gone(helper),
         "a command the killed roleout left running survived the next run\n{}",
         text(&rerun)
     );
@@ -861,18 +861,6 @@ fn walk(directory: &Path) -> Vec<PathBuf> {
         }
     }
     files
-}
-
-/// Whether process `pid` has ended (a zombie nobody reaps counts as
-/// ended: it runs nothing).
-fn process_gone(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            state.starts_with('Z') || state.starts_with('X')
-        }
-    }
 }
 
 /// A product whose install copies its payload `tool.sh` into the root;

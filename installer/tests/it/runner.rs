@@ -51,7 +51,7 @@ fn failure_reason(report: &CommandReport) -> &str {
 /// Whether process `pid` no longer runs. A killed process whose parent is
 /// gone may linger as a zombie until something reaps it; a zombie runs no
 /// more, so it counts as gone.
-fn is_gone(pid: u32) -> bool {
+pub(crate) fn is_gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => {
