@@ -107,6 +107,9 @@ pub(super) struct Reader<'a> {
     /// Names of the password variables of the descriptor being read, to
     /// warn when one lands on a command line.
     passwords: BTreeSet<String>,
+    /// The templates read so far in the product being read, with where
+    /// they are: checked against its variables once all are known.
+    templates: Vec<(Place, String)>,
 }
 
 impl<'a> Reader<'a> {
@@ -116,6 +119,7 @@ impl<'a> Reader<'a> {
             document,
             diagnostics: Vec::new(),
             passwords: BTreeSet::new(),
+            templates: Vec::new(),
         }
     }
 
@@ -326,6 +330,49 @@ impl<'a> Reader<'a> {
     fn template(&mut self, place: Place, text: &str) {
         if let Err(reason) = check_template(text) {
             self.error(place, format!("template {text:?} does not parse: {reason}"));
+        } else if text.contains("{{") || text.contains("{%") {
+            self.templates.push((place, text.to_owned()));
+        }
+    }
+
+    /// Checks every template of the product just read against the
+    /// variables it can use: its own (any role version) and the built-in
+    /// ones. A name neither is the error a machine would meet at install
+    /// time, found here instead.
+    fn check_template_names(&mut self, variables: &Versioned<Vec<VariableModel>>) {
+        let mut known: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        for variable in variables.versions.iter().flat_map(|version| &version.value) {
+            let value = match variable.kind {
+                VariableKind::Integer => serde_json::json!(1),
+                VariableKind::Boolean => serde_json::json!(true),
+                _ => serde_json::json!("x"),
+            };
+            known.insert(variable.name.to_string(), value);
+        }
+        let mut context = tera::Context::new();
+        for name in crate::render::BUILT_IN_NAMES {
+            context.insert(name, "x");
+        }
+        let vars: serde_json::Map<String, serde_json::Value> =
+            known.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
+        for (name, value) in &known {
+            context.insert(name.as_str(), value);
+        }
+        context.insert("vars", &vars);
+        let own: Vec<&str> = known.keys().map(String::as_str).collect();
+        for (place, text) in std::mem::take(&mut self.templates) {
+            if let Some(missing) = unknown_template_name(&text, &context) {
+                let suggestion = closest(&missing, own.iter().copied())
+                    .map(|near| format!(" (did you mean {near}?)"))
+                    .unwrap_or_default();
+                self.error(
+                    place,
+                    format!(
+                        "template {text:?} uses {missing}, which is neither a variable of this product{suggestion} nor a built-in one ({})",
+                        crate::render::BUILT_IN_NAMES.join(", ")
+                    ),
+                );
+            }
         }
     }
 
@@ -406,6 +453,7 @@ impl<'a> Reader<'a> {
             .optional(root, "priority", parse_integer::<i32>)
             .unwrap_or(DEFAULT_PRIORITY);
         self.passwords = password_names(root);
+        self.templates.clear();
         let mut names: Vec<&str> = vec!["platform"];
         names.extend(ProductSlot::ALL.iter().map(|slot| slot.as_str()));
         let children = self.children(root, &names);
@@ -487,6 +535,7 @@ impl<'a> Reader<'a> {
             seen.insert(slot.as_str(), lines);
         }
         commands.retain(|_, versions| !versions.is_empty());
+        self.check_template_names(&variables);
         Some(ProductSource {
             id: id?,
             version: version?,
@@ -510,10 +559,10 @@ impl<'a> Reader<'a> {
         self.children(element, &[]);
         Platform {
             os: self
-                .optional(element, "os", parse_words)
+                .optional(element, "os", parse_os_names)
                 .unwrap_or_default(),
             arch: self
-                .optional(element, "arch", parse_words)
+                .optional(element, "arch", parse_arch_names)
                 .unwrap_or_default(),
         }
     }
@@ -796,6 +845,17 @@ impl<'a> Reader<'a> {
         let working_dir = self.template_attribute(element, "working-dir");
         let children = self.children(element, &["arg", "env", "response-file", "outcome"]);
         let argv = self.arguments(&children);
+        if shell
+            && let Some(script) = argv.first()
+            && (script.contains("$0") || script.contains("${0"))
+            && let Some(first) = children.iter().find(|child| child.name == "arg")
+        {
+            self.warning(
+                at(first),
+                "the script uses $0, which is \"sh\" here: Roleout runs /bin/sh -c SCRIPT sh ARG..., \
+                 so the <arg> after the script is $1 (in the sh -c 'script' name args idiom it would be $0)",
+            );
+        }
         if argv.is_empty() {
             self.error(
                 at(element),
@@ -1057,7 +1117,12 @@ impl<'a> Reader<'a> {
             "os" => {
                 self.check_attributes(element, &["family", "distribution", "version"]);
                 self.children(element, &[]);
-                let family = self.value(element, "family", parse_nonempty_words);
+                let family = self.value(element, "family", |text| {
+                    parse_nonempty_words(text).and_then(|words| {
+                        words.iter().try_for_each(|word| check_os(word))?;
+                        Ok(words)
+                    })
+                });
                 let distribution = self
                     .optional(element, "distribution", parse_words)
                     .unwrap_or_default();
@@ -1074,7 +1139,12 @@ impl<'a> Reader<'a> {
                 self.check_attributes(element, &["names"]);
                 self.children(element, &[]);
                 Condition::Arch {
-                    names: self.value(element, "names", parse_nonempty_words)?,
+                    names: self.value(element, "names", |text| {
+                        parse_nonempty_words(text).and_then(|words| {
+                            words.iter().try_for_each(|word| check_arch(word))?;
+                            Ok(words)
+                        })
+                    })?,
                 }
             }
             other => {
@@ -1684,6 +1754,100 @@ fn parse_words(text: &str) -> Result<Vec<String>, String> {
     Ok(text.split_whitespace().map(str::to_owned).collect())
 }
 
+/// The architecture names machines report (Rust's `std::env::consts::ARCH`,
+/// what `roleout` sends at enrolment).
+pub(crate) const ARCH_NAMES: [&str; 12] = [
+    "x86_64",
+    "x86",
+    "aarch64",
+    "arm",
+    "riscv64",
+    "powerpc64",
+    "powerpc",
+    "s390x",
+    "loongarch64",
+    "mips64",
+    "mips",
+    "sparc64",
+];
+
+/// The OS families machines report (Rust's `std::env::consts::OS`).
+pub(crate) const OS_NAMES: [&str; 8] = [
+    "linux", "windows", "macos", "freebsd", "netbsd", "openbsd", "solaris", "android",
+];
+
+/// Why `name` is not an architecture a machine reports, with the name to
+/// write instead where it is another system's spelling.
+fn check_arch(name: &str) -> Result<(), String> {
+    if ARCH_NAMES.contains(&name) {
+        return Ok(());
+    }
+    let instead = match name.to_ascii_lowercase().as_str() {
+        "amd64" | "x64" | "x86-64" | "x86_64" => Some("x86_64"),
+        "i386" | "i486" | "i586" | "i686" | "ia32" | "x86" => Some("x86"),
+        "arm64" | "aarch64" | "armv8" => Some("aarch64"),
+        "armhf" | "armel" | "armv7" | "armv7l" | "armv6l" | "arm" => Some("arm"),
+        "ppc64el" | "ppc64le" | "ppc64" | "powerpc64" => Some("powerpc64"),
+        "riscv64" => Some("riscv64"),
+        "s390x" => Some("s390x"),
+        "all" | "any" | "noarch" => {
+            return Err(format!(
+                "{name:?} is not an architecture: leave arch out for a product every architecture gets"
+            ));
+        }
+        _ => None,
+    };
+    Err(match instead {
+        Some(instead) => format!(
+            "{name:?} is another system's name for an architecture; machines report {instead:?}: write {instead}"
+        ),
+        None => format!(
+            "{name:?} is not an architecture machines report ({})",
+            ARCH_NAMES.join(", ")
+        ),
+    })
+}
+
+/// Why `name` is not an OS family a machine reports, with the name to
+/// write instead where one is meant.
+fn check_os(name: &str) -> Result<(), String> {
+    if OS_NAMES.contains(&name) {
+        return Ok(());
+    }
+    let lowered = name.to_ascii_lowercase();
+    let instead = match lowered.as_str() {
+        "gnu/linux" | "linux-gnu" | "linux" => Some("linux"),
+        "darwin" | "osx" | "macosx" | "mac" | "macos" => Some("macos"),
+        "win" | "win32" | "win64" | "windows" => Some("windows"),
+        "debian" | "ubuntu" | "rhel" | "centos" | "fedora" | "suse" | "opensuse"
+        | "alpine" | "arch" => {
+            return Err(format!(
+                "{name:?} is a distribution, not an OS family: write linux, and name the distribution in an <os family=\"linux\" distribution=\"{lowered}\"/> condition"
+            ));
+        }
+        _ => None,
+    };
+    Err(match instead {
+        Some(instead) => format!("{name:?}: machines report {instead:?}: write {instead}"),
+        None => format!(
+            "{name:?} is not an OS family machines report ({})",
+            OS_NAMES.join(", ")
+        ),
+    })
+}
+
+fn parse_arch_names(text: &str) -> Result<Vec<String>, String> {
+    let words = parse_words(text)?;
+    words.iter().try_for_each(|word| check_arch(word))?;
+    Ok(words)
+}
+
+fn parse_os_names(text: &str) -> Result<Vec<String>, String> {
+    let words = parse_words(text)?;
+    words.iter().try_for_each(|word| check_os(word))?;
+    Ok(words)
+}
+
 fn parse_nonempty_words(text: &str) -> Result<Vec<String>, String> {
     let words = parse_words(text)?;
     if words.is_empty() {
@@ -1880,6 +2044,50 @@ pub(super) fn check_template(text: &str) -> Result<(), String> {
 }
 
 /// The identifiers inside `{{ }}` and `{% %}` blocks of a template.
+/// The first name `text` (a template that parses) uses that `context`
+/// lacks, found by rendering it as a machine would, strictly.
+fn unknown_template_name(text: &str, context: &tera::Context) -> Option<String> {
+    let mut tera = tera::Tera::default();
+    tera.add_raw_template("descriptor", text).ok()?;
+    let error = tera.render("descriptor", context).err()?;
+    let mut source: &dyn std::error::Error = &error;
+    loop {
+        let message = source.to_string();
+        if let Some(rest) = message.strip_prefix("Variable `")
+            && let Some((name, tail)) = rest.split_once('`')
+            && tail.contains("not found in context")
+        {
+            // `vars.x` names the variable after the dot.
+            let name = name.strip_prefix("vars.").unwrap_or(name);
+            return Some(name.split('.').next().unwrap_or(name).to_owned());
+        }
+        source = source.source()?;
+    }
+}
+
+/// The candidate nearest to `wanted` by edit distance, when it is close
+/// (at most a third of its length apart): the likely intended spelling.
+fn closest<'c>(wanted: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut previous: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut current = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let substitution = previous[j] + usize::from(ca != *cb);
+                current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+            }
+            previous = current;
+        }
+        previous[b.len()]
+    }
+    candidates
+        .map(|candidate| (distance(wanted, candidate), candidate))
+        .filter(|(distance, _)| *distance * 3 <= wanted.chars().count().max(3))
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
 fn template_identifiers(text: &str) -> Vec<String> {
     let mut identifiers = Vec::new();
     let mut rest = text;

@@ -630,3 +630,54 @@ fn the_complete_examples_of_the_reference_parse() {
     }
     assert!(complete >= 1, "no complete example found");
 }
+
+#[test]
+fn templates_may_use_any_role_versions_variables_and_the_built_ins_only() {
+    // A variable only the developer version has, vars.x, built-ins and
+    // filters: accepted.
+    accepted(
+        r#"<product xmlns="urn:roleout:descriptor:1" id="tool" version="1.0">
+  <variables><string name="mode" default="user"/></variables>
+  <variables role="developer"><string name="mode" default="dev"/><integer name="jobs" default="4"/></variables>
+  <install>
+    <arg>{{ root }}/opt/tool/install</arg>
+    <arg>--mode={{ mode | upper }}</arg>
+    <arg>--jobs={{ vars.jobs | default(value=1) }}</arg>
+    <arg>--version={{ version }}</arg>
+  </install>
+</product>"#,
+    );
+    // An unknown name through vars.: refused, with the spelling meant.
+    let result = parsed(
+        "vars.xml",
+        r#"<product xmlns="urn:roleout:descriptor:1" id="tool" version="1.0">
+  <variables><string name="install_dir" default="/opt/tool"/></variables>
+  <post-install><arg>{{ vars.instal_dir }}/bin/setup</arg></post-install>
+</product>"#,
+    );
+    let errors: Vec<String> = result.errors().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("uses instal_dir") && errors[0].contains("did you mean install_dir?"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_shell_script_that_uses_dollar_zero_as_an_argument_is_warned_about() {
+    let result = parsed(
+        "dollar-zero.xml",
+        r#"<product xmlns="urn:roleout:descriptor:1" id="tool" version="1.0">
+  <install shell="true"><arg>cp "$0" /opt/tool</arg><arg>{{ payload }}/tool</arg></install>
+</product>"#,
+    );
+    assert!(!result.has_errors());
+    let warnings: Vec<String> = result
+        .diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .filter(|text| text.contains("uses $0"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", result.diagnostics);
+    assert!(warnings[0].contains("the <arg> after the script is $1"), "{warnings:?}");
+}
