@@ -454,13 +454,17 @@ async fn show_object(
                 ("arch", &machine.arch),
             ] {
                 if let Some(value) = value {
-                    line(output, &format!("{label}: {value}"));
+                    line(output, &format!("{label}: {}", super::shown(value)));
                 }
             }
             let roles: Vec<&str> = roles.iter().map(RoleName::as_str).collect();
             line(output, &format!("roles: {}", roles.join(", ")));
+            // Facts are what the machine said of itself: shown escaped.
             for (key, value) in &machine.facts {
-                line(output, &format!("fact {key}: {value}"));
+                line(
+                    output,
+                    &format!("fact {}: {}", super::shown(key), super::shown(value)),
+                );
             }
             if let Some(seen) = &entry.last_seen {
                 line(output, &format!("last seen: {seen}"));

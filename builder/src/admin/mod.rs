@@ -20,6 +20,32 @@ pub mod versions;
 
 use std::fmt;
 
+/// `text` that came from a machine (facts, evidence, log lines), made safe
+/// to print on one line of an admin's terminal: control characters (an
+/// escape sequence, a carriage return or a newline that would fake a line
+/// of Roleout's own), C1 controls, DEL and the bidirectional overrides are
+/// shown as `\u{..}` escapes, and a backslash as `\\`, so what is shown
+/// reads back unambiguously.
+pub fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        let code = u32::from(character);
+        let dangerous = character.is_control()
+            || (0x202a..=0x202e).contains(&code)
+            || (0x2066..=0x2069).contains(&code)
+            || code == 0x200e
+            || code == 0x200f;
+        if character == '\\' {
+            out.push_str("\\\\");
+        } else if dangerous {
+            out.push_str(&format!("\\u{{{code:x}}}"));
+        } else {
+            out.push(character);
+        }
+    }
+    out
+}
+
 /// The languages the admin asked for through the locale (`LANGUAGE`,
 /// `LC_ALL`, `LC_MESSAGES`, `LANG`), most wanted first: what localized
 /// labels and help are shown in.

@@ -269,8 +269,10 @@ pub async fn machine_status(
             report.duration_ms,
             report.finished_at
         );
+        // Evidence and logs are the machine's words: shown escaped, so
+        // they can neither drive the terminal nor fake a line of ours.
         for line in &report.evidence {
-            let _ = writeln!(output.out, "  evidence: {line}");
+            let _ = writeln!(output.out, "  evidence: {}", super::shown(line));
         }
         let failed = matches!(
             report.outcome,
@@ -298,7 +300,7 @@ pub async fn machine_status(
                         tail.len()
                     );
                     for line in tail {
-                        let _ = writeln!(output.out, "  | {line}");
+                        let _ = writeln!(output.out, "  | {}", super::shown(&line));
                     }
                 }
                 Ok(None) => {}

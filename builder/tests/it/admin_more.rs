@@ -684,3 +684,46 @@ fn delete_refuses_what_is_still_used_and_forced_takes_references_away() {
         unknown.stderr
     );
 }
+
+#[test]
+fn what_machines_send_cannot_drive_the_terminal_or_fake_a_line() {
+    let fixture = Fixture::new();
+    let store = ContentStore::new(fixture.state.path().join("content")).unwrap();
+    let hostile = "\u{1b}[2J\u{1b}]0;owned\u{7}\nmachine ws-666: approved\r\u{202e}";
+    let log = store
+        .put_bytes(format!("step one\n{hostile}\n").as_bytes())
+        .unwrap();
+    fixture.with_directory(async |directory| {
+        let mut evil = machine("ws-666", Some("linux"));
+        evil.facts.insert("note".to_owned(), hostile.to_owned());
+        directory.create_machine(&evil).await.unwrap();
+        let mut failed = report(
+            "r1:client",
+            "notes-client",
+            ReportOutcome::Failed,
+            1_714_564_900,
+        );
+        failed.evidence = vec![hostile.to_owned()];
+        directory
+            .store_report(&MachineId::new("ws-666").unwrap(), &failed, Some(&log))
+            .await
+            .unwrap();
+    });
+    let shown = fixture.admin("show /machines/ws-666; status --machine ws-666");
+    let stdout = ok(&shown);
+    for control in ['\u{1b}', '\u{7}', '\r', '\u{202e}'] {
+        assert!(
+            !stdout.contains(control),
+            "{control:?} reached the terminal: {stdout:?}"
+        );
+    }
+    assert!(
+        !stdout
+            .lines()
+            .any(|line| line.starts_with("machine ws-666: approved")),
+        "a machine faked a line: {stdout}"
+    );
+    // What was sent is still readable, escaped.
+    assert!(stdout.contains("\\u{1b}[2J"), "{stdout}");
+    assert!(stdout.contains("fact note: "), "{stdout}");
+}

@@ -353,8 +353,10 @@ impl<'a> Reader<'a> {
         for name in crate::render::BUILT_IN_NAMES {
             context.insert(name, "x");
         }
-        let vars: serde_json::Map<String, serde_json::Value> =
-            known.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
+        let vars: serde_json::Map<String, serde_json::Value> = known
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
         for (name, value) in &known {
             context.insert(name.as_str(), value);
         }
@@ -1819,8 +1821,8 @@ fn check_os(name: &str) -> Result<(), String> {
         "gnu/linux" | "linux-gnu" | "linux" => Some("linux"),
         "darwin" | "osx" | "macosx" | "mac" | "macos" => Some("macos"),
         "win" | "win32" | "win64" | "windows" => Some("windows"),
-        "debian" | "ubuntu" | "rhel" | "centos" | "fedora" | "suse" | "opensuse"
-        | "alpine" | "arch" => {
+        "debian" | "ubuntu" | "rhel" | "centos" | "fedora" | "suse" | "opensuse" | "alpine"
+        | "arch" => {
             return Err(format!(
                 "{name:?} is a distribution, not an OS family: write linux, and name the distribution in an <os family=\"linux\" distribution=\"{lowered}\"/> condition"
             ));

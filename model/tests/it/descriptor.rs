@@ -679,5 +679,8 @@ fn a_shell_script_that_uses_dollar_zero_as_an_argument_is_warned_about() {
         .filter(|text| text.contains("uses $0"))
         .collect();
     assert_eq!(warnings.len(), 1, "{:?}", result.diagnostics);
-    assert!(warnings[0].contains("the <arg> after the script is $1"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("the <arg> after the script is $1"),
+        "{warnings:?}"
+    );
 }
