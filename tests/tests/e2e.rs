@@ -455,6 +455,14 @@ fn installed_values(run: &Run, machine: &Machine) -> Vec<PlannedComponent> {
 #[test]
 fn plan_shows_exactly_the_products_and_values_the_machine_installs() {
     let world = World::start();
+    // roleoutd keeps its secret and keys there: owner only, although the
+    // harness made the folder with the default mode.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata(&world.server_state)
+            .expect("the state folder")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
     world.import(&fixture("office"), None);
     world.admin("build office");
     let floor = world.enroll("pc-floor3", "end-user");

@@ -83,6 +83,13 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&settings.state_dir)
         .with_context(|| format!("while creating {}", settings.state_dir.display()))?;
+    // It holds the token secret and the builder key: owner only, also when
+    // it was made by someone else beforehand.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&settings.state_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("while making {} private", settings.state_dir.display()))?;
+    }
     // The managed slapd is started before the async runtime: its launcher
     // uses blocking LDAP calls, which must not run inside a runtime.
     let mut local = match &settings.directory {

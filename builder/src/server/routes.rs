@@ -514,6 +514,14 @@ struct Requester {
 }
 
 async fn requester(state: &ServerState, headers: &HeaderMap) -> Result<Requester, ApiError> {
+    // Two credentials are one too many: which one a proxy or a server
+    // takes differs, so none is taken.
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "The request has more than one Authorization header; send exactly one.",
+        ));
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -1085,7 +1093,14 @@ async fn report(State(state): Shared, headers: HeaderMap, body: Body) -> Respons
         let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
         let status = record_report(&state.directory, &store, &requester.session.machine, &report)
             .await
-            .map_err(|error| ApiError::internal(format!("report store: {error}")))?;
+            .map_err(|error| match error {
+                // The machine's own mistake (ids that differ only in
+                // letter case), not roleoutd's.
+                crate::content::ContentError::Directory(
+                    roleout_directory::catalog::CatalogError::Unrepresentable { reason, .. },
+                ) => ApiError::new(ErrorCode::InvalidBody, format!("The report cannot be kept: {reason}.")),
+                other => ApiError::internal(format!("report store: {other}")),
+            })?;
         info!(machine = %requester.session.machine, suite = %report.suite, component = %report.component, outcome = ?report.outcome, ack = ?status, "report");
         Ok::<_, ApiError>(ReportAck { status })
     }

@@ -845,3 +845,47 @@ fn report_history_is_trimmed_at_the_end_of_each_run() {
         ]
     );
 }
+
+#[test]
+fn ambiguous_requests_are_refused_rather_than_guessed() {
+    let server = Server::shared();
+    let machine = approved(
+        &server,
+        "ambiguous-1",
+        KeyAlgorithm::Ed25519,
+        &["developer"],
+    );
+    let session = machine.session(&server);
+    // The same key twice: which one a parser keeps differs.
+    let (status, answer) = server.post_raw(
+        "/v1/challenge",
+        br#"{"machine":"ambiguous-1","machine":"other-1"}"#.to_vec(),
+        None,
+    );
+    refused((status, answer.clone()), 400, "invalid-body");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("appears twice")),
+        "{answer}"
+    );
+    // Two credentials.
+    let response = server
+        .agent
+        .get(format!("{}/v1/suites", server.base_url))
+        .header("Authorization", format!("Bearer {session}"))
+        .header("Authorization", "Bearer forged")
+        .call()
+        .expect("roleoutd answers");
+    assert_eq!(response.status().as_u16(), 401);
+    // Report ids the directory cannot tell apart: the machine's mistake,
+    // said as such, not a failure of roleoutd.
+    let digest = "ab".repeat(32);
+    let (status, ack) = server.post("/v1/reports", &report("Case-1", &digest), Some(&session));
+    assert_eq!(status, 200, "{ack}");
+    refused(
+        server.post("/v1/reports", &report("case-1", &digest), Some(&session)),
+        400,
+        "invalid-body",
+    );
+}

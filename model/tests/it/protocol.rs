@@ -1208,3 +1208,17 @@ fn the_openapi_document_covers_the_whole_api() {
         );
     }
 }
+
+#[test]
+fn a_key_given_twice_is_refused() {
+    let error = ChallengeRequest::decode(br#"{"machine": "pc-1", "machine": "pc-2"}"#).unwrap_err();
+    assert!(
+        error.to_string().contains("\"machine\" appears twice"),
+        "{error}"
+    );
+    let nested =
+        StatusReport::decode(br#"{"id": "r", "evidence": [], "log": "", "log": "x"}"#).unwrap_err();
+    assert!(nested.to_string().contains("appears twice"), "{nested}");
+    // Once each is fine.
+    ChallengeRequest::decode(br#"{"machine": "pc-1"}"#).unwrap();
+}
