@@ -401,34 +401,6 @@ fn quoted(name: &str) -> String {
     }
 }
 
-#[cfg(test)]
-// A failed unwrap is a failed test, with its location.
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_schema_compiles_once() {
-        let first = compiled().unwrap();
-        assert_eq!(first.len(), MessageKind::ALL.len());
-        assert!(std::ptr::eq(first, compiled().unwrap()));
-    }
-
-    #[test]
-    fn kinds_and_files_line_up() {
-        for (index, kind) in MessageKind::ALL.into_iter().enumerate() {
-            assert_eq!(kind.index(), index);
-            let schema: Value = serde_json::from_str(kind.schema_text()).unwrap();
-            assert_eq!(schema["$id"], kind.schema_id(), "{kind}");
-        }
-    }
-
-    #[test]
-    fn pointer_segments_are_escaped() {
-        assert_eq!(escape_pointer("a/b~c"), "a~1b~0c");
-    }
-}
-
 /// A JSON value read with every object key at most once: a body that says
 /// the same key twice is refused, rather than one of the two silently
 /// winning (which one differs between parsers, and so between what a
@@ -502,5 +474,33 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
             object.insert(key, value);
         }
         Ok(Value::Object(object))
+    }
+}
+
+#[cfg(test)]
+// A failed unwrap is a failed test, with its location.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_compiles_once() {
+        let first = compiled().unwrap();
+        assert_eq!(first.len(), MessageKind::ALL.len());
+        assert!(std::ptr::eq(first, compiled().unwrap()));
+    }
+
+    #[test]
+    fn kinds_and_files_line_up() {
+        for (index, kind) in MessageKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), index);
+            let schema: Value = serde_json::from_str(kind.schema_text()).unwrap();
+            assert_eq!(schema["$id"], kind.schema_id(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn pointer_segments_are_escaped() {
+        assert_eq!(escape_pointer("a/b~c"), "a~1b~0c");
     }
 }
