@@ -400,6 +400,16 @@ impl LocalDirectory {
                 Ok(()) => {
                     self.port = port;
                     self.ldaps_port = ldaps_port.unwrap_or(0);
+                    // Who started it: a later start that finds this slapd
+                    // running with its starter gone stops it.
+                    let own = std::process::id();
+                    if let Some(started) = process_start_time(i32::try_from(own).unwrap_or(0)) {
+                        let _ = write_file(
+                            &self.state.join(OWNER_FILE),
+                            &format!("{own} {started}\n"),
+                            0o600,
+                        );
+                    }
                     return Ok(());
                 }
                 // Another process took the free port between our probe and
@@ -552,7 +562,11 @@ impl LocalDirectory {
         )
     }
 
-    /// Refuses to start a second slapd on the same database.
+    /// Refuses to start a second slapd on the same database while the
+    /// process that started the running one lives; a slapd whose starter
+    /// died (a roleoutd or shell killed with SIGKILL leaves its slapd
+    /// running) is stopped instead, so the state can be used again
+    /// without anyone stopping it by hand.
     fn check_no_other_slapd(&self) -> Result<()> {
         let pid_file = self.state.join("slapd.pid");
         let Ok(text) = fs::read_to_string(&pid_file) else {
@@ -562,10 +576,50 @@ impl LocalDirectory {
             return Ok(());
         };
         // Signal 0 only checks that the process exists.
-        if pid > 0 && kill(Pid::from_raw(pid), None).is_ok() && is_slapd(pid) {
+        if pid <= 0 || kill(Pid::from_raw(pid), None).is_err() || !is_slapd(pid) {
+            return Ok(());
+        }
+        let owner = fs::read_to_string(self.state.join(OWNER_FILE)).ok();
+        let owner_alive = owner
+            .as_deref()
+            .and_then(|text| {
+                let (pid, started) = text.trim().split_once(' ')?;
+                Some((pid.parse::<i32>().ok()?, started.parse::<u64>().ok()?))
+            })
+            .is_some_and(|(owner, started)| process_start_time(owner) == Some(started));
+        // A slapd with no owner record was started by a Roleout from before
+        // the record: it is treated as owned, as it always was.
+        if owner.is_none() || owner_alive {
             return Err(DirectoryError::Slapd {
                 message: format!(
                     "another slapd (pid {pid}) is already running on the state directory {}",
+                    self.state.display()
+                ),
+                log_tail: String::new(),
+            });
+        }
+        tracing::warn!(
+            pid,
+            "the process that started the slapd of {} is gone; stopping its slapd",
+            self.state.display()
+        );
+        let slapd = Pid::from_raw(pid);
+        let _ = kill(slapd, Signal::SIGTERM);
+        let deadline = Instant::now() + self.options.stop_timeout;
+        while Instant::now() < deadline && is_slapd(pid) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if is_slapd(pid) {
+            let _ = kill(slapd, Signal::SIGKILL);
+            let deadline = Instant::now() + self.options.stop_timeout;
+            while Instant::now() < deadline && is_slapd(pid) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if is_slapd(pid) {
+            return Err(DirectoryError::Slapd {
+                message: format!(
+                    "the slapd (pid {pid}) a dead process left on {} does not stop",
                     self.state.display()
                 ),
                 log_tail: String::new(),
@@ -1042,10 +1096,32 @@ fn spawn_error(program: &Path, error: std::io::Error) -> DirectoryError {
     }
 }
 
-/// Whether `pid` is a slapd (so a recycled pid in a stale pid file is not
-/// taken for one).
+/// The file naming the process that started the running slapd: its pid
+/// and its start time (clock ticks after boot, so a recycled pid is not
+/// taken for it).
+const OWNER_FILE: &str = "slapd.owner";
+
+/// When process `pid` started, in clock ticks after boot (field 22 of
+/// `/proc/PID/stat`), or `None` when it does not exist.
+fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which ends with the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is a running slapd (so a recycled pid in a stale pid
+/// file is not taken for one, nor a slapd that exited and that nobody
+/// reaped yet).
 fn is_slapd(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|name| name.trim() == "slapd")
+    let named =
+        fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|name| name.trim() == "slapd");
+    let ended = fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X")
+    });
+    named && !ended
 }
 
 fn write_file(path: &Path, contents: &str, mode: u32) -> Result<()> {

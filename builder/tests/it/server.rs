@@ -889,3 +889,58 @@ fn ambiguous_requests_are_refused_rather_than_guessed() {
         "invalid-body",
     );
 }
+
+#[test]
+fn roleoutd_starts_again_after_a_kill_9_that_left_its_slapd_running() {
+    let state = tempfile::tempdir().expect("a state folder");
+    let start = || {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_roleoutd"))
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("roleoutd starts");
+        let address = state.path().join("roleoutd.addr");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&address).is_ok_and(|text| text.ends_with('\n')) {
+            assert!(Instant::now() < deadline, "roleoutd did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::remove_file(&address).expect("the address file");
+        child
+    };
+    let mut first = start();
+    let orphan: i32 = std::fs::read_to_string(state.path().join("ldap/slapd.pid"))
+        .expect("the managed slapd's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    first.kill().expect("SIGKILL"); // roleoutd dies; its slapd does not
+    first.wait().expect("reaped");
+    assert!(std::path::Path::new(&format!("/proc/{orphan}")).exists());
+
+    // The next roleoutd stops the orphan and starts its own slapd.
+    let mut second = start();
+    let running: i32 = std::fs::read_to_string(state.path().join("ldap/slapd.pid"))
+        .expect("the new slapd's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert_ne!(running, orphan);
+    let stat = std::fs::read_to_string(format!("/proc/{orphan}/stat")).unwrap_or_default();
+    let state_letter = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned));
+    assert!(
+        stat.is_empty() || state_letter.as_deref() == Some("Z"),
+        "the orphaned slapd still runs: {stat}"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(second.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    second.wait().expect("roleoutd stops");
+}
