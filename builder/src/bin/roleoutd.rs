@@ -192,6 +192,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             settings.listen,
             tls_config,
             &settings.state_dir,
+            settings.header_timeout,
             shutdown_signal(),
         )
         .await

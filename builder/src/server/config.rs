@@ -94,6 +94,12 @@ pub struct Args {
     #[arg(long, env = "ROLEOUTD_REPORT_HISTORY_DAYS", value_name = "DAYS")]
     pub report_history_days: Option<u64>,
 
+    /// Seconds a client has to send a whole request head (the first one
+    /// on a connection and every later one); slower connections are
+    /// closed.
+    #[arg(long, env = "ROLEOUTD_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+
     /// How long the self-signed TLS certificate roleoutd makes stays
     /// valid, in days from when it is made (and from each rotation).
     #[arg(long, env = "ROLEOUTD_TLS_VALIDITY_DAYS", value_name = "DAYS")]
@@ -195,6 +201,7 @@ pub struct FileConfig {
     report_history_days: Option<u64>,
     collect_every_hours: Option<u64>,
     tls_validity_days: Option<u64>,
+    header_timeout: Option<u64>,
     ldap_ca_certificate: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -277,6 +284,8 @@ pub struct Settings {
     pub collect_every: Duration,
     /// How long a self-signed TLS certificate roleoutd makes stays valid.
     pub tls_validity: Duration,
+    /// How long a client has to send a request head.
+    pub header_timeout: Duration,
     /// A rotation step to run instead of serving.
     pub rotate: Option<RotationStep>,
     /// TLS.
@@ -430,6 +439,12 @@ impl Settings {
                     .unwrap_or(5 * 365)
                     .max(1)
                     .saturating_mul(24 * 3600),
+            ),
+            header_timeout: Duration::from_secs(
+                args.header_timeout
+                    .or(file.header_timeout)
+                    .unwrap_or(15)
+                    .max(1),
             ),
             rotate: match args.rotate.as_deref() {
                 Some("prepare") => Some(RotationStep::Prepare),

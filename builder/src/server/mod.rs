@@ -29,11 +29,17 @@ const GRACE: Duration = Duration::from_secs(10);
 /// Serves `state` on `listen` (TLS when `tls` is given) until `shutdown`
 /// completes, then lets open requests finish for a few seconds. Writes the
 /// bound address to `STATE/roleoutd.addr` once listening.
+///
+/// Only HTTP/1.1 is spoken (the one protocol offered in ALPN; an HTTP/2
+/// preface is refused, not served), and a client has `header_timeout` to
+/// send each request head, the first one on a connection included, so a
+/// half-sent request holds nothing for long.
 pub async fn serve(
     state: Arc<ServerState>,
     listen: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
     state_dir: &Path,
+    header_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = routes::router(state);
@@ -61,16 +67,28 @@ pub async fn serve(
     let service = app.into_make_service();
     match tls {
         Some(config) => {
-            axum_server::bind_rustls(listen, RustlsConfig::from_config(config))
+            let mut server = axum_server::bind_rustls(listen, RustlsConfig::from_config(config))
                 .handle(handle)
-                .serve(service)
-                .await
+                .http1_only()
+                .first_request_timeout(header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            server.serve(service).await
         }
         None => {
-            axum_server::bind(listen)
+            let mut server = axum_server::bind(listen)
                 .handle(handle)
-                .serve(service)
-                .await
+                .http1_only()
+                .first_request_timeout(header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            server.serve(service).await
         }
     }
 }

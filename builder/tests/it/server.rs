@@ -944,3 +944,107 @@ fn roleoutd_starts_again_after_a_kill_9_that_left_its_slapd_running() {
     );
     second.wait().expect("roleoutd stops");
 }
+
+/// Starts roleoutd over plain HTTP with `args` on a state folder of its
+/// own; returns it, the folder and its address.
+fn plain_roleoutd(args: &[&str]) -> (std::process::Child, tempfile::TempDir, String) {
+    let state = tempfile::tempdir().expect("a state folder");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_roleoutd"))
+        .arg("--state-dir")
+        .arg(state.path())
+        .args(["--listen", "127.0.0.1:0", "--no-tls", "--log", "warn"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("roleoutd starts");
+    let address = state.path().join("roleoutd.addr");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listening = loop {
+        if let Ok(text) = std::fs::read_to_string(&address)
+            && text.ends_with('\n')
+        {
+            break text.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "roleoutd did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (child, state, listening)
+}
+
+/// Reads from `stream` until it is closed or `limit` passes; what came.
+fn read_until_closed(stream: &mut std::net::TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    use std::io::Read as _;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("a read timeout");
+    let deadline = Instant::now() + limit;
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 1024];
+    while Instant::now() < deadline {
+        match stream.read(&mut buffer) {
+            Ok(0) => return (received, true),
+            Ok(read) => received.extend_from_slice(&buffer[..read]),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (received, true),
+        }
+    }
+    (received, false)
+}
+
+#[test]
+fn a_half_sent_request_is_cut_off_and_http2_is_not_spoken() {
+    use std::io::Write as _;
+    let (mut roleoutd, _state, address) = plain_roleoutd(&["--header-timeout", "1"]);
+    // A request head that never ends: the connection is closed.
+    let mut slow = std::net::TcpStream::connect(&address).expect("a connection");
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: roleoutd\r\nX-Slow: ")
+        .expect("a partial head");
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(30));
+    assert!(closed, "a half-sent request head kept its connection open");
+    // The same on a kept-alive connection, after a whole first request.
+    let mut kept = std::net::TcpStream::connect(&address).expect("a connection");
+    kept.write_all(
+        b"GET /v1/health HTTP/1.1\r\nHost: roleoutd\r\n\r\nGET /v1/health HTTP/1.1\r\nHost: ",
+    )
+    .expect("a request and a half");
+    let (answer, closed) = read_until_closed(&mut kept, Duration::from_secs(30));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        closed,
+        "a half-sent second request kept its connection open"
+    );
+    // An HTTP/2 client (prior knowledge) gets no HTTP/2 frame back.
+    let mut h2 = std::net::TcpStream::connect(&address).expect("a connection");
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .expect("the HTTP/2 preface");
+    let (answer, _) = read_until_closed(&mut h2, Duration::from_secs(30));
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),
+        "roleoutd answered HTTP/2: {answer:?}"
+    );
+    // And it still serves.
+    let mut fine = std::net::TcpStream::connect(&address).expect("a connection");
+    fine.write_all(b"GET /v1/health HTTP/1.1\r\nHost: roleoutd\r\nConnection: close\r\n\r\n")
+        .expect("a request");
+    let (answer, _) = read_until_closed(&mut fine, Duration::from_secs(30));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(roleoutd.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    roleoutd.wait().expect("roleoutd stops");
+}
