@@ -192,6 +192,7 @@ pub fn assemble_suite_from<P: SourceProduct>(
         Some(selection) if errors.is_empty() => {
             let mut suite = selection.suite;
             suite.products = assembled_products;
+            only_what_it_holds(&mut suite);
             Ok(Assembled {
                 suite,
                 suite_provenance: selection.provenance,
@@ -200,6 +201,29 @@ pub fn assemble_suite_from<P: SourceProduct>(
         }
         _ => Err(errors),
     }
+}
+
+/// Leaves out of `suite`'s categories, product groups and linkage every
+/// product it does not hold (another role set's), and the categories and
+/// groups left empty: what a machine is served names only what its roles
+/// get.
+fn only_what_it_holds(suite: &mut Suite) {
+    let held: std::collections::BTreeSet<ProductId> = suite
+        .products
+        .iter()
+        .map(|product| product.id.clone())
+        .collect();
+    for category in &mut suite.categories {
+        category.products.retain(|id| held.contains(id));
+    }
+    suite
+        .categories
+        .retain(|category| !category.products.is_empty());
+    for group in &mut suite.groups {
+        group.products.retain(|id| held.contains(id));
+    }
+    suite.groups.retain(|group| !group.products.is_empty());
+    suite.linkage.retain(|link| held.contains(&link.product));
 }
 
 #[cfg(test)]

@@ -918,3 +918,41 @@ async fn a_role_whose_rank_changed_makes_its_builds_stale() {
         None
     );
 }
+
+#[tokio::test]
+async fn a_build_names_no_product_its_role_set_does_not_get() {
+    let (_local, _admin, directory) = example_directory().await;
+    let builder = Builder::new();
+    let end_user = builder
+        .current(&directory, &domino(), &effective(&["end-user"]))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&end_user.canonical);
+    // The suite's categories and linkage name the designer and the admin
+    // tools; an end user's build names neither anywhere.
+    for other in ["notes-designer", "domino-admin"] {
+        assert!(
+            !text.contains(other),
+            "{other} is named in the end-user build"
+        );
+    }
+    let developer = builder
+        .current(&directory, &domino(), &effective(&["developer"]))
+        .await
+        .unwrap();
+    let suite = stored_suite(&developer.canonical);
+    let tools = suite
+        .categories
+        .iter()
+        .find(|category| category.name == "tools")
+        .expect("the developer's tools category");
+    assert_eq!(
+        tools
+            .products
+            .iter()
+            .map(ProductId::as_str)
+            .collect::<Vec<_>>(),
+        ["notes-designer"]
+    );
+    assert!(!String::from_utf8_lossy(&developer.canonical).contains("domino-admin"));
+}
