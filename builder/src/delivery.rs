@@ -81,13 +81,7 @@ impl Customizations {
 
     /// The group whose members include the entry at `dn`.
     pub fn group_of(&self, dn: &str) -> Option<&GroupEntry> {
-        self.groups.iter().find(|group| {
-            group
-                .record
-                .members
-                .iter()
-                .any(|member| member.eq_ignore_ascii_case(dn))
-        })
+        self.groups.iter().find(|group| group.has_member(dn))
     }
 
     /// What was chosen for the machine `name` at `dn` and `suite`.

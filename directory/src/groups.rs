@@ -57,6 +57,14 @@ pub struct GroupRecord {
     pub machine_products: BTreeMap<MachineId, Vec<ProductId>>,
 }
 
+impl GroupRecord {
+    /// Takes the entry at `dn` out of the group's machines.
+    pub fn remove_member(&mut self, dn: &str) {
+        self.members
+            .retain(|member| !crate::roles::same_dn(member, dn));
+    }
+}
+
 /// A group entry: its DN, name and content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupEntry {
@@ -66,6 +74,16 @@ pub struct GroupEntry {
     pub name: GroupName,
     /// What it holds.
     pub record: GroupRecord,
+}
+
+impl GroupEntry {
+    /// Whether the entry at `dn` is one of its machines.
+    pub fn has_member(&self, dn: &str) -> bool {
+        self.record
+            .members
+            .iter()
+            .any(|member| crate::roles::same_dn(member, dn))
+    }
 }
 
 /// The values chosen for a suite's variables, suite-wide or for a group.
@@ -373,20 +391,12 @@ impl Directory {
         Ok(deleted)
     }
 
-    /// Deletes the machine entry at `dn` when it is one of Roleout's own
-    /// (in `ou=machines`); an organisation's own entry is never deleted by
-    /// Roleout, and is refused naming the container.
+    /// Deletes the machine entry at `dn` (`delete machine`, or a group
+    /// import undone after it created the entry). Only entries in
+    /// Roleout's own machine container are deleted: an organisation's own
+    /// entries are never removed by Roleout.
     #[instrument(skip(self))]
     pub async fn delete_own_machine(&self, dn: &str) -> Result<()> {
-        self.delete_imported_machine(dn).await
-    }
-
-    /// Deletes the machine entry at `dn` that a group import created, when
-    /// the import fails after creating it (all or nothing). Only entries
-    /// in Roleout's own machine container are deleted: an organisation's
-    /// own entries are never removed by Roleout.
-    #[instrument(skip(self))]
-    pub async fn delete_imported_machine(&self, dn: &str) -> Result<()> {
         let container = format!(",{}", self.layout().machines().to_ascii_lowercase());
         if !dn.to_ascii_lowercase().ends_with(&container) {
             return Err(mapping(

@@ -156,6 +156,24 @@ fn fact_values(facts: &BTreeMap<String, String>) -> Result<HashSet<Vec<u8>>> {
         .collect()
 }
 
+/// The attribute holding a machine certificate's SHA-256.
+fn fingerprint_attribute() -> Vec<u8> {
+    attribute("roleoutCertificateFingerprint")
+}
+
+/// `fingerprint` as the value of [`fingerprint_attribute`].
+fn fingerprint_value(fingerprint: &Sha256) -> HashSet<Vec<u8>> {
+    bytes_set([fingerprint.as_str().as_bytes()])
+}
+
+/// The change that makes `certificate` (DER) the entry's certificate.
+fn certificate_value(certificate: &[u8]) -> Mod<Vec<u8>> {
+    Mod::Replace(
+        attribute("userCertificate;binary"),
+        bytes_set([certificate]),
+    )
+}
+
 /// The outcome of a modify that is conditional on a value being there
 /// (a delete of that value) or absent (an add to a single-valued
 /// attribute): `false` when the condition did not hold.
@@ -360,14 +378,8 @@ impl Directory {
     pub async fn set_machine_certificate(&self, dn: &str, certificate: &[u8]) -> Result<Sha256> {
         let fingerprint = Sha256::of(certificate);
         let modifications = vec![
-            Mod::Replace(
-                attribute("userCertificate;binary"),
-                bytes_set([certificate]),
-            ),
-            Mod::Replace(
-                attribute("roleoutCertificateFingerprint"),
-                bytes_set([fingerprint.as_str().as_bytes()]),
-            ),
+            certificate_value(certificate),
+            Mod::Replace(fingerprint_attribute(), fingerprint_value(&fingerprint)),
         ];
         self.modify(dn, modifications).await?;
         Ok(fingerprint)
@@ -380,16 +392,12 @@ impl Directory {
     /// records its key.
     #[instrument(skip(self, certificate))]
     pub async fn record_first_certificate(&self, dn: &str, certificate: &[u8]) -> Result<bool> {
-        let fingerprint = Sha256::of(certificate);
         let modifications = vec![
             Mod::Add(
-                attribute("roleoutCertificateFingerprint"),
-                bytes_set([fingerprint.as_str().as_bytes()]),
+                fingerprint_attribute(),
+                fingerprint_value(&Sha256::of(certificate)),
             ),
-            Mod::Replace(
-                attribute("userCertificate;binary"),
-                bytes_set([certificate]),
-            ),
+            certificate_value(certificate),
         ];
         conditional(self.modify(dn, modifications).await)
     }
@@ -406,19 +414,14 @@ impl Directory {
         current: &Sha256,
         certificate: &[u8],
     ) -> Result<bool> {
-        let fingerprint = Sha256::of(certificate);
-        let mut modifications = vec![Mod::Delete(
-            attribute("roleoutCertificateFingerprint"),
-            bytes_set([current.as_str().as_bytes()]),
-        )];
-        modifications.push(Mod::Add(
-            attribute("roleoutCertificateFingerprint"),
-            bytes_set([fingerprint.as_str().as_bytes()]),
-        ));
-        modifications.push(Mod::Replace(
-            attribute("userCertificate;binary"),
-            bytes_set([certificate]),
-        ));
+        let modifications = vec![
+            Mod::Delete(fingerprint_attribute(), fingerprint_value(current)),
+            Mod::Add(
+                fingerprint_attribute(),
+                fingerprint_value(&Sha256::of(certificate)),
+            ),
+            certificate_value(certificate),
+        ];
         conditional(self.modify(dn, modifications).await)
     }
 
@@ -435,19 +438,15 @@ impl Directory {
         token: &Sha256,
         certificate: &[u8],
     ) -> Result<bool> {
-        let fingerprint = Sha256::of(certificate);
         let modifications = vec![
             Mod::Delete(
                 attribute("roleoutEnrolmentToken"),
                 bytes_set([token.as_str().as_bytes()]),
             ),
+            certificate_value(certificate),
             Mod::Replace(
-                attribute("userCertificate;binary"),
-                bytes_set([certificate]),
-            ),
-            Mod::Replace(
-                attribute("roleoutCertificateFingerprint"),
-                bytes_set([fingerprint.as_str().as_bytes()]),
+                fingerprint_attribute(),
+                fingerprint_value(&Sha256::of(certificate)),
             ),
             Mod::Replace(
                 attribute("roleoutEnrolment"),

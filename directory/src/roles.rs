@@ -44,9 +44,16 @@ pub struct RoleEntry {
     pub members: Vec<String>,
 }
 
+impl RoleEntry {
+    /// Whether the entry at `dn` holds the role.
+    pub fn has_member(&self, dn: &str) -> bool {
+        self.members.iter().any(|member| same_dn(member, dn))
+    }
+}
+
 /// DNs compare without regard to case here; the server's own comparison
 /// (distinguishedNameMatch) is used wherever a filter can do it instead.
-fn same_dn(first: &str, second: &str) -> bool {
+pub(crate) fn same_dn(first: &str, second: &str) -> bool {
     normalize_dn(first) == normalize_dn(second)
 }
 

@@ -5,14 +5,14 @@
 //! [`ProductModel`] is the assembled form for one requester (Fig. 8): one
 //! version per slot, picked by [`ProductSource::select`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::{CommandLineModel, Phase};
 use crate::condition::{IncrementalInstall, VersionCheckerModel};
-use crate::ids::{CapabilityName, ProductId, Sha256};
+use crate::ids::{CapabilityName, ProductId, RoleName, Sha256};
 use crate::role::{Ambiguity, EffectiveRoles, Selected, Versioned, select, select_index};
 use crate::text::LocalizedText;
 use crate::variable::VariableModel;
@@ -385,6 +385,24 @@ macro_rules! picked_model {
 }
 
 impl ProductSource {
+    /// Every role any version of any slot is tagged for.
+    pub fn tagged_roles(&self) -> BTreeSet<RoleName> {
+        let mut roles = BTreeSet::new();
+        roles.extend(self.description.tagged_roles().cloned());
+        roles.extend(self.size.tagged_roles().cloned());
+        roles.extend(self.capabilities.tagged_roles().cloned());
+        roles.extend(self.dependencies.tagged_roles().cloned());
+        roles.extend(self.conflicts.tagged_roles().cloned());
+        roles.extend(self.variables.tagged_roles().cloned());
+        roles.extend(self.fileset.tagged_roles().cloned());
+        roles.extend(self.version_checker.tagged_roles().cloned());
+        roles.extend(self.incremental.tagged_roles().cloned());
+        for command in self.commands.values() {
+            roles.extend(command.tagged_roles().cloned());
+        }
+        roles
+    }
+
     /// Assembles the product for `roles` (Fig. 8): one version per slot.
     /// The provenance says, per slot present, which role's version was
     /// taken. Fails on the first ambiguous slot.

@@ -333,6 +333,25 @@ pub struct SuiteSelection {
 }
 
 impl SuiteSource {
+    /// Every role a member or any version of any slot is tagged for.
+    pub fn tagged_roles(&self) -> BTreeSet<RoleName> {
+        let mut roles: BTreeSet<RoleName> = self
+            .members
+            .iter()
+            .flat_map(|member| member.roles.iter().cloned())
+            .collect();
+        roles.extend(self.description.tagged_roles().cloned());
+        roles.extend(self.capabilities.tagged_roles().cloned());
+        roles.extend(self.categories.tagged_roles().cloned());
+        roles.extend(self.groups.tagged_roles().cloned());
+        roles.extend(self.variables.tagged_roles().cloned());
+        roles.extend(self.presentation.tagged_roles().cloned());
+        roles.extend(self.linkage.tagged_roles().cloned());
+        roles.extend(self.incremental.tagged_roles().cloned());
+        roles.extend(self.policy.tagged_roles().cloned());
+        roles
+    }
+
     /// Assembles the suite-level slots for `roles` and lists the members
     /// that apply; the caller adds each member's assembled product.
     pub fn select(&self, roles: &EffectiveRoles) -> Result<SuiteSelection, Ambiguity> {

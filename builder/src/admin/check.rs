@@ -19,7 +19,6 @@ use roleout_model::product::ProductSource;
 use roleout_model::resolve::resolve_suite;
 use roleout_model::role::EffectiveRoles;
 
-use super::lifecycle::{product_roles, suite_roles};
 use super::{CommandFailed, Output};
 
 /// What a check found, for callers that want more than the printout.
@@ -144,8 +143,8 @@ fn check_suites(
     let mut roles: BTreeSet<RoleName> = BTreeSet::new();
     for (_, descriptor) in loaded {
         match descriptor {
-            Descriptor::Product(product) => roles.extend(product_roles(product)),
-            Descriptor::Suite(suite) => roles.extend(suite_roles(suite)),
+            Descriptor::Product(product) => roles.extend(product.tagged_roles()),
+            Descriptor::Suite(suite) => roles.extend(suite.tagged_roles()),
         }
     }
     for (name, descriptor) in loaded {

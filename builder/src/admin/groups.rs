@@ -185,13 +185,7 @@ pub async fn group_entry_of(
         .group_entries()
         .await
         .map_err(|error| CommandFailed(format!("cannot read the groups: {error}")))?;
-    Ok(groups.into_iter().find(|group| {
-        group
-            .record
-            .members
-            .iter()
-            .any(|member| member.eq_ignore_ascii_case(dn))
-    }))
+    Ok(groups.into_iter().find(|group| group.has_member(dn)))
 }
 
 /// `group choose`: the products chosen for group `group`, replacing its
@@ -500,7 +494,7 @@ async fn undo(directory: &Directory, written: Written) -> Result<(), String> {
     }
     for dn in written.machines {
         directory
-            .delete_imported_machine(&dn)
+            .delete_own_machine(&dn)
             .await
             .map_err(|error| error.to_string())?;
     }

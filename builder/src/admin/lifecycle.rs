@@ -25,8 +25,6 @@
 //! itself (in its own `ou=machines`); an organisation's own entry is
 //! refused.
 
-use std::collections::BTreeSet;
-
 use roleout_directory::Directory;
 use roleout_directory::groups::{GroupEntry, GroupRecord};
 use roleout_model::ids::{GroupName, MachineId, ProductId, RoleName, SuiteId};
@@ -65,43 +63,6 @@ impl Kind {
 
 fn failed(what: &str) -> impl Fn(&dyn std::fmt::Display) -> CommandFailed + '_ {
     move |error| CommandFailed(format!("{what}: {error}"))
-}
-
-/// Every role any version of `product` is tagged for.
-pub fn product_roles(product: &ProductSource) -> BTreeSet<RoleName> {
-    let mut roles: BTreeSet<RoleName> = BTreeSet::new();
-    roles.extend(product.description.tagged_roles().cloned());
-    roles.extend(product.size.tagged_roles().cloned());
-    roles.extend(product.capabilities.tagged_roles().cloned());
-    roles.extend(product.dependencies.tagged_roles().cloned());
-    roles.extend(product.conflicts.tagged_roles().cloned());
-    roles.extend(product.variables.tagged_roles().cloned());
-    roles.extend(product.fileset.tagged_roles().cloned());
-    roles.extend(product.version_checker.tagged_roles().cloned());
-    roles.extend(product.incremental.tagged_roles().cloned());
-    for command in product.commands.values() {
-        roles.extend(command.tagged_roles().cloned());
-    }
-    roles
-}
-
-/// Every role a member or any version of `suite` is tagged for.
-pub fn suite_roles(suite: &SuiteSource) -> BTreeSet<RoleName> {
-    let mut roles: BTreeSet<RoleName> = suite
-        .members
-        .iter()
-        .flat_map(|member| member.roles.iter().cloned())
-        .collect();
-    roles.extend(suite.description.tagged_roles().cloned());
-    roles.extend(suite.capabilities.tagged_roles().cloned());
-    roles.extend(suite.categories.tagged_roles().cloned());
-    roles.extend(suite.groups.tagged_roles().cloned());
-    roles.extend(suite.variables.tagged_roles().cloned());
-    roles.extend(suite.presentation.tagged_roles().cloned());
-    roles.extend(suite.linkage.tagged_roles().cloned());
-    roles.extend(suite.incremental.tagged_roles().cloned());
-    roles.extend(suite.policy.tagged_roles().cloned());
-    roles
 }
 
 /// The products `product` requires, in any version of its dependencies.
@@ -227,12 +188,12 @@ pub async fn delete(
                 ));
             }
             for product in &world.products {
-                if product_roles(product).contains(&role) {
+                if product.tagged_roles().contains(&role) {
                     dependents.push((format!("product {} has versions for it", product.id), false));
                 }
             }
             for suite in &world.suites {
-                if suite_roles(suite).contains(&role) {
+                if suite.tagged_roles().contains(&role) {
                     dependents.push((format!("suite {} has versions for it", suite.id), false));
                 }
             }
@@ -243,21 +204,12 @@ pub async fn delete(
                 return Err(CommandFailed(format!("no machine {id:?} in the directory")));
             };
             for role in &world.roles {
-                if role
-                    .members
-                    .iter()
-                    .any(|member| member.eq_ignore_ascii_case(&entry.dn))
-                {
+                if role.has_member(&entry.dn) {
                     dependents.push((format!("it holds role {}", role.role.name), true));
                 }
             }
             for group in &world.groups {
-                if group
-                    .record
-                    .members
-                    .iter()
-                    .any(|member| member.eq_ignore_ascii_case(&entry.dn))
-                {
+                if group.has_member(&entry.dn) {
                     dependents.push((format!("it is in group {}", group.name), true));
                 }
             }
@@ -440,11 +392,7 @@ async fn delete_machine(
         )));
     }
     for role in &world.roles {
-        if role
-            .members
-            .iter()
-            .any(|member| member.eq_ignore_ascii_case(&entry.dn))
-        {
+        if role.has_member(&entry.dn) {
             directory
                 .remove_role_member(&role.role.name, &entry.dn)
                 .await
@@ -454,16 +402,9 @@ async fn delete_machine(
         }
     }
     for group in &world.groups {
-        if group
-            .record
-            .members
-            .iter()
-            .any(|member| member.eq_ignore_ascii_case(&entry.dn))
-        {
+        if group.has_member(&entry.dn) {
             let mut record = group.record.clone();
-            record
-                .members
-                .retain(|member| !member.eq_ignore_ascii_case(&entry.dn));
+            record.remove_member(&entry.dn);
             record.machine_products.remove(&id);
             put_group(directory, group, &record).await?;
         }

@@ -67,28 +67,37 @@ pub async fn serve(
     let service = app.into_make_service();
     match tls {
         Some(config) => {
-            let mut server = axum_server::bind_rustls(listen, RustlsConfig::from_config(config))
-                .handle(handle)
-                .http1_only()
-                .first_request_timeout(header_timeout);
-            server
-                .http_builder()
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            server.serve(service).await
+            bounded(
+                axum_server::bind_rustls(listen, RustlsConfig::from_config(config)),
+                handle,
+                header_timeout,
+            )
+            .serve(service)
+            .await
         }
         None => {
-            let mut server = axum_server::bind(listen)
-                .handle(handle)
-                .http1_only()
-                .first_request_timeout(header_timeout);
-            server
-                .http_builder()
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            server.serve(service).await
+            bounded(axum_server::bind(listen), handle, header_timeout)
+                .serve(service)
+                .await
         }
     }
+}
+
+/// `server` speaking HTTP/1.1 only and giving a client `header_timeout` to
+/// send each request head (see [`serve`]).
+fn bounded<Acceptor>(
+    server: axum_server::Server<SocketAddr, Acceptor>,
+    handle: Handle<SocketAddr>,
+    header_timeout: Duration,
+) -> axum_server::Server<SocketAddr, Acceptor> {
+    let mut server = server
+        .handle(handle)
+        .http1_only()
+        .first_request_timeout(header_timeout);
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    server
 }

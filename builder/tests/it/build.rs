@@ -956,3 +956,69 @@ async fn a_build_names_no_product_its_role_set_does_not_get() {
     );
     assert!(!String::from_utf8_lossy(&developer.canonical).contains("domino-admin"));
 }
+
+#[tokio::test]
+async fn the_content_store_keeps_what_products_and_reports_name_and_drops_the_rest() {
+    let (_local, admin, directory) = example_directory().await;
+    let folder = tempfile::tempdir().unwrap();
+    let store = ContentStore::new(folder.path()).unwrap();
+    let machine = MachineId::new("ws-0001").unwrap();
+    // Two runs of one component; the history keeps the newest run only.
+    let now = 1_900_000_000;
+    let old = report(
+        "run1.jre.install.1.status",
+        "jre",
+        ReportStep::Install,
+        ReportOutcome::Success,
+        now - 60,
+    );
+    let new = report(
+        "run2.jre.install.1.status",
+        "jre",
+        ReportStep::Install,
+        ReportOutcome::Success,
+        now,
+    );
+    for stored in [&old, &new] {
+        record_report(&directory, &store, &machine, stored)
+            .await
+            .unwrap();
+    }
+    let old_log = Sha256::of(old.log.as_bytes());
+    let new_log = Sha256::of(new.log.as_bytes());
+    let orphan = store.put_bytes(b"nothing names this").unwrap();
+    let pruned = admin
+        .prune_reports(
+            &machine,
+            roleout_directory::catalog::Retention {
+                keep_runs: 1,
+                max_age_secs: u64::MAX / 2,
+            },
+            Timestamp::from_unix_seconds(now).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (pruned.reports, pruned.logs.clone()),
+        (1, vec![old_log.clone()])
+    );
+
+    let referenced = roleout_builder::content::referenced_content(&directory)
+        .await
+        .unwrap();
+    // Every payload of every role version of the catalog, and the log of
+    // the report kept; not the pruned report's log, nor the orphan.
+    let developer_sdk =
+        Sha256::new("d1b6bd48d1c3a2523029aac8676904c97c4333bb5980bb5061f91b9b59d2faf3").unwrap();
+    assert!(referenced.contains(&developer_sdk));
+    assert!(referenced.contains(&new_log));
+    assert!(!referenced.contains(&old_log));
+    assert!(!referenced.contains(&orphan));
+    let collected = store
+        .collect(&referenced, std::time::Duration::ZERO)
+        .unwrap();
+    assert_eq!(collected.files, 2, "the pruned log and the orphan");
+    assert!(store.contains(&new_log));
+    assert!(!store.contains(&old_log));
+    assert!(!store.contains(&orphan));
+}

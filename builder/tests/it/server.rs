@@ -893,25 +893,7 @@ fn ambiguous_requests_are_refused_rather_than_guessed() {
 #[test]
 fn roleoutd_starts_again_after_a_kill_9_that_left_its_slapd_running() {
     let state = tempfile::tempdir().expect("a state folder");
-    let start = || {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_roleoutd"))
-            .arg("--state-dir")
-            .arg(state.path())
-            .args(["--listen", "127.0.0.1:0", "--log", "warn"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("roleoutd starts");
-        let address = state.path().join("roleoutd.addr");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !std::fs::read_to_string(&address).is_ok_and(|text| text.ends_with('\n')) {
-            assert!(Instant::now() < deadline, "roleoutd did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::fs::remove_file(&address).expect("the address file");
-        child
-    };
+    let start = || spawn_roleoutd(state.path(), &[]).0;
     let mut first = start();
     let orphan: i32 = std::fs::read_to_string(state.path().join("ldap/slapd.pid"))
         .expect("the managed slapd's pid")
@@ -945,21 +927,22 @@ fn roleoutd_starts_again_after_a_kill_9_that_left_its_slapd_running() {
     second.wait().expect("roleoutd stops");
 }
 
-/// Starts roleoutd over plain HTTP with `args` on a state folder of its
-/// own; returns it, the folder and its address.
-fn plain_roleoutd(args: &[&str]) -> (std::process::Child, tempfile::TempDir, String) {
-    let state = tempfile::tempdir().expect("a state folder");
+/// Starts roleoutd with `args` on the state folder `state` (a managed
+/// slapd, a port of its own) and waits until it listens; returns it and
+/// its address. The address file is taken away, so a later start on the
+/// same folder is waited for anew.
+fn spawn_roleoutd(state: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_roleoutd"))
         .arg("--state-dir")
-        .arg(state.path())
-        .args(["--listen", "127.0.0.1:0", "--no-tls", "--log", "warn"])
+        .arg(state)
+        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("roleoutd starts");
-    let address = state.path().join("roleoutd.addr");
+    let address = state.join("roleoutd.addr");
     let deadline = Instant::now() + Duration::from_secs(60);
     let listening = loop {
         if let Ok(text) = std::fs::read_to_string(&address)
@@ -970,6 +953,17 @@ fn plain_roleoutd(args: &[&str]) -> (std::process::Child, tempfile::TempDir, Str
         assert!(Instant::now() < deadline, "roleoutd did not listen");
         std::thread::sleep(Duration::from_millis(50));
     };
+    std::fs::remove_file(&address).expect("the address file");
+    (child, listening)
+}
+
+/// Starts roleoutd over plain HTTP with `args` on a state folder of its
+/// own; returns it, the folder and its address.
+fn plain_roleoutd(args: &[&str]) -> (std::process::Child, tempfile::TempDir, String) {
+    let state = tempfile::tempdir().expect("a state folder");
+    let mut all = vec!["--no-tls"];
+    all.extend_from_slice(args);
+    let (child, listening) = spawn_roleoutd(state.path(), &all);
     (child, state, listening)
 }
 
@@ -1047,4 +1041,34 @@ fn a_half_sent_request_is_cut_off_and_http2_is_not_spoken() {
         nix::sys::signal::Signal::SIGTERM,
     );
     roleoutd.wait().expect("roleoutd stops");
+}
+
+#[test]
+fn approve_with_a_fingerprint_approves_only_that_key() {
+    let server = Server::shared();
+    let machine = TestMachine::new("finger-1", KeyAlgorithm::Ed25519);
+    let (status, answer) = machine.enroll(&server, None);
+    assert_eq!(
+        (status, &answer["status"]),
+        (200, &json!("pending")),
+        "{answer}"
+    );
+    let held = roleout_model::ids::Sha256::of(&machine.certificate).to_string();
+    // Another key's fingerprint: refused, nothing approved.
+    let other = "00".repeat(32);
+    let refused_approval = server
+        .approve_key("finger-1", Some(&other))
+        .expect_err("a wrong fingerprint is refused");
+    assert!(
+        refused_approval.0.contains("nothing approved"),
+        "{}",
+        refused_approval.0
+    );
+    assert!(!server.entry("finger-1").may_authenticate());
+    // The machine's own: approved, and the key approved is printed.
+    let printed = server
+        .approve_key("finger-1", Some(&held))
+        .expect("the right fingerprint");
+    assert!(printed.contains(&held), "{printed}");
+    machine.session(&server);
 }

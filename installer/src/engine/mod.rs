@@ -508,7 +508,8 @@ pub fn uninstall(
     };
     let suite = journal.suite().clone();
     if !force {
-        let needing = removal::needed_by(&settings.state_dir, product_id, &BTreeSet::new());
+        let models = removal::installed_models(&settings.state_dir);
+        let needing = removal::needed_by(&models, product_id, &BTreeSet::new());
         if !needing.is_empty() {
             return Err(EngineError::Config(format!(
                 "product {product_id} is still needed by {} (installed here); uninstall those first, or --force",
@@ -1856,11 +1857,12 @@ impl SuiteRun {
             .iter()
             .filter_map(|kept| kept.product().map(|model| model.id.clone()))
             .collect();
+        let models = removal::installed_models(&settings.state_dir);
         for kept in &removable {
             let Some(model) = kept.product() else {
                 continue;
             };
-            let needing = removal::needed_by(&settings.state_dir, &model.id, &leaving);
+            let needing = removal::needed_by(&models, &model.id, &leaving);
             if !needing.is_empty() {
                 reporter.event(&Event::Note {
                     message: format!(
@@ -2012,11 +2014,9 @@ fn exit_code_of(exit: Exit) -> Option<i32> {
     }
 }
 
-/// Brings every file of the product's manifest into the cache (verified by
-/// SHA-256 and size on the way in) and into the run's payload directory.
 /// Fetches `file` from its descriptor's `source` (`file://`, an absolute
-/// path, `http://` or `https://` with the system's trusted roots) into the
-/// cache, which checks its digest and size.
+/// path, `http://` or `https://` trusting the Mozilla roots the agent is
+/// built with) into the cache, which checks its digest and size.
 fn fetch_from_source(
     location: &str,
     file: &roleout_model::product::InstallFile,
@@ -2041,6 +2041,9 @@ fn fetch_from_source(
         .map_err(|error| error.to_string())
 }
 
+/// Brings every file of the product's manifest into the cache (verified by
+/// SHA-256 and size on the way in; from the file's `source` when roleoutd
+/// cannot deliver it) and into the run's payload directory.
 fn fetch_payloads(
     product: &ProductModel,
     cache: &PayloadCache,

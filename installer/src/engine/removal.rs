@@ -150,8 +150,9 @@ pub fn forget(state_dir: &Path, suite: &SuiteId, product: &ProductId) {
     let _ = fs::remove_dir_all(folder(state_dir, suite, product));
 }
 
-/// Every kept product still recorded installed, by suite.
-fn installed_models(state_dir: &Path) -> Vec<(SuiteId, KeptProduct)> {
+/// Every kept product still recorded installed, with its suite: read once
+/// and given to [`needed_by`] for every product about to go.
+pub fn installed_models(state_dir: &Path) -> Vec<(SuiteId, KeptProduct)> {
     let mut models = Vec::new();
     for suite in journal::suites(state_dir).unwrap_or_default() {
         let Ok(Some(record)) = journal::read(state_dir, &suite) else {
@@ -166,15 +167,16 @@ fn installed_models(state_dir: &Path) -> Vec<(SuiteId, KeptProduct)> {
     models
 }
 
-/// The installed products (by their kept models) that require `product`,
-/// leaving out those in `leaving` (removed in the same breath).
+/// The installed products (their kept `models`, from
+/// [`installed_models`]) that require `product`, leaving out those in
+/// `leaving` (removed in the same breath).
 pub fn needed_by(
-    state_dir: &Path,
+    models: &[(SuiteId, KeptProduct)],
     product: &ProductId,
     leaving: &BTreeSet<ProductId>,
 ) -> Vec<ProductId> {
-    let mut needing: Vec<ProductId> = installed_models(state_dir)
-        .into_iter()
+    let mut needing: Vec<ProductId> = models
+        .iter()
         .filter_map(|(_, kept)| kept.product().cloned())
         .filter(|model| &model.id != product && !leaving.contains(&model.id))
         .filter(|model| {

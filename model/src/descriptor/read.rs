@@ -2045,7 +2045,6 @@ pub(super) fn check_template(text: &str) -> Result<(), String> {
     })
 }
 
-/// The identifiers inside `{{ }}` and `{% %}` blocks of a template.
 /// The first name `text` (a template that parses) uses that `context`
 /// lacks, found by rendering it as a machine would, strictly.
 fn unknown_template_name(text: &str, context: &tera::Context) -> Option<String> {
@@ -2090,6 +2089,7 @@ fn closest<'c>(wanted: &str, candidates: impl Iterator<Item = &'c str>) -> Optio
         .map(|(_, candidate)| candidate)
 }
 
+/// The identifiers inside `{{ }}` and `{% %}` blocks of a template.
 fn template_identifiers(text: &str) -> Vec<String> {
     let mut identifiers = Vec::new();
     let mut rest = text;

@@ -274,6 +274,15 @@ impl Server {
 
     /// Approves `machine` as an admin does (`approve`).
     pub(crate) fn approve(&self, machine: &str) {
+        self.approve_key(machine, None).expect("approve");
+    }
+
+    /// `approve MACHINE [--fingerprint F]`: what it printed, or its refusal.
+    pub(crate) fn approve_key(
+        &self,
+        machine: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<String, roleout_builder::admin::CommandFailed> {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let mut output = Output {
             out: &mut out,
@@ -282,10 +291,10 @@ impl Server {
         self.block_on(roleout_builder::admin::machines::approve(
             &self.directory,
             &machine_id(machine),
-            None,
+            fingerprint,
             &mut output,
-        ))
-        .expect("approve");
+        ))?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// `machine`'s entry as the directory holds it now.
