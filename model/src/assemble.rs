@@ -6,11 +6,12 @@
 //! answer is the same everywhere. Assembly reports every problem it finds
 //! (each ambiguous slot, each missing member) rather than the first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::ids::ProductId;
-use crate::product::{ProductModel, ProductSource, Provenance};
+use crate::ids::{CapabilityName, ProductId};
+use crate::product::{CapabilityRequirement, ProductModel, ProductSource, Provenance};
+use crate::resolve::provided_version;
 use crate::role::{Ambiguity, EffectiveRoles, Selected};
 use crate::suite::{Suite, SuiteSlot, SuiteSource};
 use crate::version::{Version, VersionReq};
@@ -188,10 +189,22 @@ pub fn assemble_suite_from<P: SourceProduct>(
             Err(ambiguity) => errors.push(AssembleError::Ambiguous(ambiguity)),
         }
     }
+    let pulled_in = match &selection {
+        Some(selection) if errors.is_empty() => pull_in(
+            &mut assembled_products,
+            &mut product_provenance,
+            &selection.suite.capabilities.requires,
+            by_id,
+            roles,
+            &mut errors,
+        ),
+        _ => Vec::new(),
+    };
     match selection {
         Some(selection) if errors.is_empty() => {
             let mut suite = selection.suite;
             suite.products = assembled_products;
+            suite.pulled_in = pulled_in;
             only_what_it_holds(&mut suite);
             Ok(Assembled {
                 suite,
@@ -201,6 +214,171 @@ pub fn assemble_suite_from<P: SourceProduct>(
         }
         _ => Err(errors),
     }
+}
+
+/// Completes `products` (the assembled members) from `rest`, the catalog's
+/// other products: every product a product of the suite names as a
+/// prerequisite or corequisite and the suite lacks, and for every
+/// capability a product (or the suite) requires that no product of the
+/// suite provides in range, one provider, each assembled for `roles` and
+/// appended; repeated until nothing more is needed. The ids pulled in, in
+/// the order they were.
+///
+/// A requirement the catalog cannot meet is left for resolution to report
+/// (with every candidate it saw). Among several providers of a capability
+/// the lowest priority number wins, then the id, as resolution chooses.
+/// Products the suite names itself are never replaced: what it lists wins,
+/// and a listed product out of a requirement's range is an error of the
+/// resolution, not a reason to pull in another version.
+fn pull_in<P: SourceProduct>(
+    products: &mut Vec<ProductModel>,
+    provenance: &mut BTreeMap<ProductId, Provenance>,
+    suite_requires: &[CapabilityRequirement],
+    mut rest: BTreeMap<ProductId, P>,
+    roles: &EffectiveRoles,
+    errors: &mut Vec<AssembleError>,
+) -> Vec<ProductId> {
+    let mut pulled = Vec::new();
+    let mut held: BTreeSet<ProductId> = products.iter().map(|product| product.id.clone()).collect();
+    // Catalog products assembled while looking for a capability's provider,
+    // kept for the next capability; `None` for one whose selection is
+    // ambiguous for these roles (never a provider).
+    let mut candidates: BTreeMap<ProductId, Option<ProductModel>> = BTreeMap::new();
+    let mut unmet_for_good: BTreeSet<(CapabilityName, String)> = BTreeSet::new();
+    let mut scanned = 0;
+    loop {
+        while scanned < products.len() {
+            let dependencies = &products[scanned].dependencies;
+            let wanted: Vec<ProductId> = dependencies
+                .prerequisites
+                .iter()
+                .chain(&dependencies.corequisites)
+                .map(|requirement| requirement.product.clone())
+                .filter(|id| !held.contains(id))
+                .collect();
+            scanned += 1;
+            for id in wanted {
+                let model = match candidates.remove(&id) {
+                    Some(Some(model)) => model,
+                    Some(None) => continue,
+                    None => match rest.remove(&id) {
+                        Some(source) => match source.selected(roles) {
+                            Ok((model, selected)) => {
+                                provenance.insert(id.clone(), selected);
+                                model
+                            }
+                            Err(ambiguity) => {
+                                errors.push(AssembleError::Ambiguous(ambiguity));
+                                continue;
+                            }
+                        },
+                        None => continue,
+                    },
+                };
+                held.insert(id.clone());
+                pulled.push(id);
+                products.push(model);
+            }
+        }
+        let unmet = products
+            .iter()
+            .flat_map(|product| &product.dependencies.capabilities)
+            .chain(suite_requires)
+            .find(|requirement| {
+                !unmet_for_good.contains(&(requirement.capability.clone(), requirement.versions.to_string()))
+                    && !products.iter().any(|product| {
+                        provided_version(product, &requirement.capability, &requirement.versions)
+                            .is_some()
+                    })
+            })
+            .cloned();
+        let Some(requirement) = unmet else {
+            break;
+        };
+        let ids: Vec<ProductId> = rest.keys().cloned().collect();
+        for id in ids {
+            if let Some(source) = rest.remove(&id) {
+                let model = match source.selected(roles) {
+                    Ok((model, selected)) => {
+                        provenance.insert(id.clone(), selected);
+                        Some(model)
+                    }
+                    Err(_) => None,
+                };
+                candidates.insert(id, model);
+            }
+        }
+        let provider = candidates
+            .iter()
+            .filter_map(|(id, model)| Some((id, model.as_ref()?)))
+            .filter(|(_, model)| {
+                provided_version(model, &requirement.capability, &requirement.versions).is_some()
+            })
+            .min_by_key(|(id, model)| (model.priority, (*id).clone()))
+            .map(|(id, _)| id.clone());
+        match provider.and_then(|id| Some((id.clone(), candidates.remove(&id)??))) {
+            Some((id, model)) => {
+                held.insert(id.clone());
+                pulled.push(id);
+                products.push(model);
+            }
+            None => {
+                unmet_for_good.insert((requirement.capability, requirement.versions.to_string()));
+            }
+        }
+    }
+    // Provenance only for what the suite holds.
+    provenance.retain(|id, _| held.contains(id));
+    pulled
+}
+
+/// Whether the members of `suite` (`members`, every role version of each)
+/// may need a product the suite does not name: some version of some
+/// member names a prerequisite or corequisite that is not a member, or a
+/// capability requirement (of a member or of the suite) names a
+/// capability no version of any member provides in range. When it says
+/// no, assembling from the members alone gives what assembling from the
+/// whole catalog gives, so a reader need not read the rest of the catalog.
+pub fn needs_catalog(suite: &SuiteSource, members: &[&ProductSource]) -> bool {
+    let ids: BTreeSet<&ProductId> = members.iter().map(|product| &product.id).collect();
+    let dependencies = || {
+        members
+            .iter()
+            .flat_map(|product| &product.dependencies.versions)
+            .map(|version| &version.value)
+    };
+    let names_outsider = dependencies().any(|dependencies| {
+        dependencies
+            .prerequisites
+            .iter()
+            .chain(&dependencies.corequisites)
+            .any(|requirement| !ids.contains(&requirement.product))
+    });
+    if names_outsider {
+        return true;
+    }
+    let provided = |requirement: &CapabilityRequirement| {
+        members.iter().any(|product| {
+            product.capabilities.versions.iter().any(|version| {
+                version.value.provides.iter().any(|capability| {
+                    capability.name == requirement.capability
+                        && requirement
+                            .versions
+                            .matches(capability.version.as_ref().unwrap_or(&product.version))
+                })
+            })
+        })
+    };
+    dependencies()
+        .flat_map(|dependencies| &dependencies.capabilities)
+        .chain(
+            suite
+                .capabilities
+                .versions
+                .iter()
+                .flat_map(|version| &version.value.requires),
+        )
+        .any(|requirement| !provided(requirement))
 }
 
 /// Leaves out of `suite`'s categories, product groups and linkage every
@@ -300,5 +478,106 @@ mod tests {
         assert!(matches!(errors[0], AssembleError::MemberVersion { .. }));
         assert!(errors[1].to_string().contains("ghost"));
         assert!(matches!(errors[2], AssembleError::Ambiguous(_)));
+    }
+
+    fn ids(suite: &Suite) -> Vec<&str> {
+        suite.products.iter().map(|product| product.id.as_str()).collect()
+    }
+
+    /// A member's library chain and a capability's provider come from the
+    /// catalog; what the suite names itself wins; the plan requests only
+    /// members and says why each pulled product is there.
+    #[test]
+    fn what_members_require_is_pulled_in_from_the_catalog() {
+        let suite = suite(r#"<product ref="app"/><product ref="tool" role="dev"/>"#);
+        let app = product(
+            "app",
+            "2.0",
+            r#"<dependencies><prerequisite product="libfoo" version="&gt;=1.2"/><requires capability="java"/></dependencies>"#,
+        );
+        let libfoo = product(
+            "libfoo",
+            "1.4",
+            r#"<dependencies><prerequisite product="libbar"/></dependencies>"#,
+        );
+        let libbar = product("libbar", "0.9", "");
+        let tool = product(
+            "tool",
+            "1.0",
+            r#"<dependencies><corequisite product="tool-data"/></dependencies>"#,
+        );
+        let tool_data = product("tool-data", "1.0", "");
+        let jre_a = product(
+            "jre-a",
+            "8",
+            r#"<capabilities><provides name="java"/></capabilities>"#,
+        );
+        let mut jre_b = product(
+            "jre-b",
+            "11",
+            r#"<capabilities><provides name="java"/></capabilities>"#,
+        );
+        jre_b.priority = 10;
+        let unrelated = product("unrelated", "1.0", "");
+        let catalog = [
+            unrelated, jre_a, jre_b, tool_data, tool, libbar, libfoo, app,
+        ];
+        let user = assemble_suite(&suite, &catalog, &roles(&[])).unwrap();
+        assert_eq!(ids(&user.suite), ["app", "libfoo", "libbar", "jre-b"]);
+        assert_eq!(
+            user.suite.pulled_in.iter().map(ProductId::as_str).collect::<Vec<_>>(),
+            ["libfoo", "libbar", "jre-b"]
+        );
+        assert!(user.product_provenance.contains_key(&ProductId::new("libbar").unwrap()));
+        let plan = crate::resolve::resolve_suite(&user.suite, None).unwrap();
+        let order: Vec<&str> = plan.order().map(ProductId::as_str).collect();
+        assert_eq!(order, ["jre-b", "libbar", "libfoo", "app"], "jre-b has the lowest priority number");
+        let libbar_id = ProductId::new("libbar").unwrap();
+        assert_eq!(plan.why(&libbar_id), ["prerequisite of libfoo (any version)"]);
+        assert!(
+            plan.why(&ProductId::new("jre-b").unwrap())[0]
+                .starts_with("provides capability java (any version) required by app"),
+        );
+        // Only the role that gets the tool gets its corequisite.
+        let dev = assemble_suite(&suite, &catalog, &roles(&[("dev", 1)])).unwrap();
+        assert!(ids(&dev.suite).contains(&"tool-data"));
+        assert!(!ids(&user.suite).contains(&"tool-data"));
+        // A suite that names libfoo itself keeps its own: nothing replaces
+        // it, and its range error is resolution's to report.
+        let named = self::suite(r#"<product ref="app"/><product ref="libfoo" version="&lt;1.3"/>"#);
+        let catalog_old = {
+            let mut catalog = catalog.to_vec();
+            let mut old = catalog.iter().find(|p| p.id.as_str() == "libfoo").unwrap().clone();
+            old.version = crate::version::Version::new("1.1").unwrap();
+            catalog.retain(|p| p.id.as_str() != "libfoo");
+            catalog.push(old);
+            catalog
+        };
+        let assembled = assemble_suite(&named, &catalog_old, &roles(&[])).unwrap();
+        assert!(!assembled.suite.pulled_in.iter().any(|id| id.as_str() == "libfoo"));
+        let errors = crate::resolve::resolve_suite(&assembled.suite, None).unwrap_err();
+        assert!(errors[0].to_string().contains("libfoo"), "{errors:?}");
+    }
+
+    /// A requirement the catalog cannot meet is left to resolution, which
+    /// names it; what the members need is decided over every role version.
+    #[test]
+    fn an_unmet_requirement_stays_for_resolution_and_needs_catalog_says_when_to_read() {
+        let suite = suite(r#"<product ref="app"/>"#);
+        let app = product(
+            "app",
+            "1",
+            r#"<dependencies role="dev"><requires capability="ghost"/></dependencies>"#,
+        );
+        assert!(needs_catalog(&suite, &[&app]));
+        let assembled = assemble_suite(&suite, std::slice::from_ref(&app), &roles(&[("dev", 1)])).unwrap();
+        assert!(assembled.suite.pulled_in.is_empty());
+        let errors = crate::resolve::resolve_suite(&assembled.suite, None).unwrap_err();
+        assert!(errors[0].to_string().contains("ghost"), "{errors:?}");
+        let whole = self::suite(r#"<product ref="app"/><product ref="lib"/>"#);
+        let app = product("app", "1", r#"<dependencies><prerequisite product="lib"/></dependencies>"#);
+        let lib = product("lib", "1", "");
+        assert!(!needs_catalog(&whole, &[&app, &lib]));
+        assert!(needs_catalog(&suite, &[&app]));
     }
 }

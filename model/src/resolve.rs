@@ -488,9 +488,11 @@ pub fn resolve(request: &Request<'_>) -> Result<Plan, Vec<ResolveError>> {
     resolver.finish()
 }
 
-/// Resolves a suite for its requester: every product of the assembled
-/// suite is requested (as a member), the pool is the suite's products, and
-/// the suite's groups and capability requirements apply.
+/// Resolves a suite for its requester: every member of the assembled suite
+/// is requested, the pool is the suite's products (members and what was
+/// pulled in from the catalog for them, which enters the plan only as
+/// something a product of the plan requires), and the suite's groups and
+/// capability requirements apply.
 pub fn resolve_suite(
     suite: &Suite,
     platform: Option<(&str, &str)>,
@@ -498,6 +500,7 @@ pub fn resolve_suite(
     let products = suite
         .products
         .iter()
+        .filter(|product| !suite.pulled_in.contains(&product.id))
         .map(|product| {
             let reason = Reason::SuiteMember {
                 suite: suite.id.clone(),
@@ -571,7 +574,7 @@ fn platform_mismatch(platform: &Platform, os: &str, arch: &str) -> String {
 
 /// The version at which `model` provides `capability` within `versions`
 /// (a capability without a version is provided at the product's version).
-fn provided_version<'m>(
+pub(crate) fn provided_version<'m>(
     model: &'m ProductModel,
     capability: &CapabilityName,
     versions: &VersionReq,
@@ -1309,6 +1312,7 @@ mod tests {
             incremental: None,
             policy: SuitePolicy::default(),
             products,
+            pulled_in: Vec::new(),
         }
     }
 

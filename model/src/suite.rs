@@ -316,8 +316,15 @@ pub struct Suite {
     /// Run policy.
     #[serde(default)]
     pub policy: SuitePolicy,
-    /// The products for this requester.
+    /// The products for this requester: its members, then what they
+    /// require that the suite does not name, taken from the catalog.
     pub products: Vec<ProductModel>,
+    /// Products among `products` that are not members: pulled in from the
+    /// catalog because a member (or one pulled in) requires them, or the
+    /// suite requires a capability they provide. They are installed only
+    /// as something a product of the plan requires.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pulled_in: Vec<ProductId>,
 }
 
 /// The parts of a suite assembled for a requester, before its products are
@@ -381,6 +388,7 @@ impl SuiteSource {
             incremental: pick!(incremental, SuiteSlot::Incremental),
             policy: pick!(policy, SuiteSlot::Policy).unwrap_or_default(),
             products: Vec::new(),
+            pulled_in: Vec::new(),
         };
         let members = self
             .members

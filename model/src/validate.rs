@@ -1572,6 +1572,7 @@ mod tests {
             incremental: None,
             policy: Default::default(),
             products: Vec::new(),
+            pulled_in: Vec::new(),
         }
     }
 

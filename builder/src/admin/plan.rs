@@ -198,9 +198,16 @@ async fn plan_suite(
             .get(&step.product)
             .map(provenance_line)
             .unwrap_or_default();
+        // A product the suite does not name came from the catalog because
+        // something in the plan requires it; its reasons say what.
+        let pulled = if built.pulled_in.contains(&step.product) {
+            "pulled in from the catalog: "
+        } else {
+            ""
+        };
         let _ = writeln!(
             output.out,
-            "  {}. {} {}  why: {}  versions: {provenance}",
+            "  {}. {} {}  why: {pulled}{}  versions: {provenance}",
             position + 1,
             step.product,
             step.version,

@@ -323,6 +323,88 @@ async fn a_changed_object_version_rebuilds_what_was_built_from_it() {
     assert_eq!(after_suite_change.serial, end_user.serial + 1);
 }
 
+/// A member's library chain is not in the suite: the build takes it from
+/// the catalog, records it among its sources (a change to it rebuilds),
+/// and a suite whose members need nothing else reads no more than before.
+#[tokio::test]
+async fn a_build_pulls_in_what_its_members_require_from_the_catalog() {
+    let (_local, admin, directory) = example_directory().await;
+    let lib = |id: &str, version: &str, needs: &str| {
+        product(
+            id,
+            &format!(
+                r#"<product xmlns="urn:roleout:descriptor:1" id="{id}" version="{version}">{needs}<install><arg>true</arg></install></product>"#
+            ),
+        )
+    };
+    for product in [
+        lib(
+            "viewer",
+            "3.1",
+            r#"<dependencies><prerequisite product="libview" version="&gt;=2"/></dependencies>"#,
+        ),
+        lib(
+            "libview",
+            "2.4",
+            r#"<dependencies><prerequisite product="libcore"/></dependencies>"#,
+        ),
+        lib("libcore", "1.0", ""),
+    ] {
+        admin.store_product(&product).await.unwrap();
+    }
+    let tools = suite(
+        "tools.xml",
+        r#"<suite xmlns="urn:roleout:descriptor:1" id="tools" version="1"><products><product ref="viewer"/></products></suite>"#,
+    );
+    admin.store_suite(&tools).await.unwrap();
+    let builder = Builder::new();
+    let roles = effective(&["end-user"]);
+    let outcome = builder.build(&directory, &tools.id, &roles).await.unwrap();
+    let order: Vec<&str> = outcome.plan.order().map(ProductId::as_str).collect();
+    assert_eq!(order, ["libcore", "libview", "viewer"]);
+    assert_eq!(
+        outcome.suite.pulled_in,
+        [ProductId::new("libview").unwrap(), ProductId::new("libcore").unwrap()]
+    );
+    assert!(outcome.build.built_from.contains_key("product/libcore"));
+    assert!(!outcome.build.built_from.contains_key("product/jre"));
+    assert_eq!(
+        outcome.plan.why(&ProductId::new("libcore").unwrap()),
+        ["prerequisite of libview (any version)"]
+    );
+
+    // A new libcore makes the build stale.
+    admin.store_product(&lib("libcore", "1.1", "")).await.unwrap();
+    let (rebuilt, freshness) = builder
+        .current_checked(&directory, &tools.id, &roles)
+        .await
+        .unwrap();
+    assert!(
+        matches!(freshness, Freshness::Rebuilt(BuildWrite::Replaced { .. })),
+        "{freshness:?}"
+    );
+    assert_eq!(
+        product_of(&stored_suite(&rebuilt.canonical), "libcore").version.to_string(),
+        "1.1"
+    );
+
+    // The java suite's member needs nothing outside it: two searches, as
+    // ever, for a builder with nothing cached.
+    let java = suite(
+        "java.xml",
+        r#"<suite xmlns="urn:roleout:descriptor:1" id="java" version="1"><products><product ref="jre"/></products></suite>"#,
+    );
+    admin.store_suite(&java).await.unwrap();
+    let before = directory.search_count();
+    let sources = directory.load_suite_build_sources(&java.id).await.unwrap();
+    assert_eq!(directory.search_count() - before, 2);
+    assert_eq!(sources.products.len(), 1);
+    let before = directory.search_count();
+    let sources = directory.load_suite_build_sources(&tools.id).await.unwrap();
+    assert_eq!(directory.search_count() - before, 4, "suite, members, product ids, the rest");
+    assert!(sources.products.len() > 3);
+}
+
 #[tokio::test]
 async fn conflicts_and_ambiguities_are_named() {
     let (_local, admin, directory) = example_directory().await;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use ldap3::{ResultEntry, Scope};
 use tracing::instrument;
 
-use roleout_model::assemble::AssembleError;
+use roleout_model::assemble::{AssembleError, needs_catalog};
 use roleout_model::ids::{ProductId, Sha256, SuiteId};
 use roleout_model::product::{ProductSource, Provenance};
 use roleout_model::role::{EffectiveRoles, Selected};
@@ -321,17 +321,90 @@ impl Directory {
                 members.push(&member.product);
             }
         }
-        let mut found: Vec<Option<(Arc<ProductSource>, Sha256)>> = vec![None; members.len()];
+        let mut products = Vec::with_capacity(members.len());
+        for (product, found) in members.iter().zip(self.products_cached(&members, cache).await?) {
+            let (source, digest) = found.ok_or_else(|| CatalogError::NotFound {
+                what: format!("product {product} (a member of suite {id})"),
+            })?;
+            digests.insert(format!("product/{product}"), digest);
+            products.push(source);
+        }
+        // Members that need what the suite does not name have it pulled in
+        // from the rest of the catalog when the suite is assembled: read
+        // the rest (two searches more) only then.
+        let member_sources: Vec<&ProductSource> = products.iter().map(AsRef::as_ref).collect();
+        if needs_catalog(&suite, &member_sources) {
+            let others: Vec<ProductId> = self
+                .product_ids()
+                .await?
+                .into_iter()
+                .filter(|product| !seen.contains(product))
+                .collect();
+            let others: Vec<&ProductId> = others.iter().collect();
+            for (product, found) in others.iter().zip(self.products_cached(&others, cache).await?) {
+                // A product removed since it was listed is simply absent.
+                if let Some((source, digest)) = found {
+                    digests.insert(format!("product/{product}"), digest);
+                    products.push(source);
+                }
+            }
+        }
+        Ok(SuiteSources {
+            suite,
+            products,
+            digests,
+        })
+    }
+
+    /// Every product of the catalog, by id (one search of the product
+    /// entries alone).
+    pub async fn product_ids(&self) -> Result<Vec<ProductId>, CatalogError> {
+        let found = self
+            .search_if_present(
+                self.layout().products(),
+                Scope::OneLevel,
+                &format!("(objectClass={})", class::PRODUCT),
+                &[attribute::CN, attribute::SOURCE_DIGEST],
+            )
+            .await?;
+        let mut ids = Vec::new();
+        for entry in found {
+            let entry = from_search(entry)?;
+            if !is_written(&entry) {
+                continue;
+            }
+            let cn = entry.required(attribute::CN)?;
+            ids.push(
+                ProductId::new(cn)
+                    .map_err(|error| entry.malformed(format!("{}: {error}", attribute::CN)))?,
+            );
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Each of `products`, from `cache` where its entries are those it was
+    /// read from, else read (one search for all) and kept in `cache`, with
+    /// its source digest; `None` for a product the catalog does not hold.
+    async fn products_cached(
+        &self,
+        products: &[&ProductId],
+        cache: Option<&ProductCache>,
+    ) -> Result<Vec<Option<(Arc<ProductSource>, Sha256)>>, CatalogError> {
+        let mut found: Vec<Option<(Arc<ProductSource>, Sha256)>> = vec![None; products.len()];
+        if products.is_empty() {
+            return Ok(found);
+        }
         if let Some(cache) = cache.filter(|cache| !cache.is_empty()) {
-            let validators = self.member_validators(&members).await?;
-            for (slot, (product, validator)) in found.iter_mut().zip(members.iter().zip(validators))
+            let validators = self.member_validators(products).await?;
+            for (slot, (product, validator)) in found.iter_mut().zip(products.iter().zip(validators))
             {
                 if let Some(validator) = validator {
                     *slot = cache.get(product, &validator);
                 }
             }
         }
-        let missing: Vec<&ProductId> = members
+        let missing: Vec<&ProductId> = products
             .iter()
             .zip(&found)
             .filter(|(_, found)| found.is_none())
@@ -339,12 +412,15 @@ impl Directory {
             .collect();
         if !missing.is_empty() {
             let mut read = self
-                .read_members(id, &missing, cache.is_some())
+                .read_members(&missing, cache.is_some())
                 .await?
                 .into_iter();
             for slot in found.iter_mut().filter(|found| found.is_none()) {
-                let Some((source, digest, validator)) = read.next() else {
+                let Some(read) = read.next() else {
                     break;
+                };
+                let Some((source, digest, validator)) = read else {
+                    continue;
                 };
                 let source = Arc::new(source);
                 if let (Some(cache), Some(validator)) = (cache, validator) {
@@ -353,19 +429,7 @@ impl Directory {
                 *slot = Some((source, digest));
             }
         }
-        let mut products = Vec::with_capacity(members.len());
-        for (product, found) in members.iter().zip(found) {
-            let (source, digest) = found.ok_or_else(|| CatalogError::NotFound {
-                what: format!("product {product} (a member of suite {id})"),
-            })?;
-            digests.insert(format!("product/{product}"), digest);
-            products.push(source);
-        }
-        Ok(SuiteSources {
-            suite,
-            products,
-            digests,
-        })
+        Ok(found)
     }
 
     /// The entries of `members` under `ou=products` ([`products_filter`]),
@@ -417,13 +481,14 @@ impl Directory {
 
     /// `members` read in full (one search), each checked against its
     /// source digest: the product, that digest, and its validator when
-    /// `validators` is asked for and the entries allow one.
+    /// `validators` is asked for and the entries allow one; `None` for a
+    /// product the catalog does not hold (or has not finished writing).
+    #[allow(clippy::type_complexity)]
     async fn read_members(
         &self,
-        suite: &SuiteId,
         members: &[&ProductId],
         validators: bool,
-    ) -> Result<Vec<(ProductSource, Sha256, Option<Sha256>)>, CatalogError> {
+    ) -> Result<Vec<Option<(ProductSource, Sha256, Option<Sha256>)>>, CatalogError> {
         let mut reader = MemberReader {
             wanted: positions(members),
             owners: vec![None; members.len()],
@@ -446,14 +511,13 @@ impl Directory {
             ..
         } = reader;
         let mut placed = Vec::with_capacity(members.len());
-        for (position, product) in members.iter().enumerate() {
-            let not_found = || CatalogError::NotFound {
-                what: format!("product {product} (a member of suite {suite})"),
+        let mut held = Vec::with_capacity(members.len());
+        for position in 0..members.len() {
+            let Some(owner) = owners[position].take().filter(is_written) else {
+                held.push(false);
+                continue;
             };
-            let owner = owners[position]
-                .take()
-                .filter(is_written)
-                .ok_or_else(not_found)?;
+            held.push(true);
             let children = std::mem::take(&mut parts[position]);
             let product = place_parts(&owner, children)?;
             placed.push((owner, product));
@@ -470,10 +534,19 @@ impl Directory {
             .map(|validators| validators.into_iter().map(Validator::finish).collect())
             .unwrap_or_else(|| vec![None; members.len()])
             .into_iter();
-        let mut products = Vec::with_capacity(members.len());
+        let mut read = Vec::with_capacity(placed.len());
         for ((owner, placed), computed) in placed.into_iter().zip(computed) {
             let source = placed.check(&owner, &computed?)?;
-            products.push((source, source_digest(&owner)?, validators.next().flatten()));
+            read.push((source, source_digest(&owner)?));
+        }
+        let mut read = read.into_iter();
+        let mut products = Vec::with_capacity(members.len());
+        for held in held {
+            let validator = validators.next().flatten();
+            products.push(match held {
+                true => read.next().map(|(source, digest)| (source, digest, validator)),
+                false => None,
+            });
         }
         Ok(products)
     }

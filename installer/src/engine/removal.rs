@@ -102,6 +102,7 @@ pub fn keep(
     let kept = KeptProduct {
         suite: Suite {
             products: vec![product.clone()],
+            pulled_in: Vec::new(),
             ..suite.clone()
         },
         customization: delivery.customization.values.clone(),
