@@ -360,6 +360,48 @@ pub async fn referenced_content(directory: &Directory) -> Result<BTreeSet<Sha256
     Ok(referenced)
 }
 
+/// The SHA-256 and size of the file at `path`, read in pieces (a file of
+/// any size never sits whole in memory).
+pub fn file_digest(path: &Path) -> io::Result<(Sha256, u64)> {
+    let mut file = File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut context = Context::new(&SHA256);
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        context.update(&buffer[..read]);
+        size += read as u64;
+    }
+    Ok((finish(context), size))
+}
+
+/// A folder of payload files, as descriptors are read with it
+/// (`import --payloads`, `check --payloads`): fills in and checks the
+/// digest and size of each file a file set names.
+#[derive(Debug, Clone)]
+pub struct PayloadDir(pub PathBuf);
+
+impl roleout_model::descriptor::PayloadFolder for PayloadDir {
+    fn digest_and_size(&self, path: &str) -> Result<(Sha256, u64), String> {
+        if !is_plain_relative(path) {
+            return Err(format!("{path:?} is not a plain relative path"));
+        }
+        let full = self.0.join(path);
+        file_digest(&full).map_err(|error| format!("{}: {error}", full.display()))
+    }
+}
+
 /// Whether `path` is a plain relative path (no `..`, no root, no prefix).
 fn is_plain_relative(path: &str) -> bool {
     let path = Path::new(path);

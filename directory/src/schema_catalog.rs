@@ -526,6 +526,13 @@ pub(crate) const CATALOG_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::Bytes,
         single_value: false,
     },
+    AttributeType {
+        number: 173,
+        name: "roleoutRequiresSystem",
+        description: "What the OS must have before the product installs: {n}JSON",
+        syntax: Syntax::Bytes,
+        single_value: false,
+    },
 ];
 
 /// The catalog's object classes (numbers 50+).
@@ -615,6 +622,7 @@ pub(crate) const CATALOG_CLASSES: &[ObjectClass] = &[
             "roleoutRequiresCapability",
             "roleoutReplaces",
             "roleoutObsoletes",
+            "roleoutRequiresSystem",
         ],
     },
     ObjectClass {

@@ -218,7 +218,8 @@ pub fn assemble_suite_from<P: SourceProduct>(
 
 /// Completes `products` (the assembled members) from `rest`, the catalog's
 /// other products: every product a product of the suite names as a
-/// prerequisite or corequisite and the suite lacks, and for every
+/// prerequisite, corequisite or provider of a system requirement and the
+/// suite lacks, and for every
 /// capability a product (or the suite) requires that no product of the
 /// suite provides in range, one provider, each assembled for `roles` and
 /// appended; repeated until nothing more is needed. The ids pulled in, in
@@ -250,10 +251,9 @@ fn pull_in<P: SourceProduct>(
         while scanned < products.len() {
             let dependencies = &products[scanned].dependencies;
             let wanted: Vec<ProductId> = dependencies
-                .prerequisites
-                .iter()
-                .chain(&dependencies.corequisites)
-                .map(|requirement| requirement.product.clone())
+                .products_before()
+                .chain(dependencies.corequisites.iter().cloned())
+                .map(|requirement| requirement.product)
                 .filter(|id| !held.contains(id))
                 .collect();
             scanned += 1;
@@ -285,11 +285,13 @@ fn pull_in<P: SourceProduct>(
             .flat_map(|product| &product.dependencies.capabilities)
             .chain(suite_requires)
             .find(|requirement| {
-                !unmet_for_good.contains(&(requirement.capability.clone(), requirement.versions.to_string()))
-                    && !products.iter().any(|product| {
-                        provided_version(product, &requirement.capability, &requirement.versions)
-                            .is_some()
-                    })
+                !unmet_for_good.contains(&(
+                    requirement.capability.clone(),
+                    requirement.versions.to_string(),
+                )) && !products.iter().any(|product| {
+                    provided_version(product, &requirement.capability, &requirement.versions)
+                        .is_some()
+                })
             })
             .cloned();
         let Some(requirement) = unmet else {
@@ -349,9 +351,8 @@ pub fn needs_catalog(suite: &SuiteSource, members: &[&ProductSource]) -> bool {
     };
     let names_outsider = dependencies().any(|dependencies| {
         dependencies
-            .prerequisites
-            .iter()
-            .chain(&dependencies.corequisites)
+            .products_before()
+            .chain(dependencies.corequisites.iter().cloned())
             .any(|requirement| !ids.contains(&requirement.product))
     });
     if names_outsider {
@@ -481,7 +482,11 @@ mod tests {
     }
 
     fn ids(suite: &Suite) -> Vec<&str> {
-        suite.products.iter().map(|product| product.id.as_str()).collect()
+        suite
+            .products
+            .iter()
+            .map(|product| product.id.as_str())
+            .collect()
     }
 
     /// A member's library chain and a capability's provider come from the
@@ -525,15 +530,29 @@ mod tests {
         let user = assemble_suite(&suite, &catalog, &roles(&[])).unwrap();
         assert_eq!(ids(&user.suite), ["app", "libfoo", "libbar", "jre-b"]);
         assert_eq!(
-            user.suite.pulled_in.iter().map(ProductId::as_str).collect::<Vec<_>>(),
+            user.suite
+                .pulled_in
+                .iter()
+                .map(ProductId::as_str)
+                .collect::<Vec<_>>(),
             ["libfoo", "libbar", "jre-b"]
         );
-        assert!(user.product_provenance.contains_key(&ProductId::new("libbar").unwrap()));
+        assert!(
+            user.product_provenance
+                .contains_key(&ProductId::new("libbar").unwrap())
+        );
         let plan = crate::resolve::resolve_suite(&user.suite, None).unwrap();
         let order: Vec<&str> = plan.order().map(ProductId::as_str).collect();
-        assert_eq!(order, ["jre-b", "libbar", "libfoo", "app"], "jre-b has the lowest priority number");
+        assert_eq!(
+            order,
+            ["jre-b", "libbar", "libfoo", "app"],
+            "jre-b has the lowest priority number"
+        );
         let libbar_id = ProductId::new("libbar").unwrap();
-        assert_eq!(plan.why(&libbar_id), ["prerequisite of libfoo (any version)"]);
+        assert_eq!(
+            plan.why(&libbar_id),
+            ["prerequisite of libfoo (any version)"]
+        );
         assert!(
             plan.why(&ProductId::new("jre-b").unwrap())[0]
                 .starts_with("provides capability java (any version) required by app"),
@@ -547,14 +566,24 @@ mod tests {
         let named = self::suite(r#"<product ref="app"/><product ref="libfoo" version="&lt;1.3"/>"#);
         let catalog_old = {
             let mut catalog = catalog.to_vec();
-            let mut old = catalog.iter().find(|p| p.id.as_str() == "libfoo").unwrap().clone();
+            let mut old = catalog
+                .iter()
+                .find(|p| p.id.as_str() == "libfoo")
+                .unwrap()
+                .clone();
             old.version = crate::version::Version::new("1.1").unwrap();
             catalog.retain(|p| p.id.as_str() != "libfoo");
             catalog.push(old);
             catalog
         };
         let assembled = assemble_suite(&named, &catalog_old, &roles(&[])).unwrap();
-        assert!(!assembled.suite.pulled_in.iter().any(|id| id.as_str() == "libfoo"));
+        assert!(
+            !assembled
+                .suite
+                .pulled_in
+                .iter()
+                .any(|id| id.as_str() == "libfoo")
+        );
         let errors = crate::resolve::resolve_suite(&assembled.suite, None).unwrap_err();
         assert!(errors[0].to_string().contains("libfoo"), "{errors:?}");
     }
@@ -570,12 +599,17 @@ mod tests {
             r#"<dependencies role="dev"><requires capability="ghost"/></dependencies>"#,
         );
         assert!(needs_catalog(&suite, &[&app]));
-        let assembled = assemble_suite(&suite, std::slice::from_ref(&app), &roles(&[("dev", 1)])).unwrap();
+        let assembled =
+            assemble_suite(&suite, std::slice::from_ref(&app), &roles(&[("dev", 1)])).unwrap();
         assert!(assembled.suite.pulled_in.is_empty());
         let errors = crate::resolve::resolve_suite(&assembled.suite, None).unwrap_err();
         assert!(errors[0].to_string().contains("ghost"), "{errors:?}");
         let whole = self::suite(r#"<product ref="app"/><product ref="lib"/>"#);
-        let app = product("app", "1", r#"<dependencies><prerequisite product="lib"/></dependencies>"#);
+        let app = product(
+            "app",
+            "1",
+            r#"<dependencies><prerequisite product="lib"/></dependencies>"#,
+        );
         let lib = product("lib", "1", "");
         assert!(!needs_catalog(&whole, &[&app, &lib]));
         assert!(needs_catalog(&suite, &[&app]));

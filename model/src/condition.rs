@@ -74,6 +74,11 @@ pub enum Condition {
         /// A pattern a line of its standard output must match.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         output: Option<Pattern>,
+        /// A range the version it prints must be in: the first capture
+        /// group (else the whole match) of `output` on the first line it
+        /// matches, or the first line of its output without `output`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        versions: Option<VersionReq>,
     },
     /// No running process has this name.
     ProcessNotRunning {
@@ -336,6 +341,41 @@ impl Condition {
                 argv,
                 exit_code,
                 output,
+                versions: Some(versions),
+            } => {
+                let what = format!("command {argv:?}");
+                let result = facts.run_command(argv)?;
+                if result.exit_code != *exit_code {
+                    return Ok(Evaluation::new(
+                        false,
+                        format!("{what} exited with {}, not {exit_code}", result.exit_code),
+                    ));
+                }
+                let found = match output {
+                    None => result
+                        .stdout
+                        .lines()
+                        .map(str::trim)
+                        .find(|line| !line.is_empty())
+                        .map(str::to_owned),
+                    Some(pattern) => result
+                        .stdout
+                        .lines()
+                        .find_map(|line| first_capture(pattern, line)),
+                };
+                match found {
+                    Some(version) => version_check(&what, &version, versions),
+                    None => Evaluation::new(
+                        false,
+                        format!("{what} printed no version Roleout can find"),
+                    ),
+                }
+            }
+            Condition::Command {
+                argv,
+                exit_code,
+                output,
+                versions: None,
             } => {
                 let what = format!("command {argv:?}");
                 let result = facts.run_command(argv)?;
@@ -829,6 +869,7 @@ mod tests {
             argv: vec!["/opt/notes/bin/notes".to_owned(), "--version".to_owned()],
             exit_code,
             output: output.map(|pattern| Pattern::new(pattern).unwrap()),
+            versions: None,
         };
         assert!(holds(&command(0, None), &machine));
         assert!(!holds(&command(1, None), &machine));
@@ -842,11 +883,42 @@ mod tests {
             "{}",
             evaluation.explanation
         );
+        // The version it prints, compared as a range: the pattern's first
+        // group, or the first line without a pattern.
+        let versioned = |output: Option<&str>, range: &str| Condition::Command {
+            argv: vec!["/opt/notes/bin/notes".to_owned(), "--version".to_owned()],
+            exit_code: 0,
+            output: output.map(|pattern| Pattern::new(pattern).unwrap()),
+            versions: Some(VersionReq::parse(range).unwrap()),
+        };
+        assert!(holds(
+            &versioned(Some(r"^version (\S+)"), ">=9.0.1, <10"),
+            &machine
+        ));
+        let evaluation = versioned(Some(r"^version (\S+)"), ">=9.1")
+            .evaluate(&machine)
+            .unwrap();
+        assert!(!evaluation.holds);
+        assert!(
+            evaluation
+                .explanation
+                .contains("version 9.0.1, outside >=9.1"),
+            "{}",
+            evaluation.explanation
+        );
+        let evaluation = versioned(None, ">=1").evaluate(&machine).unwrap();
+        assert!(!evaluation.holds, "the first line, Notes, is no version");
+        assert!(
+            evaluation.explanation.contains("\"Notes\""),
+            "{}",
+            evaluation.explanation
+        );
         // A command that cannot run is an error, not a "no".
         let missing = Condition::Command {
             argv: vec!["/nope".to_owned()],
             exit_code: 0,
             output: None,
+            versions: None,
         };
         let error = missing.evaluate(&machine).unwrap_err();
         assert_eq!(error.reason, "no such program");
@@ -903,6 +975,7 @@ mod tests {
             argv: vec!["/opt/notes/bin/notes".to_owned(), "--version".to_owned()],
             exit_code: 0,
             output: None,
+            versions: None,
         };
         let all = Condition::All(vec![exists("/opt/missing"), run.clone()]);
         let evaluation = all.evaluate(&machine).unwrap();
@@ -997,6 +1070,7 @@ mod tests {
             argv: vec!["/opt/notes/bin/notes".to_owned(), "--version".to_owned()],
             exit_code: 1,
             output: None,
+            versions: None,
         });
         let decision = incremental(RunPolicy::Always, when.clone())
             .should_run(&machine, RunHistory::default(), "d")

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{CommandLineModel, Phase};
-use crate::condition::{IncrementalInstall, VersionCheckerModel};
+use crate::condition::{Condition, IncrementalInstall, PackageManager, VersionCheckerModel};
 use crate::ids::{CapabilityName, ProductId, RoleName, Sha256};
 use crate::role::{Ambiguity, EffectiveRoles, Selected, Versioned, select, select_index};
 use crate::text::LocalizedText;
@@ -80,6 +80,89 @@ pub struct CapabilityRequirement {
     pub versions: VersionReq,
 }
 
+/// What the operating system itself must have for a product to install:
+/// a package of its package manager, at a version, or a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    deny_unknown_fields
+)]
+pub enum SystemNeed {
+    /// A package installed through the system's package manager.
+    Package {
+        /// dpkg or rpm.
+        manager: PackageManager,
+        /// The package name.
+        name: String,
+        /// The accepted range (any when absent).
+        #[serde(default, skip_serializing_if = "VersionReq::is_any")]
+        versions: VersionReq,
+    },
+    /// A file (or directory) at a path (a template, so `{{ root }}` works).
+    File {
+        /// The path.
+        path: String,
+    },
+}
+
+impl SystemNeed {
+    /// The condition that holds when the system has it.
+    pub fn condition(&self) -> Condition {
+        match self {
+            SystemNeed::Package {
+                manager,
+                name,
+                versions,
+            } => Condition::Package {
+                manager: *manager,
+                name: name.clone(),
+                versions: versions.clone(),
+            },
+            SystemNeed::File { path } => Condition::FileExists { path: path.clone() },
+        }
+    }
+}
+
+impl fmt::Display for SystemNeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SystemNeed::Package {
+                manager,
+                name,
+                versions,
+            } => {
+                let manager = match manager {
+                    PackageManager::Dpkg => "dpkg",
+                    PackageManager::Rpm => "rpm",
+                };
+                write!(f, "{manager} package {name}")?;
+                if !versions.is_any() {
+                    write!(f, " ({versions})")?;
+                }
+                Ok(())
+            }
+            SystemNeed::File { path } => write!(f, "file {path}"),
+        }
+    }
+}
+
+/// A base-system requirement (`<requires-system>`): what the OS must have
+/// before the product installs. Unmet, the product fails with the reason,
+/// unless a `provider` from the catalog supplies it: the provider is
+/// pulled in and installed first, and skipped on machines whose system
+/// already has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SystemRequirement {
+    /// What the system must have.
+    pub need: SystemNeed,
+    /// The catalog product that supplies it where the system lacks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProductId>,
+}
+
 /// Dependencies (Fig. 3, 360).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -104,6 +187,26 @@ pub struct Dependencies {
     /// runs their uninstall first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub obsoletes: Vec<ProductRequirement>,
+    /// What the operating system must have (packages, files), each
+    /// optionally with a catalog product that supplies it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<SystemRequirement>,
+}
+
+impl Dependencies {
+    /// The products this one needs installed before it: its
+    /// prerequisites and the providers of its system requirements.
+    pub fn products_before(&self) -> impl Iterator<Item = ProductRequirement> + '_ {
+        self.prerequisites.iter().cloned().chain(
+            self.system
+                .iter()
+                .filter_map(|requirement| requirement.provider.clone())
+                .map(|product| ProductRequirement {
+                    product,
+                    versions: VersionReq::any(),
+                }),
+        )
+    }
 }
 
 /// Conflicts (Fig. 3, 370): what may not be in the same plan.

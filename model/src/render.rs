@@ -488,6 +488,7 @@ fn render_condition_with(
             argv,
             exit_code,
             output,
+            versions,
         } => {
             let mut rendered = Vec::with_capacity(argv.len());
             for (index, element) in argv.iter().enumerate() {
@@ -497,6 +498,7 @@ fn render_condition_with(
                 argv: rendered,
                 exit_code: *exit_code,
                 output: output.clone(),
+                versions: versions.clone(),
             }
         }
         other => other.clone(),
@@ -1053,6 +1055,7 @@ mod tests {
                     ],
                     exit_code: 0,
                     output: None,
+                    versions: None,
                 },
                 Condition::FileVersion {
                     path: "{{ state_dir }}/v".to_owned(),
@@ -1075,6 +1078,7 @@ mod tests {
                     argv: vec!["/opt/notes/bin/notes".to_owned(), "--version".to_owned()],
                     exit_code: 0,
                     output: None,
+                    versions: None,
                 },
                 Condition::FileVersion {
                     path: "/var/lib/roleout/v".to_owned(),
@@ -1088,6 +1092,7 @@ mod tests {
             argv: vec!["login".to_owned(), "{{ admin_password }}".to_owned()],
             exit_code: 0,
             output: None,
+            versions: None,
         };
         let error = render_condition(&secret, &variables(), &values(), &context()).unwrap_err();
         assert!(

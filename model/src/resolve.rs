@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CapabilityName, GroupName, MachineId, ProductId, SuiteId};
 use crate::machine::{Group, Machine};
-use crate::product::{CapabilityRequirement, Platform, ProductModel};
+use crate::product::{CapabilityRequirement, Platform, ProductModel, SystemNeed};
 use crate::suite::{ProductGroup, Suite};
 use crate::version::{Version, VersionReq};
 
@@ -80,6 +80,15 @@ pub enum Reason {
         /// The versions that product accepts.
         #[serde(default, skip_serializing_if = "VersionReq::is_any")]
         versions: VersionReq,
+    },
+    /// It supplies something the operating system must have for another
+    /// product of the plan (`<requires-system provider>`); the agent skips
+    /// it where the system already has it.
+    SuppliesSystem {
+        /// The product that needs it.
+        of: ProductId,
+        /// What the system must have.
+        need: SystemNeed,
     },
     /// Another product of the plan needs it in the same plan.
     Corequisite {
@@ -165,6 +174,9 @@ impl fmt::Display for Reason {
             Reason::ChosenForGroup { group } => write!(f, "chosen for machine group {group}"),
             Reason::Prerequisite { of, versions } => {
                 write!(f, "prerequisite of {of} ({})", range_text(versions))
+            }
+            Reason::SuppliesSystem { of, need } => {
+                write!(f, "supplies {need} for {of} where the system lacks it")
             }
             Reason::Corequisite { of, versions } => {
                 write!(f, "corequisite of {of} ({})", range_text(versions))
@@ -775,6 +787,21 @@ impl<'a> Resolver<'a> {
             if satisfied {
                 if let Some(planned) = self.planned.get_mut(product) {
                     planned.after.insert(requirement.product.clone());
+                }
+            }
+        }
+        for requirement in &model.dependencies.system {
+            let Some(provider) = &requirement.provider else {
+                continue;
+            };
+            let reason = Reason::SuppliesSystem {
+                of: product.clone(),
+                need: requirement.need.clone(),
+            };
+            self.add(provider, &VersionReq::any(), reason);
+            if self.planned.contains_key(provider) {
+                if let Some(planned) = self.planned.get_mut(product) {
+                    planned.after.insert(provider.clone());
                 }
             }
         }

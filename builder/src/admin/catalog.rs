@@ -65,15 +65,23 @@ pub fn descriptor_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandFailed
 /// Parses every file; fails, listing every problem, if any has an error.
 pub fn read_descriptors(
     files: &[PathBuf],
+    payloads: Option<&Path>,
     output: &mut Output<'_>,
 ) -> Result<Vec<(PathBuf, Descriptor)>, CommandFailed> {
+    let folder = payloads.map(|payloads| crate::content::PayloadDir(payloads.to_owned()));
     let mut descriptors = Vec::new();
     let mut broken = 0;
     for file in files {
         let name = file.display().to_string();
         let bytes = std::fs::read(file)
             .map_err(|error| CommandFailed(format!("cannot read {name}: {error}")))?;
-        let parsed = descriptor::parse(&name, &bytes);
+        let parsed = descriptor::parse_with(
+            &name,
+            &bytes,
+            folder
+                .as_ref()
+                .map(|folder| folder as &dyn descriptor::PayloadFolder),
+        );
         for diagnostic in &parsed.diagnostics {
             let _ = writeln!(output.err, "{diagnostic}");
         }
@@ -146,7 +154,7 @@ pub async fn import(
     output: &mut Output<'_>,
 ) -> Result<ImportSummary, CommandFailed> {
     let files = descriptor_files(paths)?;
-    let descriptors = read_descriptors(&files, output)?;
+    let descriptors = read_descriptors(&files, None, output)?;
     store(directory, &descriptors, output).await
 }
 

@@ -38,8 +38,10 @@ pub struct CheckSummary {
 /// and one line per valid file to `output.out`.
 pub fn check_files(
     files: &[PathBuf],
+    payloads: Option<&Path>,
     output: &mut Output<'_>,
 ) -> Result<CheckSummary, CommandFailed> {
+    let folder = payloads.map(|payloads| crate::content::PayloadDir(payloads.to_owned()));
     if files.is_empty() {
         return Err(CommandFailed(
             "check: name at least one descriptor file (e.g. examples/*.xml)".to_owned(),
@@ -50,7 +52,12 @@ pub fn check_files(
     let report_error =
         |error: std::io::Error| CommandFailed(format!("check: cannot write the report: {error}"));
     for file in files {
-        if let Some(descriptor) = check_one(file, output, &mut summary).map_err(report_error)? {
+        let folder = folder
+            .as_ref()
+            .map(|folder| folder as &dyn descriptor::PayloadFolder);
+        if let Some(descriptor) =
+            check_one(file, folder, output, &mut summary).map_err(report_error)?
+        {
             loaded.push((file.display().to_string(), descriptor));
         }
     }
@@ -77,6 +84,7 @@ pub fn check_files(
 /// Checks one file; returns its descriptor when it has no error.
 fn check_one(
     file: &Path,
+    payloads: Option<&dyn descriptor::PayloadFolder>,
     output: &mut Output<'_>,
     summary: &mut CheckSummary,
 ) -> std::io::Result<Option<Descriptor>> {
@@ -90,7 +98,7 @@ fn check_one(
             return Ok(None);
         }
     };
-    let parsed = descriptor::parse(&name, &bytes);
+    let parsed = descriptor::parse_with(&name, &bytes, payloads);
     let mut errors = 0;
     for diagnostic in &parsed.diagnostics {
         writeln!(output.err, "{diagnostic}")?;

@@ -364,7 +364,10 @@ async fn a_build_pulls_in_what_its_members_require_from_the_catalog() {
     assert_eq!(order, ["libcore", "libview", "viewer"]);
     assert_eq!(
         outcome.suite.pulled_in,
-        [ProductId::new("libview").unwrap(), ProductId::new("libcore").unwrap()]
+        [
+            ProductId::new("libview").unwrap(),
+            ProductId::new("libcore").unwrap()
+        ]
     );
     assert!(outcome.build.built_from.contains_key("product/libcore"));
     assert!(!outcome.build.built_from.contains_key("product/jre"));
@@ -374,7 +377,10 @@ async fn a_build_pulls_in_what_its_members_require_from_the_catalog() {
     );
 
     // A new libcore makes the build stale.
-    admin.store_product(&lib("libcore", "1.1", "")).await.unwrap();
+    admin
+        .store_product(&lib("libcore", "1.1", ""))
+        .await
+        .unwrap();
     let (rebuilt, freshness) = builder
         .current_checked(&directory, &tools.id, &roles)
         .await
@@ -384,7 +390,9 @@ async fn a_build_pulls_in_what_its_members_require_from_the_catalog() {
         "{freshness:?}"
     );
     assert_eq!(
-        product_of(&stored_suite(&rebuilt.canonical), "libcore").version.to_string(),
+        product_of(&stored_suite(&rebuilt.canonical), "libcore")
+            .version
+            .to_string(),
         "1.1"
     );
 
@@ -401,7 +409,11 @@ async fn a_build_pulls_in_what_its_members_require_from_the_catalog() {
     assert_eq!(sources.products.len(), 1);
     let before = directory.search_count();
     let sources = directory.load_suite_build_sources(&tools.id).await.unwrap();
-    assert_eq!(directory.search_count() - before, 4, "suite, members, product ids, the rest");
+    assert_eq!(
+        directory.search_count() - before,
+        4,
+        "suite, members, product ids, the rest"
+    );
     assert!(sources.products.len() > 3);
 }
 

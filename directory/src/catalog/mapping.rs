@@ -76,6 +76,7 @@ pub(crate) mod attribute {
     pub(crate) const PREREQUISITE: &str = "roleoutPrerequisite";
     pub(crate) const COREQUISITE: &str = "roleoutCorequisite";
     pub(crate) const REPLACES: &str = "roleoutReplaces";
+    pub(crate) const REQUIRES_SYSTEM: &str = "roleoutRequiresSystem";
     pub(crate) const OBSOLETES: &str = "roleoutObsoletes";
     pub(crate) const REQUIRES_CAPABILITY: &str = "roleoutRequiresCapability";
     pub(crate) const CONFLICT_PRODUCT: &str = "roleoutConflictProduct";
@@ -1187,6 +1188,7 @@ impl SlotContent for Dependencies {
         push_capability_requirements(entry, at::REQUIRES_CAPABILITY, &self.capabilities);
         push_products(entry, at::REPLACES, &self.replaces);
         push_products(entry, at::OBSOLETES, &self.obsoletes);
+        push_json_list(entry, at::REQUIRES_SYSTEM, &self.system)?;
         Ok(())
     }
 
@@ -1197,6 +1199,7 @@ impl SlotContent for Dependencies {
             capabilities: read_capability_requirements(entry, at::REQUIRES_CAPABILITY)?,
             replaces: read_products(entry, at::REPLACES)?,
             obsoletes: read_products(entry, at::OBSOLETES)?,
+            system: read_json_list(entry, at::REQUIRES_SYSTEM)?,
         })
     }
 }
@@ -1663,6 +1666,7 @@ mod tests {
                 }],
                 replaces: Vec::new(),
                 obsoletes: Vec::new(),
+                system: Vec::new(),
             }),
             conflicts: Versioned::single(Conflicts {
                 products: vec![ProductRequirement {

@@ -322,7 +322,10 @@ impl Directory {
             }
         }
         let mut products = Vec::with_capacity(members.len());
-        for (product, found) in members.iter().zip(self.products_cached(&members, cache).await?) {
+        for (product, found) in members
+            .iter()
+            .zip(self.products_cached(&members, cache).await?)
+        {
             let (source, digest) = found.ok_or_else(|| CatalogError::NotFound {
                 what: format!("product {product} (a member of suite {id})"),
             })?;
@@ -341,7 +344,10 @@ impl Directory {
                 .filter(|product| !seen.contains(product))
                 .collect();
             let others: Vec<&ProductId> = others.iter().collect();
-            for (product, found) in others.iter().zip(self.products_cached(&others, cache).await?) {
+            for (product, found) in others
+                .iter()
+                .zip(self.products_cached(&others, cache).await?)
+            {
                 // A product removed since it was listed is simply absent.
                 if let Some((source, digest)) = found {
                     digests.insert(format!("product/{product}"), digest);
@@ -397,7 +403,8 @@ impl Directory {
         }
         if let Some(cache) = cache.filter(|cache| !cache.is_empty()) {
             let validators = self.member_validators(products).await?;
-            for (slot, (product, validator)) in found.iter_mut().zip(products.iter().zip(validators))
+            for (slot, (product, validator)) in
+                found.iter_mut().zip(products.iter().zip(validators))
             {
                 if let Some(validator) = validator {
                     *slot = cache.get(product, &validator);
@@ -544,7 +551,9 @@ impl Directory {
         for held in held {
             let validator = validators.next().flatten();
             products.push(match held {
-                true => read.next().map(|(source, digest)| (source, digest, validator)),
+                true => read
+                    .next()
+                    .map(|(source, digest)| (source, digest, validator)),
                 false => None,
             });
         }

@@ -173,6 +173,7 @@ fn synthetic_product(index: usize, roles: &[Role], generator: &mut Generator) ->
             capabilities: Vec::new(),
             replaces: Vec::new(),
             obsoletes: Vec::new(),
+            system: Vec::new(),
         })
     };
     let fileset = versions(generator, roles, |generator, variant| InstallFileSet {

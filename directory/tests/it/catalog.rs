@@ -134,6 +134,7 @@ fn notes_client() -> ProductSource {
             }],
             replaces: Vec::new(),
             obsoletes: Vec::new(),
+            system: Vec::new(),
         }),
         conflicts: Versioned::single(Conflicts {
             products: vec![ProductRequirement {
@@ -993,6 +994,7 @@ fn product_strategy() -> impl Strategy<Value = ProductSource> {
         capabilities: vec![],
         replaces: Vec::new(),
         obsoletes: Vec::new(),
+        system: Vec::new(),
     });
     let files = prop::collection::vec(
         (

@@ -63,6 +63,7 @@ use roleout_model::protocol::{
     StatusReport, SuiteComplete, SuiteDelivery, Timestamp, canonical_json, cap_log,
 };
 use roleout_model::render::{RenderContext, render_command, render_condition};
+use roleout_model::resolve::{PlanStep, Reason};
 use roleout_model::suite::{OnFailure, Suite};
 use roleout_model::validate::{
     GivenValues, Validators, Values, resolve_suite_values, resolve_values_partially,
@@ -825,6 +826,67 @@ fn decide(
     Ok(None)
 }
 
+/// What `product` requires of the operating system (`<requires-system>`)
+/// and the system lacks, one line each with the facts that decided; empty
+/// when every requirement is met. `Err` when a fact cannot be learnt.
+fn unmet_system_requirements(
+    product: &ProductModel,
+    values: &Values,
+    context: &RenderContext,
+    facts: &dyn Facts,
+) -> Result<Vec<String>, String> {
+    let mut unmet = Vec::new();
+    for requirement in &product.dependencies.system {
+        let condition = render_condition(
+            &requirement.need.condition(),
+            &product.variables,
+            values,
+            context,
+        )
+        .map_err(|error| error.to_string())?;
+        let evaluation = condition
+            .evaluate(facts)
+            .map_err(|error| error.to_string())?;
+        if !evaluation.holds {
+            let supplied = match &requirement.provider {
+                Some(provider) => format!("; {provider}, which supplies it, did not"),
+                None => String::new(),
+            };
+            unmet.push(format!(
+                "{} ({}{supplied})",
+                requirement.need, evaluation.explanation
+            ));
+        }
+    }
+    Ok(unmet)
+}
+
+/// When `step` is in the plan only to supply what the operating system
+/// lacks for other products (`<requires-system provider>`) and the system
+/// already has all of it: why it is skipped. `None` when it has to run.
+fn system_already_has(
+    step: &PlanStep,
+    context: &RenderContext,
+    facts: &dyn Facts,
+) -> Result<Option<String>, String> {
+    let mut had = Vec::new();
+    for reason in &step.reasons {
+        let Reason::SuppliesSystem { of, need } = reason else {
+            return Ok(None);
+        };
+        let condition = render_condition(&need.condition(), &[], &Values::new(), context)
+            .map_err(|error| error.to_string())?;
+        let evaluation = condition
+            .evaluate(facts)
+            .map_err(|error| error.to_string())?;
+        if !evaluation.holds {
+            return Ok(None);
+        }
+        had.push(format!("{need} for {of} ({})", evaluation.explanation));
+    }
+    Ok((!had.is_empty()).then(|| format!("the system already has {}", had.join("; "))))
+}
+
 /// Renders a command, writes its response file (mode 0600) and builds the
 /// runner's spec with the password values as secrets.
 fn prepare_command(
@@ -1395,7 +1457,17 @@ impl SuiteRun {
                 |errors: &dyn fmt::Display| format!("its variable values are not valid: {errors}");
             if standing(&record) == Standing::Untouched {
                 let installed_record = Some(self.journal.record());
-                match decide(&product, &values, &context, &facts, installed_record) {
+                let decision = match system_already_has(plan_step, &context, &facts) {
+                    Ok(Some(reason)) => Ok(Some((
+                        SkipReason::ConditionFalse {
+                            condition: reason.clone(),
+                        },
+                        format!("skipped: {reason}"),
+                    ))),
+                    Ok(None) => decide(&product, &values, &context, &facts, installed_record),
+                    Err(reason) => Err(reason),
+                };
+                match decision {
                     Ok(Some((reason, explanation))) => {
                         self.settle_report(
                             product_id,
@@ -1426,6 +1498,25 @@ impl SuiteRun {
             }
             if let Some(errors) = &invalid {
                 let reason = value_failure(errors);
+                self.fail_component(&product, &reason, outbox, reporter)?;
+                first_failure.get_or_insert_with(|| product_id.clone());
+                broken.insert(product_id.clone(), product_id.clone());
+                self.deliver(delivery, outbox, source, reporter)?;
+                continue;
+            }
+            // What it needs of the operating system is checked each run,
+            // after its providers ran and before anything of it is fetched.
+            let unmet = unmet_system_requirements(&product, &values, &context, &facts)
+                .map(|unmet| {
+                    (!unmet.is_empty())
+                        .then(|| format!("the system lacks what it requires: {}", unmet.join("; ")))
+                })
+                .unwrap_or_else(|reason| {
+                    Some(format!(
+                        "its system requirements cannot be checked: {reason}"
+                    ))
+                });
+            if let Some(reason) = unmet {
                 self.fail_component(&product, &reason, outbox, reporter)?;
                 first_failure.get_or_insert_with(|| product_id.clone());
                 broken.insert(product_id.clone(), product_id.clone());

@@ -122,6 +122,7 @@ impl Fixture {
             incremental: None,
             policy: SuitePolicy { on_failure },
             products,
+            pulled_in: Vec::new(),
         }
     }
 

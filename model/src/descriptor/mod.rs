@@ -31,6 +31,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::Sha256;
 use crate::product::ProductSource;
 use crate::suite::SuiteSource;
 
@@ -137,10 +138,30 @@ impl Parsed {
 /// error or a broken limit stops reading, since nothing after it can be
 /// trusted.
 pub fn parse(file_name: &str, text: &[u8]) -> Parsed {
+    parse_with(file_name, text, None)
+}
+
+/// The payload folder a descriptor is read with, as [`parse_with`] asks
+/// about it. The program that reads files implements it; the model only
+/// asks.
+pub trait PayloadFolder {
+    /// The SHA-256 and size of the file at `path` (relative, already
+    /// checked to be a plain path) in the folder; `Err` says why it cannot
+    /// be read (missing, not a file, an I/O error).
+    fn digest_and_size(&self, path: &str) -> Result<(Sha256, u64), String>;
+}
+
+/// [`parse`], with the product's payload folder: a `<file>` that leaves
+/// out `sha256` and `size` gets them from the file of that path in
+/// `payloads`, and one that gives them must agree with the file there (a
+/// stale digest after a new build of the payload is an error at its line,
+/// not a failed download on a machine). Without a folder, leaving them out
+/// is an error that says how to fill them.
+pub fn parse_with(file_name: &str, text: &[u8], payloads: Option<&dyn PayloadFolder>) -> Parsed {
     let mut diagnostics = Vec::new();
     let descriptor = match dom::Document::parse(text) {
         Ok(document) => {
-            let mut reader = read::Reader::new(file_name, &document);
+            let mut reader = read::Reader::new(file_name, &document, payloads);
             let descriptor = reader.descriptor();
             diagnostics = reader.into_diagnostics();
             let has_errors = diagnostics

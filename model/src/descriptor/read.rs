@@ -25,7 +25,7 @@ use crate::pattern::Pattern;
 use crate::product::{
     Capabilities, Capability, CapabilityRequirement, Conflicts, DEFAULT_PRIORITY, Dependencies,
     InstallFile, InstallFileSet, InstallSize, Platform, ProductDescription, ProductRequirement,
-    ProductSlot, ProductSource,
+    ProductSlot, ProductSource, SystemNeed, SystemRequirement,
 };
 use crate::role::{RoleVersion, Versioned};
 use crate::suite::{
@@ -38,7 +38,7 @@ use crate::variable::{ValidationRules, VariableKind, VariableModel};
 use crate::version::{Version, VersionReq};
 
 use super::dom::{Attribute, Document, Element, Node};
-use super::{Descriptor, Diagnostic, Severity};
+use super::{Descriptor, Diagnostic, PayloadFolder, Severity};
 
 /// The element names of conditions.
 const CONDITIONS: [&str; 11] = [
@@ -78,6 +78,35 @@ fn at_attribute(element: &Element, attribute: &Attribute) -> Place {
     }
 }
 
+/// `text` with every `{{ version }}` (spaces inside the braces optional)
+/// replaced by `own`, the product's version.
+fn expand_own_version(text: &str, own: Option<&str>) -> Result<String, String> {
+    let mut expanded = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        expanded.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(format!("{text:?} opens {{{{ without closing it"));
+        };
+        let name = after[..end].trim();
+        if name != "version" {
+            return Err(format!(
+                "a version range may use only {{{{ version }}}} (the product's version), not {{{{ {name} }}}}"
+            ));
+        }
+        let Some(own) = own else {
+            return Err(
+                "{{ version }} stands for a product's version; a suite has none".to_owned(),
+            );
+        };
+        expanded.push_str(own);
+        rest = &after[end + 2..];
+    }
+    expanded.push_str(rest);
+    Ok(expanded)
+}
+
 /// A missing attribute is reported at its element, with the attribute's
 /// path.
 fn at_missing(element: &Element, name: &str) -> Place {
@@ -110,16 +139,27 @@ pub(super) struct Reader<'a> {
     /// The templates read so far in the product being read, with where
     /// they are: checked against its variables once all are known.
     templates: Vec<(Place, String)>,
+    /// The payload folder that fills and checks file digests and sizes.
+    payloads: Option<&'a dyn PayloadFolder>,
+    /// The version of the product being read, which `{{ version }}` in a
+    /// version range stands for.
+    own_version: Option<String>,
 }
 
 impl<'a> Reader<'a> {
-    pub(super) fn new(file: &'a str, document: &'a Document) -> Self {
+    pub(super) fn new(
+        file: &'a str,
+        document: &'a Document,
+        payloads: Option<&'a dyn PayloadFolder>,
+    ) -> Self {
         Self {
             file,
             document,
             diagnostics: Vec::new(),
             passwords: BTreeSet::new(),
             templates: Vec::new(),
+            payloads,
+            own_version: None,
         }
     }
 
@@ -326,6 +366,17 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Parses a version range in which `{{ version }}` stands for the
+    /// product's own version (so a check or a requirement follows a
+    /// version bump made in one place); no other template is allowed.
+    fn range_parser(&self) -> impl Fn(&str) -> Result<VersionReq, String> + use<> {
+        let own = self.own_version.clone();
+        move |text| {
+            let expanded = expand_own_version(text, own.as_deref())?;
+            VersionReq::parse(&expanded).map_err(|error| error.to_string())
+        }
+    }
+
     /// Checks that `text` parses as a Tera template.
     fn template(&mut self, place: Place, text: &str) {
         if let Err(reason) = check_template(text) {
@@ -364,7 +415,11 @@ impl<'a> Reader<'a> {
         let own: Vec<&str> = known.keys().map(String::as_str).collect();
         for (place, text) in std::mem::take(&mut self.templates) {
             if let Some(missing) = unknown_template_name(&text, &context) {
-                let suggestion = closest(&missing, own.iter().copied())
+                let candidates = own
+                    .iter()
+                    .copied()
+                    .chain(crate::render::BUILT_IN_NAMES.iter().copied());
+                let suggestion = closest(&missing, candidates)
                     .map(|near| format!(" (did you mean {near}?)"))
                     .unwrap_or_default();
                 self.error(
@@ -451,6 +506,7 @@ impl<'a> Reader<'a> {
         self.check_attributes(root, &["id", "version", "priority"]);
         let id = self.value(root, "id", |text| ProductId::new(text));
         let version = self.value(root, "version", |text| Version::new(text));
+        self.own_version = version.as_ref().map(ToString::to_string);
         let priority = self
             .optional(root, "priority", parse_integer::<i32>)
             .unwrap_or(DEFAULT_PRIORITY);
@@ -615,7 +671,7 @@ impl<'a> Reader<'a> {
         self.children(element, &[]);
         let product = self.value(element, key, |text| ProductId::new(text));
         let versions = self
-            .optional(element, "version", VersionReq::parse)
+            .optional(element, "version", self.range_parser())
             .unwrap_or_default();
         Some(ProductRequirement {
             product: product?,
@@ -633,7 +689,7 @@ impl<'a> Reader<'a> {
         self.children(element, &[]);
         let capability = self.value(element, key, |text| CapabilityName::new(text));
         let versions = self
-            .optional(element, "version", VersionReq::parse)
+            .optional(element, "version", self.range_parser())
             .unwrap_or_default();
         Some(CapabilityRequirement {
             capability: capability?,
@@ -652,9 +708,11 @@ impl<'a> Reader<'a> {
                 "requires",
                 "replaces",
                 "obsoletes",
+                "requires-system",
             ],
         ) {
             match child.name.as_str() {
+                "requires-system" => dependencies.system.extend(self.system_requirement(child)),
                 "prerequisite" => dependencies
                     .prerequisites
                     .extend(self.product_requirement(child, "product")),
@@ -673,6 +731,55 @@ impl<'a> Reader<'a> {
             }
         }
         dependencies
+    }
+
+    /// `<requires-system package="…" manager="…" version="…" provider="…"/>`
+    /// or `<requires-system file="…" provider="…"/>`.
+    fn system_requirement(&mut self, element: &Element) -> Option<SystemRequirement> {
+        self.check_attributes(
+            element,
+            &["package", "manager", "version", "file", "provider"],
+        );
+        self.children(element, &[]);
+        let provider = self.optional(element, "provider", |text| ProductId::new(text));
+        let need = match (element.attribute("package"), element.attribute("file")) {
+            (Some(_), None) => {
+                let manager = self.value(element, "manager", parse_package_manager);
+                let name = self.nonempty(element, "package");
+                let versions = self
+                    .optional(element, "version", self.range_parser())
+                    .unwrap_or_default();
+                SystemNeed::Package {
+                    manager: manager?,
+                    name: name?,
+                    versions,
+                }
+            }
+            (None, Some(_)) => {
+                for unused in ["manager", "version"] {
+                    if let Some(attribute) = element.attribute(unused) {
+                        self.error(
+                            at_attribute(element, attribute),
+                            format!("{unused} applies to a package; a file requirement takes only file and provider"),
+                        );
+                    }
+                }
+                let path = self.template_attribute(element, "file")?;
+                if path.trim().is_empty() {
+                    self.error(at(element), "file must not be empty");
+                    return None;
+                }
+                SystemNeed::File { path }
+            }
+            _ => {
+                self.error(
+                    at(element),
+                    "<requires-system> names exactly one of package (with manager) or file",
+                );
+                return None;
+            }
+        };
+        Some(SystemRequirement { need, provider })
     }
 
     fn conflicts(&mut self, element: &Element) -> Conflicts {
@@ -700,8 +807,12 @@ impl<'a> Reader<'a> {
             self.check_attributes(child, &["path", "sha256", "size", "source", "mode"]);
             self.children(child, &[]);
             let path = self.value(child, "path", parse_payload_path);
-            let sha256 = self.value(child, "sha256", |text| Sha256::new(text));
-            let size = self.value(child, "size", parse_integer::<u64>);
+            let sha256 = self.optional(child, "sha256", |text| Sha256::new(text));
+            let size = self.optional(child, "size", parse_integer::<u64>);
+            let (sha256, size) = match &path {
+                Some(path) => self.file_digest(child, path, sha256, size),
+                None => (None, None),
+            };
             let source = self.string(child, "source");
             let mode = self.optional(child, "mode", parse_mode);
             if let Some(path) = &path {
@@ -728,6 +839,67 @@ impl<'a> Reader<'a> {
             }
         }
         InstallFileSet { files }
+    }
+
+    /// A file's digest and size: as written, else from the payload
+    /// folder; both checked against the folder's file when there is one.
+    fn file_digest(
+        &mut self,
+        element: &Element,
+        path: &str,
+        sha256: Option<Sha256>,
+        size: Option<u64>,
+    ) -> (Option<Sha256>, Option<u64>) {
+        let written = |name: &str| {
+            element
+                .attribute(name)
+                .map_or_else(|| at(element), |attribute| at_attribute(element, attribute))
+        };
+        let Some(payloads) = self.payloads else {
+            for (name, missing) in [("sha256", sha256.is_none()), ("size", size.is_none())] {
+                if missing && element.attribute(name).is_none() {
+                    self.error(
+                        at(element),
+                        format!(
+                            "the file {path:?} has no {name}: write it, or read the descriptor with its payload folder (roleout-admin import --payloads DIR, check --payloads DIR), which fills it in"
+                        ),
+                    );
+                }
+            }
+            return (sha256, size);
+        };
+        match payloads.digest_and_size(path) {
+            Err(reason) => {
+                if sha256.is_none() || size.is_none() {
+                    self.error(
+                        at(element),
+                        format!("the file {path:?} cannot be read from the payload folder to fill in its digest and size: {reason}"),
+                    );
+                }
+                (sha256, size)
+            }
+            Ok((actual_sha256, actual_size)) => {
+                if let Some(written_sha256) = &sha256
+                    && *written_sha256 != actual_sha256
+                {
+                    let place = written("sha256");
+                    self.error(
+                        place,
+                        format!("the file {path:?} in the payload folder has the SHA-256 {actual_sha256}, not {written_sha256}: leave sha256 out to have it filled in"),
+                    );
+                }
+                if let Some(written_size) = size
+                    && written_size != actual_size
+                {
+                    let place = written("size");
+                    self.error(
+                        place,
+                        format!("the file {path:?} in the payload folder has {actual_size} bytes, not {written_size}: leave size out to have it filled in"),
+                    );
+                }
+                (Some(actual_sha256), Some(actual_size))
+            }
+        }
     }
 
     fn version_check(&mut self, element: &Element) -> Option<VersionCheckerModel> {
@@ -1068,7 +1240,7 @@ impl<'a> Reader<'a> {
                 self.children(element, &[]);
                 let path = self.path_template(element);
                 let pattern = self.optional(element, "pattern", parse_pattern);
-                let versions = self.value(element, "version", VersionReq::parse);
+                let versions = self.value(element, "version", self.range_parser());
                 Condition::FileVersion {
                     path: path?,
                     pattern,
@@ -1081,7 +1253,7 @@ impl<'a> Reader<'a> {
                 let manager = self.value(element, "manager", parse_package_manager);
                 let name = self.nonempty(element, "name");
                 let versions = self
-                    .optional(element, "version", VersionReq::parse)
+                    .optional(element, "version", self.range_parser())
                     .unwrap_or_default();
                 Condition::Package {
                     manager: manager?,
@@ -1090,11 +1262,12 @@ impl<'a> Reader<'a> {
                 }
             }
             "command" => {
-                self.check_attributes(element, &["exit-code", "output"]);
+                self.check_attributes(element, &["exit-code", "output", "version"]);
                 let exit_code = self
                     .optional(element, "exit-code", parse_integer::<i32>)
                     .unwrap_or(0);
                 let output = self.optional(element, "output", parse_pattern);
+                let versions = self.optional(element, "version", self.range_parser());
                 let children = self.children(element, &["arg"]);
                 let argv = self.arguments(&children);
                 if argv.is_empty() {
@@ -1107,6 +1280,7 @@ impl<'a> Reader<'a> {
                     argv,
                     exit_code,
                     output,
+                    versions,
                 }
             }
             "process-not-running" => {
@@ -1129,7 +1303,7 @@ impl<'a> Reader<'a> {
                     .optional(element, "distribution", parse_words)
                     .unwrap_or_default();
                 let versions = self
-                    .optional(element, "version", VersionReq::parse)
+                    .optional(element, "version", self.range_parser())
                     .unwrap_or_default();
                 Condition::Os {
                     family: family?,
@@ -1693,7 +1867,7 @@ impl<'a> Reader<'a> {
             self.children(child, &[]);
             let product = self.value(child, "ref", |text| ProductId::new(text));
             let versions = self
-                .optional(child, "version", VersionReq::parse)
+                .optional(child, "version", self.range_parser())
                 .unwrap_or_default();
             let roles = self.roles(child);
             let Some(product) = product else { continue };

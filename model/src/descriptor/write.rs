@@ -13,6 +13,7 @@ use crate::condition::{Condition, IncrementalInstall, PackageManager, RunPolicy}
 use crate::ids::RoleName;
 use crate::product::{
     CapabilityRequirement, DEFAULT_PRIORITY, ProductRequirement, ProductSlot, ProductSource,
+    SystemNeed, SystemRequirement,
 };
 use crate::role::Versioned;
 use crate::suite::{OnFailure, SuiteSource, Translation, Widget};
@@ -181,6 +182,30 @@ impl Writer {
         self.leaf(name, attributes);
     }
 
+    fn system_requirement(&mut self, requirement: &SystemRequirement) {
+        let mut attributes = match &requirement.need {
+            SystemNeed::Package {
+                manager,
+                name,
+                versions,
+            } => {
+                let manager = match manager {
+                    PackageManager::Dpkg => "dpkg",
+                    PackageManager::Rpm => "rpm",
+                };
+                let mut attributes =
+                    vec![("package", name.clone()), ("manager", manager.to_owned())];
+                version_attribute(&mut attributes, versions);
+                attributes
+            }
+            SystemNeed::File { path } => vec![("file", path.clone())],
+        };
+        if let Some(provider) = &requirement.provider {
+            attributes.push(("provider", provider.to_string()));
+        }
+        self.leaf("requires-system", attributes);
+    }
+
     fn capability_requirement(
         &mut self,
         name: &str,
@@ -299,6 +324,7 @@ impl Writer {
                 argv,
                 exit_code,
                 output,
+                versions,
             } => {
                 let mut attributes = Vec::new();
                 if *exit_code != 0 {
@@ -306,6 +332,9 @@ impl Writer {
                 }
                 if let Some(output) = output {
                     attributes.push(("output", output.to_string()));
+                }
+                if let Some(versions) = versions {
+                    attributes.push(("version", versions.to_string()));
                 }
                 self.element("command", attributes, |writer| {
                     for argument in argv {
@@ -513,6 +542,9 @@ impl Writer {
                     }
                     for requirement in &dependencies.obsoletes {
                         writer.product_requirement("obsoletes", "product", requirement);
+                    }
+                    for requirement in &dependencies.system {
+                        writer.system_requirement(requirement);
                     }
                 },
             ),

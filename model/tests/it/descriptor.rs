@@ -4,6 +4,7 @@
 //! exact first error each one must; arbitrary and mutated bytes never
 //! panic.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
@@ -12,9 +13,10 @@ use proptest::test_runner::TestCaseError;
 use roleout_model::command::{DEFAULT_TIMEOUT_SECS, ExitMeaning, InstallerKind, Phase};
 use roleout_model::condition::{Condition, RunPolicy};
 use roleout_model::descriptor::{
-    Descriptor, MAX_DEPTH, MAX_ELEMENTS, MAX_SIZE, Parsed, Severity, descriptor_schema, parse,
-    to_xml,
+    self, Descriptor, MAX_DEPTH, MAX_ELEMENTS, MAX_SIZE, Parsed, Severity, descriptor_schema,
+    parse, to_xml,
 };
+use roleout_model::ids::Sha256;
 use roleout_model::product::{DEFAULT_PRIORITY, ProductSource};
 use roleout_model::suite::{SuiteSource, Translation};
 
@@ -37,6 +39,8 @@ fn full_product() -> String {
     <prerequisite product="jre" version="&gt;=1.8"/>
     <corequisite product="notes-help"/>
     <requires capability="java-runtime" version="&gt;=1.8, &lt;2"/>
+    <requires-system package="libc6" manager="dpkg" version="&gt;=2.34"/>
+    <requires-system file="{{ root }}/usr/lib/libnotes.so" provider="notes-libs"/>
   </dependencies>
   <conflicts><product id="notes-client-legacy" version="&lt;9"/><capability name="mail-client-legacy"/></conflicts>
   <variables>
@@ -62,6 +66,7 @@ fn full_product() -> String {
       <not><process-not-running name="notes"/></not>
       <file-version path="/opt/notes/VERSION" pattern="v(\S+)" version="&lt;9.0.1"/>
       <command exit-code="1" output="^missing"><arg>/usr/bin/test</arg><arg>-e</arg><arg>/opt/notes</arg></command>
+      <command output="^notes (\S+)" version="&lt;{{ version }}"><arg>/opt/notes/bin/notes</arg><arg>--version</arg></command>
       <package manager="rpm" name="notes"/>
     </all>
   </incremental>
@@ -217,7 +222,25 @@ fn a_product_using_every_element_round_trips() {
     let Some(Condition::All(conditions)) = &incremental.when else {
         panic!("expected <all>");
     };
-    assert_eq!(conditions.len(), 7);
+    assert_eq!(conditions.len(), 8);
+    let Condition::Command { versions, .. } = &conditions[6] else {
+        panic!("expected the versioned <command>");
+    };
+    assert_eq!(
+        versions.as_ref().map(ToString::to_string).as_deref(),
+        Some("<9.0.1"),
+        "{{{{ version }}}} is the product's version"
+    );
+    let dependencies = product.dependencies.default_version().unwrap();
+    assert_eq!(dependencies.system.len(), 2);
+    assert_eq!(
+        dependencies.system[0].need.to_string(),
+        "dpkg package libc6 (>=2.34)"
+    );
+    assert_eq!(
+        dependencies.system[1].provider.as_ref().map(|p| p.as_str()),
+        Some("notes-libs")
+    );
     assert_round_trip(&descriptor);
 }
 
@@ -683,4 +706,116 @@ fn a_shell_script_that_uses_dollar_zero_as_an_argument_is_warned_about() {
         warnings[0].contains("the <arg> after the script is $1"),
         "{warnings:?}"
     );
+}
+
+/// A payload folder held in memory: path to content.
+struct Folder(BTreeMap<&'static str, &'static [u8]>);
+
+impl descriptor::PayloadFolder for Folder {
+    fn digest_and_size(&self, path: &str) -> Result<(Sha256, u64), String> {
+        let bytes = self.0.get(path).ok_or("no such file")?;
+        Ok((Sha256::of(bytes), bytes.len() as u64))
+    }
+}
+
+#[test]
+fn file_digests_and_sizes_come_from_the_payload_folder_or_must_be_written() {
+    let text = |file: &str| {
+        format!(
+            r#"<product xmlns="urn:roleout:descriptor:1" id="p" version="1"><fileset>{file}</fileset><install><arg>true</arg></install></product>"#
+        )
+    };
+    let folder = Folder(BTreeMap::from([("p.deb", &b"package bytes"[..])]));
+    // Left out and no folder: an error that says how to fill them.
+    let bare = text(r#"<file path="p.deb"/>"#);
+    let parsed = descriptor::parse("p.xml", bare.as_bytes());
+    let messages: Vec<&str> = parsed.errors().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[0].contains("has no sha256") && messages[0].contains("--payloads"));
+    // Left out with the folder: filled in.
+    let parsed = descriptor::parse_with("p.xml", bare.as_bytes(), Some(&folder));
+    assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+    let descriptor = parsed.descriptor.unwrap();
+    let file = &product_of(&descriptor).fileset.versions[0].value.files[0];
+    assert_eq!(file.sha256, Sha256::of(b"package bytes"));
+    assert_eq!(file.size, 13);
+    // Written and stale: an error at the attribute.
+    let stale = text(&format!(r#"<file path="p.deb" sha256="{SHA}" size="13"/>"#));
+    let parsed = descriptor::parse_with("p.xml", stale.as_bytes(), Some(&folder));
+    let errors: Vec<_> = parsed.errors().collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].path.ends_with("file@sha256"),
+        "{}",
+        errors[0].path
+    );
+    assert!(errors[0].message.contains("leave sha256 out"));
+    // A file the folder lacks.
+    let missing = text(r#"<file path="other.deb"/>"#);
+    let parsed = descriptor::parse_with("p.xml", missing.as_bytes(), Some(&folder));
+    assert!(
+        parsed.errors().any(|d| d.message.contains("no such file")),
+        "{:?}",
+        parsed.diagnostics
+    );
+}
+
+#[test]
+fn version_ranges_take_the_products_version_and_nothing_else() {
+    let text = |range: &str| {
+        format!(
+            r#"<product xmlns="urn:roleout:descriptor:1" id="p" version="2.5"><dependencies><prerequisite product="lib" version="{range}"/></dependencies><version-check><package manager="dpkg" name="p" version="{range}"/></version-check><install><arg>true</arg></install></product>"#
+        )
+    };
+    let descriptor = accepted(&text("&gt;={{ version }}, &lt;3"));
+    let product = product_of(&descriptor);
+    let dependencies = product.dependencies.default_version().unwrap();
+    assert_eq!(
+        dependencies.prerequisites[0].versions.to_string(),
+        ">=2.5, <3"
+    );
+    let parsed = parsed("p.xml", &text("&gt;={{ install_dir }}"));
+    let errors: Vec<_> = parsed.errors().collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].message.contains("only {{ version }}"),
+        "{}",
+        errors[0].message
+    );
+    assert!(errors[0].path.ends_with("@version"));
+}
+
+#[test]
+fn a_system_requirement_names_a_package_or_a_file() {
+    let text = |requirement: &str| {
+        format!(
+            r#"<product xmlns="urn:roleout:descriptor:1" id="p" version="1"><dependencies>{requirement}</dependencies><install><arg>true</arg></install></product>"#
+        )
+    };
+    for (requirement, expected) in [
+        (
+            r#"<requires-system package="libc6" file="/x"/>"#,
+            "exactly one of package",
+        ),
+        (
+            r#"<requires-system provider="q"/>"#,
+            "exactly one of package",
+        ),
+        (r#"<requires-system package="libc6"/>"#, "manager"),
+        (
+            r#"<requires-system file="/x" version="1"/>"#,
+            "version applies to a package",
+        ),
+        (
+            r#"<requires-system file="{{ rot }}/x"/>"#,
+            "did you mean root?",
+        ),
+    ] {
+        let parsed = parsed("p.xml", &text(requirement));
+        assert!(
+            parsed.errors().any(|d| d.message.contains(expected)),
+            "{requirement}: {:?}",
+            parsed.diagnostics
+        );
+    }
 }

@@ -234,6 +234,7 @@ fn suite() -> Suite {
             product("notes-client", 50, &["java-runtime"]),
             product("java-runtime", 10, &[]),
         ],
+        pulled_in: vec![ProductId::new("java-runtime").unwrap()],
     }
 }
 

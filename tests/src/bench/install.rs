@@ -86,6 +86,7 @@ pub(crate) fn suite(id: &str, version: &str, products: Vec<ProductModel>) -> any
             on_failure: OnFailure::Stop,
         },
         products,
+        pulled_in: Vec::new(),
     })
 }
 

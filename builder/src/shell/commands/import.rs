@@ -17,7 +17,8 @@ use super::{CommandError, Context, Flow, Run};
 /// object versions that changed.
 ///
 /// With --payloads DIR, the files each product's file sets name are
-/// taken from DIR, checked against their size and SHA-256, and put in
+/// taken from DIR: a <file> without sha256 and size gets them from its
+/// file there, one with them must agree with it; every file is put in
 /// the content store roleoutd serves them from (STATE/content of the
 /// state directory, or --content-dir). Nothing is stored unless every
 /// descriptor and every payload checks.
@@ -40,7 +41,8 @@ impl Run for Import {
     fn run(&self, context: &mut Context<'_>) -> Result<Flow, CommandError> {
         // Read and check before connecting, so a broken file costs nothing.
         let files = catalog::descriptor_files(&self.paths)?;
-        let descriptors = catalog::read_descriptors(&files, &mut context.output)?;
+        let descriptors =
+            catalog::read_descriptors(&files, self.payloads.as_deref(), &mut context.output)?;
         if let Some(payloads) = &self.payloads {
             let content_dir = match (&self.content_dir, context.session.target()) {
                 (Some(dir), _) => dir.clone(),
