@@ -60,6 +60,11 @@ pub enum Event {
         outcome: ReportOutcome,
         /// Why, in words.
         detail: String,
+        /// For a failed command, the last lines it printed (standard
+        /// error, else standard output; secrets masked), so whoever runs
+        /// the agent sees why without asking the admin.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        output_tail: Vec<String>,
     },
     /// Something worth saying that is not a step (a refused envelope, an
     /// undelivered report).
@@ -242,6 +247,7 @@ pub fn describe(event: &Event) -> String {
             phase,
             outcome,
             detail,
+            output_tail,
         } => {
             let outcome = match outcome {
                 ReportOutcome::Success => "success",
@@ -251,10 +257,18 @@ pub fn describe(event: &Event) -> String {
                 ReportOutcome::Blocked => "blocked",
                 ReportOutcome::Retry => "retry",
             };
-            match phase {
+            let mut line = match phase {
                 Some(phase) => format!("{product}: {phase}: {outcome}: {detail}"),
                 None => format!("{product}: {outcome}: {detail}"),
+            };
+            if !output_tail.is_empty() {
+                line.push_str("\n  its last output:");
+                for output in output_tail {
+                    line.push_str("\n    ");
+                    line.push_str(output);
+                }
             }
+            line
         }
         Event::Note { message } => message.clone(),
         Event::SuiteFinished { suite, summary } => format!(

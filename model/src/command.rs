@@ -217,9 +217,23 @@ pub struct LogRules {
     pub failure: Vec<Pattern>,
 }
 
+/// Patterns matched against the lines a command prints on its standard
+/// output and standard error (when its outcome names no log file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OutputRules {
+    /// A line matching any of these means success.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub success: Vec<Pattern>,
+    /// A line matching any of these means failure, whatever the exit code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure: Vec<Pattern>,
+}
+
 /// How the outcome of a command is decided: first the exit-code table,
-/// then the log (a failure line fails even an exit code of success; when
-/// success patterns are given, one of them must match too).
+/// then the log or the command's output (a failure line fails even an exit
+/// code of success; when success patterns are given, one of them must
+/// match too).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct OutcomeRules {
@@ -229,6 +243,10 @@ pub struct OutcomeRules {
     /// The log file and its patterns, if the outcome is also told by a log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogRules>,
+    /// Patterns over the command's own output, if the outcome is told by
+    /// what it prints (never together with `log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputRules>,
 }
 
 /// A file the installer writes before running the command (an answer file

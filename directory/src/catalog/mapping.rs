@@ -32,7 +32,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use roleout_model::command::{
-    CommandLineModel, ExitCodeTable, InstallerKind, LogRules, OutcomeRules, Phase, ResponseFile,
+    CommandLineModel, ExitCodeTable, InstallerKind, LogRules, OutcomeRules, OutputRules, Phase,
+    ResponseFile,
 };
 use roleout_model::condition::{IncrementalInstall, VersionCheckerModel};
 use roleout_model::ids::{CapabilityName, ProductId, RoleName, Sha256, SuiteId};
@@ -1316,6 +1317,17 @@ impl SlotContent for CommandLineModel {
         entry.push_ordered(at::SUCCESS_CODE, &codes.success);
         entry.push_ordered(at::REBOOT_CODE, &codes.reboot);
         entry.push_ordered(at::RETRY_CODE, &codes.retry);
+        // The patterns are the log's when there is a log path, else the
+        // output's.
+        if let Some(output) = self
+            .outcome
+            .output
+            .as_ref()
+            .filter(|_| self.outcome.log.is_none())
+        {
+            entry.push_ordered(at::LOG_SUCCESS_PATTERN, &output.success);
+            entry.push_ordered(at::LOG_FAILURE_PATTERN, &output.failure);
+        }
         if let Some(log) = &self.outcome.log {
             entry.push(at::LOG_PATH, log.path.as_str());
             entry.push_ordered(at::LOG_SUCCESS_PATTERN, &log.success);
@@ -1369,6 +1381,15 @@ impl SlotContent for CommandLineModel {
                 })
             })
             .transpose()?;
+        let output = match &log {
+            Some(_) => None,
+            None => {
+                let success = read_patterns(entry, at::LOG_SUCCESS_PATTERN)?;
+                let failure = read_patterns(entry, at::LOG_FAILURE_PATTERN)?;
+                (!success.is_empty() || !failure.is_empty())
+                    .then_some(OutputRules { success, failure })
+            }
+        };
         Ok(Self {
             kind,
             argv: owned(entry.ordered(at::ARGV)?),
@@ -1388,6 +1409,7 @@ impl SlotContent for CommandLineModel {
                     retry: read_codes(entry, at::RETRY_CODE)?,
                 },
                 log,
+                output,
             },
             remove_when_unassigned: entry.boolean(at::REMOVE_WHEN_UNASSIGNED)?,
         })
@@ -1585,6 +1607,7 @@ mod tests {
                         Pattern::new("^FATAL").unwrap(),
                     ],
                 }),
+                output: None,
             },
             remove_when_unassigned: false,
         }

@@ -85,6 +85,7 @@ fn command(argv: &[&str]) -> CommandLineModel {
                 success: vec![Pattern::new("Installation complete").unwrap()],
                 failure: vec![Pattern::new("^ERROR").unwrap()],
             }),
+            output: None,
         },
         remove_when_unassigned: false,
     }
@@ -942,6 +943,7 @@ fn command_strategy() -> impl Strategy<Value = CommandLineModel> {
                         success: patterns.iter().map(|p| Pattern::new(p).unwrap()).collect(),
                         failure: vec![],
                     }),
+                    output: None,
                 },
                 remove_when_unassigned: false,
             },

@@ -960,6 +960,34 @@ fn step_result(
     }
 }
 
+/// How many lines of a failed command's output the agent shows.
+const OUTPUT_TAIL_LINES: usize = 5;
+
+/// The last non-empty lines a command printed: on standard error, else
+/// on standard output (already masked), each at most 200 characters.
+/// Control characters (escape sequences) are shown as `?`.
+fn output_tail(report: &CommandReport) -> Vec<String> {
+    let stream = if report.stderr.text.trim().is_empty() {
+        &report.stdout.text
+    } else {
+        &report.stderr.text
+    };
+    let mut lines: Vec<String> = stream
+        .lines()
+        .rev()
+        .filter(|line| !line.trim().is_empty())
+        .take(OUTPUT_TAIL_LINES)
+        .map(|line| {
+            line.chars()
+                .take(200)
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect()
+        })
+        .collect();
+    lines.reverse();
+    lines
+}
+
 /// Builds a status report from what is known of a step.
 #[allow(clippy::too_many_arguments)]
 fn status_report(
@@ -1046,7 +1074,7 @@ fn command_log(report: &CommandReport) -> String {
         }
     }
     if let Some(findings) = &report.log {
-        log.push_str(&format!("--- log {} ---\n", findings.path));
+        log.push_str(&format!("--- {} ---\n", findings.source()));
         for line in findings.failure_lines.iter().chain(&findings.success_lines) {
             log.push_str(&format!("{}: {}\n", line.number, line.text));
         }
@@ -1617,6 +1645,10 @@ impl SuiteRun {
                     phase: Some(phase),
                     outcome,
                     detail: detail.clone(),
+                    output_tail: match outcome {
+                        ReportOutcome::Failed => report.map(output_tail).unwrap_or_default(),
+                        _ => Vec::new(),
+                    },
                 });
                 match outcome {
                     ReportOutcome::Success => {}
@@ -1719,6 +1751,7 @@ impl SuiteRun {
             phase: None,
             outcome,
             detail: detail.to_owned(),
+            output_tail: Vec::new(),
         });
         let id = self.report_id(product, self.first_phase(product), 0, CHECK_KIND)?;
         let status = status_report(
@@ -1776,6 +1809,7 @@ impl SuiteRun {
             phase: None,
             outcome: ReportOutcome::Failed,
             detail: detail.clone(),
+            output_tail: Vec::new(),
         });
         let id = self.report_id(&product.id, phase, attempt, STATUS_KIND)?;
         let status = status_report(

@@ -260,6 +260,7 @@ pub fn remove(
         phase: Some(Phase::Uninstall),
         outcome,
         detail: detail.clone(),
+        output_tail: Vec::new(),
     });
     // An uninstall is a run of its own: a fresh run id keeps the report id
     // unique at the server however often the product is installed and

@@ -12,6 +12,8 @@ use std::thread;
 
 use serde::{Deserialize, Serialize};
 
+use crate::run::logwatch::{StreamJudge, feed_stream};
+
 use crate::run::redact::Secrets;
 
 /// How much of each output stream (stdout, stderr) is kept.
@@ -148,6 +150,7 @@ pub(crate) type SharedBuffer = Arc<Mutex<BoundedBuffer>>;
 pub(crate) fn read_in_background(
     stream: Option<impl Read + Send + 'static>,
     limit: CaptureLimit,
+    judge: Option<StreamJudge>,
     done: mpsc::Sender<()>,
 ) -> io::Result<SharedBuffer> {
     let buffer = Arc::new(Mutex::new(BoundedBuffer::new(limit)));
@@ -163,10 +166,15 @@ pub(crate) fn read_in_background(
             loop {
                 match stream.read(&mut chunk) {
                     Ok(0) => break,
-                    Ok(count) => shared
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(&chunk[..count]),
+                    Ok(count) => {
+                        if let Some(judge) = &judge {
+                            feed_stream(judge, &chunk[..count]);
+                        }
+                        shared
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(&chunk[..count]);
+                    }
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                     // A read error on a pipe means the pipe is gone; what was
                     // read so far is all there is.

@@ -19,6 +19,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::mem;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use roleout_model::pattern::Pattern;
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,79 @@ pub struct LogFindings {
     pub success_lines: Vec<LogLine>,
     /// How many lines matched a success pattern.
     pub success_count: u64,
+    /// Whether these are the command's own output lines rather than a
+    /// log file's (`path` is then a label).
+    #[serde(default)]
+    pub stream: bool,
+}
+
+impl LogFindings {
+    /// What the lines came from, in words: `the log PATH` or `its output`.
+    pub fn source(&self) -> String {
+        if self.stream {
+            self.path.clone()
+        } else {
+            format!("the log {}", self.path)
+        }
+    }
+}
+
+/// The lines a command printed on one of its streams, matched as a log's
+/// are (`<outcome>` patterns without a log file): fed by the thread that
+/// reads the stream, so every line is looked at, not only those kept.
+pub(crate) type StreamJudge = Arc<Mutex<LogWatcher>>;
+
+/// A judge for one output stream, shown as `label`.
+pub(crate) fn stream_judge(
+    label: &str,
+    success: Vec<Pattern>,
+    failure: Vec<Pattern>,
+    secrets: Secrets,
+) -> StreamJudge {
+    let watch = LogWatch {
+        path: PathBuf::from(label),
+        success,
+        failure,
+    };
+    let mut watcher = LogWatcher::unread(watch, secrets);
+    watcher.findings.found = true;
+    watcher.findings.stream = true;
+    Arc::new(Mutex::new(watcher))
+}
+
+/// Feeds bytes a stream carried to its judge.
+pub(crate) fn feed_stream(judge: &StreamJudge, bytes: &[u8]) {
+    judge
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .feed(bytes);
+}
+
+/// What the command's two streams said, as one finding: the lines of
+/// standard error follow those of standard output, marked as such.
+pub(crate) fn stream_findings(stdout: &StreamJudge, stderr: &StreamJudge) -> LogFindings {
+    let finish = |judge: &StreamJudge| {
+        let mut watcher = judge.lock().unwrap_or_else(PoisonError::into_inner);
+        watcher.finish_line();
+        watcher.findings.clone()
+    };
+    let mut findings = finish(stdout);
+    let errors = finish(stderr);
+    let marked = |lines: Vec<LogLine>| {
+        lines.into_iter().map(|line| LogLine {
+            number: line.number,
+            text: format!("(stderr) {}", line.text),
+        })
+    };
+    findings.path = "its output".to_owned();
+    findings.lines_read += errors.lines_read;
+    findings.failure_count += errors.failure_count;
+    findings.success_count += errors.success_count;
+    findings.failure_lines.extend(marked(errors.failure_lines));
+    findings.failure_lines.truncate(MAX_KEPT_LINES);
+    findings.success_lines.extend(marked(errors.success_lines));
+    findings.success_lines.truncate(MAX_KEPT_LINES);
+    findings
 }
 
 /// Reads a log file as it grows and matches its new lines.
@@ -124,6 +198,15 @@ pub(crate) struct LogWatcher {
 impl LogWatcher {
     /// Starts watching: what the file holds now is skipped.
     pub(crate) fn start(watch: LogWatch, secrets: Secrets) -> Self {
+        let mut watcher = Self::unread(watch, secrets);
+        if let Err(error) = watcher.read(true) {
+            watcher.note_error(&error);
+        }
+        watcher
+    }
+
+    /// A watcher that has read nothing yet.
+    fn unread(watch: LogWatch, secrets: Secrets) -> Self {
         let findings = LogFindings {
             path: secrets.redact(&watch.path.display().to_string()),
             found: false,
@@ -134,8 +217,9 @@ impl LogWatcher {
             failure_count: 0,
             success_lines: Vec::new(),
             success_count: 0,
+            stream: false,
         };
-        let mut watcher = Self {
+        Self {
             watch,
             secrets,
             identity: None,
@@ -145,11 +229,7 @@ impl LogWatcher {
             partial: Vec::new(),
             partial_cut: false,
             findings,
-        };
-        if let Err(error) = watcher.read(true) {
-            watcher.note_error(&error);
         }
-        watcher
     }
 
     /// Reads what was written since the last check.

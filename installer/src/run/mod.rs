@@ -45,13 +45,13 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
-use roleout_model::command::{CommandLineModel, ExitCodeTable};
+use roleout_model::command::{CommandLineModel, ExitCodeTable, OutputRules};
 use serde::{Deserialize, Serialize};
 
 pub use self::capture::{CaptureLimit, CapturedOutput};
 use self::capture::{SharedBuffer, read_in_background};
-use self::logwatch::LogWatcher;
 pub use self::logwatch::{LogFindings, LogLine, LogWatch, MAX_KEPT_LINES, MAX_LINE_BYTES};
+use self::logwatch::{LogWatcher, StreamJudge, stream_findings, stream_judge};
 pub use self::outcome::{Exit, Outcome, StopReason};
 use self::outcome::{Facts, decide, seconds};
 pub use self::redact::{MASK, Secrets};
@@ -210,6 +210,9 @@ pub struct CommandSpec {
     pub exit_codes: ExitCodeTable,
     /// The log that also tells the outcome, if any.
     pub log: Option<LogWatch>,
+    /// Patterns over the command's own output (standard output and
+    /// standard error) that also tell the outcome, if any.
+    pub output: Option<OutputRules>,
     /// How many more times the command runs when its exit code means
     /// "retry".
     pub retries: u32,
@@ -282,6 +285,7 @@ impl CommandSpec {
             success: rules.success.clone(),
             failure: rules.failure.clone(),
         });
+        spec.output = model.outcome.output.clone();
         Ok(spec)
     }
 
@@ -294,6 +298,7 @@ impl CommandSpec {
             check_interval: None,
             exit_codes: ExitCodeTable::default(),
             log: None,
+            output: None,
             retries: 0,
             retry_delay: Duration::from_secs(2),
             capture: CaptureLimit::default(),
@@ -655,6 +660,8 @@ pub struct RunningCommand {
     /// Disconnects once both output readers have finished.
     output_done: mpsc::Receiver<()>,
     watcher: Option<LogWatcher>,
+    /// Judges of standard output and standard error, with output patterns.
+    judges: Option<(StreamJudge, StreamJudge)>,
 }
 
 impl RunningCommand {
@@ -742,8 +749,29 @@ impl RunningCommand {
 
         // From here on an error drops `process`, which kills the command.
         let (done, output_done) = mpsc::channel();
-        let stdout = read_in_background(stdout, spec.capture, done.clone()).map_err(spawn_error)?;
-        let stderr = read_in_background(stderr, spec.capture, done).map_err(spawn_error)?;
+        let judges = spec
+            .output
+            .as_ref()
+            .filter(|rules| !rules.success.is_empty() || !rules.failure.is_empty())
+            .map(|rules| {
+                let judge = || {
+                    stream_judge(
+                        "its output",
+                        rules.success.clone(),
+                        rules.failure.clone(),
+                        spec.secrets.clone(),
+                    )
+                };
+                (judge(), judge())
+            });
+        let (stdout_judge, stderr_judge) = match &judges {
+            Some((out, err)) => (Some(out.clone()), Some(err.clone())),
+            None => (None, None),
+        };
+        let stdout = read_in_background(stdout, spec.capture, stdout_judge, done.clone())
+            .map_err(spawn_error)?;
+        let stderr =
+            read_in_background(stderr, spec.capture, stderr_judge, done).map_err(spawn_error)?;
         Ok(Self {
             spec: spec.clone(),
             process,
@@ -752,6 +780,7 @@ impl RunningCommand {
             stderr,
             output_done,
             watcher,
+            judges,
         })
     }
 
@@ -788,7 +817,12 @@ impl RunningCommand {
         let stdout = snapshot(&self.stdout);
         let stderr = snapshot(&self.stderr);
 
-        let log = self.watcher.take().map(LogWatcher::finish);
+        // The log file's lines, else the command's own output's.
+        let log = self.watcher.take().map(LogWatcher::finish).or_else(|| {
+            self.judges
+                .as_ref()
+                .map(|(stdout, stderr)| stream_findings(stdout, stderr))
+        });
         let decision = decide(Facts {
             exit,
             stopped,
@@ -908,6 +942,7 @@ mod tests {
                     success: vec![Pattern::new("complete").unwrap()],
                     failure: Vec::new(),
                 }),
+                output: None,
             },
             remove_when_unassigned: false,
         };

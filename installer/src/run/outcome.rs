@@ -120,8 +120,8 @@ pub(crate) fn decide(facts: Facts<'_>) -> Decision {
                 .and_then(|log| log.failure_lines.first().map(|line| (log, line)));
             match line {
                 Some((log, line)) => failed(format!(
-                    "the log {} says it failed while it ran: {line}; its process group was killed",
-                    log.path
+                    "{} says it failed while it ran: {line}; its process group was killed",
+                    log.source()
                 )),
                 None => failed(
                     "the log said it failed while it ran; its process group was killed".to_owned(),
@@ -161,8 +161,8 @@ fn check_log(code: i32, log: Option<&LogFindings>) -> Option<Outcome> {
     }
     if let Some(line) = log.failure_lines.first() {
         return Some(failed(format!(
-            "exit code {code} but the log {} says it failed: {line}",
-            log.path
+            "exit code {code} but {} says it failed: {line}",
+            log.source()
         )));
     }
     if log.success_required && log.success_count == 0 {
@@ -204,29 +204,29 @@ fn describe_exit(facts: &Facts<'_>) -> String {
 }
 
 fn describe_log(log: &LogFindings) -> Vec<String> {
-    let path = &log.path;
+    let source = log.source();
     if let Some(error) = &log.read_error {
-        return vec![format!("log {path} could not be read: {error}")];
+        return vec![format!("{source} could not be read: {error}")];
     }
     if !log.found {
-        return vec![format!("log {path} does not exist")];
+        return vec![format!("{source} does not exist")];
     }
     let mut facts = Vec::new();
     if let Some(line) = log.failure_lines.first() {
-        facts.push(format!("log {path}: failure {line}"));
+        facts.push(format!("{source}: failure {line}"));
         if log.failure_count > 1 {
             facts.push(format!(
-                "log {path}: {} more failure lines",
+                "{source}: {} more failure lines",
                 log.failure_count - 1
             ));
         }
     }
     if let Some(line) = log.success_lines.first() {
-        facts.push(format!("log {path}: success {line}"));
+        facts.push(format!("{source}: success {line}"));
     }
     if facts.is_empty() {
         facts.push(format!(
-            "log {path}: none of the {} lines the command wrote matched",
+            "{source}: none of the {} lines the command wrote matched",
             log.lines_read
         ));
     }
@@ -274,6 +274,7 @@ mod tests {
             failure_count: 0,
             success_lines: Vec::new(),
             success_count: 0,
+            stream: false,
         }
     }
 
@@ -365,7 +366,7 @@ mod tests {
             decision.evidence,
             vec![
                 "exit code 0 means success (success codes: 0)".to_owned(),
-                "log /var/log/setup.log: success line 3: Installation complete".to_owned(),
+                "the log /var/log/setup.log: success line 3: Installation complete".to_owned(),
             ]
         );
     }

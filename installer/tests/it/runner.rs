@@ -14,7 +14,7 @@ use roleout_installer::run::{
     CaptureLimit, CommandReport, CommandSpec, Exit, LogWatch, MASK, Outcome, RunError,
     RunningCommand, Secrets, StopReason, run,
 };
-use roleout_model::command::ExitCodeTable;
+use roleout_model::command::{ExitCodeTable, OutputRules};
 use roleout_model::pattern::Pattern;
 
 /// A shell script to run, with a short kill grace so stopped tests end
@@ -343,6 +343,49 @@ wait"#,
     );
     let helper = read_pid(&pid_file);
     assert!(wait_until_gone(helper), "helper {helper} survived");
+}
+
+/// Without a log file the patterns read what the command prints: every
+/// line of both streams, beyond what is kept of them.
+#[test]
+fn output_patterns_decide_from_what_the_command_prints() {
+    let compile = |sources: &[&str]| {
+        sources
+            .iter()
+            .map(|source| Pattern::new(*source).unwrap())
+            .collect()
+    };
+    // A failure line on standard error, in the middle of 200 KiB that the
+    // capture does not keep.
+    let mut spec = script(
+        r#"yes filler | head -c 100000; echo 'E: Sub-process /usr/bin/dpkg returned an error code (1)' >&2; yes filler | head -c 100000"#,
+        &[],
+    );
+    spec.output = Some(OutputRules {
+        success: Vec::new(),
+        failure: compile(&["^E: "]),
+    });
+    let report = run(&spec).unwrap();
+    assert_eq!(report.exit, Exit::Code(0));
+    assert_eq!(
+        failure_reason(&report),
+        "exit code 0 but its output says it failed: line 1: (stderr) E: Sub-process /usr/bin/dpkg returned an error code (1)"
+    );
+    // A required success line, absent and then present.
+    let mut spec = script("echo 'Setting up app (1.0)'", &[]);
+    spec.output = Some(OutputRules {
+        success: compile(&["^Setting up app "]),
+        failure: Vec::new(),
+    });
+    assert_eq!(run(&spec).unwrap().outcome, Outcome::Success);
+    spec.output = Some(OutputRules {
+        success: compile(&["^Installation complete"]),
+        failure: Vec::new(),
+    });
+    assert_eq!(
+        failure_reason(&run(&spec).unwrap()),
+        "exit code 0 but no success line found in its output"
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::fmt::Display;
 
 use crate::command::{
     CommandLineModel, DEFAULT_TIMEOUT_SECS, ExitCodeTable, InstallerKind, LogRules, OutcomeRules,
-    Phase, ResponseFile,
+    OutputRules, Phase, ResponseFile,
 };
 use crate::condition::{
     Condition, IncrementalInstall, PackageManager, RunPolicy, VersionCheckerModel,
@@ -1159,6 +1159,7 @@ impl<'a> Reader<'a> {
                 Err(error) => self.error(at(child), error),
             }
         }
+        let mut output = None;
         let log = match self.template_attribute(element, "log") {
             Some(path) if path.trim().is_empty() => {
                 self.error(at_missing(element, "log"), "log must not be empty");
@@ -1170,17 +1171,18 @@ impl<'a> Reader<'a> {
                 failure,
             }),
             None => {
-                if !success.is_empty() || !failure.is_empty() {
-                    self.error(
-                        at(element),
-                        "success and failure patterns are matched against a log file: add \
-                         log=\"PATH\"",
-                    );
-                }
+                // Without a log file, the patterns are matched against what
+                // the command prints.
+                output = (!success.is_empty() || !failure.is_empty())
+                    .then(|| OutputRules { success, failure });
                 None
             }
         };
-        OutcomeRules { exit_codes, log }
+        OutcomeRules {
+            exit_codes,
+            log,
+            output,
+        }
     }
 
     // ---- conditions --------------------------------------------------

@@ -441,17 +441,20 @@ impl Writer {
         if let Some(log) = &outcome.log {
             attributes.push(("log", log.path.clone()));
         }
-        if attributes.is_empty() {
+        let (success, failure) = match (&outcome.log, &outcome.output) {
+            (Some(log), _) => (&log.success[..], &log.failure[..]),
+            (None, Some(output)) => (&output.success[..], &output.failure[..]),
+            (None, None) => (&[][..], &[][..]),
+        };
+        if attributes.is_empty() && success.is_empty() && failure.is_empty() {
             return;
         }
         self.element("outcome", attributes, |writer| {
-            if let Some(log) = &outcome.log {
-                for pattern in &log.success {
-                    writer.text("success-pattern", Vec::new(), pattern.as_str());
-                }
-                for pattern in &log.failure {
-                    writer.text("failure-pattern", Vec::new(), pattern.as_str());
-                }
+            for pattern in success {
+                writer.text("success-pattern", Vec::new(), pattern.as_str());
+            }
+            for pattern in failure {
+                writer.text("failure-pattern", Vec::new(), pattern.as_str());
             }
         });
     }

@@ -95,6 +95,7 @@ fn product(id: &str, priority: i32, needs: &[&str]) -> ProductModel {
                     success: vec![Pattern::new("Installation complete").unwrap()],
                     failure: vec![Pattern::new("^ERROR").unwrap()],
                 }),
+                output: None,
             },
             remove_when_unassigned: false,
         },
