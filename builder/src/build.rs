@@ -470,7 +470,7 @@ mod tests {
         for roles in &role_sets {
             for product in &products {
                 let (model, _) = product.clone().into_selected(roles).unwrap();
-                let expected = ProductModel {
+                let mut expected = ProductModel {
                     id: product.id.clone(),
                     version: product.version.clone(),
                     priority: product.priority,
@@ -490,6 +490,14 @@ mod tests {
                         .filter_map(|(phase, slot)| Some((*phase, picked(slot, roles)?)))
                         .collect(),
                 };
+                // A role version of the variables overrides the default's
+                // one by one.
+                let (_, provenance) = product.select(roles).unwrap();
+                roleout_model::product::over_default_variables(
+                    &mut expected,
+                    &provenance,
+                    product.variables.default_version(),
+                );
                 assert_eq!(model, expected, "{} for {}", product.id, roles.key());
                 assert_eq!(product.select(roles).unwrap().0, expected, "by reference");
             }

@@ -614,4 +614,41 @@ mod tests {
         assert!(!needs_catalog(&whole, &[&app, &lib]));
         assert!(needs_catalog(&suite, &[&app]));
     }
+
+    /// A role's `<variables>` changes one variable and keeps the others of
+    /// the default version.
+    #[test]
+    fn a_role_version_of_the_variables_overrides_one_variable() {
+        let suite = suite(r#"<product ref="app"/>"#);
+        let app = product(
+            "app",
+            "1",
+            r#"<variables><string name="server" default="mail.example.org"/><integer name="port" default="143"/></variables>
+               <variables role="dev"><string name="server" default="mail.dev.example.org"/><boolean name="debug" default="true"/></variables>"#,
+        );
+        let dev =
+            assemble_suite(&suite, std::slice::from_ref(&app), &roles(&[("dev", 1)])).unwrap();
+        let variables: Vec<(String, Option<String>)> = dev.suite.products[0]
+            .variables
+            .iter()
+            .map(|variable| {
+                (
+                    variable.name.to_string(),
+                    variable.default.as_ref().map(ToString::to_string),
+                )
+            })
+            .collect();
+        assert_eq!(
+            variables,
+            [
+                ("server".to_owned(), Some("mail.dev.example.org".to_owned())),
+                ("port".to_owned(), Some("143".to_owned())),
+                ("debug".to_owned(), Some("true".to_owned())),
+            ]
+        );
+        let user = assemble_suite(&suite, std::slice::from_ref(&app), &roles(&[])).unwrap();
+        assert_eq!(user.suite.products[0].variables.len(), 2);
+        let by_reference = app.select(&roles(&[("dev", 1)])).unwrap().0;
+        assert_eq!(by_reference, dev.suite.products[0]);
+    }
 }

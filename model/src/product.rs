@@ -529,7 +529,7 @@ impl ProductSource {
                 commands.insert(*phase, command);
             }
         }
-        let model = picked_model!(
+        let mut model = picked_model!(
             self,
             pick,
             commands,
@@ -537,6 +537,7 @@ impl ProductSource {
             self.version.clone(),
             self.platform.clone()
         );
+        over_default_variables(&mut model, &provenance, self.variables.default_version());
         Ok((model, provenance))
     }
 
@@ -568,7 +569,37 @@ impl ProductSource {
                 commands.insert(phase, command);
             }
         }
-        let model = picked_model!(self, pick, commands, self.id, self.version, self.platform);
+        let mut model = picked_model!(self, pick, commands, self.id, self.version, self.platform);
+        over_default_variables(&mut model, &provenance, self.variables.default_version());
         Ok((model, provenance))
     }
+}
+
+/// A role version of `<variables>` overrides the default version one
+/// variable at a time: the default's variables, each replaced by the role
+/// version's variable of the same name, then the role version's others.
+/// So a role changes one default without repeating the rest.
+pub fn over_default_variables(
+    model: &mut ProductModel,
+    provenance: &Provenance,
+    default: Option<&Vec<VariableModel>>,
+) {
+    let (Some(Selected::Role(_)), Some(default)) =
+        (provenance.get(&ProductSlot::Variables), default)
+    else {
+        return;
+    };
+    let mut role_version = std::mem::take(&mut model.variables);
+    let mut merged = Vec::with_capacity(default.len() + role_version.len());
+    for variable in default {
+        match role_version
+            .iter()
+            .position(|own| own.name == variable.name)
+        {
+            Some(position) => merged.push(role_version.remove(position)),
+            None => merged.push(variable.clone()),
+        }
+    }
+    merged.extend(role_version);
+    model.variables = merged;
 }

@@ -732,3 +732,200 @@ fn machines_follow_a_rotation_of_the_builder_key_and_the_tls_certificate() {
     let stranded = world.install(&absent);
     assert_exit(&stranded, 4, "a machine that missed the announcement");
 }
+
+/// Builds `NAME_VERSION_all.deb` in `dist` with dpkg-deb: one file under
+/// /opt/NAME (or at `file`), and `depends` as its Depends field.
+fn build_deb(dist: &Path, name: &str, version: &str, depends: &str, file: Option<&str>) {
+    let tree = dist.join(format!("tree-{name}"));
+    let file = file.map_or_else(|| format!("opt/{name}/{name}.txt"), str::to_owned);
+    let payload = tree.join(&file);
+    fs::create_dir_all(payload.parent().unwrap()).unwrap();
+    fs::write(&payload, format!("{name} {version}\n")).unwrap();
+    fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    let depends = if depends.is_empty() {
+        String::new()
+    } else {
+        format!("Depends: {depends}\n")
+    };
+    fs::write(
+        tree.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Example Packagers <pkg@example.org>\n{depends}Description: {name} for the authoring test\n"
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&tree)
+        .arg(dist.join(format!("{name}_{version}_all.deb")))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "dpkg-deb: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    fs::remove_dir_all(tree).unwrap();
+}
+
+/// The author's path from real Debian packages: `new-product` writes the
+/// descriptors of a program and its two libraries (the libraries as
+/// prerequisites, no digest written by hand), `check` and `import` fill
+/// in digests from the payload folder, a suite names only the program,
+/// and a machine gets the whole chain in order. A base-system requirement
+/// the machine lacks fails its product with the reason on the machine's
+/// own output; one a catalog provider supplies installs the provider
+/// first, and a machine that already has it skips the provider.
+#[test]
+fn a_program_scaffolded_from_debian_packages_brings_its_library_chain() {
+    let world = World::start();
+    let dist = world.top().join("dist");
+    let descriptors = world.top().join("descriptors");
+    fs::create_dir_all(&dist).unwrap();
+    fs::create_dir_all(&descriptors).unwrap();
+    build_deb(&dist, "libcore", "1.0-1", "", None);
+    build_deb(&dist, "libview", "2.4-1", "libcore (>= 1.0)", None);
+    build_deb(&dist, "viewer", "3.1-2", "libview (>= 2)", None);
+    build_deb(
+        &dist,
+        "fonts-viewer",
+        "1.0",
+        "",
+        Some("usr/share/fonts/viewer.ttf"),
+    );
+    let scaffolded = world.admin(&format!(
+        "new-product {dist}/viewer_3.1-2_all.deb {dist}/libview_2.4-1_all.deb {dist}/libcore_1.0-1_all.deb {dist}/fonts-viewer_1.0_all.deb --output-dir {out}",
+        dist = dist.display(),
+        out = descriptors.display()
+    ));
+    assert!(scaffolded.contains("product viewer 3.1-2"), "{scaffolded}");
+    let viewer = fs::read_to_string(descriptors.join("viewer.xml")).unwrap();
+    assert!(
+        viewer.contains(r#"<prerequisite product="libview" version="&gt;=2"/>"#),
+        "{viewer}"
+    );
+    assert!(
+        viewer.contains(r#"<file path="viewer_3.1-2_all.deb"/>"#),
+        "{viewer}"
+    );
+    // Two products that need what the system may lack, written by hand.
+    fs::write(
+        descriptors.join("viewer-gtk.xml"),
+        r#"<product xmlns="urn:roleout:descriptor:1" id="viewer-gtk" version="3.1">
+  <dependencies><requires-system package="libgtk-3-0" manager="dpkg" version="&gt;=3.24"/></dependencies>
+  <install><arg>true</arg></install>
+</product>
+"#,
+    )
+    .unwrap();
+    fs::write(
+        descriptors.join("viewer-fonts.xml"),
+        r#"<product xmlns="urn:roleout:descriptor:1" id="viewer-fonts" version="1.0">
+  <dependencies><requires-system file="{{ root }}/usr/share/fonts/viewer.ttf" provider="fonts-viewer"/></dependencies>
+  <install><arg>touch</arg><arg>{{ root }}/opt/viewer-fonts.done</arg></install>
+</product>
+"#,
+    )
+    .unwrap();
+    for (suite, member) in [
+        ("tools", "viewer"),
+        ("gtk", "viewer-gtk"),
+        ("fonts", "viewer-fonts"),
+    ] {
+        fs::write(
+            descriptors.join(format!("suite-{suite}.xml")),
+            format!(
+                r#"<suite xmlns="urn:roleout:descriptor:1" id="{suite}" version="1"><products><product ref="{member}"/></products></suite>"#
+            ),
+        )
+        .unwrap();
+    }
+    let checked = world.admin(&format!(
+        "check --payloads {} {}/*.xml",
+        dist.display(),
+        descriptors.display()
+    ));
+    assert!(
+        checked.contains("suite tools assembles and resolves"),
+        "{checked}"
+    );
+    world.import(&descriptors, Some(&dist));
+    world.admin("build tools; build gtk; build fonts");
+
+    let machine = world.enroll("pc-viewer", "end-user");
+    let plan = world.admin("plan pc-viewer tools");
+    assert!(
+        plan.contains(
+            "libcore 1.0-1  why: pulled in from the catalog: prerequisite of libview (>=1.0)"
+        ),
+        "{plan}"
+    );
+    let run = world.install_suite(&machine, "tools");
+    assert_exit(&run, 0, "the tools suite");
+    for (package, version) in [
+        ("libcore", "1.0-1"),
+        ("libview", "2.4-1"),
+        ("viewer", "3.1-2"),
+    ] {
+        assert_eq!(
+            machine.dpkg(package),
+            Some(("install ok installed".to_owned(), version.to_owned())),
+            "{package}\n{}",
+            run.transcript()
+        );
+    }
+    let order: Vec<String> = run
+        .outcomes()
+        .into_iter()
+        .map(|(product, _)| product)
+        .collect();
+    assert_eq!(
+        order,
+        ["libcore", "libview", "viewer"],
+        "{}",
+        run.transcript()
+    );
+
+    // The system lacks libgtk-3-0: the product fails, and the machine
+    // says why.
+    let run = world.install_suite(&machine, "gtk");
+    assert_exit(&run, 1, "the gtk suite");
+    assert_eq!(
+        run.outcome("viewer-gtk"),
+        Some("failed"),
+        "{}",
+        run.transcript()
+    );
+    let detail = run.outcome_event("viewer-gtk").unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.contains(
+            "the system lacks what it requires: dpkg package libgtk-3-0 (>=3.24) (dpkg package libgtk-3-0 is not installed)"
+        ),
+        "{detail}"
+    );
+
+    // The fonts come from their provider on a machine without them...
+    let run = world.install_suite(&machine, "fonts");
+    assert_exit(&run, 0, "the fonts suite");
+    assert!(run.installed("fonts-viewer"), "{}", run.transcript());
+    assert!(run.installed("viewer-fonts"), "{}", run.transcript());
+    assert!(machine.has("usr/share/fonts/viewer.ttf"));
+    // ...and a machine that has them skips the provider.
+    let other = world.enroll("pc-fonts", "end-user");
+    fs::create_dir_all(other.path("usr/share/fonts")).unwrap();
+    fs::write(other.path("usr/share/fonts/viewer.ttf"), "a font\n").unwrap();
+    let run = world.install_suite(&other, "fonts");
+    assert_exit(&run, 0, "the fonts suite on a machine with the fonts");
+    assert_eq!(
+        run.outcome("fonts-viewer"),
+        Some("skipped"),
+        "{}",
+        run.transcript()
+    );
+    assert!(!run.ran_a_step_of("fonts-viewer"));
+    assert!(run.installed("viewer-fonts"), "{}", run.transcript());
+    assert_eq!(other.dpkg("fonts-viewer"), None);
+}

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod machines;
 pub mod plan;
 pub mod roles;
+pub mod scaffold;
 pub mod status;
 pub mod versions;
 

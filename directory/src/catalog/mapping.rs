@@ -614,7 +614,7 @@ enum SlotVersion {
     Fileset(RoleVersion<InstallFileSet>),
     VersionCheck(RoleVersion<VersionCheckerModel>),
     Incremental(RoleVersion<IncrementalInstall>),
-    Command(Phase, RoleVersion<CommandLineModel>),
+    Command(Phase, Box<RoleVersion<CommandLineModel>>),
 }
 
 impl ProductPart {
@@ -660,7 +660,9 @@ impl PartVersion {
             ProductSlot::Fileset => SlotVersion::Fileset(role_version(child)?),
             ProductSlot::VersionCheck => SlotVersion::VersionCheck(role_version(child)?),
             ProductSlot::Incremental => SlotVersion::Incremental(role_version(child)?),
-            ProductSlot::Command(phase) => SlotVersion::Command(phase, role_version(child)?),
+            ProductSlot::Command(phase) => {
+                SlotVersion::Command(phase, Box::new(role_version(child)?))
+            }
         };
         // The strings are moved in by ProductPart::read; they are only
         // checked to be there here.
@@ -713,7 +715,7 @@ impl PartVersion {
             ),
             SlotVersion::Command(phase, version) => (
                 ProductSlot::Command(phase),
-                push_version(product.commands.entry(phase).or_default(), version),
+                push_version(product.commands.entry(phase).or_default(), *version),
             ),
         };
         Placed {

@@ -35,6 +35,7 @@ use crate::ids::Sha256;
 use crate::product::ProductSource;
 use crate::suite::SuiteSource;
 
+pub use read::roleout_arch;
 pub use schema::descriptor_schema;
 
 /// The XML namespace every descriptor's root element must declare.

@@ -1960,21 +1960,12 @@ fn check_arch(name: &str) -> Result<(), String> {
     if ARCH_NAMES.contains(&name) {
         return Ok(());
     }
-    let instead = match name.to_ascii_lowercase().as_str() {
-        "amd64" | "x64" | "x86-64" | "x86_64" => Some("x86_64"),
-        "i386" | "i486" | "i586" | "i686" | "ia32" | "x86" => Some("x86"),
-        "arm64" | "aarch64" | "armv8" => Some("aarch64"),
-        "armhf" | "armel" | "armv7" | "armv7l" | "armv6l" | "arm" => Some("arm"),
-        "ppc64el" | "ppc64le" | "ppc64" | "powerpc64" => Some("powerpc64"),
-        "riscv64" => Some("riscv64"),
-        "s390x" => Some("s390x"),
-        "all" | "any" | "noarch" => {
-            return Err(format!(
-                "{name:?} is not an architecture: leave arch out for a product every architecture gets"
-            ));
-        }
-        _ => None,
-    };
+    if matches!(name.to_ascii_lowercase().as_str(), "all" | "any" | "noarch") {
+        return Err(format!(
+            "{name:?} is not an architecture: leave arch out for a product every architecture gets"
+        ));
+    }
+    let instead = roleout_arch(name);
     Err(match instead {
         Some(instead) => format!(
             "{name:?} is another system's name for an architecture; machines report {instead:?}: write {instead}"
@@ -1983,6 +1974,22 @@ fn check_arch(name: &str) -> Result<(), String> {
             "{name:?} is not an architecture machines report ({})",
             ARCH_NAMES.join(", ")
         ),
+    })
+}
+
+/// The architecture name machines report for `name`, another system's
+/// spelling of it included (Debian's `amd64` and `arm64`, `i686`...);
+/// `None` for a name that is unknown or no architecture (`all`, `noarch`).
+pub fn roleout_arch(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "amd64" | "x64" | "x86-64" | "x86_64" => "x86_64",
+        "i386" | "i486" | "i586" | "i686" | "ia32" | "x86" => "x86",
+        "arm64" | "aarch64" | "armv8" => "aarch64",
+        "armhf" | "armel" | "armv7" | "armv7l" | "armv6l" | "arm" => "arm",
+        "ppc64el" | "ppc64le" | "ppc64" | "powerpc64" => "powerpc64",
+        "riscv64" => "riscv64",
+        "s390x" => "s390x",
+        _ => return None,
     })
 }
 

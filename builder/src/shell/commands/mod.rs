@@ -26,6 +26,7 @@ mod import;
 mod machines;
 mod plan;
 mod roles;
+mod scaffold;
 mod status;
 mod versions;
 
@@ -49,6 +50,7 @@ pub use import::{Export, Import};
 pub use machines::{Approve, Build, Disable, EnrollToken};
 pub use plan::Plan;
 pub use roles::{RoleAction, RoleCommand};
+pub use scaffold::NewProduct;
 pub use status::{MachineAction, MachineCommand, Status};
 pub use versions::{Version, VersionAction};
 
@@ -78,6 +80,7 @@ pub enum Command {
     Import(Import),
     Ls(Ls),
     Machine(MachineCommand),
+    NewProduct(NewProduct),
     Plan(Plan),
     Role(RoleCommand),
     #[command(visible_alias = "cat")]
@@ -109,6 +112,7 @@ impl Command {
             Command::Import(command) => command,
             Command::Ls(command) => command,
             Command::Machine(command) => command,
+            Command::NewProduct(command) => command,
             Command::Plan(command) => command,
             Command::Role(command) => command,
             Command::Show(command) => command,
