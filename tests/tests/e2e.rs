@@ -3,6 +3,8 @@
 //! installing with roleout into sandbox roots. Each scenario has a world of
 //! its own, so they run in parallel and share nothing.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
