@@ -209,6 +209,7 @@ fn help_lists_every_command_and_explains_each() {
             "import",
             "ls",
             "machine",
+            "new-product",
             "plan",
             "role",
             "show",
