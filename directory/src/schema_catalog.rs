@@ -533,6 +533,13 @@ pub(crate) const CATALOG_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::Bytes,
         single_value: false,
     },
+    AttributeType {
+        number: 174,
+        name: "roleoutRelease",
+        description: "One version of a product the catalog holds besides others, as JSON",
+        syntax: Syntax::Bytes,
+        single_value: false,
+    },
 ];
 
 /// The catalog's object classes (numbers 50+).
@@ -551,6 +558,7 @@ pub(crate) const CATALOG_CLASSES: &[ObjectClass] = &[
             "roleoutPlatformArch",
             "roleoutCurrent",
             "roleoutSourceDigest",
+            "roleoutRelease",
         ],
     },
     ObjectClass {

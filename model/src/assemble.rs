@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::ids::{CapabilityName, ProductId};
-use crate::product::{CapabilityRequirement, ProductModel, ProductSource, Provenance};
+use crate::product::{
+    CapabilityRequirement, ProductModel, ProductRequirement, ProductSource, Provenance,
+};
 use crate::resolve::provided_version;
 use crate::role::{Ambiguity, EffectiveRoles, Selected};
 use crate::suite::{Suite, SuiteSlot, SuiteSource};
@@ -59,8 +61,8 @@ pub enum AssembleError {
 }
 
 /// Assembles `suite` for `roles` from the catalog's `products` (which may
-/// hold more products than the suite names). Products are looked up by id;
-/// when the catalog holds a product twice, the last one wins.
+/// hold more products than the suite names, and several versions of one:
+/// each member takes the highest its range accepts).
 pub fn assemble_suite(
     suite: &SuiteSource,
     products: &[ProductSource],
@@ -120,10 +122,14 @@ pub fn assemble_suite_from<P: SourceProduct>(
     products: Vec<P>,
     roles: &EffectiveRoles,
 ) -> Result<Assembled, Vec<AssembleError>> {
-    let mut by_id: BTreeMap<ProductId, P> = products
-        .into_iter()
-        .map(|product| (product.source().id.clone(), product))
-        .collect();
+    // The catalog may hold several versions (releases) of a product.
+    let mut by_id: BTreeMap<ProductId, Vec<P>> = BTreeMap::new();
+    for product in products {
+        by_id
+            .entry(product.source().id.clone())
+            .or_default()
+            .push(product);
+    }
     let mut errors = Vec::new();
     let selection = match suite.select(roles) {
         Ok(selection) => Some(selection),
@@ -152,34 +158,41 @@ pub fn assemble_suite_from<P: SourceProduct>(
     let mut assembled_products = Vec::new();
     let mut product_provenance = BTreeMap::new();
     for member in &members {
-        let Some(source) = by_id.get(&member.product).map(SourceProduct::source) else {
+        let Some(releases) = by_id.get_mut(&member.product) else {
             errors.push(AssembleError::MissingMember {
                 suite: suite.id.to_string(),
                 product: member.product.clone(),
             });
             continue;
         };
-        if !member.versions.matches(&source.version) {
-            errors.push(AssembleError::MemberVersion {
-                suite: suite.id.to_string(),
-                product: member.product.clone(),
-                versions: member.versions.clone(),
-                found: source.version.clone(),
-            });
+        // The highest release the suite's range accepts.
+        let Some(index) = highest_in(releases, &member.versions) else {
+            let found = releases
+                .iter()
+                .map(|release| release.source().version.clone())
+                .max();
+            if let Some(found) = found {
+                errors.push(AssembleError::MemberVersion {
+                    suite: suite.id.to_string(),
+                    product: member.product.clone(),
+                    versions: member.versions.clone(),
+                    found,
+                });
+            }
             continue;
-        }
+        };
         let last = uses.get_mut(&member.product).is_none_or(|left| {
             *left -= 1;
             *left == 0
         });
-        let source = match by_id.remove(&member.product) {
-            Some(source) if !last => {
-                let copy = source.clone();
-                by_id.insert(member.product.clone(), source);
-                copy
-            }
-            Some(source) => source,
-            None => continue,
+        let source = if last {
+            let source = releases.swap_remove(index);
+            // The other releases are not the catalog's to pull in: the
+            // suite named this product, and its choice wins.
+            by_id.remove(&member.product);
+            source
+        } else {
+            releases[index].clone()
         };
         match source.selected(roles) {
             Ok((model, provenance)) => {
@@ -235,7 +248,7 @@ fn pull_in<P: SourceProduct>(
     products: &mut Vec<ProductModel>,
     provenance: &mut BTreeMap<ProductId, Provenance>,
     suite_requires: &[CapabilityRequirement],
-    mut rest: BTreeMap<ProductId, P>,
+    mut rest: BTreeMap<ProductId, Vec<P>>,
     roles: &EffectiveRoles,
     errors: &mut Vec<AssembleError>,
 ) -> Vec<ProductId> {
@@ -250,18 +263,27 @@ fn pull_in<P: SourceProduct>(
     loop {
         while scanned < products.len() {
             let dependencies = &products[scanned].dependencies;
-            let wanted: Vec<ProductId> = dependencies
+            let wanted: Vec<ProductRequirement> = dependencies
                 .products_before()
                 .chain(dependencies.corequisites.iter().cloned())
-                .map(|requirement| requirement.product)
-                .filter(|id| !held.contains(id))
+                .filter(|requirement| !held.contains(&requirement.product))
                 .collect();
             scanned += 1;
-            for id in wanted {
+            for requirement in wanted {
+                let id = requirement.product;
+                if held.contains(&id) {
+                    continue;
+                }
                 let model = match candidates.remove(&id) {
                     Some(Some(model)) => model,
                     Some(None) => continue,
-                    None => match rest.remove(&id) {
+                    // The highest release the requirement accepts, else the
+                    // highest (resolution then names the mismatch).
+                    None => match rest.remove(&id).and_then(|mut releases| {
+                        let index = highest_in(&releases, &requirement.versions)
+                            .or_else(|| highest_in(&releases, &VersionReq::any()))?;
+                        Some(releases.swap_remove(index))
+                    }) {
                         Some(source) => match source.selected(roles) {
                             Ok((model, selected)) => {
                                 provenance.insert(id.clone(), selected);
@@ -299,7 +321,12 @@ fn pull_in<P: SourceProduct>(
         };
         let ids: Vec<ProductId> = rest.keys().cloned().collect();
         for id in ids {
-            if let Some(source) = rest.remove(&id) {
+            // A product's highest release stands for it as a provider.
+            let highest = rest.remove(&id).and_then(|mut releases| {
+                let index = highest_in(&releases, &VersionReq::any())?;
+                Some(releases.swap_remove(index))
+            });
+            if let Some(source) = highest {
                 let model = match source.selected(roles) {
                     Ok((model, selected)) => {
                         provenance.insert(id.clone(), selected);
@@ -332,6 +359,17 @@ fn pull_in<P: SourceProduct>(
     // Provenance only for what the suite holds.
     provenance.retain(|id, _| held.contains(id));
     pulled
+}
+
+/// The position of the highest release in `releases` whose version is in
+/// `versions`.
+fn highest_in<P: SourceProduct>(releases: &[P], versions: &VersionReq) -> Option<usize> {
+    releases
+        .iter()
+        .enumerate()
+        .filter(|(_, release)| versions.matches(&release.source().version))
+        .max_by(|(_, a), (_, b)| a.source().version.cmp(&b.source().version))
+        .map(|(index, _)| index)
 }
 
 /// Whether the members of `suite` (`members`, every role version of each)
@@ -650,5 +688,48 @@ mod tests {
         assert_eq!(user.suite.products[0].variables.len(), 2);
         let by_reference = app.select(&roles(&[("dev", 1)])).unwrap().0;
         assert_eq!(by_reference, dev.suite.products[0]);
+    }
+
+    /// The catalog holds 1.6 and 1.7: a member without a range takes 1.7,
+    /// one with a range the highest it accepts, and a role's own listing
+    /// (pilots first) wins over the listing for everyone.
+    #[test]
+    fn members_take_the_highest_release_their_range_and_role_accept() {
+        let old = product("app", "1.6", "");
+        let new = product("app", "1.7", "");
+        let lib = product("lib", "2.0", "");
+        let catalog = [new.clone(), old.clone(), lib];
+        let version = |suite: &SuiteSource, roles: &EffectiveRoles| {
+            assemble_suite(suite, &catalog, roles)
+                .unwrap()
+                .suite
+                .products[0]
+                .version
+                .to_string()
+        };
+        let latest = suite(r#"<product ref="app"/>"#);
+        assert_eq!(version(&latest, &roles(&[])), "1.7");
+        let pinned = suite(r#"<product ref="app" version="&lt;1.7"/>"#);
+        assert_eq!(version(&pinned, &roles(&[])), "1.6");
+        let pilot = suite(
+            r#"<product ref="app" version="&lt;1.7"/><product ref="app" role="pilot"/><product ref="lib"/>"#,
+        );
+        assert_eq!(version(&pilot, &roles(&[])), "1.6");
+        assert_eq!(version(&pilot, &roles(&[("pilot", 5)])), "1.7");
+        assert_eq!(
+            assemble_suite(&pilot, &catalog, &roles(&[("pilot", 5)]))
+                .unwrap()
+                .suite
+                .products
+                .len(),
+            2,
+            "app once, and lib"
+        );
+        let impossible = suite(r#"<product ref="app" version="&gt;=2"/>"#);
+        let errors = assemble_suite(&impossible, &catalog, &roles(&[])).unwrap_err();
+        assert_eq!(
+            errors[0].to_string(),
+            "suite s accepts product app at versions >=2, but the catalog has 1.7"
+        );
     }
 }

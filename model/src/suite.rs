@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::condition::IncrementalInstall;
 use crate::ids::{ProductId, RoleName, SuiteId, VariableName};
 use crate::product::{Capability, CapabilityRequirement, ProductModel};
-use crate::role::{Ambiguity, EffectiveRoles, Selected, Versioned, select};
+use crate::role::{Ambiguity, EffectiveRoles, RoleVersion, Selected, Versioned, select};
 use crate::text::LocalizedText;
 use crate::variable::VariableModel;
 use crate::version::{Version, VersionReq};
@@ -390,12 +390,35 @@ impl SuiteSource {
             products: Vec::new(),
             pulled_in: Vec::new(),
         };
-        let members = self
+        // A product listed for several role sets is taken once, as the
+        // requester's highest-ranked role lists it (else as listed without
+        // role), at the position of its first listing.
+        let mut members: Vec<SuiteMember> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for member in self
             .members
             .iter()
             .filter(|member| member.applies_to(roles))
-            .cloned()
-            .collect();
+        {
+            if !seen.insert(&member.product) {
+                continue;
+            }
+            let listings = Versioned {
+                versions: self
+                    .members
+                    .iter()
+                    .filter(|other| other.product == member.product)
+                    .map(|other| RoleVersion {
+                        roles: other.roles.clone(),
+                        value: other.clone(),
+                    })
+                    .collect(),
+            };
+            let label = || format!("suite {} / products / {}", self.id, member.product);
+            if let Some((chosen, _)) = select(label, &listings, roles)? {
+                members.push(chosen.clone());
+            }
+        }
         Ok(SuiteSelection {
             suite,
             provenance,

@@ -92,7 +92,13 @@ impl Names {
     pub async fn read(directory: &Directory) -> Result<Names, CommandFailed> {
         let catalog = Catalog::read(directory).await?;
         Ok(Names {
-            products: catalog.products.iter().map(|p| p.id.to_string()).collect(),
+            products: {
+                // Every release of a product is listed; its name once.
+                let mut names: Vec<String> =
+                    catalog.products.iter().map(|p| p.id.to_string()).collect();
+                names.dedup();
+                names
+            },
             suites: catalog.suites.iter().map(|s| s.id.to_string()).collect(),
             roles: catalog
                 .roles

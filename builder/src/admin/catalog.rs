@@ -147,6 +147,21 @@ pub fn import_payloads(
     Ok(())
 }
 
+/// A version as part of a file name: anything but letters, digits, `.`,
+/// `-`, `+` and `~` becomes `_`.
+fn file_safe(version: &str) -> String {
+    version
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '~') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Imports descriptor files and folders into the directory.
 pub async fn import(
     directory: &Directory,
@@ -170,12 +185,21 @@ pub async fn store(
         .iter()
         .partition(|(_, descriptor)| matches!(descriptor, Descriptor::Product(_)));
     for (file, descriptor) in products.into_iter().chain(suites) {
+        let mut note = String::new();
         let (what, existed, result) = match descriptor {
             Descriptor::Product(product) => {
-                let existed = directory.load_product(&product.id).await.is_ok();
+                let head = directory.load_product(&product.id).await.ok();
+                // An older version joins the catalog beside the newer one;
+                // what suites get does not change unless one names it.
+                if let Some(head) = head.as_ref().filter(|head| head.version > product.version) {
+                    note = format!(
+                        "; {} {} stays what suites without a version range get",
+                        head.id, head.version
+                    );
+                }
                 (
                     format!("product {} {}", product.id, product.version),
-                    existed,
+                    head.is_some(),
                     directory.store_product(product).await,
                 )
             }
@@ -201,7 +225,7 @@ pub async fn store(
             summary.added += 1;
             format!("added ({})", describe(&written))
         };
-        let _ = writeln!(output.out, "{what}: {state}");
+        let _ = writeln!(output.out, "{what}: {state}{note}");
     }
     let _ = writeln!(
         output.out,
@@ -239,9 +263,18 @@ pub async fn export(
             CommandFailed(format!("export: cannot write {}: {error}", path.display()))
         })
     };
+    // The highest release of a product is ID.xml, the others ID-VERSION.xml
+    // (importing them all gives the catalog back).
+    let mut previous: Option<&roleout_model::ids::ProductId> = None;
     for product in &products {
+        let name = if previous == Some(&product.id) {
+            format!("{}-{}.xml", product.id, file_safe(product.version.as_str()))
+        } else {
+            format!("{}.xml", product.id)
+        };
+        previous = Some(&product.id);
         write(
-            format!("{}.xml", product.id),
+            name,
             descriptor::to_xml(&Descriptor::Product(product.clone())),
         )?;
     }

@@ -113,6 +113,52 @@ fn name_of(machines: &[roleout_directory::machines::MachineEntry], dn: &str) -> 
         .map_or_else(|| dn.to_owned(), |machine| machine.machine.name.to_string())
 }
 
+/// `delete product NAME --version V`: one version of a product; the
+/// product itself (dependents checked) when it is the last.
+pub async fn delete_release(
+    directory: &Directory,
+    name: &str,
+    version: &str,
+    force: bool,
+    output: &mut Output<'_>,
+) -> Result<(), CommandFailed> {
+    let id = ProductId::new(name).map_err(|error| CommandFailed(format!("{name:?}: {error}")))?;
+    let version = roleout_model::version::Version::new(version)
+        .map_err(|error| CommandFailed(format!("{version:?}: {error}")))?;
+    let world = read_world(directory).await?;
+    let releases: Vec<&ProductSource> = world
+        .products
+        .iter()
+        .filter(|product| product.id == id)
+        .collect();
+    if !releases.iter().any(|release| release.version == version) {
+        let known: Vec<String> = releases.iter().map(|r| r.version.to_string()).collect();
+        return Err(CommandFailed(if known.is_empty() {
+            format!("no product {id} in the catalog")
+        } else {
+            format!(
+                "product {id} has no version {version} in the catalog (it has {})",
+                known.join(", ")
+            )
+        }));
+    }
+    // The last version goes as the product goes: with its dependents
+    // checked.
+    if releases.len() == 1 {
+        return delete(directory, Kind::Product, name, force, output).await;
+    }
+    directory
+        .delete_product_release(&id, &version)
+        .await
+        .map_err(|error| failed("cannot delete the release")(&error))?;
+    let _ = writeln!(
+        output.out,
+        "deleted version {version} of product {id}; {} version(s) left",
+        releases.len() - 1
+    );
+    Ok(())
+}
+
 /// `delete KIND NAME [--force]` (see the module documentation).
 pub async fn delete(
     directory: &Directory,

@@ -417,6 +417,127 @@ async fn a_build_pulls_in_what_its_members_require_from_the_catalog() {
     assert!(sources.products.len() > 3);
 }
 
+/// Several versions of a product live in the catalog at once: importing
+/// an older one changes nothing a suite without a range gets, a range takes
+/// the older one, a pilot role's own listing takes the newer, a change to
+/// any release makes the builds that use the product stale, and removing
+/// a release lowers the head.
+#[tokio::test]
+async fn several_versions_of_a_product_live_in_the_catalog() {
+    let (_local, admin, directory) = example_directory().await;
+    let app = |version: &str| {
+        product(
+            "app",
+            &format!(
+                r#"<product xmlns="urn:roleout:descriptor:1" id="app" version="{version}"><install><arg>echo</arg><arg>{version}</arg></install></product>"#
+            ),
+        )
+    };
+    admin.store_product(&app("1.7")).await.unwrap();
+    admin.store_product(&app("1.6")).await.unwrap();
+    // The head stays 1.7; both are there.
+    assert_eq!(
+        directory
+            .load_product(&ProductId::new("app").unwrap())
+            .await
+            .unwrap(),
+        app("1.7")
+    );
+    let everyone = suite(
+        "office.xml",
+        r#"<suite xmlns="urn:roleout:descriptor:1" id="apps" version="1"><products><product ref="app"/></products></suite>"#,
+    );
+    admin.store_suite(&everyone).await.unwrap();
+    let builder = Builder::new();
+    let end_user = effective(&["end-user"]);
+    let developer = effective(&["developer"]);
+    let version_of = |build: &roleout_directory::catalog::StoredBuild| {
+        product_of(&stored_suite(&build.canonical), "app")
+            .version
+            .to_string()
+    };
+    let latest = builder
+        .current(&directory, &everyone.id, &end_user)
+        .await
+        .unwrap();
+    assert_eq!(version_of(&latest), "1.7");
+    // Importing 1.6 again changes nothing: same build.
+    assert!(
+        admin
+            .store_product(&app("1.6"))
+            .await
+            .unwrap()
+            .is_unchanged()
+    );
+    let (_, freshness) = builder
+        .current_checked(&directory, &everyone.id, &end_user)
+        .await
+        .unwrap();
+    assert_eq!(freshness, Freshness::Fresh);
+
+    // Everyone stays on 1.6 but developers pilot 1.7: one listing more.
+    let pilot = suite(
+        "pilot.xml",
+        r#"<suite xmlns="urn:roleout:descriptor:1" id="pilot" version="1"><products><product ref="app" version="&lt;1.7"/><product ref="app" role="developer"/></products></suite>"#,
+    );
+    admin.store_suite(&pilot).await.unwrap();
+    let users = builder
+        .current(&directory, &pilot.id, &end_user)
+        .await
+        .unwrap();
+    let pilots = builder
+        .current(&directory, &pilot.id, &developer)
+        .await
+        .unwrap();
+    assert_eq!(version_of(&users), "1.6");
+    assert_eq!(version_of(&pilots), "1.7");
+
+    // A change to 1.6 alone makes the builds of app stale.
+    let mut changed = app("1.6");
+    changed.priority = 10;
+    admin.store_product(&changed).await.unwrap();
+    let (rebuilt, freshness) = builder
+        .current_checked(&directory, &pilot.id, &end_user)
+        .await
+        .unwrap();
+    assert!(
+        matches!(freshness, Freshness::Rebuilt(BuildWrite::Replaced { .. })),
+        "{freshness:?}"
+    );
+    assert_eq!(
+        product_of(&stored_suite(&rebuilt.canonical), "app").priority,
+        10
+    );
+
+    // Removing 1.7 makes 1.6 the head; removing 1.6 too removes app.
+    let id = ProductId::new("app").unwrap();
+    assert!(
+        admin
+            .delete_product_release(&id, &"1.7".parse().unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(directory.load_product(&id).await.unwrap(), changed);
+    let after = builder
+        .current(&directory, &everyone.id, &end_user)
+        .await
+        .unwrap();
+    assert_eq!(version_of(&after), "1.6");
+    assert!(
+        !admin
+            .delete_product_release(&id, &"1.7".parse().unwrap())
+            .await
+            .unwrap()
+    );
+    assert!(
+        admin
+            .delete_product_release(&id, &"1.6".parse().unwrap())
+            .await
+            .unwrap()
+    );
+    assert!(directory.load_product(&id).await.is_err());
+}
+
 #[tokio::test]
 async fn conflicts_and_ambiguities_are_named() {
     let (_local, admin, directory) = example_directory().await;

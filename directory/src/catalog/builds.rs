@@ -862,7 +862,7 @@ impl Directory {
                 self.layout().base(),
                 Scope::Subtree,
                 &filter,
-                &[attribute::CN, attribute::SOURCE_DIGEST],
+                &[attribute::CN, attribute::SOURCE_DIGEST, attribute::RELEASE],
             )
             .await?;
         let wanted_suite = suite_dn(self.layout().suites(), suite).to_ascii_lowercase();
@@ -888,7 +888,11 @@ impl Directory {
             if key == wanted_suite {
                 digests.insert(format!("suite/{suite}"), digest);
             } else if let Some(product) = wanted_products.get(&key) {
-                digests.insert(format!("product/{product}"), digest);
+                // What builds record of a product covers all its releases.
+                digests.insert(
+                    format!("product/{product}"),
+                    crate::catalog::releases::catalog_digest(&entry)?,
+                );
             }
         }
         Ok(digests)

@@ -52,8 +52,9 @@ pub struct ProductCache {
 #[derive(Debug)]
 struct Cached {
     validator: Sha256,
-    source: Arc<ProductSource>,
-    /// The `roleoutSourceDigest` the product was checked against.
+    /// Every release, highest version first.
+    releases: Vec<Arc<ProductSource>>,
+    /// What a build records of the product (`releases::catalog_digest`).
     digest: Sha256,
 }
 
@@ -83,30 +84,39 @@ impl ProductCache {
         self.products.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Product `id` and its source digest, if it was read from entries with
-    /// this validator.
+    /// Product `id` (every release, highest version first) and its
+    /// catalog digest, if it was read from entries with this validator.
     pub(crate) fn get(
         &self,
         id: &ProductId,
         validator: &Sha256,
-    ) -> Option<(Arc<ProductSource>, Sha256)> {
+    ) -> Option<(Vec<Arc<ProductSource>>, Sha256)> {
         self.lock()
             .get(id)
             .filter(|cached| cached.validator == *validator)
-            .map(|cached| (cached.source.clone(), cached.digest.clone()))
+            .map(|cached| (cached.releases.clone(), cached.digest.clone()))
     }
 
-    /// Keeps `source`, read from entries with `validator`.
-    pub(crate) fn insert(&self, validator: Sha256, source: Arc<ProductSource>, digest: Sha256) {
+    /// Keeps the releases of a product (at least one), read from entries
+    /// with `validator`.
+    pub(crate) fn insert(
+        &self,
+        validator: Sha256,
+        releases: Vec<Arc<ProductSource>>,
+        digest: Sha256,
+    ) {
+        let Some(id) = releases.first().map(|release| release.id.clone()) else {
+            return;
+        };
         let mut products = self.lock();
-        if products.len() >= MAX_CACHED_PRODUCTS && !products.contains_key(&source.id) {
+        if products.len() >= MAX_CACHED_PRODUCTS && !products.contains_key(&id) {
             products.clear();
         }
         products.insert(
-            source.id.clone(),
+            id,
             Cached {
                 validator,
-                source,
+                releases,
                 digest,
             },
         );
@@ -226,7 +236,7 @@ mod tests {
         for index in 0..=MAX_CACHED_PRODUCTS {
             let mut source = products[0].clone();
             source.id = ProductId::new(format!("p{index}")).unwrap();
-            cache.insert(digest.clone(), Arc::new(source), digest.clone());
+            cache.insert(digest.clone(), vec![Arc::new(source)], digest.clone());
         }
         assert_eq!(cache.len(), 1);
     }

@@ -55,6 +55,12 @@ impl CatalogEntry {
             .push(value.into());
     }
 
+    /// Removes every value of `description`.
+    pub(crate) fn remove(&mut self, description: &str) {
+        self.attributes
+            .retain(|key, _| !key.eq_ignore_ascii_case(description));
+    }
+
     /// Stores an ordered list as `{n}`-prefixed values; nothing when empty.
     pub(crate) fn push_ordered<I, S>(&mut self, description: &str, values: I)
     where

@@ -4,16 +4,19 @@
 //! the fast bulk-load path: `slapadd` loads an LDIF file offline far faster
 //! than one add operation per entry.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use base64::Engine;
 
+use roleout_model::ids::ProductId;
 use roleout_model::product::ProductSource;
 use roleout_model::suite::SuiteSource;
 
 use crate::catalog::CatalogError;
 use crate::catalog::entry::CatalogEntry;
-use crate::catalog::mapping::{attribute, product_entries, suite_entries};
+use crate::catalog::mapping::{attribute, suite_entries};
+use crate::catalog::releases::release_entries;
 
 /// Whether `value` may be written as is (RFC 2849 SAFE-STRING); otherwise
 /// it is written base64-encoded after `::`.
@@ -68,8 +71,14 @@ pub fn catalog_ldif(
     suites: &[SuiteSource],
 ) -> Result<String, CatalogError> {
     let mut out = String::new();
+    // The releases of one product are written as one owner and its
+    // children, as the directory holds them.
+    let mut by_id: BTreeMap<&ProductId, Vec<&ProductSource>> = BTreeMap::new();
     for product in products {
-        for entry in product_entries(products_dn, product)?.all() {
+        by_id.entry(&product.id).or_default().push(product);
+    }
+    for releases in by_id.values() {
+        for entry in release_entries(products_dn, releases)?.all() {
             write_entry(&mut out, entry);
         }
     }

@@ -63,6 +63,7 @@ pub(crate) mod attribute {
     pub(crate) const ARCH: &str = "roleoutPlatformArch";
     pub(crate) const CURRENT: &str = "roleoutCurrent";
     pub(crate) const SOURCE_DIGEST: &str = "roleoutSourceDigest";
+    pub(crate) const RELEASE: &str = "roleoutRelease";
     pub(crate) const OF: &str = "roleoutOf";
     pub(crate) const SLOT: &str = "roleoutSlot";
     pub(crate) const ROLE: &str = "roleoutForRole";
@@ -618,6 +619,21 @@ enum SlotVersion {
 }
 
 impl ProductPart {
+    /// A copy, for a part that several releases of a product use (an
+    /// error is kept as its words).
+    pub(crate) fn copy(&self) -> Self {
+        Self {
+            dn: self.dn.clone(),
+            read: match &self.read {
+                Ok(version) => Ok(version.clone()),
+                Err(error) => Err(Box::new(CatalogError::Malformed {
+                    dn: self.dn.clone(),
+                    reason: error.to_string(),
+                })),
+            },
+        }
+    }
+
     /// Reads an object version entry of a product, keeping of the entry
     /// only its DN and the strings checking it needs (moved, not copied).
     pub(crate) fn read(mut child: CatalogEntry) -> Self {

@@ -13,6 +13,7 @@ pub mod entry;
 pub mod ldif;
 pub mod mapping;
 pub mod read;
+pub mod releases;
 pub mod reports;
 pub mod store;
 pub mod synthetic;

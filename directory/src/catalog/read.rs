@@ -34,6 +34,7 @@ use crate::catalog::mapping::{
     GroupedEntries, ProductPart, attribute, class, group_entries, place_parts, product_digests,
     product_dn, product_from_entries, suite_dn, suite_from_entries,
 };
+use crate::catalog::releases::{catalog_digest, releases_of};
 use crate::catalog::store::{from_result, from_search};
 use crate::connection::{Directory, EntrySink};
 use crate::escape;
@@ -103,7 +104,7 @@ pub struct AssembledSuite {
 }
 
 /// Whether an owner entry has been completely written (see store.rs).
-fn is_written(owner: &CatalogEntry) -> bool {
+pub(crate) fn is_written(owner: &CatalogEntry) -> bool {
     !owner.values(attribute::SOURCE_DIGEST).is_empty()
 }
 
@@ -113,6 +114,25 @@ fn read_product(
 ) -> Option<Result<ProductSource, CatalogError>> {
     let owner = grouped.owners.get(id).filter(|owner| is_written(owner))?;
     Some(product_from_entries(owner, grouped.children_of(id)))
+}
+
+/// Every release of product `id` (highest version first); none when it is
+/// not (completely) written.
+fn read_releases(
+    grouped: &GroupedEntries<'_>,
+    id: &str,
+) -> Result<Vec<ProductSource>, CatalogError> {
+    let Some(owner) = grouped.owners.get(id).filter(|owner| is_written(owner)) else {
+        return Ok(Vec::new());
+    };
+    let children = grouped.children_of(id);
+    if owner.values(attribute::RELEASE).is_empty() {
+        return Ok(vec![product_from_entries(owner, children)?]);
+    }
+    releases_of(owner)?
+        .iter()
+        .map(|release| product_from_entries(&release.alone(owner), children))
+        .collect()
 }
 
 /// The `roleoutSourceDigest` of an owner entry that reading it checked
@@ -326,11 +346,11 @@ impl Directory {
             .iter()
             .zip(self.products_cached(&members, cache).await?)
         {
-            let (source, digest) = found.ok_or_else(|| CatalogError::NotFound {
+            let (releases, digest) = found.ok_or_else(|| CatalogError::NotFound {
                 what: format!("product {product} (a member of suite {id})"),
             })?;
             digests.insert(format!("product/{product}"), digest);
-            products.push(source);
+            products.extend(releases);
         }
         // Members that need what the suite does not name have it pulled in
         // from the rest of the catalog when the suite is assembled: read
@@ -349,9 +369,9 @@ impl Directory {
                 .zip(self.products_cached(&others, cache).await?)
             {
                 // A product removed since it was listed is simply absent.
-                if let Some((source, digest)) = found {
+                if let Some((releases, digest)) = found {
                     digests.insert(format!("product/{product}"), digest);
-                    products.push(source);
+                    products.extend(releases);
                 }
             }
         }
@@ -392,12 +412,13 @@ impl Directory {
     /// Each of `products`, from `cache` where its entries are those it was
     /// read from, else read (one search for all) and kept in `cache`, with
     /// its source digest; `None` for a product the catalog does not hold.
+    #[allow(clippy::type_complexity)]
     async fn products_cached(
         &self,
         products: &[&ProductId],
         cache: Option<&ProductCache>,
-    ) -> Result<Vec<Option<(Arc<ProductSource>, Sha256)>>, CatalogError> {
-        let mut found: Vec<Option<(Arc<ProductSource>, Sha256)>> = vec![None; products.len()];
+    ) -> Result<Vec<Option<(Vec<Arc<ProductSource>>, Sha256)>>, CatalogError> {
+        let mut found: Vec<Option<(Vec<Arc<ProductSource>>, Sha256)>> = vec![None; products.len()];
         if products.is_empty() {
             return Ok(found);
         }
@@ -426,14 +447,15 @@ impl Directory {
                 let Some(read) = read.next() else {
                     break;
                 };
-                let Some((source, digest, validator)) = read else {
+                let Some((releases, digest, validator)) = read else {
                     continue;
                 };
-                let source = Arc::new(source);
+                let releases: Vec<Arc<ProductSource>> =
+                    releases.into_iter().map(Arc::new).collect();
                 if let (Some(cache), Some(validator)) = (cache, validator) {
-                    cache.insert(validator, source.clone(), digest.clone());
+                    cache.insert(validator, releases.clone(), digest.clone());
                 }
-                *slot = Some((source, digest));
+                *slot = Some((releases, digest));
             }
         }
         Ok(found)
@@ -495,7 +517,7 @@ impl Directory {
         &self,
         members: &[&ProductId],
         validators: bool,
-    ) -> Result<Vec<Option<(ProductSource, Sha256, Option<Sha256>)>>, CatalogError> {
+    ) -> Result<Vec<Option<(Vec<ProductSource>, Sha256, Option<Sha256>)>>, CatalogError> {
         let mut reader = MemberReader {
             wanted: positions(members),
             owners: vec![None; members.len()],
@@ -517,17 +539,37 @@ impl Directory {
             validators,
             ..
         } = reader;
+        // Each release of a member is put together from the same parts.
         let mut placed = Vec::with_capacity(members.len());
-        let mut held = Vec::with_capacity(members.len());
+        let mut held: Vec<Option<(usize, Sha256)>> = Vec::with_capacity(members.len());
         for position in 0..members.len() {
             let Some(owner) = owners[position].take().filter(is_written) else {
-                held.push(false);
+                held.push(None);
                 continue;
             };
-            held.push(true);
-            let children = std::mem::take(&mut parts[position]);
-            let product = place_parts(&owner, children)?;
-            placed.push((owner, product));
+            let mut children = std::mem::take(&mut parts[position]);
+            let releases = releases_of(&owner)?;
+            held.push(Some((releases.len(), catalog_digest(&owner)?)));
+            if releases.len() == 1 {
+                let product = place_parts(&owner, children)?;
+                placed.push((owner, product));
+                continue;
+            }
+            for release in &releases {
+                let alone = release.alone(&owner);
+                let own: HashMap<String, ProductPart> = release
+                    .current
+                    .iter()
+                    .filter_map(|cn| {
+                        let key = cn.to_ascii_lowercase();
+                        let part = children.get(&key)?.copy();
+                        Some((key, part))
+                    })
+                    .collect();
+                let product = place_parts(&alone, own)?;
+                placed.push((alone, product));
+            }
+            children.clear();
         }
         // Each product is checked against its source digest; computing
         // them is most of putting products together.
@@ -543,18 +585,18 @@ impl Directory {
             .into_iter();
         let mut read = Vec::with_capacity(placed.len());
         for ((owner, placed), computed) in placed.into_iter().zip(computed) {
-            let source = placed.check(&owner, &computed?)?;
-            read.push((source, source_digest(&owner)?));
+            read.push(placed.check(&owner, &computed?)?);
         }
         let mut read = read.into_iter();
         let mut products = Vec::with_capacity(members.len());
         for held in held {
             let validator = validators.next().flatten();
             products.push(match held {
-                true => read
-                    .next()
-                    .map(|(source, digest)| (source, digest, validator)),
-                false => None,
+                Some((count, digest)) => {
+                    let releases: Vec<ProductSource> = read.by_ref().take(count).collect();
+                    Some((releases, digest, validator))
+                }
+                None => None,
             });
         }
         Ok(products)
@@ -576,7 +618,8 @@ impl Directory {
         assemble(&source, &products, roles)
     }
 
-    /// Every product and suite of the catalog (two searches), for export.
+    /// Every product (each of its releases, highest version first) and
+    /// suite of the catalog (two searches), for export.
     #[instrument(skip_all)]
     pub async fn export_catalog(
         &self,
@@ -590,9 +633,7 @@ impl Directory {
         let grouped = group_entries(&product_entries, class::PRODUCT)?;
         let mut products = Vec::new();
         for id in grouped.owners.keys() {
-            if let Some(product) = read_product(&grouped, id) {
-                products.push(product?);
-            }
+            products.extend(read_releases(&grouped, id)?);
         }
         let grouped = group_entries(&suite_entries, class::SUITE)?;
         let mut suites = Vec::new();

@@ -25,11 +25,16 @@ use tracing::instrument;
 use roleout_model::ids::{ProductId, SuiteId};
 use roleout_model::product::ProductSource;
 use roleout_model::suite::SuiteSource;
+use roleout_model::version::Version;
 
 use crate::catalog::CatalogError;
 use crate::catalog::entry::CatalogEntry;
 use crate::catalog::mapping::{
     CatalogEntries, attribute, class, product_dn, product_entries, suite_dn, suite_entries,
+};
+use crate::catalog::read::is_written;
+use crate::catalog::releases::{
+    Release, describe_releases, listed_children, releases_of, with_release,
 };
 use crate::connection::Directory;
 
@@ -210,7 +215,57 @@ impl Directory {
         step: WriteStep,
     ) -> Result<WriteSummary, CatalogError> {
         let entries = product_entries(self.layout().products(), product)?;
-        self.write_owner(entries, class::PRODUCT, step).await
+        // The product's other releases stay: the owner lists them all and
+        // describes the highest, and their object versions are kept.
+        self.write_owner(entries, class::PRODUCT, step, |existing, desired| {
+            let Some(existing) = existing.filter(|owner| is_written(owner)) else {
+                return Ok(BTreeSet::new());
+            };
+            let new = Release::of_owner(&desired.owner)?;
+            let releases = with_release(releases_of(existing)?, new);
+            describe_releases(&mut desired.owner, &releases)?;
+            Ok(listed_children(&releases))
+        })
+        .await
+    }
+
+    /// Removes the release `version` of product `id`: the product itself
+    /// when it is the only one, else its release (a lower one becomes the
+    /// head when it was the highest). False when there was no such
+    /// release.
+    pub async fn delete_product_release(
+        &self,
+        id: &ProductId,
+        version: &Version,
+    ) -> Result<bool, CatalogError> {
+        let dn = product_dn(self.layout().products(), id);
+        let existing = self.subtree(&dn).await?;
+        let Some(owner) = existing
+            .get(&dn.to_ascii_lowercase())
+            .filter(|owner| is_written(owner))
+        else {
+            return Ok(false);
+        };
+        let mut releases = releases_of(owner)?;
+        let before = releases.len();
+        releases.retain(|release| release.parsed_version().as_ref() != Some(version));
+        if releases.len() == before {
+            return Ok(false);
+        }
+        if releases.is_empty() {
+            return self.delete_owner(&dn).await;
+        }
+        let mut desired = CatalogEntries {
+            owner: owner.clone(),
+            versions: Vec::new(),
+        };
+        describe_releases(&mut desired.owner, &releases)?;
+        let keep = listed_children(&releases);
+        self.write_owner(desired, class::PRODUCT, WriteStep::Complete, |_, _| {
+            Ok(keep)
+        })
+        .await?;
+        Ok(true)
     }
 
     /// Stores `suite` under `ou=suites`, touching only what changed.
@@ -226,7 +281,8 @@ impl Directory {
         step: WriteStep,
     ) -> Result<WriteSummary, CatalogError> {
         let entries = suite_entries(self.layout().suites(), suite)?;
-        self.write_owner(entries, class::SUITE, step).await
+        self.write_owner(entries, class::SUITE, step, |_, _| Ok(BTreeSet::new()))
+            .await
     }
 
     /// Removes product `id` and its object versions; false when it was not
@@ -283,15 +339,24 @@ impl Directory {
         Ok(true)
     }
 
+    /// Writes `desired` over what the owner's subtree holds. `prepare` sees
+    /// the owner entry as it is (if any) before anything is written, may
+    /// adjust what is desired, and returns the `cn`s (lowercase) of
+    /// children to keep besides the desired ones.
     async fn write_owner(
         &self,
-        desired: CatalogEntries,
+        mut desired: CatalogEntries,
         owner_class: &str,
         step: WriteStep,
+        prepare: impl FnOnce(
+            Option<&CatalogEntry>,
+            &mut CatalogEntries,
+        ) -> Result<BTreeSet<String>, CatalogError>,
     ) -> Result<WriteSummary, CatalogError> {
         let mut summary = WriteSummary::default();
         let existing = self.subtree(&desired.owner.dn).await?;
         let owner_key = desired.owner.dn.to_ascii_lowercase();
+        let keep = prepare(existing.get(&owner_key), &mut desired)?;
         let current_owner = match existing.get(&owner_key) {
             Some(owner) => owner.clone(),
             None => {
@@ -335,10 +400,13 @@ impl Directory {
         if step == WriteStep::Switched {
             return Ok(summary);
         }
-        let wanted: BTreeSet<String> = desired
+        let mut wanted: BTreeSet<String> = desired
             .all()
             .map(|entry| entry.dn.to_ascii_lowercase())
             .collect();
+        for cn in keep {
+            wanted.insert(format!("cn={},{owner_key}", ldap3::dn_escape(&cn)).to_ascii_lowercase());
+        }
         for (key, entry) in &existing {
             if !wanted.contains(key) {
                 self.delete(&entry.dn).await?;

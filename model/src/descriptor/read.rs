@@ -1873,10 +1873,24 @@ impl<'a> Reader<'a> {
                 .unwrap_or_default();
             let roles = self.roles(child);
             let Some(product) = product else { continue };
-            if !listed.insert(product.clone()) {
+            // A product may be listed once per role set: a role's own entry
+            // (another version range for pilots) wins over the default.
+            if !listed.insert((product.clone(), roles.clone())) {
+                let which = if roles.is_empty() {
+                    "without role".to_owned()
+                } else {
+                    format!(
+                        "for role {}",
+                        roles
+                            .iter()
+                            .map(RoleName::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                };
                 self.error(
                     at(child),
-                    format!("product {product} is listed twice in <products>"),
+                    format!("product {product} is listed twice in <products> {which}"),
                 );
                 continue;
             }

@@ -31,6 +31,10 @@ pub enum DeleteKind {
 /// group's customizations with the group. Roleout deletes only machine
 /// entries it made; an organisation's own entry is refused.
 ///
+/// With --version, only that version of a product goes; the product's
+/// other versions stay (the highest left becomes the one suites without
+/// a version range get). Deleting its last version deletes the product.
+///
 /// Example: delete product mail-lite
 #[derive(Debug, Args)]
 pub struct Delete {
@@ -43,6 +47,9 @@ pub struct Delete {
     /// Delete it although something still uses it.
     #[arg(long)]
     pub force: bool,
+    /// Of a product, delete only this version.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
 }
 
 impl Run for Delete {
@@ -54,14 +61,28 @@ impl Run for Delete {
             DeleteKind::Machine => Kind::Machine,
             DeleteKind::Group => Kind::Group,
         };
+        if self.version.is_some() && kind != Kind::Product {
+            return Err(CommandError::Usage(
+                "delete: --version applies to a product".to_owned(),
+            ));
+        }
         let connection = context.session.connection()?;
-        let result = connection.block_on(lifecycle::delete(
-            connection.directory(),
-            kind,
-            &self.name,
-            self.force,
-            &mut context.output,
-        ));
+        let result = match &self.version {
+            Some(version) => connection.block_on(lifecycle::delete_release(
+                connection.directory(),
+                &self.name,
+                version,
+                self.force,
+                &mut context.output,
+            )),
+            None => connection.block_on(lifecycle::delete(
+                connection.directory(),
+                kind,
+                &self.name,
+                self.force,
+                &mut context.output,
+            )),
+        };
         context.session.forget_names();
         result?;
         Ok(Flow::Continue)
