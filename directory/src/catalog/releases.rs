@@ -122,7 +122,7 @@ pub(crate) fn releases_of(owner: &CatalogEntry) -> Result<Vec<Release>, CatalogE
 /// Highest version first; a version that does not parse (never written by
 /// Roleout) last.
 fn sort_releases(releases: &mut [Release]) {
-    releases.sort_by(|a, b| b.parsed_version().cmp(&a.parsed_version()));
+    releases.sort_by_key(|release| std::cmp::Reverse(release.parsed_version()));
 }
 
 /// `existing` with `new` added, replacing the release of the same version:
