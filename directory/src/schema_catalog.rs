@@ -540,6 +540,13 @@ pub(crate) const CATALOG_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::Bytes,
         single_value: false,
     },
+    AttributeType {
+        number: 175,
+        name: "roleoutThen",
+        description: "A command run after this one in the same step: {n}JSON",
+        syntax: Syntax::Bytes,
+        single_value: false,
+    },
 ];
 
 /// The catalog's object classes (numbers 50+).
@@ -701,6 +708,7 @@ pub(crate) const CATALOG_CLASSES: &[ObjectClass] = &[
             "roleoutLogSuccessPattern",
             "roleoutLogFailurePattern",
             "roleoutRemoveWhenUnassigned",
+            "roleoutThen",
         ],
     },
     ObjectClass {

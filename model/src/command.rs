@@ -304,6 +304,20 @@ pub struct CommandLineModel {
     /// product is left installed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub remove_when_unassigned: bool,
+    /// Commands run after this one, in order, in the same step (a phase
+    /// written several times for one role set). Each has its own outcome
+    /// rules; the first that fails fails the step, and a reboot one of
+    /// them asks for is asked for when the last has run. None of them has
+    /// commands of its own to run after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<CommandLineModel>,
+}
+
+impl CommandLineModel {
+    /// This command and those that run after it, in order.
+    pub fn sequence(&self) -> impl Iterator<Item = &CommandLineModel> {
+        std::iter::once(self).chain(&self.then)
+    }
 }
 
 fn is_zero(value: &u32) -> bool {

@@ -738,6 +738,7 @@ mod tests {
             retries: 0,
             outcome: OutcomeRules::default(),
             remove_when_unassigned: false,
+            then: Vec::new(),
         }
     }
 

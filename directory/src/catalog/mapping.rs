@@ -64,6 +64,7 @@ pub(crate) mod attribute {
     pub(crate) const CURRENT: &str = "roleoutCurrent";
     pub(crate) const SOURCE_DIGEST: &str = "roleoutSourceDigest";
     pub(crate) const RELEASE: &str = "roleoutRelease";
+    pub(crate) const THEN: &str = "roleoutThen";
     pub(crate) const OF: &str = "roleoutOf";
     pub(crate) const SLOT: &str = "roleoutSlot";
     pub(crate) const ROLE: &str = "roleoutForRole";
@@ -1331,6 +1332,8 @@ impl SlotContent for CommandLineModel {
             self.check_interval_secs.map(|s| s.to_string()),
         );
         entry.push(at::RETRIES, self.retries.to_string());
+        // The commands after this one in its step, each whole.
+        push_json_list(entry, at::THEN, &self.then)?;
         let codes = &self.outcome.exit_codes;
         entry.push_ordered(at::SUCCESS_CODE, &codes.success);
         entry.push_ordered(at::REBOOT_CODE, &codes.reboot);
@@ -1430,6 +1433,7 @@ impl SlotContent for CommandLineModel {
                 output,
             },
             remove_when_unassigned: entry.boolean(at::REMOVE_WHEN_UNASSIGNED)?,
+            then: read_json_list(entry, at::THEN)?,
         })
     }
 }
@@ -1628,6 +1632,7 @@ mod tests {
                 output: None,
             },
             remove_when_unassigned: false,
+            then: Vec::new(),
         }
     }
 

@@ -203,6 +203,7 @@ fn synthetic_product(index: usize, roles: &[Role], generator: &mut Generator) ->
         retries: 0,
         outcome: OutcomeRules::default(),
         remove_when_unassigned: false,
+        then: Vec::new(),
     });
     ProductSource {
         id,

@@ -89,6 +89,7 @@ fn command(argv: &[&str]) -> CommandLineModel {
             output: None,
         },
         remove_when_unassigned: false,
+        then: Vec::new(),
     }
 }
 
@@ -960,6 +961,7 @@ fn command_strategy() -> impl Strategy<Value = CommandLineModel> {
                     output: None,
                 },
                 remove_when_unassigned: false,
+                then: Vec::new(),
             },
         )
 }

@@ -938,6 +938,91 @@ fn prepare_command(
     Ok(spec)
 }
 
+/// Runs one step: `first` (the step's first command, prepared) and then
+/// the commands after it (`command.then`), each prepared just before it
+/// runs. The first that does not succeed ends the step with its outcome; a
+/// reboot any of them asks for is asked for once the last has run. The
+/// report of a step of several commands holds the evidence and output of
+/// each, in order.
+#[allow(clippy::too_many_arguments)]
+fn run_step(
+    first: CommandSpec,
+    command: &CommandLineModel,
+    phase: Phase,
+    product: &ProductModel,
+    values: &Values,
+    context: &RenderContext,
+    payload_dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<CommandReport, String> {
+    let count = 1 + command.then.len();
+    let label = |index: usize| format!("command {} of {count}", index + 1);
+    let mut combined = run::run(&first).map_err(|error| error.to_string())?;
+    if count == 1 {
+        return Ok(combined);
+    }
+    let mut reboot = false;
+    label_report(&mut combined, &label(0));
+    for (index, next) in command.then.iter().enumerate().map(|(i, c)| (i + 1, c)) {
+        match combined.outcome {
+            run::Outcome::Success => {}
+            run::Outcome::SuccessRebootRequired => reboot = true,
+            _ => return Ok(combined),
+        }
+        let spec = prepare_command(next, phase, product, values, context, payload_dir)
+            .map_err(|error| format!("{}: {error}", label(index)))?;
+        reporter.event(&Event::StepStarted {
+            product: product.id.clone(),
+            phase,
+            command: spec.command_line(),
+        });
+        let mut report = run::run(&spec).map_err(|error| format!("{}: {error}", label(index)))?;
+        label_report(&mut report, &label(index));
+        combined = joined(combined, report);
+    }
+    if reboot && combined.outcome == run::Outcome::Success {
+        combined.outcome = run::Outcome::SuccessRebootRequired;
+    }
+    Ok(combined)
+}
+
+/// Marks a report's evidence and output as those of one command of a step.
+fn label_report(report: &mut CommandReport, label: &str) {
+    for line in &mut report.evidence {
+        *line = format!("{label}: {line}");
+    }
+    for output in [&mut report.stdout, &mut report.stderr] {
+        if !output.text.is_empty() {
+            output.text = format!("[{label}: {}]\n{}", report.command, output.text);
+        }
+    }
+}
+
+/// One report of two commands of a step run one after the other: the
+/// second's outcome, exit and log, both's evidence and output.
+fn joined(first: CommandReport, second: CommandReport) -> CommandReport {
+    let join = |a: run::CapturedOutput, b: run::CapturedOutput| run::CapturedOutput {
+        text: match (a.text.is_empty(), b.text.is_empty()) {
+            (true, _) => b.text,
+            (_, true) => a.text,
+            _ if a.text.ends_with('\n') => a.text + &b.text,
+            _ => a.text + "\n" + &b.text,
+        },
+        total_bytes: a.total_bytes + b.total_bytes,
+        omitted_bytes: a.omitted_bytes + b.omitted_bytes,
+    };
+    let mut evidence = first.evidence;
+    evidence.extend(second.evidence);
+    CommandReport {
+        command: format!("{}; then {}", first.command, second.command),
+        duration: first.duration + second.duration,
+        stdout: join(first.stdout, second.stdout),
+        stderr: join(first.stderr, second.stderr),
+        evidence,
+        ..second
+    }
+}
+
 /// The report outcome, a one-line detail and the runner's report of a
 /// step that was prepared and run (or could not be).
 fn step_result(
@@ -1593,8 +1678,18 @@ impl SuiteRun {
                 // their ends durable too (see below).
                 self.deliver(delivery, outbox, source, reporter)?;
                 let started = SystemTime::now();
-                let result =
-                    prepared.and_then(|spec| run::run(&spec).map_err(|error| error.to_string()));
+                let result = prepared.and_then(|spec| {
+                    run_step(
+                        spec,
+                        command,
+                        phase,
+                        &product,
+                        &values,
+                        &context,
+                        &payload_dir,
+                        reporter,
+                    )
+                });
                 let (outcome, detail, report) = step_result(&result);
                 let step_result = match outcome {
                     ReportOutcome::Success => StepResult::Success {

@@ -33,10 +33,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     EngineError, STATUS_KIND, Settings, prepare_command, queue, render_context, report_kind,
-    state_error, status_report, step_result,
+    run_step, state_error, status_report, step_result,
 };
 use crate::progress::{Event, Reporter};
-use crate::run;
 use crate::state::atomic::{self, PRIVATE_DIR_MODE};
 use crate::state::cache::PayloadCache;
 use crate::state::journal::{self, Journal, RunId};
@@ -252,7 +251,16 @@ pub fn remove(
             phase: Phase::Uninstall,
             command: spec.command_line(),
         });
-        run::run(&spec).map_err(|error| error.to_string())
+        run_step(
+            spec,
+            command,
+            Phase::Uninstall,
+            product,
+            &values,
+            &context,
+            &payload_dir,
+            reporter,
+        )
     });
     let (outcome, detail, report) = step_result(&result);
     reporter.event(&Event::ComponentOutcome {

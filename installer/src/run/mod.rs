@@ -945,6 +945,7 @@ mod tests {
                 output: None,
             },
             remove_when_unassigned: false,
+            then: Vec::new(),
         };
         let spec = CommandSpec::from_model(&model, Path::new("/var/cache/roleout/app")).unwrap();
         assert_eq!(

@@ -1135,3 +1135,66 @@ fn a_product_upgrades_across_ids_obsoleted_ones_removed_first_replaced_ones_forg
         text(&upgraded)
     );
 }
+
+/// A phase written three times for one role set runs as one step: the
+/// commands in order, the first that fails ends it (the third never runs),
+/// and the report and the machine's own output say which one failed.
+#[test]
+fn several_commands_of_one_phase_run_in_order_as_one_step() {
+    let mut fixture = Fixture::new();
+    let trail = fixture.base.join("trail");
+    let product = |id: &str, second_exit: u8| {
+        format!(
+            r#"<product xmlns="urn:roleout:descriptor:1" id="{id}" version="1.0">
+  <install><arg>sh</arg><arg>-c</arg><arg>echo {id}-one &gt;&gt; {trail}</arg></install>
+  <install><arg>sh</arg><arg>-c</arg><arg>echo {id}-two &gt;&gt; {trail}; echo 'E: no space left on device' &gt;&amp;2; exit {second_exit}</arg></install>
+  <install><arg>sh</arg><arg>-c</arg><arg>echo {id}-three &gt;&gt; {trail}</arg></install>
+</product>"#,
+            trail = trail.display()
+        )
+    };
+    let good = fixture.product(&product("good", 0));
+    let bad = fixture.product(&product("bad", 3));
+    let suite = fixture.suite("steps", vec![good, bad], OnFailure::Continue);
+    fixture.publish(&suite);
+
+    let output = fixture.roleout(&["install", "steps"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let lines = fs::read_to_string(&trail).unwrap();
+    let good_lines: Vec<&str> = lines
+        .lines()
+        .filter(|line| line.starts_with("good"))
+        .collect();
+    let bad_lines: Vec<&str> = lines
+        .lines()
+        .filter(|line| line.starts_with("bad"))
+        .collect();
+    assert_eq!(good_lines, ["good-one", "good-two", "good-three"]);
+    assert_eq!(bad_lines, ["bad-one", "bad-two"], "the third never runs");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("bad: install: FAILED: failed: exit code 3 is not a success code"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        out.contains("E: no space left on device"),
+        "the last output is shown: {out}"
+    );
+    let reports = fixture.reports();
+    let failed = reports
+        .iter()
+        .find(|report| report["component"] == "bad" && report["outcome"] == "failed")
+        .unwrap_or_else(|| panic!("{reports:#?}"));
+    let evidence = failed["evidence"].to_string();
+    assert!(
+        evidence.contains("command 2 of 3: exit code 3 means failure"),
+        "{evidence}"
+    );
+    // One step per phase: the journal and the reports count one install.
+    let installs = reports
+        .iter()
+        .filter(|report| report["component"] == "good" && report["step"] == "install")
+        .count();
+    assert_eq!(installs, 1, "{reports:#?}");
+}

@@ -587,7 +587,28 @@ impl<'a> Reader<'a> {
                 ProductSlot::Command(phase) => {
                     let value = self.command(child);
                     let versions = commands.entry(phase).or_default();
-                    self.add_version(child, versions, &mut lines, roles, value);
+                    // A phase written again for the same roles runs after
+                    // the first, in the same step.
+                    let earlier = versions
+                        .versions
+                        .iter_mut()
+                        .find(|version| version.roles == roles);
+                    match (earlier, value) {
+                        // Its own errors are reported already.
+                        (Some(_), None) => {}
+                        (Some(earlier), Some(value)) => {
+                            if value.remove_when_unassigned {
+                                if let Some(attribute) = child.attribute("remove-when-unassigned") {
+                                    self.error(
+                                        at_attribute(child, attribute),
+                                        "remove-when-unassigned belongs on the first <uninstall> of a role set; the ones after it run with it",
+                                    );
+                                }
+                            }
+                            earlier.value.then.push(value);
+                        }
+                        (_, value) => self.add_version(child, versions, &mut lines, roles, value),
+                    }
                 }
             }
             seen.insert(slot.as_str(), lines);
@@ -1103,6 +1124,7 @@ impl<'a> Reader<'a> {
             retries,
             outcome,
             remove_when_unassigned,
+            then: Vec::new(),
         })
     }
 

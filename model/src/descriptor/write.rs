@@ -69,6 +69,33 @@ fn roles_attribute(attributes: &mut Attributes, roles: &BTreeSet<RoleName>) {
     }
 }
 
+/// The attributes of a command element that differ from the defaults.
+fn command_attributes(command: &CommandLineModel) -> Attributes {
+    let mut attributes = Vec::new();
+    if command.kind != InstallerKind::Generic {
+        attributes.push(("kind", command.kind.as_str().to_owned()));
+    }
+    if command.timeout_secs != DEFAULT_TIMEOUT_SECS {
+        attributes.push(("timeout", command.timeout_secs.to_string()));
+    }
+    if let Some(interval) = command.check_interval_secs {
+        attributes.push(("check-interval", interval.to_string()));
+    }
+    if command.retries != 0 {
+        attributes.push(("retries", command.retries.to_string()));
+    }
+    if command.shell {
+        attributes.push(("shell", "true".to_owned()));
+    }
+    if let Some(directory) = &command.working_dir {
+        attributes.push(("working-dir", directory.clone()));
+    }
+    if command.remove_when_unassigned {
+        attributes.push(("remove-when-unassigned", "true".to_owned()));
+    }
+    attributes
+}
+
 fn version_attribute(attributes: &mut Attributes, versions: &VersionReq) {
     if !versions.is_any() {
         attributes.push(("version", versions.to_string()));
@@ -378,52 +405,32 @@ impl Writer {
         );
     }
 
+    /// Each version of a command slot, and after each the commands of its
+    /// step, as elements of the same name and role set.
     fn command(&mut self, name: &str, slot: &Versioned<CommandLineModel>) {
-        self.versions(
-            name,
-            slot,
-            |command| {
+        for version in &slot.versions {
+            for command in version.value.sequence() {
                 let mut attributes = Vec::new();
-                if command.kind != InstallerKind::Generic {
-                    attributes.push(("kind", command.kind.as_str().to_owned()));
-                }
-                if command.timeout_secs != DEFAULT_TIMEOUT_SECS {
-                    attributes.push(("timeout", command.timeout_secs.to_string()));
-                }
-                if let Some(interval) = command.check_interval_secs {
-                    attributes.push(("check-interval", interval.to_string()));
-                }
-                if command.retries != 0 {
-                    attributes.push(("retries", command.retries.to_string()));
-                }
-                if command.shell {
-                    attributes.push(("shell", "true".to_owned()));
-                }
-                if let Some(directory) = &command.working_dir {
-                    attributes.push(("working-dir", directory.clone()));
-                }
-                if command.remove_when_unassigned {
-                    attributes.push(("remove-when-unassigned", "true".to_owned()));
-                }
-                attributes
-            },
-            |writer, command| {
-                for argument in &command.argv {
-                    writer.text("arg", Vec::new(), argument);
-                }
-                for (key, value) in &command.env {
-                    writer.text("env", vec![("name", key.clone())], value);
-                }
-                if let Some(file) = &command.response_file {
-                    writer.text(
-                        "response-file",
-                        vec![("path", file.path.clone())],
-                        &file.content,
-                    );
-                }
-                writer.outcome(command);
-            },
-        );
+                roles_attribute(&mut attributes, &version.roles);
+                attributes.extend(command_attributes(command));
+                self.element(name, attributes, |writer| {
+                    for argument in &command.argv {
+                        writer.text("arg", Vec::new(), argument);
+                    }
+                    for (key, value) in &command.env {
+                        writer.text("env", vec![("name", key.clone())], value);
+                    }
+                    if let Some(file) = &command.response_file {
+                        writer.text(
+                            "response-file",
+                            vec![("path", file.path.clone())],
+                            &file.content,
+                        );
+                    }
+                    writer.outcome(command);
+                });
+            }
+        }
     }
 
     fn outcome(&mut self, command: &CommandLineModel) {

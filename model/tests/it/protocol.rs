@@ -98,6 +98,7 @@ fn product(id: &str, priority: i32, needs: &[&str]) -> ProductModel {
                 output: None,
             },
             remove_when_unassigned: false,
+            then: Vec::new(),
         },
     );
     ProductModel {
