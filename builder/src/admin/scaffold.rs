@@ -528,4 +528,75 @@ mod tests {
         );
         assert_eq!(parse_relation("perl"), ("perl".to_owned(), None));
     }
+
+    /// A tarball and a script give checked descriptors whose file sets
+    /// the payload folder fills; a script without a version is refused
+    /// with what to do.
+    #[test]
+    fn tarballs_and_scripts_give_descriptors_that_check() {
+        let folder = tempfile::tempdir().unwrap();
+        let tarball = folder.path().join("node-exporter-1.8.2.tar.gz");
+        std::fs::write(&tarball, b"not really gzip, but bytes").unwrap();
+        let script = folder.path().join("setup.sh");
+        std::fs::write(&script, b"#!/bin/sh\necho set up\n").unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut output = Output {
+            out: &mut out,
+            err: &mut err,
+        };
+        let refused = new_products(
+            std::slice::from_ref(&script),
+            None,
+            folder.path(),
+            false,
+            &mut output,
+        )
+        .unwrap_err();
+        assert!(
+            refused.0.contains("give it with --version"),
+            "{}",
+            refused.0
+        );
+        let written = new_products(
+            std::slice::from_ref(&script),
+            Some("2.0"),
+            folder.path(),
+            false,
+            &mut output,
+        )
+        .unwrap();
+        let written_tarball =
+            new_products(&[tarball], None, folder.path(), false, &mut output).unwrap();
+        for (path, id, version) in [
+            (&written[0], "setup", "2.0"),
+            (&written_tarball[0], "node-exporter", "1.8.2"),
+        ] {
+            let text = std::fs::read(path).unwrap();
+            let folder = PayloadDir(folder.path().to_owned());
+            let parsed = descriptor::parse_with("x.xml", &text, Some(&folder));
+            assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+            let Some(Descriptor::Product(product)) = parsed.descriptor else {
+                panic!("a product");
+            };
+            assert_eq!(
+                (product.id.as_str(), product.version.to_string().as_str()),
+                (id, version)
+            );
+            let files = &product.fileset.versions[0].value.files;
+            assert_eq!(files.len(), 1);
+            assert!(files[0].size > 0);
+        }
+        // Written once; again only with --force.
+        let again = new_products(&written[..0], None, folder.path(), false, &mut output);
+        assert!(again.is_err(), "no files");
+        let clash = new_products(
+            std::slice::from_ref(&script),
+            Some("2.0"),
+            folder.path(),
+            false,
+            &mut output,
+        )
+        .unwrap_err();
+        assert!(clash.0.contains("--force"), "{}", clash.0);
+    }
 }
