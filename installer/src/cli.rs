@@ -18,13 +18,13 @@ use crate::engine::values::read_response_file;
 use crate::engine::{
     self, BOOT_ID_PATH, DirectorySource, EngineError, InstallOutcome, Settings, Source, exit_code,
 };
-use crate::envelope::PinnedKey;
-use crate::keys::{self, KeyAlgorithm, MachineKey};
 use crate::progress::{
     Event, JsonReporter, LineReporter, QuietReporter, Reporter, TerminalReporter,
 };
 use crate::rotation;
 use crate::state::atomic;
+use roleout_model::keys::{self, KeyAlgorithm};
+use roleout_model::protocol::signing::PinnedKey;
 
 /// The response file `install`, `plan` and `uninstall` read when none is
 /// given and it exists: root's alone (mode 0600 in a 0700 directory), so
@@ -301,7 +301,7 @@ fn source(cli: &Cli, common: &CommonArgs) -> Result<Box<dyn Source>, EngineError
     let pem = fs::read(&pem_path)
         .map_err(|error| config(format!("cannot read {}: {error}", pem_path.display())))?;
     let agent = client::pinned_agent(&pem)?;
-    let key = MachineKey::read(&cli.state_dir.join(MACHINE_KEY_FILE))
+    let key = roleout_store::keys::read_machine_key(&cli.state_dir.join(MACHINE_KEY_FILE))
         .map_err(|error| config(error.to_string()))?;
     Ok(Box::new(HttpSource::new(
         agent,
@@ -508,7 +508,7 @@ fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
             .map_err(|error| config(format!("{}: {error}", certificate_path.display())))?;
         parsed.der().to_vec()
     } else {
-        keys::write_private_key(&key_path, identity.private_key_pkcs8())
+        roleout_store::keys::write_private_key(&key_path, identity.private_key_pkcs8())
             .map_err(|error| config(error.to_string()))?;
         atomic::write_atomic(
             &certificate_path,

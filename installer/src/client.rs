@@ -29,7 +29,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, Body};
 
 use crate::engine::{Source, SourceError};
-use crate::keys::MachineKey;
+use roleout_model::keys::MachineKey;
 
 /// Largest JSON answer read, in bytes (a built suite is far smaller).
 const MAX_JSON_BYTES: u64 = 32 * 1024 * 1024;

@@ -3,9 +3,7 @@
 pub mod cli;
 pub mod client;
 pub mod engine;
-pub mod envelope;
 pub mod facts;
-pub mod keys;
 pub mod progress;
 pub mod rotation;
 pub mod run;

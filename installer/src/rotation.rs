@@ -31,8 +31,8 @@ use crate::engine::identity::{
     Identity, MACHINE_CERTIFICATE_FILE, MACHINE_KEY_FILE, SERVER_CERTIFICATE_FILE,
 };
 use crate::engine::source::SourceError;
-use crate::keys::{self, DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineIdentity, MachineKey};
 use crate::state::atomic;
+use roleout_model::keys::{self, DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineIdentity};
 
 /// `install` renews the machine certificate when less than this is left
 /// of it.
@@ -165,12 +165,12 @@ fn present(
     settle_pending(state_dir, &enrolled, facts)?;
     // settle_pending may have moved a pending key in: sign with the key on
     // disk now.
-    let current = MachineKey::read(&state_dir.join(MACHINE_KEY_FILE))
+    let current = roleout_store::keys::read_machine_key(&state_dir.join(MACHINE_KEY_FILE))
         .map_err(|error| config(error.to_string()))?;
     let key_path = state_dir.join(MACHINE_KEY_FILE);
     let certificate_path = state_dir.join(MACHINE_CERTIFICATE_FILE);
     if new_key {
-        keys::write_private_key(&pending(&key_path), new.private_key_pkcs8())
+        roleout_store::keys::write_private_key(&pending(&key_path), new.private_key_pkcs8())
             .map_err(|error| config(error.to_string()))?;
     }
     atomic::write_atomic(
@@ -248,7 +248,7 @@ pub fn renew_certificate(state_dir: &Path, facts: &MachineFacts) -> Result<Prese
         .map_err(|error| config(error.to_string()))?
         .enrolment
         .machine;
-    let pkcs8 = keys::read_private_key(&state_dir.join(MACHINE_KEY_FILE))
+    let pkcs8 = roleout_store::keys::read_private_key(&state_dir.join(MACHINE_KEY_FILE))
         .map_err(|error| config(error.to_string()))?;
     let new = keys::renew_identity(
         &machine,
@@ -294,16 +294,17 @@ pub fn follow_server_rotation(state_dir: &Path) -> Result<Followed, EngineError>
 
     let enrolled = enrolled(state_dir)?;
     let announcement = client::trust(&enrolled.agent, &enrolled.identity.enrolment.server)?;
-    let mut trusted: Vec<crate::envelope::PinnedKey> =
+    let mut trusted: Vec<roleout_model::protocol::signing::PinnedKey> =
         std::iter::once(enrolled.identity.builder_key)
             .chain(enrolled.identity.endorsed_keys.iter().copied())
             .collect();
     let known = trusted.len();
-    let verifies = |signer: &crate::envelope::PinnedKey, message: &[u8], signature: &[u8]| {
-        UnparsedPublicKey::new(&ED25519, signer.as_bytes())
-            .verify(message, signature)
-            .is_ok()
-    };
+    let verifies =
+        |signer: &roleout_model::protocol::signing::PinnedKey, message: &[u8], signature: &[u8]| {
+            UnparsedPublicKey::new(&ED25519, signer.as_bytes())
+                .verify(message, signature)
+                .is_ok()
+        };
     // Endorsements may come in any order: go round until nothing new.
     loop {
         let mut added = false;
@@ -311,7 +312,7 @@ pub fn follow_server_rotation(state_dir: &Path) -> Result<Followed, EngineError>
             let Ok(bytes) = <[u8; 32]>::try_from(endorsement.public_key.as_bytes()) else {
                 continue;
             };
-            let key = crate::envelope::PinnedKey::from_bytes(bytes);
+            let key = roleout_model::protocol::signing::PinnedKey::from_bytes(bytes);
             if trusted.contains(&key) {
                 continue;
             }

@@ -13,6 +13,7 @@ pub mod command;
 pub mod condition;
 pub mod descriptor;
 pub mod ids;
+pub mod keys;
 pub mod machine;
 pub mod pattern;
 pub mod product;

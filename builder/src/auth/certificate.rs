@@ -14,7 +14,7 @@
 use std::time::SystemTime;
 
 use ring::signature::{ECDSA_P256_SHA256_ASN1, ED25519, UnparsedPublicKey, VerificationAlgorithm};
-use roleout_installer::keys::unix_seconds;
+use roleout_model::keys::unix_seconds;
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG_ED25519};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -206,11 +206,11 @@ mod tests {
         );
 
         let machine = roleout_model::ids::MachineId::new("ws-1").unwrap();
-        let identity = roleout_installer::keys::generate_identity(
+        let identity = roleout_model::keys::generate_identity(
             &machine,
-            roleout_installer::keys::KeyAlgorithm::Ed25519,
+            roleout_model::keys::KeyAlgorithm::Ed25519,
             now,
-            roleout_installer::keys::DEFAULT_CERTIFICATE_VALIDITY,
+            roleout_model::keys::DEFAULT_CERTIFICATE_VALIDITY,
         )
         .unwrap();
         let mut der = identity.certificate_der().to_vec();

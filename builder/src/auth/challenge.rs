@@ -2,7 +2,7 @@
 //! expiry, handed out as a MAC'd token that any roleoutd can check.
 //!
 //! The machine signs the token's text (see
-//! `roleout_installer::keys::challenge_message`); roleoutd checks the token
+//! `roleout_model::keys::challenge_message`); roleoutd checks the token
 //! with [`verify_challenge`] before it looks at the signature.
 
 use std::fmt;
@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
-use roleout_installer::keys::unix_seconds;
 use roleout_model::ids::MachineId;
+use roleout_model::keys::unix_seconds;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::auth::token::{self, Purpose, ServerSecret, TokenError};

@@ -7,7 +7,7 @@
 //!    bound to the machine and a short expiry, inside a MAC'd token
 //!    ([`challenge`], on top of [`token`]). roleoutd keeps nothing.
 //! 2. The machine signs `roleout-challenge-v1\0` + the token text
-//!    (`roleout_installer::keys`, shared with the installer so both sides
+//!    (`roleout_model::keys`, shared with the agent so both sides
 //!    build the same bytes) and sends back machine name, token, signature.
 //! 3. roleoutd checks the token (MAC, expiry, machine), then the machine's
 //!    directory entry (enabled, key approved) and the signature against the
@@ -31,8 +31,8 @@ pub mod token;
 
 use std::time::{Duration, SystemTime};
 
-use roleout_installer::keys::{challenge_message, key_proof_message};
 use roleout_model::ids::{MachineId, Sha256};
+use roleout_model::keys::{challenge_message, key_proof_message};
 
 use crate::auth::certificate::{CertificateError, RegisteredMachine, verify_machine_signature};
 use crate::auth::challenge::{

@@ -17,8 +17,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
-use roleout_installer::keys::unix_seconds;
 use roleout_model::ids::MachineId;
+use roleout_model::keys::unix_seconds;
 
 use crate::auth::challenge::Nonce;
 

@@ -7,8 +7,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use roleout_installer::keys::unix_seconds;
 use roleout_model::ids::MachineId;
+use roleout_model::keys::unix_seconds;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::token::{self, Purpose, ServerSecret, TokenError};

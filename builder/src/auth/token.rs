@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use roleout_installer::keys::{KeyError, read_private_key, write_private_key};
+use roleout_store::keys::{KeyFileError, read_private_key, write_private_key};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -86,7 +86,7 @@ pub enum TokenError {
     Random,
     /// The server secret file could not be read or written.
     #[error(transparent)]
-    SecretFile(#[from] KeyError),
+    SecretFile(#[from] KeyFileError),
 }
 
 /// The secret every roleoutd of a site shares to make and check tokens.

@@ -25,12 +25,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use roleout_installer::envelope::{BuilderKey, sign_message};
-use roleout_installer::keys::{read_private_key, write_private_key};
+use roleout_model::protocol::signing::{BuilderKey, sign_message};
 use roleout_model::protocol::{
     Base64Bytes, CertificateEndorsement, KeyEndorsement, TrustAnnouncement,
     certificate_endorsement_message, key_endorsement_message,
 };
+use roleout_store::keys::{read_private_key, write_private_key};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 

@@ -26,9 +26,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use roleout_directory::catalog::CatalogError;
 use roleout_directory::machines::{Enrolment, MachineEntry};
-use roleout_installer::envelope::sign_message;
 use roleout_model::ids::{MachineId, ProductId, Sha256, SuiteId};
 use roleout_model::machine::Machine;
+use roleout_model::protocol::signing::sign_message;
 use roleout_model::protocol::{
     AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest,
     ChallengeResponse, Close, ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus,

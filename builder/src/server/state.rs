@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use roleout_directory::Directory;
-use roleout_installer::envelope::BuilderKey;
-use roleout_installer::keys::{read_private_key, write_private_key};
+use roleout_model::protocol::signing::BuilderKey;
+use roleout_store::keys::{read_private_key, write_private_key};
 
 use crate::auth::Authenticator;
 use crate::auth::token::ServerSecret;

@@ -14,17 +14,17 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair};
-use roleout_installer::envelope::{
+use roleout_model::ids::{MachineId, Sha256};
+use roleout_model::keys::{
+    DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey, challenge_message, generate_identity,
+};
+use roleout_model::protocol::signing::{
     AcceptedSerial, BuilderKey, EnvelopeError, sign_envelope, verify_and_accept, verify_envelope,
 };
-use roleout_installer::keys::{
-    DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey, challenge_message, generate_identity,
-    read_private_key, write_private_key,
-};
-use roleout_model::ids::{MachineId, Sha256};
 use roleout_model::protocol::{
     Base64Bytes, SignedContent, SignedEnvelope, SuiteList, SuiteListEntry, Timestamp,
 };
+use roleout_store::keys::{read_private_key, write_private_key};
 use serde_json::json;
 
 use roleout_builder::auth::certificate::{
@@ -533,7 +533,7 @@ fn concurrent_claims_of_one_nonce_let_exactly_one_through() {
     let cache = Arc::new(NonceCache::new(100));
     let nonce = Nonce::generate().expect("nonce");
     let ws = machine("ws-race");
-    let expires_at = roleout_installer::keys::unix_seconds(SystemTime::now()) + 60;
+    let expires_at = roleout_model::keys::unix_seconds(SystemTime::now()) + 60;
     let threads = 8;
     let barrier = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
@@ -577,7 +577,7 @@ fn key_files_are_0600_and_load_back() {
 
         // The key read back from the file signs what the registered
         // certificate verifies.
-        let key = MachineKey::read(&path).expect("read");
+        let key = roleout_store::keys::read_machine_key(&path).expect("read");
         let registered = RegisteredMachine {
             certificate_der: identity.certificate_der().to_vec(),
             enabled: true,

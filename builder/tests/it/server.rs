@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use roleout_installer::envelope::verify_envelope;
-use roleout_installer::keys::KeyAlgorithm;
+use roleout_model::keys::KeyAlgorithm;
+use roleout_model::protocol::signing::verify_envelope;
 use roleout_model::protocol::{ComponentDelivery, SignedEnvelope, SuiteDelivery, SuiteList};
 use serde_json::{Value, json};
 

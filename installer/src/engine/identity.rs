@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use roleout_model::ids::MachineId;
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::PinnedKey;
 use crate::state::atomic::{self, PRIVATE_DIR_MODE};
+use roleout_model::protocol::signing::PinnedKey;
 
 /// The enrolment record file.
 pub const ENROLMENT_FILE: &str = "enrolment.json";

@@ -9,7 +9,7 @@
 //!    settled from that report; then reports left in the outbox are
 //!    delivered;
 //! 2. the suite envelope is fetched from a [`Source`] and checked
-//!    ([`verify`]: the envelope checks of [`crate::envelope::verify_envelope`],
+//!    ([`verify`]: the envelope checks of [`roleout_model::protocol::signing::verify_envelope`],
 //!    then the suite, Machine object and build digest inside), against the
 //!    last envelope accepted for the suite (an older serial is a
 //!    rollback). Any refusal stops the suite before anything runs;
@@ -70,7 +70,6 @@ use roleout_model::validate::{
 };
 use roleout_model::variable::Value;
 
-use crate::envelope::PinnedKey;
 use crate::facts::SystemFacts;
 use crate::progress::{Event, Reporter};
 use crate::run::{self, CommandReport, CommandSpec, Exit, Outcome, Secrets};
@@ -82,6 +81,7 @@ use crate::state::journal::{
 };
 use crate::state::outbox::{Outbox, Report, ReportId, ReportKind};
 use crate::state::{StateError, StateLock};
+use roleout_model::protocol::signing::PinnedKey;
 
 pub use self::source::{DirectorySource, Source, SourceError};
 pub use self::verify::VerifyError;

@@ -3,7 +3,7 @@
 //!
 //! The envelope checks (pinned key, signature, this machine, expiry,
 //! rollback and a serial reused for other contents) live in one place,
-//! [`crate::envelope::verify_envelope`]; this module calls it and then
+//! [`roleout_model::protocol::signing::verify_envelope`]; this module calls it and then
 //! checks what only the install loop knows: the payload is of the kind
 //! asked for and reads as that kind (the schema), the suite inside is the
 //! one asked for, the Machine object is this machine's, and the build
@@ -23,12 +23,12 @@ use std::time::SystemTime;
 use roleout_model::ids::{MachineId, SuiteId};
 use roleout_model::protocol::{SignedEnvelope, SuiteDelivery, SuiteList};
 
-use crate::envelope::{
-    AcceptedSerial, EnvelopeError, PinnedKey, verify_and_accept, verify_envelope,
-};
 use crate::state::StateError;
 use crate::state::atomic::{self, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 use crate::state::journal::SuiteRecord;
+use roleout_model::protocol::signing::{
+    AcceptedSerial, EnvelopeError, PinnedKey, verify_and_accept, verify_envelope,
+};
 
 /// Name of the directory of accepted serials inside the state directory.
 pub const ACCEPTED_DIR_NAME: &str = "accepted";

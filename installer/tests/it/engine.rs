@@ -18,11 +18,11 @@ use std::time::{Duration, SystemTime};
 
 use ring::signature::Ed25519KeyPair;
 use roleout_installer::engine::identity::{Enrolment, Identity};
-use roleout_installer::envelope::BuilderKey;
 use roleout_model::condition::{Condition, IncrementalInstall, RunPolicy};
 use roleout_model::descriptor::{self, Descriptor};
 use roleout_model::ids::{MachineId, Sha256, SuiteId};
 use roleout_model::product::ProductModel;
+use roleout_model::protocol::signing::BuilderKey;
 use roleout_model::protocol::{
     Customization, MachineObject, SignedContent, SignedEnvelope, SuiteDelivery, Timestamp,
 };

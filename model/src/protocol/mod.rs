@@ -49,6 +49,7 @@ mod bytes;
 mod canonical;
 mod envelope;
 mod schema;
+pub mod signing;
 mod time;
 
 pub use bytes::{Base64Bytes, InvalidBase64};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ring::signature::{ED25519, UnparsedPublicKey};
 
-use roleout_installer::keys::challenge_message;
+use roleout_model::keys::challenge_message;
 
 use crate::bench::server::{Machine, Server};
 use crate::bench::{Row, median};

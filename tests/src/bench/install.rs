@@ -13,10 +13,10 @@ use anyhow::{Context, bail};
 use ring::signature::Ed25519KeyPair;
 
 use roleout_installer::engine::identity::{Enrolment, Identity};
-use roleout_installer::envelope::BuilderKey;
 use roleout_model::descriptor::{self, Descriptor};
 use roleout_model::ids::{MachineId, Sha256, SuiteId};
 use roleout_model::product::ProductModel;
+use roleout_model::protocol::signing::BuilderKey;
 use roleout_model::protocol::{
     Customization, MachineObject, SignedContent, SignedEnvelope, SuiteDelivery, Timestamp,
 };
@@ -42,7 +42,7 @@ pub(crate) struct Mirror {
     pub(crate) base: PathBuf,
     /// The mirror: `suites/SUITE.json`, `payloads/SHA256`.
     pub(crate) mirror: PathBuf,
-    builder: roleout_installer::envelope::PinnedKey,
+    builder: roleout_model::protocol::signing::PinnedKey,
     signer: Ed25519KeyPair,
 }
 

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use roleout_builder::admin::Output;
 use roleout_directory::{Directory, LocalDirectory};
-use roleout_installer::keys::{DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey};
 use roleout_model::ids::{MachineId, RoleName};
+use roleout_model::keys::{DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey};
 use roleout_model::role::Role;
 
 use crate::bench::repository;
@@ -244,7 +244,7 @@ impl Machine {
         name: &str,
     ) -> anyhow::Result<Machine> {
         let id = MachineId::new(name)?;
-        let identity = roleout_installer::keys::generate_identity(
+        let identity = roleout_model::keys::generate_identity(
             &id,
             KeyAlgorithm::Ed25519,
             std::time::SystemTime::now(),

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use roleout_builder::admin::Output;
 use roleout_directory::{Directory, LocalDirectory};
-use roleout_installer::envelope::PinnedKey;
-use roleout_installer::keys::{
+use roleout_model::ids::{MachineId, RoleName};
+use roleout_model::keys::{
     DEFAULT_CERTIFICATE_VALIDITY, KeyAlgorithm, MachineKey, generate_identity,
 };
-use roleout_model::ids::{MachineId, RoleName};
+use roleout_model::protocol::signing::PinnedKey;
 use roleout_model::role::Role;
 use serde_json::{Value, json};
 

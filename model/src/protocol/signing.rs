@@ -1,5 +1,6 @@
 //! Signed metadata envelopes: how the installer knows that what it is told to
-//! run as root came from its builder, for it, and is current.
+//! run as root came from its builder, for it, and is current. Pure: both
+//! roleoutd (which signs) and the agent (which verifies) use it from here.
 //!
 //! roleoutd signs every suite (and other metadata) it serves with the
 //! builder's Ed25519 key; the installer pinned that key's public half at
@@ -33,11 +34,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
-use roleout_model::ids::{MachineId, Sha256};
-use roleout_model::protocol::{
-    Base64Bytes, ProtocolError, SignedContent, SignedEnvelope, canonical_json,
-};
 use serde::{Deserialize, Serialize};
+
+use crate::ids::{MachineId, Sha256};
+use crate::protocol::{Base64Bytes, ProtocolError, SignedContent, SignedEnvelope, canonical_json};
 
 use crate::keys::unix_seconds;
 
@@ -95,7 +95,7 @@ pub enum EnvelopeError {
     #[error("the envelope expired at {expires_at}; it is now {now} (Unix seconds)")]
     Expired {
         /// Its expiry.
-        expires_at: roleout_model::protocol::Timestamp,
+        expires_at: crate::protocol::Timestamp,
         /// The clock used.
         now: u64,
     },
@@ -134,7 +134,7 @@ pub struct BuilderKey {
 
 impl BuilderKey {
     /// Makes a new key and returns it as PKCS#8 DER, to be stored with
-    /// [`crate::keys::write_private_key`].
+    /// `roleout_store::keys::write_private_key`.
     pub fn generate_pkcs8() -> Result<Vec<u8>, EnvelopeError> {
         Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map(|document| document.as_ref().to_vec())
@@ -383,7 +383,7 @@ pub fn verify_and_accept<'envelope>(
 mod tests {
     use std::time::Duration;
 
-    use roleout_model::protocol::{SuiteList, SuiteListEntry, Timestamp};
+    use crate::protocol::{SuiteList, SuiteListEntry, Timestamp};
 
     use super::*;
 

@@ -1,27 +1,22 @@
 //! A machine's key pair and certificate, and the signature that proves who it is.
 //!
-//! This module is shared by both sides of authentication (design, blocks
-//! 1010-1020): the installer makes the key pair at enrolment and signs
-//! challenges with it; roleoutd, which depends on this crate for exactly this
-//! reason, rebuilds the same signed message to check the signature. Keeping
+//! Both sides of authentication (design, blocks 1010-1020) use this module:
+//! the agent makes the key pair at enrolment and signs challenges with it;
+//! roleoutd rebuilds the same signed message to check the signature. Keeping
 //! the message format in one place means the two sides cannot drift apart.
 //!
 //! Keys are Ed25519 (the default) or ECDSA P-256, made with `rcgen` and used
-//! through `ring`. Private keys are PKCS#8 DER files of mode 0600, written
-//! atomically so that a crash never leaves a half-written or readable key.
+//! through `ring`. This module is pure: key files (PKCS#8 DER, mode 0600,
+//! written atomically) are `roleout-store`'s.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::ids::{MachineId, Sha256};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
-use roleout_model::ids::{MachineId, Sha256};
 
 /// What a machine signs is this prefix followed by the challenge token's bytes.
 ///
@@ -68,34 +63,7 @@ pub enum KeyError {
         /// What is out of range.
         reason: &'static str,
     },
-    /// The private key file could not be written.
-    #[error("could not write private key file {path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
-    },
-    /// The private key file could not be read.
-    #[error("could not read private key file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
-    },
-    /// The private key file is open to other users.
-    #[error(
-        "private key file {path} has mode {mode:04o}: group or others may access it; \
-         it must be 0600 (chmod 600 it, or make a new key)"
-    )]
-    TooOpen {
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// The bytes are not a private key this crate can use.
+    /// The bytes are not a private key Roleout can use.
     #[error(
         "not a PKCS#8 Ed25519 or ECDSA P-256 private key \
          (as Ed25519: {ed25519}; as P-256: {p256})"
@@ -171,7 +139,8 @@ impl MachineIdentity {
         self.algorithm
     }
 
-    /// The private key as PKCS#8 DER; store it with [`write_private_key`].
+    /// The private key as PKCS#8 DER; store it with
+    /// `roleout_store::keys::write_private_key`.
     pub fn private_key_pkcs8(&self) -> &[u8] {
         &self.private_key_pkcs8
     }
@@ -311,11 +280,6 @@ impl MachineKey {
         }
     }
 
-    /// Reads and loads a private key file written by [`write_private_key`].
-    pub fn read(path: &Path) -> Result<Self, KeyError> {
-        Self::from_pkcs8(&read_private_key(path)?)
-    }
-
     /// The key's algorithm.
     pub fn algorithm(&self) -> KeyAlgorithm {
         match self.inner {
@@ -395,89 +359,6 @@ pub fn unix_seconds(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Writes private key bytes to `path` with mode 0600, atomically.
-///
-/// The bytes go to a new temporary file in the same directory, created with
-/// mode 0600 and set to 0600 again before any byte is written (so no other
-/// user can open it at any point, whatever the umask), flushed to disk, then
-/// renamed over `path`. A reader sees the old file or the whole new one,
-/// never a partial key, and an existing file with looser permissions is
-/// replaced, not rewritten in place.
-pub fn write_private_key(path: &Path, pkcs8: &[u8]) -> Result<(), KeyError> {
-    let write_error = |source| KeyError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let file_name = path.file_name().ok_or_else(|| {
-        write_error(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path does not name a file",
-        ))
-    })?;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut suffix = [0_u8; 8];
-    SystemRandom::new().fill(&mut suffix).map_err(|_| {
-        write_error(io::Error::other(
-            "no randomness available from the system for the temporary name",
-        ))
-    })?;
-    let suffix: String = suffix.iter().map(|byte| format!("{byte:02x}")).collect();
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(file_name);
-    temporary_name.push(format!(".{suffix}.tmp"));
-    let temporary = directory.join(temporary_name);
-
-    let result = write_then_rename(&temporary, path, directory, pkcs8);
-    if result.is_err() {
-        // Best effort: the temporary file may not exist if creation failed.
-        let _ = fs::remove_file(&temporary);
-    }
-    result.map_err(write_error)
-}
-
-fn write_then_rename(
-    temporary: &Path,
-    path: &Path,
-    directory: &Path,
-    bytes: &[u8],
-) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(temporary)?;
-    file.set_permissions(Permissions::from_mode(0o600))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(temporary, path)?;
-    // Make the rename itself durable.
-    File::open(directory)?.sync_all()
-}
-
-/// Reads a private key file, refusing one that group or others may access
-/// (as OpenSSH does): such a key may already be known to someone else.
-pub fn read_private_key(path: &Path) -> Result<Vec<u8>, KeyError> {
-    let read_error = |source| KeyError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = File::open(path).map_err(read_error)?;
-    let mode = file.metadata().map_err(read_error)?.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(KeyError::TooOpen {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut file, &mut bytes).map_err(read_error)?;
-    Ok(bytes)
-}
-
 // In tests a panic is the failure report.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -541,50 +422,6 @@ mod tests {
     fn garbage_is_not_a_key() {
         let error = MachineKey::from_pkcs8(b"not a key").unwrap_err();
         assert!(matches!(error, KeyError::Unrecognized { .. }), "{error}");
-    }
-
-    #[test]
-    fn private_key_files_are_0600_and_replace_looser_files() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("machine.key");
-        fs::write(&path, b"old").unwrap();
-        fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
-        let error = read_private_key(&path).unwrap_err();
-        assert!(
-            matches!(error, KeyError::TooOpen { mode: 0o644, .. }),
-            "{error}"
-        );
-
-        let identity = generate_identity(
-            &machine(),
-            KeyAlgorithm::EcdsaP256,
-            SystemTime::now(),
-            DEFAULT_CERTIFICATE_VALIDITY,
-        )
-        .unwrap();
-        write_private_key(&path, identity.private_key_pkcs8()).unwrap();
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode, 0o600);
-        assert_eq!(
-            read_private_key(&path).unwrap(),
-            identity.private_key_pkcs8()
-        );
-        let key = MachineKey::read(&path).unwrap();
-        assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
-        // Nothing but the key is left behind in the directory.
-        let names: Vec<_> = fs::read_dir(directory.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("machine.key")]);
-    }
-
-    #[test]
-    fn writing_into_a_missing_directory_names_the_file() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("missing").join("machine.key");
-        let error = write_private_key(&path, b"key").unwrap_err();
-        assert!(error.to_string().contains("missing/machine.key"), "{error}");
     }
 
     #[test]
