@@ -98,14 +98,12 @@ pub fn verify_machine_signature(
     signature: &[u8],
     now: SystemTime,
 ) -> Result<(), CertificateError> {
-    if !registered.enabled {
-        return Err(CertificateError::Disabled);
-    }
-    if !registered.approved {
-        return Err(CertificateError::NotApproved);
-    }
+    // The signature is checked first: only a caller that holds the key
+    // learns anything of the machine's state (disabled, not approved, an
+    // expired certificate). Without a certificate there is nothing to hold:
+    // refused as a wrong key is.
     if registered.certificate_der.is_empty() {
-        return Err(CertificateError::Missing);
+        return Err(CertificateError::BadSignature);
     }
     let (rest, certificate) =
         X509Certificate::from_der(&registered.certificate_der).map_err(|error| {
@@ -118,14 +116,20 @@ pub fn verify_machine_signature(
             reason: format!("{} bytes follow the certificate", rest.len()),
         });
     }
-    check_dates(&certificate, now)?;
     let algorithm = verification_algorithm(&certificate)?;
     // ring wants the key itself (the BIT STRING's contents: 32 bytes for
     // Ed25519, the uncompressed point for P-256), not the whole SPKI.
     let public_key = &certificate.public_key().subject_public_key.data;
     UnparsedPublicKey::new(algorithm, public_key.as_ref())
         .verify(message, signature)
-        .map_err(|_| CertificateError::BadSignature)
+        .map_err(|_| CertificateError::BadSignature)?;
+    if !registered.enabled {
+        return Err(CertificateError::Disabled);
+    }
+    if !registered.approved {
+        return Err(CertificateError::NotApproved);
+    }
+    check_dates(&certificate, now)
 }
 
 fn check_dates(certificate: &X509Certificate<'_>, now: SystemTime) -> Result<(), CertificateError> {
@@ -225,10 +229,10 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_without_a_certificate_is_refused() {
+    fn an_entry_without_a_certificate_is_refused_as_a_wrong_key_is() {
         let error =
             verify_machine_signature(&registered(Vec::new()), b"m", b"s", SystemTime::now())
                 .unwrap_err();
-        assert_eq!(error, CertificateError::Missing);
+        assert_eq!(error, CertificateError::BadSignature);
     }
 }

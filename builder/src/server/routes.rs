@@ -215,15 +215,21 @@ async fn enroll_inner(
                 .ok_or_else(|| directory_failed(format!("machine entry {dn} vanished")))?
         }
     };
-    if entry.enrolment == Some(Enrolment::Disabled) {
-        info!(machine = %name, outcome = "refused", reason = "machine disabled", "enrolment");
-        return Err(ApiError::new(
-            ErrorCode::Disabled,
-            "This machine is disabled in the directory; an admin must re-enable it.",
-        ));
-    }
     let fingerprint = sha256(certificate);
     let same_key = entry.certificate.as_deref() == Some(certificate);
+    // Only the holder of its key (or of a token an admin gave it) hears
+    // that a machine is disabled; anyone else meets the key conflict any
+    // known name with another key meets, and nothing is written.
+    if entry.enrolment == Some(Enrolment::Disabled) {
+        info!(machine = %name, outcome = "refused", reason = "machine disabled", "enrolment");
+        if same_key || request.enrolment_token.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::Disabled,
+                "This machine is disabled in the directory; an admin must re-enable it.",
+            ));
+        }
+        return Err(key_conflict(&name));
+    }
     let token_refused = || {
         info!(machine = %name, outcome = "refused", reason = "enrolment token not valid", "enrolment");
         ApiError::new(
@@ -294,12 +300,7 @@ async fn enroll_inner(
         // proves nothing and may change nothing).
         if !same_key {
             info!(machine = %name, outcome = "refused", reason = "another key is enrolled", "enrolment");
-            return Err(ApiError::new(
-                ErrorCode::KeyConflict,
-                format!(
-                    "Machine {name} already has a key. A new key needs a one-time token from an admin (roleout-admin enroll-token {name}) or proof made with the current key (roleout rotate-key)."
-                ),
-            ));
+            return Err(key_conflict(&name));
         }
         let status = if entry.may_authenticate() {
             EnrolmentStatus::Approved
@@ -441,6 +442,18 @@ async fn effective_roles(
         .map_err(ApiError::internal)
 }
 
+/// The refusal of a key for a name that has another: the same for every
+/// known machine, whatever its state, so it tells a caller without the key
+/// nothing more than that the name is taken.
+fn key_conflict(name: &MachineId) -> ApiError {
+    ApiError::new(
+        ErrorCode::KeyConflict,
+        format!(
+            "Machine {name} already has a key. A new key needs a one-time token from an admin (roleout-admin enroll-token {name}) or proof made with the current key (roleout rotate-key)."
+        ),
+    )
+}
+
 /// How often a machine's last-seen time is written: at most once per
 /// interval, so that authentications do not each cost a directory write
 /// (and a change that drops the machine from roleoutd's cache).
@@ -468,11 +481,12 @@ async fn session_inner(
         .await
         .map_err(directory_failed)?
     else {
+        // Answered as a wrong key is: a caller without a key learns
+        // nothing of which names exist (the log says what happened).
         info!(machine = %machine, outcome = "refused", reason = "unknown machine", "session");
-        return Err(ApiError::new(
-            ErrorCode::UnknownMachine,
-            format!("No machine called {machine} is enrolled in the directory."),
-        ));
+        return Err(auth_refusal(&AuthError::Certificate(
+            CertificateError::BadSignature,
+        )));
     };
     let roles = effective_roles(state, &entry).await?;
     let now = SystemTime::now();

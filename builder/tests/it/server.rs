@@ -361,7 +361,48 @@ fn an_unknown_machine_is_refused() {
     refused(
         server.post("/v1/session", &stranger.answer(&token), None),
         401,
-        "unknown-machine",
+        "bad-signature",
+    );
+}
+
+/// A caller without a machine's key cannot tell unknown, pending, approved
+/// and disabled names apart: a session answer is the same for all four,
+/// and an enrolment with another key the same for the three known ones.
+#[test]
+fn a_caller_without_the_key_learns_nothing_of_a_machines_state() {
+    let server = Server::shared();
+    approved(&server, "state-approved", KeyAlgorithm::Ed25519, &[]);
+    let disabled = approved(&server, "state-disabled", KeyAlgorithm::Ed25519, &[]);
+    server.disable("state-disabled");
+    let pending = TestMachine::new("state-pending", KeyAlgorithm::Ed25519);
+    assert_eq!(pending.enroll(&server, None).0, 200);
+    let answer_for = |name: &str| {
+        let caller = TestMachine::new(name, KeyAlgorithm::Ed25519);
+        let token = caller.challenge(&server);
+        let (status, body) = server.post("/v1/session", &caller.answer(&token), None);
+        (status, body["code"].clone(), body["message"].clone())
+    };
+    let unknown = answer_for("state-unknown");
+    assert_eq!(unknown.0, 401, "{unknown:?}");
+    for name in ["state-pending", "state-approved", "state-disabled"] {
+        assert_eq!(answer_for(name), unknown, "{name}");
+    }
+    let enrolment_for = |name: &str| {
+        let caller = TestMachine::new(name, KeyAlgorithm::Ed25519);
+        let (status, body) = caller.enroll(&server, None);
+        let message = body["message"].as_str().unwrap_or("").replace(name, "NAME");
+        (status, body["code"].clone(), message)
+    };
+    let approved_answer = enrolment_for("state-approved");
+    assert_eq!(approved_answer.0, 409, "{approved_answer:?}");
+    assert_eq!(enrolment_for("state-disabled"), approved_answer);
+    assert_eq!(enrolment_for("state-pending"), approved_answer);
+    // The key holder is told.
+    let token = disabled.challenge(&server);
+    refused(
+        server.post("/v1/session", &disabled.answer(&token), None),
+        403,
+        "disabled",
     );
 }
 
