@@ -33,8 +33,8 @@ use roleout_model::protocol::{
     AckStatus, Base64Bytes, BuilderKeyAlgorithm, BuilderPublicKey, ChallengeRequest,
     ChallengeResponse, Close, ComponentDelivery, EnrollRequest, EnrollResponse, EnrolmentStatus,
     EnvelopeKind, EnvelopePayload, ErrorCode, Health, HealthStatus, MachineObject, Message,
-    ReportAck, SessionRequest, SessionResponse, SignedContent, SignedEnvelope, StatusReport,
-    SuiteComplete, SuiteList, SuiteListEntry, Timestamp, canonical_field,
+    ReportAck, ReportStep, SessionRequest, SessionResponse, SignedContent, SignedEnvelope,
+    StatusReport, SuiteComplete, SuiteList, SuiteListEntry, Timestamp, canonical_field,
 };
 use roleout_model::role::EffectiveRoles;
 use tracing::{info, warn};
@@ -1104,6 +1104,7 @@ async fn report(State(state): Shared, headers: HeaderMap, body: Body) -> Respons
     let result = async {
         let requester = requester(&state, &headers).await?;
         let report: StatusReport = read_body(&state, &headers, body).await?;
+        reported_component_is_the_machines(&state, &requester, &report).await?;
         let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
         let status = record_report(&state.directory, &store, &requester.session.machine, &report)
             .await
@@ -1123,6 +1124,52 @@ async fn report(State(state): Shared, headers: HeaderMap, body: Body) -> Respons
         Ok(answer) => Json(answer).into_response(),
         Err(error) => error.into_response(),
     }
+}
+
+/// Refuses a report about a component the machine was not given: one of
+/// its suite as its roles have it now, or, for the removal of a product
+/// that left its suite, one it reported on before. A resend of a report
+/// already kept is let through (it is acknowledged as a duplicate).
+async fn reported_component_is_the_machines(
+    state: &ServerState,
+    requester: &Requester,
+    report: &StatusReport,
+) -> Result<(), ApiError> {
+    let in_suite = match build_for(state, requester, report.suite.as_str()).await {
+        Ok(build) => build
+            .build
+            .suite
+            .products
+            .iter()
+            .any(|product| product.id == report.component),
+        Err(_) => false,
+    };
+    if in_suite {
+        return Ok(());
+    }
+    let machine = &requester.session.machine;
+    let earlier = state
+        .directory
+        .reports_for_machine(machine)
+        .await
+        .map_err(|error| ApiError::internal(format!("report store: {error}")))?;
+    let known = earlier.iter().any(|stored| {
+        stored.id == report.id
+            || (report.step == ReportStep::Uninstall
+                && stored.suite == report.suite
+                && stored.component == report.component)
+    });
+    if known {
+        return Ok(());
+    }
+    info!(machine = %machine, suite = %report.suite, component = %report.component, outcome = "refused", reason = "component not the machine's", "report");
+    Err(ApiError::new(
+        ErrorCode::ForbiddenSuite,
+        format!(
+            "Component {} of suite {} is not one this machine was given; its report is not kept.",
+            report.component, report.suite
+        ),
+    ))
 }
 
 async fn complete(State(state): Shared, headers: HeaderMap, body: Body) -> Response {

@@ -291,6 +291,104 @@ fn without_a_change_feed_every_request_reads_the_directory() {
     );
 }
 
+/// A machine reports only on what it was given: a component of its suite
+/// as its roles have it (not another role's, not another suite's), or the
+/// removal of one it reported on before; a resend of a kept report is
+/// still acknowledged.
+#[test]
+fn reports_about_components_a_machine_was_not_given_are_refused() {
+    let server = Server::shared();
+    let machine = approved(&server, "reporter-1", KeyAlgorithm::Ed25519, &["end-user"]);
+    let session = machine.session(&server);
+    let digest = "0".repeat(64);
+    let about = |id: &str, suite: &str, component: &str, step: &str| {
+        let mut body = report(id, &digest);
+        body["suite"] = json!(suite);
+        body["component"] = json!(component);
+        body["step"] = json!(step);
+        body
+    };
+    let (status, ack) = server.post(
+        "/v1/reports",
+        &about("r1-own", "domino", "notes-client", "install"),
+        Some(&session),
+    );
+    assert_eq!((status, &ack["status"]), (200, &json!("recorded")), "{ack}");
+    // Another role's component, another suite, a component of nowhere.
+    for (id, suite, component) in [
+        ("r1-designer", "domino", "notes-designer"),
+        ("r1-other-suite", "no-such-suite", "notes-client"),
+        ("r1-nowhere", "domino", "no-such-product"),
+    ] {
+        refused(
+            server.post(
+                "/v1/reports",
+                &about(id, suite, component, "install"),
+                Some(&session),
+            ),
+            403,
+            "forbidden-suite",
+        );
+    }
+    // The removal of another role's product is refused too...
+    refused(
+        server.post(
+            "/v1/reports",
+            &about(
+                "r1-removed-designer",
+                "domino",
+                "notes-designer",
+                "uninstall",
+            ),
+            Some(&session),
+        ),
+        403,
+        "forbidden-suite",
+    );
+    // ...unless the machine reported on it before (it was a developer, and
+    // removes what it no longer gets).
+    let earlier: roleout_model::protocol::StatusReport = serde_json::from_value(about(
+        "r1-as-developer",
+        "domino",
+        "notes-designer",
+        "install",
+    ))
+    .unwrap();
+    server
+        .block_on(
+            server
+                .directory
+                .store_report(&machine_id("reporter-1"), &earlier, None),
+        )
+        .unwrap();
+    let (status, ack) = server.post(
+        "/v1/reports",
+        &about("r1-removed", "domino", "notes-designer", "uninstall"),
+        Some(&session),
+    );
+    assert_eq!((status, &ack["status"]), (200, &json!("recorded")), "{ack}");
+    refused(
+        server.post(
+            "/v1/reports",
+            &about("r1-reinstalled", "domino", "notes-designer", "install"),
+            Some(&session),
+        ),
+        403,
+        "forbidden-suite",
+    );
+    // Nothing refused was kept.
+    let stored = server
+        .block_on(
+            server
+                .directory
+                .reports_for_machine(&machine_id("reporter-1")),
+        )
+        .unwrap();
+    let mut ids: Vec<&str> = stored.iter().map(|report| report.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["r1-as-developer", "r1-own", "r1-removed"]);
+}
+
 #[test]
 fn a_replayed_signature_is_refused() {
     let server = Server::shared();

@@ -1235,7 +1235,20 @@ fn send(source: &mut dyn Source, report: &Report) -> Result<(), SourceError> {
         _ => {
             let status: StatusReport =
                 serde_json::from_value(report.payload.clone()).map_err(invalid)?;
-            source.report(&status).map(|_ack| ())
+            match source.report(&status) {
+                // roleoutd keeps no report about a component this machine
+                // was not given (it left the suite before the report went):
+                // kept no longer, so it cannot hold back those after it.
+                Err(SourceError::Refused {
+                    code: roleout_model::protocol::ErrorCode::ForbiddenSuite,
+                    message,
+                    ..
+                }) => {
+                    tracing::warn!(report = %report.id, %message, "report refused for good; dropped from the outbox");
+                    Ok(())
+                }
+                other => other.map(|_ack| ()),
+            }
         }
     }
 }
