@@ -241,22 +241,38 @@ impl HttpSource {
     }
 
     /// Runs `call` with a session, authenticating again once when the
-    /// server says the session expired.
+    /// server says the session expired, and asking again (a bounded number
+    /// of times, waiting longer each time) while it says "not now"
+    /// (its directory out of reach, too many requests).
     fn with_session<T>(
         &mut self,
         mut call: impl FnMut(&Agent, &str, &str) -> Result<T, SourceError>,
     ) -> Result<T, SourceError> {
-        let session = self.session()?;
-        match call(&self.agent, &self.server, &session) {
-            Err(SourceError::Refused {
-                code: ErrorCode::ExpiredSession,
-                ..
-            }) => {
-                self.session = None;
-                let session = self.session()?;
-                call(&self.agent, &self.server, &session)
+        let mut waits = NOT_NOW_WAITS.iter();
+        loop {
+            let outcome = self.session().and_then(|session| {
+                match call(&self.agent, &self.server, &session) {
+                    Err(SourceError::Refused {
+                        code: ErrorCode::ExpiredSession,
+                        ..
+                    }) => {
+                        self.session = None;
+                        let session = self.session()?;
+                        call(&self.agent, &self.server, &session)
+                    }
+                    other => other,
+                }
+            });
+            match (outcome, waits.next()) {
+                (
+                    Err(SourceError::Refused {
+                        code: ErrorCode::Unavailable | ErrorCode::TooManyRequests,
+                        ..
+                    }),
+                    Some(wait),
+                ) => std::thread::sleep(*wait),
+                (outcome, _) => return outcome,
             }
-            other => other,
         }
     }
 
@@ -271,6 +287,15 @@ impl HttpSource {
         })
     }
 }
+
+/// How long the agent waits before asking again when roleoutd answers
+/// "not now" (503, 429): three more tries within about half a minute, then
+/// the run goes on without (what is to be reported stays in the outbox).
+const NOT_NOW_WAITS: [std::time::Duration; 3] = [
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(8),
+    std::time::Duration::from_secs(20),
+];
 
 impl Source for HttpSource {
     fn suite_list(&mut self) -> Result<SignedEnvelope, SourceError> {

@@ -168,6 +168,11 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             max_body: settings.max_body,
             retention: settings.retention,
             state_dir: settings.state_dir.clone(),
+            gate: roleout_builder::server::gate::Gate::new(
+                settings.unauthenticated_budget_kib,
+                settings.enrolments_per_minute,
+                settings.reports_per_minute,
+            ),
         });
         // The content store is collected now and then: logs of pruned
         // reports and payloads of deleted products go.

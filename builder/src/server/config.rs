@@ -177,6 +177,21 @@ pub struct Args {
     #[arg(long, env = "ROLEOUTD_MAX_BODY", value_name = "BYTES")]
     pub max_body: Option<usize>,
 
+    /// KiB of request bodies of callers without a session read at once,
+    /// all together; past it they are told to come back (503).
+    #[arg(long, env = "ROLEOUTD_UNAUTHENTICATED_BUDGET_KIB", value_name = "KIB")]
+    pub unauthenticated_budget_kib: Option<u32>,
+
+    /// Enrolments accepted per minute from one source address (0: no
+    /// limit).
+    #[arg(long, env = "ROLEOUTD_ENROLMENTS_PER_MINUTE", value_name = "COUNT")]
+    pub enrolments_per_minute: Option<u32>,
+
+    /// Reports accepted per minute from one machine, after a burst of
+    /// eight minutes' worth (0: no limit).
+    #[arg(long, env = "ROLEOUTD_REPORTS_PER_MINUTE", value_name = "COUNT")]
+    pub reports_per_minute: Option<u32>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. "info,roleout_builder=debug".
     #[arg(long, env = "ROLEOUTD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -212,6 +227,9 @@ pub struct FileConfig {
     session_ttl: Option<u64>,
     metadata_ttl: Option<u64>,
     max_body: Option<usize>,
+    unauthenticated_budget_kib: Option<u32>,
+    enrolments_per_minute: Option<u32>,
+    reports_per_minute: Option<u32>,
     log: Option<String>,
 }
 
@@ -300,6 +318,12 @@ pub struct Settings {
     pub metadata_ttl: Duration,
     /// Body size limit.
     pub max_body: usize,
+    /// KiB of bodies of callers without a session read at once.
+    pub unauthenticated_budget_kib: u32,
+    /// Enrolments per minute per source address (0: no limit).
+    pub enrolments_per_minute: u32,
+    /// Reports per minute per machine (0: no limit).
+    pub reports_per_minute: u32,
     /// Log filter.
     pub log: String,
 }
@@ -464,6 +488,18 @@ impl Settings {
             session_ttl: seconds(args.session_ttl, file.session_ttl, 600),
             metadata_ttl: seconds(args.metadata_ttl, file.metadata_ttl, 7 * 24 * 3600),
             max_body: args.max_body.or(file.max_body).unwrap_or(4 << 20),
+            unauthenticated_budget_kib: args
+                .unauthenticated_budget_kib
+                .or(file.unauthenticated_budget_kib)
+                .unwrap_or(8 * 1024),
+            enrolments_per_minute: args
+                .enrolments_per_minute
+                .or(file.enrolments_per_minute)
+                .unwrap_or(60),
+            reports_per_minute: args
+                .reports_per_minute
+                .or(file.reports_per_minute)
+                .unwrap_or(600),
             log: args
                 .log
                 .or(file.log)

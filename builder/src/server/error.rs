@@ -17,6 +17,9 @@ use roleout_model::protocol::{ErrorBody, ErrorCode, ProtocolError};
 pub struct ApiError {
     /// The body sent.
     pub body: ErrorBody,
+    /// Seconds a client should wait before trying again (`Retry-After`),
+    /// for answers that say "not now".
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +27,15 @@ impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             body: ErrorBody::new(code, message),
+            retry_after: None,
+        }
+    }
+
+    /// A "not now" answer (429, 503) that says when to try again.
+    pub fn retry_after(code: ErrorCode, message: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            body: ErrorBody::new(code, message),
+            retry_after: Some(seconds),
         }
     }
 
@@ -41,6 +53,7 @@ impl ApiError {
         match error {
             ProtocolError::Schema { violations, .. } => Self {
                 body: ErrorBody::invalid_body(violations),
+                retry_after: None,
             },
             other => {
                 let message: String = other.to_string().chars().take(900).collect();
@@ -62,6 +75,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.body.error.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.body)).into_response()
+        let mut response = (status, Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

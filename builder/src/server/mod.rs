@@ -8,6 +8,7 @@ pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod gate;
 pub mod rotation;
 pub mod routes;
 pub mod state;
@@ -64,7 +65,9 @@ pub async fn serve(
             handle.graceful_shutdown(Some(GRACE));
         });
     }
-    let service = app.into_make_service();
+    // Handlers see the caller's address (enrolments are limited per
+    // source).
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(config) => {
             bounded(

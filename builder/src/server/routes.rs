@@ -48,6 +48,7 @@ use crate::build::BuildError;
 use crate::content::{ContentStore, record_report};
 use crate::server::cache::{CachedBuild, SignedHeader};
 use crate::server::error::ApiError;
+use crate::server::gate::{BODY_TIMEOUT, Refusal, UNAUTHENTICATED_MAX_BODY};
 use crate::server::state::ServerState;
 
 type Shared = State<Arc<ServerState>>;
@@ -86,13 +87,48 @@ async fn read_body<T: Message>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
+    read_body_within(state.max_body, headers, body).await
+}
+
+/// [`read_body`] for a caller without a session: a small body, read while
+/// holding room in the budget all such callers share (503 with
+/// `Retry-After` when it is spent).
+async fn read_unauthenticated_body<T: Message>(
+    state: &ServerState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let _room = state.gate.unauthenticated_body().map_err(gate_refusal)?;
+    read_body_within(state.max_body.min(UNAUTHENTICATED_MAX_BODY), headers, body).await
+}
+
+/// The answer to a limit of the gate.
+fn gate_refusal(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::TooMany { retry_after } => ApiError::retry_after(
+            ErrorCode::TooManyRequests,
+            format!("Too many requests; try again in {retry_after} s."),
+            retry_after,
+        ),
+        Refusal::Busy { retry_after } => ApiError::retry_after(
+            ErrorCode::Unavailable,
+            format!("roleoutd is busy; try again in {retry_after} s."),
+            retry_after,
+        ),
+    }
+}
+
+/// Reads and decodes a body of at most `max_body` bytes, which must arrive
+/// within [`BODY_TIMEOUT`].
+async fn read_body_within<T: Message>(
+    max_body: usize,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorCode::BodyTooLarge,
-            format!(
-                "The request body is larger than the {} bytes roleoutd accepts.",
-                state.max_body
-            ),
+            format!("The request body is larger than the {max_body} bytes this route accepts."),
         )
     };
     let declared = headers
@@ -103,14 +139,23 @@ async fn read_body<T: Message>(
     // refusal, so that a client still sending it gets the answer instead of
     // a broken connection; past DRAIN_FACTOR times the limit the
     // connection is cut.
-    let drain_limit = state.max_body.saturating_mul(DRAIN_FACTOR);
+    let drain_limit = max_body.saturating_mul(DRAIN_FACTOR);
     if declared.is_some_and(|length| length > drain_limit as u64) {
         return Err(too_large());
     }
-    let bytes: Bytes = axum::body::to_bytes(body, drain_limit)
+    let bytes: Bytes = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, drain_limit))
         .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidBody,
+                format!(
+                    "The request body did not arrive within {} s.",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        })?
         .map_err(|_| too_large())?;
-    if bytes.len() > state.max_body {
+    if bytes.len() > max_body {
         return Err(too_large());
     }
     T::decode(&bytes).map_err(|error| ApiError::invalid_body(&error))
@@ -145,14 +190,59 @@ fn timestamp(unix_seconds: u64) -> Result<Timestamp, ApiError> {
         .ok_or_else(|| ApiError::internal("an expiry past the year 9999"))
 }
 
-fn directory_failed(error: impl std::fmt::Display) -> ApiError {
+fn directory_failed<E: std::fmt::Display + 'static>(error: E) -> ApiError {
+    if let Some(answer) = unavailable(&error) {
+        return answer;
+    }
     ApiError::internal(format!("directory: {error}"))
+}
+
+/// How long a client waits before asking again while the directory is out
+/// of reach.
+const DIRECTORY_RETRY_SECONDS: u64 = 5;
+
+/// A 503 with `Retry-After` when `error` says the directory is out of reach
+/// (stopped, restarting, the network down): nothing is wrong with the
+/// request, and roleoutd reconnects by itself.
+fn unavailable(error: &dyn std::any::Any) -> Option<ApiError> {
+    let directory = if let Some(error) = error.downcast_ref::<roleout_directory::DirectoryError>() {
+        Some(error)
+    } else if let Some(CatalogError::Directory(error)) = error.downcast_ref::<CatalogError>() {
+        Some(error)
+    } else {
+        match error.downcast_ref::<BuildError>() {
+            Some(BuildError::Directory(error))
+            | Some(BuildError::Catalog(CatalogError::Directory(error))) => Some(error),
+            _ => None,
+        }
+    };
+    let error = directory.filter(|error| error.is_unavailable())?;
+    warn!(%error, "the directory is out of reach; answering 503");
+    Some(ApiError::retry_after(
+        ErrorCode::Unavailable,
+        "roleoutd cannot reach its directory just now; try again shortly.",
+        DIRECTORY_RETRY_SECONDS,
+    ))
 }
 
 // ---------------------------------------------------------------------------
 // Enrolment
 
-async fn enroll(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+async fn enroll(
+    State(state): Shared,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // Enrolments are counted per source address; a server that does not
+    // know it (no connection info) counts them all as one source.
+    let source = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+    if let Err(refusal) = state.gate.enrolment(source) {
+        info!(%source, outcome = "refused", reason = "too many enrolments", "enrolment");
+        return gate_refusal(refusal).into_response();
+    }
     match enroll_inner(&state, &headers, body).await {
         Ok(answer) => Json(answer).into_response(),
         Err(error) => error.into_response(),
@@ -164,7 +254,7 @@ async fn enroll_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<EnrollResponse, ApiError> {
-    let request: EnrollRequest = read_body(state, headers, body).await?;
+    let request: EnrollRequest = read_unauthenticated_body(state, headers, body).await?;
     let name = request.machine.clone();
     let certificate = request.certificate.as_bytes();
     if x509_parser::parse_x509_certificate(certificate).is_err() {
@@ -374,7 +464,7 @@ async fn enroll_inner(
 
 async fn challenge(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        let request: ChallengeRequest = read_body(&state, &headers, body).await?;
+        let request: ChallengeRequest = read_unauthenticated_body(&state, &headers, body).await?;
         let issued = state
             .authenticator
             .issue_challenge(&request.machine, SystemTime::now())
@@ -471,7 +561,7 @@ async fn session_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<SessionResponse, ApiError> {
-    let request: SessionRequest = read_body(state, headers, body).await?;
+    let request: SessionRequest = read_unauthenticated_body(state, headers, body).await?;
     let machine = &request.machine;
     // The entry as it is now: a rotated key or a disabled entry counts
     // from this request on (see the module comment).
@@ -753,12 +843,18 @@ fn sign_header(
 }
 
 fn catalog_failed(error: CatalogError) -> ApiError {
+    if let Some(answer) = unavailable(&error) {
+        return answer;
+    }
     ApiError::internal(format!("catalog: {error}"))
 }
 
 /// A suite that cannot be built for the requester's roles is the admins'
 /// problem to fix (the log has every problem); the machine is told so.
 fn build_failed(error: BuildError) -> ApiError {
+    if let Some(answer) = unavailable(&error) {
+        return answer;
+    }
     warn!(%error, "build failed");
     ApiError::internal(format!("build: {error}"))
 }
@@ -1103,6 +1199,10 @@ async fn payload_inner(
 async fn report(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let requester = requester(&state, &headers).await?;
+        state
+            .gate
+            .report(&requester.session.machine)
+            .map_err(gate_refusal)?;
         let report: StatusReport = read_body(&state, &headers, body).await?;
         reported_component_is_the_machines(&state, &requester, &report).await?;
         let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;

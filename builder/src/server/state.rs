@@ -49,6 +49,9 @@ pub struct ServerState {
     pub retention: roleout_directory::catalog::Retention,
     /// roleoutd's state directory (its `trust.json` is served).
     pub state_dir: PathBuf,
+    /// What callers may spend (bodies before a session, enrolments per
+    /// source, reports per machine).
+    pub gate: crate::server::gate::Gate,
 }
 
 /// roleoutd's own secrets could not be made or loaded.

@@ -1211,3 +1211,75 @@ fn approve_with_a_fingerprint_approves_only_that_key() {
     assert!(printed.contains(&held), "{printed}");
     machine.session(&server);
 }
+
+/// One HTTP/1.1 request over a plain connection; the answer's head and
+/// body as text, read until roleoutd closes.
+fn raw_request(address: &str, request: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(address).expect("a connection");
+    stream.write_all(request).expect("the request");
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(30));
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Callers without a session share a budget of bodies being read (a
+/// half-sent one holds its share; the next caller past the budget is told
+/// to come back, 503 with Retry-After, and served once it is free), and
+/// enrolments from one address are limited (429 with Retry-After).
+#[test]
+fn callers_without_a_session_share_a_budget_and_enrolments_are_limited() {
+    use std::io::Write as _;
+    let (mut roleoutd, _state, address) = plain_roleoutd(&[
+        "--unauthenticated-budget-kib",
+        "64",
+        "--enrolments-per-minute",
+        "2",
+    ]);
+    let challenge = |close: &str| {
+        format!(
+            "POST /v1/challenge HTTP/1.1\r\nHost: roleoutd\r\nContent-Type: application/json\r\nContent-Length: 18\r\n{close}\r\n{{\"machine\":\"pc-1\"}}"
+        )
+    };
+    // A body that stops arriving holds the whole budget...
+    let mut held = std::net::TcpStream::connect(&address).expect("a connection");
+    held.write_all(
+        b"POST /v1/challenge HTTP/1.1\r\nHost: roleoutd\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"machine\":",
+    )
+    .expect("half a request");
+    std::thread::sleep(Duration::from_millis(300));
+    let busy = raw_request(&address, challenge("Connection: close\r\n").as_bytes());
+    assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
+    assert!(
+        busy.to_ascii_lowercase().contains("retry-after: 2"),
+        "{busy}"
+    );
+    assert!(busy.contains("\"unavailable\""), "{busy}");
+    // ...until it is given up.
+    drop(held);
+    let mut answered = String::new();
+    for _ in 0..50 {
+        answered = raw_request(&address, challenge("Connection: close\r\n").as_bytes());
+        if answered.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+
+    // Two enrolments a minute from this address; the third is refused
+    // before its body is read.
+    let enrol = "POST /v1/enroll HTTP/1.1\r\nHost: roleoutd\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    for _ in 0..2 {
+        let answer = raw_request(&address, enrol.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    let limited = raw_request(&address, enrol.as_bytes());
+    assert!(limited.starts_with("HTTP/1.1 429"), "{limited}");
+    assert!(
+        limited.to_ascii_lowercase().contains("retry-after: "),
+        "{limited}"
+    );
+    assert!(limited.contains("\"too-many-requests\""), "{limited}");
+    let _ = roleoutd.kill();
+    let _ = roleoutd.wait();
+}

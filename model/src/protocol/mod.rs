@@ -673,13 +673,20 @@ pub enum ErrorCode {
     KeyConflict,
     /// No such suite, component or payload.
     NotFound,
+    /// Too many requests from this source or machine; try again after the
+    /// `Retry-After` seconds.
+    TooManyRequests,
+    /// roleoutd cannot answer now (its directory is unreachable, or it is
+    /// busy with callers that have not authenticated); try again after the
+    /// `Retry-After` seconds.
+    Unavailable,
     /// roleoutd failed; the message says no more than that.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::InvalidBody,
         ErrorCode::BodyTooLarge,
         ErrorCode::Unauthorized,
@@ -694,6 +701,8 @@ impl ErrorCode {
         ErrorCode::ForbiddenSuite,
         ErrorCode::KeyConflict,
         ErrorCode::NotFound,
+        ErrorCode::TooManyRequests,
+        ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
 
@@ -714,6 +723,8 @@ impl ErrorCode {
             ErrorCode::ForbiddenSuite => "forbidden-suite",
             ErrorCode::KeyConflict => "key-conflict",
             ErrorCode::NotFound => "not-found",
+            ErrorCode::TooManyRequests => "too-many-requests",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -737,7 +748,9 @@ impl ErrorCode {
             | ErrorCode::ForbiddenSuite => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::KeyConflict => 409,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
         }
     }
 }

@@ -92,6 +92,8 @@ impl Server {
             .args(["--directory-url", &local.ldapi_url()])
             .args(["--base-dn", &local.base()])
             .args(["--log", "warn"])
+            // The benchmark enrols thousands of machines from one address.
+            .args(["--enrolments-per-minute", "0", "--reports-per-minute", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -123,6 +123,11 @@ impl Server {
             .args(["--directory-url", &local.ldapi_url()])
             .args(["--base-dn", &local.base()])
             .args(["--log", "info,roleout_builder=debug"])
+            // Tests enrol and report far faster than any fleet from one
+            // address; the limits have tests of their own (an argument
+            // overrides these).
+            .env("ROLEOUTD_ENROLMENTS_PER_MINUTE", "0")
+            .env("ROLEOUTD_REPORTS_PER_MINUTE", "0")
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
