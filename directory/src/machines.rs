@@ -472,11 +472,65 @@ impl Directory {
     /// without touching whether it is enabled.
     #[instrument(skip(self))]
     pub async fn mark_machine_pending(&self, dn: &str) -> Result<()> {
-        let modifications = vec![Mod::Replace(
-            attribute("roleoutEnrolment"),
-            bytes_set([Enrolment::Pending.as_str().as_bytes()]),
-        )];
+        // The enrolment counts as a sighting: a pending enrolment nobody
+        // approves expires from it (`expire_pending_enrolments`).
+        let modifications = vec![
+            Mod::Replace(
+                attribute("roleoutEnrolment"),
+                bytes_set([Enrolment::Pending.as_str().as_bytes()]),
+            ),
+            Mod::Replace(
+                attribute("roleoutLastSeen"),
+                bytes_set([generalized_time(SystemTime::now()).as_bytes()]),
+            ),
+        ];
         self.modify(dn, modifications).await
+    }
+
+    /// Deletes the pending enrolments nobody acted on: entries in Roleout's
+    /// own machine container that are pending, were last seen (enrolled)
+    /// before `cutoff`, hold no enrolment token and belong to no role and
+    /// no machine group (so an entry an admin prepared is never removed).
+    /// A flood of enrolments with made-up names goes by itself. Returns the
+    /// names removed.
+    #[instrument(skip(self))]
+    pub async fn expire_pending_enrolments(&self, cutoff: SystemTime) -> Result<Vec<MachineId>> {
+        let cutoff = generalized_time(cutoff);
+        let container = format!(",{}", self.layout().machines().to_ascii_lowercase());
+        let candidates: Vec<MachineEntry> = self
+            .machines()
+            .await?
+            .into_iter()
+            .filter(|entry| {
+                entry.enrolment == Some(Enrolment::Pending)
+                    && entry.enrolment_token.is_none()
+                    && entry.dn.to_ascii_lowercase().ends_with(&container)
+                    && entry
+                        .last_seen
+                        .as_deref()
+                        .is_some_and(|seen| seen.len() == 15 && seen < cutoff.as_str())
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let roles = self.role_entries().await?;
+        let groups = self.group_entries().await?;
+        let mut removed = Vec::new();
+        for entry in candidates {
+            let in_role = roles.iter().any(|role| {
+                role.members
+                    .iter()
+                    .any(|member| member.eq_ignore_ascii_case(&entry.dn))
+            });
+            let in_group = groups.iter().any(|group| group.has_member(&entry.dn));
+            if in_role || in_group {
+                continue;
+            }
+            self.delete_own_machine(&entry.dn).await?;
+            removed.push(entry.machine.name.clone());
+        }
+        Ok(removed)
     }
 
     async fn set_enrolment(&self, dn: &str, enrolment: Enrolment, enabled: bool) -> Result<()> {

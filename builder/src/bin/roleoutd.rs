@@ -179,10 +179,14 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         let _collector = {
             let state = state.clone();
             let every = settings.collect_every;
+            let pending = settings.pending_enrolment;
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(every);
                 loop {
                     ticks.tick().await;
+                    if let Some(pending) = pending {
+                        expire_pending_enrolments(&state, pending).await;
+                    }
                     collect_content(&state).await;
                 }
             })
@@ -235,6 +239,22 @@ async fn shutdown_signal() {
 
 /// One collection of the content store (see `ContentStore::collect`).
 /// Nothing is removed when what the directory names cannot be read.
+/// Deletes the pending enrolments older than `after` that nobody approved
+/// or prepared (see `Directory::expire_pending_enrolments`).
+async fn expire_pending_enrolments(state: &ServerState, after: std::time::Duration) {
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(after)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    match state.directory.expire_pending_enrolments(cutoff).await {
+        // The change feed tells the serving cache of each deletion.
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(count = removed.len(), "pending enrolments expired");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "pending enrolments not expired"),
+    }
+}
+
 async fn collect_content(state: &ServerState) {
     /// Younger files may be about to be named by an entry being written.
     const GRACE: std::time::Duration = std::time::Duration::from_secs(3600);

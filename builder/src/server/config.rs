@@ -117,6 +117,12 @@ pub struct Args {
     #[arg(long, env = "ROLEOUTD_COLLECT_EVERY_HOURS", value_name = "HOURS")]
     pub collect_every_hours: Option<u64>,
 
+    /// Days after which a pending enrolment nobody approved (and no admin
+    /// prepared: no token, no role, no group) is deleted, checked at each
+    /// collection; 0 keeps them.
+    #[arg(long, env = "ROLEOUTD_PENDING_ENROLMENT_DAYS", value_name = "DAYS")]
+    pub pending_enrolment_days: Option<u64>,
+
     /// PEM file of the CA certificates that alone are trusted for the
     /// directory's TLS (ldaps://, StartTLS); default: the system's roots.
     #[arg(long, env = "ROLEOUTD_LDAP_CA_CERTIFICATE", value_name = "FILE")]
@@ -215,6 +221,7 @@ pub struct FileConfig {
     report_history_runs: Option<u32>,
     report_history_days: Option<u64>,
     collect_every_hours: Option<u64>,
+    pending_enrolment_days: Option<u64>,
     tls_validity_days: Option<u64>,
     header_timeout: Option<u64>,
     ldap_ca_certificate: Option<PathBuf>,
@@ -300,6 +307,8 @@ pub struct Settings {
     pub retention: Retention,
     /// Time between collections of the content store.
     pub collect_every: Duration,
+    /// How long a pending enrolment waits for approval; `None` for ever.
+    pub pending_enrolment: Option<Duration>,
     /// How long a self-signed TLS certificate roleoutd makes stays valid.
     pub tls_validity: Duration,
     /// How long a client has to send a request head.
@@ -482,6 +491,14 @@ impl Settings {
                     .max(1)
                     .saturating_mul(3600),
             ),
+            pending_enrolment: match args
+                .pending_enrolment_days
+                .or(file.pending_enrolment_days)
+                .unwrap_or(7)
+            {
+                0 => None,
+                days => Some(Duration::from_secs(days.saturating_mul(24 * 3600))),
+            },
             tls,
             secret_file,
             challenge_ttl: seconds(args.challenge_ttl, file.challenge_ttl, 60),

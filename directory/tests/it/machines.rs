@@ -297,3 +297,72 @@ async fn the_builder_account_enrols_machines_but_never_enables_them() {
     assert!(entry.may_authenticate());
     assert_eq!(entry.enrolment_token, None);
 }
+
+/// Pending enrolments nobody approved go after their time; an entry an
+/// admin prepared (a token, a role), an approved machine and a recent
+/// enrolment stay.
+#[tokio::test]
+async fn pending_enrolments_nobody_acted_on_expire() {
+    let local = LocalDirectory::temporary().unwrap();
+    let admin = Directory::connect(&local.admin_settings()).await.unwrap();
+    let long_ago = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let cutoff = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let mut dns = BTreeMap::new();
+    for name in [
+        "flood-1",
+        "prepared-token",
+        "prepared-role",
+        "approved-old",
+        "recent",
+    ] {
+        let dn = admin.create_machine(&machine(name)).await.unwrap();
+        admin.mark_machine_pending(&dn).await.unwrap();
+        admin.record_machine_seen(&dn, long_ago).await.unwrap();
+        dns.insert(name, dn);
+    }
+    admin
+        .set_enrolment_token(
+            &dns["prepared-token"],
+            Some(&Sha256::new("1".repeat(64)).unwrap()),
+        )
+        .await
+        .unwrap();
+    admin.create_role(&role("lab", 10, None)).await.unwrap();
+    admin
+        .add_role_member(&role_name("lab"), &dns["prepared-role"])
+        .await
+        .unwrap();
+    admin.approve_machine(&dns["approved-old"]).await.unwrap();
+    admin
+        .record_machine_seen(&dns["recent"], cutoff + Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let removed = admin.expire_pending_enrolments(cutoff).await.unwrap();
+    assert_eq!(removed, [MachineId::new("flood-1").unwrap()]);
+    for (name, present) in [
+        ("flood-1", false),
+        ("prepared-token", true),
+        ("prepared-role", true),
+        ("approved-old", true),
+        ("recent", true),
+    ] {
+        assert_eq!(
+            admin
+                .machine(&MachineId::new(name).unwrap())
+                .await
+                .unwrap()
+                .is_some(),
+            present,
+            "{name}"
+        );
+    }
+    // Nothing more goes a second time.
+    assert!(
+        admin
+            .expire_pending_enrolments(cutoff)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
