@@ -331,7 +331,7 @@ impl Condition {
                 name,
                 versions,
             } => {
-                let what = format!("{} package {name}", manager_name(*manager));
+                let what = format!("{} package {name}", manager.as_str());
                 match facts.package_version(*manager, name)? {
                     None => Evaluation::new(false, format!("{what} is not installed")),
                     Some(version) => version_check(&what, &version, versions),
@@ -475,10 +475,13 @@ impl Condition {
     }
 }
 
-fn manager_name(manager: PackageManager) -> &'static str {
-    match manager {
-        PackageManager::Dpkg => "dpkg",
-        PackageManager::Rpm => "rpm",
+impl PackageManager {
+    /// Its name in descriptors and messages: `dpkg` or `rpm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageManager::Dpkg => "dpkg",
+            PackageManager::Rpm => "rpm",
+        }
     }
 }
 

@@ -133,10 +133,7 @@ impl fmt::Display for SystemNeed {
                 name,
                 versions,
             } => {
-                let manager = match manager {
-                    PackageManager::Dpkg => "dpkg",
-                    PackageManager::Rpm => "rpm",
-                };
+                let manager = manager.as_str();
                 write!(f, "{manager} package {name}")?;
                 if !versions.is_any() {
                     write!(f, " ({versions})")?;

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use crate::command::{CommandLineModel, DEFAULT_TIMEOUT_SECS, ExitCodeTable, InstallerKind};
-use crate::condition::{Condition, IncrementalInstall, PackageManager, RunPolicy};
+use crate::condition::{Condition, IncrementalInstall, RunPolicy};
 use crate::ids::RoleName;
 use crate::product::{
     CapabilityRequirement, DEFAULT_PRIORITY, ProductRequirement, ProductSlot, ProductSource,
@@ -216,10 +216,7 @@ impl Writer {
                 name,
                 versions,
             } => {
-                let manager = match manager {
-                    PackageManager::Dpkg => "dpkg",
-                    PackageManager::Rpm => "rpm",
-                };
+                let manager = manager.as_str();
                 let mut attributes =
                     vec![("package", name.clone()), ("manager", manager.to_owned())];
                 version_attribute(&mut attributes, versions);
@@ -339,10 +336,7 @@ impl Writer {
                 name,
                 versions,
             } => {
-                let manager = match manager {
-                    PackageManager::Dpkg => "dpkg",
-                    PackageManager::Rpm => "rpm",
-                };
+                let manager = manager.as_str();
                 let mut attributes = vec![("manager", manager.to_owned()), ("name", name.clone())];
                 version_attribute(&mut attributes, versions);
                 self.leaf("package", attributes);
