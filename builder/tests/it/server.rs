@@ -291,6 +291,42 @@ fn without_a_change_feed_every_request_reads_the_directory() {
     );
 }
 
+/// slapd stopped under roleoutd: requests are answered 503 with
+/// Retry-After (nothing is wrong with them), and served again once slapd is
+/// back, without restarting roleoutd.
+#[test]
+fn a_directory_out_of_reach_is_answered_503_then_served_again() {
+    let mut server = Server::start(&[]);
+    let machine = approved(&server, "outage-1", KeyAlgorithm::Ed25519, &["developer"]);
+    let session = machine.session(&server);
+    assert_eq!(server.get_json("/v1/suites", Some(&session)).0, 200);
+    server.set_directory_running(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (status, headers) = loop {
+        let (status, headers, _) = server.get("/v1/suites", Some(&session), None);
+        if status == 503 || Instant::now() > deadline {
+            break (status, headers);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, 503, "{}", server.log());
+    assert_eq!(headers["retry-after"], "5");
+    server.set_directory_running(true);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, _) = server.get("/v1/suites", Some(&session), None);
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never served again: {status}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A machine reports only on what it was given: a component of its suite
 /// as its roles have it (not another role's, not another suite's), or the
 /// removal of one it reported on before; a resend of a kept report is

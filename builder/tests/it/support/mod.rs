@@ -328,6 +328,15 @@ impl Server {
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.state.path().join("roleoutd.log")).unwrap_or_default()
     }
+
+    /// Stops roleoutd's slapd (an outage), or starts it again.
+    pub(crate) fn set_directory_running(&mut self, running: bool) {
+        if running {
+            self._local.start().expect("slapd starts again");
+        } else {
+            self._local.stop().expect("slapd stops");
+        }
+    }
 }
 
 impl Drop for Server {
