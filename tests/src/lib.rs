@@ -157,7 +157,12 @@ fn run_with_input(command: &mut Command, input: Option<&str>) -> Finished {
 /// Starts roleoutd on `listen` with its state in `server_state` and its
 /// log appended to `top/roleoutd.log`; returns it with the address it
 /// listens on once it does.
-fn start_daemon(top: &Path, server_state: &Path, listen: &str) -> (Daemon, String) {
+fn start_daemon(
+    top: &Path,
+    server_state: &Path,
+    listen: &str,
+    extra: &[String],
+) -> (Daemon, String) {
     let log_path = top.join("roleoutd.log");
     let address_file = server_state.join("roleoutd.addr");
     let _ = fs::remove_file(&address_file);
@@ -171,6 +176,7 @@ fn start_daemon(top: &Path, server_state: &Path, listen: &str) -> (Daemon, Strin
         .arg(server_state)
         .args(["--listen", listen])
         .args(["--log", "info"])
+        .args(extra)
         .env_remove("ROLEOUTD_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -245,6 +251,8 @@ pub struct World {
     pub server_state: PathBuf,
     /// The built example payloads.
     pub payloads: PathBuf,
+    /// Arguments roleoutd is started with besides the usual ones.
+    roleoutd_args: Vec<String>,
 }
 
 impl World {
@@ -253,6 +261,14 @@ impl World {
     /// end-user (rank 10), developer and administrator (ranks 20 and 30,
     /// both children of end-user), then builds the suites.
     pub fn start() -> World {
+        World::start_with(&[])
+    }
+
+    /// [`World::start`], with roleoutd started with `roleoutd_args` too
+    /// (and restarted with them).
+    pub fn start_with(roleoutd_args: &[&str]) -> World {
+        let roleoutd_args: Vec<String> =
+            roleoutd_args.iter().map(|arg| (*arg).to_owned()).collect();
         let top = tempfile::Builder::new()
             .prefix("roleout-e2e-")
             .tempdir()
@@ -271,13 +287,15 @@ impl World {
             built.transcript()
         );
 
-        let (daemon, address) = start_daemon(top.path(), &server_state, "127.0.0.1:0");
+        let (daemon, address) =
+            start_daemon(top.path(), &server_state, "127.0.0.1:0", &roleoutd_args);
         let world = World {
             daemon,
             top: Some(top),
             url: format!("https://{address}"),
             server_state,
             payloads,
+            roleoutd_args,
         };
         world.import(&repository().join("examples"), Some(&world.payloads));
         world.admin(
@@ -292,14 +310,24 @@ impl World {
     /// Stops roleoutd and starts it again on the same address (as a
     /// service manager restarts it), with the same state.
     pub fn restart_roleoutd(&mut self) {
+        self.restart_roleoutd_after(Signal::SIGTERM);
+    }
+
+    /// Kills roleoutd with SIGKILL (a crash; its slapd is left running) and
+    /// starts it again on the same address, as a service manager would.
+    pub fn crash_roleoutd(&mut self) {
+        self.restart_roleoutd_after(Signal::SIGKILL);
+    }
+
+    fn restart_roleoutd_after(&mut self, signal: Signal) {
         let address = self
             .url
             .strip_prefix("https://")
             .expect("an https URL")
             .to_owned();
-        stop_child(&mut self.daemon.child, Signal::SIGTERM, STOP_TIMEOUT);
+        stop_child(&mut self.daemon.child, signal, STOP_TIMEOUT);
         let top = self.top().to_owned();
-        let (daemon, _) = start_daemon(&top, &self.server_state, &address);
+        let (daemon, _) = start_daemon(&top, &self.server_state, &address, &self.roleoutd_args);
         self.daemon = daemon;
     }
 

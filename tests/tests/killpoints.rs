@@ -1,8 +1,9 @@
 //! The kill-point harness: a suite of components whose commands write to a
 //! ledger is installed by the real agent against a real roleoutd and slapd,
 //! the agent is killed with SIGKILL at random moments (during downloads,
-//! commands, journal writes and reports), and run again until a run ends;
-//! then the ledger and the directory are counted.
+//! commands, journal writes and reports; once a round roleoutd is killed
+//! instead, and started again), and run again until a run ends; then the
+//! ledger and the directory are counted.
 //!
 //! Counted, per round (a fresh machine):
 //! - **runs that never converge**: must be 0 (a run after the kills ends
@@ -157,7 +158,9 @@ fn read_ledger(ledger: &Path) -> Ledger {
 fn killed_agents_converge_and_lose_no_report() {
     let rounds = setting("ROLEOUT_KILL_ROUNDS", 2);
     let kills = setting("ROLEOUT_KILLS_PER_ROUND", 5);
-    let world = World::start();
+    // Every report is kept (retention would otherwise prune the install
+    // reports of a machine that ran more than ten times since).
+    let mut world = World::start_with(&["--report-history-runs", "1000000"]);
     let ledgers = world.top().join("ledgers");
     fs::create_dir_all(&ledgers).unwrap();
     let ledger_of = |round: usize| ledgers.join(format!("round-{round}"));
@@ -175,15 +178,24 @@ fn killed_agents_converge_and_lose_no_report() {
     let mut total = Ledger::default();
     let mut lost_reports = 0;
     let mut kill_points = 0;
+    let mut roleoutd_kills = 0;
     let started = Instant::now();
     for round in 0..rounds {
         let _ = fs::remove_file(&current);
         std::os::unix::fs::symlink(ledger_of(round), &current).unwrap();
         let machine = world.enroll(&format!("kp-{round:03}"), "end-user");
-        for _ in 0..kills {
+        for kill_point in 0..kills {
             let mut child = agent(&machine);
             std::thread::sleep(Duration::from_millis(random.below(1500)));
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            if kill_point == kills / 2 {
+                // roleoutd (not the agent) crashes under a running agent,
+                // and comes back; the agent runs on or gives up and is run
+                // again.
+                world.crash_roleoutd();
+                roleoutd_kills += 1;
+            } else {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            }
             let _ = child.wait();
             kill_points += 1;
         }
@@ -223,7 +235,7 @@ fn killed_agents_converge_and_lose_no_report() {
         }
     }
     eprintln!(
-        "kill points: {kill_points} in {rounds} round(s) of {COMPONENTS} components, {:.0} s, seed {seed}; \
+        "kill points: {kill_points} ({roleoutd_kills} of roleoutd) in {rounds} round(s) of {COMPONENTS} components, {:.0} s, seed {seed}; \
          runs that never converged: 0; lost reports: {lost_reports}; \
          re-runs of interrupted commands: {}; re-runs of finished commands: {}",
         started.elapsed().as_secs_f64(),
