@@ -183,3 +183,72 @@ fn the_shell_reaches_a_directory_over_ldaps_and_starttls() {
         "{stderr}"
     );
 }
+
+/// A catalog holding two versions of a product exports both (the older as
+/// `ID-VERSION.xml`, both in the LDIF), and importing the export into a
+/// fresh directory gives back both, with the same one current; deleting
+/// one version keeps the other.
+#[test]
+fn every_version_of_a_product_is_exported_and_imported_back() {
+    let folder = tempfile::tempdir().unwrap();
+    let descriptors = folder.path().join("in");
+    std::fs::create_dir_all(&descriptors).unwrap();
+    for version in ["1.6", "1.7"] {
+        std::fs::write(
+            descriptors.join(format!("app-{version}.xml")),
+            format!(
+                r#"<product xmlns="urn:roleout:descriptor:1" id="app" version="{version}"><install><arg>echo</arg><arg>{version}</arg></install></product>"#
+            ),
+        )
+        .unwrap();
+    }
+    let first = folder.path().join("first");
+    let _first_local = LocalDirectory::persistent(first.join("ldap")).unwrap();
+    let out = folder.path().join("out");
+    let script = format!(
+        "import {}; export --ldif {}",
+        descriptors.display(),
+        out.display()
+    );
+    let (ok, stdout, stderr) =
+        run(admin().args(["--state-dir", first.to_str().unwrap(), "-c", &script]));
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("product app 1.6: updated") || stdout.contains("product app 1.6: added"),
+        "{stdout}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app-1.6.xml", "app.xml", "catalog.ldif"]);
+    let ldif = std::fs::read_to_string(out.join("catalog.ldif")).unwrap();
+    assert_eq!(ldif.matches("roleoutRelease:").count(), 2, "{ldif}");
+
+    // Into a fresh directory: both versions, 1.7 current.
+    let second = folder.path().join("second");
+    let _second_local = LocalDirectory::persistent(second.join("ldap")).unwrap();
+    let script = format!(
+        "import {} {}; ls /products; delete product app --version 1.7; ls /products",
+        out.join("app-1.6.xml").display(),
+        out.join("app.xml").display()
+    );
+    let (ok, stdout, stderr) =
+        run(admin().args(["--state-dir", second.to_str().unwrap(), "-c", &script]));
+    assert!(ok, "{stdout}{stderr}");
+    let listing: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|line| line.starts_with("app "))
+        .map(|line| line.split_whitespace().take(2).collect())
+        .collect();
+    assert_eq!(
+        listing,
+        [["app", "1.7"], ["app", "1.6"], ["app", "1.6"]],
+        "two versions listed, then one:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("deleted version 1.7 of product app; 1 version(s) left"),
+        "{stdout}"
+    );
+}
