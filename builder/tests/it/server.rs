@@ -1321,3 +1321,44 @@ fn callers_without_a_session_share_a_budget_and_enrolments_are_limited() {
     let _ = roleoutd.kill();
     let _ = roleoutd.wait();
 }
+
+/// Reports from one machine are limited: a burst of eight minutes' worth,
+/// then 429 with Retry-After; another machine is not held back by it.
+#[test]
+fn reports_past_a_machines_rate_are_told_to_come_back() {
+    let server = Server::start(&["--reports-per-minute", "1"]);
+    let busy = approved(&server, "chatty-1", KeyAlgorithm::Ed25519, &["end-user"]);
+    let quiet = approved(&server, "quiet-1", KeyAlgorithm::Ed25519, &["end-user"]);
+    let busy_session = busy.session(&server);
+    let digest = "0".repeat(64);
+    for index in 0..8 {
+        let (status, ack) = server.post(
+            "/v1/reports",
+            &report(&format!("chatty-{index}"), &digest),
+            Some(&busy_session),
+        );
+        assert_eq!(status, 200, "{ack}");
+    }
+    let body = serde_json::to_vec(&report("chatty-8", &digest)).unwrap();
+    let response = server
+        .agent
+        .post(format!("{}/v1/reports", server.base_url))
+        .header("Authorization", format!("Bearer {busy_session}"))
+        .header("Content-Type", "application/json")
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let quiet_session = quiet.session(&server);
+    let (status, ack) = server.post(
+        "/v1/reports",
+        &report("quiet-0", &digest),
+        Some(&quiet_session),
+    );
+    assert_eq!(status, 200, "{ack}");
+}
