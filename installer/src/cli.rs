@@ -83,6 +83,32 @@ pub enum Command {
     RotateKey(RotateKeyArgs),
     /// A new certificate for this machine's key, valid for a year; the current key vouches for it.
     RenewCertificate,
+    /// Run one install command under a supervisor that outlives `install` (started by `install`
+    /// itself, never by hand).
+    #[command(name = "supervise-step", hide = true)]
+    SuperviseStep(SuperviseStepArgs),
+}
+
+/// Arguments of the hidden `supervise-step`.
+#[derive(Debug, Args)]
+pub struct SuperviseStepArgs {
+    /// The command's folder of records.
+    pub dir: PathBuf,
+    /// The token recorded in the folder.
+    #[arg(long)]
+    pub token: String,
+    /// How long to wait for the command's output pipes once it exited.
+    #[arg(long)]
+    pub drain_ms: u64,
+    /// Bytes of output kept from the start.
+    #[arg(long)]
+    pub head: usize,
+    /// Bytes of output kept from the end.
+    #[arg(long)]
+    pub tail: usize,
+    /// The command.
+    #[arg(last = true, required = true)]
+    pub argv: Vec<std::ffi::OsString>,
 }
 
 /// Arguments of `rotate-key`.
@@ -161,7 +187,10 @@ impl Cli {
                 absolute(&mut enroll.server_cert);
                 None
             }
-            Command::Status | Command::RotateKey(_) | Command::RenewCertificate => None,
+            Command::Status
+            | Command::RotateKey(_)
+            | Command::RenewCertificate
+            | Command::SuperviseStep(_) => None,
         };
         if let Some(common) = common {
             absolute(&mut common.root);
@@ -216,7 +245,16 @@ pub struct CommonArgs {
 
 /// Runs `roleout` and returns its exit code.
 pub fn main() -> i32 {
-    let mut cli = match Cli::try_parse() {
+    // The supervisor of one command does nothing else: no reporter, no
+    // state lock, no logging of its own.
+    let arguments: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if arguments
+        .get(1)
+        .is_some_and(|first| first == crate::run::supervise::SUBCOMMAND)
+    {
+        return supervise_step(arguments);
+    }
+    let mut cli = match Cli::try_parse_from(arguments) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -248,6 +286,7 @@ pub fn main() -> i32 {
         Command::Uninstall(args) => uninstall(&cli, args, reporter.as_ref()),
         Command::RotateKey(args) => rotate_key(&cli, args),
         Command::RenewCertificate => renew_certificate(&cli),
+        Command::SuperviseStep(_) => Ok(exit_code::USAGE),
     };
     match result {
         Ok(code) => code,
@@ -256,6 +295,29 @@ pub fn main() -> i32 {
             error.exit_code()
         }
     }
+}
+
+fn supervise_step(arguments: Vec<std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(arguments) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return exit_code::USAGE;
+        }
+    };
+    let Command::SuperviseStep(args) = cli.command else {
+        return exit_code::USAGE;
+    };
+    crate::run::supervise::supervise(&crate::run::supervise::SuperviseArgs {
+        dir: args.dir,
+        token: args.token,
+        drain: std::time::Duration::from_millis(args.drain_ms),
+        capture: crate::run::CaptureLimit {
+            head: args.head,
+            tail: args.tail,
+        },
+        argv: args.argv,
+    })
 }
 
 fn config(message: impl Into<String>) -> EngineError {
@@ -270,6 +332,8 @@ fn settings(cli: &Cli, common: &CommonArgs) -> Result<Settings, EngineError> {
         identity.builder_key,
     );
     settings.endorsed_keys = identity.endorsed_keys;
+    // Install commands run under this same program as their supervisor.
+    settings.supervisor = std::env::current_exe().ok();
     if let Some(cache_dir) = &common.cache_dir {
         settings.cache_dir = cache_dir.clone();
     }

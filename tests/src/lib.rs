@@ -319,6 +319,21 @@ impl World {
         self.restart_roleoutd_after(Signal::SIGKILL);
     }
 
+    /// Kills roleoutd's managed slapd with SIGKILL (a crash of the
+    /// directory under a running roleoutd, which starts it again); returns
+    /// whether there was one to kill.
+    pub fn crash_slapd(&self) -> bool {
+        let pid = fs::read_to_string(self.server_state.join("ldap").join("slapd.pid"))
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok());
+        match pid {
+            Some(pid) if pid > 0 => {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+            }
+            _ => false,
+        }
+    }
+
     fn restart_roleoutd_after(&mut self, signal: Signal) {
         let address = self
             .url

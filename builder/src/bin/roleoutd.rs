@@ -92,7 +92,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     }
     // The managed slapd is started before the async runtime: its launcher
     // uses blocking LDAP calls, which must not run inside a runtime.
-    let mut local = match &settings.directory {
+    let local = match &settings.directory {
         DirectoryChoice::Managed => Some(
             LocalDirectory::persistent(settings.state_dir.join("ldap"))
                 .context("while starting the managed directory")?,
@@ -146,6 +146,11 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let content_dir = settings.state_dir.join("content");
     std::fs::create_dir_all(&content_dir)
         .with_context(|| format!("while creating {}", content_dir.display()))?;
+
+    // A managed slapd that dies (killed, out of memory) is started again:
+    // roleoutd answers 503 meanwhile and reconnects by itself.
+    let local = local.map(|local| std::sync::Arc::new(std::sync::Mutex::new(local)));
+    let watchdog = local.clone().map(SlapdWatchdog::start);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -209,12 +214,71 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         directory.close().await;
         Ok::<_, anyhow::Error>(())
     });
-    if let Some(local) = local.as_mut() {
+    drop(watchdog);
+    if let Some(local) = local {
         local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .stop()
             .context("while stopping the managed directory")?;
     }
     result
+}
+
+/// Keeps the managed slapd running: looks every second, and starts it
+/// again when it is gone, waiting longer after each start that did not
+/// hold (1 s, doubling up to a minute). Stops looking when dropped.
+struct SlapdWatchdog {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlapdWatchdog {
+    fn start(local: std::sync::Arc<std::sync::Mutex<LocalDirectory>>) -> SlapdWatchdog {
+        use std::time::{Duration, Instant};
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("roleoutd-slapd-watchdog".to_owned())
+            .spawn(move || {
+                let mut pause = Duration::from_secs(1);
+                let mut next_start = Instant::now();
+                loop {
+                    match stopped.recv_timeout(Duration::from_secs(1)) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        // Told to stop, or roleoutd is going away.
+                        _ => return,
+                    }
+                    let mut local = local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if local.is_running() {
+                        pause = Duration::from_secs(1);
+                        continue;
+                    }
+                    if Instant::now() < next_start {
+                        continue;
+                    }
+                    tracing::warn!(log = %local.log_tail(), "the managed directory stopped; starting it again");
+                    match local.start() {
+                        Ok(()) => tracing::info!("the managed directory runs again"),
+                        Err(error) => {
+                            tracing::error!(%error, retry_in = ?pause, "the managed directory did not start")
+                        }
+                    }
+                    next_start = Instant::now() + pause;
+                    pause = (pause * 2).min(Duration::from_secs(60));
+                }
+            })
+            .ok();
+        SlapdWatchdog { stop, thread }
+    }
+}
+
+impl Drop for SlapdWatchdog {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Completes on the first SIGTERM or SIGINT.

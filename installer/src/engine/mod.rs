@@ -209,7 +209,17 @@ pub struct Settings {
     /// Builder keys the pinned one vouched for (a rotation announced by
     /// roleoutd): envelopes signed by them are accepted too.
     pub endorsed_keys: Vec<PinnedKey>,
+    /// The program that supervises each install command so that it
+    /// outlives this process (`roleout` itself; see `run::supervise`). A
+    /// step interrupted by a crash of this process is then finished from
+    /// its command's recorded end, or waited for, instead of being run
+    /// again. None runs commands as children of this process, and an
+    /// interrupted step runs again.
+    pub supervisor: Option<PathBuf>,
 }
+
+/// The folder of the records of supervised commands, per run.
+const STEPS_DIR: &str = "steps";
 
 /// The payload cache's bound unless one is given: 2 GiB.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
@@ -230,7 +240,17 @@ impl Settings {
             languages: Vec::new(),
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             endorsed_keys: Vec::new(),
+            supervisor: None,
         }
+    }
+
+    /// The folder of one attempt of one install step's commands
+    /// (`STATE_DIR/steps/RUN/PRODUCT.PHASE.ATTEMPT`).
+    fn step_dir(&self, run: &RunId, product: &ProductId, phase: Phase, attempt: u32) -> PathBuf {
+        self.state_dir
+            .join(STEPS_DIR)
+            .join(run.as_str())
+            .join(format!("{product}.{phase}.{attempt}"))
     }
 
     /// The trusted builder key whose id is `key_id` (the pinned one or an
@@ -354,8 +374,14 @@ fn trim_state(settings: &Settings, lock: &StateLock, reporter: &dyn Reporter) {
         .filter(|run| run.end.is_none())
         .map(|run| run.id.as_str().to_owned())
         .collect();
-    let runs = settings.state_dir.join("runs");
-    if let Ok(listing) = fs::read_dir(&runs) {
+    let folders = [
+        settings.state_dir.join("runs"),
+        settings.state_dir.join(STEPS_DIR),
+    ];
+    for listing in folders
+        .iter()
+        .filter_map(|folder| fs::read_dir(folder).ok())
+    {
         for entry in listing.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if in_progress.contains(&name) {
@@ -944,19 +970,33 @@ fn prepare_command(
 /// reboot any of them asks for is asked for once the last has run. The
 /// report of a step of several commands holds the evidence and output of
 /// each, in order.
+///
+/// With `supervised` (the supervisor program and the step attempt's
+/// folder), each command runs under a supervisor with its records in
+/// `command-N` of the folder, so a step resumed after a crash reads the
+/// commands that ended, waits for the one still running, and runs only
+/// the rest.
 #[allow(clippy::too_many_arguments)]
 fn run_step(
-    first: CommandSpec,
+    mut first: CommandSpec,
     command: &CommandLineModel,
     phase: Phase,
     product: &ProductModel,
     values: &Values,
     context: &RenderContext,
     payload_dir: &Path,
+    supervised: Option<(&Path, &Path)>,
     reporter: &dyn Reporter,
 ) -> Result<CommandReport, String> {
     let count = 1 + command.then.len();
     let label = |index: usize| format!("command {} of {count}", index + 1);
+    let supervision = |index: usize| {
+        supervised.map(|(program, dir)| run::Supervision {
+            program: program.to_owned(),
+            dir: dir.join(format!("command-{}", index + 1)),
+        })
+    };
+    first.supervision = supervision(0);
     let mut combined = run::run(&first).map_err(|error| error.to_string())?;
     if count == 1 {
         return Ok(combined);
@@ -969,8 +1009,9 @@ fn run_step(
             run::Outcome::SuccessRebootRequired => reboot = true,
             _ => return Ok(combined),
         }
-        let spec = prepare_command(next, phase, product, values, context, payload_dir)
+        let mut spec = prepare_command(next, phase, product, values, context, payload_dir)
             .map_err(|error| format!("{}: {error}", label(index)))?;
+        spec.supervision = supervision(index);
         reporter.event(&Event::StepStarted {
             product: product.id.clone(),
             phase,
@@ -1337,16 +1378,36 @@ impl SuiteRun {
                     "build {} replaces build {}",
                     delivery.build_digest, run.build
                 );
+                let abandoned = settings.state_dir.join(STEPS_DIR).join(run.id.as_str());
                 journal.abandon_run(reason).map_err(state_error)?;
+                // Its commands still running under their supervisors go.
+                run::supervise::end_all_under(&abandoned);
             }
         }
         let run = if resumed {
-            // The interrupted step (if any) runs again as its next attempt:
-            // the descriptor format has no "must not run twice" flag, and
+            // An interrupted step whose commands ran under supervisors goes
+            // on from their records (those that ended are read, a running
+            // one is waited for, the rest run), so a command that finished
+            // never runs again. Without, it runs again as its next attempt:
             // install commands are written to be re-runnable.
-            journal
-                .resume_interrupted(Resume::RunAgain)
-                .map_err(state_error)?;
+            let continued = journal.interrupted_step().is_some_and(|interrupted| {
+                settings.supervisor.is_some()
+                    && journal.run_in_progress().is_some_and(|run| {
+                        settings
+                            .step_dir(
+                                &run.id,
+                                &interrupted.step.product,
+                                interrupted.step.phase,
+                                interrupted.attempt,
+                            )
+                            .exists()
+                    })
+            });
+            if !continued {
+                journal
+                    .resume_interrupted(Resume::RunAgain)
+                    .map_err(state_error)?;
+            }
             journal
                 .run_in_progress()
                 .map(|run| run.id.clone())
@@ -1664,13 +1725,19 @@ impl SuiteRun {
                 self.deliver(delivery, outbox, source, reporter)?;
                 continue;
             }
-            let pending: Vec<Phase> = record
+            // The steps to run, and the attempt of a step an earlier process
+            // left running under a supervisor (see `SuiteRun::prepare`),
+            // which goes on rather than starting anew.
+            let pending: Vec<(Phase, Option<u32>)> = record
                 .steps
                 .iter()
-                .filter(|step| step.state == StepState::Pending)
-                .map(|step| step.phase)
+                .filter_map(|step| match step.state {
+                    StepState::Pending => Some((step.phase, None)),
+                    StepState::Running { .. } => Some((step.phase, Some(step.attempts))),
+                    _ => None,
+                })
                 .collect();
-            for phase in pending {
+            for (phase, continued) in pending {
                 let Some(command) = product.commands.get(&phase) else {
                     continue;
                 };
@@ -1683,10 +1750,25 @@ impl SuiteRun {
                         command: spec.command_line(),
                     });
                 }
-                let attempt = self
-                    .journal
-                    .begin_step(product_id, phase)
-                    .map_err(state_error)?;
+                let attempt = match continued {
+                    Some(attempt) => attempt,
+                    None => self
+                        .journal
+                        .begin_step(product_id, phase)
+                        .map_err(state_error)?,
+                };
+                if continued.is_some() {
+                    reporter.event(&Event::Note {
+                        message: format!(
+                            "{product_id}: {phase}: attempt {attempt} was under way when roleout stopped; it goes on from its records: a command that ended is not run again, one still running is waited for"
+                        ),
+                    });
+                }
+                let step_dir = settings.step_dir(&self.run, product_id, phase, attempt);
+                let supervised = settings
+                    .supervisor
+                    .as_deref()
+                    .map(|program| (program, step_dir.as_path()));
                 // The reports of the steps before go now: this record made
                 // their ends durable too (see below).
                 self.deliver(delivery, outbox, source, reporter)?;
@@ -1700,6 +1782,7 @@ impl SuiteRun {
                         &values,
                         &context,
                         &payload_dir,
+                        supervised,
                         reporter,
                     )
                 });

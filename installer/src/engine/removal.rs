@@ -259,6 +259,9 @@ pub fn remove(
             &values,
             &context,
             &payload_dir,
+            // An uninstall is not resumed from records: it is not journaled
+            // step by step.
+            None,
             reporter,
         )
     });

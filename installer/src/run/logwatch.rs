@@ -195,7 +195,40 @@ pub(crate) struct LogWatcher {
     findings: LogFindings,
 }
 
+/// Where a watcher began: what the log held when its command started. A
+/// watcher made from it later (by an agent restarted while the command
+/// ran, see `supervise`) reads exactly what the command wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LogStart {
+    identity: Option<(u64, u64)>,
+    offset: u64,
+    fingerprint: Vec<u8>,
+    line_number: u64,
+}
+
 impl LogWatcher {
+    /// Where this watcher stands now, to be resumed from by
+    /// [`LogWatcher::resume`].
+    pub(crate) fn start_point(&self) -> LogStart {
+        LogStart {
+            identity: self.identity,
+            offset: self.offset,
+            fingerprint: self.fingerprint.clone(),
+            line_number: self.line_number,
+        }
+    }
+
+    /// A watcher that goes on from `start`, as the one that recorded it
+    /// would have.
+    pub(crate) fn resume(watch: LogWatch, secrets: Secrets, start: LogStart) -> Self {
+        let mut watcher = Self::unread(watch, secrets);
+        watcher.identity = start.identity;
+        watcher.offset = start.offset;
+        watcher.fingerprint = start.fingerprint;
+        watcher.line_number = start.line_number;
+        watcher
+    }
+
     /// Starts watching: what the file holds now is skipped.
     pub(crate) fn start(watch: LogWatch, secrets: Secrets) -> Self {
         let mut watcher = Self::unread(watch, secrets);

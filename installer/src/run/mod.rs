@@ -29,6 +29,7 @@ mod capture;
 mod logwatch;
 mod outcome;
 mod redact;
+pub mod supervise;
 mod tree;
 
 use std::collections::BTreeMap;
@@ -51,10 +52,11 @@ use serde::{Deserialize, Serialize};
 pub use self::capture::{CaptureLimit, CapturedOutput};
 use self::capture::{SharedBuffer, read_in_background};
 pub use self::logwatch::{LogFindings, LogLine, LogWatch, MAX_KEPT_LINES, MAX_LINE_BYTES};
-use self::logwatch::{LogWatcher, StreamJudge, stream_findings, stream_judge};
+use self::logwatch::{LogWatcher, StreamJudge, feed_stream, stream_findings, stream_judge};
 pub use self::outcome::{Exit, Outcome, StopReason};
 use self::outcome::{Facts, decide, seconds};
 pub use self::redact::{MASK, Secrets};
+use self::supervise::{AgentRecord, EndRecord, Found};
 use self::tree::Tree;
 pub use self::tree::sweep_abandoned;
 
@@ -228,6 +230,22 @@ pub struct CommandSpec {
     pub drain_grace: Duration,
     /// Values masked in everything the report keeps.
     pub secrets: Secrets,
+    /// Run under a supervisor that outlives this process (see
+    /// [`supervise`]), when set; else as this process's own child.
+    pub supervision: Option<Supervision>,
+}
+
+/// How a command is run under a supervisor (see [`supervise`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Supervision {
+    /// The program that supervises: `roleout` itself, run as
+    /// `roleout supervise-step`.
+    pub program: PathBuf,
+    /// The command's folder: each attempt keeps its records in
+    /// `attempt-N` below it. A run that finds records there from an
+    /// earlier process reads or waits for that command instead of
+    /// starting it again.
+    pub dir: PathBuf,
 }
 
 impl CommandSpec {
@@ -305,6 +323,7 @@ impl CommandSpec {
             kill_grace: Duration::from_secs(5),
             drain_grace: Duration::from_secs(2),
             secrets: Secrets::default(),
+            supervision: None,
         }
     }
 
@@ -383,6 +402,7 @@ impl fmt::Debug for CommandSpec {
             .field("kill_grace", &self.kill_grace)
             .field("drain_grace", &self.drain_grace)
             .field("secrets", &self.secrets)
+            .field("supervision", &self.supervision)
             .finish()
     }
 }
@@ -513,7 +533,7 @@ pub fn run(spec: &CommandSpec) -> Result<CommandReport, RunError> {
     let mut earlier_attempts = Vec::new();
     let mut attempt = 1;
     loop {
-        let mut report = RunningCommand::start(spec)?.wait()?;
+        let mut report = run_attempt(spec, attempt)?;
         report.attempt = attempt;
         if report.outcome == Outcome::Retry {
             if attempt < attempts {
@@ -523,7 +543,15 @@ pub fn run(spec: &CommandSpec) -> Result<CommandReport, RunError> {
                     duration: report.duration,
                     evidence: report.evidence,
                 });
-                thread::sleep(spec.retry_delay);
+                // An attempt an earlier process started already had its pause.
+                let started_before = spec.supervision.as_ref().is_some_and(|supervision| {
+                    attempt_dir(supervision, attempt + 1)
+                        .join("agent.json")
+                        .exists()
+                });
+                if !started_before {
+                    thread::sleep(spec.retry_delay);
+                }
                 attempt += 1;
                 continue;
             }
@@ -539,6 +567,172 @@ pub fn run(spec: &CommandSpec) -> Result<CommandReport, RunError> {
         report.earlier_attempts = earlier_attempts;
         return Ok(report);
     }
+}
+
+/// The folder of one attempt of a supervised command.
+fn attempt_dir(supervision: &Supervision, attempt: u32) -> PathBuf {
+    supervision.dir.join(format!("attempt-{attempt}"))
+}
+
+/// Runs one attempt: directly, or under a supervisor, where what an
+/// earlier process left of the attempt is read or waited for first.
+fn run_attempt(spec: &CommandSpec, attempt: u32) -> Result<CommandReport, RunError> {
+    let Some(supervision) = &spec.supervision else {
+        return RunningCommand::start(spec)?.wait();
+    };
+    let dir = attempt_dir(supervision, attempt);
+    let wait_error = |source| RunError::Wait {
+        program: spec.program_shown(),
+        source,
+    };
+    match supervise::look(&dir).map_err(wait_error)? {
+        Found::Ended {
+            agent,
+            end,
+            stopped,
+        } => {
+            let note = "it had ended when roleout started again; how is read from what its supervisor recorded, and it was not run again";
+            from_record(spec, &agent, Some(end), stopped, note)
+        }
+        Found::Running(agent) => {
+            let elapsed =
+                Duration::from_millis(supervise::now_ms().saturating_sub(agent.started_at_ms));
+            let deadline = Instant::now() + spec.timeout.saturating_sub(elapsed);
+            let mut watcher = log_watcher(spec, agent.log.clone());
+            let interval = spec
+                .check_interval
+                .filter(|_| watcher.is_some())
+                .map(|interval| interval.max(MIN_CHECK_INTERVAL));
+            let stopped = supervise::wait_for(&dir, deadline, spec.kill_grace, interval, || {
+                watcher.as_mut().is_some_and(|watcher| {
+                    watcher.check();
+                    watcher.saw_failure()
+                })
+            })
+            .map_err(wait_error)?;
+            let end = supervise::read_end(&dir).map_err(wait_error)?;
+            if end.is_none() && stopped.is_none() {
+                // Its supervisor died with it: it did not finish.
+                if let Found::Lost = supervise::look(&dir).map_err(wait_error)? {
+                    tracing::info!(command = %spec.command_line(), "its supervisor died with it; running it again");
+                }
+                return RunningCommand::start_supervised(spec, supervision, &dir)?.wait();
+            }
+            let note = "it was still running when roleout started again; roleout waited for it to end rather than start it again";
+            from_record(spec, &agent, end, stopped, note)
+        }
+        Found::Lost => {
+            let mut report = RunningCommand::start_supervised(spec, supervision, &dir)?.wait()?;
+            report.evidence.insert(
+                0,
+                "an earlier start of this command was interrupted along with its supervisor (a reboot, or both killed), so it ran again".to_owned(),
+            );
+            Ok(report)
+        }
+        Found::Nothing => RunningCommand::start_supervised(spec, supervision, &dir)?.wait(),
+    }
+}
+
+/// The watcher of the command's log, when it has one with patterns: from
+/// what the log holds now, or from `start` when an earlier process
+/// recorded where the log stood.
+fn log_watcher(spec: &CommandSpec, start: Option<logwatch::LogStart>) -> Option<LogWatcher> {
+    spec.log
+        .as_ref()
+        .filter(|log| log.has_patterns())
+        .map(|log| {
+            let mut log = log.clone();
+            if let Some(dir) = &spec.working_dir {
+                log.path = dir.join(&log.path);
+            }
+            match start.clone() {
+                Some(start) => LogWatcher::resume(log, spec.secrets.clone(), start),
+                None => LogWatcher::start(log, spec.secrets.clone()),
+            }
+        })
+}
+
+/// The report of an attempt an earlier process started, from what its
+/// supervisor recorded (`end`; none when it was stopped before it could
+/// record), the command's log, and `note` saying how it was found.
+fn from_record(
+    spec: &CommandSpec,
+    agent: &AgentRecord,
+    end: Option<EndRecord>,
+    stopped: Option<StopReason>,
+    note: &str,
+) -> Result<CommandReport, RunError> {
+    if let Some(error) = end.as_ref().and_then(|end| end.spawn_error.clone()) {
+        return Err(RunError::Spawn {
+            program: spec.program_shown(),
+            source: io::Error::other(error),
+        });
+    }
+    let empty = CapturedOutput {
+        text: String::new(),
+        total_bytes: 0,
+        omitted_bytes: 0,
+    };
+    // Masked again: the supervisor masks only what it was sent.
+    let masked = |output: CapturedOutput| CapturedOutput {
+        text: spec.secrets.redact(&output.text),
+        ..output
+    };
+    let (exit, finished_at_ms, stdout, stderr) = match end {
+        Some(end) => (
+            end.exit.unwrap_or(Exit::Signal(Signal::SIGKILL as i32)),
+            end.finished_at_ms,
+            masked(end.stdout),
+            masked(end.stderr),
+        ),
+        None => (
+            Exit::Signal(Signal::SIGKILL as i32),
+            supervise::now_ms(),
+            empty.clone(),
+            empty,
+        ),
+    };
+    let log = log_watcher(spec, agent.log.clone())
+        .map(LogWatcher::finish)
+        .or_else(|| {
+            let rules = spec
+                .output
+                .as_ref()
+                .filter(|rules| !rules.success.is_empty() || !rules.failure.is_empty())?;
+            let judge = |output: &CapturedOutput| {
+                let judge = stream_judge(
+                    "its output",
+                    rules.success.clone(),
+                    rules.failure.clone(),
+                    spec.secrets.clone(),
+                );
+                feed_stream(&judge, output.text.as_bytes());
+                judge
+            };
+            Some(stream_findings(&judge(&stdout), &judge(&stderr)))
+        });
+    let decision = decide(Facts {
+        exit,
+        stopped,
+        timeout: spec.timeout,
+        exit_codes: &spec.exit_codes,
+        log: log.as_ref(),
+    });
+    let mut evidence = vec![note.to_owned()];
+    evidence.extend(decision.evidence);
+    Ok(CommandReport {
+        command: spec.command_line(),
+        exit,
+        stopped,
+        duration: Duration::from_millis(finished_at_ms.saturating_sub(agent.started_at_ms)),
+        stdout,
+        stderr,
+        log,
+        outcome: decision.outcome,
+        evidence,
+        attempt: 1,
+        earlier_attempts: Vec::new(),
+    })
 }
 
 /// A command's process group while it runs. Dropping it kills the group
@@ -559,6 +753,8 @@ struct ProcessGroup {
     reaped: bool,
     /// Every process the command started, even those that left the group.
     tree: Tree,
+    /// The attempt's folder when the child is the command's supervisor.
+    supervised: Option<PathBuf>,
 }
 
 /// Starts a thread that blocks until process `pid` (a child of this
@@ -616,7 +812,20 @@ impl ProcessGroup {
         self.signal(Signal::SIGTERM);
         self.wait_exit(grace);
         self.signal(Signal::SIGKILL);
+        self.adopt_supervised_tree();
         self.tree.kill_all();
+    }
+
+    /// A supervised command's tree is the cgroup its supervisor made, as
+    /// it recorded it (the supervisor itself may be gone by now).
+    fn adopt_supervised_tree(&mut self) {
+        if let Some(cgroup) = self
+            .supervised
+            .as_deref()
+            .and_then(supervise::recorded_cgroup)
+        {
+            self.tree = Tree::Cgroup(cgroup);
+        }
     }
 
     fn reap(&mut self) -> io::Result<Exit> {
@@ -637,6 +846,7 @@ impl Drop for ProcessGroup {
     fn drop(&mut self) {
         if !self.reaped {
             self.signal(Signal::SIGKILL);
+            self.adopt_supervised_tree();
             self.tree.kill_all();
             let _ = self.child.wait();
             Tree::reaped(self.pid);
@@ -665,41 +875,83 @@ pub struct RunningCommand {
 }
 
 impl RunningCommand {
-    /// Starts one attempt of the command (no retry).
+    /// Starts one attempt of the command (no retry) as a child of this
+    /// process, whatever [`CommandSpec::supervision`] says.
     pub fn start(spec: &CommandSpec) -> Result<Self, RunError> {
+        Self::start_in(spec, None)
+    }
+
+    /// Starts one attempt under a supervisor, its records in `dir`.
+    fn start_supervised(
+        spec: &CommandSpec,
+        supervision: &Supervision,
+        dir: &Path,
+    ) -> Result<Self, RunError> {
+        Self::start_in(spec, Some((supervision, dir)))
+    }
+
+    fn start_in(
+        spec: &CommandSpec,
+        supervised: Option<(&Supervision, &Path)>,
+    ) -> Result<Self, RunError> {
         spec.check()?;
         // The log is looked at before the command starts, so that what it
         // already holds is not taken for what the command writes.
-        let watcher = spec
-            .log
-            .as_ref()
-            .filter(|log| log.has_patterns())
-            .map(|log| {
-                let mut log = log.clone();
-                if let Some(dir) = &spec.working_dir {
-                    log.path = dir.join(&log.path);
-                }
-                LogWatcher::start(log, spec.secrets.clone())
-            });
-
-        let tree = Tree::new();
-        if tree.is_cgroup() {
-            // Started through the shell that enters the cgroup: a program
-            // that cannot be run is told here, as a direct start tells it.
-            check_program(spec)?;
-        }
-        let arguments = spec
+        let watcher = log_watcher(spec, None);
+        let spawn_error = |source| RunError::Spawn {
+            program: spec.program_shown(),
+            source,
+        };
+        let arguments: Vec<String> = spec
             .invocation
             .arguments()
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let (program, arguments) = tree.wrap(spec.invocation.program(), arguments);
-        let mut command = Command::new(program);
+        let (tree, mut command) = match supervised {
+            None => {
+                let tree = Tree::new();
+                if tree.is_cgroup() {
+                    // Started through the shell that enters the cgroup: a
+                    // program that cannot be run is told here, as a direct
+                    // start tells it.
+                    check_program(spec)?;
+                }
+                let (program, arguments) = tree.wrap(spec.invocation.program(), arguments);
+                let mut command = Command::new(program);
+                command.args(arguments).stdin(Stdio::null());
+                (tree, command)
+            }
+            Some((supervision, dir)) => {
+                // The supervisor starts the command: a program that cannot
+                // be run is told here.
+                check_program(spec)?;
+                let record = supervise::prepare(dir, watcher.as_ref().map(LogWatcher::start_point))
+                    .map_err(spawn_error)?;
+                let mut command = Command::new(&supervision.program);
+                command
+                    .arg(supervise::SUBCOMMAND)
+                    .arg(dir)
+                    .arg("--token")
+                    .arg(&record.token)
+                    .arg("--drain-ms")
+                    .arg(spec.drain_grace.as_millis().to_string())
+                    .arg("--head")
+                    .arg(spec.capture.head.to_string())
+                    .arg("--tail")
+                    .arg(spec.capture.tail.to_string())
+                    .arg("--")
+                    .arg(spec.invocation.program())
+                    .args(arguments)
+                    // The secrets, sent on standard input (never on a
+                    // command line, which others can read).
+                    .stdin(Stdio::piped());
+                // The supervisor's orphans, should it be stopped, come here.
+                (Tree::subreaper(), command)
+            }
+        };
         command
-            .args(arguments)
             .envs(&spec.env)
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
@@ -718,13 +970,14 @@ impl RunningCommand {
         })?;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
+        if let Some(mut stdin) = child.stdin.take() {
+            let secrets = serde_json::to_vec(&spec.secrets.values()).unwrap_or_default();
+            // A supervisor that is gone already is told by its missing end.
+            let _ = std::io::Write::write_all(&mut stdin, &secrets);
+        }
         // The child's pid fits a pid_t: the kernel hands out no larger ones.
         let pid = Pid::from_raw(child.id() as i32);
         Tree::started(pid);
-        let spawn_error = |source| RunError::Spawn {
-            program: spec.program_shown(),
-            source,
-        };
         let exit_seen = match watch_exit(pid) {
             Ok(receiver) => receiver,
             Err(source) => {
@@ -745,6 +998,7 @@ impl RunningCommand {
             exited: false,
             reaped: false,
             tree,
+            supervised: supervised.map(|(_, dir)| dir.to_owned()),
         };
 
         // From here on an error drops `process`, which kills the command.
@@ -793,10 +1047,34 @@ impl RunningCommand {
     /// failure line in its log), then decides its outcome.
     pub fn wait(mut self) -> Result<CommandReport, RunError> {
         let stopped = self.wait_for_exit();
-        let exit = self.process.reap().map_err(|source| RunError::Wait {
+        let wait_error = |source| RunError::Wait {
             program: self.spec.program_shown(),
             source,
-        })?;
+        };
+        let mut exit = self.process.reap().map_err(wait_error)?;
+        if let Some(dir) = &self.process.supervised {
+            match supervise::read_end(dir).map_err(wait_error)? {
+                Some(end) => {
+                    if let Some(error) = end.spawn_error {
+                        return Err(RunError::Spawn {
+                            program: self.spec.program_shown(),
+                            source: io::Error::other(error),
+                        });
+                    }
+                    if let Some(recorded) = end.exit {
+                        exit = recorded;
+                    }
+                }
+                // Stopped before the supervisor could record: the
+                // supervisor's own end is the command's.
+                None if stopped.is_some() => {}
+                None => {
+                    return Err(wait_error(io::Error::other(format!(
+                        "its supervisor ended ({exit}) without recording how the command ended"
+                    ))));
+                }
+            }
+        }
         let duration = self.started.elapsed();
         if let Some(reason) = stopped {
             tracing::info!(command = %self.spec.command_line(), ?reason, "stopped");
@@ -845,6 +1123,13 @@ impl RunningCommand {
         })
     }
 
+    /// Records, for a supervised command, why it is being stopped.
+    fn record_stop(&self, reason: StopReason) {
+        if let Some(dir) = &self.process.supervised {
+            supervise::record_stop(dir, reason);
+        }
+    }
+
     /// Waits until the command exits, the timeout passes or the log shows
     /// a failure line; in the last two cases stops the process group.
     fn wait_for_exit(&mut self) -> Option<StopReason> {
@@ -866,6 +1151,7 @@ impl RunningCommand {
             }
             let now = Instant::now();
             if now >= deadline {
+                self.record_stop(StopReason::Timeout);
                 self.process.stop(self.spec.kill_grace);
                 return Some(StopReason::Timeout);
             }
@@ -875,6 +1161,9 @@ impl RunningCommand {
             {
                 watcher.check();
                 if watcher.saw_failure() {
+                    if let Some(dir) = &self.process.supervised {
+                        supervise::record_stop(dir, StopReason::FailureInLog);
+                    }
                     self.process.stop(self.spec.kill_grace);
                     return Some(StopReason::FailureInLog);
                 }

@@ -47,6 +47,14 @@ impl Secrets {
             .sort_by_key(|secret| std::cmp::Reverse(secret.len()));
     }
 
+    /// The secret values, to hand to a process that masks them too.
+    pub(crate) fn values(&self) -> Vec<String> {
+        self.values
+            .iter()
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+            .collect()
+    }
+
     /// Whether there is no secret to mask.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()

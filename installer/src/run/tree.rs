@@ -101,9 +101,23 @@ impl Tree {
                 return Tree::Cgroup(path);
             }
         }
+        Tree::subreaper()
+    }
+
+    /// This process as a child subreaper: the orphans of what it started
+    /// become its children.
+    pub(crate) fn subreaper() -> Tree {
         static SUBREAPER: OnceLock<bool> = OnceLock::new();
         SUBREAPER.get_or_init(|| nix::sys::prctl::set_child_subreaper(true).is_ok());
         Tree::Subreaper
+    }
+
+    /// The cgroup, when the command is kept in one.
+    pub(crate) fn cgroup(&self) -> Option<&Path> {
+        match self {
+            Tree::Cgroup(path) => Some(path),
+            Tree::Subreaper => None,
+        }
     }
 
     /// Whether the command is kept in a cgroup.

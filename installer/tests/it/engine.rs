@@ -469,14 +469,175 @@ fn a_reboot_code_holds_dependents_until_a_new_boot() {
     assert_eq!(fixture.marker_count("tool"), 1);
 }
 
+/// Starts `roleout install SUITE` and kills it with `SIGKILL` once `flag`
+/// exists (the slow command has started).
+fn kill_roleout_once_started(fixture: &Fixture, suite: &str, flag: &Path) {
+    let mut child = fixture
+        .command(&["install", suite])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !flag.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("roleout ended before the slow command started: {status:?}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow command never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 #[test]
-fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() {
+fn kill_9_of_roleout_during_a_command_waits_for_it_and_never_runs_it_twice() {
+    let mut fixture = Fixture::new();
+    let flag = fixture.base.join("slow-started");
+    let release = fixture.base.join("release");
+    let first = fixture.product(&marker_product(&fixture, "first", &[], ""));
+    // The command says it started, then runs until the test releases it.
+    let slow = fixture.product(&marker_product(
+        &fixture,
+        "slow",
+        &["first"],
+        &format!(
+            "echo $$ > {flag}.tmp; mv {flag}.tmp {flag}; n=0; while [ ! -e {release} ] &amp;&amp; [ $n -lt 1000 ]; do sleep 0.05; n=$((n+1)); done;",
+            flag = flag.display(),
+            release = release.display()
+        ),
+    ));
+    let last = fixture.product(&marker_product(&fixture, "last", &["slow"], ""));
+    let suite = fixture.suite("chain", vec![first, slow, last], OnFailure::Stop);
+    fixture.publish(&suite);
+
+    kill_roleout_once_started(&fixture, "chain", &flag);
+    // The command outlives the killed roleout: its supervisor keeps it.
+    let shell: u32 = fs::read_to_string(&flag).unwrap().trim().parse().unwrap();
+    assert!(
+        !crate::runner::is_gone(shell),
+        "the command died with roleout"
+    );
+
+    // The next roleout waits for that command instead of starting it again.
+    let rerun = fixture
+        .command(&["install", "chain"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !crate::runner::is_gone(shell),
+        "the next roleout killed the running command"
+    );
+    assert_eq!(fixture.marker_count("slow"), 0);
+    fs::write(&release, "").unwrap();
+    let rerun = rerun.wait_with_output().unwrap();
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    assert!(
+        text(&rerun).contains("goes on from its records"),
+        "{}",
+        text(&rerun)
+    );
+    let reported = serde_json::to_string(&fixture.reports()).unwrap();
+    assert!(
+        reported.contains("roleout waited for it to end"),
+        "{reported}"
+    );
+
+    assert_eq!(
+        fixture.marker_count("first"),
+        1,
+        "a finished step ran again"
+    );
+    assert_eq!(
+        fixture.marker_count("slow"),
+        1,
+        "the interrupted command ran twice"
+    );
+    assert_eq!(fixture.marker_count("last"), 1);
+    let deliveries = fixture.deliveries();
+    assert!(
+        deliveries.values().all(|count| *count == 1),
+        "{deliveries:?}"
+    );
+    // first, slow (its first and only attempt), last, and the suite complete.
+    assert_eq!(fixture.reports().len(), 4, "{deliveries:?}");
+    assert!(
+        deliveries.keys().any(|id| id.contains(".slow.install.1.")),
+        "{deliveries:?}"
+    );
+    let status = fixture.roleout(&["status"]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("installed: slow 1.0"), "{out}");
+}
+
+#[test]
+fn a_command_that_ended_while_roleout_was_dead_is_read_not_run_again() {
+    let mut fixture = Fixture::new();
+    let flag = fixture.base.join("slow-started");
+    let release = fixture.base.join("release");
+    let ended = fixture.base.join("slow-ended");
+    let slow = fixture.product(&marker_product(
+        &fixture,
+        "slow",
+        &[],
+        &format!(
+            "echo $$ > {flag}.tmp; mv {flag}.tmp {flag}; n=0; while [ ! -e {release} ] &amp;&amp; [ $n -lt 1000 ]; do sleep 0.05; n=$((n+1)); done; echo done > {ended};",
+            flag = flag.display(),
+            release = release.display(),
+            ended = ended.display()
+        ),
+    ));
+    let suite = fixture.suite("alone", vec![slow], OnFailure::Stop);
+    fixture.publish(&suite);
+
+    kill_roleout_once_started(&fixture, "alone", &flag);
+    let shell: u32 = fs::read_to_string(&flag).unwrap().trim().parse().unwrap();
+    // The command ends while no roleout runs: only its supervisor sees it.
+    fs::write(&release, "").unwrap();
+    assert!(crate::runner::wait_until_gone(shell));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fixture.marker_count("slow") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rerun = fixture.roleout(&["install", "alone"]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    let reported = serde_json::to_string(&fixture.reports()).unwrap();
+    assert!(
+        reported.contains("it had ended when roleout started again"),
+        "{reported}"
+    );
+    assert_eq!(
+        fixture.marker_count("slow"),
+        1,
+        "a finished command ran again"
+    );
+    assert!(
+        fixture
+            .deliveries()
+            .keys()
+            .any(|id| id.contains(".slow.install.1.")),
+        "{:?}",
+        fixture.deliveries()
+    );
+}
+
+#[test]
+fn a_command_interrupted_with_its_supervisor_runs_again_and_nothing_it_left_survives() {
     let mut fixture = Fixture::new();
     let flag = fixture.base.join("slow-started");
     // A helper that left the command's process group (setsid).
     let escaped = fixture.base.join("escaped.pid");
     let first = fixture.product(&marker_product(&fixture, "first", &[], ""));
-    // The first attempt records its process group and hangs; the second
+    // The first start records its process group and hangs; the second
     // finishes at once.
     let slow = fixture.product(&marker_product(
         &fixture,
@@ -492,38 +653,28 @@ fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() 
     let suite = fixture.suite("chain", vec![first, slow, last], OnFailure::Stop);
     fixture.publish(&suite);
 
-    let mut child = fixture
-        .command(&["install", "chain"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    while !flag.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("roleout ended before the slow command started: {status:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    // The command and its escaped helper outlive the killed roleout...
+    kill_roleout_once_started(&fixture, "chain", &flag);
     let shell: u32 = fs::read_to_string(&flag).unwrap().trim().parse().unwrap();
     let helper: u32 = fs::read_to_string(&escaped)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert!(!crate::runner::is_gone(shell) && !crate::runner::is_gone(helper));
+    // As a reboot would: the supervisor dies too (it leads the command's
+    // process group).
+    let group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(shell as i32))).unwrap();
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(crate::runner::wait_until_gone(shell));
+    assert!(!crate::runner::is_gone(helper));
 
-    // ...until the next roleout ends them, before it runs the step again.
+    // The next roleout ends what is left before it runs the command again.
     let rerun = fixture.roleout(&["install", "chain"]);
     assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
     assert!(
-        crate::runner::is_gone(shell) && crate::runner::is_gone(helper),
-        "a command the killed roleout left running survived the next run\n{}",
+        crate::runner::is_gone(helper),
+        "a process the interrupted command left survived the next run\n{}",
         text(&rerun)
     );
-    // (Which roleout ended them is not asserted: any roleout that starts
-    // next to a dead one's commands ends them, and tests run side by side.)
     assert_eq!(
         fixture.marker_count("first"),
         1,
@@ -536,16 +687,7 @@ fn kill_9_in_the_middle_of_a_command_resumes_without_rerunning_finished_steps() 
         deliveries.values().all(|count| *count == 1),
         "{deliveries:?}"
     );
-    let reports = fixture.reports();
-    // first, slow (attempt 2), last, and the suite complete.
-    assert_eq!(reports.len(), 4, "{reports:#?}");
-    assert!(
-        deliveries.keys().any(|id| id.contains(".slow.install.2.")),
-        "{deliveries:?}"
-    );
-    let status = fixture.roleout(&["status"]);
-    let out = String::from_utf8_lossy(&status.stdout);
-    assert!(out.contains("installed: slow 1.0"), "{out}");
+    assert_eq!(fixture.reports().len(), 4, "{deliveries:?}");
 }
 
 #[test]

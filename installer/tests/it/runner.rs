@@ -65,7 +65,7 @@ pub(crate) fn is_gone(pid: u32) -> bool {
 /// Waits until process `pid` is gone. A `SIGKILL` is delivered
 /// asynchronously, so the kernel may need a moment; a process still there
 /// after a minute was not killed.
-fn wait_until_gone(pid: u32) -> bool {
+pub(crate) fn wait_until_gone(pid: u32) -> bool {
     let give_up = Instant::now() + Duration::from_secs(60);
     while Instant::now() < give_up {
         if is_gone(pid) {
