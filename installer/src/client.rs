@@ -249,6 +249,7 @@ impl HttpSource {
         mut call: impl FnMut(&Agent, &str, &str) -> Result<T, SourceError>,
     ) -> Result<T, SourceError> {
         let mut waits = NOT_NOW_WAITS.iter();
+        let mut reconnects = 1;
         loop {
             let outcome = self.session().and_then(|session| {
                 match call(&self.agent, &self.server, &session) {
@@ -263,15 +264,23 @@ impl HttpSource {
                     other => other,
                 }
             });
-            match (outcome, waits.next()) {
-                (
-                    Err(SourceError::Refused {
-                        code: ErrorCode::Unavailable | ErrorCode::TooManyRequests,
-                        ..
-                    }),
-                    Some(wait),
-                ) => std::thread::sleep(*wait),
-                (outcome, _) => return outcome,
+            let wait = match &outcome {
+                Err(SourceError::Refused {
+                    code: ErrorCode::Unavailable | ErrorCode::TooManyRequests,
+                    ..
+                }) => waits.next(),
+                // A connection lost on the way (or a roleoutd restarting):
+                // asked once more on a new connection. Every call here may
+                // be asked twice: reads, and reports, which are kept by id.
+                Err(SourceError::Unreachable { .. }) if reconnects > 0 => {
+                    reconnects -= 1;
+                    Some(&RECONNECT_WAIT)
+                }
+                _ => None,
+            };
+            match wait {
+                Some(wait) => std::thread::sleep(*wait),
+                None => return outcome,
             }
         }
     }
@@ -296,6 +305,10 @@ const NOT_NOW_WAITS: [std::time::Duration; 3] = [
     std::time::Duration::from_secs(8),
     std::time::Duration::from_secs(20),
 ];
+
+/// How long the agent waits before it asks again on a new connection
+/// when one was lost.
+const RECONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Source for HttpSource {
     fn suite_list(&mut self) -> Result<SignedEnvelope, SourceError> {

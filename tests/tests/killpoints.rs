@@ -97,7 +97,13 @@ fn write_catalog(directory: &Path, ledger: &Path) {
 
 /// `roleout install kp` on `machine`, started, not waited for.
 fn agent(machine: &Machine) -> std::process::Child {
-    Command::new(binary("roleout"))
+    agent_command(machine).spawn().unwrap()
+}
+
+/// The command line of `roleout install kp` on `machine`, output dropped.
+fn agent_command(machine: &Machine) -> Command {
+    let mut command = Command::new(binary("roleout"));
+    command
         .arg("--state-dir")
         .arg(&machine.state)
         .args(["--json", "install", "kp", "--root"])
@@ -106,9 +112,8 @@ fn agent(machine: &Machine) -> std::process::Child {
         .arg(&machine.default_response_file)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::null());
+    command
 }
 
 /// What one round's ledger says, per component: how often its command
@@ -265,5 +270,194 @@ fn killed_agents_converge_and_lose_no_report() {
     assert_eq!(
         total.finished_rerun, 0,
         "commands that had finished ran again (seed {seed})"
+    );
+}
+
+/// A TCP relay on 127.0.0.1 that makes the network between the agent and
+/// roleoutd slow and lossy: every chunk waits `delay` in each direction,
+/// and one connection in `cut_one_in` is cut after a random number of
+/// bytes (as a connection is lost when too many of its packets are). It
+/// stops accepting, and its threads end, when dropped.
+struct LossyLink {
+    address: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    accepter: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LossyLink {
+    fn start(target: &str, delay: Duration, cut_one_in: u64, seed: u64) -> LossyLink {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let address = listener.local_addr().unwrap();
+        let target = target.to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let (stopping, cutting) = (stop.clone(), cut.clone());
+        let accepter = std::thread::spawn(move || {
+            let mut random = Random(seed);
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                // Bytes until the cut, or none.
+                let budget = if random.below(cut_one_in) == 0 {
+                    cutting.fetch_add(1, Ordering::Relaxed);
+                    1024 + random.below(128 * 1024) as usize
+                } else {
+                    usize::MAX
+                };
+                let left = Arc::new(AtomicUsize::new(budget));
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let left = left.clone();
+                    let stopping = stopping.clone();
+                    std::thread::spawn(move || {
+                        let _ = from.set_read_timeout(Some(Duration::from_millis(200)));
+                        let mut chunk = [0_u8; 16 * 1024];
+                        while !stopping.load(Ordering::Relaxed) {
+                            let count = match from.read(&mut chunk) {
+                                Ok(0) => break,
+                                Ok(count) => count,
+                                Err(error)
+                                    if matches!(
+                                        error.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) =>
+                                {
+                                    continue;
+                                }
+                                Err(_) => break,
+                            };
+                            std::thread::sleep(delay);
+                            let allowed = left.load(Ordering::Relaxed).min(count);
+                            left.fetch_sub(allowed, Ordering::Relaxed);
+                            if to.write_all(&chunk[..allowed]).is_err() || allowed < count {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        LossyLink {
+            address,
+            stop,
+            cut,
+            accepter: Some(accepter),
+        }
+    }
+}
+
+impl Drop for LossyLink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(accepter) = self.accepter.take() {
+            let _ = accepter.join();
+        }
+    }
+}
+
+/// The agent reaches roleoutd over a slow, lossy link (60 ms per chunk each
+/// way, one connection in two cut partway): runs fail and are run again,
+/// and in the end every component is installed once and reported once.
+#[test]
+fn a_slow_lossy_network_delays_runs_but_loses_and_repeats_nothing() {
+    let world = World::start_with(&["--report-history-runs", "1000000"]);
+    let ledger = world.top().join("ledger");
+    write_catalog(&world.top().join("kp"), &ledger);
+    world.import(&world.top().join("kp"), None);
+    world.admin("build kp");
+    let machine = world.enroll("lossy-1", "end-user");
+    let target = world.url.strip_prefix("https://").unwrap().to_owned();
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(7, |elapsed| elapsed.as_nanos() as u64)
+        | 1;
+    let link = LossyLink::start(&target, Duration::from_millis(60), 2, seed);
+    // The machine now reaches roleoutd only through the link.
+    let enrolment = machine.state.join("enrolment.json");
+    let text = fs::read_to_string(&enrolment).unwrap();
+    fs::write(
+        &enrolment,
+        text.replace(&world.url, &format!("https://{}", link.address)),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut runs = 0;
+    let mut said = Vec::new();
+    let converged = loop {
+        runs += 1;
+        let mut command = agent_command(&machine);
+        let run = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        if run.status.success() {
+            break true;
+        }
+        // What a failed run tells its user: the request that failed and why.
+        let told = format!(
+            "exit {:?}; stderr: {}; last event: {}",
+            run.status.code(),
+            String::from_utf8_lossy(&run.stderr).trim(),
+            String::from_utf8_lossy(&run.stdout)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        said.push(told);
+        if runs == 20 {
+            break false;
+        }
+    };
+    for told in &said {
+        eprintln!("a failed run said: {told}");
+    }
+    let cut = link.cut.load(std::sync::atomic::Ordering::Relaxed);
+    drop(link);
+    assert!(converged, "no run ended in {runs} (seed {seed})");
+    let counted = read_ledger(&ledger);
+    assert_eq!(counted.never_finished, 0, "seed {seed}");
+    assert_eq!(
+        counted.finished_rerun, 0,
+        "a finished command ran again (seed {seed})"
+    );
+    let reports = world.reports(&machine);
+    for index in 1..=COMPONENTS {
+        let id = format!("kp-{index:02}");
+        let installs = reports
+            .iter()
+            .filter(|report| {
+                report.component.as_str() == id
+                    && report.step == ReportStep::Install
+                    && report.outcome == ReportOutcome::Success
+            })
+            .count();
+        assert_eq!(
+            installs, 1,
+            "{id}: {installs} install reports (seed {seed})"
+        );
+    }
+    eprintln!(
+        "lossy link: {runs} run(s), {cut} connection(s) cut, {:.0} s, seed {seed}; \
+         re-runs of interrupted commands: {}; re-runs of finished commands: 0; lost reports: 0",
+        started.elapsed().as_secs_f64(),
+        counted.interrupted_rerun
     );
 }

@@ -73,6 +73,12 @@ const AGENT: &str = "agent.json";
 const SUPERVISOR: &str = "supervisor.json";
 const END: &str = "end.json";
 const STOP: &str = "stop.json";
+const RESERVE: &str = "reserve";
+
+/// Space set aside before a command starts, freed for the record of its
+/// end: a command that fills the disk still has its end recorded, and a
+/// command whose end could not be recorded is not started.
+const RESERVE_BYTES: i64 = 1 << 20;
 
 /// The longest pause between two looks at a supervisor being waited for.
 const POLL: Duration = Duration::from_millis(50);
@@ -194,7 +200,54 @@ pub(crate) fn prepare(dir: &Path, log: Option<LogStart>) -> io::Result<AgentReco
         log,
     };
     write_json(&dir.join(AGENT), &record)?;
+    let reserve = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(dir.join(RESERVE))?;
+    match nix::fcntl::posix_fallocate(&reserve, 0, RESERVE_BYTES) {
+        // A file system that cannot set space aside records as it can.
+        Ok(()) | Err(Errno::EOPNOTSUPP | Errno::EINVAL) => {}
+        Err(errno) => {
+            return Err(io::Error::new(
+                io::Error::from(errno).kind(),
+                format!(
+                    "cannot set aside room in {} to record how the command ends: {errno}",
+                    dir.display()
+                ),
+            ));
+        }
+    }
     Ok(record)
+}
+
+/// Records `end` in the room set aside for it; when even that is too
+/// little for the output kept, the end is recorded without the output.
+fn record_end(dir: &Path, end: &EndRecord) -> io::Result<()> {
+    let _ = fs::remove_file(dir.join(RESERVE));
+    match write_json(&dir.join(END), end) {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let lost = CapturedOutput {
+                text: format!("(the output was not kept: {error})"),
+                total_bytes: end.stdout.total_bytes,
+                omitted_bytes: end.stdout.total_bytes,
+            };
+            write_json(
+                &dir.join(END),
+                &EndRecord {
+                    stdout: lost.clone(),
+                    stderr: CapturedOutput {
+                        total_bytes: end.stderr.total_bytes,
+                        omitted_bytes: end.stderr.total_bytes,
+                        ..lost
+                    },
+                    ..end.clone()
+                },
+            )
+        }
+    }
 }
 
 /// Whether a supervisor holds `dir` now.
@@ -451,8 +504,8 @@ fn supervise_inner(args: &SuperviseArgs) -> io::Result<i32> {
         Err(error) => {
             tree.remove();
             let empty = BoundedBuffer::new(args.capture).snapshot(&secrets);
-            write_json(
-                &args.dir.join(END),
+            record_end(
+                &args.dir,
                 &EndRecord {
                     exit: None,
                     spawn_error: Some(error.to_string()),
@@ -491,8 +544,8 @@ fn supervise_inner(args: &SuperviseArgs) -> io::Result<i32> {
             .unwrap_or_else(PoisonError::into_inner)
             .snapshot(&secrets)
     };
-    write_json(
-        &args.dir.join(END),
+    record_end(
+        &args.dir,
         &EndRecord {
             exit: Some(exit),
             spawn_error: None,

@@ -1340,3 +1340,118 @@ fn several_commands_of_one_phase_run_in_order_as_one_step() {
         .count();
     assert_eq!(installs, 1, "{reports:#?}");
 }
+
+/// A tmpfs of a few megabytes mounted over a folder (its content copied
+/// in), unmounted when dropped, also when the test fails.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn over(path: &Path, size: &str) -> SmallDisk {
+        let saved = path.with_extension("saved");
+        let copy = |from: &Path, to: &Path| {
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", from.display()))
+                .arg(to)
+                .status()
+                .unwrap();
+            assert!(
+                status.success(),
+                "cp -a {} {}",
+                from.display(),
+                to.display()
+            );
+        };
+        fs::create_dir_all(&saved).unwrap();
+        copy(path, &saved);
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            mounted.status.success(),
+            "this test mounts a tmpfs (it needs root): {}",
+            String::from_utf8_lossy(&mounted.stderr)
+        );
+        let disk = SmallDisk {
+            path: path.to_owned(),
+        };
+        copy(&saved, path);
+        disk
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn a_full_disk_in_the_state_folder_stops_the_run_with_the_reason_and_loses_nothing() {
+    let mut fixture = Fixture::new();
+    let _disk = SmallDisk::over(&fixture.state, "4m");
+    let filled = fixture.base.join("filled");
+    let filler = fixture.state.join("filler");
+    let first = fixture.product(&marker_product(&fixture, "first", &[], ""));
+    // Its command fills the state folder's disk, once.
+    let fill = fixture.product(&marker_product(
+        &fixture,
+        "fill",
+        &["first"],
+        &format!(
+            "if [ ! -e {filled} ]; then touch {filled}; dd if=/dev/zero of={filler} bs=64k 2>/dev/null; fi;",
+            filled = filled.display(),
+            filler = filler.display()
+        ),
+    ));
+    let last = fixture.product(&marker_product(&fixture, "last", &["fill"], ""));
+    let suite = fixture.suite("full", vec![first, fill, last], OnFailure::Stop);
+    fixture.publish(&suite);
+
+    let full = fixture.roleout(&["install", "full"]);
+    assert_ne!(full.status.code(), Some(0), "{}", text(&full));
+    assert!(
+        text(&full).contains("No space left on device"),
+        "the reason is not said\n{}",
+        text(&full)
+    );
+    assert_eq!(fixture.marker_count("first"), 1);
+    assert_eq!(fixture.marker_count("last"), 0);
+
+    // Space is freed; the next run goes on where the last one stopped.
+    fs::remove_file(&filler).unwrap();
+    let freed = fixture.roleout(&["install", "full"]);
+    assert_eq!(freed.status.code(), Some(0), "{}", text(&freed));
+    assert_eq!(
+        fixture.marker_count("first"),
+        1,
+        "a finished step ran again"
+    );
+    assert_eq!(fixture.marker_count("last"), 1);
+    assert_eq!(
+        fixture.marker_count("fill"),
+        1,
+        "the command that filled the disk ran again"
+    );
+    let deliveries = fixture.deliveries();
+    assert!(
+        deliveries.values().all(|count| *count == 1),
+        "{deliveries:?}"
+    );
+    for product in ["first", "fill", "last"] {
+        assert!(
+            deliveries
+                .keys()
+                .any(|id| id.contains(&format!(".{product}.install."))),
+            "no report of {product}: {deliveries:?}"
+        );
+    }
+    let status = fixture.roleout(&["status"]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("installed: last 1.0"), "{out}");
+}
