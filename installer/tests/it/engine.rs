@@ -631,6 +631,43 @@ fn a_command_that_ended_while_roleout_was_dead_is_read_not_run_again() {
 }
 
 #[test]
+fn a_command_still_running_past_its_timeout_when_roleout_returns_is_stopped_and_failed() {
+    let mut fixture = Fixture::new();
+    let flag = fixture.base.join("slow-started");
+    let slow = fixture.product(
+        &shell_product(
+            "slow",
+            &format!(
+                "echo $$ > {flag}.tmp; mv {flag}.tmp {flag}; sleep 600",
+                flag = fixture.base.join("slow-started").display()
+            ),
+            "",
+            &[],
+        )
+        .replace(r#"timeout="120""#, r#"timeout="3""#),
+    );
+    let suite = fixture.suite("late", vec![slow], OnFailure::Stop);
+    fixture.publish(&suite);
+
+    kill_roleout_once_started(&fixture, "late", &flag);
+    let shell: u32 = fs::read_to_string(&flag).unwrap().trim().parse().unwrap();
+    // The next roleout waits for it only up to its timeout, counted from
+    // its start, then stops it as the first roleout would have.
+    let late = fixture.roleout(&["install", "late"]);
+    assert_ne!(late.status.code(), Some(0), "{}", text(&late));
+    assert!(
+        crate::runner::is_gone(shell),
+        "the command outlived its timeout"
+    );
+    let reported = serde_json::to_string(&fixture.reports()).unwrap();
+    assert!(reported.contains("timeout"), "{reported}");
+    assert!(
+        reported.contains("roleout waited for it to end"),
+        "{reported}"
+    );
+}
+
+#[test]
 fn a_command_interrupted_with_its_supervisor_runs_again_and_nothing_it_left_survives() {
     let mut fixture = Fixture::new();
     let flag = fixture.base.join("slow-started");
