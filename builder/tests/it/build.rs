@@ -17,9 +17,7 @@ use proptest::test_runner::{Config, TestRunner};
 use roleout_builder::admin::Output;
 use roleout_builder::admin::build::build as build_command;
 use roleout_builder::build::{BuildError, Builder, Freshness};
-use roleout_builder::content::{
-    ContentError, ContentStore, import_payloads, parse_digest, record_report,
-};
+use roleout_builder::content::{ContentStore, import_payloads, parse_digest, record_report};
 use roleout_directory::catalog::BuildWrite;
 use roleout_directory::catalog::synthetic::{synthetic, synthetic_role, synthetic_suite_id};
 use roleout_directory::{Directory, LocalDirectory};
@@ -991,7 +989,10 @@ fn the_content_store_refuses_wrong_digests_and_path_tricks() {
     let wrong = Sha256::new("00".repeat(32)).unwrap();
     let error = store.put_bytes_expecting(b"abd", &wrong).unwrap_err();
     assert!(
-        matches!(error, ContentError::DigestMismatch { .. }),
+        matches!(
+            error,
+            roleout_store::content::ContentError::DigestMismatch { .. }
+        ),
         "{error}"
     );
     assert!(store.open(&wrong).unwrap().is_none());
