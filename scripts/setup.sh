@@ -14,6 +14,10 @@ command -v cc >/dev/null 2>&1 || need_packages+=(gcc libc6-dev)
 command -v git >/dev/null 2>&1 || need_packages+=(git)
 command -v curl >/dev/null 2>&1 || need_packages+=(curl ca-certificates)
 command -v tmux >/dev/null 2>&1 || need_packages+=(tmux)
+# Tree tests compare what Roleout captures and makes with these tools.
+command -v getfattr >/dev/null 2>&1 || need_packages+=(attr)
+command -v setfacl >/dev/null 2>&1 || need_packages+=(acl)
+command -v setcap >/dev/null 2>&1 || [ -x /usr/sbin/setcap ] || need_packages+=(libcap2-bin)
 
 if [ ${#need_packages[@]} -gt 0 ]; then
     sudo=""

@@ -23,6 +23,7 @@ pub mod resolve;
 pub mod role;
 pub mod suite;
 pub mod text;
+pub mod tree;
 pub mod validate;
 pub mod variable;
 pub mod version;

@@ -7,3 +7,4 @@
 
 pub mod content;
 pub mod keys;
+pub mod tree;

@@ -1,0 +1,378 @@
+//! Trees read and made again on a real file system, compared with tools that
+//! share no code with Roleout: find, getfattr, getcap and sha256sum.
+//! Needs root (devices, owners, capabilities) and the attr, acl and
+//! libcap2-bin packages (`scripts/setup.sh` installs them).
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use roleout_model::tree::{Kind, Manifest, TreePath, diff};
+use roleout_store::content::ContentStore;
+use roleout_store::tree::{ScanOptions, TreeError, materialize, scan};
+
+fn run(program: &str, args: &[&OsStr]) -> Vec<u8> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("{program} could not be run ({error}); scripts/setup.sh installs it")
+        });
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn sh(script: &str, root: &Path) {
+    let status = Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .arg("sh")
+        .arg(root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script}");
+}
+
+/// A small root holding every kind of entry a system has.
+fn fixture(root: &Path) {
+    sh(
+        r#"cd "$1"
+        mkdir -p bin etc data dev var/empty
+        printf 'root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n' > etc/passwd
+        printf 'root:x:0:\nusers:x:1000:\n' > etc/group
+        printf '#!/bin/sh\necho suid\n' > bin/suid; chmod 4755 bin/suid
+        printf 'ping' > bin/ping; chmod 755 bin/ping; setcap cap_net_bind_service=+ep bin/ping
+        chmod 1777 data; mkdir data/shared; chmod 2775 data/shared; chown 0:1000 data/shared
+        printf 'blue' > data/attr; setfattr -n user.colour -v blue data/attr
+        printf 'acl' > data/acl; setfacl -m u:1000:rw data/acl
+        printf 'same inode' > data/hard1; ln data/hard1 data/hard2
+        ln -s hard1 data/rel; ln -s ../nowhere/at/all data/dangling
+        mkfifo data/fifo; mknod dev/null c 1 3; mknod dev/loopish b 7 200
+        truncate -s 1G data/sparse; printf '%4096s' x | dd of=data/sparse bs=4096 seek=1000 conv=notrunc status=none
+        printf 'nobody knows me' > data/orphan; chown 4242:4343 data/orphan
+        printf 'odd' > "$(printf 'data/bad\377name')"
+        printf '' > data/empty
+        touch -d '2001-02-03 04:05:06.123456789' data/attr bin/suid data
+        "#,
+        root,
+    );
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn full(root: &Path, path: &TreePath) -> PathBuf {
+    if path.is_root() {
+        root.to_owned()
+    } else {
+        root.join(OsStr::from_bytes(&path.to_bytes()))
+    }
+}
+
+/// What `find -printf` says of every entry, by path relative to `root`.
+fn find(root: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let out = run(
+        "find",
+        &[
+            root.as_os_str(),
+            OsStr::new("-printf"),
+            OsStr::new("%P\\0%y %m %U %G %s %T@ %l\\0"),
+        ],
+    );
+    let mut fields = out.split(|&byte| byte == 0);
+    let mut listed = BTreeMap::new();
+    while let (Some(path), Some(rest)) = (fields.next(), fields.next()) {
+        // The root itself is listed with an empty name.
+        if !path.is_empty() {
+            listed.insert(path.to_vec(), rest.to_vec());
+        }
+    }
+    listed
+}
+
+/// `getfattr -h -d -m - -e hex` of one path: name → hex value.
+fn getfattr(path: &Path) -> BTreeMap<String, String> {
+    let out = run(
+        "getfattr",
+        &[
+            OsStr::new("-h"),
+            OsStr::new("-d"),
+            OsStr::new("-m"),
+            OsStr::new("-"),
+            OsStr::new("-e"),
+            OsStr::new("hex"),
+            OsStr::new("--absolute-names"),
+            path.as_os_str(),
+        ],
+    );
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.trim_start_matches("0x").to_owned()))
+        .collect()
+}
+
+fn sha256sum(path: &Path) -> String {
+    let out = run("sha256sum", &[path.as_os_str()]);
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_captured_tree_matches_what_independent_tools_see_and_is_stable() {
+    assert!(
+        is_root(),
+        "this test makes devices and sets owners: run it as root"
+    );
+    let source = tempfile::tempdir().unwrap();
+    let stores = tempfile::tempdir().unwrap();
+    fixture(source.path());
+    let store = ContentStore::new(stores.path()).unwrap();
+    let first = scan(source.path(), &ScanOptions::default(), Some(&store)).unwrap();
+    let manifest = &first.manifest;
+
+    // Every entry, as find sees it.
+    let listed = find(source.path());
+    assert_eq!(
+        listed.len() + 1,
+        manifest.entries().len(),
+        "find lists all but the root"
+    );
+    for entry in manifest
+        .entries()
+        .iter()
+        .filter(|entry| !entry.path.is_root())
+    {
+        let seen = String::from_utf8_lossy(&listed[&entry.path.to_bytes()]).into_owned();
+        let mut fields = seen.splitn(7, ' ');
+        let (kind, mode, uid, gid, size, mtime, link) = (
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap_or(""),
+        );
+        let expected_kind = match entry.kind {
+            Kind::File => "f",
+            Kind::Dir => "d",
+            Kind::Symlink => "l",
+            Kind::Char => "c",
+            Kind::Block => "b",
+            Kind::Fifo => "p",
+            Kind::Socket => "s",
+        };
+        let at = entry.path.as_str();
+        assert_eq!(kind, expected_kind, "{at}");
+        assert_eq!(u32::from_str_radix(mode, 8).unwrap(), entry.mode, "{at}");
+        assert_eq!(uid.parse::<u32>().unwrap(), entry.uid, "{at}");
+        assert_eq!(gid.parse::<u32>().unwrap(), entry.gid, "{at}");
+        if entry.kind == Kind::File {
+            assert_eq!(size.parse::<u64>().unwrap(), entry.size, "{at}");
+        }
+        let (seconds, fraction) = mtime.split_once('.').unwrap();
+        let nanos: i64 = format!("{fraction:0<9}")[..9].parse().unwrap();
+        assert_eq!(
+            seconds.parse::<i64>().unwrap() * 1_000_000_000 + nanos,
+            entry.mtime_ns,
+            "{at}"
+        );
+        if entry.kind == Kind::Symlink {
+            assert_eq!(link.as_bytes(), &entry.link.as_ref().unwrap().0[..], "{at}");
+        }
+        // Extended attributes, as getfattr sees them.
+        let expected: BTreeMap<String, String> = entry
+            .xattrs
+            .iter()
+            .map(|(name, value)| (name.clone(), hex(&value.0)))
+            .collect();
+        assert_eq!(
+            getfattr(&full(source.path(), &entry.path)),
+            expected,
+            "{at}"
+        );
+        // Contents, as sha256sum sees them (a sparse file's digest is of
+        // its data only, checked below).
+        if entry.kind == Kind::File && entry.sparse.is_empty() {
+            assert_eq!(
+                sha256sum(&full(source.path(), &entry.path)),
+                entry.sha256.as_ref().unwrap().as_str(),
+                "{at}"
+            );
+        }
+    }
+    let get = |path: &str| {
+        manifest
+            .get(&TreePath::from_bytes(path.as_bytes()).unwrap())
+            .unwrap()
+    };
+    assert!(get("bin/ping").xattrs.contains_key("security.capability"));
+    assert!(
+        get("data/acl")
+            .xattrs
+            .contains_key("system.posix_acl_access")
+    );
+    assert_eq!(
+        get("data/hard2").hardlink.as_ref().unwrap().as_str(),
+        "data/hard1"
+    );
+    assert_eq!(get("data/orphan").user, None);
+    assert_eq!(get("data/shared").group.as_deref(), Some("users"));
+    assert_eq!(get("dev/loopish").rdev, Some([7, 200]));
+    let sparse = get("data/sparse");
+    assert_eq!(sparse.size, 1 << 30);
+    assert_eq!(sparse.data_bytes(), 4096, "{:?}", sparse.sparse);
+    assert!(
+        manifest
+            .get(&TreePath::from_bytes(b"data/bad\xffname").unwrap())
+            .is_some()
+    );
+    // Only data was read and stored: 1 GiB of holes cost nothing.
+    assert!(first.read_bytes < 1 << 20, "{}", first.read_bytes);
+
+    // The same tree twice: the same bytes, the same digest, nothing stored.
+    let second = scan(source.path(), &ScanOptions::default(), Some(&store)).unwrap();
+    assert_eq!(second.manifest.to_bytes(), manifest.to_bytes());
+    assert_eq!(second.manifest.digest(), manifest.digest());
+    assert_eq!(second.stored_files, 0);
+    assert_eq!(Manifest::parse(&manifest.to_bytes()).unwrap(), *manifest);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[test]
+fn a_tree_made_from_its_manifest_is_the_same_to_independent_tools() {
+    assert!(
+        is_root(),
+        "this test makes devices and sets owners: run it as root"
+    );
+    let (source, target, stores) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    fixture(source.path());
+    let store = ContentStore::new(stores.path()).unwrap();
+    let captured = scan(source.path(), &ScanOptions::default(), Some(&store)).unwrap();
+    let made = materialize(&captured.manifest, &store, target.path()).unwrap();
+    assert_eq!(made.sockets_skipped, 0);
+    assert!(made.bytes < 1 << 20, "holes were written: {}", made.bytes);
+
+    // Roleout reads the copy as the same tree...
+    let again = scan(target.path(), &ScanOptions::default(), None).unwrap();
+    let change = diff(&captured.manifest, &again.manifest);
+    assert!(change.is_empty(), "{change:?}");
+    // ...and so do the independent tools.
+    assert_eq!(find(source.path()), find(target.path()));
+    for entry in captured.manifest.entries() {
+        let (a, b) = (
+            full(source.path(), &entry.path),
+            full(target.path(), &entry.path),
+        );
+        assert_eq!(getfattr(&a), getfattr(&b), "{}", entry.path);
+        if entry.kind == Kind::File {
+            assert_eq!(sha256sum(&a), sha256sum(&b), "{}", entry.path);
+        }
+    }
+    let caps = |root: &Path| run("getcap", &[root.join("bin/ping").as_os_str()]);
+    let shown = String::from_utf8_lossy(&caps(target.path())).into_owned();
+    assert!(shown.contains("cap_net_bind_service"), "{shown}");
+    let acl = |root: &Path| {
+        run(
+            "getfacl",
+            &[OsStr::new("-c"), root.join("data/acl").as_os_str()],
+        )
+    };
+    assert_eq!(acl(source.path()), acl(target.path()));
+    // The copy of the sparse file holds its holes.
+    let blocks = fs::metadata(target.path().join("data/sparse"))
+        .unwrap()
+        .blocks();
+    assert!(blocks * 512 < 1 << 20, "{blocks} blocks");
+    let (a, b) = (
+        fs::metadata(source.path().join("data/hard1")).unwrap(),
+        fs::metadata(target.path().join("data/hard2")).unwrap(),
+    );
+    assert_eq!((a.nlink(), b.nlink()), (2, 2));
+    assert_eq!(
+        fs::metadata(target.path().join("bin/suid"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o4755
+    );
+}
+
+#[test]
+fn nothing_is_made_where_something_is_or_without_every_content() {
+    assert!(
+        is_root(),
+        "this test makes devices and sets owners: run it as root"
+    );
+    let (source, target, stores, empty) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    fixture(source.path());
+    let store = ContentStore::new(stores.path()).unwrap();
+    let captured = scan(source.path(), &ScanOptions::default(), Some(&store)).unwrap();
+    fs::write(target.path().join("already"), "here").unwrap();
+    assert!(matches!(
+        materialize(&captured.manifest, &store, target.path()),
+        Err(TreeError::NotEmpty { .. })
+    ));
+    // A store that lacks a content: refused before anything is made.
+    let bare = ContentStore::new(empty.path().join("store")).unwrap();
+    let made_here = empty.path().join("tree");
+    fs::create_dir(&made_here).unwrap();
+    let error = materialize(&captured.manifest, &bare, &made_here).unwrap_err();
+    assert!(error.to_string().contains("does not hold"), "{error}");
+    assert_eq!(fs::read_dir(&made_here).unwrap().count(), 0);
+}
+
+#[test]
+fn excluded_folders_and_other_file_systems_are_kept_empty() {
+    assert!(
+        is_root(),
+        "this test makes devices and sets owners: run it as root"
+    );
+    let source = tempfile::tempdir().unwrap();
+    fixture(source.path());
+    let options = ScanOptions {
+        exclude: vec![TreePath::from_bytes(b"data").unwrap()],
+        one_file_system: true,
+    };
+    let scanned = scan(source.path(), &options, None).unwrap();
+    let paths: Vec<&str> = scanned
+        .manifest
+        .entries()
+        .iter()
+        .map(|entry| entry.path.as_str())
+        .collect();
+    assert!(paths.contains(&"data"), "{paths:?}");
+    assert!(
+        !paths.iter().any(|path| path.starts_with("data/")),
+        "{paths:?}"
+    );
+}
