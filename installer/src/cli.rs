@@ -83,10 +83,58 @@ pub enum Command {
     RotateKey(RotateKeyArgs),
     /// A new certificate for this machine's key, valid for a year; the current key vouches for it.
     RenewCertificate,
+    /// Capture this machine's whole software system as an image, or make one again.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Run one install command under a supervisor that outlives `install` (started by `install`
     /// itself, never by hand).
     #[command(name = "supervise-step", hide = true)]
     SuperviseStep(SuperviseStepArgs),
+}
+
+/// `roleout image …`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Capture the system at --root (hardware, OS configuration, file systems, every file with
+    /// its attributes and contents) into one image file.
+    Capture(ImageCaptureArgs),
+    /// Make the image in FILE again in --root, an empty folder: every file with its owner,
+    /// mode, extended attributes, links, holes and times.
+    Apply(ImageApplyArgs),
+}
+
+/// Arguments of `image capture`.
+#[derive(Debug, Args)]
+pub struct ImageCaptureArgs {
+    /// The root of the system to capture.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The image's name.
+    #[arg(long)]
+    pub name: String,
+    /// The image file to write.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Where the hardware is read from (`sys` and `proc` below it).
+    #[arg(long, default_value = "/")]
+    pub sysroot: PathBuf,
+    /// A path inside --root to leave out (kept as an empty folder); repeatable.
+    #[arg(long)]
+    pub exclude: Vec<String>,
+}
+
+/// Arguments of `image apply`.
+#[derive(Debug, Args)]
+pub struct ImageApplyArgs {
+    /// The image file.
+    pub file: PathBuf,
+    /// The empty folder to make the system in.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// The content store the image's files are kept in on the way (a folder; files it holds
+    /// already are checked, not copied again). By default STATE_DIR/images/store.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
 }
 
 /// Arguments of the hidden `supervise-step`.
@@ -185,6 +233,20 @@ impl Cli {
             Command::Uninstall(uninstall) => Some(&mut uninstall.common),
             Command::Enroll(enroll) => {
                 absolute(&mut enroll.server_cert);
+                None
+            }
+            Command::Image(ImageCommand::Capture(capture)) => {
+                absolute(&mut capture.root);
+                absolute(&mut capture.output);
+                absolute(&mut capture.sysroot);
+                None
+            }
+            Command::Image(ImageCommand::Apply(apply)) => {
+                absolute(&mut apply.file);
+                absolute(&mut apply.root);
+                if let Some(store) = &mut apply.store {
+                    absolute(store);
+                }
                 None
             }
             Command::Status
@@ -286,6 +348,8 @@ pub fn main() -> i32 {
         Command::Uninstall(args) => uninstall(&cli, args, reporter.as_ref()),
         Command::RotateKey(args) => rotate_key(&cli, args),
         Command::RenewCertificate => renew_certificate(&cli),
+        Command::Image(ImageCommand::Capture(args)) => image_capture(args),
+        Command::Image(ImageCommand::Apply(args)) => image_apply(&cli, args),
         Command::SuperviseStep(_) => Ok(exit_code::USAGE),
     };
     match result {
@@ -295,6 +359,70 @@ pub fn main() -> i32 {
             error.exit_code()
         }
     }
+}
+
+fn image_capture(args: &ImageCaptureArgs) -> Result<i32, EngineError> {
+    let name = roleout_model::image::ImageName::new(args.name.clone()).map_err(config)?;
+    let exclude = args
+        .exclude
+        .iter()
+        .map(|path| {
+            roleout_model::tree::TreePath::from_bytes(path.trim_matches('/').as_bytes())
+                .map_err(|reason| config(format!("--exclude {path}: {reason}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = crate::image::CaptureOptions {
+        root: args.root.clone(),
+        name,
+        sysroot: args.sysroot.clone(),
+        exclude,
+    };
+    let (captured, packed) = crate::image::capture_to_file(&options, &args.output)
+        .map_err(|error| config(error.to_string()))?;
+    let description = &captured.description;
+    let _ = writeln!(
+        std::io::stdout(),
+        "image {}: {} entries, {} bytes of data in {} contents, {} file system(s), {} package(s); manifest {}\nwritten to {} ({} bytes)",
+        description.name,
+        description.entries,
+        description.data_bytes,
+        packed.blobs,
+        description.partitions.len(),
+        description.os.packages.len(),
+        description.manifest,
+        args.output.display(),
+        packed.file_bytes
+    );
+    Ok(exit_code::SUCCESS)
+}
+
+fn image_apply(cli: &Cli, args: &ImageApplyArgs) -> Result<i32, EngineError> {
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| cli.state_dir.join("images").join("store"));
+    let applied = crate::image::apply_file(&args.file, &args.root, &store)
+        .map_err(|error| config(error.to_string()))?;
+    let description = &applied.unpacked.description;
+    let _ = writeln!(
+        std::io::stdout(),
+        "image {} made in {}: {} entries, {} bytes written; {} content(s) stored, {} already held{}",
+        description.name,
+        args.root.display(),
+        applied.made.entries,
+        applied.made.bytes,
+        applied.unpacked.stored,
+        applied.unpacked.present,
+        if applied.made.sockets_skipped > 0 {
+            format!(
+                "; {} socket(s) not made (they belong to the processes that listen on them)",
+                applied.made.sockets_skipped
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(exit_code::SUCCESS)
 }
 
 fn supervise_step(arguments: Vec<std::ffi::OsString>) -> i32 {

@@ -4,6 +4,8 @@ pub mod cli;
 pub mod client;
 pub mod engine;
 pub mod facts;
+pub mod image;
+pub mod inventory;
 pub mod progress;
 pub mod rotation;
 pub mod run;

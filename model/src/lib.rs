@@ -13,6 +13,8 @@ pub mod command;
 pub mod condition;
 pub mod descriptor;
 pub mod ids;
+pub mod image;
+pub mod inventory;
 pub mod keys;
 pub mod machine;
 pub mod pattern;

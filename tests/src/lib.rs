@@ -19,6 +19,8 @@
 //! This is test support: it panics with a message saying what failed (and
 //! the output of the command that failed) instead of returning errors.
 
+pub mod trees;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use roleout_directory::catalog::reports::StoredReport;
 use roleout_model::protocol::{ReportOutcome, ReportStep};
 use roleout_tests::{Machine, World, binary};
 
@@ -93,6 +94,18 @@ fn write_catalog(directory: &Path, ledger: &Path) {
         ),
     )
     .unwrap();
+}
+
+/// How many reports say component `id` installed.
+fn successful_installs(reports: &[StoredReport], id: &str) -> usize {
+    reports
+        .iter()
+        .filter(|report| {
+            report.component.as_str() == id
+                && report.step == ReportStep::Install
+                && report.outcome == ReportOutcome::Success
+        })
+        .count()
 }
 
 /// `roleout install kp` on `machine`, started, not waited for.
@@ -239,14 +252,7 @@ fn killed_agents_converge_and_lose_no_report() {
         let reports = world.reports(&machine);
         for index in 1..=COMPONENTS {
             let id = format!("kp-{index:02}");
-            let reported = reports
-                .iter()
-                .filter(|report| {
-                    report.component.as_str() == id
-                        && report.step == ReportStep::Install
-                        && report.outcome == ReportOutcome::Success
-                })
-                .count();
+            let reported = successful_installs(&reports, &id);
             match reported {
                 0 => lost_reports += 1,
                 1 => {}
@@ -441,14 +447,7 @@ fn a_slow_lossy_network_delays_runs_but_loses_and_repeats_nothing() {
     let reports = world.reports(&machine);
     for index in 1..=COMPONENTS {
         let id = format!("kp-{index:02}");
-        let installs = reports
-            .iter()
-            .filter(|report| {
-                report.component.as_str() == id
-                    && report.step == ReportStep::Install
-                    && report.outcome == ReportOutcome::Success
-            })
-            .count();
+        let installs = successful_installs(&reports, &id);
         assert_eq!(
             installs, 1,
             "{id}: {installs} install reports (seed {seed})"

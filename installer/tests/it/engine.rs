@@ -469,6 +469,16 @@ fn a_reboot_code_holds_dependents_until_a_new_boot() {
     assert_eq!(fixture.marker_count("tool"), 1);
 }
 
+/// Publishes suite `chain`: `first`, then `slow` (whose install runs
+/// `script` first), then `last`, each marking its runs.
+fn publish_chain(fixture: &mut Fixture, script: &str) {
+    let first = fixture.product(&marker_product(fixture, "first", &[], ""));
+    let slow = fixture.product(&marker_product(fixture, "slow", &["first"], script));
+    let last = fixture.product(&marker_product(fixture, "last", &["slow"], ""));
+    let suite = fixture.suite("chain", vec![first, slow, last], OnFailure::Stop);
+    fixture.publish(&suite);
+}
+
 /// Starts `roleout install SUITE` and kills it with `SIGKILL` once `flag`
 /// exists (the slow command has started).
 fn kill_roleout_once_started(fixture: &Fixture, suite: &str, flag: &Path) {
@@ -497,21 +507,15 @@ fn kill_9_of_roleout_during_a_command_waits_for_it_and_never_runs_it_twice() {
     let mut fixture = Fixture::new();
     let flag = fixture.base.join("slow-started");
     let release = fixture.base.join("release");
-    let first = fixture.product(&marker_product(&fixture, "first", &[], ""));
     // The command says it started, then runs until the test releases it.
-    let slow = fixture.product(&marker_product(
-        &fixture,
-        "slow",
-        &["first"],
+    publish_chain(
+        &mut fixture,
         &format!(
             "echo $$ > {flag}.tmp; mv {flag}.tmp {flag}; n=0; while [ ! -e {release} ] &amp;&amp; [ $n -lt 1000 ]; do sleep 0.05; n=$((n+1)); done;",
             flag = flag.display(),
             release = release.display()
         ),
-    ));
-    let last = fixture.product(&marker_product(&fixture, "last", &["slow"], ""));
-    let suite = fixture.suite("chain", vec![first, slow, last], OnFailure::Stop);
-    fixture.publish(&suite);
+    );
 
     kill_roleout_once_started(&fixture, "chain", &flag);
     // The command outlives the killed roleout: its supervisor keeps it.
@@ -673,22 +677,16 @@ fn a_command_interrupted_with_its_supervisor_runs_again_and_nothing_it_left_surv
     let flag = fixture.base.join("slow-started");
     // A helper that left the command's process group (setsid).
     let escaped = fixture.base.join("escaped.pid");
-    let first = fixture.product(&marker_product(&fixture, "first", &[], ""));
     // The first start records its process group and hangs; the second
     // finishes at once.
-    let slow = fixture.product(&marker_product(
-        &fixture,
-        "slow",
-        &["first"],
+    publish_chain(
+        &mut fixture,
         &format!(
             "if [ ! -e {flag} ]; then setsid sleep 600 &amp; echo $! > {escaped}; echo $$ > {flag}.tmp; mv {flag}.tmp {flag}; sleep 600; fi;",
             flag = flag.display(),
             escaped = escaped.display()
         ),
-    ));
-    let last = fixture.product(&marker_product(&fixture, "last", &["slow"], ""));
-    let suite = fixture.suite("chain", vec![first, slow, last], OnFailure::Stop);
-    fixture.publish(&suite);
+    );
 
     kill_roleout_once_started(&fixture, "chain", &flag);
     let shell: u32 = fs::read_to_string(&flag).unwrap().trim().parse().unwrap();

@@ -342,14 +342,15 @@ fn read_content(
     store: Option<&ContentStore>,
     scanned: &mut Scanned,
 ) -> Result<(Sha256, Vec<[u64; 2]>, u64), TreeError> {
-    let mut file = File::open(full).map_err(io_error(full, "open"))?;
+    let file = File::open(full).map_err(io_error(full, "open"))?;
     let size = before.len();
     let extents = extents(&file, size, full)?;
     let whole = extents.is_empty() && size == 0 || extents == [[0, size]];
     let mut context = Context::new(&SHA256);
     let mut read = 0u64;
+    let second = file.try_clone().map_err(io_error(full, "open"))?;
     {
-        let mut reader = ExtentReader::new(&mut file, &extents);
+        let mut reader = DataReader::new(file, extents.clone());
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
             let count = reader.read(&mut buffer).map_err(io_error(full, "read"))?;
@@ -361,7 +362,7 @@ fn read_content(
         }
     }
     let digest = Sha256::from_digest(&context.finish());
-    let after = file.metadata().map_err(io_error(full, "read"))?;
+    let after = second.metadata().map_err(io_error(full, "read"))?;
     if after.len() != before.len()
         || after.mtime() != before.mtime()
         || after.mtime_nsec() != before.mtime_nsec()
@@ -373,7 +374,7 @@ fn read_content(
     if let Some(store) = store
         && !store.contains(&digest)
     {
-        let reader = ExtentReader::new(&mut file, &extents);
+        let reader = DataReader::new(second, extents.clone());
         let (_, length) = store
             .put_reader(&full.display().to_string(), reader, Some(&digest))
             .map_err(|error| match error {
@@ -389,27 +390,42 @@ fn read_content(
     Ok((digest, if whole { Vec::new() } else { extents }, read))
 }
 
-/// Reads the data extents of a file one after another.
-struct ExtentReader<'a> {
-    file: &'a mut File,
+/// Reads the data of a file: its data extents one after another (the
+/// whole file when it has no holes).
+#[derive(Debug)]
+pub struct DataReader {
+    file: File,
     extents: Vec<[u64; 2]>,
     /// Which extent, and how far into it.
     index: usize,
     done: u64,
 }
 
-impl<'a> ExtentReader<'a> {
-    fn new(file: &'a mut File, extents: &[[u64; 2]]) -> Self {
+impl DataReader {
+    /// Reads `extents` of `file`.
+    fn new(file: File, extents: Vec<[u64; 2]>) -> Self {
         Self {
             file,
-            extents: extents.to_vec(),
+            extents,
             index: 0,
             done: 0,
         }
     }
+
+    /// Opens the file at `path` to read the data a manifest entry with
+    /// these `sparse` extents describes (all of it when there are none).
+    pub fn open(path: &Path, sparse: &[[u64; 2]]) -> io::Result<DataReader> {
+        let file = File::open(path)?;
+        let extents = if sparse.is_empty() {
+            vec![[0, file.metadata()?.len()]]
+        } else {
+            sparse.to_vec()
+        };
+        Ok(DataReader::new(file, extents))
+    }
 }
 
-impl Read for ExtentReader<'_> {
+impl Read for DataReader {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         while let Some(&[offset, length]) = self.extents.get(self.index) {
             if self.done == length {
@@ -424,13 +440,22 @@ impl Read for ExtentReader<'_> {
             let count = self.file.read(&mut buffer[..want])?;
             if count == 0 {
                 // The file is shorter than it was: the caller sees the
-                // change by its size.
+                // change by its size or digest.
                 return Ok(0);
             }
             self.done += count as u64;
             return Ok(count);
         }
         Ok(0)
+    }
+}
+
+/// Where `path` of a tree rooted at `root` is on disk.
+pub fn full_path(root: &Path, path: &TreePath) -> PathBuf {
+    if path.is_root() {
+        root.to_owned()
+    } else {
+        root.join(std::ffi::OsStr::from_bytes(&path.to_bytes()))
     }
 }
 
@@ -469,13 +494,7 @@ pub fn materialize(
         .into());
     }
     let mut made = Made::default();
-    let place = |path: &TreePath| -> PathBuf {
-        if path.is_root() {
-            target.to_owned()
-        } else {
-            target.join(std::ffi::OsStr::from_bytes(&path.to_bytes()))
-        }
-    };
+    let place = |path: &TreePath| full_path(target, path);
     for entry in manifest.entries() {
         let full = place(&entry.path);
         match entry.kind {

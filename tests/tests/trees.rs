@@ -1,137 +1,19 @@
 //! Trees read and made again on a real file system, compared with tools that
-//! share no code with Roleout: find, getfattr, getcap and sha256sum.
-//! Needs root (devices, owners, capabilities) and the attr, acl and
-//! libcap2-bin packages (`scripts/setup.sh` installs them).
+//! share no code with Roleout (`roleout_tests::trees`). Needs root (devices,
+//! owners, capabilities).
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use roleout_model::tree::{Kind, Manifest, TreePath, diff};
 use roleout_store::content::ContentStore;
 use roleout_store::tree::{ScanOptions, TreeError, materialize, scan};
-
-fn run(program: &str, args: &[&OsStr]) -> Vec<u8> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| {
-            panic!("{program} could not be run ({error}); scripts/setup.sh installs it")
-        });
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-fn sh(script: &str, root: &Path) {
-    let status = Command::new("sh")
-        .arg("-ec")
-        .arg(script)
-        .arg("sh")
-        .arg(root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{script}");
-}
-
-/// A small root holding every kind of entry a system has.
-fn fixture(root: &Path) {
-    sh(
-        r#"cd "$1"
-        mkdir -p bin etc data dev var/empty
-        printf 'root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n' > etc/passwd
-        printf 'root:x:0:\nusers:x:1000:\n' > etc/group
-        printf '#!/bin/sh\necho suid\n' > bin/suid; chmod 4755 bin/suid
-        printf 'ping' > bin/ping; chmod 755 bin/ping; setcap cap_net_bind_service=+ep bin/ping
-        chmod 1777 data; mkdir data/shared; chmod 2775 data/shared; chown 0:1000 data/shared
-        printf 'blue' > data/attr; setfattr -n user.colour -v blue data/attr
-        printf 'acl' > data/acl; setfacl -m u:1000:rw data/acl
-        printf 'same inode' > data/hard1; ln data/hard1 data/hard2
-        ln -s hard1 data/rel; ln -s ../nowhere/at/all data/dangling
-        mkfifo data/fifo; mknod dev/null c 1 3; mknod dev/loopish b 7 200
-        truncate -s 1G data/sparse; printf '%4096s' x | dd of=data/sparse bs=4096 seek=1000 conv=notrunc status=none
-        printf 'nobody knows me' > data/orphan; chown 4242:4343 data/orphan
-        printf 'odd' > "$(printf 'data/bad\377name')"
-        printf '' > data/empty
-        touch -d '2001-02-03 04:05:06.123456789' data/attr bin/suid data
-        "#,
-        root,
-    );
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn full(root: &Path, path: &TreePath) -> PathBuf {
-    if path.is_root() {
-        root.to_owned()
-    } else {
-        root.join(OsStr::from_bytes(&path.to_bytes()))
-    }
-}
-
-/// What `find -printf` says of every entry, by path relative to `root`.
-fn find(root: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let out = run(
-        "find",
-        &[
-            root.as_os_str(),
-            OsStr::new("-printf"),
-            OsStr::new("%P\\0%y %m %U %G %s %T@ %l\\0"),
-        ],
-    );
-    let mut fields = out.split(|&byte| byte == 0);
-    let mut listed = BTreeMap::new();
-    while let (Some(path), Some(rest)) = (fields.next(), fields.next()) {
-        // The root itself is listed with an empty name.
-        if !path.is_empty() {
-            listed.insert(path.to_vec(), rest.to_vec());
-        }
-    }
-    listed
-}
-
-/// `getfattr -h -d -m - -e hex` of one path: name → hex value.
-fn getfattr(path: &Path) -> BTreeMap<String, String> {
-    let out = run(
-        "getfattr",
-        &[
-            OsStr::new("-h"),
-            OsStr::new("-d"),
-            OsStr::new("-m"),
-            OsStr::new("-"),
-            OsStr::new("-e"),
-            OsStr::new("hex"),
-            OsStr::new("--absolute-names"),
-            path.as_os_str(),
-        ],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| line.split_once('='))
-        .map(|(name, value)| (name.to_owned(), value.trim_start_matches("0x").to_owned()))
-        .collect()
-}
-
-fn sha256sum(path: &Path) -> String {
-    let out = run("sha256sum", &[path.as_os_str()]);
-    String::from_utf8_lossy(&out)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
+use roleout_tests::trees::{find, fixture, full, getfattr, hex, is_root, run, sha256sum};
 
 #[test]
 fn a_captured_tree_matches_what_independent_tools_see_and_is_stable() {
@@ -252,10 +134,6 @@ fn a_captured_tree_matches_what_independent_tools_see_and_is_stable() {
     assert_eq!(second.manifest.digest(), manifest.digest());
     assert_eq!(second.stored_files, 0);
     assert_eq!(Manifest::parse(&manifest.to_bytes()).unwrap(), *manifest);
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[test]

@@ -1,0 +1,425 @@
+//! Images on the machine: `roleout image capture` records a source
+//! machine's whole software system (its hardware, its operating system's
+//! configuration, its file systems, and every file with its contents) and
+//! `roleout image apply` makes it again in an empty folder.
+//!
+//! Capture reads the tree twice at most: once to hash every file for the
+//! manifest, then once to pack the contents, each checked against the
+//! manifest as it is packed, so a file that changes during the capture is
+//! an error naming it rather than an image of a mixture.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use roleout_model::image::{
+    Compatibility, FORMAT, ImageDescription, ImageName, NetworkFlavour, OsConfiguration, Package,
+    Partition,
+};
+use roleout_model::tree::TreePath;
+use roleout_store::content::ContentStore;
+use roleout_store::image_file::{self, ImageFileError, Packed, TreeContents, Unpacked};
+use roleout_store::tree::{Made, ScanOptions, TreeError, materialize, scan};
+
+use crate::inventory::{self, InventoryError};
+
+/// What went wrong capturing or applying an image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The hardware could not be read.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// The tree could not be read or made.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// The image file could not be written or read.
+    #[error(transparent)]
+    File(#[from] ImageFileError),
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] roleout_store::content::ContentError),
+    /// An argument is not usable.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// File systems that hold no part of a system's software: their mount
+/// points are kept, empty.
+const VIRTUAL_FILE_SYSTEMS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "tmpfs",
+    "cgroup",
+    "cgroup2",
+    "mqueue",
+    "hugetlbfs",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "configfs",
+    "fusectl",
+    "binfmt_misc",
+    "autofs",
+    "efivarfs",
+    "rpc_pipefs",
+    "nsfs",
+];
+
+/// One line of `/proc/self/mountinfo`: the mount point and what is
+/// mounted there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mount {
+    point: PathBuf,
+    fs_type: String,
+    device: String,
+}
+
+/// The mounts from `mountinfo` text (octal escapes in mount points read).
+fn mounts(mountinfo: &str) -> Vec<Mount> {
+    let unescape = |text: &str| {
+        let mut bytes = Vec::new();
+        let raw = text.as_bytes();
+        let mut at = 0;
+        while at < raw.len() {
+            if raw[at] == b'\\'
+                && at + 3 < raw.len()
+                && let Ok(value) = u8::from_str_radix(&text[at + 1..at + 4], 8)
+            {
+                bytes.push(value);
+                at += 4;
+                continue;
+            }
+            bytes.push(raw[at]);
+            at += 1;
+        }
+        PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes))
+    };
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let point = unescape(before.split_whitespace().nth(4)?);
+            let mut after = after.split_whitespace();
+            Some(Mount {
+                point,
+                fs_type: after.next()?.to_owned(),
+                device: after.next()?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// `root` relative: `/` for the root itself.
+fn inside(root: &Path, point: &Path) -> Option<String> {
+    let relative = point.strip_prefix(root).ok()?;
+    Some(format!("/{}", relative.display()).replace("//", "/"))
+}
+
+/// The file systems mounted at or below `root` that hold software, with
+/// their sizes, and the mount points of the others (to leave out).
+fn file_systems(root: &Path) -> (Vec<Partition>, Vec<TreePath>) {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut partitions = Vec::new();
+    let mut skipped = Vec::new();
+    // The file system holding the root, when the root is not itself a
+    // mount point: the deepest mount above it.
+    let all = mounts(&table);
+    let holder = all
+        .iter()
+        .filter(|mount| root.starts_with(&mount.point))
+        .max_by_key(|mount| mount.point.as_os_str().len());
+    for mount in all
+        .iter()
+        .filter(|mount| mount.point.starts_with(root) && mount.point != root)
+        .chain(holder)
+    {
+        // The file system holding the root is the image's `/`.
+        let point = if root.starts_with(&mount.point) {
+            "/".to_owned()
+        } else {
+            let Some(point) = inside(root, &mount.point) else {
+                continue;
+            };
+            point
+        };
+        if VIRTUAL_FILE_SYSTEMS.contains(&mount.fs_type.as_str()) {
+            let relative = point.trim_start_matches('/');
+            if let Ok(path) = TreePath::from_bytes(relative.as_bytes()) {
+                skipped.push(path);
+            }
+            continue;
+        }
+        if partitions
+            .iter()
+            .any(|partition: &Partition| partition.mount_point == point)
+        {
+            continue;
+        }
+        let (size_bytes, used_bytes) = nix::sys::statvfs::statvfs(&mount.point)
+            .map(|stat| {
+                let block = stat.fragment_size();
+                (
+                    stat.blocks() * block,
+                    (stat.blocks() - stat.blocks_free()) * block,
+                )
+            })
+            .unwrap_or((0, 0));
+        partitions.push(Partition {
+            mount_point: point,
+            fs_type: mount.fs_type.clone(),
+            device: mount.device.clone(),
+            size_bytes,
+            used_bytes,
+            growable: true,
+        });
+    }
+    partitions.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
+    (partitions, skipped)
+}
+
+/// `KEY=VALUE` lines, quotes removed.
+fn os_release(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| {
+            (
+                key.trim().to_owned(),
+                value.trim().trim_matches('"').trim_matches('\'').to_owned(),
+            )
+        })
+        .filter(|(key, _)| !key.is_empty() && !key.starts_with('#'))
+        .collect()
+}
+
+/// The installed packages in a dpkg `status` file.
+fn dpkg_packages(status: &str) -> Vec<Package> {
+    let mut packages = Vec::new();
+    for stanza in status.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .map(|value| value.trim().to_owned())
+            })
+        };
+        let installed = field("Status").is_some_and(|status| status.ends_with(" installed"));
+        if let (true, Some(name), Some(version)) = (installed, field("Package"), field("Version")) {
+            packages.push(Package {
+                name,
+                version,
+                arch: field("Architecture").unwrap_or_default(),
+            });
+        }
+    }
+    packages.sort();
+    packages
+}
+
+/// What the operating system in `root` is and how it is configured.
+pub fn os_configuration(root: &Path) -> OsConfiguration {
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).ok();
+    let has_files = |folder: &str, suffix: &str| {
+        std::fs::read_dir(root.join(folder)).is_ok_and(|listing| {
+            listing
+                .flatten()
+                .any(|entry| entry.file_name().to_string_lossy().ends_with(suffix))
+        })
+    };
+    let mut network = Vec::new();
+    if read("etc/network/interfaces").is_some_and(|text| {
+        text.lines().any(|line| {
+            line.trim_start().starts_with("iface") || line.trim_start().starts_with("auto")
+        })
+    }) {
+        network.push(NetworkFlavour::Ifupdown);
+    }
+    if has_files("etc/systemd/network", ".network") {
+        network.push(NetworkFlavour::SystemdNetworkd);
+    }
+    if has_files("etc/NetworkManager/system-connections", "") {
+        network.push(NetworkFlavour::NetworkManager);
+    }
+    if has_files("etc/netplan", ".yaml") {
+        network.push(NetworkFlavour::Netplan);
+    }
+    let mut kernels: Vec<String> = ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .filter_map(|folder| std::fs::read_dir(root.join(folder)).ok())
+        .flat_map(|listing| listing.flatten())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    kernels.sort();
+    kernels.dedup();
+    OsConfiguration {
+        os_release: read("etc/os-release")
+            .or_else(|| read("usr/lib/os-release"))
+            .map(|text| os_release(&text))
+            .unwrap_or_default(),
+        hostname: read("etc/hostname")
+            .map(|text| text.trim().to_owned())
+            .filter(|name| !name.is_empty()),
+        packages: read("var/lib/dpkg/status")
+            .map(|text| dpkg_packages(&text))
+            .unwrap_or_default(),
+        network,
+        kernels,
+    }
+}
+
+/// What `roleout image capture` is told.
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    /// The root of the system to capture.
+    pub root: PathBuf,
+    /// The image's name.
+    pub name: ImageName,
+    /// Where the hardware is read (`/` on a machine).
+    pub sysroot: PathBuf,
+    /// Paths inside the root left out (kept as empty folders).
+    pub exclude: Vec<TreePath>,
+}
+
+/// A captured image: its description and manifest.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// The description.
+    pub description: ImageDescription,
+    /// The tree's manifest.
+    pub manifest: roleout_model::tree::Manifest,
+}
+
+/// Captures the system at `options.root` (hardware, OS configuration, file
+/// systems, manifest); the contents are read when packed.
+pub fn capture(options: &CaptureOptions) -> Result<Captured, ImageError> {
+    let root = options
+        .root
+        .canonicalize()
+        .map_err(|error| ImageError::Usage(format!("{}: {error}", options.root.display())))?;
+    let hardware = inventory::read(&options.sysroot)?;
+    let (partitions, skipped) = file_systems(&root);
+    let mut exclude = options.exclude.clone();
+    exclude.extend(skipped);
+    let scanned = scan(
+        &root,
+        &ScanOptions {
+            exclude,
+            one_file_system: false,
+        },
+        None,
+    )?;
+    let manifest = scanned.manifest;
+    let description = ImageDescription {
+        format: FORMAT.to_owned(),
+        name: options.name.clone(),
+        captured_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs()),
+        manifest: manifest.digest(),
+        entries: manifest.entries().len() as u64,
+        data_bytes: manifest
+            .entries()
+            .iter()
+            .filter(|entry| entry.content().is_some())
+            .map(roleout_model::tree::Entry::data_bytes)
+            .sum(),
+        hardware,
+        os: os_configuration(&root),
+        partitions,
+        compatibility: Compatibility::Strict,
+    };
+    Ok(Captured {
+        description,
+        manifest,
+    })
+}
+
+/// Captures and writes the image to one file at `output`.
+pub fn capture_to_file(
+    options: &CaptureOptions,
+    output: &Path,
+) -> Result<(Captured, Packed), ImageError> {
+    let captured = capture(options)?;
+    let root = options
+        .root
+        .canonicalize()
+        .map_err(|error| ImageError::Usage(format!("{}: {error}", options.root.display())))?;
+    let packed = image_file::write(
+        output,
+        &captured.description,
+        &captured.manifest,
+        &TreeContents { root },
+    )?;
+    Ok((captured, packed))
+}
+
+/// What applying an image file did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// What was read of the file.
+    pub unpacked: Unpacked,
+    /// What was made.
+    pub made: Made,
+}
+
+/// Makes the image in `file` again in `root`, an empty folder, with its
+/// contents kept in `store` (a content store: what it holds already is
+/// checked, not copied again).
+pub fn apply_file(file: &Path, root: &Path, store: &Path) -> Result<Applied, ImageError> {
+    if !root.is_dir() {
+        return Err(ImageError::Usage(format!(
+            "{} is not a folder: make it (empty) first",
+            root.display()
+        )));
+    }
+    let store = ContentStore::new(store)?;
+    let unpacked = image_file::read(file, &store)?;
+    let made = materialize(&unpacked.manifest, &store, root)?;
+    Ok(Applied { unpacked, made })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_are_read_with_their_escapes() {
+        let table = "36 35 98:0 / /mnt/my\\040disk rw,noatime master:1 - ext4 /dev/vda2 rw\n\
+                     37 35 0:5 / /proc rw - proc proc rw\n";
+        let read = mounts(table);
+        assert_eq!(read[0].point, PathBuf::from("/mnt/my disk"));
+        assert_eq!(
+            (read[0].fs_type.as_str(), read[0].device.as_str()),
+            ("ext4", "/dev/vda2")
+        );
+        assert_eq!(read[1].fs_type, "proc");
+    }
+
+    #[test]
+    fn installed_packages_are_read_from_the_dpkg_database() {
+        let status = "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\nArchitecture: amd64\n\n\
+                      Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n\
+                      Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 12.4\n";
+        let packages = dpkg_packages(status);
+        let names: Vec<&str> = packages
+            .iter()
+            .map(|package| package.name.as_str())
+            .collect();
+        assert_eq!(names, ["base-files", "libc6"]);
+        assert_eq!(packages[1].version, "2.36-9");
+    }
+
+    #[test]
+    fn os_release_values_lose_their_quotes() {
+        let values = os_release(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+        );
+        assert_eq!(values["ID"], "debian");
+        assert_eq!(values["VERSION_ID"], "12");
+    }
+}
