@@ -1,13 +1,15 @@
-//! Payloads cached by SHA-256 digest.
+//! Payloads cached by SHA-256 digest: the agent's policy (sizes checked,
+//! entries read-only, least recently used first out) over Roleout's one
+//! content store (`roleout_store::content`).
 //!
 //! A payload enters the cache only after its bytes were hashed on the way in
 //! and found to have the digest and the size the signed manifest gives: the
 //! installer runs these files as root, so "probably the right file" is not
-//! good enough. Layout:
+//! good enough. Layout (the content store's):
 //!
 //! ```text
 //! CACHE_DIR/sha256/ab/abcdef…   entries, read-only (0400), named by their digest
-//! CACHE_DIR/incoming/           downloads being verified; emptied on open
+//! CACHE_DIR/tmp/                downloads being verified; emptied on open
 //! ```
 //!
 //! The first two hex digits shard the entries so no directory grows huge.
@@ -20,14 +22,13 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use ring::digest::{Context, SHA256};
 use roleout_model::ids::Sha256;
+use roleout_store::content::{ContentError, ContentStore};
 
 use crate::state::atomic::{self, PRIVATE_DIR_MODE};
 use crate::state::{StateError, StateLock};
@@ -37,11 +38,9 @@ use crate::state::{StateError, StateLock};
 pub const ENTRY_MODE: u32 = 0o400;
 
 const ENTRIES_DIR_NAME: &str = "sha256";
-const INCOMING_DIR_NAME: &str = "incoming";
+/// Where downloads were verified before the cache used the content store.
+const OLD_INCOMING_DIR_NAME: &str = "incoming";
 const BUFFER_SIZE: usize = 64 * 1024;
-
-/// Distinguishes concurrent downloads within one process.
-static INCOMING_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// How [`PayloadCache::materialize`] placed a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,14 +78,14 @@ pub struct CacheEntry {
 /// The payload cache.
 #[derive(Debug)]
 pub struct PayloadCache {
+    store: ContentStore,
     entries_dir: PathBuf,
-    incoming_dir: PathBuf,
     max_bytes: Option<u64>,
 }
 
 impl PayloadCache {
     /// Opens (creating it if needed) the cache in `cache_dir`, and removes
-    /// downloads a crash left unfinished in `incoming/`.
+    /// downloads a crash left unfinished.
     ///
     /// The lock on the state directory is what makes that cleanup safe: no
     /// other installer can be downloading into the same cache.
@@ -96,21 +95,24 @@ impl PayloadCache {
     ) -> Result<PayloadCache, StateError> {
         let cache_dir = cache_dir.as_ref();
         let entries_dir = cache_dir.join(ENTRIES_DIR_NAME);
-        let incoming_dir = cache_dir.join(INCOMING_DIR_NAME);
+        atomic::ensure_directory(cache_dir, PRIVATE_DIR_MODE)?;
         atomic::ensure_directory(&entries_dir, PRIVATE_DIR_MODE)?;
-        atomic::ensure_directory(&incoming_dir, PRIVATE_DIR_MODE)?;
-        let leftovers = fs::read_dir(&incoming_dir)
-            .map_err(|source| StateError::io("list", &incoming_dir, source))?;
-        for leftover in leftovers {
-            let leftover =
-                leftover.map_err(|source| StateError::io("list", &incoming_dir, source))?;
-            let path = leftover.path();
-            fs::remove_file(&path)
-                .map_err(|source| StateError::io("remove the unfinished download", path, source))?;
+        atomic::ensure_directory(&cache_dir.join("tmp"), PRIVATE_DIR_MODE)?;
+        let store = ContentStore::new(cache_dir)
+            .map_err(|error| store_error(cache_dir, error))?
+            .with_entry_mode(ENTRY_MODE);
+        store
+            .clear_temporary()
+            .map_err(|error| store_error(cache_dir, error))?;
+        let old = cache_dir.join(OLD_INCOMING_DIR_NAME);
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(|source| {
+                StateError::io("remove the unfinished downloads in", old, source)
+            })?;
         }
         Ok(PayloadCache {
+            store,
             entries_dir,
-            incoming_dir,
             max_bytes: None,
         })
     }
@@ -125,8 +127,7 @@ impl PayloadCache {
 
     /// Where the entry for `digest` is (whether or not it exists).
     pub fn entry_path(&self, digest: &Sha256) -> PathBuf {
-        let hex = digest.as_str();
-        self.entries_dir.join(&hex[..2]).join(hex)
+        self.store.path_of(digest)
     }
 
     /// The cached file for `digest`, if present with `expected_size` bytes.
@@ -170,7 +171,7 @@ impl PayloadCache {
 
     /// Streams a payload from `reader` into the cache, hashing it on the way.
     ///
-    /// The bytes go to a file under `incoming/`; only when exactly
+    /// The bytes go to a temporary file in the store; only when exactly
     /// `expected_size` bytes with digest `expected` arrived is that file
     /// fsynced and renamed into place. Otherwise it is removed and the error
     /// names the expected and the actual digest (or size); nothing enters the
@@ -183,7 +184,7 @@ impl PayloadCache {
         &self,
         expected: &Sha256,
         expected_size: u64,
-        mut reader: impl Read,
+        reader: impl Read,
     ) -> Result<PathBuf, StateError> {
         if let Some(limit) = self.max_bytes
             && expected_size > limit
@@ -197,91 +198,33 @@ impl PayloadCache {
         if let Some(path) = self.get(expected, expected_size)? {
             return Ok(path);
         }
-        let incoming = self.incoming_dir.join(format!(
-            "{expected}.{}.{}",
-            std::process::id(),
-            INCOMING_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = self.receive(expected, expected_size, &mut reader, &incoming);
-        if result.is_err() {
-            // Best effort: a leftover in incoming/ is removed on the next open.
-            let _ = fs::remove_file(&incoming);
-        }
-        result
-    }
-
-    fn receive(
-        &self,
-        expected: &Sha256,
-        expected_size: u64,
-        reader: &mut impl Read,
-        incoming: &Path,
-    ) -> Result<PathBuf, StateError> {
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(incoming)
-            .map_err(|source| StateError::io("create", incoming, source))?;
-        let mut context = Context::new(&SHA256);
-        let mut received: u64 = 0;
-        let mut buffer = vec![0u8; BUFFER_SIZE];
-        loop {
-            let count = match reader.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(count) => count,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(StateError::PayloadSource {
-                        digest: expected.clone(),
-                        source,
-                    });
-                }
-            };
-            // usize to u64 never truncates on the platforms Roleout runs on.
-            received += count as u64;
-            if received > expected_size {
-                return Err(StateError::SizeMismatch {
+        self.store
+            .put_expecting(
+                &format!("payload {expected}"),
+                reader,
+                expected,
+                expected_size,
+            )
+            .map_err(|error| match error {
+                ContentError::Source { source, .. } => StateError::PayloadSource {
                     digest: expected.clone(),
-                    expected: expected_size,
-                    actual: None,
-                });
-            }
-            context.update(&buffer[..count]);
-            file.write_all(&buffer[..count])
-                .map_err(|source| StateError::io("write", incoming, source))?;
-        }
-        if received != expected_size {
-            return Err(StateError::SizeMismatch {
-                digest: expected.clone(),
-                expected: expected_size,
-                actual: Some(received),
-            });
-        }
-        let actual = digest_of(context);
-        if &actual != expected {
-            return Err(StateError::DigestMismatch {
-                expected: expected.clone(),
-                actual,
-            });
-        }
-        file.set_permissions(fs::Permissions::from_mode(ENTRY_MODE))
-            .map_err(|source| StateError::io("set the mode of", incoming, source))?;
-        file.sync_all()
-            .map_err(|source| StateError::io("fsync", incoming, source))?;
-        drop(file);
-
-        let path = self.entry_path(expected);
-        // entry_path always has a shard directory as parent.
-        let shard = path.parent().unwrap_or(&self.entries_dir).to_path_buf();
-        let shard_is_new = !shard.exists();
-        atomic::ensure_directory(&shard, PRIVATE_DIR_MODE)?;
-        if shard_is_new {
-            atomic::sync_directory(&self.entries_dir)?;
-        }
-        fs::rename(incoming, &path).map_err(|source| StateError::io("rename", incoming, source))?;
-        atomic::sync_directory(&shard)?;
-        atomic::sync_directory(&self.incoming_dir)?;
-        Ok(path)
+                    source,
+                },
+                ContentError::SizeMismatch {
+                    expected: size,
+                    actual,
+                    ..
+                } => StateError::SizeMismatch {
+                    digest: expected.clone(),
+                    expected: size,
+                    actual,
+                },
+                ContentError::DigestMismatch { actual, .. } => StateError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                },
+                other => store_error(self.store.root(), other),
+            })
     }
 
     /// Puts the cached payload `digest` at `destination` (in a run's payload
@@ -446,6 +389,15 @@ impl PayloadCache {
             )),
         }
     }
+}
+
+/// A failure of the content store under the cache.
+fn store_error(cache_dir: &Path, error: ContentError) -> StateError {
+    StateError::io(
+        "use the payload cache in",
+        cache_dir,
+        io::Error::other(error.to_string()),
+    )
 }
 
 fn remove_entry(entry: &CacheEntry) -> Result<(), StateError> {

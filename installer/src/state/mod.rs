@@ -13,7 +13,7 @@
 //!   outbox/reports.log    reports roleoutd has not acknowledged yet, in creation order
 //! CACHE_DIR/              payloads by digest (often /var/cache/roleout; the caller decides)
 //!   sha256/ab/abcdef…
-//!   incoming/             downloads being verified; never read as cache entries
+//!   tmp/                  downloads being verified; never read as cache entries
 //! ```
 //!
 //! - [`atomic`]: whole-file replacement with the fsyncs that make it durable

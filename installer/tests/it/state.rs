@@ -1456,7 +1456,7 @@ fn the_cache_verifies_what_enters_and_refuses_a_mismatch() {
     assert!(!cache.entry_path(&actual).exists());
     assert_eq!(cache.entries().expect("list").len(), 1);
     assert!(
-        fs::read_dir(directory.path().join("cache/incoming"))
+        fs::read_dir(directory.path().join("cache/tmp"))
             .expect("list")
             .next()
             .is_none()
@@ -1630,9 +1630,14 @@ fn opening_the_cache_removes_unfinished_downloads() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let lock = StateLock::acquire(directory.path().join("state")).expect("lock");
     drop(open_cache(directory.path(), &lock));
-    let unfinished = directory.path().join("cache/incoming/abc.1.0");
+    let unfinished = directory.path().join("cache/tmp/.tmpabc123");
     fs::write(&unfinished, b"half a download").expect("write");
+    // Where an older roleout left its unfinished downloads.
+    let older = directory.path().join("cache/incoming/abc.1.0");
+    fs::create_dir_all(older.parent().expect("a folder")).expect("mkdir");
+    fs::write(&older, b"half a download").expect("write");
     let cache = open_cache(directory.path(), &lock);
     assert!(!unfinished.exists());
+    assert!(!older.exists());
     assert!(cache.entries().expect("list").is_empty());
 }

@@ -51,6 +51,27 @@ pub enum ContentError {
         /// The digest it has.
         actual: Sha256,
     },
+    /// The source of the bytes failed while they were read (a download
+    /// cut off, a file that went away).
+    #[error("{what}: cannot read it: {source}")]
+    Source {
+        /// What was being stored.
+        what: String,
+        /// What the source said.
+        #[source]
+        source: io::Error,
+    },
+    /// The bytes were not as long as they were said to be.
+    #[error("{what}: expected {expected} bytes, but {}", match .actual { Some(actual) => format!("it has {actual}"), None => "it has more".to_owned() })]
+    SizeMismatch {
+        /// What was being stored.
+        what: String,
+        /// The length it should have.
+        expected: u64,
+        /// The length it has; none when it passed the expected length
+        /// (reading stopped there).
+        actual: Option<u64>,
+    },
     /// A store asked for content does not hold it.
     #[error("{store} does not hold {digest}")]
     Missing {
@@ -105,6 +126,9 @@ pub fn digest_of(bytes: &[u8]) -> Sha256 {
 #[derive(Debug, Clone)]
 pub struct ContentStore {
     root: PathBuf,
+    /// The mode files are given before they are named; the temporary
+    /// file's (0600) when none.
+    entry_mode: Option<u32>,
 }
 
 impl ContentStore {
@@ -115,7 +139,55 @@ impl ContentStore {
             fs::create_dir_all(&folder)
                 .map_err(io_error(format!("cannot create {}", folder.display())))?;
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            entry_mode: None,
+        })
+    }
+
+    /// Files named from now on get `mode` (0400 for the agent's payloads:
+    /// read-only, owner only).
+    pub fn with_entry_mode(mut self, mode: u32) -> Self {
+        self.entry_mode = Some(mode);
+        self
+    }
+
+    /// Removes what a crash left half-written in the store's temporary
+    /// folder. Only for a caller that knows no other process writes to the
+    /// store now.
+    pub fn clear_temporary(&self) -> Result<usize, ContentError> {
+        let tmp = self.root.join("tmp");
+        let mut removed = 0;
+        for leftover in
+            fs::read_dir(&tmp).map_err(io_error(format!("cannot list {}", tmp.display())))?
+        {
+            let leftover = leftover.map_err(io_error(format!("cannot list {}", tmp.display())))?;
+            fs::remove_file(leftover.path()).map_err(io_error(format!(
+                "cannot remove {}",
+                leftover.path().display()
+            )))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Stores what `reader` yields, which must be exactly `size` bytes with
+    /// digest `expected` (reading stops as soon as it passes `size`, so a
+    /// wrong source cannot fill the disk); returns the file's path. When the
+    /// store holds `expected` already, `reader` is not read.
+    pub fn put_expecting(
+        &self,
+        what: &str,
+        reader: impl Read,
+        expected: &Sha256,
+        size: u64,
+    ) -> Result<PathBuf, ContentError> {
+        let target = self.path_of(expected);
+        if target.is_file() {
+            return Ok(target);
+        }
+        self.receive(what, reader, Some(expected), Some(size))?;
+        Ok(target)
     }
 
     /// The store's folder.
@@ -179,8 +251,18 @@ impl ContentStore {
     pub fn put_reader(
         &self,
         what: &str,
+        reader: impl Read,
+        expected: Option<&Sha256>,
+    ) -> Result<(Sha256, u64), ContentError> {
+        self.receive(what, reader, expected, None)
+    }
+
+    fn receive(
+        &self,
+        what: &str,
         mut reader: impl Read,
         expected: Option<&Sha256>,
+        size: Option<u64>,
     ) -> Result<(Sha256, u64), ContentError> {
         let tmp = self.root.join("tmp");
         let mut temporary = tempfile::NamedTempFile::new_in(&tmp).map_err(io_error(format!(
@@ -195,8 +277,22 @@ impl ContentStore {
                 Ok(0) => break,
                 Ok(read) => read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(io_error(format!("cannot read {what}"))(error)),
+                Err(source) => {
+                    return Err(ContentError::Source {
+                        what: what.to_owned(),
+                        source,
+                    });
+                }
             };
+            if let Some(expected) = size
+                && length + read as u64 > expected
+            {
+                return Err(ContentError::SizeMismatch {
+                    what: what.to_owned(),
+                    expected,
+                    actual: None,
+                });
+            }
             context.update(&buffer[..read]);
             temporary
                 .write_all(&buffer[..read])
@@ -205,6 +301,15 @@ impl ContentStore {
                     temporary.path().display()
                 )))?;
             length += read as u64;
+        }
+        if let Some(expected) = size
+            && length != expected
+        {
+            return Err(ContentError::SizeMismatch {
+                what: what.to_owned(),
+                expected,
+                actual: Some(length),
+            });
         }
         let actual = finish(context);
         if let Some(expected) = expected
@@ -221,19 +326,41 @@ impl ContentStore {
             // Same digest, same bytes: the temporary file is dropped.
             return Ok((actual, length));
         }
+        if let Some(mode) = self.entry_mode {
+            use std::os::unix::fs::PermissionsExt;
+            temporary
+                .as_file()
+                .set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_error(format!(
+                    "cannot set the mode of {}",
+                    temporary.path().display()
+                )))?;
+        }
         temporary.as_file().sync_all().map_err(io_error(format!(
             "cannot sync {}",
             temporary.path().display()
         )))?;
-        if let Some(folder) = target.parent() {
-            fs::create_dir_all(folder)
-                .map_err(io_error(format!("cannot create {}", folder.display())))?;
+        // Durable once named: the file, its new shard folder, the name.
+        let shard = target.parent().unwrap_or(&self.root);
+        let new_shard = !shard.is_dir();
+        fs::create_dir_all(shard)
+            .map_err(io_error(format!("cannot create {}", shard.display())))?;
+        if new_shard {
+            sync_folder(&self.root.join("sha256"))?;
         }
         temporary.persist(&target).map_err(|error| {
             io_error(format!("cannot move into {}", target.display()))(error.error)
         })?;
+        sync_folder(shard)?;
         Ok((actual, length))
     }
+}
+
+/// Makes a folder's entries durable (fsync of the folder).
+fn sync_folder(folder: &Path) -> Result<(), ContentError> {
+    File::open(folder)
+        .and_then(|handle| handle.sync_all())
+        .map_err(io_error(format!("cannot sync {}", folder.display())))
 }
 
 /// What a collection of the store removed.
