@@ -135,6 +135,19 @@ pub struct ImageApplyArgs {
     /// already are checked, not copied again). By default STATE_DIR/images/store.
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// Make the copy a machine of its own with this host name: its addresses (--address),
+    /// a new machine id, new SSH host keys, and none of the source's Roleout identity.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// An interface's address, `IFACE=ADDRESS/PREFIX` (`eth0=198.18.0.11/24`); repeatable.
+    #[arg(long, requires = "hostname")]
+    pub address: Vec<String>,
+    /// The default gateway, through the first --address.
+    #[arg(long, requires = "address")]
+    pub gateway: Option<String>,
+    /// A name server; repeatable.
+    #[arg(long, requires = "address")]
+    pub dns: Vec<String>,
 }
 
 /// Arguments of the hidden `supervise-step`.
@@ -348,7 +361,7 @@ pub fn main() -> i32 {
         Command::Uninstall(args) => uninstall(&cli, args, reporter.as_ref()),
         Command::RotateKey(args) => rotate_key(&cli, args),
         Command::RenewCertificate => renew_certificate(&cli),
-        Command::Image(ImageCommand::Capture(args)) => image_capture(args),
+        Command::Image(ImageCommand::Capture(args)) => image_capture(&cli, args),
         Command::Image(ImageCommand::Apply(args)) => image_apply(&cli, args),
         Command::SuperviseStep(_) => Ok(exit_code::USAGE),
     };
@@ -361,9 +374,9 @@ pub fn main() -> i32 {
     }
 }
 
-fn image_capture(args: &ImageCaptureArgs) -> Result<i32, EngineError> {
+fn image_capture(cli: &Cli, args: &ImageCaptureArgs) -> Result<i32, EngineError> {
     let name = roleout_model::image::ImageName::new(args.name.clone()).map_err(config)?;
-    let exclude = args
+    let mut exclude = args
         .exclude
         .iter()
         .map(|path| {
@@ -371,6 +384,24 @@ fn image_capture(args: &ImageCaptureArgs) -> Result<i32, EngineError> {
                 .map_err(|reason| config(format!("--exclude {path}: {reason}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // This machine's Roleout identity (its private key) is its own: it never
+    // goes into an image.
+    let root = args
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| args.root.clone());
+    let state = cli
+        .state_dir
+        .canonicalize()
+        .unwrap_or_else(|_| cli.state_dir.clone());
+    for own in [state.as_path(), Path::new("/var/lib/roleout")] {
+        if let Ok(inside) = own.strip_prefix(&root)
+            && let Ok(path) =
+                roleout_model::tree::TreePath::from_bytes(inside.as_os_str().as_encoded_bytes())
+        {
+            exclude.push(path);
+        }
+    }
     let options = crate::image::CaptureOptions {
         root: args.root.clone(),
         name,
@@ -401,27 +432,67 @@ fn image_apply(cli: &Cli, args: &ImageApplyArgs) -> Result<i32, EngineError> {
         .store
         .clone()
         .unwrap_or_else(|| cli.state_dir.join("images").join("store"));
-    let applied = crate::image::apply_file(&args.file, &args.root, &store)
+    let target = match &args.hostname {
+        None => None,
+        Some(hostname) => {
+            let mut interfaces = Vec::new();
+            for (index, given) in args.address.iter().enumerate() {
+                let (name, address) = given.split_once('=').ok_or_else(|| {
+                    config(format!(
+                        "--address {given}: write it as IFACE=ADDRESS/PREFIX (eth0=198.18.0.11/24)"
+                    ))
+                })?;
+                interfaces.push(roleout_model::image::InterfaceAddress {
+                    name: name.to_owned(),
+                    address: address.to_owned(),
+                    gateway: args.gateway.clone().filter(|_| index == 0),
+                    dns: if index == 0 {
+                        args.dns.clone()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+            Some(roleout_model::image::TargetConfiguration {
+                hostname: hostname.clone(),
+                interfaces,
+            })
+        }
+    };
+    let applied = crate::image::apply_file(&args.file, &args.root, &store, target.as_ref())
         .map_err(|error| config(error.to_string()))?;
     let description = &applied.unpacked.description;
+    let mut out = std::io::stdout();
     let _ = writeln!(
-        std::io::stdout(),
-        "image {} made in {}: {} entries, {} bytes written; {} content(s) stored, {} already held{}",
+        out,
+        "image {} made in {}: {} entries, {} bytes written; {} content(s) stored, {} already held",
         description.name,
         args.root.display(),
         applied.made.entries,
         applied.made.bytes,
         applied.unpacked.stored,
         applied.unpacked.present,
-        if applied.made.sockets_skipped > 0 {
-            format!(
-                "; {} socket(s) not made (they belong to the processes that listen on them)",
-                applied.made.sockets_skipped
-            )
-        } else {
-            String::new()
-        }
     );
+    if applied.made.sockets_skipped > 0 {
+        let _ = writeln!(
+            out,
+            "{} socket(s) not made: they belong to the processes that listen on them",
+            applied.made.sockets_skipped
+        );
+    }
+    if let Some(configured) = &applied.configured {
+        let _ = writeln!(
+            out,
+            "made a machine of its own: wrote {}; removed {} of the source's file(s){}",
+            configured.written.join(", "),
+            configured.removed.len(),
+            if configured.ssh_keys_made {
+                ""
+            } else {
+                "; no SSH host keys were made (no etc/ssh, or no ssh-keygen here)"
+            }
+        );
+    }
     Ok(exit_code::SUCCESS)
 }
 

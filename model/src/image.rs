@@ -249,10 +249,375 @@ impl ImageDescription {
     }
 }
 
+/// One network interface of a target, with the address it is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceAddress {
+    /// The interface (`eth0`, `enp1s0`).
+    pub name: String,
+    /// The address with its prefix length (`198.18.0.11/24`,
+    /// `2001:db8::11/64`).
+    pub address: String,
+    /// The default gateway through it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// Name servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+}
+
+impl InterfaceAddress {
+    /// Whether the address is IPv6.
+    fn is_v6(&self) -> bool {
+        self.address.contains(':')
+    }
+}
+
+/// What makes one target itself: its host name and addresses. (Its machine
+/// id, SSH host keys and Roleout identity are made new on it.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfiguration {
+    /// Its host name.
+    pub hostname: String,
+    /// Its interfaces' addresses.
+    pub interfaces: Vec<InterfaceAddress>,
+}
+
+impl TargetConfiguration {
+    /// Checks the host name (RFC 1123 labels), the interface names and the
+    /// addresses, naming the first thing wrong.
+    pub fn check(&self) -> Result<(), String> {
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|character| character.is_ascii_alphanumeric() || character == '-')
+        };
+        if self.hostname.is_empty()
+            || self.hostname.len() > 253
+            || !self.hostname.split('.').all(label_ok)
+        {
+            return Err(format!(
+                "host name {:?}: letters, digits and '-' in dot-separated labels of at most 63 characters",
+                self.hostname
+            ));
+        }
+        for interface in &self.interfaces {
+            let name_ok = !interface.name.is_empty()
+                && interface.name.len() <= 15
+                && interface.name.chars().all(|character| {
+                    character.is_ascii_alphanumeric() || "._-".contains(character)
+                });
+            if !name_ok {
+                return Err(format!(
+                    "interface name {:?} is not one Linux allows",
+                    interface.name
+                ));
+            }
+            let (address, prefix) = interface.address.split_once('/').ok_or_else(|| {
+                format!(
+                    "{}: address {:?} needs a prefix length (198.18.0.11/24)",
+                    interface.name, interface.address
+                )
+            })?;
+            let address: std::net::IpAddr = address
+                .parse()
+                .map_err(|_| format!("{}: {address:?} is not an IP address", interface.name))?;
+            let longest = if address.is_ipv6() { 128 } else { 32 };
+            if !prefix.parse::<u8>().is_ok_and(|prefix| prefix <= longest) {
+                return Err(format!(
+                    "{}: prefix length {prefix:?} is not 0 to {longest}",
+                    interface.name
+                ));
+            }
+            for other in interface.gateway.iter().chain(&interface.dns) {
+                other
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| format!("{}: {other:?} is not an IP address", interface.name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A file written on a target, and the files of the source it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFile {
+    /// Its path in the target (`etc/hostname`).
+    pub path: String,
+    /// Its mode.
+    pub mode: u32,
+    /// Its content.
+    pub content: String,
+}
+
+/// What configuring a target changes in the made tree: the files written,
+/// and the folders whose files of the source's own configuration go first
+/// (with the suffix they end in).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetPlan {
+    /// Files written.
+    pub files: Vec<TargetFile>,
+    /// `(folder, suffix)`: the source's files there ending so are removed.
+    pub removed: Vec<(String, String)>,
+}
+
+/// The host name and network files of a target, for every network flavour
+/// the image's system uses. `hosts` is the made tree's `etc/hosts`, whose
+/// lines naming the source's host name are given the target's.
+pub fn target_plan(
+    os: &OsConfiguration,
+    target: &TargetConfiguration,
+    hosts: Option<&str>,
+) -> Result<TargetPlan, String> {
+    target.check()?;
+    let name = &target.hostname;
+    let short = name.split('.').next().unwrap_or(name);
+    let mut plan = TargetPlan::default();
+    let mut file = |path: &str, mode: u32, content: String| {
+        plan.files.push(TargetFile {
+            path: path.to_owned(),
+            mode,
+            content,
+        });
+    };
+    file("etc/hostname", 0o644, format!("{name}\n"));
+    let source = os.hostname.as_deref().unwrap_or("");
+    let mut renamed = false;
+    let mut lines: Vec<String> = hosts
+        .unwrap_or("127.0.0.1\tlocalhost\n")
+        .lines()
+        .map(|line| {
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            if line.trim_start().starts_with('#') || source.is_empty() || words.len() < 2 {
+                return line.to_owned();
+            }
+            let source_short = source.split('.').next().unwrap_or(source);
+            if !words[1..]
+                .iter()
+                .any(|word| *word == source || *word == source_short)
+            {
+                return line.to_owned();
+            }
+            renamed = true;
+            for word in &mut words[1..] {
+                if *word == source {
+                    *word = name;
+                } else if *word == source_short {
+                    *word = short;
+                }
+            }
+            format!("{}\t{}", words[0], words[1..].join(" "))
+        })
+        .collect();
+    if !renamed {
+        lines.push(if short == name.as_str() {
+            format!("127.0.1.1\t{name}")
+        } else {
+            format!("127.0.1.1\t{name} {short}")
+        });
+    }
+    file("etc/hosts", 0o644, lines.join("\n") + "\n");
+    for flavour in &os.network {
+        match flavour {
+            NetworkFlavour::Ifupdown => {
+                let mut text =
+                    "# Written by Roleout for this machine.\nauto lo\niface lo inet loopback\n"
+                        .to_owned();
+                for interface in &target.interfaces {
+                    let family = if interface.is_v6() { "inet6" } else { "inet" };
+                    text.push_str(&format!(
+                        "\nauto {0}\niface {0} {family} static\n    address {1}\n",
+                        interface.name, interface.address
+                    ));
+                    if let Some(gateway) = &interface.gateway {
+                        text.push_str(&format!("    gateway {gateway}\n"));
+                    }
+                    if !interface.dns.is_empty() {
+                        text.push_str(&format!(
+                            "    dns-nameservers {}\n",
+                            interface.dns.join(" ")
+                        ));
+                    }
+                }
+                file("etc/network/interfaces", 0o644, text);
+            }
+            NetworkFlavour::SystemdNetworkd => {
+                plan.removed
+                    .push(("etc/systemd/network".to_owned(), ".network".to_owned()));
+                for interface in &target.interfaces {
+                    let mut text = format!(
+                        "# Written by Roleout for this machine.\n[Match]\nName={}\n\n[Network]\nAddress={}\n",
+                        interface.name, interface.address
+                    );
+                    if let Some(gateway) = &interface.gateway {
+                        text.push_str(&format!("Gateway={gateway}\n"));
+                    }
+                    for server in &interface.dns {
+                        text.push_str(&format!("DNS={server}\n"));
+                    }
+                    file(
+                        &format!("etc/systemd/network/10-roleout-{}.network", interface.name),
+                        0o644,
+                        text,
+                    );
+                }
+            }
+            NetworkFlavour::NetworkManager => {
+                plan.removed.push((
+                    "etc/NetworkManager/system-connections".to_owned(),
+                    String::new(),
+                ));
+                for interface in &target.interfaces {
+                    let (family, other) = if interface.is_v6() {
+                        ("ipv6", "ipv4")
+                    } else {
+                        ("ipv4", "ipv6")
+                    };
+                    let gateway = interface
+                        .gateway
+                        .as_ref()
+                        .map(|gateway| format!(",{gateway}"))
+                        .unwrap_or_default();
+                    let dns: String = interface
+                        .dns
+                        .iter()
+                        .map(|server| format!("{server};"))
+                        .collect();
+                    let mut text = format!(
+                        "# Written by Roleout for this machine.\n[connection]\nid=roleout-{0}\ntype=ethernet\ninterface-name={0}\n\n[{family}]\nmethod=manual\naddress1={1}{gateway}\n",
+                        interface.name, interface.address
+                    );
+                    if !dns.is_empty() {
+                        text.push_str(&format!("dns={dns}\n"));
+                    }
+                    text.push_str(&format!("\n[{other}]\nmethod=disabled\n"));
+                    file(
+                        &format!(
+                            "etc/NetworkManager/system-connections/roleout-{}.nmconnection",
+                            interface.name
+                        ),
+                        0o600,
+                        text,
+                    );
+                }
+            }
+            NetworkFlavour::Netplan => {
+                plan.removed
+                    .push(("etc/netplan".to_owned(), ".yaml".to_owned()));
+                let mut text = "# Written by Roleout for this machine.\nnetwork:\n  version: 2\n  ethernets:\n".to_owned();
+                for interface in &target.interfaces {
+                    text.push_str(&format!(
+                        "    {}:\n      addresses: [\"{}\"]\n",
+                        interface.name, interface.address
+                    ));
+                    if let Some(gateway) = &interface.gateway {
+                        text.push_str(&format!(
+                            "      routes:\n        - to: default\n          via: {gateway}\n"
+                        ));
+                    }
+                    if !interface.dns.is_empty() {
+                        text.push_str(&format!(
+                            "      nameservers:\n        addresses: [{}]\n",
+                            interface.dns.join(", ")
+                        ));
+                    }
+                }
+                file("etc/netplan/60-roleout.yaml", 0o600, text);
+            }
+        }
+    }
+    Ok(plan)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn target(name: &str, address: &str) -> TargetConfiguration {
+        TargetConfiguration {
+            hostname: name.to_owned(),
+            interfaces: vec![InterfaceAddress {
+                name: "eth0".to_owned(),
+                address: address.to_owned(),
+                gateway: Some("198.18.0.1".to_owned()),
+                dns: vec!["198.18.0.53".to_owned()],
+            }],
+        }
+    }
+
+    #[test]
+    fn every_network_flavour_of_the_image_gets_the_targets_addresses() {
+        let os = OsConfiguration {
+            hostname: Some("source-host".to_owned()),
+            network: vec![
+                NetworkFlavour::Ifupdown,
+                NetworkFlavour::SystemdNetworkd,
+                NetworkFlavour::NetworkManager,
+                NetworkFlavour::Netplan,
+            ],
+            ..OsConfiguration::default()
+        };
+        let hosts = "127.0.0.1\tlocalhost\n127.0.1.1\tsource-host\n";
+        let plan = target_plan(&os, &target("web-2", "198.18.0.12/24"), Some(hosts)).unwrap();
+        let file = |path: &str| {
+            plan.files
+                .iter()
+                .find(|file| file.path == path)
+                .unwrap_or_else(|| panic!("no {path}: {plan:?}"))
+        };
+        assert_eq!(file("etc/hostname").content, "web-2\n");
+        assert_eq!(
+            file("etc/hosts").content,
+            "127.0.0.1\tlocalhost\n127.0.1.1\tweb-2\n"
+        );
+        assert!(
+            file("etc/network/interfaces")
+                .content
+                .contains("address 198.18.0.12/24")
+        );
+        assert!(
+            file("etc/systemd/network/10-roleout-eth0.network")
+                .content
+                .contains("Address=198.18.0.12/24\nGateway=198.18.0.1")
+        );
+        let connection = file("etc/NetworkManager/system-connections/roleout-eth0.nmconnection");
+        assert_eq!(connection.mode, 0o600);
+        assert!(
+            connection
+                .content
+                .contains("address1=198.18.0.12/24,198.18.0.1")
+        );
+        assert!(
+            file("etc/netplan/60-roleout.yaml")
+                .content
+                .contains("\"198.18.0.12/24\"")
+        );
+        assert_eq!(plan.removed.len(), 3);
+    }
+
+    #[test]
+    fn bad_names_and_addresses_are_named() {
+        for (name, address, wrong) in [
+            ("-web", "198.18.0.1/24", "host name"),
+            ("web", "198.18.0.1", "prefix"),
+            ("web", "198.18.0.300/24", "not an IP"),
+            ("web", "198.18.0.1/33", "prefix length"),
+        ] {
+            let error = target(name, address).check().unwrap_err();
+            assert!(error.contains(wrong), "{name} {address}: {error}");
+        }
+        assert!(
+            target("web-2.example.org", "2001:db8::2/64")
+                .check()
+                .is_ok()
+        );
+    }
 
     #[test]
     fn image_names_are_plain() {

@@ -58,8 +58,8 @@ fn capture(state: &Path, root: &Path, name: &str, file: &Path) -> Output {
     captured
 }
 
-/// `roleout image apply FILE --root TARGET [--store STORE]`.
-fn apply(state: &Path, file: &Path, target: &Path, store: Option<&Path>) -> Output {
+/// `roleout image apply FILE --root TARGET [--store STORE] [MORE...]`.
+fn apply(state: &Path, file: &Path, target: &Path, store: Option<&Path>, more: &[&str]) -> Output {
     let mut args = vec![
         os("image"),
         os("apply"),
@@ -70,8 +70,27 @@ fn apply(state: &Path, file: &Path, target: &Path, store: Option<&Path>) -> Outp
     if let Some(store) = store {
         args.extend([os("--store"), store.as_os_str()]);
     }
+    args.extend(more.iter().map(|arg| os(arg)));
     roleout(state, &args)
 }
+
+/// The files a target has of its own after `--hostname` (host name, hosts,
+/// network, machine id, SSH host keys) and the source's Roleout identity,
+/// which no target gets.
+const PER_TARGET: &[&str] = &[
+    "etc/hostname",
+    "etc/hosts",
+    "etc/network/interfaces",
+    "etc/machine-id",
+    "etc/ssh/ssh_host_ed25519_key",
+    "etc/ssh/ssh_host_ed25519_key.pub",
+    "etc/ssh/ssh_host_rsa_key",
+    "etc/ssh/ssh_host_rsa_key.pub",
+    "etc/ssh/ssh_host_ecdsa_key",
+    "etc/ssh/ssh_host_ecdsa_key.pub",
+    "var/lib/roleout",
+    "var/lib/roleout/machine.key",
+];
 
 #[test]
 fn a_captured_system_is_made_again_on_two_targets_the_same_to_independent_tools() {
@@ -138,7 +157,20 @@ fn a_captured_system_is_made_again_on_two_targets_the_same_to_independent_tools(
 
     // Two targets share one store: the second brings nothing new.
     let store = top.path().join("store");
-    let one = apply(&state, &file, &first, Some(&store));
+    let one = apply(
+        &state,
+        &file,
+        &first,
+        Some(&store),
+        &[
+            "--hostname",
+            "web-1",
+            "--address",
+            "eth0=198.18.0.11/24",
+            "--gateway",
+            "198.18.0.1",
+        ],
+    );
     assert!(one.status.success(), "{}", said(&one));
     let contents = unpacked.manifest.contents().len();
     assert!(
@@ -146,15 +178,58 @@ fn a_captured_system_is_made_again_on_two_targets_the_same_to_independent_tools(
         "{}",
         said(&one)
     );
-    let two = apply(&state, &file, &second, Some(&store));
+    let two = apply(
+        &state,
+        &file,
+        &second,
+        Some(&store),
+        &[
+            "--hostname",
+            "web-2",
+            "--address",
+            "eth0=198.18.0.12/24",
+            "--gateway",
+            "198.18.0.1",
+        ],
+    );
     assert!(two.status.success(), "{}", said(&two));
     assert!(
         said(&two).contains(&format!("0 content(s) stored, {contents} already held")),
         "{}",
         said(&two)
     );
-    assert_same_to_independent_tools(&source, &first, &[]);
-    assert_same_to_independent_tools(&source, &second, &[]);
+    assert_same_to_independent_tools(&source, &first, PER_TARGET);
+    assert_same_to_independent_tools(&source, &second, PER_TARGET);
+    // Each target is a machine of its own.
+    for (target, name, address) in [
+        (&first, "web-1", "198.18.0.11/24"),
+        (&second, "web-2", "198.18.0.12/24"),
+    ] {
+        let read = |path: &str| fs::read_to_string(target.join(path)).unwrap();
+        assert_eq!(read("etc/hostname"), format!("{name}\n"));
+        assert!(
+            read("etc/hosts").contains(&format!("127.0.1.1\t{name}")),
+            "{}",
+            read("etc/hosts")
+        );
+        assert!(!read("etc/hosts").contains("source-host"));
+        assert!(read("etc/network/interfaces").contains(&format!("address {address}")));
+        assert!(
+            !target.join("var/lib/roleout/machine.key").exists(),
+            "the source's Roleout key was copied"
+        );
+        // New SSH host keys that ssh-keygen itself reads.
+        let key = target.join("etc/ssh/ssh_host_ed25519_key");
+        assert_ne!(fs::read(&key).unwrap(), b"not really a key\n");
+        run("ssh-keygen", &[os("-l"), os("-f"), key.as_os_str()]);
+    }
+    let machine_id = |root: &Path| fs::read_to_string(root.join("etc/machine-id")).unwrap();
+    assert_ne!(machine_id(&first), machine_id(&source));
+    assert_ne!(machine_id(&first), machine_id(&second));
+    assert_ne!(
+        fs::read(first.join("etc/ssh/ssh_host_ed25519_key")).unwrap(),
+        fs::read(second.join("etc/ssh/ssh_host_ed25519_key")).unwrap()
+    );
 
     // The unchanged source captured again has the same manifest.
     let again = top.path().join("again.rimg");
@@ -186,7 +261,7 @@ fn image_files_cut_short_or_tampered_with_are_refused_and_nothing_is_made() {
         let target = top.path().join(format!("{name}-target"));
         fs::create_dir(&target).unwrap();
         let store = top.path().join(format!("{name}-store"));
-        let applied = apply(&state, &bad, &target, Some(&store));
+        let applied = apply(&state, &bad, &target, Some(&store), &[]);
         assert!(!applied.status.success(), "{name}: {}", said(&applied));
         let text = said(&applied);
         assert!(
@@ -224,7 +299,7 @@ fn image_files_cut_short_or_tampered_with_are_refused_and_nothing_is_made() {
     let busy = top.path().join("busy");
     fs::create_dir(&busy).unwrap();
     fs::write(busy.join("keep"), "mine").unwrap();
-    let applied = apply(&state, &file, &busy, None);
+    let applied = apply(&state, &file, &busy, None, &[]);
     assert!(!applied.status.success(), "{}", said(&applied));
     assert!(
         said(&applied).contains("is not an empty folder"),

@@ -23,6 +23,10 @@ use roleout_store::tree::{Made, ScanOptions, TreeError, materialize, scan};
 
 use crate::inventory::{self, InventoryError};
 
+pub mod target;
+
+pub use self::target::Configured;
+
 /// What went wrong capturing or applying an image.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -364,12 +368,24 @@ pub struct Applied {
     pub unpacked: Unpacked,
     /// What was made.
     pub made: Made,
+    /// What made it a machine of its own, when a target was given.
+    pub configured: Option<Configured>,
 }
 
 /// Makes the image in `file` again in `root`, an empty folder, with its
 /// contents kept in `store` (a content store: what it holds already is
-/// checked, not copied again).
-pub fn apply_file(file: &Path, root: &Path, store: &Path) -> Result<Applied, ImageError> {
+/// checked, not copied again); with `target`, then makes it that machine
+/// (see [`target::configure`]).
+pub fn apply_file(
+    file: &Path,
+    root: &Path,
+    store: &Path,
+    target: Option<&roleout_model::image::TargetConfiguration>,
+) -> Result<Applied, ImageError> {
+    if let Some(target) = target {
+        // Refused before anything is read or made.
+        target.check().map_err(ImageError::Usage)?;
+    }
     if !root.is_dir() {
         return Err(ImageError::Usage(format!(
             "{} is not a folder: make it (empty) first",
@@ -379,7 +395,14 @@ pub fn apply_file(file: &Path, root: &Path, store: &Path) -> Result<Applied, Ima
     let store = ContentStore::new(store)?;
     let unpacked = image_file::read(file, &store)?;
     let made = materialize(&unpacked.manifest, &store, root)?;
-    Ok(Applied { unpacked, made })
+    let configured = target
+        .map(|target| target::configure(root, &unpacked.description.os, target))
+        .transpose()?;
+    Ok(Applied {
+        unpacked,
+        made,
+        configured,
+    })
 }
 
 #[cfg(test)]
