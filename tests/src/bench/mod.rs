@@ -8,6 +8,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod build;
+pub(crate) mod image;
 pub(crate) mod install;
 pub(crate) mod serve;
 pub(crate) mod server;

@@ -27,7 +27,7 @@ const SUITE: &str = "bench-update";
 
 /// Deterministic filler (SplitMix64), so the payload does not compress
 /// and runs are comparable.
-fn fill(seed: u64, length: usize) -> Vec<u8> {
+pub(crate) fn fill(seed: u64, length: usize) -> Vec<u8> {
     let mut state = seed;
     let mut bytes = Vec::with_capacity(length + 8);
     while bytes.len() < length {

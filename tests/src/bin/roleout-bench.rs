@@ -17,7 +17,7 @@ const USAGE: &str =
     "usage: roleout-bench [--check] [--runs N] [--only ID[,ID...]] [--sizes N[,N...]]
   --check   exit 1 when a figure misses its target
   --runs    alternating runs of A and B per row (default 5)
-  --only    run only these rows (B1,B2,B3,B4,B5,B6)
+  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8)
   --sizes   catalog sizes for B1 (default 100,1000,10000)";
 
 struct Options {
@@ -168,6 +168,16 @@ fn main() -> ExitCode {
             "update after 5% of a 200 MB payload changed",
             bench::update::run(),
         );
+    }
+    if report.wanted("B7") || report.wanted("B8") {
+        match bench::image::run(runs) {
+            Ok(rows) => {
+                for row in rows {
+                    report.row(&row.id.clone(), "", Ok(row));
+                }
+            }
+            Err(error) => report.row("B7", "capture and apply an image of 1 GiB", Err(error)),
+        }
     }
     let check = report.options.check;
     if report.failed > 0 {
