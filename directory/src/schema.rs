@@ -220,6 +220,13 @@ pub(crate) const ROLE_MACHINE_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::Time,
         single_value: true,
     },
+    AttributeType {
+        number: 11,
+        name: "roleoutLease",
+        description: "Who holds the entry, for which job, until when: v1;SERIAL;EXPIRES;HOLDER;JOB",
+        syntax: Syntax::ExactText,
+        single_value: true,
+    },
 ];
 
 /// The roles and machines object classes (numbers 1-49).
@@ -249,6 +256,7 @@ pub(crate) const ROLE_MACHINE_CLASSES: &[ObjectClass] = &[
             "roleoutCertificateFingerprint",
             "roleoutEnrolmentToken",
             "roleoutLastSeen",
+            "roleoutLease",
         ],
     },
 ];

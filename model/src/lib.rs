@@ -16,6 +16,7 @@ pub mod ids;
 pub mod image;
 pub mod inventory;
 pub mod keys;
+pub mod lease;
 pub mod machine;
 pub mod pattern;
 pub mod product;

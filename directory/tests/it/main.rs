@@ -8,6 +8,7 @@ mod cache;
 mod catalog;
 mod feed;
 mod injection;
+mod leases;
 mod machines;
 mod outage;
 mod roles;
