@@ -238,6 +238,7 @@ impl LocalDirectory {
         };
         directory.initialize()?;
         directory.upgrade_schema()?;
+        directory.upgrade_access()?;
         directory.initialize_sync()?;
         if directory.options.tls {
             directory.initialize_tls()?;
@@ -783,6 +784,36 @@ impl LocalDirectory {
         write_file(&copy, ROLEOUT_LDIF, 0o644)
     }
 
+    /// Brings the access rules of a state made by an older Roleout up to
+    /// this one's, offline (`slapmodify` replaces the database's
+    /// `olcAccess`): a rule that lets roleoutd write a newer attribute
+    /// reaches existing directories too. The copy kept in the state
+    /// (`access.ldif`) says which rules the state has.
+    fn upgrade_access(&self) -> Result<()> {
+        let rules = access_ldif(&self.options.suffix);
+        let copy = self.state.join("access.ldif");
+        if fs::read_to_string(&copy).is_ok_and(|text| text == rules) {
+            return Ok(());
+        }
+        let path = self.state.join("access-upgrade.ldif");
+        write_file(
+            &path,
+            &format!(
+                "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n{rules}-\n"
+            ),
+            0o600,
+        )?;
+        let outcome = self.run_slap_tool(
+            &self.programs.slapmodify,
+            &["-n0", "-F"],
+            &path,
+            "the access rules",
+        );
+        let _ = fs::remove_file(&path);
+        outcome?;
+        write_file(&copy, &rules, 0o644)
+    }
+
     /// Adds the syncprov module and overlay to a state made before
     /// Roleout's change feed existed (new states have them from the
     /// start), offline: `slapmodify` loads the module, `slapadd` adds the
@@ -901,10 +932,7 @@ impl Drop for LocalDirectory {
 /// The `cn=config` LDIF for a private slapd in `state` serving `suffix`.
 fn config_ldif(state: &Path, suffix: &str) -> String {
     let state = state.display();
-    let base = format!("ou=roleout,{suffix}");
     let root = format!("cn=admin,{suffix}");
-    let admins = format!("cn=admins,{base}");
-    let builder = format!("cn=roleoutd,{base}");
     // SASL EXTERNAL over ldapi names the peer by uid and gid; map ours to the
     // root DN. The `\+` is required: an unescaped + never matches.
     let uid = nix::unistd::getuid();
@@ -970,9 +998,23 @@ olcDbIndex: roleoutCertificateFingerprint eq
 olcDbIndex: roleoutOf eq
 olcDbIndex: roleoutSuiteName eq
 olcDbIndex: roleoutMachineName eq
+olcDbIndex: roleoutHardwareKey eq
 olcLimits: {{0}}* size=unlimited
 "
     );
+    out.push_str(&access_ldif(suffix));
+    out.push('\n');
+    out.push_str(SYNCPROV_OVERLAY);
+    out
+}
+
+/// The database's access rules as `olcAccess` lines (one per rule, in
+/// order), for the database entry and for bringing an older state's rules
+/// up to date.
+fn access_ldif(suffix: &str) -> String {
+    let base = format!("ou=roleout,{suffix}");
+    let admins = format!("cn=admins,{base}");
+    let builder = format!("cn=roleoutd,{base}");
     // Access rules, first match wins. Passwords: only for binding, and
     // changeable by their owner and the admins.
     let rules = [
@@ -981,11 +1023,12 @@ olcLimits: {{0}}* size=unlimited
         format!("to dn.subtree=\"ou=builds,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         format!("to dn.subtree=\"ou=reports,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         // Enrolment attributes of machine entries, wherever they live: the
-        // builder records certificates, facts and last-seen times. Enabling
-        // a machine (roleoutEnabled) stays with the admins.
+        // builder records certificates, facts, hardware and last-seen
+        // times, and takes leases as an installation engine. Enabling a
+        // machine (roleoutEnabled) stays with the admins.
         format!(
             "to dn.subtree=\"{suffix}\" filter=(objectClass=roleoutMachine) \
-             attrs=roleoutEnrolment,roleoutEnrolmentToken,roleoutCertificateFingerprint,userCertificate,roleoutLastSeen,roleoutFact,roleoutOs,roleoutArch \
+             attrs=roleoutEnrolment,roleoutEnrolmentToken,roleoutCertificateFingerprint,userCertificate,roleoutLastSeen,roleoutFact,roleoutOs,roleoutArch,roleoutHardware,roleoutHardwareKey,roleoutLease \
              by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"
         ),
         // Machines that enrol on their own get an entry in Roleout's own
@@ -998,12 +1041,11 @@ olcLimits: {{0}}* size=unlimited
         // Everything else: admins write, the builder reads, nobody else.
         format!("to dn.subtree=\"{suffix}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" read by * none"),
     ];
+    let mut out = String::new();
     for (index, rule) in rules.iter().enumerate() {
         let rule = rule.replace("ADMINS", &admins).replace("BUILDER", &builder);
         let _ = writeln!(out, "olcAccess: {{{index}}}{rule}");
     }
-    out.push('\n');
-    out.push_str(SYNCPROV_OVERLAY);
     out
 }
 

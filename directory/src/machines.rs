@@ -571,6 +571,58 @@ impl Directory {
         self.modify(dn, modifications).await
     }
 
+    /// Stores (or with `None` removes) the hardware inventory of the
+    /// machine at `dn`, with its hardware key (searchable on its own).
+    #[instrument(skip(self, hardware))]
+    pub async fn set_machine_hardware(
+        &self,
+        dn: &str,
+        hardware: Option<&roleout_model::inventory::Inventory>,
+    ) -> Result<()> {
+        let (json, key) = match hardware {
+            Some(hardware) => (
+                HashSet::from([serde_json::to_vec(hardware).map_err(|error| {
+                    DirectoryError::Mapping {
+                        dn: dn.to_owned(),
+                        attribute: "roleoutHardware".to_owned(),
+                        message: error.to_string(),
+                    }
+                })?]),
+                bytes_set([hardware.key().as_str().as_bytes()]),
+            ),
+            None => (HashSet::new(), HashSet::new()),
+        };
+        self.modify(
+            dn,
+            vec![
+                Mod::Replace(attribute("roleoutHardware"), json),
+                Mod::Replace(attribute("roleoutHardwareKey"), key),
+            ],
+        )
+        .await
+    }
+
+    /// The hardware inventory stored on the machine at `dn`, if any.
+    #[instrument(skip(self))]
+    pub async fn machine_hardware(
+        &self,
+        dn: &str,
+    ) -> Result<Option<roleout_model::inventory::Inventory>> {
+        let Some(entry) = self.read(dn, &["roleoutHardware"]).await? else {
+            return Ok(None);
+        };
+        entry
+            .text("roleoutHardware")
+            .map(|text| {
+                serde_json::from_str(text).map_err(|error| DirectoryError::Mapping {
+                    dn: dn.to_owned(),
+                    attribute: "roleoutHardware".to_owned(),
+                    message: error.to_string(),
+                })
+            })
+            .transpose()
+    }
+
     /// Stores (or with `None` removes) the SHA-256 of the machine's one-time
     /// enrolment token.
     #[instrument(skip(self, digest))]

@@ -227,6 +227,20 @@ pub(crate) const ROLE_MACHINE_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::ExactText,
         single_value: true,
     },
+    AttributeType {
+        number: 12,
+        name: "roleoutHardware",
+        description: "The hardware inventory of the machine as its agent read it, JSON",
+        syntax: Syntax::ExactText,
+        single_value: true,
+    },
+    AttributeType {
+        number: 13,
+        name: "roleoutHardwareKey",
+        description: "SHA-256 of what makes two machines the same hardware, lowercase hex",
+        syntax: Syntax::Ascii,
+        single_value: true,
+    },
 ];
 
 /// The roles and machines object classes (numbers 1-49).
@@ -257,6 +271,8 @@ pub(crate) const ROLE_MACHINE_CLASSES: &[ObjectClass] = &[
             "roleoutEnrolmentToken",
             "roleoutLastSeen",
             "roleoutLease",
+            "roleoutHardware",
+            "roleoutHardwareKey",
         ],
     },
 ];

@@ -905,5 +905,8 @@ fn machine_facts(hostname: Option<String>) -> MachineFacts {
         hostname,
         ip: None,
         extra: Default::default(),
+        // A machine whose hardware cannot be read still enrols; its entry
+        // then has no inventory, and images cannot target it.
+        hardware: crate::inventory::read(Path::new("/")).ok(),
     }
 }

@@ -80,7 +80,7 @@ impl fmt::Debug for ImageName {
 
 /// An installed package of the source's package manager.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Package {
     /// Its name.
     pub name: String,
@@ -107,7 +107,7 @@ pub enum NetworkFlavour {
 
 /// What was captured of the source's operating system.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct OsConfiguration {
     /// `/etc/os-release`, by key (`ID`, `VERSION_ID`, `PRETTY_NAME`…).
     pub os_release: BTreeMap<String, String>,
@@ -124,7 +124,7 @@ pub struct OsConfiguration {
 
 /// One file system of the source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Partition {
     /// Where it is mounted, inside the captured root (`/`, `/var`).
     pub mount_point: String,
@@ -159,7 +159,7 @@ pub enum Compatibility {
 
 /// An image's description.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ImageDescription {
     /// [`FORMAT`].
     pub format: String,
@@ -251,7 +251,7 @@ impl ImageDescription {
 
 /// One network interface of a target, with the address it is given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct InterfaceAddress {
     /// The interface (`eth0`, `enp1s0`).
     pub name: String,
@@ -276,7 +276,7 @@ impl InterfaceAddress {
 /// What makes one target itself: its host name and addresses. (Its machine
 /// id, SSH host keys and Roleout identity are made new on it.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TargetConfiguration {
     /// Its host name.
     pub hostname: String,

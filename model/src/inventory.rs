@@ -24,7 +24,7 @@ pub enum Firmware {
 
 /// The processors.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Cpu {
     /// The model name (`/proc/cpuinfo` `model name`).
     pub model: String,
@@ -38,7 +38,7 @@ pub struct Cpu {
 
 /// A disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Disk {
     /// The kernel's name (`vda`, `nvme0n1`, `sda`).
     pub name: String,
@@ -58,7 +58,7 @@ pub struct Disk {
 
 /// A network interface with a device behind it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Nic {
     /// The kernel's name (`eth0`, `enp1s0`).
     pub name: String,
@@ -71,7 +71,7 @@ pub struct Nic {
 
 /// A PCI function.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PciDevice {
     /// Its address (`0000:00:1f.2`).
     pub slot: String,
@@ -98,7 +98,7 @@ impl PciDevice {
 
 /// What DMI (SMBIOS) says, when the machine has it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Dmi {
     /// `sys_vendor`.
     pub system_vendor: String,
@@ -118,7 +118,7 @@ pub struct Dmi {
 
 /// A machine's hardware.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Inventory {
     /// The architecture (`x86_64`, `aarch64`).
     pub arch: String,

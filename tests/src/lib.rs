@@ -598,6 +598,25 @@ impl World {
         })
     }
 
+    /// The hardware inventory stored on `machine`'s entry, if any.
+    pub fn stored_hardware(
+        &self,
+        machine: &Machine,
+    ) -> Option<roleout_model::inventory::Inventory> {
+        let machine_id = MachineId::new(&machine.name).expect("a valid machine name");
+        self.with_directory(async |directory| {
+            let entry = directory
+                .machine(&machine_id)
+                .await
+                .expect("the machine's entry")
+                .expect("the machine exists");
+            directory
+                .machine_hardware(&entry.dn)
+                .await
+                .expect("the hardware attribute reads")
+        })
+    }
+
     /// roleoutd's log so far.
     pub fn roleoutd_log(&self) -> String {
         fs::read_to_string(self.top().join("roleoutd.log")).unwrap_or_default()

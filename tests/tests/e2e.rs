@@ -931,3 +931,17 @@ fn a_program_scaffolded_from_debian_packages_brings_its_library_chain() {
     assert!(run.installed("viewer-fonts"), "{}", run.transcript());
     assert_eq!(other.dpkg("fonts-viewer"), None);
 }
+
+/// The machine's hardware, read by its agent, is stored on its entry when
+/// it enrols: what image targets are matched by and rules test.
+#[test]
+fn enrolment_stores_the_machines_hardware_on_its_entry() {
+    let world = World::start();
+    let machine = world.enroll("hardware-1", "end-user");
+    let stored = world
+        .stored_hardware(&machine)
+        .expect("the entry holds the hardware");
+    let read = roleout_installer::inventory::read(Path::new("/")).expect("this machine reads");
+    assert_eq!(stored, read);
+    assert!(stored.memory_bytes > 0 && stored.cpu.logical > 0);
+}

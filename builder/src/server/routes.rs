@@ -436,6 +436,17 @@ async fn enroll_inner(
         let written = directory
             .set_machine_facts(&entry.dn, Some(&facts.os), Some(&facts.arch), &facts.extra)
             .await;
+        // The hardware is for images and rules, not for enrolment: a
+        // directory whose access rules do not let roleoutd write it (one
+        // an organisation runs) still enrols the machine.
+        if written.is_ok()
+            && facts.hardware.is_some()
+            && let Err(error) = directory
+                .set_machine_hardware(&entry.dn, facts.hardware.as_ref())
+                .await
+        {
+            tracing::warn!(machine = %name, %error, "the machine's hardware was not stored");
+        }
         state.cache.forget_machine(&name, &entry.dn);
         written.map_err(directory_failed)?;
     }

@@ -455,3 +455,68 @@ fn a_state_made_with_an_older_schema_gets_the_current_one() {
         assert!(uninstall.remove_when_unassigned);
     });
 }
+
+/// A state made by a Roleout whose access rules did not let roleoutd write
+/// a machine's hardware gets today's rules when it is opened, and roleoutd
+/// may then write it.
+#[test]
+fn a_state_made_with_older_access_rules_gets_the_current_ones() {
+    let state = tempfile::tempdir().unwrap();
+    let path = state.path().join("directory");
+    drop(LocalDirectory::persistent(&path).unwrap());
+    let current = std::fs::read_to_string(path.join("access.ldif")).unwrap();
+    let older = current.replace(",roleoutHardware,roleoutHardwareKey,roleoutLease", "");
+    assert_ne!(older, current);
+    let change = state.path().join("older-access.ldif");
+    std::fs::write(
+        &change,
+        format!(
+            "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n{older}-\n"
+        ),
+    )
+    .unwrap();
+    let slapmodify = Command::new("/usr/sbin/slapmodify")
+        .args(["-n0", "-F"])
+        .arg(path.join("slapd.d"))
+        .arg("-l")
+        .arg(&change)
+        .output()
+        .unwrap();
+    assert!(slapmodify.status.success(), "{slapmodify:?}");
+    std::fs::write(path.join("access.ldif"), &older).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let hardware: roleout_model::inventory::Inventory = serde_json::from_str(
+        r#"{"arch":"x86_64","firmware":"bios","cpu":{"model":"m","vendor":"v","logical":1,"sockets":1},"memory-bytes":1024,"disks":[],"nics":[],"pci":[]}"#,
+    )
+    .unwrap();
+    let database = path.join("slapd.d/cn=config/olcDatabase={1}mdb.ldif");
+    let lets_roleoutd_write_hardware = || {
+        unfolded(&std::fs::read_to_string(&database).unwrap())
+            .iter()
+            .any(|line| line.contains("roleoutArch,roleoutHardware"))
+    };
+    assert!(!lets_roleoutd_write_hardware(), "the state is older now");
+    let reopened = LocalDirectory::persistent(&path).unwrap();
+    assert!(lets_roleoutd_write_hardware());
+    assert_eq!(
+        std::fs::read_to_string(path.join("access.ldif")).unwrap(),
+        current
+    );
+    runtime.block_on(async {
+        let admin = Directory::connect(&reopened.admin_settings())
+            .await
+            .unwrap();
+        let dn = admin.create_machine(&machine("hw-upgrade")).await.unwrap();
+        let builder = Directory::connect(&reopened.builder_settings())
+            .await
+            .unwrap();
+        builder
+            .set_machine_hardware(&dn, Some(&hardware))
+            .await
+            .unwrap();
+        assert_eq!(admin.machine_hardware(&dn).await.unwrap(), Some(hardware));
+    });
+}

@@ -172,6 +172,9 @@ pub struct MachineFacts {
     /// Other facts (`memory-mb = 16384`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
+    /// The machine's hardware, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<crate::inventory::Inventory>,
 }
 
 /// `POST /v1/enroll`: a machine offers its certificate for approval.

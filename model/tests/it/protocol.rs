@@ -320,6 +320,44 @@ fn enroll_request() -> EnrollRequest {
             hostname: Some("ws-0042.example.org".to_owned()),
             ip: Some("2001:db8::42".parse().unwrap()),
             extra: BTreeMap::from([("memory-mb".to_owned(), "16384".to_owned())]),
+            hardware: Some(roleout_model::inventory::Inventory {
+                arch: "x86_64".to_owned(),
+                firmware: roleout_model::inventory::Firmware::Uefi,
+                hypervisor: Some("QEMU".to_owned()),
+                cpu: roleout_model::inventory::Cpu {
+                    model: "Test CPU".to_owned(),
+                    vendor: "GenuineIntel".to_owned(),
+                    logical: 2,
+                    sockets: 1,
+                },
+                memory_bytes: 16 << 30,
+                disks: vec![roleout_model::inventory::Disk {
+                    name: "vda".to_owned(),
+                    size_bytes: 20 << 30,
+                    model: None,
+                    rotational: true,
+                    removable: false,
+                    controller: Some("0000:00:04.0".to_owned()),
+                }],
+                nics: vec![roleout_model::inventory::Nic {
+                    name: "eth0".to_owned(),
+                    mac: "52:54:00:12:34:56".to_owned(),
+                    driver: Some("virtio-pci".to_owned()),
+                }],
+                pci: vec![roleout_model::inventory::PciDevice {
+                    slot: "0000:00:04.0".to_owned(),
+                    vendor: "1af4".to_owned(),
+                    device: "1001".to_owned(),
+                    class: "010000".to_owned(),
+                    modalias: "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00".to_owned(),
+                    driver: Some("virtio-pci".to_owned()),
+                }],
+                dmi: Some(roleout_model::inventory::Dmi {
+                    system_vendor: "QEMU".to_owned(),
+                    product_name: "Standard PC".to_owned(),
+                    ..Default::default()
+                }),
+            }),
         },
         proof: Some(KeyProof {
             token: "aGVsbG8.d29ybGQ".to_owned(),
