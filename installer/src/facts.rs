@@ -208,6 +208,16 @@ impl Facts for SystemFacts {
     fn arch(&self) -> Result<String, FactError> {
         Ok(std::env::consts::ARCH.to_owned())
     }
+
+    /// The hardware is the machine's, not the install root's: read from
+    /// `/proc` and `/sys` once per run.
+    fn hardware(&self) -> Result<Option<roleout_model::inventory::Inventory>, FactError> {
+        static HARDWARE: std::sync::OnceLock<Option<roleout_model::inventory::Inventory>> =
+            std::sync::OnceLock::new();
+        Ok(HARDWARE
+            .get_or_init(|| crate::inventory::read(std::path::Path::new("/")).ok())
+            .clone())
+    }
 }
 
 #[cfg(test)]

@@ -102,6 +102,19 @@ pub enum Condition {
         /// Accepted architectures.
         names: Vec<String>,
     },
+    /// A fact of the machine's hardware (`crate::inventory::FACT_NAMES`):
+    /// known, or matching `matches` (for `pci`, any one modalias), or a
+    /// number at least `at_least`.
+    Hardware {
+        /// The fact's name (`memory.bytes`, `dmi.product-name`, `pci`).
+        fact: String,
+        /// A pattern the value must match.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matches: Option<Pattern>,
+        /// The least the value may be, for a number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_least: Option<u64>,
+    },
 }
 
 /// When a conditional install runs.
@@ -199,6 +212,10 @@ pub trait Facts {
     fn os(&self) -> Result<OsFacts, FactError>;
     /// The machine architecture (`x86_64`).
     fn arch(&self) -> Result<String, FactError>;
+    /// The machine's hardware; `None` where it cannot be known.
+    fn hardware(&self) -> Result<Option<crate::inventory::Inventory>, FactError> {
+        Ok(None)
+    }
 }
 
 /// The outcome of a condition and why.
@@ -457,6 +474,51 @@ impl Condition {
                     }
                 }
             }
+            Condition::Hardware {
+                fact,
+                matches,
+                at_least,
+            } => {
+                let Some(hardware) = facts.hardware()? else {
+                    return Ok(Evaluation::new(
+                        false,
+                        format!("the machine's hardware is not known, so not its {fact}"),
+                    ));
+                };
+                match (hardware.fact(fact), matches, at_least) {
+                    (None, _, _) => Evaluation::new(false, format!("the hardware has no {fact}")),
+                    (Some(value), _, Some(least)) => match value.parse::<u64>() {
+                        Ok(number) => Evaluation::new(
+                            number >= *least,
+                            format!(
+                                "{fact} is {number}, {} {least}",
+                                if number >= *least {
+                                    "at least"
+                                } else {
+                                    "less than"
+                                }
+                            ),
+                        ),
+                        Err(_) => Evaluation::new(
+                            false,
+                            format!("{fact} is {value:?}, not a number to compare with {least}"),
+                        ),
+                    },
+                    (Some(value), Some(pattern), None) => {
+                        match value.lines().find(|line| pattern.is_match(line)) {
+                            Some(line) => {
+                                Evaluation::new(true, format!("{fact} {line:?} matches {pattern}"))
+                            }
+                            None => {
+                                Evaluation::new(false, format!("{fact} does not match {pattern}"))
+                            }
+                        }
+                    }
+                    (Some(value), None, None) => {
+                        Evaluation::new(true, format!("{fact} is {value:?}"))
+                    }
+                }
+            }
             Condition::Arch { names } => {
                 let arch = facts.arch()?;
                 if names.is_empty() || in_list(names, &arch) {
@@ -705,6 +767,17 @@ mod tests {
         fn arch(&self) -> Result<String, FactError> {
             self.ask("arch".to_owned());
             Ok(self.arch.clone())
+        }
+
+        fn hardware(&self) -> Result<Option<crate::inventory::Inventory>, FactError> {
+            self.ask("hardware".to_owned());
+            Ok(serde_json::from_str(
+                r#"{"arch":"x86_64","firmware":"uefi","cpu":{"model":"Xeon","vendor":"GenuineIntel","logical":8,"sockets":1},
+                   "memory-bytes":17179869184,"disks":[],"nics":[],
+                   "pci":[{"slot":"0000:00:1f.2","vendor":"8086","device":"2922","class":"010601","modalias":"pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"}],
+                   "dmi":{"system-vendor":"Dell Inc.","product-name":"PowerEdge R650","product-version":"","board-vendor":"","board-name":"","bios-vendor":"","bios-version":""}}"#,
+            )
+            .ok())
         }
     }
 
@@ -1108,6 +1181,36 @@ mod tests {
             decision.reason().contains("file /opt/notes/VERSION exists"),
             "{}",
             decision.reason()
+        );
+    }
+
+    #[test]
+    fn hardware_facts_are_tested_by_presence_pattern_and_least_value() {
+        let machine = Machine::default();
+        let hardware =
+            |fact: &str, matches: Option<&str>, at_least: Option<u64>| Condition::Hardware {
+                fact: fact.to_owned(),
+                matches: matches.map(|pattern| Pattern::new(pattern).unwrap()),
+                at_least,
+            };
+        let holds = |condition: Condition| condition.evaluate(&machine).unwrap().holds;
+        assert!(holds(hardware("memory.bytes", None, Some(8 << 30))));
+        assert!(!holds(hardware("memory.bytes", None, Some(32 << 30))));
+        assert!(holds(hardware(
+            "dmi.product-name",
+            Some("^PowerEdge"),
+            None
+        )));
+        assert!(holds(hardware("pci", Some("v00008086d00002922"), None)));
+        assert!(!holds(hardware("pci", Some("v000010DE"), None)));
+        assert!(!holds(hardware("hypervisor", None, None)));
+        let evaluation = hardware("memory.bytes", None, Some(32 << 30))
+            .evaluate(&machine)
+            .unwrap();
+        assert!(
+            evaluation.explanation.contains("less than"),
+            "{}",
+            evaluation.explanation
         );
     }
 }

@@ -142,6 +142,30 @@ pub struct Inventory {
     pub dmi: Option<Dmi>,
 }
 
+/// The names [`Inventory::facts`] gives, which `<hardware fact="…">`
+/// conditions may test.
+pub const FACT_NAMES: &[&str] = &[
+    "arch",
+    "firmware",
+    "hypervisor",
+    "cpu.model",
+    "cpu.vendor",
+    "cpu.logical",
+    "cpu.sockets",
+    "memory.bytes",
+    "disk.count",
+    "disk.largest-bytes",
+    "nic.count",
+    "pci",
+    "dmi.system-vendor",
+    "dmi.product-name",
+    "dmi.product-version",
+    "dmi.board-vendor",
+    "dmi.board-name",
+    "dmi.bios-vendor",
+    "dmi.bios-version",
+];
+
 impl Inventory {
     /// The storage controllers among the PCI functions.
     pub fn storage_controllers(&self) -> impl Iterator<Item = &PciDevice> {
@@ -338,6 +362,9 @@ mod tests {
             inventory.fact("dmi.product-name").as_deref(),
             Some("Standard PC")
         );
+        for name in inventory.facts().keys() {
+            assert!(FACT_NAMES.contains(name), "{name} is not listed");
+        }
         let text = serde_json::to_string(&inventory).unwrap();
         assert_eq!(serde_json::from_str::<Inventory>(&text).unwrap(), inventory);
     }

@@ -1490,3 +1490,31 @@ fn a_full_disk_in_the_state_folder_stops_the_run_with_the_reason_and_loses_nothi
     let out = String::from_utf8_lossy(&status.stdout);
     assert!(out.contains("installed: last 1.0"), "{out}");
 }
+
+#[test]
+fn a_hardware_condition_is_decided_by_this_machines_hardware() {
+    let mut fixture = Fixture::new();
+    let product = |id: &str, least: u64| {
+        format!(
+            r#"<product xmlns="urn:roleout:descriptor:1" id="{id}" version="1.0">
+  <description vendor="Test"><name lang="en">{id}</name><summary lang="en">{id}</summary></description>
+  <incremental><hardware fact="memory.bytes" at-least="{least}"/></incremental>
+  <install kind="script" timeout="60" shell="true"><arg>echo ran >> "$1"</arg><arg>{marker}</arg></install>
+</product>"#,
+            marker = fixture.marker(id).display()
+        )
+    };
+    let small = fixture.product(&product("small", 1));
+    let huge = fixture.product(&product("huge", 1 << 60));
+    let suite = fixture.suite("hw", vec![small, huge], OnFailure::Continue);
+    fixture.publish(&suite);
+    let run = fixture.roleout(&["install", "hw"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_eq!(fixture.marker_count("small"), 1);
+    assert_eq!(fixture.marker_count("huge"), 0);
+    assert!(
+        text(&run).contains("less than 1152921504606846976"),
+        "{}",
+        text(&run)
+    );
+}

@@ -41,7 +41,7 @@ use super::dom::{Attribute, Document, Element, Node};
 use super::{Descriptor, Diagnostic, PayloadFolder, Severity};
 
 /// The element names of conditions.
-const CONDITIONS: [&str; 11] = [
+const CONDITIONS: [&str; 12] = [
     "all",
     "any",
     "not",
@@ -53,6 +53,7 @@ const CONDITIONS: [&str; 11] = [
     "process-not-running",
     "os",
     "arch",
+    "hardware",
 ];
 
 /// Where a diagnostic points.
@@ -1345,6 +1346,36 @@ impl<'a> Reader<'a> {
                             Ok(words)
                         })
                     })?,
+                }
+            }
+            "hardware" => {
+                self.check_attributes(element, &["fact", "matches", "at-least"]);
+                self.children(element, &[]);
+                let fact = self.value(element, "fact", |text| {
+                    if crate::inventory::FACT_NAMES.contains(&text) {
+                        Ok(text.to_owned())
+                    } else {
+                        Err(format!(
+                            "{text:?} is not a hardware fact; the facts are {}",
+                            crate::inventory::FACT_NAMES.join(", ")
+                        ))
+                    }
+                })?;
+                let matches = self.optional(element, "matches", parse_pattern);
+                let at_least = self.optional(element, "at-least", |text| {
+                    text.parse::<u64>()
+                        .map_err(|_| format!("{text:?} is not a whole number"))
+                });
+                if matches.is_some() && at_least.is_some() {
+                    self.error(
+                        at(element),
+                        "<hardware> takes matches or at-least, not both",
+                    );
+                }
+                Condition::Hardware {
+                    fact,
+                    matches,
+                    at_least,
                 }
             }
             other => {

@@ -379,6 +379,20 @@ impl Writer {
                 self.leaf("os", attributes);
             }
             Condition::Arch { names } => self.leaf("arch", vec![("names", names.join(" "))]),
+            Condition::Hardware {
+                fact,
+                matches,
+                at_least,
+            } => {
+                let mut attributes = vec![("fact", fact.clone())];
+                if let Some(pattern) = matches {
+                    attributes.push(("matches", pattern.as_str().to_owned()));
+                }
+                if let Some(least) = at_least {
+                    attributes.push(("at-least", least.to_string()));
+                }
+                self.leaf("hardware", attributes);
+            }
         }
     }
 

@@ -59,6 +59,9 @@ fn full_product() -> String {
     <all>
       <os family="linux" distribution="debian ubuntu" version="&gt;=12"/>
       <arch names="x86_64 aarch64"/>
+      <hardware fact="memory.bytes" at-least="4294967296"/>
+      <hardware fact="dmi.product-name" matches="^PowerEdge"/>
+      <hardware fact="hypervisor"/>
       <any>
         <file-exists path="/etc/notes"/>
         <file-sha256 path="/etc/notes/key" sha256="SHA"/>
@@ -222,8 +225,8 @@ fn a_product_using_every_element_round_trips() {
     let Some(Condition::All(conditions)) = &incremental.when else {
         panic!("expected <all>");
     };
-    assert_eq!(conditions.len(), 8);
-    let Condition::Command { versions, .. } = &conditions[6] else {
+    assert_eq!(conditions.len(), 11);
+    let Condition::Command { versions, .. } = &conditions[9] else {
         panic!("expected the versioned <command>");
     };
     assert_eq!(
@@ -818,4 +821,29 @@ fn a_system_requirement_names_a_package_or_a_file() {
             parsed.diagnostics
         );
     }
+}
+
+#[test]
+fn a_hardware_condition_names_a_known_fact_and_one_test() {
+    let wrong = parsed(
+        "hw.xml",
+        r#"<product xmlns="urn:roleout:descriptor:1" id="x" version="1"><incremental><hardware fact="ram"/></incremental><install><arg>/bin/true</arg></install></product>"#,
+    );
+    let errors: Vec<String> = wrong.errors().map(ToString::to_string).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.contains("\"ram\" is not a hardware fact")
+                && error.contains("memory.bytes")),
+        "{errors:?}"
+    );
+    let both = parsed(
+        "hw.xml",
+        r#"<product xmlns="urn:roleout:descriptor:1" id="x" version="1"><incremental><hardware fact="memory.bytes" matches="1" at-least="1"/></incremental><install><arg>/bin/true</arg></install></product>"#,
+    );
+    let errors: Vec<String> = both.errors().map(ToString::to_string).collect();
+    assert!(
+        errors.iter().any(|error| error.contains("not both")),
+        "{errors:?}"
+    );
 }
