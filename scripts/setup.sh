@@ -18,6 +18,8 @@ command -v tmux >/dev/null 2>&1 || need_packages+=(tmux)
 command -v getfattr >/dev/null 2>&1 || need_packages+=(attr)
 command -v setfacl >/dev/null 2>&1 || need_packages+=(acl)
 command -v setcap >/dev/null 2>&1 || [ -x /usr/sbin/setcap ] || need_packages+=(libcap2-bin)
+# Partition tables Roleout writes are checked against sfdisk's reading.
+command -v sfdisk >/dev/null 2>&1 || [ -x /usr/sbin/sfdisk ] || need_packages+=(fdisk)
 # A target made from an image gets new SSH host keys.
 command -v ssh-keygen >/dev/null 2>&1 || need_packages+=(openssh-client)
 

@@ -12,6 +12,7 @@ pub mod assemble;
 pub mod command;
 pub mod condition;
 pub mod descriptor;
+pub mod disk;
 pub mod ids;
 pub mod image;
 pub mod inventory;

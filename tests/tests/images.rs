@@ -308,3 +308,195 @@ fn image_files_cut_short_or_tampered_with_are_refused_and_nothing_is_made() {
     );
     assert_eq!(fs::read_to_string(busy.join("keep")).unwrap(), "mine");
 }
+
+/// A loop device over part of a disk file, detached when dropped (also
+/// when the test fails).
+struct Loop(String);
+
+impl Loop {
+    fn over(disk: &Path, offset: u64, size: u64) -> Loop {
+        let attached = run(
+            "losetup",
+            &[
+                os("--find"),
+                os("--show"),
+                os("--offset"),
+                os(&offset.to_string()),
+                os("--sizelimit"),
+                os(&size.to_string()),
+                disk.as_os_str(),
+            ],
+        );
+        Loop(String::from_utf8_lossy(&attached).trim().to_owned())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// What find (type, mode, owner, mtime, link), getfattr and sha256sum say
+/// of a tree, paths relative, in one text, leaving out `lost+found` and the
+/// given paths.
+const LISTING: &str = r#"cd "$1"; shift
+skip() { grep -v -e 'lost+found' "$@"; }
+find . -printf '%P %y %m %U %G %T@ %l\n' | LC_ALL=C sort | skip $(for path; do printf -- '-e %s ' "^$path "; done)
+find . ! -path '*lost+found*' -print0 | LC_ALL=C sort -z | xargs -0 getfattr -h -d -m - -e hex 2>/dev/null | skip $(for path; do printf -- '-e %s ' "$path"; done)
+find . -type f ! -path '*lost+found*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | skip $(for path; do printf -- '-e %s ' " ./$path\$"; done)
+"#;
+
+/// A namespace machine (seed-checklist §5, tier T1): a sparse disk file
+/// with a GPT Roleout writes (checked against sfdisk), its partitions
+/// reached through offset loop devices, real ext4 on each, mounted in a
+/// private mount namespace, and the image made on them as a machine of its
+/// own; what find, getfattr and sha256sum see there is the source's, but
+/// for the files that make the target itself.
+#[test]
+fn an_image_is_made_on_a_partitioned_disk_of_a_namespace_machine() {
+    assert!(
+        is_root(),
+        "this test attaches loop devices and mounts: run it as root"
+    );
+    let top = tempfile::tempdir().unwrap();
+    let (source, state) = (top.path().join("source"), top.path().join("state"));
+    fs::create_dir(&source).unwrap();
+    fixture(&source);
+    let file = top.path().join("web.rimg");
+    capture(&state, &source, "web", &file);
+    let peek = tempfile::tempdir().unwrap();
+    let image = image_file::read(&file, &ContentStore::new(peek.path()).unwrap()).unwrap();
+
+    // As if the source kept /var on a file system of its own.
+    let partition = |mount: &str, size: u64, growable: bool| roleout_model::image::Partition {
+        mount_point: mount.to_owned(),
+        fs_type: "ext4".to_owned(),
+        device: "/dev/vda".to_owned(),
+        size_bytes: size,
+        used_bytes: 0,
+        growable,
+    };
+    let partitions = [
+        partition("/", 4 << 30, true),
+        partition("/var", 1 << 30, false),
+    ];
+    let mut data = std::collections::BTreeMap::new();
+    for entry in image
+        .manifest
+        .entries()
+        .iter()
+        .filter(|entry| entry.content().is_some())
+    {
+        let mount = if entry.path.as_str().starts_with("var/") {
+            "/var"
+        } else {
+            "/"
+        };
+        *data.entry(mount.to_owned()).or_insert(0) += entry.data_bytes();
+    }
+    // A 64 MiB disk is too small (refused before anything is written); a
+    // 384 MiB one, smaller than the source's 5 GiB, fits the files.
+    assert!(matches!(
+        roleout_model::disk::plan(&partitions, &data, 64 << 20),
+        Err(roleout_model::disk::PlanError::DiskTooSmall { .. })
+    ));
+    let disk_bytes = 384 << 20;
+    let plan = roleout_model::disk::plan(&partitions, &data, disk_bytes).unwrap();
+    let disk = top.path().join("disk.img");
+    fs::File::create(&disk)
+        .unwrap()
+        .set_len(disk_bytes)
+        .unwrap();
+    roleout_store::disk::write_partition_table(&disk, &plan).unwrap();
+
+    // sfdisk reads the same table.
+    let table: serde_json::Value =
+        serde_json::from_slice(&run("sfdisk", &[os("--json"), disk.as_os_str()])).unwrap();
+    assert_eq!(table["partitiontable"]["label"], "gpt");
+    let listed = table["partitiontable"]["partitions"].as_array().unwrap();
+    assert_eq!(listed.len(), plan.partitions.len());
+    for (seen, planned) in listed.iter().zip(&plan.partitions) {
+        assert_eq!(seen["start"].as_u64().unwrap() * 512, planned.start_bytes);
+        assert_eq!(seen["size"].as_u64().unwrap() * 512, planned.size_bytes);
+        assert_eq!(seen["name"], planned.name.as_str());
+        assert_eq!(seen["type"], "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+    }
+
+    // Real file systems through offset loops, mounted only in a private
+    // mount namespace that ends with the shell.
+    let loops: Vec<Loop> = plan
+        .partitions
+        .iter()
+        .map(|partition| Loop::over(&disk, partition.start_bytes, partition.size_bytes))
+        .collect();
+    for device in &loops {
+        run("mkfs.ext4", &[os("-q"), os("-F"), os(&device.0)]);
+    }
+    let target = top.path().join("target");
+    fs::create_dir(&target).unwrap();
+    let (made, expected) = (top.path().join("made.txt"), top.path().join("expected.txt"));
+    let per_target = [
+        "etc/hostname",
+        "etc/hosts",
+        "etc/network/interfaces",
+        "etc/machine-id",
+        "etc/ssh/ssh_host_ed25519_key",
+        "etc/ssh/ssh_host_ed25519_key.pub",
+        "etc/ssh/ssh_host_rsa_key",
+        "etc/ssh/ssh_host_rsa_key.pub",
+        "etc/ssh/ssh_host_ecdsa_key",
+        "etc/ssh/ssh_host_ecdsa_key.pub",
+        "var/lib/roleout",
+        "var/lib/roleout/machine.key",
+    ];
+    let lister = top.path().join("listing.sh");
+    fs::write(&lister, LISTING).unwrap();
+    let script = format!(
+        "set -e; mount \"$1\" \"$3\"; mkdir \"$3/var\"; mount \"$2\" \"$3/var\"; \
+         \"$4\" --state-dir \"$5\" image apply \"$6\" --root \"$3\" --hostname web-3 --address eth0=198.18.0.13/24; \
+         sh \"$8\" \"$3\" {skip} > \"$7\"; cat \"$3/etc/hostname\" >> \"$7\"; \
+         stat -c 'var: %m' \"$3/var/lib\" >> \"$7\"",
+        skip = per_target.join(" ")
+    );
+    let inside = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(&loops[0].0)
+        .arg(&loops[1].0)
+        .arg(&target)
+        .arg(binary("roleout"))
+        .arg(&state)
+        .arg(&file)
+        .arg(&made)
+        .arg(&lister)
+        .output()
+        .unwrap();
+    assert!(inside.status.success(), "{}", said(&inside));
+    // Nothing stays mounted outside the namespace.
+    assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
+    let listing = Command::new("sh")
+        .arg(&lister)
+        .arg(&source)
+        .args(per_target)
+        .output()
+        .unwrap();
+    fs::write(&expected, &listing.stdout).unwrap();
+    let differences = Command::new("diff")
+        .arg(&expected)
+        .arg(&made)
+        .output()
+        .unwrap();
+    let made = fs::read_to_string(&made).unwrap();
+    let expected = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(
+        made.starts_with(&expected),
+        "the made tree differs (diff source made):\n{}",
+        String::from_utf8_lossy(&differences.stdout)
+    );
+    let rest = &made[expected.len()..];
+    assert!(rest.starts_with("web-3\n"), "{rest}");
+    assert!(
+        rest.ends_with("/target/var\n"),
+        "/var is not a mount point of its own: {rest}"
+    );
+}

@@ -6,6 +6,7 @@
 //! `roleout_model::protocol::signing`; this crate only reads and writes.
 
 pub mod content;
+pub mod disk;
 pub mod image_file;
 pub mod keys;
 pub mod tree;

@@ -471,16 +471,16 @@ pub struct Made {
     pub sockets_skipped: usize,
 }
 
-/// Makes the tree of `manifest` in `target`, an empty folder, with the
-/// contents from `store`. Every content is checked to be in the store
+/// Makes the tree of `manifest` in `target`, an empty folder (or a fresh
+/// file system, with only `lost+found`, and the mount points of the other
+/// file systems of the target in place), with the contents from `store`. Every content is checked to be in the store
 /// before anything is made.
 pub fn materialize(
     manifest: &Manifest,
     store: &ContentStore,
     target: &Path,
 ) -> Result<Made, TreeError> {
-    let mut listing = fs::read_dir(target).map_err(io_error(target, "list"))?;
-    if listing.next().is_some() {
+    if !fresh(target, true)? {
         return Err(TreeError::NotEmpty {
             path: target.display().to_string(),
         });
@@ -499,7 +499,11 @@ pub fn materialize(
         let full = place(&entry.path);
         match entry.kind {
             Kind::Dir => {
-                if !entry.path.is_root() {
+                // A folder there already is the mount point of another
+                // file system of the target (made empty but for
+                // `lost+found`): it takes the folder's attributes.
+                let mounted = full.is_dir() && fresh(&full, false)?;
+                if !entry.path.is_root() && !mounted {
                     fs::create_dir(&full).map_err(io_error(&full, "make the folder"))?;
                 }
             }
@@ -555,6 +559,29 @@ pub fn materialize(
         }
     }
     Ok(made)
+}
+
+/// Whether `folder` holds nothing but what a fresh file system holds
+/// (`lost+found`) and, with `mount_points`, folders where the target's
+/// other fresh file systems are mounted (another device).
+fn fresh(folder: &Path, mount_points: bool) -> Result<bool, TreeError> {
+    let device = fs::metadata(folder)
+        .map_err(io_error(folder, "read"))?
+        .dev();
+    for entry in fs::read_dir(folder).map_err(io_error(folder, "list"))? {
+        let entry = entry.map_err(io_error(folder, "list"))?;
+        if entry.file_name() == "lost+found" {
+            continue;
+        }
+        let path = entry.path();
+        let mounted = mount_points
+            && fs::symlink_metadata(&path)
+                .is_ok_and(|metadata| metadata.is_dir() && metadata.dev() != device);
+        if !(mounted && fresh(&path, true)?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn write_content(entry: &Entry, store: &ContentStore, full: &Path) -> Result<u64, TreeError> {
