@@ -20,6 +20,7 @@ use tracing::instrument;
 
 use crate::connection::{Directory, EntryValues};
 use crate::error::{DirectoryError, Result};
+use crate::machines::conditional;
 
 const LEASE: &str = "roleoutLease";
 
@@ -52,26 +53,6 @@ fn value(lease: &Lease) -> HashSet<Vec<u8>> {
 
 fn attribute() -> Vec<u8> {
     LEASE.as_bytes().to_vec()
-}
-
-/// `Ok(false)` when the modify's condition did not hold.
-fn conditional(result: Result<()>) -> Result<bool> {
-    use crate::error::result_code::{ATTRIBUTE_OR_VALUE_EXISTS, NO_SUCH_ATTRIBUTE};
-    // slapd answers an add to a single-valued attribute that has a value
-    // with constraintViolation.
-    const CONSTRAINT_VIOLATION: u32 = 19;
-    match result {
-        Ok(()) => Ok(true),
-        Err(error)
-            if matches!(
-                error.ldap_code(),
-                Some(NO_SUCH_ATTRIBUTE | ATTRIBUTE_OR_VALUE_EXISTS | CONSTRAINT_VIOLATION)
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(error) => Err(error),
-    }
 }
 
 impl Directory {

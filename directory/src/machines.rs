@@ -177,7 +177,7 @@ fn certificate_value(certificate: &[u8]) -> Mod<Vec<u8>> {
 /// The outcome of a modify that is conditional on a value being there
 /// (a delete of that value) or absent (an add to a single-valued
 /// attribute): `false` when the condition did not hold.
-fn conditional(result: Result<()>) -> Result<bool> {
+pub(crate) fn conditional(result: Result<()>) -> Result<bool> {
     use crate::error::result_code::{ATTRIBUTE_OR_VALUE_EXISTS, NO_SUCH_ATTRIBUTE};
     // slapd answers an add to a single-valued attribute that has a value
     // with constraintViolation.

@@ -436,20 +436,6 @@ fn an_image_is_made_on_a_partitioned_disk_of_a_namespace_machine() {
     let target = top.path().join("target");
     fs::create_dir(&target).unwrap();
     let (made, expected) = (top.path().join("made.txt"), top.path().join("expected.txt"));
-    let per_target = [
-        "etc/hostname",
-        "etc/hosts",
-        "etc/network/interfaces",
-        "etc/machine-id",
-        "etc/ssh/ssh_host_ed25519_key",
-        "etc/ssh/ssh_host_ed25519_key.pub",
-        "etc/ssh/ssh_host_rsa_key",
-        "etc/ssh/ssh_host_rsa_key.pub",
-        "etc/ssh/ssh_host_ecdsa_key",
-        "etc/ssh/ssh_host_ecdsa_key.pub",
-        "var/lib/roleout",
-        "var/lib/roleout/machine.key",
-    ];
     let lister = top.path().join("listing.sh");
     fs::write(&lister, LISTING).unwrap();
     let script = format!(
@@ -457,7 +443,7 @@ fn an_image_is_made_on_a_partitioned_disk_of_a_namespace_machine() {
          \"$4\" --state-dir \"$5\" image apply \"$6\" --root \"$3\" --hostname web-3 --address eth0=198.18.0.13/24; \
          sh \"$8\" \"$3\" {skip} > \"$7\"; cat \"$3/etc/hostname\" >> \"$7\"; \
          stat -c 'var: %m' \"$3/var/lib\" >> \"$7\"",
-        skip = per_target.join(" ")
+        skip = PER_TARGET.join(" ")
     );
     let inside = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
@@ -477,7 +463,7 @@ fn an_image_is_made_on_a_partitioned_disk_of_a_namespace_machine() {
     let listing = Command::new("sh")
         .arg(&lister)
         .arg(&source)
-        .args(per_target)
+        .args(PER_TARGET)
         .output()
         .unwrap();
     fs::write(&expected, &listing.stdout).unwrap();
@@ -498,5 +484,49 @@ fn an_image_is_made_on_a_partitioned_disk_of_a_namespace_machine() {
     assert!(
         rest.ends_with("/target/var\n"),
         "/var is not a mount point of its own: {rest}"
+    );
+}
+
+/// The imaging archive Roleout packs (one zstd tar) is unpacked by GNU tar
+/// alone into the source's tree: the same to find, getfattr, getcap and
+/// sha256sum, capabilities, ACLs and hardlinks included (000-C19).
+#[test]
+fn gnu_tar_unpacks_the_imaging_archive_into_the_same_tree() {
+    assert!(
+        is_root(),
+        "this test makes devices and sets owners: run it as root"
+    );
+    let top = tempfile::tempdir().unwrap();
+    let (source, unpacked) = (top.path().join("source"), top.path().join("unpacked"));
+    for folder in [&source, &unpacked] {
+        fs::create_dir(folder).unwrap();
+    }
+    fixture(&source);
+    let store = ContentStore::new(top.path().join("store")).unwrap();
+    let scanned = roleout_store::tree::scan(&source, &Default::default(), Some(&store)).unwrap();
+    let archive = top.path().join("area.tar.zst");
+    roleout_store::archive::pack(&scanned.manifest, &store, &archive).unwrap();
+    let script =
+        "zstd -dc \"$1\" | tar --xattrs --xattrs-include='*' --acls --numeric-owner -x -C \"$2\"";
+    let untarred = Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(&archive)
+        .arg(&unpacked)
+        .output()
+        .unwrap();
+    assert!(untarred.status.success(), "{}", said(&untarred));
+    assert_same_to_independent_tools(&source, &unpacked, &[]);
+    // Roleout reads the unpacked tree as the same tree, holes aside (tar
+    // wrote them as zeros).
+    let again = roleout_store::tree::scan(&unpacked, &Default::default(), None).unwrap();
+    let change = roleout_model::tree::diff(&scanned.manifest, &again.manifest);
+    let changed: Vec<&str> = change.changed.iter().map(|path| path.as_str()).collect();
+    assert!(
+        change.added.is_empty() && change.removed.is_empty(),
+        "{change:?}"
+    );
+    assert!(
+        changed.iter().all(|path| *path == "data/sparse"),
+        "{changed:?}"
     );
 }

@@ -379,6 +379,22 @@ fn unfolded(schema: &str) -> Vec<String> {
     lines
 }
 
+/// Applies `ldif` to the configuration of the stopped directory at
+/// `path` with the real `slapmodify`, as an older Roleout's state would
+/// have it.
+fn modify_offline(path: &std::path::Path, ldif: &str) {
+    let change = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(change.path(), ldif).unwrap();
+    let slapmodify = Command::new("/usr/sbin/slapmodify")
+        .args(["-n0", "-F"])
+        .arg(path.join("slapd.d"))
+        .arg("-l")
+        .arg(change.path())
+        .output()
+        .unwrap();
+    assert!(slapmodify.status.success(), "{slapmodify:?}");
+}
+
 #[test]
 fn a_state_made_with_an_older_schema_gets_the_current_one() {
     let state = tempfile::tempdir().unwrap();
@@ -400,20 +416,10 @@ fn a_state_made_with_an_older_schema_gets_the_current_one() {
         .unwrap()
         .trim_end_matches(".ldif")
         .to_owned();
-    let change = state.path().join("older.ldif");
-    std::fs::write(
-        &change,
-        roleout_directory::local::schema_replacement(&rdn, &older),
-    )
-    .unwrap();
-    let slapmodify = Command::new("/usr/sbin/slapmodify")
-        .args(["-n0", "-F"])
-        .arg(path.join("slapd.d"))
-        .arg("-l")
-        .arg(&change)
-        .output()
-        .unwrap();
-    assert!(slapmodify.status.success(), "{slapmodify:?}");
+    modify_offline(
+        &path,
+        &roleout_directory::local::schema_replacement(&rdn, &older),
+    );
     std::fs::write(path.join("roleout.ldif"), &older).unwrap();
     let in_config = |path: &std::path::Path| {
         std::fs::read_to_string(schemas.join(format!("{rdn}.ldif")))
@@ -467,22 +473,12 @@ fn a_state_made_with_older_access_rules_gets_the_current_ones() {
     let current = std::fs::read_to_string(path.join("access.ldif")).unwrap();
     let older = current.replace(",roleoutHardware,roleoutHardwareKey,roleoutLease", "");
     assert_ne!(older, current);
-    let change = state.path().join("older-access.ldif");
-    std::fs::write(
-        &change,
-        format!(
+    modify_offline(
+        &path,
+        &format!(
             "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n{older}-\n"
         ),
-    )
-    .unwrap();
-    let slapmodify = Command::new("/usr/sbin/slapmodify")
-        .args(["-n0", "-F"])
-        .arg(path.join("slapd.d"))
-        .arg("-l")
-        .arg(&change)
-        .output()
-        .unwrap();
-    assert!(slapmodify.status.success(), "{slapmodify:?}");
+    );
     std::fs::write(path.join("access.ldif"), &older).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -5,6 +5,7 @@
 //! signed messages, envelopes) is `roleout_model::keys` and
 //! `roleout_model::protocol::signing`; this crate only reads and writes.
 
+pub mod archive;
 pub mod content;
 pub mod disk;
 pub mod image_file;
