@@ -505,7 +505,12 @@ fn gnu_tar_unpacks_the_imaging_archive_into_the_same_tree() {
     let store = ContentStore::new(top.path().join("store")).unwrap();
     let scanned = roleout_store::tree::scan(&source, &Default::default(), Some(&store)).unwrap();
     let archive = top.path().join("area.tar.zst");
-    roleout_store::archive::pack(&scanned.manifest, &store, &archive).unwrap();
+    let packed = roleout_store::archive::pack(&scanned.manifest, &store, &archive).unwrap();
+    assert_eq!(packed.bytes, fs::metadata(&archive).unwrap().len());
+    assert_eq!(
+        packed.sha256.as_str(),
+        roleout_tests::trees::sha256sum(&archive)
+    );
     let script =
         "zstd -dc \"$1\" | tar --xattrs --xattrs-include='*' --acls --numeric-owner -x -C \"$2\"";
     let untarred = Command::new("sh")

@@ -163,13 +163,42 @@ fn tar_path(entry: &Entry) -> PathBuf {
     }
 }
 
+/// A packed archive: its size and digest, recorded where it is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The SHA-256 of its bytes.
+    pub sha256: roleout_model::ids::Sha256,
+}
+
+/// Hashes what is written through it.
+struct Hashing<W> {
+    inner: W,
+    context: ring::digest::Context,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        let count = self.inner.write(buffer)?;
+        self.context.update(&buffer[..count]);
+        self.bytes += count as u64;
+        Ok(count)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Writes the tree of `manifest`, its contents from `contents`, as a zstd
-/// tar at `output`; returns the archive's size.
+/// tar at `output`, as a stream (the tree is never copied on disk first).
 pub fn pack(
     manifest: &Manifest,
     contents: &dyn Contents,
     output: &Path,
-) -> Result<u64, ArchiveError> {
+) -> Result<Packed, ArchiveError> {
     let fail = |path: String, action: &str| {
         let action = action.to_owned();
         move |source| ArchiveError {
@@ -180,7 +209,12 @@ pub fn pack(
     };
     let shown = output.display().to_string();
     let file = File::create(output).map_err(fail(shown.clone(), "create"))?;
-    let encoder = zstd::Encoder::new(file, 3).map_err(fail(shown.clone(), "compress"))?;
+    let hashing = Hashing {
+        inner: file,
+        context: ring::digest::Context::new(&ring::digest::SHA256),
+        bytes: 0,
+    };
+    let encoder = zstd::Encoder::new(hashing, 3).map_err(fail(shown.clone(), "compress"))?;
     let mut builder = tar::Builder::new(encoder);
     for entry in manifest.entries() {
         let path = tar_path(entry);
@@ -273,10 +307,13 @@ pub fn pack(
         }
     }
     let encoder = builder.into_inner().map_err(fail(shown.clone(), "write"))?;
-    let mut file = encoder.finish().map_err(fail(shown.clone(), "compress"))?;
-    file.flush().map_err(fail(shown.clone(), "write"))?;
-    file.sync_all().map_err(fail(shown.clone(), "sync"))?;
-    Ok(file.metadata().map_err(fail(shown, "read"))?.len())
+    let mut hashing = encoder.finish().map_err(fail(shown.clone(), "compress"))?;
+    hashing.flush().map_err(fail(shown.clone(), "write"))?;
+    hashing.inner.sync_all().map_err(fail(shown, "sync"))?;
+    Ok(Packed {
+        bytes: hashing.bytes,
+        sha256: roleout_model::ids::Sha256::from_digest(&hashing.context.finish()),
+    })
 }
 
 #[cfg(test)]
