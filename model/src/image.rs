@@ -120,6 +120,12 @@ pub struct OsConfiguration {
     pub network: Vec<NetworkFlavour>,
     /// Kernel versions with modules (`/lib/modules/VERSION`).
     pub kernels: Vec<String>,
+    /// The file systems `/etc/fstab` mounts: its lines without comments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fstab: Vec<String>,
+    /// The local udev rules (`/etc/udev/rules.d/*.rules`), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub udev_rules: Vec<String>,
 }
 
 /// One file system of the source.

@@ -272,6 +272,28 @@ pub fn os_configuration(root: &Path) -> OsConfiguration {
             .unwrap_or_default(),
         network,
         kernels,
+        fstab: read("etc/fstab")
+            .map(|text| {
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                    .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        udev_rules: {
+            let mut rules: Vec<String> = std::fs::read_dir(root.join("etc/udev/rules.d"))
+                .map(|listing| {
+                    listing
+                        .flatten()
+                        .filter_map(|entry| entry.file_name().into_string().ok())
+                        .filter(|name| name.ends_with(".rules"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            rules.sort();
+            rules
+        },
     }
 }
 
@@ -435,6 +457,36 @@ mod tests {
             .collect();
         assert_eq!(names, ["base-files", "libc6"]);
         assert_eq!(packages[1].version, "2.36-9");
+    }
+
+    #[test]
+    fn the_network_flavour_fstab_and_udev_rules_are_named_from_the_roots_own_files() {
+        let root = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = root.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "etc/network/interfaces",
+            "auto eth0\niface eth0 inet dhcp\n",
+        );
+        write(
+            "etc/fstab",
+            "# static\nUUID=abc  /  ext4  errors=remount-ro  0  1\n\n",
+        );
+        write("etc/udev/rules.d/70-net.rules", "");
+        let os = os_configuration(root.path());
+        assert_eq!(os.network, [NetworkFlavour::Ifupdown]);
+        assert_eq!(os.fstab, ["UUID=abc / ext4 errors=remount-ro 0 1"]);
+        assert_eq!(os.udev_rules, ["70-net.rules"]);
+        // Another flavour: ifupdown gone, networkd in its place.
+        std::fs::remove_file(root.path().join("etc/network/interfaces")).unwrap();
+        write("etc/systemd/network/10.network", "[Match]\nName=eth0\n");
+        assert_eq!(
+            os_configuration(root.path()).network,
+            [NetworkFlavour::SystemdNetworkd]
+        );
     }
 
     #[test]
