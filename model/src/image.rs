@@ -255,6 +255,105 @@ impl ImageDescription {
     }
 }
 
+/// Whether `text` matches the shell pattern `pattern` (`*` and `?`, as
+/// module aliases use them).
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    // Iterative, with one backtrack point: linear in practice.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&byte) if byte == b'?' || byte == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((at, from)) => {
+                    p = at + 1;
+                    t = from + 1;
+                    star = Some((at, from + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&byte| byte == b'*')
+}
+
+/// The storage and network controllers of `target` (PCI classes 01 and
+/// 02) that no driver of the image's kernels claims: the lines of
+/// `modules.alias` and `modules.builtin.alias` (`alias PATTERN MODULE`),
+/// each matched against the device's modalias. A target with such a
+/// controller could not reach its disk or network with the image's
+/// kernel.
+pub fn driver_gaps(aliases: &str, target: &Inventory) -> Vec<String> {
+    let patterns: Vec<&str> = aliases
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("alias"))
+                .then(|| words.next())
+                .flatten()
+        })
+        .filter(|pattern| pattern.starts_with("pci:"))
+        .collect();
+    target
+        .pci
+        .iter()
+        .filter(|device| device.class.starts_with("01") || device.class.starts_with("02"))
+        .filter(|device| {
+            !patterns
+                .iter()
+                .any(|pattern| glob(pattern.as_bytes(), device.modalias.as_bytes()))
+        })
+        .map(|device| {
+            format!(
+                "no driver in the image for {} {}:{} at {}",
+                if device.class.starts_with("01") {
+                    "storage controller"
+                } else {
+                    "network controller"
+                },
+                device.vendor,
+                device.device,
+                device.slot
+            )
+        })
+        .collect()
+}
+
+/// Every reason `target` cannot take the image, or none: the image's
+/// compatibility rule ([`ImageDescription::fits`]), a disk the files fit
+/// on (`crate::disk::plan` on the target's largest disk, `data_bytes` per
+/// mount point), and a driver for each storage and network controller
+/// ([`driver_gaps`], with the image's module aliases).
+pub fn exclusions(
+    image: &ImageDescription,
+    data_bytes: &BTreeMap<String, u64>,
+    aliases: &str,
+    target: &Inventory,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if let Err(reason) = image.fits(target) {
+        reasons.push(format!("its hardware differs: {reason}"));
+    }
+    let largest = target
+        .disks
+        .iter()
+        .map(|disk| disk.size_bytes)
+        .max()
+        .unwrap_or(0);
+    if let Err(error) = crate::disk::plan(&image.partitions, data_bytes, largest) {
+        reasons.push(format!("its largest disk does not do: {error}"));
+    }
+    reasons.extend(driver_gaps(aliases, target));
+    reasons
+}
+
 /// One network interface of a target, with the address it is given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -623,6 +722,76 @@ mod tests {
                 .check()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn module_aliases_match_modaliases_as_shell_patterns() {
+        assert!(glob(
+            b"pci:v00001AF4d00001001sv*sd*bc*sc*i*",
+            b"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+        ));
+        assert!(!glob(
+            b"pci:v00001AF4d00001002sv*",
+            b"pci:v00001AF4d00001001sv00001AF4"
+        ));
+        assert!(glob(b"a?c*", b"abcdef"));
+        assert!(glob(b"*", b""));
+        assert!(!glob(b"a*b", b"acc"));
+    }
+
+    #[test]
+    fn a_target_is_excluded_for_each_reason_and_named_why() {
+        let inventory = |disk: u64, controller: &str| -> Inventory {
+            serde_json::from_str(&format!(
+                r#"{{"arch":"x86_64","firmware":"bios","cpu":{{"model":"m","vendor":"v","logical":2,"sockets":1}},"memory-bytes":1073741824,
+                "disks":[{{"name":"vda","size-bytes":{disk},"rotational":false,"removable":false}}],"nics":[],
+                "pci":[{{"slot":"0000:00:04.0","vendor":"{controller}","device":"1001","class":"010000","modalias":"pci:v0000{controller}d00001001sv00001AF4sd00000002bc01sc00i00"}}]}}"#
+            ))
+            .unwrap()
+        };
+        let source = inventory(20 << 30, "1AF4");
+        let image = ImageDescription {
+            format: FORMAT.to_owned(),
+            name: ImageName::new("web").unwrap(),
+            captured_at: 0,
+            manifest: crate::ids::Sha256::from_digest(&ring::digest::digest(
+                &ring::digest::SHA256,
+                b"",
+            )),
+            entries: 1,
+            data_bytes: 1 << 30,
+            hardware: source.clone(),
+            os: OsConfiguration::default(),
+            partitions: vec![Partition {
+                mount_point: "/".to_owned(),
+                fs_type: "ext4".to_owned(),
+                device: "/dev/vda1".to_owned(),
+                size_bytes: 20 << 30,
+                used_bytes: 1 << 30,
+                growable: true,
+            }],
+            compatibility: Compatibility::Facts {
+                facts: vec!["arch".to_owned()],
+            },
+        };
+        let data = BTreeMap::from([("/".to_owned(), 1u64 << 30)]);
+        let aliases = "alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk\n";
+        assert!(exclusions(&image, &data, aliases, &source).is_empty());
+        // A small disk and a controller the image has no driver for.
+        let other = inventory(512 << 20, "8086");
+        let reasons = exclusions(&image, &data, aliases, &other);
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("disk"), "{reasons:?}");
+        assert!(
+            reasons[1].contains("no driver in the image for storage controller 8086:1001"),
+            "{reasons:?}"
+        );
+        // Under the strict rule, the hardware differs too.
+        let strict = ImageDescription {
+            compatibility: Compatibility::Strict,
+            ..image
+        };
+        assert!(exclusions(&strict, &data, aliases, &other)[0].starts_with("its hardware differs"));
     }
 
     #[test]
