@@ -603,7 +603,7 @@ fn install(cli: &Cli, args: &RunArgs, reporter: &dyn Reporter) -> Result<i32, En
         // it is renewed while the current one still vouches for it. A
         // failed renewal is said and the run goes on (it is tried again
         // on every run until the certificate ends).
-        match rotation::renew_if_due(&cli.state_dir, SystemTime::now(), &this_machine_facts()) {
+        match rotation::renew_if_due(&cli.state_dir, SystemTime::now(), this_machine_facts) {
             Ok(Some(renewed)) => reporter.event(&Event::Note {
                 message: format!(
                     "machine certificate renewed ({}), valid until {}",
@@ -889,19 +889,15 @@ fn read_trimmed(path: &Path) -> Option<String> {
 }
 
 fn machine_facts(hostname: Option<String>) -> MachineFacts {
-    let os_release = fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let field = |name: &str| {
-        os_release.lines().find_map(|line| {
-            line.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('='))
-                .map(|value| value.trim_matches('"').to_owned())
-        })
-    };
+    let os = roleout_model::condition::OsFacts::from_os_release(
+        std::env::consts::OS,
+        &fs::read_to_string("/etc/os-release").unwrap_or_default(),
+    );
     MachineFacts {
-        os: std::env::consts::OS.to_owned(),
+        os: os.family,
         arch: std::env::consts::ARCH.to_owned(),
-        os_version: field("VERSION_ID"),
-        distribution: field("ID"),
+        os_version: os.version,
+        distribution: os.distribution,
         hostname,
         ip: None,
         extra: Default::default(),

@@ -192,17 +192,7 @@ impl Facts for SystemFacts {
         let release = std::fs::read_to_string("/etc/os-release")
             .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
             .unwrap_or_default();
-        let field = |key: &str| {
-            release.lines().find_map(|line| {
-                let value = line.strip_prefix(key)?.strip_prefix('=')?;
-                Some(value.trim_matches('"').to_owned())
-            })
-        };
-        Ok(OsFacts {
-            family: std::env::consts::OS.to_owned(),
-            distribution: field("ID"),
-            version: field("VERSION_ID"),
-        })
+        Ok(OsFacts::from_os_release(std::env::consts::OS, &release))
     }
 
     fn arch(&self) -> Result<String, FactError> {

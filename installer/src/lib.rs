@@ -6,6 +6,7 @@ pub mod engine;
 pub mod facts;
 pub mod image;
 pub mod inventory;
+mod mounts;
 pub mod progress;
 pub mod rotation;
 pub mod run;

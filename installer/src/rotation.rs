@@ -261,17 +261,18 @@ pub fn renew_certificate(state_dir: &Path, facts: &MachineFacts) -> Result<Prese
 }
 
 /// Renews the certificate when less than [`RENEW_BEFORE`] of it is left
-/// at `now`; `None` when it is not due.
+/// at `now`; `None` when it is not due. The machine's facts are read
+/// (`facts`) only when it is.
 pub fn renew_if_due(
     state_dir: &Path,
     now: SystemTime,
-    facts: &MachineFacts,
+    facts: impl FnOnce() -> MachineFacts,
 ) -> Result<Option<Presented>, EngineError> {
     let ends = certificate_not_after(state_dir)?;
     if ends > now + RENEW_BEFORE {
         return Ok(None);
     }
-    renew_certificate(state_dir, facts).map(Some)
+    renew_certificate(state_dir, &facts()).map(Some)
 }
 
 /// What following roleoutd's announced rotation added.

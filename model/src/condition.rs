@@ -187,6 +187,34 @@ pub struct OsFacts {
     pub version: Option<String>,
 }
 
+/// The `KEY=VALUE` lines of an `os-release` file (`/etc/os-release`), with
+/// their quotes removed; comments and blank lines are left out.
+pub fn os_release_fields(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| {
+            (
+                key.trim().to_owned(),
+                value.trim().trim_matches('"').trim_matches('\'').to_owned(),
+            )
+        })
+        .filter(|(key, _)| !key.is_empty())
+        .collect()
+}
+
+impl OsFacts {
+    /// The OS of family `family` (`linux`) described by `os-release` text.
+    pub fn from_os_release(family: &str, text: &str) -> OsFacts {
+        let mut fields = os_release_fields(text);
+        OsFacts {
+            family: family.to_owned(),
+            distribution: fields.remove("ID"),
+            version: fields.remove("VERSION_ID"),
+        }
+    }
+}
+
 /// The facts of a machine that conditions ask about. The installer
 /// implements it over the real machine; this crate only asks.
 pub trait Facts {

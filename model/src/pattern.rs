@@ -17,6 +17,37 @@ pub struct InvalidPattern {
     pub reason: String,
 }
 
+/// Whether `text` matches the shell pattern `pattern`: `*` stands for any
+/// run of characters, `?` for one byte, everything else for itself (as
+/// `find -name` and kernel module aliases use them).
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (pattern, text) = (pattern.as_bytes(), text.as_bytes());
+    // Iterative, with one backtrack point: linear in practice.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&byte) if byte == b'?' || byte == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((at, from)) => {
+                    p = at + 1;
+                    t = from + 1;
+                    star = Some((at, from + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&byte| byte == b'*')
+}
+
 /// A compiled regular expression (Rust `regex` syntax: no backtracking, so
 /// no pattern can take exponential time on a hostile log line). Equality
 /// and serialization use the source text.
@@ -102,6 +133,21 @@ impl<'de> Deserialize<'de> for Pattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_module_aliases_and_names() {
+        assert!(glob_matches(
+            "pci:v00001AF4d00001001sv*sd*bc*sc*i*",
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+        ));
+        assert!(!glob_matches(
+            "pci:v00001AF4d00001002sv*",
+            "pci:v00001AF4d00001001sv00001AF4"
+        ));
+        assert!(glob_matches("a?c*", "abcdef"));
+        assert!(glob_matches("*", ""));
+        assert!(!glob_matches("a*b", "acc"));
+    }
 
     #[test]
     fn compiles_matches_and_refuses() {

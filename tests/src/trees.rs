@@ -1,14 +1,12 @@
 //! Comparing file trees with tools that share no code with Roleout:
-//! find, getfattr, getcap, getfacl and sha256sum (packages findutils,
+//! find, getfattr, getcap and sha256sum (packages findutils,
 //! attr, libcap2-bin, acl, coreutils; `scripts/setup.sh` installs them).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-use roleout_model::tree::TreePath;
 
 /// Runs `program` with `args` and returns its standard output; panics
 /// with its standard error when it fails.
@@ -49,13 +47,7 @@ pub fn is_root() -> bool {
 }
 
 /// Where a manifest path of a tree at `root` is on disk.
-pub fn full(root: &Path, path: &TreePath) -> PathBuf {
-    if path.is_root() {
-        root.to_owned()
-    } else {
-        root.join(OsStr::from_bytes(&path.to_bytes()))
-    }
-}
+pub use roleout_store::tree::full_path as full;
 
 /// What `find -printf` says of every entry, by path relative to `root`.
 pub fn find(root: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -119,7 +111,8 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Asserts that the trees at `a` and `b` are the same to tools that share
 /// no code with Roleout: `find -printf` of every entry (type, mode, owner,
 /// size, mtime, link target), `getfattr` of each, `sha256sum` of every
-/// file, `getcap -r` and `getfacl -R`. Paths in `except` (relative, as
+/// file, and `getcap -r` (ACLs are compared as the `system.posix_acl_*`
+/// attributes getfattr shows). Paths in `except` (relative, as
 /// find prints them) are left out.
 pub fn assert_same_to_independent_tools(a: &Path, b: &Path, except: &[&str]) {
     let keep = |listing: BTreeMap<Vec<u8>, Vec<u8>>| {

@@ -535,3 +535,33 @@ fn gnu_tar_unpacks_the_imaging_archive_into_the_same_tree() {
         "{changed:?}"
     );
 }
+
+/// The capturing machine's own Roleout state (its private key) never goes
+/// into an image: the folder is kept, empty.
+#[test]
+fn a_capture_leaves_out_the_capturing_agents_own_state() {
+    let top = tempfile::tempdir().unwrap();
+    let source = top.path().join("source");
+    let state = source.join("var/lib/roleout-agent");
+    fs::create_dir_all(&state).unwrap();
+    fs::write(state.join("machine.key"), "a private key").unwrap();
+    fs::write(source.join("motd"), "hello\n").unwrap();
+    let file = top.path().join("self.rimg");
+    capture(&state, &source, "self", &file);
+    let peek = tempfile::tempdir().unwrap();
+    let image = image_file::read(&file, &ContentStore::new(peek.path()).unwrap()).unwrap();
+    let paths: Vec<&str> = image
+        .manifest
+        .entries()
+        .iter()
+        .map(|entry| entry.path.as_str())
+        .collect();
+    assert!(paths.contains(&"motd"), "{paths:?}");
+    assert!(paths.contains(&"var/lib/roleout-agent"), "{paths:?}");
+    assert!(
+        !paths
+            .iter()
+            .any(|path| path.starts_with("var/lib/roleout-agent/")),
+        "the agent's state was captured: {paths:?}"
+    );
+}

@@ -242,6 +242,18 @@ fn killed_agents_converge_and_lose_no_report() {
             converged,
             "round {round}: no run ended after the kills (seed {seed})"
         );
+        if kills > 2 {
+            // The directory came back through roleoutd's watchdog, not a
+            // restart of roleoutd.
+            let restarts = world
+                .roleoutd_log()
+                .matches("the managed directory stopped; starting it again")
+                .count();
+            assert!(
+                restarts >= slapd_kills,
+                "round {round}: roleoutd restarted its slapd {restarts} time(s) for {slapd_kills} kill(s)"
+            );
+        }
         let counted = read_ledger(&ledger_of(round));
         assert_eq!(
             counted.never_finished, 0,

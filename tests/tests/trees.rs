@@ -254,3 +254,38 @@ fn excluded_folders_and_other_file_systems_are_kept_empty() {
         "{paths:?}"
     );
 }
+
+/// A file that grows while it is read stops the capture with an error that
+/// names it, rather than a manifest of a mixture.
+#[test]
+fn a_file_that_changes_while_it_is_read_stops_the_capture_naming_it() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let source = tempfile::tempdir().unwrap();
+    let growing = source.path().join("growing.log");
+    fs::write(&growing, vec![b'x'; 64 << 20]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, growing) = (stop.clone(), growing.clone());
+        std::thread::spawn(move || {
+            let mut file = fs::OpenOptions::new().append(true).open(&growing).unwrap();
+            // Bounded: at most ten seconds of appends, one a millisecond.
+            for _ in 0..10_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                file.write_all(b"more\n").unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let outcome = scan(source.path(), &ScanOptions::default(), None);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    match outcome {
+        Err(TreeError::Changed { path }) => assert!(path.ends_with("growing.log"), "{path}"),
+        other => panic!("expected the change to be refused, got {other:?}"),
+    }
+}

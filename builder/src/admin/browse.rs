@@ -553,26 +553,7 @@ fn push(entry: &mut CatalogEntry, description: &str, value: &str) {
         .push(value.to_owned());
 }
 
-/// Whether `name` matches `pattern`, where `*` stands for any run of
-/// characters (and nothing else is special).
-pub fn glob_matches(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(index) => rest = &rest[index + part.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+pub use roleout_model::pattern::glob_matches;
 
 /// What `find` looks for.
 #[derive(Debug, Clone, Default)]

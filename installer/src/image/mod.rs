@@ -8,7 +8,6 @@
 //! manifest as it is packed, so a file that changes during the capture is
 //! an error naming it rather than an image of a mixture.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -74,50 +73,6 @@ const VIRTUAL_FILE_SYSTEMS: &[&str] = &[
     "nsfs",
 ];
 
-/// One line of `/proc/self/mountinfo`: the mount point and what is
-/// mounted there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Mount {
-    point: PathBuf,
-    fs_type: String,
-    device: String,
-}
-
-/// The mounts from `mountinfo` text (octal escapes in mount points read).
-fn mounts(mountinfo: &str) -> Vec<Mount> {
-    let unescape = |text: &str| {
-        let mut bytes = Vec::new();
-        let raw = text.as_bytes();
-        let mut at = 0;
-        while at < raw.len() {
-            if raw[at] == b'\\'
-                && at + 3 < raw.len()
-                && let Ok(value) = u8::from_str_radix(&text[at + 1..at + 4], 8)
-            {
-                bytes.push(value);
-                at += 4;
-                continue;
-            }
-            bytes.push(raw[at]);
-            at += 1;
-        }
-        PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes))
-    };
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let point = unescape(before.split_whitespace().nth(4)?);
-            let mut after = after.split_whitespace();
-            Some(Mount {
-                point,
-                fs_type: after.next()?.to_owned(),
-                device: after.next()?.to_owned(),
-            })
-        })
-        .collect()
-}
-
 /// `root` relative: `/` for the root itself.
 fn inside(root: &Path, point: &Path) -> Option<String> {
     let relative = point.strip_prefix(root).ok()?;
@@ -127,12 +82,11 @@ fn inside(root: &Path, point: &Path) -> Option<String> {
 /// The file systems mounted at or below `root` that hold software, with
 /// their sizes, and the mount points of the others (to leave out).
 fn file_systems(root: &Path) -> (Vec<Partition>, Vec<TreePath>) {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut partitions = Vec::new();
     let mut skipped = Vec::new();
     // The file system holding the root, when the root is not itself a
     // mount point: the deepest mount above it.
-    let all = mounts(&table);
+    let all = crate::mounts::table();
     let holder = all
         .iter()
         .filter(|mount| root.starts_with(&mount.point))
@@ -184,20 +138,6 @@ fn file_systems(root: &Path) -> (Vec<Partition>, Vec<TreePath>) {
     }
     partitions.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
     (partitions, skipped)
-}
-
-/// `KEY=VALUE` lines, quotes removed.
-fn os_release(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| {
-            (
-                key.trim().to_owned(),
-                value.trim().trim_matches('"').trim_matches('\'').to_owned(),
-            )
-        })
-        .filter(|(key, _)| !key.is_empty() && !key.starts_with('#'))
-        .collect()
 }
 
 /// The installed packages in a dpkg `status` file.
@@ -262,7 +202,7 @@ pub fn os_configuration(root: &Path) -> OsConfiguration {
     OsConfiguration {
         os_release: read("etc/os-release")
             .or_else(|| read("usr/lib/os-release"))
-            .map(|text| os_release(&text))
+            .map(|text| roleout_model::condition::os_release_fields(&text))
             .unwrap_or_default(),
         hostname: read("etc/hostname")
             .map(|text| text.trim().to_owned())
@@ -310,9 +250,12 @@ pub struct CaptureOptions {
     pub exclude: Vec<TreePath>,
 }
 
-/// A captured image: its description and manifest.
+/// A captured image: its description and manifest, and the root it was
+/// read from.
 #[derive(Debug, Clone)]
 pub struct Captured {
+    /// The captured root, as the system names it (no `..`, no symlink).
+    pub root: PathBuf,
     /// The description.
     pub description: ImageDescription,
     /// The tree's manifest.
@@ -359,6 +302,7 @@ pub fn capture(options: &CaptureOptions) -> Result<Captured, ImageError> {
         compatibility: Compatibility::Strict,
     };
     Ok(Captured {
+        root,
         description,
         manifest,
     })
@@ -370,15 +314,13 @@ pub fn capture_to_file(
     output: &Path,
 ) -> Result<(Captured, Packed), ImageError> {
     let captured = capture(options)?;
-    let root = options
-        .root
-        .canonicalize()
-        .map_err(|error| ImageError::Usage(format!("{}: {error}", options.root.display())))?;
     let packed = image_file::write(
         output,
         &captured.description,
         &captured.manifest,
-        &TreeContents { root },
+        &TreeContents {
+            root: captured.root.clone(),
+        },
     )?;
     Ok((captured, packed))
 }
@@ -433,19 +375,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mount_points_are_read_with_their_escapes() {
-        let table = "36 35 98:0 / /mnt/my\\040disk rw,noatime master:1 - ext4 /dev/vda2 rw\n\
-                     37 35 0:5 / /proc rw - proc proc rw\n";
-        let read = mounts(table);
-        assert_eq!(read[0].point, PathBuf::from("/mnt/my disk"));
-        assert_eq!(
-            (read[0].fs_type.as_str(), read[0].device.as_str()),
-            ("ext4", "/dev/vda2")
-        );
-        assert_eq!(read[1].fs_type, "proc");
-    }
-
-    #[test]
     fn installed_packages_are_read_from_the_dpkg_database() {
         let status = "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\nArchitecture: amd64\n\n\
                       Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n\
@@ -491,7 +420,7 @@ mod tests {
 
     #[test]
     fn os_release_values_lose_their_quotes() {
-        let values = os_release(
+        let values = roleout_model::condition::os_release_fields(
             "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
         );
         assert_eq!(values["ID"], "debian");

@@ -4,7 +4,6 @@
 //! and no Roleout identity of the source's (a target enrols as itself).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -36,15 +35,14 @@ fn io_error(path: &Path, action: &str) -> impl FnOnce(std::io::Error) -> ImageEr
 }
 
 /// Writes `content` at `path` with `mode`, owned by root, replacing what is
-/// there.
+/// there in one rename (a crash leaves the old file or the new, never half
+/// of one).
 fn write(path: &Path, mode: u32, content: &[u8]) -> Result<(), ImageError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io_error(parent, "make the folder"))?;
     }
-    let _ = fs::remove_file(path);
-    fs::write(path, content).map_err(io_error(path, "write"))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(io_error(path, "set the mode"))?;
+    crate::state::atomic::write_atomic(path, content, mode)
+        .map_err(|error| ImageError::Usage(error.to_string()))?;
     std::os::unix::fs::lchown(path, Some(0), Some(0)).map_err(io_error(path, "set the owner"))
 }
 

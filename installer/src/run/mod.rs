@@ -612,25 +612,32 @@ fn run_attempt(spec: &CommandSpec, attempt: u32) -> Result<CommandReport, RunErr
             .map_err(wait_error)?;
             let end = supervise::read_end(&dir).map_err(wait_error)?;
             if end.is_none() && stopped.is_none() {
-                // Its supervisor died with it: it did not finish.
-                if let Found::Lost = supervise::look(&dir).map_err(wait_error)? {
-                    tracing::info!(command = %spec.command_line(), "its supervisor died with it; running it again");
-                }
-                return RunningCommand::start_supervised(spec, supervision, &dir)?.wait();
+                // Its supervisor died with it: it did not finish. (`look`
+                // ends what it left and clears its folder.)
+                supervise::look(&dir).map_err(wait_error)?;
+                return run_again(spec, supervision, &dir);
             }
             let note = "it was still running when roleout started again; roleout waited for it to end rather than start it again";
             from_record(spec, &agent, end, stopped, note)
         }
-        Found::Lost => {
-            let mut report = RunningCommand::start_supervised(spec, supervision, &dir)?.wait()?;
-            report.evidence.insert(
-                0,
-                "an earlier start of this command was interrupted along with its supervisor (a reboot, or both killed), so it ran again".to_owned(),
-            );
-            Ok(report)
-        }
+        Found::Lost => run_again(spec, supervision, &dir),
         Found::Nothing => RunningCommand::start_supervised(spec, supervision, &dir)?.wait(),
     }
+}
+
+/// Runs anew an attempt whose earlier start was lost with its supervisor,
+/// saying so in the evidence.
+fn run_again(
+    spec: &CommandSpec,
+    supervision: &Supervision,
+    dir: &Path,
+) -> Result<CommandReport, RunError> {
+    let mut report = RunningCommand::start_supervised(spec, supervision, dir)?.wait()?;
+    report.evidence.insert(
+        0,
+        "an earlier start of this command was interrupted along with its supervisor (a reboot, or both killed), so it ran again".to_owned(),
+    );
+    Ok(report)
 }
 
 /// The watcher of the command's log, when it has one with patterns: from

@@ -349,13 +349,13 @@ pub(crate) fn wait_for(
         }
         let now = Instant::now();
         if now >= deadline {
-            stop(dir, grace, StopReason::Timeout)?;
+            stop(dir, grace, Some(StopReason::Timeout))?;
             return Ok(Some(StopReason::Timeout));
         }
         if let (Some(at), Some(interval)) = (next_check, interval) {
             if now >= at {
                 if check() {
-                    stop(dir, grace, StopReason::FailureInLog)?;
+                    stop(dir, grace, Some(StopReason::FailureInLog))?;
                     return Ok(Some(StopReason::FailureInLog));
                 }
                 next_check = Some(now + interval);
@@ -366,9 +366,13 @@ pub(crate) fn wait_for(
     }
 }
 
-/// Stops a supervised command whose agent is gone.
-fn stop(dir: &Path, grace: Duration, reason: StopReason) -> io::Result<()> {
-    record_stop(dir, reason);
+/// Stops a supervised command whose agent is gone, recording why when
+/// there is a reason the command's report will give (a run given up has
+/// none: its folder goes).
+fn stop(dir: &Path, grace: Duration, reason: Option<StopReason>) -> io::Result<()> {
+    if let Some(reason) = reason {
+        record_stop(dir, reason);
+    }
     let Some(record) = read_json::<SupervisorRecord>(&dir.join(SUPERVISOR))? else {
         return Ok(());
     };
@@ -402,9 +406,7 @@ pub fn end_all_under(root: &Path) -> usize {
                     continue;
                 }
                 if path.join(AGENT).exists() {
-                    if held(&path).unwrap_or(false)
-                        && stop(&path, STOP_GRACE, StopReason::Timeout).is_ok()
-                    {
+                    if held(&path).unwrap_or(false) && stop(&path, STOP_GRACE, None).is_ok() {
                         ended += 1;
                     }
                 } else {

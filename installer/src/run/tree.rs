@@ -69,15 +69,12 @@ fn own_cgroup() -> Option<&'static Path> {
     .as_deref()
 }
 
-/// The mount point of the cgroup v2 hierarchy, from `/proc/self/mountinfo`.
+/// The mount point of the cgroup v2 hierarchy.
 fn cgroup2_mount() -> Option<PathBuf> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mountinfo.lines().find_map(|line| {
-        // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ... - FSTYPE SOURCE ..."
-        let (before, after) = line.split_once(" - ")?;
-        let fstype = after.split_whitespace().next()?;
-        (fstype == "cgroup2").then(|| before.split_whitespace().nth(4).map(PathBuf::from))?
-    })
+    crate::mounts::table()
+        .into_iter()
+        .find(|mount| mount.fs_type == "cgroup2")
+        .map(|mount| mount.point)
 }
 
 /// How one command's processes are kept track of.

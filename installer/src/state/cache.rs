@@ -26,8 +26,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use ring::digest::{Context, SHA256};
 use roleout_model::ids::Sha256;
+pub use roleout_store::content::hash_reader;
 use roleout_store::content::{ContentError, ContentStore};
 
 use crate::state::atomic::{self, PRIVATE_DIR_MODE};
@@ -40,7 +40,6 @@ pub const ENTRY_MODE: u32 = 0o400;
 const ENTRIES_DIR_NAME: &str = "sha256";
 /// Where downloads were verified before the cache used the content store.
 const OLD_INCOMING_DIR_NAME: &str = "incoming";
-const BUFFER_SIZE: usize = 64 * 1024;
 
 /// How [`PayloadCache::materialize`] placed a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,33 +413,6 @@ fn touch(path: &Path) -> Result<(), StateError> {
     File::open(path)
         .and_then(|file| file.set_modified(SystemTime::now()))
         .map_err(|source| StateError::io("mark as used", path, source))
-}
-
-/// SHA-256 of everything `reader` yields, and how many bytes that was.
-pub fn hash_reader(mut reader: impl Read) -> io::Result<(Sha256, u64)> {
-    let mut context = Context::new(&SHA256);
-    let mut buffer = vec![0u8; BUFFER_SIZE];
-    let mut total: u64 = 0;
-    loop {
-        match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(count) => {
-                context.update(&buffer[..count]);
-                total += count as u64;
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        }
-    }
-    Ok((digest_of(context), total))
-}
-
-fn digest_of(context: Context) -> Sha256 {
-    let finished = context.finish();
-    let mut bytes = [0u8; 32];
-    // SHA-256 output is always 32 bytes.
-    bytes.copy_from_slice(finished.as_ref());
-    Sha256::from_bytes(&bytes)
 }
 
 #[cfg(test)]

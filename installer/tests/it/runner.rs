@@ -519,3 +519,35 @@ fn a_process_left_holding_the_output_does_not_hold_the_runner() {
     assert_eq!(report.stdout.text, "done\n");
     assert!(still_running);
 }
+
+/// A command run under its supervisor (the real `roleout supervise-step`)
+/// reports as one run directly would, and what the supervisor keeps on
+/// disk of its output has the secrets masked: they reach it on its
+/// standard input, and nothing it writes holds them.
+#[test]
+fn a_supervised_command_reports_the_same_and_its_records_hold_no_secret() {
+    let folder = tempfile::tempdir().unwrap();
+    let mut spec = script("echo \"the password is $1\"; echo warned >&2; exit 3", &[]);
+    if let roleout_installer::run::Invocation::Shell { args, .. } = &mut spec.invocation {
+        args.push("hunter2-secret".to_owned());
+    }
+    spec.secrets = Secrets::new(["hunter2-secret"]);
+    spec.supervision = Some(roleout_installer::run::Supervision {
+        program: env!("CARGO_BIN_EXE_roleout").into(),
+        dir: folder.path().join("command-1"),
+    });
+    let report = run(&spec).unwrap();
+    assert_eq!(report.exit, Exit::Code(3));
+    assert!(matches!(report.outcome, Outcome::Failed { .. }), "{report}");
+    assert_eq!(report.stdout.text, format!("the password is {MASK}\n"));
+    assert_eq!(report.stderr.text, "warned\n");
+    let end = fs::read_to_string(folder.path().join("command-1/attempt-1/end.json")).unwrap();
+    assert!(end.contains("the password is"), "{end}");
+    for entry in fs::read_dir(folder.path().join("command-1/attempt-1")).unwrap() {
+        let bytes = fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("hunter2-secret"),
+            "a record holds the secret"
+        );
+    }
+}

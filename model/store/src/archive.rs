@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use roleout_model::tree::{Entry, Kind, Manifest};
 
+use crate::content::Hashing;
 use crate::image_file::Contents;
 
 /// What went wrong packing an archive.
@@ -172,26 +173,6 @@ pub struct Packed {
     pub sha256: roleout_model::ids::Sha256,
 }
 
-/// Hashes what is written through it.
-struct Hashing<W> {
-    inner: W,
-    context: ring::digest::Context,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
-        let count = self.inner.write(buffer)?;
-        self.context.update(&buffer[..count]);
-        self.bytes += count as u64;
-        Ok(count)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Writes the tree of `manifest`, its contents from `contents`, as a zstd
 /// tar at `output`, as a stream (the tree is never copied on disk first).
 pub fn pack(
@@ -209,11 +190,7 @@ pub fn pack(
     };
     let shown = output.display().to_string();
     let file = File::create(output).map_err(fail(shown.clone(), "create"))?;
-    let hashing = Hashing {
-        inner: file,
-        context: ring::digest::Context::new(&ring::digest::SHA256),
-        bytes: 0,
-    };
+    let hashing = Hashing::new(file);
     let encoder = zstd::Encoder::new(hashing, 3).map_err(fail(shown.clone(), "compress"))?;
     let mut builder = tar::Builder::new(encoder);
     for entry in manifest.entries() {
@@ -309,11 +286,9 @@ pub fn pack(
     let encoder = builder.into_inner().map_err(fail(shown.clone(), "write"))?;
     let mut hashing = encoder.finish().map_err(fail(shown.clone(), "compress"))?;
     hashing.flush().map_err(fail(shown.clone(), "write"))?;
-    hashing.inner.sync_all().map_err(fail(shown, "sync"))?;
-    Ok(Packed {
-        bytes: hashing.bytes,
-        sha256: roleout_model::ids::Sha256::from_digest(&hashing.context.finish()),
-    })
+    let (sha256, bytes, file) = hashing.finish();
+    file.sync_all().map_err(fail(shown, "sync"))?;
+    Ok(Packed { bytes, sha256 })
 }
 
 #[cfg(test)]

@@ -482,21 +482,81 @@ impl ContentStore {
     }
 }
 
+/// Hashes the bytes that pass through it, read from or written to the
+/// stream it wraps.
+pub struct Hashing<T> {
+    inner: T,
+    context: Context,
+    bytes: u64,
+}
+
+impl<T> std::fmt::Debug for Hashing<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hashing")
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl<T> Hashing<T> {
+    /// Hashes what passes through `inner`.
+    pub fn new(inner: T) -> Self {
+        Self {
+            inner,
+            context: Context::new(&SHA256),
+            bytes: 0,
+        }
+    }
+
+    /// The digest and length of what passed, and the stream.
+    pub fn finish(self) -> (Sha256, u64, T) {
+        (finish(self.context), self.bytes, self.inner)
+    }
+}
+
+impl<T: Read> Read for Hashing<T> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let count = self.inner.read(buffer)?;
+        self.context.update(&buffer[..count]);
+        self.bytes += count as u64;
+        Ok(count)
+    }
+}
+
+impl<T: Write> Write for Hashing<T> {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        let count = self.inner.write(buffer)?;
+        self.context.update(&buffer[..count]);
+        self.bytes += count as u64;
+        Ok(count)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The SHA-256 and size of the file at `path`, read in pieces (a file of
 /// any size never sits whole in memory).
 pub fn file_digest(path: &Path) -> io::Result<(Sha256, u64)> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
+    hash_reader(file)
+}
+
+/// The SHA-256 of everything `reader` yields, and how many bytes that
+/// was, read in pieces.
+pub fn hash_reader(mut reader: impl Read) -> io::Result<(Sha256, u64)> {
     let mut context = Context::new(&SHA256);
     let mut buffer = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
-        let read = match file.read(&mut buffer) {
+        let read = match reader.read(&mut buffer) {
             Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,

@@ -9,12 +9,11 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::Path;
 
-use ring::digest::{Context, SHA256};
 use roleout_model::ids::Sha256;
 use roleout_model::image::ImageDescription;
 use roleout_model::tree::{Entry, Manifest};
 
-use crate::content::{ContentError, ContentStore, parse_digest};
+use crate::content::{ContentError, ContentStore, Hashing, parse_digest};
 
 const DESCRIPTION: &str = "image.json";
 const MANIFEST: &str = "manifest.rtree";
@@ -185,7 +184,7 @@ pub fn write(
                     io_error("write")(error)
                 }
             })?;
-        let (actual, length) = hashing.finish();
+        let (actual, length, _) = hashing.finish();
         if actual != *digest || length != size {
             return Err(ImageFileError::Changed {
                 path: contents.describe(entry),
@@ -202,36 +201,6 @@ pub fn write(
         .map_err(|error| io_error("move into place")(error.error))?;
     packed.file_bytes = fs::metadata(path).map_err(io_error("read"))?.len();
     Ok(packed)
-}
-
-/// Hashes what is read through it.
-struct Hashing<R> {
-    inner: R,
-    context: Context,
-    length: u64,
-}
-
-impl<R: Read> Hashing<R> {
-    fn new(inner: R) -> Self {
-        Self {
-            inner,
-            context: Context::new(&SHA256),
-            length: 0,
-        }
-    }
-
-    fn finish(self) -> (Sha256, u64) {
-        (Sha256::from_digest(&self.context.finish()), self.length)
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let count = self.inner.read(buffer)?;
-        self.context.update(&buffer[..count]);
-        self.length += count as u64;
-        Ok(count)
-    }
 }
 
 /// What [`read`] brought in.

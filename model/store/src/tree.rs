@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags, major, makedev, minor, mknod, utimensat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Whence, lseek, mkfifo};
-use ring::digest::{Context, SHA256};
 use roleout_model::ids::Sha256;
 use roleout_model::tree::{Bytes, Entry, Kind, Manifest, TreePath};
 
@@ -346,22 +345,9 @@ fn read_content(
     let size = before.len();
     let extents = extents(&file, size, full)?;
     let whole = extents.is_empty() && size == 0 || extents == [[0, size]];
-    let mut context = Context::new(&SHA256);
-    let mut read = 0u64;
     let second = file.try_clone().map_err(io_error(full, "open"))?;
-    {
-        let mut reader = DataReader::new(file, extents.clone());
-        let mut buffer = vec![0u8; 256 * 1024];
-        loop {
-            let count = reader.read(&mut buffer).map_err(io_error(full, "read"))?;
-            if count == 0 {
-                break;
-            }
-            context.update(&buffer[..count]);
-            read += count as u64;
-        }
-    }
-    let digest = Sha256::from_digest(&context.finish());
+    let (digest, read) = crate::content::hash_reader(DataReader::new(file, extents.clone()))
+        .map_err(io_error(full, "read"))?;
     let after = second.metadata().map_err(io_error(full, "read"))?;
     if after.len() != before.len()
         || after.mtime() != before.mtime()
