@@ -86,16 +86,47 @@ pub struct PayloadImport {
     pub present: Vec<Sha256>,
 }
 
-/// Everything the directory names that lives in the content store: every
-/// payload of every role version of every product, and every log a
-/// stored report names (three searches).
-pub async fn referenced_content(directory: &Directory) -> Result<BTreeSet<Sha256>, CatalogError> {
+/// Everything the directory names that lives in `store`: every payload
+/// of every role version of every product, every log a stored report
+/// names, and every image's manifest with every file it names (four
+/// searches, and each image's manifest read from the store). A manifest
+/// the store holds but cannot read stops the answer with an error, so a
+/// collection never removes an image's files because its manifest was
+/// damaged; a manifest the store lacks names nothing to keep.
+pub async fn referenced_content(
+    directory: &Directory,
+    store: &ContentStore,
+) -> Result<BTreeSet<Sha256>, ContentError> {
     let (_, products) = directory.export_catalog().await?;
     let mut referenced = directory.referenced_log_digests().await?;
     for product in &products {
         for version in &product.fileset.versions {
             referenced.extend(version.value.files.iter().map(|file| file.sha256.clone()));
         }
+    }
+    let manifests = directory
+        .image_manifests()
+        .await
+        .map_err(CatalogError::from)?;
+    for manifest in manifests {
+        let path = store.path_of(&manifest);
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(ContentError::Io {
+                    context: format!("cannot read image manifest {}", path.display()),
+                    source,
+                });
+            }
+        };
+        let parsed =
+            roleout_model::tree::Manifest::parse(&bytes).map_err(|error| ContentError::Io {
+                context: format!("image manifest {}", path.display()),
+                source: io::Error::new(io::ErrorKind::InvalidData, error.to_string()),
+            })?;
+        referenced.extend(parsed.contents());
+        referenced.insert(manifest);
     }
     Ok(referenced)
 }

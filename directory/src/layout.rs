@@ -3,7 +3,7 @@
 //!
 //! Under the base (default `ou=roleout,dc=example,dc=org`):
 //! `ou=roles`, `ou=machines`, `ou=products`, `ou=suites`, `ou=builds`,
-//! `ou=reports`, the service accounts `cn=roleoutd` and `cn=admin`, and the
+//! `ou=reports`, `ou=images`, `ou=engines`, the service accounts `cn=roleoutd` and `cn=admin`, and the
 //! group `cn=admins`. Machines and roles may instead be searched for
 //! elsewhere (see [`Settings`]); new machines are still created in Roleout's
 //! own `ou=machines`.
@@ -26,6 +26,8 @@ pub struct Layout {
     suites: String,
     builds: String,
     reports: String,
+    images: String,
+    engines: String,
 }
 
 impl Layout {
@@ -60,6 +62,8 @@ impl Layout {
             suites: under("suites"),
             builds: under("builds"),
             reports: under("reports"),
+            images: under("images"),
+            engines: under("engines"),
             base,
         }
     }
@@ -112,6 +116,26 @@ impl Layout {
     /// The container of status reports.
     pub fn reports(&self) -> &str {
         &self.reports
+    }
+
+    /// Where images are kept (`ou=images`).
+    pub fn images(&self) -> &str {
+        &self.images
+    }
+
+    /// Where installation engines register (`ou=engines`).
+    pub fn engines(&self) -> &str {
+        &self.engines
+    }
+
+    /// The DN of image `name`.
+    pub fn image_dn(&self, name: &roleout_model::image::ImageName) -> String {
+        escape::child_dn("cn", name.as_str(), &self.images)
+    }
+
+    /// The DN of installation engine `name`.
+    pub fn engine_dn(&self, name: &MachineId) -> String {
+        escape::child_dn("cn", name.as_str(), &self.engines)
     }
 
     /// The DN a new role called `name` gets.

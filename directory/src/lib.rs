@@ -20,6 +20,7 @@ pub mod error;
 pub mod escape;
 pub mod feed;
 pub mod groups;
+pub mod images;
 pub mod layout;
 pub mod leases;
 pub mod local;
@@ -27,6 +28,7 @@ pub mod machines;
 pub mod roles;
 pub mod schema;
 mod schema_catalog;
+mod schema_images;
 pub mod settings;
 
 pub use connection::Directory;

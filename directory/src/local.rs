@@ -1022,13 +1022,19 @@ fn access_ldif(suffix: &str) -> String {
         // Built suites and status reports: the builder writes them.
         format!("to dn.subtree=\"ou=builds,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         format!("to dn.subtree=\"ou=reports,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
+        // Images (uploaded by imaging sources through roleoutd) and the
+        // installation engines' own entries; roleoutd may make the
+        // containers of an older directory (and nothing else beside them).
+        format!("to dn.subtree=\"ou=images,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
+        format!("to dn.subtree=\"ou=engines,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
+        format!("to dn.exact=\"{base}\" attrs=children by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         // Enrolment attributes of machine entries, wherever they live: the
         // builder records certificates, facts, hardware and last-seen
         // times, and takes leases as an installation engine. Enabling a
         // machine (roleoutEnabled) stays with the admins.
         format!(
             "to dn.subtree=\"{suffix}\" filter=(objectClass=roleoutMachine) \
-             attrs=roleoutEnrolment,roleoutEnrolmentToken,roleoutCertificateFingerprint,userCertificate,roleoutLastSeen,roleoutFact,roleoutOs,roleoutArch,roleoutHardware,roleoutHardwareKey,roleoutLease \
+             attrs=roleoutEnrolment,roleoutEnrolmentToken,roleoutCertificateFingerprint,userCertificate,roleoutLastSeen,roleoutFact,roleoutOs,roleoutArch,roleoutHardware,roleoutHardwareKey,roleoutLease,roleoutEngine \
              by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"
         ),
         // Machines that enrol on their own get an entry in Roleout's own

@@ -40,6 +40,8 @@ const MACHINE_ATTRIBUTES: &[&str] = &[
     "roleoutCertificateFingerprint",
     "roleoutEnrolmentToken",
     "roleoutLastSeen",
+    "roleoutImagingSource",
+    "roleoutEngine",
     "userCertificate;binary",
 ];
 
@@ -108,6 +110,12 @@ pub struct MachineEntry {
     pub enrolment_token: Option<Sha256>,
     /// When it last authenticated (GeneralizedTime, `20260101120000Z`).
     pub last_seen: Option<String>,
+    /// Whether an admin made it an imaging source: it may upload images
+    /// of itself (`roleoutImagingSource`).
+    pub imaging_source: bool,
+    /// The installation engine it is reached through (`roleoutEngine`),
+    /// the roleoutd it last authenticated with when that one is an engine.
+    pub engine: Option<String>,
 }
 
 impl MachineEntry {
@@ -709,6 +717,16 @@ fn machine_entry(entry: &SearchEntry) -> Result<MachineEntry> {
             ));
         }
     };
+    let imaging_source = match entry.text("roleoutImagingSource") {
+        None | Some("FALSE") => false,
+        Some("TRUE") => true,
+        Some(other) => {
+            return Err(mapping(
+                "roleoutImagingSource",
+                format!("{other:?} is not TRUE or FALSE"),
+            ));
+        }
+    };
     let enrolment = entry
         .text("roleoutEnrolment")
         .map(|text| {
@@ -739,12 +757,14 @@ fn machine_entry(entry: &SearchEntry) -> Result<MachineEntry> {
         certificate_fingerprint: digest("roleoutCertificateFingerprint")?,
         enrolment_token: digest("roleoutEnrolmentToken")?,
         last_seen: entry.text("roleoutLastSeen").map(str::to_owned),
+        imaging_source,
+        engine: entry.text("roleoutEngine").map(str::to_owned),
     })
 }
 
 /// `when` as a GeneralizedTime in UTC (`YYYYMMDDHHMMSSZ`); times before
 /// 1970 are clamped to the epoch.
-fn generalized_time(when: SystemTime) -> String {
+pub fn generalized_time(when: SystemTime) -> String {
     let seconds = when
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
@@ -802,6 +822,8 @@ mod tests {
             certificate_fingerprint: None,
             enrolment_token: None,
             last_seen: seen.map(str::to_owned),
+            imaging_source: false,
+            engine: None,
         };
         // 2024-02-29T12:34:56Z
         let seen = entry(Some("20240229123456Z"));

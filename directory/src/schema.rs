@@ -8,12 +8,14 @@
 //! attribute types are `ARC.1.N`, object classes `ARC.2.N`. Numbers 1-99
 //! (attributes) and 1-49 (classes) are the roles and machines part; the
 //! catalog (products, suites, builds, reports) uses 100+ and 50+ in
-//! `schema_catalog.rs`. Standard attributes (cn, description, member,
+//! `schema_catalog.rs`, images and installation engines 200+ and 100+ in
+//! `schema_images.rs`. Standard attributes (cn, description, member,
 //! userCertificate, ipHostNumber) are used wherever one fits.
 
 use std::fmt::Write;
 
 use crate::schema_catalog::{CATALOG_ATTRIBUTES, CATALOG_CLASSES};
+use crate::schema_images::{IMAGE_ATTRIBUTES, IMAGE_CLASSES};
 
 /// Roleout's OID arc (a UUID arc, `2.25.<uuid as integer>`).
 pub const ARC: &str = "2.25.202304801690159916513666888289314039049";
@@ -273,18 +275,26 @@ pub(crate) const ROLE_MACHINE_CLASSES: &[ObjectClass] = &[
             "roleoutLease",
             "roleoutHardware",
             "roleoutHardwareKey",
+            "roleoutImagingSource",
+            "roleoutEngine",
         ],
     },
 ];
 
-/// Every attribute type: roles and machines, then the catalog.
+/// Every attribute type: roles and machines, the catalog, then images.
 pub fn attribute_types() -> impl Iterator<Item = &'static AttributeType> {
-    ROLE_MACHINE_ATTRIBUTES.iter().chain(CATALOG_ATTRIBUTES)
+    ROLE_MACHINE_ATTRIBUTES
+        .iter()
+        .chain(CATALOG_ATTRIBUTES)
+        .chain(IMAGE_ATTRIBUTES)
 }
 
-/// Every object class: roles and machines, then the catalog.
+/// Every object class: roles and machines, the catalog, then images.
 pub fn object_classes() -> impl Iterator<Item = &'static ObjectClass> {
-    ROLE_MACHINE_CLASSES.iter().chain(CATALOG_CLASSES)
+    ROLE_MACHINE_CLASSES
+        .iter()
+        .chain(CATALOG_CLASSES)
+        .chain(IMAGE_CLASSES)
 }
 
 fn quoted(text: &str) -> String {
@@ -410,16 +420,13 @@ pub fn check_tables() -> Vec<String> {
     let mut problems = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     let mut numbers = std::collections::BTreeSet::new();
-    for (attribute, own) in ROLE_MACHINE_ATTRIBUTES
+    for (attribute, range) in ROLE_MACHINE_ATTRIBUTES
         .iter()
-        .map(|a| (a, true))
-        .chain(CATALOG_ATTRIBUTES.iter().map(|a| (a, false)))
+        .map(|a| (a, 1..100))
+        .chain(CATALOG_ATTRIBUTES.iter().map(|a| (a, 100..200)))
+        .chain(IMAGE_ATTRIBUTES.iter().map(|a| (a, 200..300)))
     {
-        let in_range = if own {
-            (1..100).contains(&attribute.number)
-        } else {
-            attribute.number >= 100
-        };
+        let in_range = range.contains(&attribute.number);
         if !in_range {
             problems.push(format!(
                 "attribute {} has number {} outside its range",
@@ -437,16 +444,13 @@ pub fn check_tables() -> Vec<String> {
         }
     }
     let mut class_numbers = std::collections::BTreeSet::new();
-    for (class, own) in ROLE_MACHINE_CLASSES
+    for (class, range) in ROLE_MACHINE_CLASSES
         .iter()
-        .map(|c| (c, true))
-        .chain(CATALOG_CLASSES.iter().map(|c| (c, false)))
+        .map(|c| (c, 1..50))
+        .chain(CATALOG_CLASSES.iter().map(|c| (c, 50..100)))
+        .chain(IMAGE_CLASSES.iter().map(|c| (c, 100..150)))
     {
-        let in_range = if own {
-            (1..50).contains(&class.number)
-        } else {
-            class.number >= 50
-        };
+        let in_range = range.contains(&class.number);
         if !in_range {
             problems.push(format!(
                 "class {} has number {} outside its range",

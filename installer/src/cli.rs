@@ -96,7 +96,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Capture the system at --root (hardware, OS configuration, file systems, every file with
-    /// its attributes and contents) into one image file.
+    /// its attributes and contents) and upload it to roleoutd, or write it to one file (--output).
     Capture(ImageCaptureArgs),
     /// Make the image in FILE again in --root, an empty folder: every file with its owner,
     /// mode, extended attributes, links, holes and times.
@@ -112,9 +112,10 @@ pub struct ImageCaptureArgs {
     /// The image's name.
     #[arg(long)]
     pub name: String,
-    /// The image file to write.
+    /// Write the image to this file instead of uploading it to the roleoutd this machine
+    /// enrolled with (which sends only the files roleoutd does not hold yet).
     #[arg(long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Where the hardware is read from (`sys` and `proc` below it).
     #[arg(long, default_value = "/")]
     pub sysroot: PathBuf,
@@ -250,7 +251,9 @@ impl Cli {
             }
             Command::Image(ImageCommand::Capture(capture)) => {
                 absolute(&mut capture.root);
-                absolute(&mut capture.output);
+                if let Some(output) = &mut capture.output {
+                    absolute(output);
+                }
                 absolute(&mut capture.sysroot);
                 None
             }
@@ -408,7 +411,34 @@ fn image_capture(cli: &Cli, args: &ImageCaptureArgs) -> Result<i32, EngineError>
         sysroot: args.sysroot.clone(),
         exclude,
     };
-    let (captured, packed) = crate::image::capture_to_file(&options, &args.output)
+    let Some(output) = &args.output else {
+        let mut server = http_source(cli)?;
+        let captured =
+            crate::image::capture(&options).map_err(|error| config(error.to_string()))?;
+        let uploaded = crate::image::upload(&captured, &mut server)?;
+        let description = &captured.description;
+        let _ = writeln!(
+            std::io::stdout(),
+            "image {}: {} entries, {} bytes of data, {} file system(s), {} package(s); manifest {}\n\
+             uploaded: {} of {} contents sent ({} bytes), the rest held already; image {}",
+            description.name,
+            description.entries,
+            description.data_bytes,
+            description.partitions.len(),
+            description.os.packages.len(),
+            description.manifest,
+            uploaded.sent,
+            uploaded.offered,
+            uploaded.sent_bytes,
+            match uploaded.status {
+                roleout_model::protocol::ImageStatus::Created => "created",
+                roleout_model::protocol::ImageStatus::Replaced => "replaced",
+                roleout_model::protocol::ImageStatus::Unchanged => "unchanged",
+            }
+        );
+        return Ok(exit_code::SUCCESS);
+    };
+    let (captured, packed) = crate::image::capture_to_file(&options, output)
         .map_err(|error| config(error.to_string()))?;
     let description = &captured.description;
     let _ = writeln!(
@@ -421,7 +451,7 @@ fn image_capture(cli: &Cli, args: &ImageCaptureArgs) -> Result<i32, EngineError>
         description.partitions.len(),
         description.os.packages.len(),
         description.manifest,
-        args.output.display(),
+        output.display(),
         packed.file_bytes
     );
     Ok(exit_code::SUCCESS)
@@ -559,6 +589,11 @@ fn source(cli: &Cli, common: &CommonArgs) -> Result<Box<dyn Source>, EngineError
     if let Some(directory) = &common.from {
         return Ok(Box::new(DirectorySource::new(directory)));
     }
+    Ok(Box::new(http_source(cli)?))
+}
+
+/// roleoutd, as this machine enrolled with it.
+fn http_source(cli: &Cli) -> Result<HttpSource, EngineError> {
     let identity = Identity::load(&cli.state_dir).map_err(|error| config(error.to_string()))?;
     let pem_path = cli.state_dir.join(SERVER_CERTIFICATE_FILE);
     let pem = fs::read(&pem_path)
@@ -566,12 +601,12 @@ fn source(cli: &Cli, common: &CommonArgs) -> Result<Box<dyn Source>, EngineError
     let agent = client::pinned_agent(&pem)?;
     let key = roleout_store::keys::read_machine_key(&cli.state_dir.join(MACHINE_KEY_FILE))
         .map_err(|error| config(error.to_string()))?;
-    Ok(Box::new(HttpSource::new(
+    Ok(HttpSource::new(
         agent,
         &identity.enrolment.server,
         identity.enrolment.machine,
         key,
-    )))
+    ))
 }
 
 fn suite_id(text: &str) -> Result<SuiteId, EngineError> {

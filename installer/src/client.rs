@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use roleout_model::ids::{MachineId, Sha256, SuiteId};
 use roleout_model::protocol::{
-    AckStatus, ChallengeRequest, ChallengeResponse, Close, EnrollRequest, EnrollResponse,
-    ErrorBody, ErrorCode, ReportAck, SessionRequest, SessionResponse, SignedEnvelope, StatusReport,
-    SuiteComplete, TrustAnnouncement,
+    AckStatus, ChallengeRequest, ChallengeResponse, Close, ContentOffer, ContentStatus,
+    ContentStored, ContentWant, EnrollRequest, EnrollResponse, ErrorBody, ErrorCode, ImageStored,
+    ImageUpload, MAX_OFFERED_DIGESTS, ReportAck, SessionRequest, SessionResponse, SignedEnvelope,
+    StatusReport, SuiteComplete, TrustAnnouncement,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -309,6 +310,85 @@ const NOT_NOW_WAITS: [std::time::Duration; 3] = [
 /// How long the agent waits before it asks again on a new connection
 /// when one was lost.
 const RECONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Images: the upload an imaging source makes of itself.
+impl HttpSource {
+    /// Of `digests`, those roleoutd's content store lacks (asked in
+    /// batches of at most [`MAX_OFFERED_DIGESTS`]).
+    pub fn missing_content(&mut self, digests: &[Sha256]) -> Result<Vec<Sha256>, SourceError> {
+        let mut missing = Vec::new();
+        for batch in digests.chunks(MAX_OFFERED_DIGESTS) {
+            let offer = ContentOffer {
+                digests: batch.to_vec(),
+            };
+            let want: ContentWant = self.with_session(|agent, server, session| {
+                post_json(
+                    agent,
+                    &format!("{server}/v1/content/missing"),
+                    Some(session),
+                    &offer,
+                    "the contents roleoutd lacks",
+                )
+            })?;
+            missing.extend(want.missing);
+        }
+        Ok(missing)
+    }
+
+    /// Sends one content of `length` bytes, read from what `open` gives
+    /// (called again for a second try), to be stored as `digest`.
+    pub fn put_content(
+        &mut self,
+        digest: &Sha256,
+        length: u64,
+        open: &dyn Fn() -> std::io::Result<Box<dyn Read>>,
+    ) -> Result<ContentStatus, SourceError> {
+        let what = format!("content {digest}");
+        let stored: ContentStored = self.with_session(|agent, server, session| {
+            let mut reader = open().map_err(|error| SourceError::Invalid {
+                what: what.clone(),
+                reason: error.to_string(),
+            })?;
+            let request = agent
+                .put(format!("{server}/v1/content/{digest}"))
+                .header("Authorization", format!("Bearer {session}"))
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Length", length.to_string())
+                .config()
+                // A large file takes as long as it takes to send; the
+                // answer must still come in time.
+                .timeout_global(None)
+                .timeout_recv_response(Some(REQUEST_TIMEOUT))
+                .build();
+            let response = request
+                .send(ureq::SendBody::from_reader(&mut reader))
+                .map_err(|error| transport(&what, error))?;
+            answer(&what, response)
+        })?;
+        Ok(stored.status)
+    }
+
+    /// Stores `description` as an image whose manifest and contents were
+    /// sent.
+    pub fn store_image(
+        &mut self,
+        description: &roleout_model::image::ImageDescription,
+    ) -> Result<ImageStored, SourceError> {
+        let upload = ImageUpload {
+            description: description.clone(),
+        };
+        let what = format!("image {}", description.name);
+        self.with_session(|agent, server, session| {
+            post_json(
+                agent,
+                &format!("{server}/v1/images"),
+                Some(session),
+                &upload,
+                &what,
+            )
+        })
+    }
+}
 
 impl Source for HttpSource {
     fn suite_list(&mut self) -> Result<SignedEnvelope, SourceError> {

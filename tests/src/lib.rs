@@ -617,6 +617,44 @@ impl World {
         })
     }
 
+    /// The image `name` as the directory keeps it, if any.
+    pub fn image(&self, name: &str) -> Option<roleout_directory::images::ImageEntry> {
+        let name = roleout_model::image::ImageName::new(name).expect("a valid image name");
+        self.with_directory(async |directory| directory.image(&name).await.expect("images read"))
+    }
+
+    /// What roleoutd's content store keeps when it is collected: every
+    /// content the directory names (payloads, logs, image manifests and
+    /// the files they name).
+    pub fn referenced_content(&self) -> std::collections::BTreeSet<roleout_model::ids::Sha256> {
+        let store = roleout_store::content::ContentStore::new(self.server_state.join("content"))
+            .expect("roleoutd's content store");
+        self.with_directory(async |directory| {
+            roleout_builder::content::referenced_content(directory, &store)
+                .await
+                .expect("what is referenced reads")
+        })
+    }
+
+    /// How many contents roleoutd's content store holds.
+    pub fn stored_contents(&self) -> usize {
+        fn count(folder: &Path) -> usize {
+            fs::read_dir(folder).map_or(0, |listing| {
+                listing
+                    .flatten()
+                    .map(|entry| {
+                        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                            count(&entry.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+        }
+        count(&self.server_state.join("content/sha256"))
+    }
+
     /// roleoutd's log so far.
     pub fn roleoutd_log(&self) -> String {
         fs::read_to_string(self.top().join("roleoutd.log")).unwrap_or_default()

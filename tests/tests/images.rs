@@ -565,3 +565,136 @@ fn a_capture_leaves_out_the_capturing_agents_own_state() {
         "the agent's state was captured: {paths:?}"
     );
 }
+
+/// The numbers in `uploaded: SENT of OFFERED contents sent (BYTES bytes)`.
+fn uploaded(stdout: &str) -> (usize, usize) {
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("uploaded: "))
+        .unwrap_or_else(|| panic!("no upload line in:\n{stdout}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[1].parse().unwrap(), words[3].parse().unwrap())
+}
+
+/// 000-C1 and C7 through roleoutd: an admin makes a machine an imaging
+/// source; its capture uploads the manifest and the files roleoutd lacks,
+/// and the image is an entry under ou=images. An unchanged source
+/// captured again moves nothing and writes nothing; one changed file
+/// moves that file and the new manifest. What the image names survives the
+/// content store's collection, and no other source may take its name.
+#[test]
+fn an_imaging_source_uploads_only_what_roleoutd_lacks_and_an_unchanged_capture_adds_nothing() {
+    assert!(
+        is_root(),
+        "this test makes devices and sets owners: run it as root"
+    );
+    let world = roleout_tests::World::start();
+    let source = world.enroll("web-1", "end-user");
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("root");
+    fs::create_dir(&root).unwrap();
+    fixture(&root);
+    let root_text = root.to_str().unwrap();
+    let capture = |machine: &roleout_tests::Machine, name: &str| {
+        world.roleout(
+            machine,
+            &["image", "capture", "--root", root_text, "--name", name],
+        )
+    };
+
+    // Not yet a source: refused, and nothing is kept.
+    let refused = capture(&source, "web");
+    assert_ne!(refused.code, Some(0), "{}", refused.transcript());
+    assert!(
+        refused.stderr.contains("not an imaging source")
+            && refused.stderr.contains("source add web-1"),
+        "{}",
+        refused.transcript()
+    );
+    assert!(world.image("web").is_none());
+
+    assert!(
+        world
+            .admin("source add web-1")
+            .contains("web-1 is an imaging source")
+    );
+    assert!(world.admin("source list").starts_with("web-1\t"));
+    let before = world.stored_contents();
+    let first = capture(&source, "web");
+    assert_eq!(first.code, Some(0), "{}", first.transcript());
+    assert!(first.stdout.contains("image created"), "{}", first.stdout);
+    let (sent, offered) = uploaded(&first.stdout);
+    assert_eq!(
+        sent, offered,
+        "a new image sends everything: {}",
+        first.stdout
+    );
+    assert_eq!(world.stored_contents(), before + sent);
+
+    let image = world.image("web").expect("the image's entry");
+    assert_eq!(image.source.as_deref(), Some("web-1"));
+    assert_eq!(image.description.os.packages.len(), 2);
+    let manifest = image.description.manifest.clone();
+    let store = ContentStore::new(world.server_state.join("content")).unwrap();
+    // The manifest in roleoutd's store verifies: sha256sum names it.
+    let sum = run("sha256sum", &[store.path_of(&manifest).as_os_str()]);
+    assert!(sum.starts_with(manifest.as_str().as_bytes()));
+    let listed = world.admin("image list");
+    assert!(listed.starts_with("web\tfrom web-1\t"), "{listed}");
+    assert!(
+        world
+            .admin("image show web")
+            .contains("Debian GNU/Linux 12 (bookworm)")
+    );
+
+    // Captured again, unchanged: nothing moves, nothing is written.
+    let again = capture(&source, "web");
+    assert_eq!(again.code, Some(0), "{}", again.transcript());
+    assert_eq!(uploaded(&again.stdout), (0, offered), "{}", again.stdout);
+    assert!(again.stdout.contains("image unchanged"), "{}", again.stdout);
+    assert_eq!(world.stored_contents(), before + sent);
+
+    // One file changes: that file and the new manifest move.
+    fs::write(root.join("etc/ssh/sshd_config"), "Port 2222\n").unwrap();
+    let changed = capture(&source, "web");
+    assert_eq!(changed.code, Some(0), "{}", changed.transcript());
+    assert_eq!(uploaded(&changed.stdout).0, 2, "{}", changed.stdout);
+    assert!(
+        changed.stdout.contains("image replaced"),
+        "{}",
+        changed.stdout
+    );
+    assert_eq!(world.stored_contents(), before + sent + 2);
+    let replaced = world.image("web").unwrap();
+    assert_ne!(replaced.description.manifest, manifest);
+
+    // A collection keeps the image's manifest and every file it names.
+    let referenced = world.referenced_content();
+    let new_manifest = replaced.description.manifest.clone();
+    assert!(referenced.contains(&new_manifest));
+    let bytes = fs::read(store.path_of(&new_manifest)).unwrap();
+    let parsed = roleout_model::tree::Manifest::parse(&bytes).unwrap();
+    assert!(!parsed.contents().is_empty());
+    assert!(
+        parsed
+            .contents()
+            .iter()
+            .all(|digest| referenced.contains(digest))
+    );
+    assert!(
+        !referenced.contains(&manifest),
+        "the replaced manifest is no longer named"
+    );
+
+    // Another source may not take the name.
+    let other = world.enroll("web-2", "end-user");
+    world.admin("source add web-2");
+    let taken = capture(&other, "web");
+    assert_ne!(taken.code, Some(0), "{}", taken.transcript());
+    assert!(
+        taken.stderr.contains("was captured from web-1"),
+        "{}",
+        taken.transcript()
+    );
+    assert_eq!(world.image("web").unwrap().source.as_deref(), Some("web-1"));
+}

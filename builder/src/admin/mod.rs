@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod check;
 pub mod customize;
 pub mod groups;
+pub mod images;
 pub mod lifecycle;
 pub mod machines;
 pub mod plan;

@@ -17,7 +17,7 @@ fn role_name(name: &str) -> Result<RoleName, CommandFailed> {
 }
 
 /// The DN of machine `name`; one plain line when there is none.
-async fn machine_dn(directory: &Directory, name: &str) -> Result<String, CommandFailed> {
+pub(crate) async fn machine_dn(directory: &Directory, name: &str) -> Result<String, CommandFailed> {
     let missing = || CommandFailed(format!("no machine {name:?} in the directory"));
     let id = MachineId::new(name).map_err(|_| missing())?;
     let machine = directory

@@ -138,8 +138,11 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     directory_settings.validate()?;
     let secret = load_or_create_secret(&settings.secret_file)?;
     let builder_key = load_or_create_builder_key(&settings.state_dir)?;
-    let tls_config = match tls::prepare(&settings.tls, &settings.state_dir, settings.tls_validity)?
-    {
+    let tls_files = tls::prepare(&settings.tls, &settings.state_dir, settings.tls_validity)?;
+    let tls_fingerprint = tls_files
+        .as_ref()
+        .and_then(|files| certificate_fingerprint(&files.cert));
+    let tls_config = match tls_files {
         Some(files) => Some(tls::server_config(&files)?),
         None => None,
     };
@@ -178,7 +181,11 @@ fn run(settings: Settings) -> anyhow::Result<()> {
                 settings.enrolments_per_minute,
                 settings.reports_per_minute,
             ),
+            engine: settings.engine.as_ref().map(|(name, _)| name.clone()),
         });
+        if let Some((name, url)) = &settings.engine {
+            register_engine(&directory, name, url, tls_fingerprint.as_ref()).await;
+        }
         // The content store is collected now and then: logs of pruned
         // reports and payloads of deleted products go.
         let _collector = {
@@ -319,20 +326,52 @@ async fn expire_pending_enrolments(state: &ServerState, after: std::time::Durati
     }
 }
 
+/// SHA-256 of the first certificate (DER) in the PEM file at `path`.
+fn certificate_fingerprint(path: &std::path::Path) -> Option<roleout_model::ids::Sha256> {
+    let pem = std::fs::read(path).ok()?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    Some(roleout_model::ids::Sha256::from_digest(
+        &ring::digest::digest(&ring::digest::SHA256, &block.contents),
+    ))
+}
+
+/// Registers this roleoutd as installation engine `name` at `url`. A
+/// failure is logged: the engine still serves, and registers at its next
+/// start.
+async fn register_engine(
+    directory: &Directory,
+    name: &roleout_model::ids::MachineId,
+    url: &str,
+    fingerprint: Option<&roleout_model::ids::Sha256>,
+) {
+    let now = roleout_directory::machines::generalized_time(std::time::SystemTime::now());
+    match directory
+        .register_engine(name, url, fingerprint, &now)
+        .await
+    {
+        Ok(()) => tracing::info!(engine = %name, %url, "registered as an installation engine"),
+        Err(error) => {
+            tracing::warn!(engine = %name, %error, "not registered as an installation engine");
+        }
+    }
+}
+
 async fn collect_content(state: &ServerState) {
     /// Younger files may be about to be named by an entry being written.
     const GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
-    let referenced = match roleout_builder::content::referenced_content(&state.directory).await {
-        Ok(referenced) => referenced,
-        Err(error) => {
-            tracing::warn!(%error, "content store not collected: the directory could not be read");
-            return;
-        }
-    };
     let store = match roleout_builder::content::ContentStore::new(state.content_dir.clone()) {
         Ok(store) => store,
         Err(error) => {
             tracing::warn!(%error, "content store not collected");
+            return;
+        }
+    };
+    let referenced = match roleout_builder::content::referenced_content(&state.directory, &store)
+        .await
+    {
+        Ok(referenced) => referenced,
+        Err(error) => {
+            tracing::warn!(%error, "content store not collected: what is referenced could not be read");
             return;
         }
     };

@@ -198,6 +198,16 @@ pub struct Args {
     #[arg(long, env = "ROLEOUTD_REPORTS_PER_MINUTE", value_name = "COUNT")]
     pub reports_per_minute: Option<u32>,
 
+    /// Act as the installation engine NAME of a site: register under ou=engines at start,
+    /// and record on each machine that authenticates here that it is reached through NAME.
+    #[arg(long, env = "ROLEOUTD_ENGINE", value_name = "NAME")]
+    pub engine: Option<String>,
+
+    /// The URL other roleoutd and admins reach this engine at (default: https://LISTEN, or
+    /// http:// with --no-tls).
+    #[arg(long, env = "ROLEOUTD_ENGINE_URL", value_name = "URL")]
+    pub engine_url: Option<String>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. "info,roleout_builder=debug".
     #[arg(long, env = "ROLEOUTD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -237,6 +247,8 @@ pub struct FileConfig {
     unauthenticated_budget_kib: Option<u32>,
     enrolments_per_minute: Option<u32>,
     reports_per_minute: Option<u32>,
+    engine: Option<String>,
+    engine_url: Option<String>,
     log: Option<String>,
 }
 
@@ -333,6 +345,8 @@ pub struct Settings {
     pub enrolments_per_minute: u32,
     /// Reports per minute per machine (0: no limit).
     pub reports_per_minute: u32,
+    /// The installation engine this roleoutd is, with the URL it registers.
+    pub engine: Option<(roleout_model::ids::MachineId, String)>,
     /// Log filter.
     pub log: String,
 }
@@ -438,6 +452,11 @@ impl Settings {
         let seconds = |flag: Option<u64>, file: Option<u64>, default: u64| {
             Duration::from_secs(flag.or(file).unwrap_or(default))
         };
+        let engine_scheme = if matches!(tls, TlsChoice::Off) {
+            "http"
+        } else {
+            "https"
+        };
         Ok(Settings {
             listen,
             directory,
@@ -517,6 +536,19 @@ impl Settings {
                 .reports_per_minute
                 .or(file.reports_per_minute)
                 .unwrap_or(600),
+            engine: match args.engine.or(file.engine) {
+                None => None,
+                Some(name) => {
+                    let name = roleout_model::ids::MachineId::new(&name).map_err(|error| {
+                        ConfigError::Invalid(format!("--engine {name:?}: {error}"))
+                    })?;
+                    let url = args
+                        .engine_url
+                        .or(file.engine_url)
+                        .unwrap_or_else(|| format!("{engine_scheme}://{listen}"));
+                    Some((name, url))
+                }
+            },
             log: args
                 .log
                 .or(file.log)

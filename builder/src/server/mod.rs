@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod gate;
+pub mod images;
 pub mod rotation;
 pub mod routes;
 pub mod state;

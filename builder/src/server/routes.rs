@@ -23,7 +23,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use roleout_directory::catalog::CatalogError;
 use roleout_directory::machines::{Enrolment, MachineEntry};
 use roleout_model::ids::{MachineId, ProductId, Sha256, SuiteId};
@@ -51,7 +51,7 @@ use crate::server::error::ApiError;
 use crate::server::gate::{BODY_TIMEOUT, Refusal, UNAUTHENTICATED_MAX_BODY};
 use crate::server::state::ServerState;
 
-type Shared = State<Arc<ServerState>>;
+pub(crate) type Shared = State<Arc<ServerState>>;
 
 /// How far past the body limit a body is still read before it is refused.
 const DRAIN_FACTOR: usize = 4;
@@ -70,6 +70,12 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/payloads/{digest}", get(payload))
         .route("/v1/reports", post(report))
         .route("/v1/reports/complete", post(complete))
+        .route("/v1/content/missing", post(crate::server::images::missing))
+        .route(
+            "/v1/content/{digest}",
+            put(crate::server::images::put_content),
+        )
+        .route("/v1/images", post(crate::server::images::store_image))
         .fallback(not_found)
         // Bodies are limited by `read_body`, which answers with an
         // ErrorBody; axum's own limit would answer in plain text.
@@ -82,7 +88,7 @@ async fn not_found() -> ApiError {
 }
 
 /// Reads a body of at most `max_body` bytes and decodes it as `T`.
-async fn read_body<T: Message>(
+pub(crate) async fn read_body<T: Message>(
     state: &ServerState,
     headers: &HeaderMap,
     body: Body,
@@ -190,7 +196,7 @@ fn timestamp(unix_seconds: u64) -> Result<Timestamp, ApiError> {
         .ok_or_else(|| ApiError::internal("an expiry past the year 9999"))
 }
 
-fn directory_failed<E: std::fmt::Display + 'static>(error: E) -> ApiError {
+pub(crate) fn directory_failed<E: std::fmt::Display + 'static>(error: E) -> ApiError {
     if let Some(answer) = unavailable(&error) {
         return answer;
     }
@@ -606,6 +612,19 @@ async fn session_inner(
             auth_refusal(&error)
         })?;
     info!(machine = %machine, outcome = "accepted", roles = %roles.key(), "session");
+    if let Some(engine) = &state.engine
+        && entry.engine.as_deref() != Some(engine.as_str())
+    {
+        // The machine is reached through this engine from now on.
+        let recorded = state
+            .directory
+            .set_machine_engine(&entry.dn, engine.as_str())
+            .await;
+        state.cache.forget_machine(machine, &entry.dn);
+        if let Err(error) = recorded {
+            warn!(machine = %machine, %error, "could not record the engine the machine is reached through");
+        }
+    }
     if !entry.seen_since(now.checked_sub(LAST_SEEN_INTERVAL).unwrap_or(now)) {
         let recorded = state.directory.record_machine_seen(&entry.dn, now).await;
         state.cache.forget_machine(machine, &entry.dn);
@@ -622,13 +641,16 @@ async fn session_inner(
 
 /// An authenticated request: its session, the machine's entry as it is
 /// now and its roles as they are now.
-struct Requester {
-    session: Session,
-    entry: Arc<MachineEntry>,
-    roles: Arc<EffectiveRoles>,
+pub(crate) struct Requester {
+    pub(crate) session: Session,
+    pub(crate) entry: Arc<MachineEntry>,
+    pub(crate) roles: Arc<EffectiveRoles>,
 }
 
-async fn requester(state: &ServerState, headers: &HeaderMap) -> Result<Requester, ApiError> {
+pub(crate) async fn requester(
+    state: &ServerState,
+    headers: &HeaderMap,
+) -> Result<Requester, ApiError> {
     // Two credentials are one too many: which one a proxy or a server
     // takes differs, so none is taken.
     if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
@@ -1054,7 +1076,7 @@ async fn component(
 
 /// A payload digest as it must appear in a path: 64 lowercase hex
 /// characters, nothing else (no other case, no dots, no slashes).
-fn strict_digest(text: &str) -> Option<Sha256> {
+pub(crate) fn strict_digest(text: &str) -> Option<Sha256> {
     let valid = text.len() == 64
         && text
             .bytes()
@@ -1151,20 +1173,42 @@ async fn payload_inner(
         ));
     }
     let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
-    let path = store.path_of(&digest);
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+    serve_content(&store, &digest, headers, "payload").await
+}
+
+/// The content `digest` of `store` as an answer, streamed from disk in
+/// pieces whatever its size, with one byte range when asked
+/// (`what` names it in errors: "payload", "content").
+pub(crate) async fn serve_content(
+    store: &ContentStore,
+    digest: &Sha256,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<Response, ApiError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let path = store.path_of(digest);
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("There is no such {what}."),
+            ));
+        }
         Err(error) => return Err(ApiError::internal(format!("{}: {error}", path.display()))),
     };
-    let length = bytes.len() as u64;
+    let length = file
+        .metadata()
+        .await
+        .map_err(|error| ApiError::internal(format!("{}: {error}", path.display())))?
+        .len();
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     response_headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    // A payload is named by its digest, so its bytes never change: the
+    // Content is named by its digest, so its bytes never change: the
     // machine's own (private) cache may keep it as long as it likes, and
     // its ETag is the digest. `private`: the answer needed a session, so
     // a shared cache must not hand it to others.
@@ -1175,16 +1219,14 @@ async fn payload_inner(
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{digest}\"")) {
         response_headers.insert(header::ETAG, etag);
     }
-    match byte_range(headers, length) {
-        Ok(None) => Ok((StatusCode::OK, response_headers, bytes).into_response()),
+    let (status, first, count) = match byte_range(headers, length) {
+        Ok(None) => (StatusCode::OK, 0, length),
         Ok(Some((first, last))) => {
             let content_range = format!("bytes {first}-{last}/{length}");
             if let Ok(value) = HeaderValue::from_str(&content_range) {
                 response_headers.insert(header::CONTENT_RANGE, value);
             }
-            // Both ends are within the payload (checked by byte_range).
-            let part = bytes[first as usize..=last as usize].to_vec();
-            Ok((StatusCode::PARTIAL_CONTENT, response_headers, part).into_response())
+            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
         }
         Err(()) => {
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
@@ -1192,16 +1234,26 @@ async fn payload_inner(
             }
             let body = roleout_model::protocol::ErrorBody::new(
                 ErrorCode::InvalidBody,
-                format!("The requested range is outside the payload of {length} bytes."),
+                format!("The requested range is outside the {what} of {length} bytes."),
             );
-            Ok((
+            return Ok((
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 response_headers,
                 Json(body),
             )
-                .into_response())
+                .into_response());
         }
+    };
+    if first > 0 {
+        file.seek(std::io::SeekFrom::Start(first))
+            .await
+            .map_err(|error| ApiError::internal(format!("{}: {error}", path.display())))?;
     }
+    if let Ok(value) = HeaderValue::from_str(&count.to_string()) {
+        response_headers.insert(header::CONTENT_LENGTH, value);
+    }
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 64 * 1024);
+    Ok((status, response_headers, Body::from_stream(stream)).into_response())
 }
 
 // ---------------------------------------------------------------------------

@@ -52,6 +52,9 @@ pub struct ServerState {
     /// What callers may spend (bodies before a session, enrolments per
     /// source, reports per machine).
     pub gate: crate::server::gate::Gate,
+    /// The installation engine this roleoutd is, if it is one: machines
+    /// that authenticate here are recorded as reached through it.
+    pub engine: Option<roleout_model::ids::MachineId>,
 }
 
 /// roleoutd's own secrets could not be made or loaded.

@@ -1224,7 +1224,7 @@ async fn the_content_store_keeps_what_products_and_reports_name_and_drops_the_re
         (1, vec![old_log.clone()])
     );
 
-    let referenced = roleout_builder::content::referenced_content(&directory)
+    let referenced = roleout_builder::content::referenced_content(&directory, &store)
         .await
         .unwrap();
     // Every payload of every role version of the catalog, and the log of

@@ -325,6 +325,89 @@ pub fn capture_to_file(
     Ok((captured, packed))
 }
 
+/// What uploading an image moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uploaded {
+    /// Contents offered (the manifest and each file content once).
+    pub offered: usize,
+    /// Contents roleoutd lacked, and so were sent.
+    pub sent: usize,
+    /// Bytes sent.
+    pub sent_bytes: u64,
+    /// What roleoutd did with the image's entry.
+    pub status: roleout_model::protocol::ImageStatus,
+}
+
+/// Uploads `captured` to roleoutd: offers the digests of its manifest and
+/// of each file content, sends those roleoutd lacks (read from the
+/// captured root; roleoutd refuses a file whose bytes changed since the
+/// manifest was made), then the description.
+pub fn upload(
+    captured: &Captured,
+    server: &mut crate::client::HttpSource,
+) -> Result<Uploaded, crate::engine::EngineError> {
+    use std::collections::BTreeMap;
+    use std::io::Read;
+    let failed = |error: crate::engine::SourceError| crate::engine::EngineError::from(error);
+    let manifest_bytes = std::sync::Arc::new(captured.manifest.to_bytes());
+    // Each content once, read from the first entry that has it.
+    let mut contents: BTreeMap<roleout_model::ids::Sha256, &roleout_model::tree::Entry> =
+        BTreeMap::new();
+    for entry in captured.manifest.entries() {
+        if let Some(digest) = entry.content() {
+            contents.entry(digest.clone()).or_insert(entry);
+        }
+    }
+    let mut offered: Vec<roleout_model::ids::Sha256> = vec![captured.description.manifest.clone()];
+    offered.extend(contents.keys().cloned());
+    let missing = server.missing_content(&offered).map_err(failed)?;
+    let mut sent_bytes = 0;
+    for digest in &missing {
+        if *digest == captured.description.manifest {
+            let bytes = manifest_bytes.clone();
+            server
+                .put_content(digest, bytes.len() as u64, &move || {
+                    Ok(Box::new(std::io::Cursor::new(bytes.as_ref().clone())) as Box<dyn Read>)
+                })
+                .map_err(failed)?;
+            sent_bytes += manifest_bytes.len() as u64;
+            continue;
+        }
+        let Some(entry) = contents.get(digest) else {
+            // roleoutd asked for something not offered: nothing to send.
+            continue;
+        };
+        let path = roleout_store::tree::full_path(&captured.root, &entry.path);
+        let sparse = entry.sparse.clone();
+        let opened = path.clone();
+        server
+            .put_content(digest, entry.data_bytes(), &move || {
+                Ok(
+                    Box::new(roleout_store::tree::DataReader::open(&opened, &sparse)?)
+                        as Box<dyn Read>,
+                )
+            })
+            .map_err(|error| match error {
+                crate::engine::SourceError::Refused { code, message, .. } => {
+                    crate::engine::EngineError::from(crate::engine::SourceError::Refused {
+                        what: format!("{} (changed since the capture began?)", path.display()),
+                        code,
+                        message,
+                    })
+                }
+                other => failed(other),
+            })?;
+        sent_bytes += entry.data_bytes();
+    }
+    let stored = server.store_image(&captured.description).map_err(failed)?;
+    Ok(Uploaded {
+        offered: offered.len(),
+        sent: missing.len(),
+        sent_bytes,
+        status: stored.status,
+    })
+}
+
 /// What applying an image file did.
 #[derive(Debug, Clone)]
 pub struct Applied {

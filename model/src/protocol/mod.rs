@@ -640,6 +640,86 @@ pub struct Health {
 message!(Health, Health);
 
 // ---------------------------------------------------------------------------
+// Images
+
+/// The most digests one [`ContentOffer`] may list; a larger set is offered
+/// in batches.
+pub const MAX_OFFERED_DIGESTS: usize = 10_000;
+
+/// `POST /v1/content/missing`: the contents an imaging source could send,
+/// by digest (the have list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ContentOffer {
+    /// The digests, at most [`MAX_OFFERED_DIGESTS`].
+    pub digests: Vec<Sha256>,
+}
+message!(ContentOffer, ContentOffer);
+
+/// Answer to `POST /v1/content/missing`: those of the offered contents
+/// roleoutd's content store lacks (the want list), in the offer's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ContentWant {
+    /// The digests wanted.
+    pub missing: Vec<Sha256>,
+}
+message!(ContentWant, ContentWant);
+
+/// What `PUT /v1/content/{sha256}` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContentStatus {
+    /// The content was stored.
+    Stored,
+    /// The store held it already; the body was not kept.
+    Present,
+}
+
+/// Answer to `PUT /v1/content/{sha256}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ContentStored {
+    /// What happened.
+    pub status: ContentStatus,
+}
+message!(ContentStored, ContentStored);
+
+/// `POST /v1/images`: an image whose manifest and contents the sender
+/// uploaded already (roleoutd checks each is in its store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImageUpload {
+    /// The image.
+    pub description: crate::image::ImageDescription,
+}
+message!(ImageUpload, ImageUpload);
+
+/// What `POST /v1/images` did with the image's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageStatus {
+    /// A new image.
+    Created,
+    /// An image of that name was there and is replaced.
+    Replaced,
+    /// The same image was there (only its capture time differed): nothing
+    /// was written.
+    Unchanged,
+}
+
+/// Answer to `POST /v1/images`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImageStored {
+    /// What happened.
+    pub status: ImageStatus,
+    /// The image's manifest digest, as kept.
+    pub manifest: Sha256,
+}
+message!(ImageStored, ImageStored);
+
+// ---------------------------------------------------------------------------
 // Errors
 
 /// What went wrong, for programs: the `error` of an [`ErrorBody`].
@@ -671,6 +751,12 @@ pub enum ErrorCode {
     CertificateExpired,
     /// The suite is not for this machine's roles.
     ForbiddenSuite,
+    /// The machine may not upload images: an admin has not made it an
+    /// imaging source.
+    NotImagingSource,
+    /// An image names contents roleoutd's store does not hold (upload
+    /// them first).
+    MissingContent,
     /// The machine already has a key: a new one needs a one-time token or
     /// proof made with the current key.
     KeyConflict,
@@ -689,7 +775,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidBody,
         ErrorCode::BodyTooLarge,
         ErrorCode::Unauthorized,
@@ -702,6 +788,8 @@ impl ErrorCode {
         ErrorCode::Disabled,
         ErrorCode::CertificateExpired,
         ErrorCode::ForbiddenSuite,
+        ErrorCode::NotImagingSource,
+        ErrorCode::MissingContent,
         ErrorCode::KeyConflict,
         ErrorCode::NotFound,
         ErrorCode::TooManyRequests,
@@ -724,6 +812,8 @@ impl ErrorCode {
             ErrorCode::Disabled => "disabled",
             ErrorCode::CertificateExpired => "certificate-expired",
             ErrorCode::ForbiddenSuite => "forbidden-suite",
+            ErrorCode::NotImagingSource => "not-imaging-source",
+            ErrorCode::MissingContent => "missing-content",
             ErrorCode::KeyConflict => "key-conflict",
             ErrorCode::NotFound => "not-found",
             ErrorCode::TooManyRequests => "too-many-requests",
@@ -748,9 +838,10 @@ impl ErrorCode {
             ErrorCode::NotApproved
             | ErrorCode::Disabled
             | ErrorCode::CertificateExpired
-            | ErrorCode::ForbiddenSuite => 403,
+            | ErrorCode::ForbiddenSuite
+            | ErrorCode::NotImagingSource => 403,
             ErrorCode::NotFound => 404,
-            ErrorCode::KeyConflict => 409,
+            ErrorCode::KeyConflict | ErrorCode::MissingContent => 409,
             ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,

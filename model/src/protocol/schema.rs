@@ -23,7 +23,7 @@ pub const SCHEMA_BASE: &str = "https://example.org/roleout/schemas/api/";
 
 /// Every schema file: (file name, contents). Messages first, in
 /// [`MessageKind::ALL`] order, then the shared definitions.
-pub const SCHEMA_FILES: [(&str, &str); 19] = [
+pub const SCHEMA_FILES: [(&str, &str); 24] = [
     (
         "enroll-request.schema.json",
         include_str!("../../../schemas/api/enroll-request.schema.json"),
@@ -89,6 +89,26 @@ pub const SCHEMA_FILES: [(&str, &str); 19] = [
         include_str!("../../../schemas/api/trust-announcement.schema.json"),
     ),
     (
+        "content-offer.schema.json",
+        include_str!("../../../schemas/api/content-offer.schema.json"),
+    ),
+    (
+        "content-want.schema.json",
+        include_str!("../../../schemas/api/content-want.schema.json"),
+    ),
+    (
+        "content-stored.schema.json",
+        include_str!("../../../schemas/api/content-stored.schema.json"),
+    ),
+    (
+        "image-upload.schema.json",
+        include_str!("../../../schemas/api/image-upload.schema.json"),
+    ),
+    (
+        "image-stored.schema.json",
+        include_str!("../../../schemas/api/image-stored.schema.json"),
+    ),
+    (
         "error.schema.json",
         include_str!("../../../schemas/api/error.schema.json"),
     ),
@@ -141,13 +161,23 @@ pub enum MessageKind {
     Health,
     /// `GET /v1/trust` answer.
     TrustAnnouncement,
+    /// `POST /v1/content/missing` request.
+    ContentOffer,
+    /// `POST /v1/content/missing` answer.
+    ContentWant,
+    /// `PUT /v1/content/{sha256}` answer.
+    ContentStored,
+    /// `POST /v1/images` request.
+    ImageUpload,
+    /// `POST /v1/images` answer.
+    ImageStored,
     /// The body of every answer that is not 2xx.
     ErrorBody,
 }
 
 impl MessageKind {
     /// Every message kind, in the order of [`SCHEMA_FILES`].
-    pub const ALL: [MessageKind; 17] = [
+    pub const ALL: [MessageKind; 22] = [
         MessageKind::EnrollRequest,
         MessageKind::EnrollResponse,
         MessageKind::ChallengeRequest,
@@ -164,6 +194,11 @@ impl MessageKind {
         MessageKind::Close,
         MessageKind::Health,
         MessageKind::TrustAnnouncement,
+        MessageKind::ContentOffer,
+        MessageKind::ContentWant,
+        MessageKind::ContentStored,
+        MessageKind::ImageUpload,
+        MessageKind::ImageStored,
         MessageKind::ErrorBody,
     ];
 
@@ -197,6 +232,8 @@ impl MessageKind {
                 | MessageKind::SessionRequest
                 | MessageKind::StatusReport
                 | MessageKind::SuiteComplete
+                | MessageKind::ContentOffer
+                | MessageKind::ImageUpload
         )
     }
 }

@@ -307,6 +307,48 @@ fn status_report() -> StatusReport {
     }
 }
 
+fn image_upload() -> roleout_model::protocol::ImageUpload {
+    use roleout_model::image::{
+        Compatibility, ImageDescription, ImageName, NetworkFlavour, OsConfiguration, Package,
+        Partition,
+    };
+    roleout_model::protocol::ImageUpload {
+        description: ImageDescription {
+            format: roleout_model::image::FORMAT.to_owned(),
+            name: ImageName::new("web-2026.12").unwrap(),
+            captured_at: 1_764_000_000,
+            manifest: digest(4),
+            entries: 2_000,
+            data_bytes: 1 << 30,
+            hardware: enroll_request().facts.hardware.unwrap(),
+            os: OsConfiguration {
+                os_release: BTreeMap::from([("ID".to_owned(), "debian".to_owned())]),
+                hostname: Some("web-1".to_owned()),
+                packages: vec![Package {
+                    name: "libc6".to_owned(),
+                    version: "2.36-9".to_owned(),
+                    arch: "amd64".to_owned(),
+                }],
+                network: vec![NetworkFlavour::Ifupdown],
+                kernels: vec!["6.1.0-57-cloud-amd64".to_owned()],
+                fstab: vec!["UUID=abc / ext4 errors=remount-ro 0 1".to_owned()],
+                udev_rules: vec!["70-net.rules".to_owned()],
+            },
+            partitions: vec![Partition {
+                mount_point: "/".to_owned(),
+                fs_type: "ext4".to_owned(),
+                device: "/dev/vda1".to_owned(),
+                size_bytes: 20 << 30,
+                used_bytes: 2 << 30,
+                growable: true,
+            }],
+            compatibility: Compatibility::Facts {
+                facts: vec!["arch".to_owned()],
+            },
+        },
+    }
+}
+
 fn enroll_request() -> EnrollRequest {
     EnrollRequest {
         machine: machine(),
@@ -512,6 +554,28 @@ fn every_message_round_trips_and_passes_its_schema() {
     });
     round_trip(&TrustAnnouncement::default());
     check(MessageKind::TrustAnnouncement);
+    round_trip(&roleout_model::protocol::ContentOffer {
+        digests: vec![digest(1), digest(2)],
+    });
+    check(MessageKind::ContentOffer);
+    round_trip(&roleout_model::protocol::ContentWant {
+        missing: vec![digest(2)],
+    });
+    check(MessageKind::ContentWant);
+    for status in [
+        roleout_model::protocol::ContentStatus::Stored,
+        roleout_model::protocol::ContentStatus::Present,
+    ] {
+        round_trip(&roleout_model::protocol::ContentStored { status });
+    }
+    check(MessageKind::ContentStored);
+    round_trip(&image_upload());
+    check(MessageKind::ImageUpload);
+    round_trip(&roleout_model::protocol::ImageStored {
+        status: roleout_model::protocol::ImageStatus::Unchanged,
+        manifest: digest(4),
+    });
+    check(MessageKind::ImageStored);
     for code in ErrorCode::ALL {
         round_trip(&ErrorBody::new(code, "The challenge has expired."));
     }
@@ -1161,6 +1225,27 @@ fn the_openapi_document_covers_the_whole_api() {
         ),
         route("get", "/v1/health", false, None, &["health"]),
         route("get", "/v1/trust", false, None, &["trust-announcement"]),
+        route(
+            "post",
+            "/v1/content/missing",
+            true,
+            Some("content-offer"),
+            &["content-want"],
+        ),
+        route(
+            "put",
+            "/v1/content/{sha256}",
+            true,
+            None,
+            &["content-stored"],
+        ),
+        route(
+            "post",
+            "/v1/images",
+            true,
+            Some("image-upload"),
+            &["image-stored"],
+        ),
     ];
     let paths = document["paths"].as_object().unwrap();
     let mut operations = 0;

@@ -22,6 +22,7 @@ mod customize;
 mod delete;
 mod groups;
 mod help;
+mod images;
 mod import;
 mod machines;
 mod plan;
@@ -46,6 +47,9 @@ pub use customize::Customize;
 pub use delete::{Delete, DeleteKind};
 pub use groups::{GroupAction, GroupCommand};
 pub use help::{Exit, Help};
+pub use images::{
+    EngineAction, EngineCommand, ImageAction, ImageCommand, SourceAction, SourceCommand,
+};
 pub use import::{Export, Import};
 pub use machines::{Approve, Build, Disable, EnrollToken};
 pub use plan::Plan;
@@ -71,12 +75,14 @@ pub enum Command {
     Diff(Diff),
     Disable(Disable),
     EnrollToken(EnrollToken),
+    Engine(EngineCommand),
     #[command(visible_alias = "quit")]
     Exit(Exit),
     Export(Export),
     Find(Find),
     Group(GroupCommand),
     Help(Help),
+    Image(ImageCommand),
     Import(Import),
     Ls(Ls),
     Machine(MachineCommand),
@@ -85,6 +91,7 @@ pub enum Command {
     Role(RoleCommand),
     #[command(visible_alias = "cat")]
     Show(Show),
+    Source(SourceCommand),
     Status(Status),
     Tree(Tree),
     Version(Version),
@@ -104,11 +111,13 @@ impl Command {
             Command::Diff(command) => command,
             Command::Disable(command) => command,
             Command::EnrollToken(command) => command,
+            Command::Engine(command) => command,
             Command::Exit(command) => command,
             Command::Export(command) => command,
             Command::Find(command) => command,
             Command::Group(command) => command,
             Command::Help(command) => command,
+            Command::Image(command) => command,
             Command::Import(command) => command,
             Command::Ls(command) => command,
             Command::Machine(command) => command,
@@ -116,6 +125,7 @@ impl Command {
             Command::Plan(command) => command,
             Command::Role(command) => command,
             Command::Show(command) => command,
+            Command::Source(command) => command,
             Command::Status(command) => command,
             Command::Tree(command) => command,
             Command::Version(command) => command,
