@@ -726,6 +726,11 @@ impl<'a> Adapter<'a, String, Vec<String>> for CountRequests {
 /// `bin_attrs` otherwise, by value rather than by attribute, and the server
 /// chooses the spelling of attribute names: look-ups here ignore case and
 /// check both maps.
+/// One value, as the set an add or a replace takes.
+pub(crate) fn single<T: Eq + Hash>(value: impl Into<T>) -> HashSet<T> {
+    HashSet::from([value.into()])
+}
+
 pub(crate) trait EntryValues {
     /// Every value of `attribute` as text (binary values are skipped).
     fn texts(&self, attribute: &str) -> Vec<&str>;

@@ -117,6 +117,15 @@ pub enum DirectoryError {
 }
 
 impl DirectoryError {
+    /// A value of `attribute` of the entry `dn` that does not fit.
+    pub(crate) fn mapping(dn: &str, attribute: &str, message: impl Into<String>) -> Self {
+        DirectoryError::Mapping {
+            dn: dn.to_owned(),
+            attribute: attribute.to_owned(),
+            message: message.into(),
+        }
+    }
+
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         DirectoryError::Io {

@@ -31,7 +31,7 @@ use tracing::instrument;
 
 use roleout_model::ids::{GroupName, MachineId, ProductId, SuiteId, VariableName};
 
-use crate::connection::{Directory, EntryValues};
+use crate::connection::{Directory, EntryValues, single};
 use crate::error::{DirectoryError, Result};
 use crate::escape;
 
@@ -99,18 +99,6 @@ pub struct Customization {
     pub values: BTreeMap<VariableName, String>,
 }
 
-fn single(value: impl Into<String>) -> HashSet<String> {
-    HashSet::from([value.into()])
-}
-
-fn mapping(dn: &str, attribute: &str, message: String) -> DirectoryError {
-    DirectoryError::Mapping {
-        dn: dn.to_owned(),
-        attribute: attribute.to_owned(),
-        message,
-    }
-}
-
 /// `{n}id` values for `products`, n its position.
 fn ordered_products(products: &[ProductId]) -> HashSet<String> {
     products
@@ -129,13 +117,14 @@ fn parse_ordered_products(dn: &str, values: &[&str]) -> Result<Vec<ProductId>> {
             .and_then(|rest| rest.split_once('}'))
             .and_then(|(position, id)| Some((position.parse::<usize>().ok()?, id)));
         let Some((position, id)) = parsed else {
-            return Err(mapping(
+            return Err(DirectoryError::mapping(
                 dn,
                 CHOSEN,
                 format!("{value:?} is not {{n}}product"),
             ));
         };
-        let product = ProductId::new(id).map_err(|error| mapping(dn, CHOSEN, error.to_string()))?;
+        let product = ProductId::new(id)
+            .map_err(|error| DirectoryError::mapping(dn, CHOSEN, error.to_string()))?;
         positioned.push((position, product));
     }
     positioned.sort();
@@ -155,27 +144,32 @@ fn machine_choice_values(choices: &BTreeMap<MachineId, Vec<ProductId>>) -> HashS
 
 fn group_entry(entry: &SearchEntry) -> Result<GroupEntry> {
     let dn = entry.dn.as_str();
-    let cn = entry
-        .text("cn")
-        .ok_or_else(|| mapping(dn, "cn", "a group needs a cn (its name)".to_owned()))?;
-    let name = GroupName::new(cn).map_err(|error| mapping(dn, "cn", error.to_string()))?;
+    let cn = entry.text("cn").ok_or_else(|| {
+        DirectoryError::mapping(dn, "cn", "a group needs a cn (its name)".to_owned())
+    })?;
+    let name =
+        GroupName::new(cn).map_err(|error| DirectoryError::mapping(dn, "cn", error.to_string()))?;
     let suite = entry
         .text(SUITE)
-        .map(|text| SuiteId::new(text).map_err(|error| mapping(dn, SUITE, error.to_string())))
+        .map(|text| {
+            SuiteId::new(text)
+                .map_err(|error| DirectoryError::mapping(dn, SUITE, error.to_string()))
+        })
         .transpose()?;
     let products = parse_ordered_products(dn, &entry.texts(CHOSEN))?;
     let mut machine_products = BTreeMap::new();
     for value in entry.texts(MACHINE_CHOICE) {
-        let (machine, list) = value
-            .split_once('=')
-            .ok_or_else(|| mapping(dn, MACHINE_CHOICE, format!("{value:?} is not MACHINE=ids")))?;
+        let (machine, list) = value.split_once('=').ok_or_else(|| {
+            DirectoryError::mapping(dn, MACHINE_CHOICE, format!("{value:?} is not MACHINE=ids"))
+        })?;
         let machine = MachineId::new(machine)
-            .map_err(|error| mapping(dn, MACHINE_CHOICE, error.to_string()))?;
+            .map_err(|error| DirectoryError::mapping(dn, MACHINE_CHOICE, error.to_string()))?;
         let products = list
             .split(',')
             .filter(|id| !id.is_empty())
             .map(|id| {
-                ProductId::new(id).map_err(|error| mapping(dn, MACHINE_CHOICE, error.to_string()))
+                ProductId::new(id)
+                    .map_err(|error| DirectoryError::mapping(dn, MACHINE_CHOICE, error.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
         machine_products.insert(machine, products);
@@ -220,24 +214,25 @@ fn parent_group(dn: &str, container: &str) -> Result<Option<GroupName>> {
                 .unwrap_or(original);
             GroupName::new(name)
                 .map(Some)
-                .map_err(|error| mapping(dn, "cn", error.to_string()))
+                .map_err(|error| DirectoryError::mapping(dn, "cn", error.to_string()))
         }
     }
 }
 
 fn customization_entry(entry: &SearchEntry, container: &str) -> Result<Customization> {
     let dn = entry.dn.as_str();
-    let suite = entry
-        .text(SUITE)
-        .ok_or_else(|| mapping(dn, SUITE, "a customization names its suite".to_owned()))?;
-    let suite = SuiteId::new(suite).map_err(|error| mapping(dn, SUITE, error.to_string()))?;
+    let suite = entry.text(SUITE).ok_or_else(|| {
+        DirectoryError::mapping(dn, SUITE, "a customization names its suite".to_owned())
+    })?;
+    let suite = SuiteId::new(suite)
+        .map_err(|error| DirectoryError::mapping(dn, SUITE, error.to_string()))?;
     let mut values = BTreeMap::new();
     for value in entry.texts(CUSTOM_VALUE) {
-        let (name, text) = value
-            .split_once('=')
-            .ok_or_else(|| mapping(dn, CUSTOM_VALUE, format!("{value:?} is not NAME=VALUE")))?;
+        let (name, text) = value.split_once('=').ok_or_else(|| {
+            DirectoryError::mapping(dn, CUSTOM_VALUE, format!("{value:?} is not NAME=VALUE"))
+        })?;
         let name = VariableName::new(name)
-            .map_err(|error| mapping(dn, CUSTOM_VALUE, error.to_string()))?;
+            .map_err(|error| DirectoryError::mapping(dn, CUSTOM_VALUE, error.to_string()))?;
         values.insert(name, text.to_owned());
     }
     Ok(Customization {
@@ -399,7 +394,7 @@ impl Directory {
     pub async fn delete_own_machine(&self, dn: &str) -> Result<()> {
         let container = format!(",{}", self.layout().machines().to_ascii_lowercase());
         if !dn.to_ascii_lowercase().ends_with(&container) {
-            return Err(mapping(
+            return Err(DirectoryError::mapping(
                 dn,
                 "cn",
                 format!(

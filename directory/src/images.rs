@@ -22,7 +22,7 @@ use roleout_model::ids::{MachineId, Sha256};
 use roleout_model::image::{ImageDescription, ImageName};
 use tracing::instrument;
 
-use crate::connection::{Directory, EntryValues};
+use crate::connection::{Directory, EntryValues, single};
 use crate::error::{DirectoryError, Result};
 
 const IMAGE_CLASS: &str = "roleoutImage";
@@ -31,6 +31,7 @@ const DESCRIPTION: &str = "roleoutImageDescription";
 const MANIFEST: &str = "roleoutManifest";
 const HARDWARE_KEY: &str = "roleoutHardwareKey";
 const SOURCE: &str = "roleoutSourceMachine";
+const DRIVER_ALIASES: &str = "roleoutDriverAliases";
 const ENGINE_URL: &str = "roleoutEngineUrl";
 const FINGERPRINT: &str = "roleoutCertificateFingerprint";
 const LAST_SEEN: &str = "roleoutLastSeen";
@@ -74,26 +75,14 @@ pub struct EngineEntry {
     pub last_seen: Option<String>,
 }
 
-fn single(value: impl Into<Vec<u8>>) -> HashSet<Vec<u8>> {
-    HashSet::from([value.into()])
-}
-
-fn mapping(dn: &str, attribute: &str, message: impl Into<String>) -> DirectoryError {
-    DirectoryError::Mapping {
-        dn: dn.to_owned(),
-        attribute: attribute.to_owned(),
-        message: message.into(),
-    }
-}
-
 fn image_entry(entry: &SearchEntry) -> Result<ImageEntry> {
-    let text = entry
-        .text(DESCRIPTION)
-        .ok_or_else(|| mapping(&entry.dn, DESCRIPTION, "an image needs its description"))?;
+    let text = entry.text(DESCRIPTION).ok_or_else(|| {
+        DirectoryError::mapping(&entry.dn, DESCRIPTION, "an image needs its description")
+    })?;
     let description: ImageDescription = serde_json::from_str(text)
-        .map_err(|error| mapping(&entry.dn, DESCRIPTION, error.to_string()))?;
+        .map_err(|error| DirectoryError::mapping(&entry.dn, DESCRIPTION, error.to_string()))?;
     if entry.text(MANIFEST) != Some(description.manifest.as_str()) {
-        return Err(mapping(
+        return Err(DirectoryError::mapping(
             &entry.dn,
             MANIFEST,
             format!(
@@ -125,7 +114,7 @@ fn same_image(a: &ImageDescription, b: &ImageDescription) -> bool {
 
 impl Directory {
     /// Makes the container `dn` (`ou=NAME,BASE`) when it is missing.
-    async fn ensure_container(&self, dn: &str, ou: &str) -> Result<()> {
+    pub(crate) async fn ensure_container(&self, dn: &str, ou: &str) -> Result<()> {
         if self.read(dn, &["ou"]).await?.is_some() {
             return Ok(());
         }
@@ -147,10 +136,11 @@ impl Directory {
         &self,
         description: &ImageDescription,
         source: Option<&MachineId>,
+        driver_aliases: &[String],
     ) -> Result<ImageWrite> {
         let dn = self.layout().image_dn(&description.name);
         let json = serde_json::to_string(description)
-            .map_err(|error| mapping(&dn, DESCRIPTION, error.to_string()))?;
+            .map_err(|error| DirectoryError::mapping(&dn, DESCRIPTION, error.to_string()))?;
         let mut values = vec![
             (DESCRIPTION, single(json)),
             (MANIFEST, single(description.manifest.as_str())),
@@ -158,6 +148,10 @@ impl Directory {
         ];
         if let Some(source) = source {
             values.push((SOURCE, single(source.as_str())));
+        }
+        let aliases = driver_aliases.join("\n");
+        if !aliases.is_empty() {
+            values.push((DRIVER_ALIASES, single(aliases.clone())));
         }
         match self.read(&dn, IMAGE_ATTRIBUTES).await? {
             Some(existing) => {
@@ -174,6 +168,12 @@ impl Directory {
                     .collect();
                 if source.is_none() {
                     modifications.push(Mod::Replace(SOURCE.as_bytes().to_vec(), HashSet::new()));
+                }
+                if aliases.is_empty() {
+                    modifications.push(Mod::Replace(
+                        DRIVER_ALIASES.as_bytes().to_vec(),
+                        HashSet::new(),
+                    ));
                 }
                 self.modify(&dn, modifications).await?;
                 Ok(ImageWrite::Replaced)
@@ -201,6 +201,19 @@ impl Directory {
             .await?
             .map(|entry| image_entry(&entry))
             .transpose()
+    }
+
+    /// The module aliases kept with image `name` (lines of
+    /// `modules.alias`; empty when its kernels have none, or there is no
+    /// such image).
+    #[instrument(skip(self))]
+    pub async fn image_driver_aliases(&self, name: &ImageName) -> Result<String> {
+        let dn = self.layout().image_dn(name);
+        Ok(self
+            .read(&dn, &[DRIVER_ALIASES])
+            .await?
+            .and_then(|entry| entry.text(DRIVER_ALIASES).map(str::to_owned))
+            .unwrap_or_default())
     }
 
     /// Every image, by name: one search. An entry that does not read as
@@ -239,6 +252,28 @@ impl Directory {
             .filter_map(|entry| entry.text(MANIFEST))
             .filter_map(|text| Sha256::new(text).ok())
             .collect())
+    }
+
+    /// Sets the rule a target's hardware must meet for image `name`;
+    /// false when there is no such image.
+    #[instrument(skip(self))]
+    pub async fn set_image_compatibility(
+        &self,
+        name: &ImageName,
+        compatibility: &roleout_model::image::Compatibility,
+    ) -> Result<bool> {
+        let Some(mut image) = self.image(name).await? else {
+            return Ok(false);
+        };
+        image.description.compatibility = compatibility.clone();
+        let json = serde_json::to_string(&image.description)
+            .map_err(|error| DirectoryError::mapping(&image.dn, DESCRIPTION, error.to_string()))?;
+        self.modify(
+            &image.dn,
+            vec![Mod::Replace(DESCRIPTION.as_bytes().to_vec(), single(json))],
+        )
+        .await?;
+        Ok(true)
     }
 
     /// Removes image `name`; false when there was none. Its files go with
@@ -311,14 +346,15 @@ impl Directory {
             .await?;
         let mut engines = Vec::with_capacity(found.len());
         for entry in &found {
-            let name = entry
-                .text("cn")
-                .ok_or_else(|| mapping(&entry.dn, "cn", "an engine needs a name"))?;
+            let name = entry.text("cn").ok_or_else(|| {
+                DirectoryError::mapping(&entry.dn, "cn", "an engine needs a name")
+            })?;
             let certificate_fingerprint = entry
                 .text(FINGERPRINT)
                 .map(|text| {
-                    Sha256::new(text)
-                        .map_err(|error| mapping(&entry.dn, FINGERPRINT, error.to_string()))
+                    Sha256::new(text).map_err(|error| {
+                        DirectoryError::mapping(&entry.dn, FINGERPRINT, error.to_string())
+                    })
                 })
                 .transpose()?;
             engines.push(EngineEntry {
@@ -391,6 +427,7 @@ mod tests {
             size_bytes: 10,
             used_bytes: 5,
             growable: true,
+            data_bytes: 0,
         });
         assert!(!same_image(&first, &later));
         let mut in_use = later.clone();

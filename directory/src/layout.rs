@@ -3,7 +3,7 @@
 //!
 //! Under the base (default `ou=roleout,dc=example,dc=org`):
 //! `ou=roles`, `ou=machines`, `ou=products`, `ou=suites`, `ou=builds`,
-//! `ou=reports`, `ou=images`, `ou=engines`, the service accounts `cn=roleoutd` and `cn=admin`, and the
+//! `ou=reports`, `ou=images`, `ou=engines`, `ou=jobs`, the service accounts `cn=roleoutd` and `cn=admin`, and the
 //! group `cn=admins`. Machines and roles may instead be searched for
 //! elsewhere (see [`Settings`]); new machines are still created in Roleout's
 //! own `ou=machines`.
@@ -28,6 +28,7 @@ pub struct Layout {
     reports: String,
     images: String,
     engines: String,
+    jobs: String,
 }
 
 impl Layout {
@@ -64,6 +65,7 @@ impl Layout {
             reports: under("reports"),
             images: under("images"),
             engines: under("engines"),
+            jobs: under("jobs"),
             base,
         }
     }
@@ -126,6 +128,16 @@ impl Layout {
     /// Where installation engines register (`ou=engines`).
     pub fn engines(&self) -> &str {
         &self.engines
+    }
+
+    /// Where jobs are kept (`ou=jobs`).
+    pub fn jobs(&self) -> &str {
+        &self.jobs
+    }
+
+    /// The DN of job `id`.
+    pub fn job_dn(&self, id: &roleout_model::job::JobId) -> String {
+        escape::child_dn("cn", id.as_str(), &self.jobs)
     }
 
     /// The DN of image `name`.

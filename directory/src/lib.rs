@@ -21,6 +21,7 @@ pub mod escape;
 pub mod feed;
 pub mod groups;
 pub mod images;
+pub mod jobs;
 pub mod layout;
 pub mod leases;
 pub mod local;

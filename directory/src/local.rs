@@ -1027,6 +1027,7 @@ fn access_ldif(suffix: &str) -> String {
         // containers of an older directory (and nothing else beside them).
         format!("to dn.subtree=\"ou=images,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         format!("to dn.subtree=\"ou=engines,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
+        format!("to dn.subtree=\"ou=jobs,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         format!("to dn.exact=\"{base}\" attrs=children by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         // Enrolment attributes of machine entries, wherever they live: the
         // builder records certificates, facts, hardware and last-seen

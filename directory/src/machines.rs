@@ -118,6 +118,19 @@ pub struct MachineEntry {
     pub engine: Option<String>,
 }
 
+/// A machine as a possible target of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetCandidate {
+    /// Its entry.
+    pub machine: MachineEntry,
+    /// The hardware its agent sent, if any.
+    pub hardware: Option<roleout_model::inventory::Inventory>,
+    /// Its lease, if it has one.
+    pub lease: Option<roleout_model::lease::Lease>,
+    /// Values of the entry that did not read (attribute: why).
+    pub problems: Vec<String>,
+}
+
 impl MachineEntry {
     /// True when the machine may authenticate: enabled and approved.
     pub fn may_authenticate(&self) -> bool {
@@ -218,6 +231,48 @@ impl Directory {
             )
             .await?;
         entries.iter().map(machine_entry).collect()
+    }
+
+    /// Every machine with its hardware and lease, as an image's targets
+    /// are chosen among them: one search. A hardware or lease value that
+    /// does not read is kept as its error, so one broken entry does not
+    /// hide the others.
+    #[instrument(skip(self))]
+    pub async fn target_candidates(&self) -> Result<Vec<TargetCandidate>> {
+        let layout = self.layout();
+        let mut attributes = MACHINE_ATTRIBUTES.to_vec();
+        attributes.extend(["roleoutHardware", "roleoutLease"]);
+        let entries = self
+            .search(
+                layout.machine_search_base(),
+                Scope::Subtree,
+                layout.machine_filter(),
+                &attributes,
+            )
+            .await?;
+        entries
+            .iter()
+            .map(|entry| {
+                let machine = machine_entry(entry)?;
+                let mut problems = Vec::new();
+                let hardware = entry.text("roleoutHardware").and_then(|text| {
+                    serde_json::from_str::<roleout_model::inventory::Inventory>(text)
+                        .map_err(|error| problems.push(format!("roleoutHardware: {error}")))
+                        .ok()
+                });
+                let lease = entry.text("roleoutLease").and_then(|text| {
+                    roleout_model::lease::Lease::parse(text)
+                        .map_err(|error| problems.push(format!("roleoutLease: {error}")))
+                        .ok()
+                });
+                Ok(TargetCandidate {
+                    machine,
+                    hardware,
+                    lease,
+                    problems,
+                })
+            })
+            .collect()
     }
 
     /// The machine called `name` (its `cn`), or `None`: one search.
@@ -765,33 +820,19 @@ fn machine_entry(entry: &SearchEntry) -> Result<MachineEntry> {
 /// `when` as a GeneralizedTime in UTC (`YYYYMMDDHHMMSSZ`); times before
 /// 1970 are clamped to the epoch.
 pub fn generalized_time(when: SystemTime) -> String {
+    // `2026-01-01T12:00:00Z` (no fraction: whole seconds) -> `20260101120000Z`.
     let seconds = when
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or(0);
-    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
-    let of_day = seconds % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
+    roleout_model::protocol::Timestamp::from_unix_seconds(seconds)
+        .map(|time| {
+            time.to_string()
+                .chars()
+                .filter(|character| !matches!(character, '-' | ':' | 'T'))
+                .collect()
+        })
+        .unwrap_or_else(|| "19700101000000Z".to_owned())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The images part of Roleout's schema (images, installation engines, and
-//! what machine entries carry for them): attribute types numbered 200 and
+//! The images part of Roleout's schema (images, installation engines,
+//! jobs, and what machine entries carry for them): attribute types numbered 200 and
 //! up, object classes 100 and up. `schema.rs` concatenates these tables
 //! after the catalog's.
 //!
@@ -53,6 +53,34 @@ pub(crate) const IMAGE_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::Text,
         single_value: true,
     },
+    AttributeType {
+        number: 206,
+        name: "roleoutDriverAliases",
+        description: "The module aliases of an image kernels that could claim a storage or network controller, one per line",
+        syntax: Syntax::ExactText,
+        single_value: true,
+    },
+    AttributeType {
+        number: 207,
+        name: "roleoutJobDescription",
+        description: "A job: its kind, what it works with, its targets and who started it, JSON",
+        syntax: Syntax::ExactText,
+        single_value: true,
+    },
+    AttributeType {
+        number: 208,
+        name: "roleoutJobPhase",
+        description: "Where one target of a job stands: locked, transfer, partition, copy, configure, first-boot, complete or failed",
+        syntax: Syntax::Text,
+        single_value: true,
+    },
+    AttributeType {
+        number: 209,
+        name: "roleoutJobMessage",
+        description: "What the last step of a job on one target said",
+        syntax: Syntax::ExactText,
+        single_value: true,
+    },
 ];
 
 /// The images' object classes (numbers 100+).
@@ -64,7 +92,12 @@ pub(crate) const IMAGE_CLASSES: &[ObjectClass] = &[
         kind: ClassKind::Structural,
         superior: "top",
         must: &["cn", "roleoutImageDescription", "roleoutManifest"],
-        may: &["roleoutHardwareKey", "roleoutSourceMachine", "description"],
+        may: &[
+            "roleoutHardwareKey",
+            "roleoutSourceMachine",
+            "roleoutDriverAliases",
+            "description",
+        ],
     },
     ObjectClass {
         number: 101,
@@ -79,5 +112,23 @@ pub(crate) const IMAGE_CLASSES: &[ObjectClass] = &[
             "roleoutLastSeen",
             "description",
         ],
+    },
+    ObjectClass {
+        number: 102,
+        name: "roleoutJob",
+        description: "Work started on a set of machines; one child entry per target",
+        kind: ClassKind::Structural,
+        superior: "top",
+        must: &["cn", "roleoutJobDescription"],
+        may: &["description"],
+    },
+    ObjectClass {
+        number: 103,
+        name: "roleoutJobTarget",
+        description: "One target of a job and where it stands",
+        kind: ClassKind::Structural,
+        superior: "top",
+        must: &["cn", "roleoutJobPhase"],
+        may: &["roleoutJobMessage", "roleoutLastSeen"],
     },
 ];

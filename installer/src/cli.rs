@@ -203,6 +203,9 @@ pub struct EnrollArgs {
     /// (`install` renews it when 30 days are left).
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub certificate_days: u64,
+    /// Where the hardware sent with the enrolment is read from (`sys` and `proc` below it).
+    #[arg(long, default_value = "/")]
+    pub sysroot: PathBuf,
 }
 
 /// Arguments of `install` and `plan`.
@@ -247,6 +250,7 @@ impl Cli {
             Command::Uninstall(uninstall) => Some(&mut uninstall.common),
             Command::Enroll(enroll) => {
                 absolute(&mut enroll.server_cert);
+                absolute(&mut enroll.sysroot);
                 None
             }
             Command::Image(ImageCommand::Capture(capture)) => {
@@ -821,7 +825,7 @@ fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
         machine: machine.clone(),
         certificate: certificate_der.into(),
         enrolment_token: args.token.clone(),
-        facts: machine_facts(hostname),
+        facts: machine_facts(hostname, &args.sysroot),
         proof: None,
     };
     let response = client::enroll(&agent, &args.server, &request)?;
@@ -872,7 +876,10 @@ fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
 }
 
 fn this_machine_facts() -> MachineFacts {
-    machine_facts(read_trimmed(Path::new("/proc/sys/kernel/hostname")))
+    machine_facts(
+        read_trimmed(Path::new("/proc/sys/kernel/hostname")),
+        Path::new("/"),
+    )
 }
 
 /// `time` as RFC 3339 UTC, or seconds since the epoch if it cannot be.
@@ -923,7 +930,7 @@ fn read_trimmed(path: &Path) -> Option<String> {
         .filter(|text| !text.is_empty())
 }
 
-fn machine_facts(hostname: Option<String>) -> MachineFacts {
+fn machine_facts(hostname: Option<String>, sysroot: &Path) -> MachineFacts {
     let os = roleout_model::condition::OsFacts::from_os_release(
         std::env::consts::OS,
         &fs::read_to_string("/etc/os-release").unwrap_or_default(),
@@ -938,6 +945,6 @@ fn machine_facts(hostname: Option<String>) -> MachineFacts {
         extra: Default::default(),
         // A machine whose hardware cannot be read still enrols; its entry
         // then has no inventory, and images cannot target it.
-        hardware: crate::inventory::read(Path::new("/")).ok(),
+        hardware: crate::inventory::read(sysroot).ok(),
     }
 }

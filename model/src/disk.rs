@@ -195,6 +195,7 @@ mod tests {
             size_bytes: size,
             used_bytes: 0,
             growable,
+            data_bytes: 0,
         };
         vec![
             partition("/", 8 * GIB, true),

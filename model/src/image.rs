@@ -145,6 +145,77 @@ pub struct Partition {
     /// Whether a target's partition may be larger (the data is copied
     /// file by file, so a file system is made to the target's size).
     pub growable: bool,
+    /// Bytes of file data of the image's tree on this file system (holes
+    /// not counted): what a target's partition must hold. Counted from the
+    /// manifest ([`count_data`]).
+    #[serde(default)]
+    pub data_bytes: u64,
+}
+
+/// Bytes of file data of `manifest` per mount point of `partitions`: each
+/// file counts on the deepest file system above it.
+pub fn data_by_mount_point(
+    manifest: &crate::tree::Manifest,
+    partitions: &[Partition],
+) -> BTreeMap<String, u64> {
+    let mut data: BTreeMap<String, u64> = partitions
+        .iter()
+        .map(|partition| (partition.mount_point.clone(), 0))
+        .collect();
+    for entry in manifest.entries() {
+        if entry.content().is_none() {
+            continue;
+        }
+        let path = format!("/{}", entry.path.as_str());
+        let holder = partitions
+            .iter()
+            .filter(|partition| {
+                let point = partition.mount_point.trim_end_matches('/');
+                point.is_empty() || path == point || path.starts_with(&format!("{point}/"))
+            })
+            .max_by_key(|partition| partition.mount_point.len());
+        if let Some(holder) = holder {
+            *data.entry(holder.mount_point.clone()).or_insert(0) += entry.data_bytes();
+        }
+    }
+    data
+}
+
+/// Sets each partition's [`Partition::data_bytes`] from `manifest`.
+pub fn count_data(manifest: &crate::tree::Manifest, partitions: &mut [Partition]) {
+    let data = data_by_mount_point(manifest, partitions);
+    for partition in partitions {
+        partition.data_bytes = data.get(&partition.mount_point).copied().unwrap_or(0);
+    }
+}
+
+/// The lines of `modules.alias` text (`alias PATTERN MODULE`) that could
+/// claim a PCI storage or network controller: PCI patterns whose base
+/// class is `01`, `02` or any. What an image keeps to answer "does its
+/// kernel drive this target's disks and network?" without its files.
+pub fn controller_aliases(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("alias") {
+                return false;
+            }
+            let Some(pattern) = words.next() else {
+                return false;
+            };
+            let Some(rest) = pattern.strip_prefix("pci:") else {
+                return false;
+            };
+            match rest.split_once("bc") {
+                Some((_, class)) => {
+                    class.starts_with("01") || class.starts_with("02") || class.starts_with('*')
+                }
+                // No base class in the pattern: any.
+                None => true,
+            }
+        })
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
 }
 
 /// What a target must share with the source to take the image.
@@ -191,6 +262,14 @@ pub struct ImageDescription {
 }
 
 impl ImageDescription {
+    /// Each file system's [`Partition::data_bytes`], by mount point.
+    pub fn data_by_mount_point(&self) -> BTreeMap<String, u64> {
+        self.partitions
+            .iter()
+            .map(|partition| (partition.mount_point.clone(), partition.data_bytes))
+            .collect()
+    }
+
     /// Checks the format name.
     pub fn check_format(&self) -> Result<(), String> {
         if self.format == FORMAT {
@@ -299,15 +378,12 @@ pub fn driver_gaps(aliases: &str, target: &Inventory) -> Vec<String> {
 
 /// Every reason `target` cannot take the image, or none: the image's
 /// compatibility rule ([`ImageDescription::fits`]), a disk the files fit
-/// on (`crate::disk::plan` on the target's largest disk, `data_bytes` per
-/// mount point), and a driver for each storage and network controller
-/// ([`driver_gaps`], with the image's module aliases).
-pub fn exclusions(
-    image: &ImageDescription,
-    data_bytes: &BTreeMap<String, u64>,
-    aliases: &str,
-    target: &Inventory,
-) -> Vec<String> {
+/// on (`crate::disk::plan` on the target's largest disk, with each
+/// partition's [`Partition::data_bytes`]), and a driver for each storage
+/// and network controller ([`driver_gaps`], with the image's module
+/// aliases).
+pub fn exclusions(image: &ImageDescription, aliases: &str, target: &Inventory) -> Vec<String> {
+    let data_bytes = image.data_by_mount_point();
     let mut reasons = Vec::new();
     if let Err(reason) = image.fits(target) {
         reasons.push(format!("its hardware differs: {reason}"));
@@ -318,7 +394,7 @@ pub fn exclusions(
         .map(|disk| disk.size_bytes)
         .max()
         .unwrap_or(0);
-    if let Err(error) = crate::disk::plan(&image.partitions, data_bytes, largest) {
+    if let Err(error) = crate::disk::plan(&image.partitions, &data_bytes, largest) {
         reasons.push(format!("its largest disk does not do: {error}"));
     }
     reasons.extend(driver_gaps(aliases, target));
@@ -725,17 +801,17 @@ mod tests {
                 size_bytes: 20 << 30,
                 used_bytes: 1 << 30,
                 growable: true,
+                data_bytes: 1 << 30,
             }],
             compatibility: Compatibility::Facts {
                 facts: vec!["arch".to_owned()],
             },
         };
-        let data = BTreeMap::from([("/".to_owned(), 1u64 << 30)]);
         let aliases = "alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk\n";
-        assert!(exclusions(&image, &data, aliases, &source).is_empty());
+        assert!(exclusions(&image, aliases, &source).is_empty());
         // A small disk and a controller the image has no driver for.
         let other = inventory(512 << 20, "8086");
-        let reasons = exclusions(&image, &data, aliases, &other);
+        let reasons = exclusions(&image, aliases, &other);
         assert_eq!(reasons.len(), 2, "{reasons:?}");
         assert!(reasons[0].contains("disk"), "{reasons:?}");
         assert!(
@@ -747,7 +823,69 @@ mod tests {
             compatibility: Compatibility::Strict,
             ..image
         };
-        assert!(exclusions(&strict, &data, aliases, &other)[0].starts_with("its hardware differs"));
+        assert!(exclusions(&strict, aliases, &other)[0].starts_with("its hardware differs"));
+    }
+
+    #[test]
+    fn only_aliases_that_could_claim_a_storage_or_network_controller_are_kept() {
+        let text = "# Aliases extracted from modules themselves.\n\
+            alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk\n\
+            alias pci:v00008086d000010D3sv*sd*bc02sc00i* e1000e\n\
+            alias pci:v00008086d00001E31sv*sd*bc0Csc03i30* xhci_pci\n\
+            alias usb:v0BDAp8153d*dc*dsc*dp*ic*isc*ip*in* r8152\n\
+            alias pci:v*d*sv*sd*bc01sc08i02*   nvme\n";
+        assert_eq!(
+            controller_aliases(text),
+            [
+                "alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk",
+                "alias pci:v00008086d000010D3sv*sd*bc02sc00i* e1000e",
+                "alias pci:v*d*sv*sd*bc01sc08i02* nvme",
+            ]
+        );
+    }
+
+    #[test]
+    fn file_data_counts_on_the_deepest_file_system_above_it() {
+        let entry = |path: &str, size: u64| crate::tree::Entry {
+            path: crate::tree::TreePath::from_bytes(path.as_bytes()).unwrap(),
+            kind: crate::tree::Kind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime_ns: 0,
+            size,
+            sha256: Some(crate::ids::Sha256::from_digest(&ring::digest::digest(
+                &ring::digest::SHA256,
+                path.as_bytes(),
+            ))),
+            link: None,
+            hardlink: None,
+            rdev: None,
+            xattrs: BTreeMap::new(),
+            sparse: Vec::new(),
+        };
+        let manifest = crate::tree::Manifest::new(vec![
+            entry("etc/motd", 10),
+            entry("var/log/syslog", 200),
+            entry("variable", 3),
+            entry("var/lib/x", 40),
+        ])
+        .unwrap();
+        let partition = |mount: &str| Partition {
+            mount_point: mount.to_owned(),
+            fs_type: "ext4".to_owned(),
+            device: String::new(),
+            size_bytes: 0,
+            used_bytes: 0,
+            growable: true,
+            data_bytes: 0,
+        };
+        let mut partitions = vec![partition("/"), partition("/var"), partition("/var/log")];
+        count_data(&manifest, &mut partitions);
+        let counted: Vec<u64> = partitions.iter().map(|p| p.data_bytes).collect();
+        assert_eq!(counted, [13, 40, 200]);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod disk;
 pub mod ids;
 pub mod image;
 pub mod inventory;
+pub mod job;
 pub mod keys;
 pub mod lease;
 pub mod machine;

@@ -19,6 +19,7 @@
 //! This is test support: it panics with a message saying what failed (and
 //! the output of the command that failed) instead of returning errors.
 
+pub mod sysfs;
 pub mod trees;
 
 use std::fs;
@@ -114,6 +115,21 @@ impl Finished {
     }
 }
 
+/// Waits for a child started with piped output and returns what it did.
+pub fn wait_finished(child: Child) -> Finished {
+    Finished::from_output(child.wait_with_output().expect("the child is waited for"))
+}
+
+/// `command` without the Roleout settings of the test's own environment.
+fn without_roleout_settings(command: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ROLEOUT") {
+            command.env_remove(&key);
+        }
+    }
+    command
+}
+
 /// Runs `command` to its end, with no Roleout settings from the test's
 /// environment leaking into it.
 fn run(command: &mut Command) -> Finished {
@@ -122,12 +138,7 @@ fn run(command: &mut Command) -> Finished {
 
 /// [`run`], with `input` on standard input (none when `None`).
 fn run_with_input(command: &mut Command, input: Option<&str>) -> Finished {
-    for (key, _) in std::env::vars_os() {
-        let key_text = key.to_string_lossy();
-        if key_text.starts_with("ROLEOUT") {
-            command.env_remove(&key);
-        }
-    }
+    without_roleout_settings(command);
     let Some(input) = input else {
         let output = command
             .stdin(Stdio::null())
@@ -375,6 +386,42 @@ impl World {
             .arg(script))
     }
 
+    /// Starts `roleout-admin --state-dir SERVER -c SCRIPT` without waiting
+    /// for it (to race it against another); see [`wait_finished`].
+    pub fn spawn_admin(&self, script: &str) -> Child {
+        let mut command = Command::new(binary("roleout-admin"));
+        command
+            .arg("--state-dir")
+            .arg(&self.server_state)
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        without_roleout_settings(&mut command)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
+    }
+
+    /// The DN of `machine`'s entry.
+    pub fn machine_dn(&self, machine: &str) -> String {
+        let machine_id = MachineId::new(machine).expect("a valid machine name");
+        self.with_directory(async |directory| {
+            directory
+                .machine(&machine_id)
+                .await
+                .expect("the machine's entry")
+                .expect("the machine exists")
+                .dn
+        })
+    }
+
+    /// The lease on `machine`'s entry, if it has one.
+    pub fn machine_lease(&self, machine: &str) -> Option<roleout_model::lease::Lease> {
+        let dn = self.machine_dn(machine);
+        self.with_directory(async |directory| directory.lease(&dn).await.expect("the lease reads"))
+    }
+
     /// Runs `roleout-admin --state-dir SERVER` with `input` (commands, and
     /// the answers of commands that ask) on standard input; it must
     /// succeed. Returns its standard output.
@@ -603,15 +650,10 @@ impl World {
         &self,
         machine: &Machine,
     ) -> Option<roleout_model::inventory::Inventory> {
-        let machine_id = MachineId::new(&machine.name).expect("a valid machine name");
+        let dn = self.machine_dn(&machine.name);
         self.with_directory(async |directory| {
-            let entry = directory
-                .machine(&machine_id)
-                .await
-                .expect("the machine's entry")
-                .expect("the machine exists");
             directory
-                .machine_hardware(&entry.dn)
+                .machine_hardware(&dn)
                 .await
                 .expect("the hardware attribute reads")
         })

@@ -376,25 +376,13 @@ fn an_image_is_made_on_a_partitioned_disk_of_a_namespace_machine() {
         size_bytes: size,
         used_bytes: 0,
         growable,
+        data_bytes: 0,
     };
     let partitions = [
         partition("/", 4 << 30, true),
         partition("/var", 1 << 30, false),
     ];
-    let mut data = std::collections::BTreeMap::new();
-    for entry in image
-        .manifest
-        .entries()
-        .iter()
-        .filter(|entry| entry.content().is_some())
-    {
-        let mount = if entry.path.as_str().starts_with("var/") {
-            "/var"
-        } else {
-            "/"
-        };
-        *data.entry(mount.to_owned()).or_insert(0) += entry.data_bytes();
-    }
+    let data = roleout_model::image::data_by_mount_point(&image.manifest, &partitions);
     // A 64 MiB disk is too small (refused before anything is written); a
     // 384 MiB one, smaller than the source's 5 GiB, fits the files.
     assert!(matches!(
@@ -697,4 +685,220 @@ fn an_imaging_source_uploads_only_what_roleoutd_lacks_and_an_unchanged_capture_a
         taken.transcript()
     );
     assert_eq!(world.image("web").unwrap().source.as_deref(), Some("web-1"));
+}
+
+/// A lease value on `machine`'s entry, read with ldapsearch-like eyes:
+/// the directory's own reader.
+fn lease_job(world: &roleout_tests::World, machine: &str) -> Option<String> {
+    world.machine_lease(machine).map(|lease| lease.job)
+}
+
+/// 000-C8 to C13 against real slapd and roleoutd: machines whose agents
+/// sent fixture hardware are judged against an image under its strict
+/// rule (only the identical one), then under `arch,firmware` (the disk and
+/// the image's drivers decide: the NVMe target comes in, the NIC the
+/// image has no driver for and the small disk stay out, each with its
+/// reason). A dry run locks nothing; a deployment locks its targets all
+/// or nothing; a busy target is named with its job; two admins racing
+/// for one target: exactly one wins.
+#[test]
+fn targets_are_judged_per_engine_with_reasons_and_locked_all_or_nothing() {
+    use roleout_tests::sysfs::{E1000E, Hardware, NVME, write_sysroot};
+    assert!(
+        is_root(),
+        "this test makes devices and sets owners: run it as root"
+    );
+    let world = roleout_tests::World::start_with(&["--engine", "site-a"]);
+    let top = tempfile::tempdir().unwrap();
+    let machines: [(&str, Hardware<'_>); 6] = [
+        ("web-1", Hardware::default()),
+        ("t0", Hardware::default()),
+        (
+            "t1",
+            Hardware {
+                cpu_model: "Another CPU @ 3.00GHz",
+                ..Hardware::default()
+            },
+        ),
+        (
+            "t2",
+            Hardware {
+                storage: NVME,
+                ..Hardware::default()
+            },
+        ),
+        (
+            "t3",
+            Hardware {
+                network: E1000E,
+                ..Hardware::default()
+            },
+        ),
+        (
+            "t4",
+            Hardware {
+                disk_bytes: 8 << 20,
+                ..Hardware::default()
+            },
+        ),
+    ];
+    let mut enrolled = Vec::new();
+    for (name, hardware) in &machines {
+        let sysroot = top.path().join(format!("sys-{name}"));
+        write_sysroot(&sysroot, hardware);
+        enrolled.push(world.enroll_with(
+            name,
+            "end-user",
+            &["--sysroot", sysroot.to_str().unwrap()],
+        ));
+    }
+    // The source: the fixture root with the kernel's NVMe and virtio
+    // drivers listed in its modules.alias.
+    let root = top.path().join("root");
+    fs::create_dir(&root).unwrap();
+    fixture(&root);
+    fs::write(
+        root.join("lib/modules/6.1.0-test/modules.alias"),
+        "alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk\n\
+         alias pci:v00001AF4d00001000sv*sd*bc*sc*i* virtio_net\n\
+         alias pci:v*d*sv*sd*bc01sc08i02* nvme\n\
+         alias usb:v0BDAp8153d*dc*dsc*dp*ic*isc*ip*in* r8152\n",
+    )
+    .unwrap();
+    world.admin("source add web-1");
+    let sysroot = top.path().join("sys-web-1");
+    let captured = world.roleout(
+        &enrolled[0],
+        &[
+            "image",
+            "capture",
+            "--root",
+            root.to_str().unwrap(),
+            "--name",
+            "web",
+            "--sysroot",
+            sysroot.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(captured.code, Some(0), "{}", captured.transcript());
+    assert_eq!(
+        world.admin("engine list").split('\t').next(),
+        Some("site-a")
+    );
+
+    // The strict rule: only t0 (and the source itself) fit.
+    let listed = world.admin("targets web");
+    let verdict = |listed: &str, machine: &str| -> String {
+        listed
+            .lines()
+            .find_map(|line| line.trim_start().strip_prefix(&format!("{machine}\t")))
+            .unwrap_or_else(|| panic!("{machine} is not listed:\n{listed}"))
+            .to_owned()
+    };
+    assert_eq!(verdict(&listed, "t0"), "available", "{listed}");
+    assert_eq!(verdict(&listed, "web-1"), "available", "{listed}");
+    assert!(
+        verdict(&listed, "t1").contains("cpu.model is \"Another CPU @ 3.00GHz\""),
+        "{listed}"
+    );
+    for machine in ["t2", "t3", "t4"] {
+        assert!(
+            verdict(&listed, machine).starts_with("excluded: its hardware differs"),
+            "{listed}"
+        );
+    }
+    // The source authenticated with engine site-a; the targets have not yet.
+    assert!(
+        listed.contains("engine site-a:\n  web-1\tavailable"),
+        "{listed}"
+    );
+
+    // arch and firmware only: the disk and the drivers decide the rest.
+    assert!(
+        world
+            .admin("image rule web arch,firmware")
+            .contains("share arch, firmware")
+    );
+    let listed = world.admin("targets web");
+    for machine in ["t0", "t1", "t2"] {
+        assert_eq!(verdict(&listed, machine), "available", "{listed}");
+    }
+    assert!(
+        verdict(&listed, "t3").contains("no driver in the image for network controller 8086:10d3"),
+        "{listed}"
+    );
+    assert!(
+        verdict(&listed, "t4").contains("its largest disk does not do"),
+        "{listed}"
+    );
+    assert!(
+        listed.starts_with("image web: 4 of 6 machine(s) available"),
+        "{listed}"
+    );
+
+    // A dry run shows the plan and locks nothing.
+    let dry = world.admin(
+        "deploy web --target t0 --address t0:eth0=198.18.1.10/24 --gateway 198.18.1.1 --dry-run",
+    );
+    assert!(
+        dry.contains("t0 (engine (no engine)): host name t0, eth0 198.18.1.10/24"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("vda partition 1 root ext4") || dry.contains("vda partition 1 root"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("dry run: nothing was locked or written"),
+        "{dry}"
+    );
+    assert_eq!(lease_job(&world, "t0"), None);
+
+    // A deployment locks both its targets.
+    let deployed = world.admin("deploy web --target t0 --target t1");
+    let job = deployed
+        .lines()
+        .find_map(|line| line.strip_prefix("job "))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no job in:\n{deployed}"))
+        .to_owned();
+    assert_eq!(lease_job(&world, "t0").as_deref(), Some(job.as_str()));
+    assert_eq!(lease_job(&world, "t1").as_deref(), Some(job.as_str()));
+    let shown = world.admin(&format!("job show {job}"));
+    assert!(
+        shown.contains("  t0\tlocked\t") && shown.contains("  t1\tlocked\t"),
+        "{shown}"
+    );
+    assert!(verdict(&world.admin("targets web"), "t0").starts_with(&format!("busy: job {job}")),);
+
+    // All or nothing: t1 is busy, so t2 is not locked either.
+    let refused = world.try_admin("deploy web --target t2 --target t1");
+    assert_ne!(refused.code, Some(0));
+    assert!(
+        refused.stderr.contains(&format!("t1: busy: job {job}")),
+        "{}",
+        refused.transcript()
+    );
+    assert_eq!(lease_job(&world, "t2"), None);
+
+    // Two admins race for t2: exactly one wins.
+    let racers: Vec<_> = (0..2)
+        .map(|_| world.spawn_admin("deploy web --target t2"))
+        .collect();
+    let finished: Vec<_> = racers
+        .into_iter()
+        .map(roleout_tests::wait_finished)
+        .collect();
+    let winners = finished.iter().filter(|done| done.code == Some(0)).count();
+    assert_eq!(
+        winners,
+        1,
+        "{}",
+        finished
+            .iter()
+            .map(roleout_tests::Finished::transcript)
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+    assert!(lease_job(&world, "t2").is_some());
 }

@@ -10,11 +10,12 @@ use roleout_model::image::{Compatibility, ImageName};
 
 use super::{CommandFailed, Output};
 
-fn write_out(output: &mut Output<'_>, text: &str) -> Result<(), CommandFailed> {
-    output
-        .out
-        .write_all(text.as_bytes())
-        .map_err(|error| CommandFailed(format!("cannot write the answer: {error}")))
+/// A value's name as the image's JSON spells it (`bios`, `systemd-networkd`).
+fn wire_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn image_name(name: &str) -> Result<ImageName, CommandFailed> {
@@ -57,7 +58,7 @@ pub async fn set_source(
     } else {
         format!("{name} is no longer an imaging source; the images it uploaded stay\n")
     };
-    write_out(output, &text)
+    output.write_text(&text)
 }
 
 /// `source list`: the imaging sources, with their address and when they
@@ -88,7 +89,7 @@ pub async fn list_sources(
             source.last_seen.as_deref().unwrap_or("never")
         );
     }
-    write_out(output, &text)
+    output.write_text(&text)
 }
 
 /// `image list`: every image, one line each.
@@ -120,7 +121,7 @@ pub async fn list(directory: &Directory, output: &mut Output<'_>) -> Result<(), 
             &description.manifest.as_str()[..12],
         );
     }
-    write_out(output, &text)
+    output.write_text(&text)
 }
 
 /// `image show NAME`: what an image holds and what a target must share
@@ -160,9 +161,9 @@ pub async fn show(
     );
     let _ = writeln!(
         text,
-        "  hardware: {} {:?}, {} ({} logical CPUs), {} memory, hardware key {}",
+        "  hardware: {} {}, {} ({} logical CPUs), {} memory, hardware key {}",
         hardware.arch,
-        hardware.firmware,
+        wire_name(&hardware.firmware),
         hardware.cpu.model,
         hardware.cpu.logical,
         bytes_text(hardware.memory_bytes),
@@ -193,7 +194,7 @@ pub async fn show(
         } else {
             os.network
                 .iter()
-                .map(|flavour| format!("{flavour:?}"))
+                .map(wire_name)
                 .collect::<Vec<_>>()
                 .join(", ")
         },
@@ -206,9 +207,10 @@ pub async fn show(
     for partition in &description.partitions {
         let _ = writeln!(
             text,
-            "    file system {} ({}): {} used of {}{}",
+            "    file system {} ({}): the image's {} of files; on the source {} used of {}{}",
             partition.mount_point,
             partition.fs_type,
+            bytes_text(partition.data_bytes),
             bytes_text(partition.used_bytes),
             bytes_text(partition.size_bytes),
             if partition.growable { ", growable" } else { "" }
@@ -222,7 +224,57 @@ pub async fn show(
             Compatibility::Facts { facts } => format!("the same {}", facts.join(", ")),
         }
     );
-    write_out(output, &text)
+    output.write_text(&text)
+}
+
+/// `image rule NAME RULE`: `strict` (the same hardware key, the source
+/// document's rule) or the facts that must be equal (`arch,firmware`:
+/// then disk capacity and driver coverage decide the rest).
+pub async fn set_rule(
+    directory: &Directory,
+    name: &str,
+    rule: &str,
+    output: &mut Output<'_>,
+) -> Result<(), CommandFailed> {
+    let id = image_name(name)?;
+    let compatibility = if rule == "strict" {
+        Compatibility::Strict
+    } else {
+        let facts: Vec<String> = rule
+            .split(',')
+            .map(str::trim)
+            .filter(|fact| !fact.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let unknown: Vec<&String> = facts
+            .iter()
+            .filter(|fact| !roleout_model::inventory::FACT_NAMES.contains(&fact.as_str()))
+            .collect();
+        if facts.is_empty() || !unknown.is_empty() {
+            return Err(CommandFailed(format!(
+                "rule {rule:?}: say `strict`, or the hardware facts a target must share, comma-separated, from: {}",
+                roleout_model::inventory::FACT_NAMES.join(", ")
+            )));
+        }
+        Compatibility::Facts { facts }
+    };
+    let changed = directory
+        .set_image_compatibility(&id, &compatibility)
+        .await
+        .map_err(|error| CommandFailed(format!("cannot change image {name}: {error}")))?;
+    if !changed {
+        return Err(CommandFailed(format!("no image {name:?} in the directory")));
+    }
+    output.write_text(&format!(
+        "image {name}: {}\n",
+        match &compatibility {
+            Compatibility::Strict => "a target must have the source's hardware key".to_owned(),
+            Compatibility::Facts { facts } => format!(
+                "a target must share {} with the source; its disk and drivers decide the rest",
+                facts.join(", ")
+            ),
+        }
+    ))
 }
 
 /// `image remove NAME`: the entry goes now, its files with roleoutd's next
@@ -240,9 +292,7 @@ pub async fn remove(
     if !removed {
         return Err(CommandFailed(format!("no image {name:?} in the directory")));
     }
-    write_out(
-        output,
-        &format!(
+    output.write_text(&format!(
             "image {name} removed; its files leave roleoutd's content store at its next collection unless another image names them\n"
         ),
     )
@@ -270,5 +320,5 @@ pub async fn list_engines(
             engine.last_seen.as_deref().unwrap_or("never")
         );
     }
-    write_out(output, &text)
+    output.write_text(&text)
 }

@@ -10,6 +10,7 @@ pub mod build;
 pub mod catalog;
 pub mod check;
 pub mod customize;
+pub mod deploy;
 pub mod groups;
 pub mod images;
 pub mod lifecycle;
@@ -62,6 +63,15 @@ pub struct Output<'a> {
     pub out: &'a mut dyn std::io::Write,
     /// Diagnostics.
     pub err: &'a mut dyn std::io::Write,
+}
+
+impl Output<'_> {
+    /// Writes `text` to the results.
+    pub fn write_text(&mut self, text: &str) -> Result<(), CommandFailed> {
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(|error| CommandFailed(format!("cannot write the answer: {error}")))
+    }
 }
 
 /// A command failed; the message is one plain line for the admin.

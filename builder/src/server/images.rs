@@ -229,6 +229,30 @@ fn read_manifest(store: &ContentStore, digest: &Sha256) -> Result<Manifest, ApiE
     })
 }
 
+/// The aliases of the image's kernels (`modules.alias` and
+/// `modules.builtin.alias` of each kernel in `lib/modules` or
+/// `usr/lib/modules`) that could claim a storage or network controller,
+/// each once, in order.
+fn controller_aliases(store: &ContentStore, manifest: &Manifest) -> Result<Vec<String>, ApiError> {
+    let mut aliases = std::collections::BTreeSet::new();
+    for entry in manifest.entries() {
+        let path = entry.path.as_str();
+        let in_modules = path.starts_with("lib/modules/") || path.starts_with("usr/lib/modules/");
+        let alias_file =
+            path.ends_with("/modules.alias") || path.ends_with("/modules.builtin.alias");
+        let Some(digest) = entry.content().filter(|_| in_modules && alias_file) else {
+            continue;
+        };
+        let file = store.path_of(digest);
+        let text = std::fs::read(&file)
+            .map_err(|error| ApiError::internal(format!("{}: {error}", file.display())))?;
+        aliases.extend(roleout_model::image::controller_aliases(
+            &String::from_utf8_lossy(&text),
+        ));
+    }
+    Ok(aliases.into_iter().collect())
+}
+
 /// `POST /v1/images`: the description, checked against its manifest and
 /// the store, kept as the image's entry.
 pub(crate) async fn store_image(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
@@ -237,17 +261,22 @@ pub(crate) async fn store_image(State(state): Shared, headers: HeaderMap, body: 
             let requester = imaging_source(&state, &headers).await?;
             let machine = requester.session.machine.clone();
             let upload: ImageUpload = read_body(&state, &headers, body).await?;
-            let description = upload.description;
+            let mut description = upload.description;
             description
                 .check_format()
                 .map_err(|reason| ApiError::new(ErrorCode::InvalidBody, reason))?;
             let store = store_of(&state)?;
             let manifest_digest = description.manifest.clone();
-            let (manifest, missing) = tokio::task::spawn_blocking(move || {
+            let (manifest, missing, aliases) = tokio::task::spawn_blocking(move || {
                 let manifest = read_manifest(&store, &manifest_digest)?;
                 let contents = manifest.contents();
                 let missing = store.missing(&contents);
-                Ok::<_, ApiError>((manifest, missing))
+                let aliases = if missing.is_empty() {
+                    controller_aliases(&store, &manifest)?
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, ApiError>((manifest, missing, aliases))
             })
             .await
             .map_err(ApiError::internal)??;
@@ -270,6 +299,9 @@ pub(crate) async fn store_image(State(state): Shared, headers: HeaderMap, body: 
                     ),
                 ));
             }
+            // What each file system must hold is counted here, from the
+            // manifest, not taken from the sender.
+            roleout_model::image::count_data(&manifest, &mut description.partitions);
             if let Some(existing) = state
                 .directory
                 .image(&description.name)
@@ -291,7 +323,7 @@ pub(crate) async fn store_image(State(state): Shared, headers: HeaderMap, body: 
             }
             let written = state
                 .directory
-                .store_image(&description, Some(&machine))
+                .store_image(&description, Some(&machine), &aliases)
                 .await
                 .map_err(directory_failed)?;
             let status = match written {

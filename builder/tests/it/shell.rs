@@ -198,6 +198,7 @@ fn help_lists_every_command_and_explains_each() {
             "check",
             "customize",
             "delete",
+            "deploy",
             "diff",
             "disable",
             "enroll-token",
@@ -209,6 +210,7 @@ fn help_lists_every_command_and_explains_each() {
             "help",
             "image",
             "import",
+            "job",
             "ls",
             "machine",
             "new-product",
@@ -217,6 +219,7 @@ fn help_lists_every_command_and_explains_each() {
             "show",
             "source",
             "status",
+            "targets",
             "tree",
             "version"
         ],

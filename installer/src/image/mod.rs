@@ -134,6 +134,7 @@ fn file_systems(root: &Path) -> (Vec<Partition>, Vec<TreePath>) {
             size_bytes,
             used_bytes,
             growable: true,
+            data_bytes: 0,
         });
     }
     partitions.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
@@ -282,6 +283,8 @@ pub fn capture(options: &CaptureOptions) -> Result<Captured, ImageError> {
         None,
     )?;
     let manifest = scanned.manifest;
+    let mut partitions = partitions;
+    roleout_model::image::count_data(&manifest, &mut partitions);
     let description = ImageDescription {
         format: FORMAT.to_owned(),
         name: options.name.clone(),

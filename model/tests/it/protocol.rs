@@ -341,6 +341,7 @@ fn image_upload() -> roleout_model::protocol::ImageUpload {
                 size_bytes: 20 << 30,
                 used_bytes: 2 << 30,
                 growable: true,
+                data_bytes: 1 << 30,
             }],
             compatibility: Compatibility::Facts {
                 facts: vec!["arch".to_owned()],

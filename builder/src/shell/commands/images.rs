@@ -66,7 +66,10 @@ impl Run for SourceCommand {
 /// `image list` lists every image: its source, size, OS and manifest.
 /// `image show NAME` shows what it holds: the source's hardware, its OS
 /// with packages, network flavour and kernels, its file systems, and the
-/// rule a target's hardware must meet. `image remove NAME` removes it (its
+/// rule a target's hardware must meet. `image rule NAME strict` keeps the
+/// source document's rule (the same hardware key); `image rule NAME
+/// arch,firmware` asks only those facts to be equal, and leaves the rest
+/// to the disk and driver checks. `image remove NAME` removes it (its
 /// files leave roleoutd's store at the next collection, unless another
 /// image names them).
 ///
@@ -89,6 +92,15 @@ pub enum ImageAction {
         #[arg(value_name = "IMAGE", value_hint = ValueHint::Other)]
         name: String,
     },
+    /// Set the rule a target's hardware must meet: `strict`, or facts (`arch,firmware`).
+    Rule {
+        /// The image.
+        #[arg(value_name = "IMAGE", value_hint = ValueHint::Other)]
+        name: String,
+        /// `strict`, or the hardware facts a target must share, comma-separated.
+        #[arg(value_name = "RULE")]
+        rule: String,
+    },
     /// Remove an image.
     Remove {
         /// The image.
@@ -106,6 +118,9 @@ impl Run for ImageCommand {
             ImageAction::List => connection.block_on(images::list(directory, output)),
             ImageAction::Show { name } => {
                 connection.block_on(images::show(directory, name, output))
+            }
+            ImageAction::Rule { name, rule } => {
+                connection.block_on(images::set_rule(directory, name, rule, output))
             }
             ImageAction::Remove { name } => {
                 connection.block_on(images::remove(directory, name, output))

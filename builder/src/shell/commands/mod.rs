@@ -20,6 +20,7 @@ mod browse;
 mod check;
 mod customize;
 mod delete;
+mod deploy;
 mod groups;
 mod help;
 mod images;
@@ -45,6 +46,7 @@ pub use browse::{Cd, Diff, Find, Kind, Ls, Show, Tree};
 pub use check::Check;
 pub use customize::Customize;
 pub use delete::{Delete, DeleteKind};
+pub use deploy::{Deploy, JobAction, JobCommand, Targets};
 pub use groups::{GroupAction, GroupCommand};
 pub use help::{Exit, Help};
 pub use images::{
@@ -72,6 +74,7 @@ pub enum Command {
     Check(Check),
     Customize(Customize),
     Delete(Delete),
+    Deploy(Deploy),
     Diff(Diff),
     Disable(Disable),
     EnrollToken(EnrollToken),
@@ -84,6 +87,7 @@ pub enum Command {
     Help(Help),
     Image(ImageCommand),
     Import(Import),
+    Job(JobCommand),
     Ls(Ls),
     Machine(MachineCommand),
     NewProduct(NewProduct),
@@ -93,6 +97,7 @@ pub enum Command {
     Show(Show),
     Source(SourceCommand),
     Status(Status),
+    Targets(Targets),
     Tree(Tree),
     Version(Version),
 }
@@ -108,6 +113,7 @@ impl Command {
             Command::Check(command) => command,
             Command::Customize(command) => command,
             Command::Delete(command) => command,
+            Command::Deploy(command) => command,
             Command::Diff(command) => command,
             Command::Disable(command) => command,
             Command::EnrollToken(command) => command,
@@ -119,6 +125,7 @@ impl Command {
             Command::Help(command) => command,
             Command::Image(command) => command,
             Command::Import(command) => command,
+            Command::Job(command) => command,
             Command::Ls(command) => command,
             Command::Machine(command) => command,
             Command::NewProduct(command) => command,
@@ -127,6 +134,7 @@ impl Command {
             Command::Show(command) => command,
             Command::Source(command) => command,
             Command::Status(command) => command,
+            Command::Targets(command) => command,
             Command::Tree(command) => command,
             Command::Version(command) => command,
         }
