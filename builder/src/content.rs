@@ -88,8 +88,8 @@ pub struct PayloadImport {
 
 /// Everything the directory names that lives in `store`: every payload
 /// of every role version of every product, every log a stored report
-/// names, and every image's manifest with every file it names (four
-/// searches, and each image's manifest read from the store). A manifest
+/// names, and every image's manifest with every file it names, and those of
+/// jobs not over (five searches, and each manifest read from the store). A manifest
 /// the store holds but cannot read stops the answer with an error, so a
 /// collection never removes an image's files because its manifest was
 /// damaged; a manifest the store lacks names nothing to keep.
@@ -104,10 +104,18 @@ pub async fn referenced_content(
             referenced.extend(version.value.files.iter().map(|file| file.sha256.clone()));
         }
     }
-    let manifests = directory
+    let mut manifests = directory
         .image_manifests()
         .await
         .map_err(CatalogError::from)?;
+    // A job not over keeps the image it was started with, even when the
+    // image was captured again or removed since.
+    let jobs = directory.deployments().await.map_err(CatalogError::from)?;
+    manifests.extend(
+        jobs.into_iter()
+            .filter(|job| job.targets.iter().any(|target| !target.phase.is_final()))
+            .map(|job| job.deployment.manifest),
+    );
     for manifest in manifests {
         let path = store.path_of(&manifest);
         let bytes = match tokio::fs::read(&path).await {

@@ -86,6 +86,9 @@ pub enum Command {
     /// Capture this machine's whole software system as an image, or make one again.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The first start of a system an image deployment made: run its first-start scripts once
+    /// and report the job complete (started by roleout-first-boot.service).
+    FirstBoot,
     /// Run one install command under a supervisor that outlives `install` (started by `install`
     /// itself, never by hand).
     #[command(name = "supervise-step", hide = true)]
@@ -101,6 +104,21 @@ pub enum ImageCommand {
     /// Make the image in FILE again in --root, an empty folder: every file with its owner,
     /// mode, extended attributes, links, holes and times.
     Apply(ImageApplyArgs),
+    /// As the target of an image deployment: partition and format --disk, unpack the image
+    /// onto it and make it this machine, as the signed job from roleoutd says (ERASES the disk;
+    /// --dry-run shows the plan and writes nothing).
+    Deploy(ImageDeployArgs),
+}
+
+/// Arguments of `image deploy`.
+#[derive(Debug, Args)]
+pub struct ImageDeployArgs {
+    /// The disk to erase and make the image on (a block device, or a disk file).
+    #[arg(long)]
+    pub disk: PathBuf,
+    /// Check the job and fit the image to the disk; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Arguments of `image capture`.
@@ -122,6 +140,11 @@ pub struct ImageCaptureArgs {
     /// A path inside --root to leave out (kept as an empty folder); repeatable.
     #[arg(long)]
     pub exclude: Vec<String>,
+    /// A file system the targets get, MOUNT-POINT:TYPE (/:ext4, /var:xfs), instead of the ones
+    /// the mount table shows under --root (for a snapshot or copy mounted elsewhere);
+    /// repeatable.
+    #[arg(long = "file-system", value_name = "MOUNT:TYPE")]
+    pub file_systems: Vec<String>,
 }
 
 /// Arguments of `image apply`.
@@ -261,6 +284,10 @@ impl Cli {
                 absolute(&mut capture.sysroot);
                 None
             }
+            Command::Image(ImageCommand::Deploy(deploy)) => {
+                absolute(&mut deploy.disk);
+                None
+            }
             Command::Image(ImageCommand::Apply(apply)) => {
                 absolute(&mut apply.file);
                 absolute(&mut apply.root);
@@ -272,6 +299,7 @@ impl Cli {
             Command::Status
             | Command::RotateKey(_)
             | Command::RenewCertificate
+            | Command::FirstBoot
             | Command::SuperviseStep(_) => None,
         };
         if let Some(common) = common {
@@ -370,6 +398,8 @@ pub fn main() -> i32 {
         Command::RenewCertificate => renew_certificate(&cli),
         Command::Image(ImageCommand::Capture(args)) => image_capture(&cli, args),
         Command::Image(ImageCommand::Apply(args)) => image_apply(&cli, args),
+        Command::Image(ImageCommand::Deploy(args)) => image_deploy(&cli, args),
+        Command::FirstBoot => first_boot(&cli),
         Command::SuperviseStep(_) => Ok(exit_code::USAGE),
     };
     match result {
@@ -409,11 +439,26 @@ fn image_capture(cli: &Cli, args: &ImageCaptureArgs) -> Result<i32, EngineError>
             exclude.push(path);
         }
     }
+    let layout = args
+        .file_systems
+        .iter()
+        .map(|given| {
+            given
+                .split_once(':')
+                .map(|(point, kind)| (point.to_owned(), kind.to_owned()))
+                .ok_or_else(|| {
+                    config(format!(
+                        "--file-system {given}: write it as MOUNT-POINT:TYPE (/var:ext4)"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let options = crate::image::CaptureOptions {
         root: args.root.clone(),
         name,
         sysroot: args.sysroot.clone(),
         exclude,
+        layout,
     };
     let Some(output) = &args.output else {
         let mut server = http_source(cli)?;
@@ -458,6 +503,62 @@ fn image_capture(cli: &Cli, args: &ImageCaptureArgs) -> Result<i32, EngineError>
         output.display(),
         packed.file_bytes
     );
+    Ok(exit_code::SUCCESS)
+}
+
+fn image_deploy(cli: &Cli, args: &ImageDeployArgs) -> Result<i32, EngineError> {
+    let identity = Identity::load(&cli.state_dir).map_err(|error| config(error.to_string()))?;
+    let mut keys = vec![identity.builder_key];
+    keys.extend(identity.endorsed_keys.iter().cloned());
+    let mut server = http_source(cli)?;
+    let options = crate::image::deploy::DeployOptions {
+        disk: args.disk.clone(),
+        dry_run: args.dry_run,
+        work: cli.state_dir.join("images").join("jobs"),
+        state_dir: cli.state_dir.clone(),
+        facts: this_machine_facts(),
+    };
+    let mut out = std::io::stdout();
+    let deployed = crate::image::deploy::run(
+        &mut server,
+        &keys,
+        &identity.enrolment.machine,
+        &options,
+        &mut |line| {
+            let _ = writeln!(out, "{line}");
+        },
+    )
+    .map_err(|error| match error {
+        crate::image::deploy::DeployError::Source(source) => EngineError::from(source),
+        other => config(other.to_string()),
+    })?;
+    if let Some(phase) = deployed.reached {
+        let _ = writeln!(
+            std::io::stdout(),
+            "job {}: {} reached {phase}",
+            deployed.job.job,
+            args.disk.display()
+        );
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+fn first_boot(cli: &Cli) -> Result<i32, EngineError> {
+    let note = cli
+        .state_dir
+        .join(crate::image::first_boot::FIRST_BOOT_FILE);
+    let mut out = std::io::stdout();
+    if !note.exists() {
+        let _ = writeln!(
+            out,
+            "nothing to do: this system's first start is done, or it was not made by a deployment"
+        );
+        return Ok(exit_code::SUCCESS);
+    }
+    let mut server = http_source(cli)?;
+    crate::image::first_boot::run(&cli.state_dir, Path::new("/"), &mut server, &mut |line| {
+        let _ = writeln!(out, "{line}");
+    })?;
     Ok(exit_code::SUCCESS)
 }
 

@@ -142,6 +142,37 @@ fn answer<T: DeserializeOwned>(
     Err(refusal(what, status, &bytes))
 }
 
+/// A 2xx answer as it is; any other as the refusal its error body says.
+fn successful(
+    what: &str,
+    response: ureq::http::Response<Body>,
+) -> Result<ureq::http::Response<Body>, SourceError> {
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(response);
+    }
+    let bytes = response
+        .into_body()
+        .with_config()
+        .limit(MAX_JSON_BYTES)
+        .read_to_vec()
+        .unwrap_or_default();
+    Err(refusal(what, status, &bytes))
+}
+
+/// The body of a streamed answer (payloads, archives): no limit of its
+/// own, as its reader stops at the size the signed metadata gives and
+/// checks the digest.
+fn unlimited_body(response: ureq::http::Response<Body>) -> Box<dyn Read> {
+    Box::new(
+        response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader(),
+    )
+}
+
 fn refusal(what: &str, status: u16, bytes: &[u8]) -> SourceError {
     match serde_json::from_slice::<ErrorBody>(bytes) {
         Ok(body) => SourceError::Refused {
@@ -390,6 +421,59 @@ impl HttpSource {
     }
 }
 
+/// Jobs: what a target of a deployment asks its engine.
+impl HttpSource {
+    /// The signed instruction of the job this machine is a target of now.
+    pub fn current_job(&mut self) -> Result<SignedEnvelope, SourceError> {
+        self.get_envelope("/v1/jobs/current", "the current job")
+    }
+
+    /// The imaging archive of job `job`, from byte `from` on.
+    pub fn job_archive(
+        &mut self,
+        job: &roleout_model::job::JobId,
+        from: u64,
+    ) -> Result<Box<dyn Read + '_>, SourceError> {
+        let what = format!("the archive of job {job}");
+        let response = self.with_session(|agent, server, session| {
+            let mut request = agent
+                .get(format!("{server}/v1/jobs/{job}/archive"))
+                .header("Authorization", format!("Bearer {session}"));
+            if from > 0 {
+                request = request.header("Range", format!("bytes={from}-"));
+            }
+            request
+                .config()
+                .timeout_global(None)
+                .timeout_recv_response(Some(REQUEST_TIMEOUT))
+                .build()
+                .call()
+                .map_err(|error| transport(&what, error))
+                .and_then(|response| successful(&what, response))
+        })?;
+        // The caller checks the size and digest the signed job gives.
+        Ok(unlimited_body(response))
+    }
+
+    /// Tells the engine this machine reached `progress.phase` of `job`.
+    pub fn job_progress(
+        &mut self,
+        job: &roleout_model::job::JobId,
+        progress: &roleout_model::protocol::JobProgress,
+    ) -> Result<Close, SourceError> {
+        let what = format!("progress of job {job}");
+        self.with_session(|agent, server, session| {
+            post_json(
+                agent,
+                &format!("{server}/v1/jobs/{job}/progress"),
+                Some(session),
+                progress,
+                &what,
+            )
+        })
+    }
+}
+
 impl Source for HttpSource {
     fn suite_list(&mut self) -> Result<SignedEnvelope, SourceError> {
         self.get_envelope("/v1/suites", "the suite list")
@@ -407,30 +491,11 @@ impl Source for HttpSource {
                 .header("Authorization", format!("Bearer {session}"))
                 .call()
                 .map_err(|error| transport(&what, error))
-                .and_then(|response| {
-                    let status = response.status().as_u16();
-                    if (200..300).contains(&status) {
-                        Ok(response)
-                    } else {
-                        let bytes = response
-                            .into_body()
-                            .with_config()
-                            .limit(MAX_JSON_BYTES)
-                            .read_to_vec()
-                            .unwrap_or_default();
-                        Err(refusal(&what, status, &bytes))
-                    }
-                })
+                .and_then(|response| successful(&what, response))
         })?;
         // The cache stops reading past the manifest's size and checks the
         // digest, so the body needs no limit of its own here.
-        Ok(Box::new(
-            response
-                .into_body()
-                .into_with_config()
-                .limit(u64::MAX)
-                .reader(),
-        ))
+        Ok(unlimited_body(response))
     }
 
     fn report(&mut self, report: &StatusReport) -> Result<AckStatus, SourceError> {

@@ -334,55 +334,95 @@ impl ImageDescription {
     }
 }
 
-/// The storage and network controllers of `target` (PCI classes 01 and
-/// 02) that no driver of the image's kernels claims: the lines of
-/// `modules.alias` and `modules.builtin.alias` (`alias PATTERN MODULE`),
-/// each matched against the device's modalias. A target with such a
-/// controller could not reach its disk or network with the image's
-/// kernel.
-pub fn driver_gaps(aliases: &str, target: &Inventory) -> Vec<String> {
-    let patterns: Vec<&str> = aliases
-        .lines()
-        .filter_map(|line| {
+/// An image's kernel module aliases for PCI devices (the lines of
+/// `modules.alias` and `modules.builtin.alias`: `alias PATTERN MODULE`),
+/// read once and bucketed by the vendor a pattern names, so judging many
+/// targets matches each device against its vendor's patterns and the
+/// vendor-less ones only.
+#[derive(Debug, Clone, Default)]
+pub struct DriverAliases<'a> {
+    by_vendor: BTreeMap<String, Vec<&'a str>>,
+    any_vendor: Vec<&'a str>,
+}
+
+/// The vendor a PCI modalias or alias pattern names (`pci:v00001AF4d…` →
+/// `00001AF4`), when it names one without a wildcard.
+fn modalias_vendor(text: &str) -> Option<&str> {
+    let vendor = text.strip_prefix("pci:v")?.get(..8)?;
+    (!vendor.contains(['*', '?', '['])).then_some(vendor)
+}
+
+impl<'a> DriverAliases<'a> {
+    /// The PCI patterns of `text`.
+    pub fn parse(text: &'a str) -> DriverAliases<'a> {
+        let mut aliases = DriverAliases::default();
+        for line in text.lines() {
             let mut words = line.split_whitespace();
-            (words.next() == Some("alias"))
-                .then(|| words.next())
-                .flatten()
-        })
-        .filter(|pattern| pattern.starts_with("pci:"))
-        .collect();
-    target
-        .pci
-        .iter()
-        .filter(|device| device.class.starts_with("01") || device.class.starts_with("02"))
-        .filter(|device| {
-            !patterns
-                .iter()
-                .any(|pattern| crate::pattern::glob_matches(pattern, &device.modalias))
-        })
-        .map(|device| {
-            format!(
-                "no driver in the image for {} {}:{} at {}",
-                if device.class.starts_with("01") {
-                    "storage controller"
-                } else {
-                    "network controller"
-                },
-                device.vendor,
-                device.device,
-                device.slot
-            )
-        })
-        .collect()
+            if words.next() != Some("alias") {
+                continue;
+            }
+            let Some(pattern) = words.next().filter(|pattern| pattern.starts_with("pci:")) else {
+                continue;
+            };
+            match modalias_vendor(pattern) {
+                Some(vendor) => aliases
+                    .by_vendor
+                    .entry(vendor.to_ascii_uppercase())
+                    .or_default()
+                    .push(pattern),
+                None => aliases.any_vendor.push(pattern),
+            }
+        }
+        aliases
+    }
+
+    /// Whether some pattern claims a device with `modalias`.
+    pub fn claims(&self, modalias: &str) -> bool {
+        let own = modalias_vendor(modalias)
+            .and_then(|vendor| self.by_vendor.get(&vendor.to_ascii_uppercase()))
+            .map_or(&[][..], Vec::as_slice);
+        own.iter()
+            .chain(&self.any_vendor)
+            .any(|pattern| crate::pattern::glob_matches(pattern, modalias))
+    }
+
+    /// The storage and network controllers of `target` (PCI classes 01
+    /// and 02) no pattern claims: with the image's kernel, such a target
+    /// could not reach its disk or network.
+    pub fn gaps(&self, target: &Inventory) -> Vec<String> {
+        target
+            .pci
+            .iter()
+            .filter(|device| device.class.starts_with("01") || device.class.starts_with("02"))
+            .filter(|device| !self.claims(&device.modalias))
+            .map(|device| {
+                format!(
+                    "no driver in the image for {} {}:{} at {}",
+                    if device.class.starts_with("01") {
+                        "storage controller"
+                    } else {
+                        "network controller"
+                    },
+                    device.vendor,
+                    device.device,
+                    device.slot
+                )
+            })
+            .collect()
+    }
 }
 
 /// Every reason `target` cannot take the image, or none: the image's
 /// compatibility rule ([`ImageDescription::fits`]), a disk the files fit
 /// on (`crate::disk::plan` on the target's largest disk, with each
 /// partition's [`Partition::data_bytes`]), and a driver for each storage
-/// and network controller ([`driver_gaps`], with the image's module
-/// aliases).
-pub fn exclusions(image: &ImageDescription, aliases: &str, target: &Inventory) -> Vec<String> {
+/// and network controller ([`DriverAliases::gaps`], with the image's
+/// module aliases).
+pub fn exclusions(
+    image: &ImageDescription,
+    aliases: &DriverAliases<'_>,
+    target: &Inventory,
+) -> Vec<String> {
     let data_bytes = image.data_by_mount_point();
     let mut reasons = Vec::new();
     if let Err(reason) = image.fits(target) {
@@ -397,7 +437,7 @@ pub fn exclusions(image: &ImageDescription, aliases: &str, target: &Inventory) -
     if let Err(error) = crate::disk::plan(&image.partitions, &data_bytes, largest) {
         reasons.push(format!("its largest disk does not do: {error}"));
     }
-    reasons.extend(driver_gaps(aliases, target));
+    reasons.extend(aliases.gaps(target));
     reasons
 }
 
@@ -807,11 +847,12 @@ mod tests {
                 facts: vec!["arch".to_owned()],
             },
         };
-        let aliases = "alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk\n";
-        assert!(exclusions(&image, aliases, &source).is_empty());
+        let aliases =
+            DriverAliases::parse("alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk\n");
+        assert!(exclusions(&image, &aliases, &source).is_empty());
         // A small disk and a controller the image has no driver for.
         let other = inventory(512 << 20, "8086");
-        let reasons = exclusions(&image, aliases, &other);
+        let reasons = exclusions(&image, &aliases, &other);
         assert_eq!(reasons.len(), 2, "{reasons:?}");
         assert!(reasons[0].contains("disk"), "{reasons:?}");
         assert!(
@@ -823,7 +864,7 @@ mod tests {
             compatibility: Compatibility::Strict,
             ..image
         };
-        assert!(exclusions(&strict, aliases, &other)[0].starts_with("its hardware differs"));
+        assert!(exclusions(&strict, &aliases, &other)[0].starts_with("its hardware differs"));
     }
 
     #[test]
@@ -842,6 +883,22 @@ mod tests {
                 "alias pci:v*d*sv*sd*bc01sc08i02* nvme",
             ]
         );
+    }
+
+    #[test]
+    fn a_device_is_matched_against_its_vendors_patterns_and_the_vendorless_ones() {
+        let aliases = DriverAliases::parse(
+            "alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk\n\
+             alias pci:v00008086d000010D3sv*sd*bc*sc*i* e1000e\n\
+             alias pci:v*d*sv*sd*bc01sc08i02* nvme\n\
+             alias usb:v0BDAp8153d*dc*dsc*dp*ic*isc*ip*in* r8152\n",
+        );
+        assert!(aliases.claims("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"));
+        assert!(aliases.claims("pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00"));
+        // Another vendor's device, claimed by the vendor-less pattern only.
+        assert!(aliases.claims("pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"));
+        assert!(!aliases.claims("pci:v00001B36d00000011sv00001AF4sd00001100bc02sc00i00"));
+        assert!(!aliases.claims("pci:v00008086d00001E31sv00008086sd00000000bc0Csc03i30"));
     }
 
     #[test]

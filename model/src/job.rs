@@ -17,7 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{MachineId, Sha256};
-use crate::image::{ImageDescription, ImageName, TargetConfiguration, exclusions};
+use crate::image::{DriverAliases, ImageDescription, ImageName, TargetConfiguration, exclusions};
 use crate::inventory::Inventory;
 use crate::lease::Lease;
 
@@ -193,6 +193,91 @@ pub struct Deployment {
     pub lease_until: u64,
     /// The targets.
     pub targets: Vec<JobTarget>,
+    /// Scripts an admin added, run once at each target's first start
+    /// after the image's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scripts: Vec<JobScript>,
+}
+
+/// The most bytes a script given inline may have.
+pub const MAX_INLINE_SCRIPT: usize = 64 * 1024;
+
+/// A first-start script an admin added to a deployment, pinned by its
+/// SHA-256: a target runs it only with exactly these bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JobScript {
+    /// Its name (a file name: letters, digits, `.`, `_`, `-`).
+    pub name: String,
+    /// The SHA-256 of its bytes.
+    pub sha256: Sha256,
+    /// Where its bytes are.
+    pub source: ScriptSource,
+}
+
+/// Where a script's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "from")]
+pub enum ScriptSource {
+    /// Written by the admin, carried in the job (at most
+    /// [`MAX_INLINE_SCRIPT`] bytes of UTF-8).
+    Inline {
+        /// The script.
+        text: String,
+    },
+    /// Fetched by each target from this URL (and refused unless its bytes
+    /// have the pinned digest).
+    Url {
+        /// The URL (`http://` or `https://`).
+        url: String,
+    },
+}
+
+impl JobScript {
+    /// Checks the name (a plain file name) and the source (an inline text
+    /// that has the digest, a URL that is http or https).
+    pub fn check(&self) -> Result<(), String> {
+        let plain = !self.name.is_empty()
+            && self.name.len() <= 64
+            && !self.name.starts_with('.')
+            && self
+                .name
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character));
+        if !plain {
+            return Err(format!(
+                "script name {:?}: 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'",
+                self.name
+            ));
+        }
+        match &self.source {
+            ScriptSource::Inline { text } => {
+                if text.len() > MAX_INLINE_SCRIPT {
+                    return Err(format!(
+                        "script {}: {} bytes; give a script larger than {MAX_INLINE_SCRIPT} bytes by URL",
+                        self.name,
+                        text.len()
+                    ));
+                }
+                let digest = Sha256::of(text.as_bytes());
+                if digest != self.sha256 {
+                    return Err(format!(
+                        "script {}: its SHA-256 is {digest}, not the pinned {}",
+                        self.name, self.sha256
+                    ));
+                }
+            }
+            ScriptSource::Url { url } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!(
+                        "script {}: {url:?} is not an http or https URL",
+                        self.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Whether a machine may take an image now.
@@ -244,7 +329,7 @@ pub struct Candidate<'a> {
 /// else busy while a live lease holds it, else available.
 pub fn verdict(
     image: &ImageDescription,
-    aliases: &str,
+    aliases: &DriverAliases<'_>,
     candidate: Candidate<'_>,
     now: u64,
 ) -> Verdict {

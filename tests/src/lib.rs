@@ -115,6 +115,80 @@ impl Finished {
     }
 }
 
+/// A small HTTP server on 127.0.0.1 for the length of a test: it answers
+/// `GET /NAME` with the bytes given for NAME (404 otherwise), for at most
+/// `requests` requests or 120 seconds, whichever ends first.
+pub struct FileServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FileServer {
+    /// Serves `files` (name, bytes).
+    pub fn start(files: Vec<(String, Vec<u8>)>, requests: usize) -> FileServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut served = 0;
+            while served < requests && Instant::now() < deadline {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                served += 1;
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut reader = BufReader::new(&stream);
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                // The rest of the head.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|read| read > 2) {
+                    line.clear();
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("/");
+                let body = files
+                    .iter()
+                    .find(|(name, _)| path.trim_start_matches('/') == name)
+                    .map(|(_, bytes)| bytes.clone());
+                let mut stream = &stream;
+                let _ = match body {
+                    Some(bytes) => stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                                bytes.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|()| stream.write_all(&bytes)),
+                    None => stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    ),
+                };
+            }
+        });
+        FileServer {
+            url,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        // The thread ends by itself (its request count or its deadline);
+        // it is not waited for.
+        drop(self.thread.take());
+    }
+}
+
 /// Waits for a child started with piped output and returns what it did.
 pub fn wait_finished(child: Child) -> Finished {
     Finished::from_output(child.wait_with_output().expect("the child is waited for"))
@@ -401,6 +475,30 @@ impl World {
         without_roleout_settings(&mut command)
             .spawn()
             .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
+    }
+
+    /// Takes `machine` for another job, as if its lease had run out and
+    /// another admin had taken it: the lease is taken with a clock far
+    /// ahead, so the one it holds counts as expired.
+    pub fn take_over_lease(&self, machine: &str, job: &str) {
+        let dn = self.machine_dn(machine);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_secs();
+        self.with_directory(async |directory| {
+            directory
+                .acquire_leases(
+                    std::slice::from_ref(&dn),
+                    "another-admin",
+                    job,
+                    now + 100 * 86_400,
+                    now + 86_400,
+                )
+                .await
+                .expect("the directory answers")
+                .expect("the expired lease is taken over");
+        });
     }
 
     /// The DN of `machine`'s entry.

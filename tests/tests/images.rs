@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 use std::ffi::OsStr;
-use std::fs;
+use std::fs::{self, File};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -509,18 +509,29 @@ fn gnu_tar_unpacks_the_imaging_archive_into_the_same_tree() {
         .unwrap();
     assert!(untarred.status.success(), "{}", said(&untarred));
     assert_same_to_independent_tools(&source, &unpacked, &[]);
-    // Roleout reads the unpacked tree as the same tree, holes aside (tar
-    // wrote them as zeros).
+    // Roleout reads the unpacked tree as the same tree, holes included:
+    // the 1 GiB sparse file takes no more blocks than the source's.
     let again = roleout_store::tree::scan(&unpacked, &Default::default(), None).unwrap();
     let change = roleout_model::tree::diff(&scanned.manifest, &again.manifest);
-    let changed: Vec<&str> = change.changed.iter().map(|path| path.as_str()).collect();
     assert!(
-        change.added.is_empty() && change.removed.is_empty(),
+        change.added.is_empty() && change.removed.is_empty() && change.changed.is_empty(),
         "{change:?}"
     );
+    let blocks = |tree: &Path| {
+        let text = run(
+            "stat",
+            &[os("-c"), os("%b"), tree.join("data/sparse").as_os_str()],
+        );
+        String::from_utf8_lossy(&text)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
     assert!(
-        changed.iter().all(|path| *path == "data/sparse"),
-        "{changed:?}"
+        blocks(&unpacked) <= 2 * blocks(&source).max(8),
+        "the sparse file lost its holes: {} blocks, the source's {}",
+        blocks(&unpacked),
+        blocks(&source)
     );
 }
 
@@ -855,13 +866,7 @@ fn targets_are_judged_per_engine_with_reasons_and_locked_all_or_nothing() {
     assert_eq!(lease_job(&world, "t0"), None);
 
     // A deployment locks both its targets.
-    let deployed = world.admin("deploy web --target t0 --target t1");
-    let job = deployed
-        .lines()
-        .find_map(|line| line.strip_prefix("job "))
-        .and_then(|rest| rest.split(':').next())
-        .unwrap_or_else(|| panic!("no job in:\n{deployed}"))
-        .to_owned();
+    let job = job_of(&world.admin("deploy web --target t0 --target t1"));
     assert_eq!(lease_job(&world, "t0").as_deref(), Some(job.as_str()));
     assert_eq!(lease_job(&world, "t1").as_deref(), Some(job.as_str()));
     let shown = world.admin(&format!("job show {job}"));
@@ -901,4 +906,532 @@ fn targets_are_judged_per_engine_with_reasons_and_locked_all_or_nothing() {
             .join("\n---\n")
     );
     assert!(lease_job(&world, "t2").is_some());
+}
+
+/// Enrols each of `machines` (name, disk size) with fixture hardware read
+/// from its own sysroot under `top` (`sys-NAME`).
+fn enroll_fixture_machines(
+    world: &roleout_tests::World,
+    top: &Path,
+    machines: &[(&str, u64)],
+) -> Vec<roleout_tests::Machine> {
+    use roleout_tests::sysfs::{Hardware, write_sysroot};
+    machines
+        .iter()
+        .map(|(name, disk_bytes)| {
+            let sysroot = top.join(format!("sys-{name}"));
+            write_sysroot(
+                &sysroot,
+                &Hardware {
+                    disk_bytes: *disk_bytes,
+                    ..Hardware::default()
+                },
+            );
+            world.enroll_with(name, "end-user", &["--sysroot", sysroot.to_str().unwrap()])
+        })
+        .collect()
+}
+
+/// Captures `source` as image `web` on `machine` (an imaging source whose
+/// sysroot is `top/sys-NAME`), with the file systems given.
+fn capture_web(
+    world: &roleout_tests::World,
+    machine: &roleout_tests::Machine,
+    top: &Path,
+    source: &Path,
+    file_systems: &[&str],
+) {
+    let sysroot = top.join(format!("sys-{}", machine.name));
+    let mut args = vec![
+        "image",
+        "capture",
+        "--root",
+        source.to_str().unwrap(),
+        "--name",
+        "web",
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+    ];
+    for file_system in file_systems {
+        args.extend(["--file-system", file_system]);
+    }
+    let captured = world.roleout(machine, &args);
+    assert_eq!(captured.code, Some(0), "{}", captured.transcript());
+}
+
+/// The job id in what `deploy` printed.
+fn job_of(deployed: &str) -> String {
+    deployed
+        .lines()
+        .find_map(|line| line.strip_prefix("job "))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no job in:\n{deployed}"))
+        .to_owned()
+}
+
+/// Puts `program` into the system at `root` as `install_as`, with the
+/// shared libraries `ldd` says it needs: a system made from an image of it
+/// can start it chrooted.
+fn carry(root: &Path, program: &Path, install_as: &str) {
+    let program = fs::canonicalize(program).unwrap();
+    let needed = run("ldd", &[program.as_os_str()]);
+    let mut files = vec![(program.clone(), root.join(install_as))];
+    for line in String::from_utf8_lossy(&needed).lines() {
+        let library = line
+            .split_whitespace()
+            .find(|word| word.starts_with('/'))
+            .map(Path::new);
+        if let Some(library) = library {
+            files.push((
+                library.to_owned(),
+                root.join(library.strip_prefix("/").unwrap()),
+            ));
+        }
+    }
+    for (from, to) in files {
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(&from, &to).unwrap();
+    }
+}
+
+/// The start of a shell script that mounts the partitions of `disk` (as
+/// its GPT names them: `root` at `$1`, `var` at `$1/var`) through offset
+/// loop devices, which stay attached until the returned guards drop.
+fn mounting_script(disk: &Path) -> (Vec<Loop>, String) {
+    let table = roleout_store::disk::read_partition_table(disk).unwrap();
+    let loops: Vec<Loop> = table
+        .iter()
+        .map(|partition| Loop::over(disk, partition.start_bytes, partition.size_bytes))
+        .collect();
+    let mut script = String::from("set -e; ");
+    for (partition, device) in table.iter().zip(&loops) {
+        let point = if partition.name == "root" {
+            String::new()
+        } else {
+            format!("/{}", partition.name.replace('-', "/"))
+        };
+        script.push_str(&format!(
+            "mkdir -p \"$1{point}\"; mount {} \"$1{point}\"; ",
+            device.0
+        ));
+    }
+    (loops, script)
+}
+
+/// Runs `chroot ROOT ARGS...` in a private mount namespace with the disk's
+/// partitions mounted at ROOT (the made system started), then lists its
+/// Roleout state folder.
+fn start_made_system(disk: &Path, top: &Path, args: &[&str]) -> Output {
+    let (_attached, mut script) = mounting_script(disk);
+    let mount = top.join("started");
+    fs::create_dir_all(&mount).unwrap();
+    script.push_str("root=$1; shift; chroot \"$root\" \"$@\"; ls \"$root/var/lib/roleout\"");
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(&mount)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// What a namespace machine's disk holds, listed as [`LISTING`] lists a
+/// tree, with its host name and fstab after: its partitions (as its GPT
+/// says) mounted in a private mount namespace, `/` first.
+fn listing_of_disk(disk: &Path, top: &Path, except: &[&str]) -> String {
+    let (_attached, mut script) = mounting_script(disk);
+    let mount = top.join("look");
+    fs::create_dir_all(&mount).unwrap();
+    let lister = top.join("listing.sh");
+    fs::write(&lister, LISTING).unwrap();
+    script.push_str(&format!(
+        "sh \"$2\" \"$1\" {}; echo; cat \"$1/etc/hostname\" \"$1/etc/fstab\" \"$1/etc/network/interfaces\"",
+        except.join(" ")
+    ));
+    let inside = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(&mount)
+        .arg(&lister)
+        .output()
+        .unwrap();
+    assert!(inside.status.success(), "{}", said(&inside));
+    String::from_utf8_lossy(&inside.stdout).into_owned()
+}
+
+/// 000-C15 to C22 on a namespace machine: an admin deploys an image onto
+/// a target; the target's agent takes the signed job from roleoutd (its
+/// engine), shows the plan without writing anything on a dry run, then
+/// partitions its disk file, makes ext4 on `/` and `/var` through offset
+/// loop devices, unpacks the imaging archive with GNU tar in a private
+/// mount namespace, and makes the copy itself. find, getfattr and
+/// sha256sum see the source's tree but for the target's own files, the
+/// fstab names the new file systems, and each phase reached the job entry.
+#[test]
+fn a_deployment_makes_the_image_on_a_namespace_machines_disk_as_its_signed_job_says() {
+    assert!(
+        is_root(),
+        "this test attaches loop devices and mounts: run it as root"
+    );
+    let world = roleout_tests::World::start();
+    let top = tempfile::tempdir().unwrap();
+    // Two targets: a disk smaller than the source's, and a larger one.
+    let targets = [("web-3", 384u64 << 20, 13), ("web-4", 512u64 << 20, 14)];
+    let enrolled = enroll_fixture_machines(
+        &world,
+        top.path(),
+        &[
+            ("web-1", 20 << 30),
+            (targets[0].0, targets[0].1),
+            (targets[1].0, targets[1].1),
+        ],
+    );
+    let source = top.path().join("source");
+    fs::create_dir(&source).unwrap();
+    fixture(&source);
+    // As an enrolled machine has it: its roleout, and a shell for the
+    // first-start script the image carries (it leaves a mark).
+    carry(&source, &binary("roleout"), "usr/bin/roleout");
+    carry(&source, Path::new("/bin/sh"), "bin/sh");
+    fs::create_dir_all(source.join("etc/roleout/first-boot.d")).unwrap();
+    let script = source.join("etc/roleout/first-boot.d/10-mark");
+    fs::write(&script, "#!/bin/sh\necho made > /var/lib/roleout/marked\n").unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    world.admin("source add web-1");
+    capture_web(
+        &world,
+        &enrolled[0],
+        top.path(),
+        &source,
+        &["/:ext4", "/var:ext4"],
+    );
+    // The target's disk is smaller than the source's: its hardware differs.
+    world.admin("image rule web arch,firmware");
+    // Two scripts of the admin's, pinned by digest: one written here, one
+    // each target fetches.
+    let written = top.path().join("site.sh");
+    fs::write(
+        &written,
+        "#!/bin/sh\necho scripted > /var/lib/roleout/scripted\n",
+    )
+    .unwrap();
+    let fetched = b"#!/bin/sh\necho fetched > /var/lib/roleout/fetched\n".to_vec();
+    let fetched_sha = roleout_model::ids::Sha256::of(&fetched);
+    let server = roleout_tests::FileServer::start(vec![("remote.sh".to_owned(), fetched)], 4);
+    let deployed = world.admin(&format!(
+        "deploy web --target web-3 --address web-3:eth0=198.18.1.13/24 \
+         --target web-4 --address web-4:eth0=198.18.1.14/24 --gateway 198.18.1.1 --dns 198.18.1.53 \
+         --script {} --script-url {}/remote.sh={fetched_sha}",
+        written.display(),
+        server.url
+    ));
+    assert!(
+        deployed.contains(&format!(
+            "first-start script remote.sh (SHA-256 {fetched_sha}) from"
+        )),
+        "{deployed}"
+    );
+    let job = job_of(&deployed);
+    let disks: Vec<_> = targets
+        .iter()
+        .map(|(name, bytes, _)| {
+            let disk = top.path().join(format!("{name}.img"));
+            File::create(&disk).unwrap().set_len(*bytes).unwrap();
+            disk
+        })
+        .collect();
+
+    // A dry run shows the plan and writes nothing.
+    let dry = world.roleout(
+        &enrolled[1],
+        &[
+            "image",
+            "deploy",
+            "--disk",
+            disks[0].to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(dry.code, Some(0), "{}", dry.transcript());
+    assert!(
+        dry.stdout.contains(&format!("job {job}: image web onto")),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("partition 2 var ext4"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("was not written"), "{}", dry.stdout);
+    assert!(
+        fs::read(&disks[0]).unwrap().iter().all(|byte| *byte == 0),
+        "the dry run wrote on the disk"
+    );
+    assert!(
+        world
+            .admin(&format!("job show {job}"))
+            .contains("  web-3\tlocked\t")
+    );
+
+    // The made system's own: its fstab, its Roleout identity and the note
+    // of its job, the unit that runs its first start.
+    let except: Vec<&str> = PER_TARGET
+        .iter()
+        .copied()
+        .chain([
+            "etc/fstab",
+            "var/lib/roleout/enrolment.json",
+            "var/lib/roleout/server.pem",
+            "var/lib/roleout/builder-key.pub",
+            "var/lib/roleout/machine.pem",
+            "var/lib/roleout/first-boot.json",
+            "etc/systemd",
+            "etc/systemd/system",
+            "etc/systemd/system/roleout-first-boot.service",
+            "etc/systemd/system/multi-user.target.wants",
+            "etc/systemd/system/multi-user.target.wants/roleout-first-boot.service",
+            "etc/roleout/first-boot.d/50-site.sh",
+            "etc/roleout/first-boot.d/50-remote.sh",
+        ])
+        .collect();
+    let first_boot = [
+        "/usr/bin/roleout",
+        "--state-dir",
+        "/var/lib/roleout",
+        "first-boot",
+    ];
+    for (index, ((name, _, host), disk)) in targets.iter().zip(&disks).enumerate() {
+        let target = &enrolled[index + 1];
+        let made = world.roleout(
+            target,
+            &["image", "deploy", "--disk", disk.to_str().unwrap()],
+        );
+        assert_eq!(made.code, Some(0), "{}", made.transcript());
+        assert!(
+            made.stdout.contains("reached first-boot"),
+            "{}",
+            made.stdout
+        );
+        let shown = world.admin(&format!("job show {job}"));
+        assert!(
+            shown.contains(&format!("  {name}\tfirst-boot\t")),
+            "{shown}"
+        );
+        // The lease holds until the first start reports.
+        assert_eq!(
+            world.machine_lease(name).map(|lease| lease.job).as_deref(),
+            Some(job.as_str())
+        );
+
+        // The table Roleout wrote is the one sfdisk reads.
+        let table = run("sfdisk", &[os("--json"), disk.as_os_str()]);
+        let table: serde_json::Value = serde_json::from_slice(&table).unwrap();
+        let names: Vec<&str> = table["partitiontable"]["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|partition| partition["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["root", "var"]);
+
+        let listed = listing_of_disk(disk, top.path(), &except);
+        let expected = Command::new("sh")
+            .arg(top.path().join("listing.sh"))
+            .arg(&source)
+            .args(&except)
+            .output()
+            .unwrap();
+        let expected = String::from_utf8_lossy(&expected.stdout).into_owned();
+        assert!(
+            listed.starts_with(&expected),
+            "{name} differs from the source:\n--- source\n{expected}\n--- made\n{listed}"
+        );
+        let rest = &listed[expected.len()..];
+        assert!(rest.starts_with(&format!("\n{name}\n")), "{rest}");
+        assert!(
+            rest.contains(&format!("address 198.18.1.{host}/24")),
+            "{rest}"
+        );
+        let fstab: Vec<&str> = rest
+            .lines()
+            .filter(|line| line.starts_with("UUID="))
+            .collect();
+        assert_eq!(fstab.len(), 2, "{rest}");
+        assert!(fstab[0].ends_with(" / ext4 defaults 0 1"), "{rest}");
+        assert!(fstab[1].ends_with(" /var ext4 defaults 0 2"), "{rest}");
+
+        // The deploying agent's key is no longer the machine's: the made
+        // system's is.
+        let old_key = world.roleout(target, &["plan", "domino"]);
+        assert_ne!(old_key.code, Some(0), "{}", old_key.transcript());
+    }
+    // The archive was packed once for both targets.
+    let archives: Vec<_> = fs::read_dir(world.server_state.join("archives"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tar.zst"))
+        .collect();
+    assert_eq!(archives.len(), 1);
+
+    // Each made system's first start, chrooted into it with its own
+    // roleout: the script ran, its part of the job is complete, its lease
+    // released, the note gone; a second start does nothing.
+    for ((name, _, _), disk) in targets.iter().zip(&disks) {
+        let started = start_made_system(disk, top.path(), &first_boot);
+        assert!(started.status.success(), "{}", said(&started));
+        let first = String::from_utf8_lossy(&started.stdout).into_owned();
+        assert!(first.contains(&format!("job {job}: complete")), "{first}");
+        assert!(
+            first.contains("\nmarked\n"),
+            "the script did not run: {first}"
+        );
+        assert!(
+            first.contains("\nscripted\n") && first.contains("\nfetched\n"),
+            "the admin's scripts did not run: {first}"
+        );
+        assert!(
+            !first.contains("first-boot.json"),
+            "the note stayed: {first}"
+        );
+        assert!(
+            world
+                .admin(&format!("job show {job}"))
+                .contains(&format!("  {name}\tcomplete\t"))
+        );
+        assert_eq!(
+            world.machine_lease(name),
+            None,
+            "the lease is left after completion"
+        );
+        let again = start_made_system(disk, top.path(), &first_boot);
+        assert!(again.status.success(), "{}", said(&again));
+        assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
+    }
+    let watched = world.admin(&format!("job watch {job} --timeout 10"));
+    assert!(
+        watched.contains("web-3\tcomplete") && watched.contains("web-4\tcomplete"),
+        "{watched}"
+    );
+    assert!(
+        watched.ends_with(&format!("job {job}: every target complete\n")),
+        "{watched}"
+    );
+}
+
+/// A target whose lease was taken over by another job is refused and
+/// writes nothing; a target that receives an archive other than the one
+/// its signed job names refuses it before touching the disk, reports the
+/// failure with its reason, and its lease is freed (no lock is left).
+#[test]
+fn a_target_stops_on_a_lost_lease_or_a_tampered_archive_and_frees_itself() {
+    assert!(is_root(), "this test sets owners: run it as root");
+    let world = roleout_tests::World::start();
+    let top = tempfile::tempdir().unwrap();
+    let enrolled = enroll_fixture_machines(
+        &world,
+        top.path(),
+        &[
+            ("web-1", 20 << 30),
+            ("web-4", 20 << 30),
+            ("web-5", 20 << 30),
+            ("web-6", 20 << 30),
+        ],
+    );
+    let source = top.path().join("source");
+    fs::create_dir(&source).unwrap();
+    fixture(&source);
+    world.admin("source add web-1");
+    capture_web(&world, &enrolled[0], top.path(), &source, &["/:ext4"]);
+    let disk = top.path().join("disk.img");
+    File::create(&disk).unwrap().set_len(256 << 20).unwrap();
+    let disk_text = disk.to_str().unwrap();
+
+    // web-4's lease is taken over by another job: its engine refuses it.
+    world.admin("deploy web --target web-4");
+    world.take_over_lease("web-4", "image-other-job");
+    let refused = world.roleout(&enrolled[1], &["image", "deploy", "--disk", disk_text]);
+    assert_ne!(refused.code, Some(0), "{}", refused.transcript());
+    assert!(
+        refused.stderr.contains("lease-lost"),
+        "{}",
+        refused.transcript()
+    );
+    assert!(fs::read(&disk).unwrap().iter().all(|byte| *byte == 0));
+
+    // web-5 gets an archive that is not the one its job names.
+    let job = job_of(&world.admin("deploy web --target web-5"));
+    let dry = world.roleout(
+        &enrolled[2],
+        &["image", "deploy", "--disk", disk_text, "--dry-run"],
+    );
+    assert_eq!(dry.code, Some(0), "{}", dry.transcript());
+    let archives = world.server_state.join("archives");
+    let archive = fs::read_dir(&archives)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().ends_with(".tar.zst"))
+        .unwrap();
+    let mut bytes = fs::read(&archive).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(&archive, bytes).unwrap();
+    let tampered = world.roleout(&enrolled[2], &["image", "deploy", "--disk", disk_text]);
+    assert_ne!(tampered.code, Some(0), "{}", tampered.transcript());
+    assert!(
+        tampered
+            .stderr
+            .contains("the archive is not the one the job names"),
+        "{}",
+        tampered.transcript()
+    );
+    assert!(fs::read(&disk).unwrap().iter().all(|byte| *byte == 0));
+    let shown = world.admin(&format!("job show {job}"));
+    assert!(
+        shown.contains("  web-5\tfailed\t")
+            && shown.contains("the archive is not the one the job names"),
+        "{shown}"
+    );
+    assert_eq!(
+        world.machine_lease("web-5"),
+        None,
+        "the failed target's lease is left"
+    );
+    let watched = world.try_admin(&format!("job watch {job} --timeout 5"));
+    assert_eq!(watched.code, Some(1), "{}", watched.transcript());
+    assert!(
+        watched.stderr.contains("failed on web-5"),
+        "{}",
+        watched.transcript()
+    );
+
+    // roleoutd packs the archive again once the damaged one is gone.
+    fs::remove_dir_all(&archives).unwrap();
+
+    // web-6's job pins a script the URL does not serve: refused before the
+    // disk is touched (the same URL serving other bytes is another script).
+    let server = roleout_tests::FileServer::start(
+        vec![("site.sh".to_owned(), b"#!/bin/sh\nrm -rf /\n".to_vec())],
+        2,
+    );
+    let pinned = roleout_model::ids::Sha256::of(b"#!/bin/sh\necho hello\n");
+    let job = job_of(&world.admin(&format!(
+        "deploy web --target web-6 --script-url {}/site.sh={pinned}",
+        server.url
+    )));
+    let refused = world.roleout(&enrolled[3], &["image", "deploy", "--disk", disk_text]);
+    assert_ne!(refused.code, Some(0), "{}", refused.transcript());
+    assert!(
+        refused
+            .stderr
+            .contains("script site.sh is not the one pinned"),
+        "{}",
+        refused.transcript()
+    );
+    assert!(fs::read(&disk).unwrap().iter().all(|byte| *byte == 0));
+    assert!(
+        world
+            .admin(&format!("job show {job}"))
+            .contains("  web-6\tfailed\t")
+    );
+    assert_eq!(world.machine_lease("web-6"), None);
 }

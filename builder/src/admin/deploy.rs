@@ -16,7 +16,7 @@ use roleout_directory::Directory;
 use roleout_directory::images::ImageEntry;
 use roleout_directory::machines::TargetCandidate;
 use roleout_model::ids::MachineId;
-use roleout_model::image::{ImageName, InterfaceAddress, TargetConfiguration};
+use roleout_model::image::{DriverAliases, ImageName, InterfaceAddress, TargetConfiguration};
 use roleout_model::job::{Candidate, Deployment, JobId, JobTarget, Verdict, verdict};
 
 use super::images::bytes_text;
@@ -50,7 +50,12 @@ async fn read_image(
 }
 
 /// Whether `candidate` may take `image` now.
-fn judge(image: &ImageEntry, aliases: &str, candidate: &TargetCandidate, now: u64) -> Verdict {
+fn judge(
+    image: &ImageEntry,
+    aliases: &DriverAliases<'_>,
+    candidate: &TargetCandidate,
+    now: u64,
+) -> Verdict {
     let judged = verdict(
         &image.description,
         aliases,
@@ -91,7 +96,8 @@ pub async fn targets(
     engine: Option<&str>,
     output: &mut Output<'_>,
 ) -> Result<(), CommandFailed> {
-    let (image, aliases) = read_image(directory, image).await?;
+    let (image, alias_text) = read_image(directory, image).await?;
+    let aliases = DriverAliases::parse(&alias_text);
     let candidates = directory
         .target_candidates()
         .await
@@ -141,6 +147,8 @@ pub struct DeployRequest {
     pub dry_run: bool,
     /// Who asks (recorded in the job).
     pub started_by: String,
+    /// Scripts run once at each target's first start, pinned by digest.
+    pub scripts: Vec<roleout_model::job::JobScript>,
 }
 
 /// `deploy`: checks every target, shows the plan, then (unless a dry run)
@@ -156,7 +164,11 @@ pub async fn deploy(
             "name at least one target (--target MACHINE)".to_owned(),
         ));
     }
-    let (image, aliases) = read_image(directory, &request.image).await?;
+    for script in &request.scripts {
+        script.check().map_err(CommandFailed)?;
+    }
+    let (image, alias_text) = read_image(directory, &request.image).await?;
+    let aliases = DriverAliases::parse(&alias_text);
     let candidates = directory
         .target_candidates()
         .await
@@ -241,6 +253,18 @@ pub async fn deploy(
             }
         }
     }
+    for script in &request.scripts {
+        let _ = writeln!(
+            text,
+            "  first-start script {} (SHA-256 {}){}",
+            script.name,
+            script.sha256,
+            match &script.source {
+                roleout_model::job::ScriptSource::Inline { .. } => String::new(),
+                roleout_model::job::ScriptSource::Url { url } => format!(" from {url}"),
+            }
+        );
+    }
     if request.dry_run {
         text.push_str("dry run: nothing was locked or written\n");
         output.write_text(&text)?;
@@ -304,6 +328,7 @@ pub async fn deploy(
                 configuration: configuration.clone(),
             })
             .collect(),
+        scripts: request.scripts.clone(),
     };
     if let Err(error) = directory.create_deployment(&deployment).await {
         let _ = directory.release_leases(&taken).await;
@@ -391,6 +416,119 @@ pub async fn show_job(
         );
     }
     output.write_text(&text)
+}
+
+/// `job watch ID`: each change of a target's phase as it reaches the
+/// directory, until every target is done (complete or failed) or
+/// `timeout` passes; fails when it passed, naming the targets still
+/// running, or when a target failed.
+pub async fn watch_job(
+    directory: &Directory,
+    id: &str,
+    timeout: std::time::Duration,
+    output: &mut Output<'_>,
+) -> Result<(), CommandFailed> {
+    let id = JobId::new(id).map_err(CommandFailed)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+    loop {
+        let job = directory
+            .deployment(&id)
+            .await
+            .map_err(|error| CommandFailed(format!("cannot read job {id}: {error}")))?
+            .ok_or_else(|| CommandFailed(format!("no job {id:?} in the directory")))?;
+        let mut text = String::new();
+        for target in &job.targets {
+            let now = (target.phase.to_string(), target.message.clone());
+            if seen.get(target.machine.as_str()) != Some(&now) {
+                let _ = writeln!(
+                    text,
+                    "{}\t{}{}",
+                    target.machine,
+                    target.phase,
+                    target
+                        .message
+                        .as_deref()
+                        .map(|message| format!("\t{message}"))
+                        .unwrap_or_default()
+                );
+                seen.insert(target.machine.to_string(), now);
+            }
+        }
+        output.write_text(&text)?;
+        let running: Vec<&str> = job
+            .targets
+            .iter()
+            .filter(|target| !target.phase.is_final())
+            .map(|target| target.machine.as_str())
+            .collect();
+        if running.is_empty() {
+            let failed: Vec<&str> = job
+                .targets
+                .iter()
+                .filter(|target| target.phase == roleout_model::job::Phase::Failed)
+                .map(|target| target.machine.as_str())
+                .collect();
+            if failed.is_empty() {
+                output.write_text(&format!("job {id}: every target complete\n"))?;
+                return Ok(());
+            }
+            return Err(CommandFailed(format!(
+                "job {id} is over; failed on {}",
+                failed.join(", ")
+            )));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(CommandFailed(format!(
+                "job {id}: still running after {} s on {}",
+                timeout.as_secs(),
+                running.join(", ")
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// A script from the admin's file at `path`, pinned by its digest.
+pub fn script_from_file(
+    path: &std::path::Path,
+) -> Result<roleout_model::job::JobScript, CommandFailed> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| CommandFailed(format!("--script {}: {error}", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(roleout_model::job::JobScript {
+        name,
+        sha256: roleout_model::ids::Sha256::of(text.as_bytes()),
+        source: roleout_model::job::ScriptSource::Inline { text },
+    })
+}
+
+/// A script fetched by each target from `URL=SHA256`, pinned by that
+/// digest; named after the URL's last segment.
+pub fn script_from_url(given: &str) -> Result<roleout_model::job::JobScript, CommandFailed> {
+    let bad = || {
+        CommandFailed(format!(
+            "--script-url {given}: write it as URL=SHA256 (the script's SHA-256 in hex)"
+        ))
+    };
+    let (url, digest) = given.rsplit_once('=').ok_or_else(bad)?;
+    let sha256 = roleout_model::ids::Sha256::new(digest).map_err(|_| bad())?;
+    let name = url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Ok(roleout_model::job::JobScript {
+        name,
+        sha256,
+        source: roleout_model::job::ScriptSource::Url {
+            url: url.to_owned(),
+        },
+    })
 }
 
 /// Reads `MACHINE:IFACE=ADDRESS/PREFIX` (`web-3:eth0=198.18.1.13/24`).

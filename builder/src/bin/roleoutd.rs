@@ -182,6 +182,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
                 settings.reports_per_minute,
             ),
             engine: settings.engine.as_ref().map(|(name, _)| name.clone()),
+            archives: tokio::sync::Mutex::new(()),
         });
         if let Some((name, url)) = &settings.engine {
             register_engine(&directory, name, url, tls_fingerprint.as_ref()).await;
@@ -375,6 +376,19 @@ async fn collect_content(state: &ServerState) {
             return;
         }
     };
+    // Imaging archives of images no longer kept go too.
+    let archives = state.state_dir.join("archives");
+    if let Ok(listing) = std::fs::read_dir(&archives) {
+        for entry in listing.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let manifest = name.split('.').next().unwrap_or_default();
+            let kept = roleout_model::ids::Sha256::new(manifest)
+                .is_ok_and(|digest| referenced.contains(&digest));
+            if !kept && let Err(error) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(%error, file = %entry.path().display(), "imaging archive not removed");
+            }
+        }
+    }
     let collected = tokio::task::spawn_blocking(move || store.collect(&referenced, GRACE)).await;
     match collected {
         Ok(Ok(collected)) => tracing::info!(

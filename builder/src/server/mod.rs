@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod gate;
 pub mod images;
+pub mod jobs;
 pub mod rotation;
 pub mod routes;
 pub mod state;

@@ -76,6 +76,12 @@ pub fn router(state: Arc<ServerState>) -> Router {
             put(crate::server::images::put_content),
         )
         .route("/v1/images", post(crate::server::images::store_image))
+        .route("/v1/jobs/current", get(crate::server::jobs::current))
+        .route("/v1/jobs/{job}/archive", get(crate::server::jobs::archive))
+        .route(
+            "/v1/jobs/{job}/progress",
+            post(crate::server::jobs::progress),
+        )
         .fallback(not_found)
         // Bodies are limited by `read_body`, which answers with an
         // ErrorBody; axum's own limit would answer in plain text.
@@ -722,7 +728,7 @@ pub(crate) async fn requester(
 
 /// The signed envelope of `payload` for the requester, as a response;
 /// `subject` names what of its kind it is (see [`envelope_around`]).
-fn envelope<P: EnvelopePayload>(
+pub(crate) fn envelope<P: EnvelopePayload>(
     state: &ServerState,
     requester: &Requester,
     subject: String,
@@ -1185,9 +1191,19 @@ pub(crate) async fn serve_content(
     headers: &HeaderMap,
     what: &str,
 ) -> Result<Response, ApiError> {
+    serve_file(&store.path_of(digest), digest, headers, what).await
+}
+
+/// The file at `path`, whose bytes have digest `digest` and never change,
+/// as [`serve_content`] answers.
+pub(crate) async fn serve_file(
+    path: &std::path::Path,
+    digest: &Sha256,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<Response, ApiError> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let path = store.path_of(digest);
-    let mut file = match tokio::fs::File::open(&path).await {
+    let mut file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::new(

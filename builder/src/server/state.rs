@@ -55,6 +55,8 @@ pub struct ServerState {
     /// The installation engine this roleoutd is, if it is one: machines
     /// that authenticate here are recorded as reached through it.
     pub engine: Option<roleout_model::ids::MachineId>,
+    /// Held while an imaging archive is packed, so it is packed once.
+    pub archives: tokio::sync::Mutex<()>,
 }
 
 /// roleoutd's own secrets could not be made or loaded.

@@ -22,6 +22,8 @@ use roleout_store::tree::{Made, ScanOptions, TreeError, materialize, scan};
 
 use crate::inventory::{self, InventoryError};
 
+pub mod deploy;
+pub mod first_boot;
 pub mod target;
 
 pub use self::target::Configured;
@@ -118,15 +120,7 @@ fn file_systems(root: &Path) -> (Vec<Partition>, Vec<TreePath>) {
         {
             continue;
         }
-        let (size_bytes, used_bytes) = nix::sys::statvfs::statvfs(&mount.point)
-            .map(|stat| {
-                let block = stat.fragment_size();
-                (
-                    stat.blocks() * block,
-                    (stat.blocks() - stat.blocks_free()) * block,
-                )
-            })
-            .unwrap_or((0, 0));
+        let (size_bytes, used_bytes) = space(&mount.point);
         partitions.push(Partition {
             mount_point: point,
             fs_type: mount.fs_type.clone(),
@@ -139,6 +133,54 @@ fn file_systems(root: &Path) -> (Vec<Partition>, Vec<TreePath>) {
     }
     partitions.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
     (partitions, skipped)
+}
+
+/// The size and the bytes in use of the file system holding `path` (none
+/// when it cannot be asked).
+fn space(path: &Path) -> (u64, u64) {
+    nix::sys::statvfs::statvfs(path)
+        .map(|stat| {
+            let block = stat.fragment_size();
+            (
+                stat.blocks() * block,
+                (stat.blocks() - stat.blocks_free()) * block,
+            )
+        })
+        .unwrap_or((0, 0))
+}
+
+/// The file systems `layout` declares (mount point, type), sized from
+/// what holds each path under `root` now.
+fn declared_layout(root: &Path, layout: &[(String, String)]) -> Result<Vec<Partition>, ImageError> {
+    let mut partitions = Vec::new();
+    for (mount_point, fs_type) in layout {
+        if !mount_point.starts_with('/') || fs_type.is_empty() {
+            return Err(ImageError::Usage(format!(
+                "--file-system {mount_point}:{fs_type}: write it as MOUNT-POINT:TYPE (/var:ext4)"
+            )));
+        }
+        let at = root.join(mount_point.trim_start_matches('/'));
+        let (size_bytes, used_bytes) = space(&at);
+        partitions.push(Partition {
+            mount_point: mount_point.clone(),
+            fs_type: fs_type.clone(),
+            device: String::new(),
+            size_bytes,
+            used_bytes,
+            growable: true,
+            data_bytes: 0,
+        });
+    }
+    if !partitions
+        .iter()
+        .any(|partition| partition.mount_point == "/")
+    {
+        return Err(ImageError::Usage(
+            "--file-system: the layout needs a file system for / too".to_owned(),
+        ));
+    }
+    partitions.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
+    Ok(partitions)
 }
 
 /// The installed packages in a dpkg `status` file.
@@ -249,6 +291,10 @@ pub struct CaptureOptions {
     pub sysroot: PathBuf,
     /// Paths inside the root left out (kept as empty folders).
     pub exclude: Vec<TreePath>,
+    /// The file systems targets get (mount point, type), when not the
+    /// ones the mount table shows under the root (a snapshot or a copy
+    /// mounted somewhere is captured with its machine's layout).
+    pub layout: Vec<(String, String)>,
 }
 
 /// A captured image: its description and manifest, and the root it was
@@ -271,7 +317,10 @@ pub fn capture(options: &CaptureOptions) -> Result<Captured, ImageError> {
         .canonicalize()
         .map_err(|error| ImageError::Usage(format!("{}: {error}", options.root.display())))?;
     let hardware = inventory::read(&options.sysroot)?;
-    let (partitions, skipped) = file_systems(&root);
+    let (mut partitions, skipped) = file_systems(&root);
+    if !options.layout.is_empty() {
+        partitions = declared_layout(&root, &options.layout)?;
+    }
     let mut exclude = options.exclude.clone();
     exclude.extend(skipped);
     let scanned = scan(
@@ -283,7 +332,6 @@ pub fn capture(options: &CaptureOptions) -> Result<Captured, ImageError> {
         None,
     )?;
     let manifest = scanned.manifest;
-    let mut partitions = partitions;
     roleout_model::image::count_data(&manifest, &mut partitions);
     let description = ImageDescription {
         format: FORMAT.to_owned(),
@@ -446,7 +494,7 @@ pub fn apply_file(
     let unpacked = image_file::read(file, &store)?;
     let made = materialize(&unpacked.manifest, &store, root)?;
     let configured = target
-        .map(|target| target::configure(root, &unpacked.description.os, target))
+        .map(|target| target::configure(root, &unpacked.description.os, target, None))
         .transpose()?;
     Ok(Applied {
         unpacked,

@@ -52,6 +52,7 @@ pub fn configure(
     root: &Path,
     os: &OsConfiguration,
     target: &TargetConfiguration,
+    fstab: Option<&str>,
 ) -> Result<Configured, ImageError> {
     let hosts = fs::read_to_string(root.join("etc/hosts")).ok();
     let plan = target_plan(os, target, hosts.as_deref()).map_err(ImageError::Usage)?;
@@ -68,17 +69,7 @@ pub fn configure(
         .collect();
     folders.sort();
     folders.dedup();
-    let times: Vec<(PathBuf, nix::sys::time::TimeSpec, nix::sys::time::TimeSpec)> = folders
-        .into_iter()
-        .filter_map(|folder| {
-            let stat = nix::sys::stat::lstat(&folder).ok()?;
-            Some((
-                folder,
-                nix::sys::time::TimeSpec::new(stat.st_atime, stat.st_atime_nsec),
-                nix::sys::time::TimeSpec::new(stat.st_mtime, stat.st_mtime_nsec),
-            ))
-        })
-        .collect();
+    let times = FolderTimes::record(folders);
     // The source's own network configuration goes first.
     for (folder, suffix) in &plan.removed {
         let Ok(listing) = fs::read_dir(root.join(folder)) else {
@@ -95,6 +86,11 @@ pub fn configure(
     for file in &plan.files {
         write(&root.join(&file.path), file.mode, file.content.as_bytes())?;
         configured.written.push(file.path.clone());
+    }
+    // The file systems made for this target, by their new UUIDs.
+    if let Some(fstab) = fstab {
+        write(&root.join("etc/fstab"), 0o644, fstab.as_bytes())?;
+        configured.written.push("etc/fstab".to_owned());
     }
     // A machine id of its own (journald, D-Bus and DHCP client ids use it).
     let mut bytes = [0u8; 16];
@@ -156,20 +152,50 @@ pub fn configure(
         fs::remove_dir_all(&state).map_err(io_error(&state, "remove"))?;
         configured.removed.push(ROLEOUT_STATE.to_owned());
     }
-    for (folder, atime, mtime) in &times {
-        nix::sys::stat::utimensat(
-            nix::fcntl::AT_FDCWD,
-            folder,
-            atime,
-            mtime,
-            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|errno| {
-            ImageError::Usage(format!("{}: set the time: {errno}", folder.display()))
-        })?;
-    }
+    times.restore()?;
     configured.written.sort();
     configured.written.dedup();
     configured.removed.sort();
     Ok(configured)
+}
+
+/// The times of folders, to put back once files in them were written or
+/// removed: only the files that make a target itself differ from the
+/// image, not the folders holding them.
+pub(crate) struct FolderTimes(Vec<(PathBuf, nix::sys::time::TimeSpec, nix::sys::time::TimeSpec)>);
+
+impl FolderTimes {
+    /// The times of those of `folders` that exist.
+    pub(crate) fn record(folders: impl IntoIterator<Item = PathBuf>) -> FolderTimes {
+        FolderTimes(
+            folders
+                .into_iter()
+                .filter_map(|folder| {
+                    let stat = nix::sys::stat::lstat(&folder).ok()?;
+                    Some((
+                        folder,
+                        nix::sys::time::TimeSpec::new(stat.st_atime, stat.st_atime_nsec),
+                        nix::sys::time::TimeSpec::new(stat.st_mtime, stat.st_mtime_nsec),
+                    ))
+                })
+                .collect(),
+        )
+    }
+
+    /// Puts the recorded times back.
+    pub(crate) fn restore(&self) -> Result<(), ImageError> {
+        for (folder, atime, mtime) in &self.0 {
+            nix::sys::stat::utimensat(
+                nix::fcntl::AT_FDCWD,
+                folder,
+                atime,
+                mtime,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            )
+            .map_err(|errno| {
+                ImageError::Usage(format!("{}: set the time: {errno}", folder.display()))
+            })?;
+        }
+        Ok(())
+    }
 }

@@ -44,6 +44,10 @@ pub enum EnvelopeKind {
     /// A [`crate::protocol::ComponentDelivery`]
     /// (`GET /v1/suites/{id}/components/{product}`).
     Component,
+    /// A [`crate::protocol::ImageJob`] (`GET /v1/jobs/current`): what one
+    /// target of a deployment is to become, naming the job and the
+    /// machine.
+    ImageJob,
 }
 
 impl EnvelopeKind {
@@ -53,6 +57,7 @@ impl EnvelopeKind {
             EnvelopeKind::SuiteList => "suite-list",
             EnvelopeKind::Suite => "suite",
             EnvelopeKind::Component => "component",
+            EnvelopeKind::ImageJob => "image-job",
         }
     }
 }

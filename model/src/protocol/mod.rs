@@ -719,6 +719,55 @@ pub struct ImageStored {
 }
 message!(ImageStored, ImageStored);
 
+/// The imaging archive a target unpacks: one zstd tar of the image's
+/// tree, made once per manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ArchiveRef {
+    /// Its SHA-256.
+    pub sha256: Sha256,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The payload of an `image-job` envelope (`GET /v1/jobs/current`): what
+/// one target of a deployment is to become. Signed by roleoutd for this
+/// machine and this job only; its serial is the target's lease serial, so
+/// an instruction of a lease that was taken over is older than the new
+/// one's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImageJob {
+    /// The job.
+    pub job: crate::job::JobId,
+    /// The image.
+    pub image: crate::image::ImageDescription,
+    /// What makes this target itself.
+    pub configuration: crate::image::TargetConfiguration,
+    /// The archive to unpack (`GET /v1/jobs/{job}/archive`).
+    pub archive: ArchiveRef,
+    /// Scripts the admin added, run once at the target's first start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scripts: Vec<crate::job::JobScript>,
+}
+message!(ImageJob, ImageJob);
+
+impl EnvelopePayload for ImageJob {
+    const KIND: EnvelopeKind = EnvelopeKind::ImageJob;
+}
+
+/// `POST /v1/jobs/{job}/progress`: a target of a job reached a phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JobProgress {
+    /// The phase reached.
+    pub phase: crate::job::Phase,
+    /// What the step said (why, for `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+message!(JobProgress, JobProgress);
+
 // ---------------------------------------------------------------------------
 // Errors
 
@@ -757,6 +806,9 @@ pub enum ErrorCode {
     /// An image names contents roleoutd's store does not hold (upload
     /// them first).
     MissingContent,
+    /// The machine's lease for the job is gone: it expired and another job
+    /// took the machine, or the job is over for it.
+    LeaseLost,
     /// The machine already has a key: a new one needs a one-time token or
     /// proof made with the current key.
     KeyConflict,
@@ -775,7 +827,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidBody,
         ErrorCode::BodyTooLarge,
         ErrorCode::Unauthorized,
@@ -790,6 +842,7 @@ impl ErrorCode {
         ErrorCode::ForbiddenSuite,
         ErrorCode::NotImagingSource,
         ErrorCode::MissingContent,
+        ErrorCode::LeaseLost,
         ErrorCode::KeyConflict,
         ErrorCode::NotFound,
         ErrorCode::TooManyRequests,
@@ -814,6 +867,7 @@ impl ErrorCode {
             ErrorCode::ForbiddenSuite => "forbidden-suite",
             ErrorCode::NotImagingSource => "not-imaging-source",
             ErrorCode::MissingContent => "missing-content",
+            ErrorCode::LeaseLost => "lease-lost",
             ErrorCode::KeyConflict => "key-conflict",
             ErrorCode::NotFound => "not-found",
             ErrorCode::TooManyRequests => "too-many-requests",
@@ -841,7 +895,7 @@ impl ErrorCode {
             | ErrorCode::ForbiddenSuite
             | ErrorCode::NotImagingSource => 403,
             ErrorCode::NotFound => 404,
-            ErrorCode::KeyConflict | ErrorCode::MissingContent => 409,
+            ErrorCode::KeyConflict | ErrorCode::MissingContent | ErrorCode::LeaseLost => 409,
             ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,

@@ -23,7 +23,7 @@ pub const SCHEMA_BASE: &str = "https://example.org/roleout/schemas/api/";
 
 /// Every schema file: (file name, contents). Messages first, in
 /// [`MessageKind::ALL`] order, then the shared definitions.
-pub const SCHEMA_FILES: [(&str, &str); 24] = [
+pub const SCHEMA_FILES: [(&str, &str); 26] = [
     (
         "enroll-request.schema.json",
         include_str!("../../../schemas/api/enroll-request.schema.json"),
@@ -109,6 +109,14 @@ pub const SCHEMA_FILES: [(&str, &str); 24] = [
         include_str!("../../../schemas/api/image-stored.schema.json"),
     ),
     (
+        "image-job.schema.json",
+        include_str!("../../../schemas/api/image-job.schema.json"),
+    ),
+    (
+        "job-progress.schema.json",
+        include_str!("../../../schemas/api/job-progress.schema.json"),
+    ),
+    (
         "error.schema.json",
         include_str!("../../../schemas/api/error.schema.json"),
     ),
@@ -171,13 +179,17 @@ pub enum MessageKind {
     ImageUpload,
     /// `POST /v1/images` answer.
     ImageStored,
+    /// Payload of an `image-job` envelope.
+    ImageJob,
+    /// `POST /v1/jobs/{job}/progress` request.
+    JobProgress,
     /// The body of every answer that is not 2xx.
     ErrorBody,
 }
 
 impl MessageKind {
     /// Every message kind, in the order of [`SCHEMA_FILES`].
-    pub const ALL: [MessageKind; 22] = [
+    pub const ALL: [MessageKind; 24] = [
         MessageKind::EnrollRequest,
         MessageKind::EnrollResponse,
         MessageKind::ChallengeRequest,
@@ -199,6 +211,8 @@ impl MessageKind {
         MessageKind::ContentStored,
         MessageKind::ImageUpload,
         MessageKind::ImageStored,
+        MessageKind::ImageJob,
+        MessageKind::JobProgress,
         MessageKind::ErrorBody,
     ];
 
@@ -234,6 +248,7 @@ impl MessageKind {
                 | MessageKind::SuiteComplete
                 | MessageKind::ContentOffer
                 | MessageKind::ImageUpload
+                | MessageKind::JobProgress
         )
     }
 }

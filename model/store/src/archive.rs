@@ -9,8 +9,10 @@
 //! POSIX ACLs also as `SCHILY.acl.access`/`SCHILY.acl.default` text, as GNU
 //! tar writes them); hardlinks are link entries to the group's first path;
 //! devices and fifos are their own entry types; sockets are left out. A
-//! sparse file is stored with its holes as zeros (GNU tar's sparse formats
-//! are not written), which zstd makes nearly free in the archive.
+//! sparse file is a PAX sparse member (format 1.0: `GNU.sparse.*` records,
+//! a map of its data extents, then only their bytes), so GNU tar makes its
+//! holes holes again and a 1 GiB file with 4 KiB of data takes 4 KiB on
+//! the target, not 1 GiB.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -83,6 +85,18 @@ fn pax_records(entry: &Entry) -> Vec<u8> {
     let seconds = entry.mtime_ns.div_euclid(1_000_000_000);
     let nanos = entry.mtime_ns.rem_euclid(1_000_000_000);
     let mut records = record("mtime", format!("{seconds}.{nanos:09}").as_bytes());
+    if is_sparse_member(entry) {
+        records.extend(record("GNU.sparse.major", b"1"));
+        records.extend(record("GNU.sparse.minor", b"0"));
+        records.extend(record(
+            "GNU.sparse.name",
+            &tar_path(entry).into_os_string().into_encoded_bytes(),
+        ));
+        records.extend(record(
+            "GNU.sparse.realsize",
+            entry.size.to_string().as_bytes(),
+        ));
+    }
     for (name, value) in &entry.xattrs {
         match name.as_str() {
             "system.posix_acl_access" | "system.posix_acl_default" => {
@@ -102,53 +116,30 @@ fn pax_records(entry: &Entry) -> Vec<u8> {
     records
 }
 
-/// Reads a file's data extents back into its whole content, holes as
-/// zeros.
-struct Expanded<R> {
-    data: R,
-    extents: Vec<[u64; 2]>,
-    size: u64,
-    at: u64,
+/// Whether `entry` is packed as a PAX sparse member: a regular file of
+/// its own (not a later path of a hardlink group) with holes.
+fn is_sparse_member(entry: &Entry) -> bool {
+    entry.kind == Kind::File && entry.hardlink.is_none() && !entry.sparse.is_empty()
 }
 
-impl<R: Read> Read for Expanded<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        if self.at >= self.size || buffer.is_empty() {
-            return Ok(0);
-        }
-        let extent = self
-            .extents
-            .iter()
-            .find(|[offset, length]| self.at < offset + length);
-        let want = buffer.len() as u64;
-        let count = match extent {
-            Some([offset, length]) if self.at >= *offset => {
-                let left = offset + length - self.at;
-                let count = self
-                    .data
-                    .read(&mut buffer[..usize::try_from(left.min(want)).unwrap_or(0)])?;
-                if count == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the content is shorter than its extents",
-                    ));
-                }
-                count as u64
-            }
-            Some([offset, _]) => {
-                let zeros = (offset - self.at).min(want);
-                buffer[..usize::try_from(zeros).unwrap_or(0)].fill(0);
-                zeros
-            }
-            None => {
-                let zeros = (self.size - self.at).min(want);
-                buffer[..usize::try_from(zeros).unwrap_or(0)].fill(0);
-                zeros
-            }
-        };
-        self.at += count;
-        Ok(usize::try_from(count).unwrap_or(0))
+/// The map block of a PAX sparse member (format 1.0): the number of
+/// extents, then each one's offset and length, one decimal number a line,
+/// padded with zeros to a whole 512-byte block. A file that ends in a
+/// hole gets a last, empty extent at its end, as GNU tar writes it.
+fn sparse_map(extents: &[[u64; 2]], size: u64) -> Vec<u8> {
+    let mut extents = extents.to_vec();
+    if extents
+        .last()
+        .is_none_or(|[offset, length]| offset + length < size)
+    {
+        extents.push([size, 0]);
     }
+    let mut map = format!("{}\n", extents.len()).into_bytes();
+    for [offset, length] in &extents {
+        map.extend(format!("{offset}\n{length}\n").into_bytes());
+    }
+    map.resize(map.len().div_ceil(512) * 512, 0);
+    map
 }
 
 fn tar_path(entry: &Entry) -> PathBuf {
@@ -171,6 +162,12 @@ pub struct Packed {
     pub bytes: u64,
     /// The SHA-256 of its bytes.
     pub sha256: roleout_model::ids::Sha256,
+}
+
+/// The plain tar stream of the imaging archive `file` (what `tar -x`
+/// reads after `zstd -d`).
+pub fn decompressed(file: File) -> std::io::Result<impl std::io::Read> {
+    zstd::Decoder::new(file)
 }
 
 /// Writes the tree of `manifest`, its contents from `contents`, as a zstd
@@ -258,21 +255,42 @@ pub fn pack(
                     .append_link(&mut header, &path, std::ffi::OsStr::from_bytes(&target))
                     .map_err(io)?;
             }
+            tar::EntryType::Regular if is_sparse_member(entry) => {
+                // A PAX sparse member (format 1.0): a map of the data
+                // extents, then their bytes; GNU tar makes the holes
+                // holes again.
+                let map = sparse_map(&entry.sparse, entry.size);
+                let data_bytes: u64 = entry.sparse.iter().map(|[_, length]| length).sum();
+                // GNU tar reads PAX sparse members only in a POSIX (ustar)
+                // header; the name in it is a stand-in, GNU.sparse.name is
+                // the file's.
+                let mut posix = tar::Header::new_ustar();
+                posix.set_entry_type(tar::EntryType::Regular);
+                posix.set_mode(entry.mode);
+                posix.set_uid(u64::from(entry.uid));
+                posix.set_gid(u64::from(entry.gid));
+                posix.set_mtime(header.mtime().map_err(io)?);
+                if let Some(user) = &entry.user {
+                    posix.set_username(user).map_err(io)?;
+                }
+                if let Some(group) = &entry.group {
+                    posix.set_groupname(group).map_err(io)?;
+                }
+                posix.set_size(map.len() as u64 + data_bytes);
+                let data = contents.open(entry).map_err(io)?;
+                builder
+                    .append_data(
+                        &mut posix,
+                        "./GNUSparseFile.0/sparse",
+                        io::Cursor::new(map).chain(data.take(data_bytes)),
+                    )
+                    .map_err(io)?;
+            }
             tar::EntryType::Regular => {
                 header.set_size(entry.size);
                 let data = contents.open(entry).map_err(io)?;
-                let expanded = Expanded {
-                    data,
-                    extents: if entry.sparse.is_empty() {
-                        vec![[0, entry.size]]
-                    } else {
-                        entry.sparse.clone()
-                    },
-                    size: entry.size,
-                    at: 0,
-                };
                 builder
-                    .append_data(&mut header, &path, expanded)
+                    .append_data(&mut header, &path, data.take(entry.size))
                     .map_err(io)?;
             }
             _ => {
@@ -295,6 +313,15 @@ pub fn pack(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sparse_map_lists_its_extents_in_whole_blocks() {
+        let map = sparse_map(&[[4096, 10]], 1 << 30);
+        assert_eq!(map.len(), 512);
+        assert!(map.starts_with(b"2\n4096\n10\n1073741824\n0\n\0"));
+        // A file that ends in data gets no empty extent.
+        assert!(sparse_map(&[[4096, 10]], 4106).starts_with(b"1\n4096\n10\n\0"));
+    }
 
     #[test]
     fn pax_records_count_their_own_length() {

@@ -577,6 +577,52 @@ fn every_message_round_trips_and_passes_its_schema() {
         manifest: digest(4),
     });
     check(MessageKind::ImageStored);
+    let job = roleout_model::protocol::ImageJob {
+        job: roleout_model::job::JobId::new("image-20261205-081000-beef").unwrap(),
+        image: image_upload().description,
+        configuration: roleout_model::image::TargetConfiguration {
+            hostname: "web-3".to_owned(),
+            interfaces: vec![roleout_model::image::InterfaceAddress {
+                name: "eth0".to_owned(),
+                address: "198.18.1.13/24".to_owned(),
+                gateway: Some("198.18.1.1".to_owned()),
+                dns: vec!["198.18.1.53".to_owned()],
+            }],
+        },
+        archive: roleout_model::protocol::ArchiveRef {
+            sha256: digest(5),
+            size: 1 << 20,
+        },
+        scripts: vec![
+            roleout_model::job::JobScript {
+                name: "join-domain.sh".to_owned(),
+                sha256: digest(6),
+                source: roleout_model::job::ScriptSource::Inline {
+                    text: "#!/bin/sh\nrealm join example.org\n".to_owned(),
+                },
+            },
+            roleout_model::job::JobScript {
+                name: "site.sh".to_owned(),
+                sha256: digest(7),
+                source: roleout_model::job::ScriptSource::Url {
+                    url: "http://198.18.0.1/site.sh".to_owned(),
+                },
+            },
+        ],
+    };
+    round_trip(&job);
+    round_trip(&envelope_of(
+        SignedContent::new(&job, machine(), roles_key(), None, 7, expires).unwrap(),
+        &key,
+    ));
+    check(MessageKind::ImageJob);
+    for phase in roleout_model::job::Phase::ALL {
+        round_trip(&roleout_model::protocol::JobProgress {
+            phase,
+            message: Some("partitioned".to_owned()),
+        });
+    }
+    check(MessageKind::JobProgress);
     for code in ErrorCode::ALL {
         round_trip(&ErrorBody::new(code, "The challenge has expired."));
     }
@@ -1239,6 +1285,21 @@ fn the_openapi_document_covers_the_whole_api() {
             true,
             None,
             &["content-stored"],
+        ),
+        route(
+            "get",
+            "/v1/jobs/current",
+            true,
+            None,
+            &["signed-envelope", "image-job"],
+        ),
+        route("get", "/v1/jobs/{job}/archive", true, None, &[]),
+        route(
+            "post",
+            "/v1/jobs/{job}/progress",
+            true,
+            Some("job-progress"),
+            &["close"],
         ),
         route(
             "post",

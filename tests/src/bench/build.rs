@@ -11,9 +11,7 @@
 //! versions) and loaded offline with `slapadd`, the bulk path: adding
 //! 10,000 products one operation at a time would take minutes.
 
-use std::process::Command;
-
-use anyhow::{Context, bail};
+use anyhow::Context;
 use ldap3::{LdapConnAsync, Scope, SearchEntry};
 
 use roleout_builder::build::Builder;
@@ -44,23 +42,7 @@ fn load(products: usize) -> anyhow::Result<Loaded> {
         &sources,
         std::slice::from_ref(&suite),
     )?;
-    let path = local.state_dir().join("catalog.ldif");
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    local.stop()?;
-    let output = Command::new("slapadd")
-        .arg("-F")
-        .arg(local.config_dir())
-        .args(["-b", local.suffix(), "-q", "-l"])
-        .arg(&path)
-        .output()
-        .context("running slapadd")?;
-    if !output.status.success() {
-        bail!(
-            "slapadd of the synthetic catalog failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    local.start()?;
+    crate::bench::slapadd(&mut local, &text, "catalog")?;
     Ok(Loaded {
         local,
         hierarchy: RoleHierarchy::new(roles),

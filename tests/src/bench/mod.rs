@@ -12,6 +12,7 @@ pub(crate) mod image;
 pub(crate) mod install;
 pub(crate) mod serve;
 pub(crate) mod server;
+pub(crate) mod targets;
 pub(crate) mod update;
 
 use std::time::{Duration, Instant};
@@ -97,6 +98,35 @@ pub(crate) fn time<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(
 /// Milliseconds of a duration.
 pub(crate) fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+/// Loads `ldif` into the stopped-then-restarted `local` slapd offline with
+/// `slapadd`, the bulk path (adding thousands of entries one operation at
+/// a time would take minutes); `what` names it in errors.
+pub(crate) fn slapadd(
+    local: &mut roleout_directory::LocalDirectory,
+    ldif: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let path = local.state_dir().join(format!("{what}.ldif"));
+    std::fs::write(&path, ldif).with_context(|| format!("writing {}", path.display()))?;
+    local.stop()?;
+    let output = std::process::Command::new("slapadd")
+        .arg("-F")
+        .arg(local.config_dir())
+        .args(["-b", local.suffix(), "-q", "-l"])
+        .arg(&path)
+        .output()
+        .context("running slapadd")?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "slapadd of the synthetic {what} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    local.start()?;
+    Ok(())
 }
 
 /// The repository root (the tests crate sits in it).

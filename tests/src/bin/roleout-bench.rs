@@ -17,7 +17,7 @@ const USAGE: &str =
     "usage: roleout-bench [--check] [--runs N] [--only ID[,ID...]] [--sizes N[,N...]]
   --check   exit 1 when a figure misses its target
   --runs    alternating runs of A and B per row (default 5)
-  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8)
+  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9)
   --sizes   catalog sizes for B1 (default 100,1000,10000)";
 
 struct Options {
@@ -177,6 +177,15 @@ fn main() -> ExitCode {
                 }
             }
             Err(error) => report.row("B7", "capture and apply an image of 1 GiB", Err(error)),
+        }
+    }
+    if report.wanted("B9") {
+        for machines in [1_000, 10_000] {
+            report.row(
+                "B9",
+                &format!("judge {machines} machines as targets"),
+                bench::targets::run(machines, runs),
+            );
         }
     }
     let check = report.options.check;

@@ -68,6 +68,14 @@ pub struct Deploy {
     /// A name server for each target's first interface; repeatable.
     #[arg(long, value_name = "ADDRESS")]
     pub dns: Vec<String>,
+    /// A script (a file here) each target runs once at its first start, after the image's own;
+    /// its SHA-256 is pinned in the job. Repeatable.
+    #[arg(long = "script", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub scripts: Vec<std::path::PathBuf>,
+    /// A script each target fetches, URL=SHA256: refused unless its bytes have that SHA-256.
+    /// Repeatable.
+    #[arg(long = "script-url", value_name = "URL=SHA256")]
+    pub script_urls: Vec<String>,
     /// How long the targets stay locked unless their engines renew the leases.
     #[arg(long, value_name = "MINUTES", default_value_t = 60)]
     pub lease_minutes: u64,
@@ -107,12 +115,22 @@ impl Run for Deploy {
             .bind_dn()
             .unwrap_or("the directory's local administrator")
             .to_owned();
+        let mut scripts = Vec::new();
+        for path in &self.scripts {
+            scripts.push(deploy::script_from_file(path)?);
+        }
+        for given in &self.script_urls {
+            scripts.push(
+                deploy::script_from_url(given).map_err(|error| CommandError::Usage(error.0))?,
+            );
+        }
         let request = deploy::DeployRequest {
             image: self.image.clone(),
             targets,
             lease_minutes: self.lease_minutes,
             dry_run: self.dry_run,
             started_by,
+            scripts,
         };
         let connection = context.session.connection()?;
         connection.block_on(deploy::deploy(
@@ -129,7 +147,9 @@ impl Run for Deploy {
 /// `job list` lists every job with how many targets stand in each phase;
 /// `job show ID` shows each target's phase (locked, transfer, partition,
 /// copy, configure, first-boot, complete or failed), when it last changed
-/// and what its last step said.
+/// and what its last step said; `job watch ID` prints each change as the
+/// targets report it, until every target is done (it fails when one
+/// failed, or after --timeout seconds).
 ///
 /// Example: job show image-20261205-081000-beef
 #[derive(Debug, Args)]
@@ -150,6 +170,15 @@ pub enum JobAction {
         #[arg(value_name = "JOB", value_hint = ValueHint::Other)]
         id: String,
     },
+    /// Follow a job: each target's phase as it changes, until every target is done.
+    Watch {
+        /// The job.
+        #[arg(value_name = "JOB", value_hint = ValueHint::Other)]
+        id: String,
+        /// Stop (failing) after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+        timeout: u64,
+    },
 }
 
 impl Run for JobCommand {
@@ -162,6 +191,12 @@ impl Run for JobCommand {
             JobAction::Show { id } => {
                 connection.block_on(deploy::show_job(directory, id, output))?
             }
+            JobAction::Watch { id, timeout } => connection.block_on(deploy::watch_job(
+                directory,
+                id,
+                std::time::Duration::from_secs(*timeout),
+                output,
+            ))?,
         }
         Ok(Flow::Continue)
     }
