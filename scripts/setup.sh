@@ -22,6 +22,12 @@ command -v setcap >/dev/null 2>&1 || [ -x /usr/sbin/setcap ] || need_packages+=(
 command -v sfdisk >/dev/null 2>&1 || [ -x /usr/sbin/sfdisk ] || need_packages+=(fdisk)
 # A target made from an image gets new SSH host keys.
 command -v ssh-keygen >/dev/null 2>&1 || need_packages+=(openssh-client)
+# Namespace machines: offset loop devices, file systems, mount namespaces;
+# image files are tampered with through the zstd command.
+command -v losetup >/dev/null 2>&1 || [ -x /usr/sbin/losetup ] || need_packages+=(mount)
+command -v blkid >/dev/null 2>&1 || [ -x /usr/sbin/blkid ] || need_packages+=(util-linux)
+command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.ext4 ] || need_packages+=(e2fsprogs)
+command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)
 
 if [ ${#need_packages[@]} -gt 0 ]; then
     sudo=""

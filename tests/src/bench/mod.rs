@@ -7,6 +7,7 @@
 //! the machine, so they are printed, never asserted by tests.
 
 pub(crate) mod auth;
+pub(crate) mod blob;
 pub(crate) mod build;
 pub(crate) mod image;
 pub(crate) mod install;

@@ -20,7 +20,9 @@ use roleout_model::inventory::{Cpu, Disk, Firmware, Inventory, Nic, PciDevice};
 
 use crate::bench::{Row, median, millis, time};
 
-fn inventory(index: usize) -> Inventory {
+/// A fleet machine's hardware: a third with another processor, a tenth
+/// with a small disk (by `index`).
+pub(crate) fn inventory(index: usize) -> Inventory {
     Inventory {
         arch: "x86_64".to_owned(),
         firmware: Firmware::Bios,

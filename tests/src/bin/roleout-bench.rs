@@ -17,7 +17,7 @@ const USAGE: &str =
     "usage: roleout-bench [--check] [--runs N] [--only ID[,ID...]] [--sizes N[,N...]]
   --check   exit 1 when a figure misses its target
   --runs    alternating runs of A and B per row (default 5)
-  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9)
+  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9,B10)
   --sizes   catalog sizes for B1 (default 100,1000,10000)";
 
 struct Options {
@@ -178,6 +178,13 @@ fn main() -> ExitCode {
             }
             Err(error) => report.row("B7", "capture and apply an image of 1 GiB", Err(error)),
         }
+    }
+    if report.wanted("B10") {
+        report.row(
+            "B10",
+            "roleoutd peak RSS, 2 GiB image archive",
+            bench::blob::run(),
+        );
     }
     if report.wanted("B9") {
         for machines in [1_000, 10_000] {
