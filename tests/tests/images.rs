@@ -1211,6 +1211,13 @@ fn a_deployment_makes_the_image_on_a_namespace_machines_disk_as_its_signed_job_s
             "{}",
             made.stdout
         );
+        // No loop device and no mount outlives the agent.
+        let attached = run("losetup", &[os("-j"), disk.as_os_str()]);
+        assert!(
+            attached.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&attached)
+        );
         let shown = world.admin(&format!("job show {job}"));
         assert!(
             shown.contains(&format!("  {name}\tfirst-boot\t")),

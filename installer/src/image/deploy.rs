@@ -11,9 +11,12 @@
 //! 1. **transfer**: the imaging archive, resumed where a previous try
 //!    stopped, checked against the size and SHA-256 the instruction gives;
 //! 2. **partition**: the GPT, then each file system made with its `mkfs`
-//!    through an offset loop device (the kernel need not read the table);
+//!    through an offset loop device (the kernel need not read the table),
+//!    detached at once;
 //! 3. **copy**: the file systems mounted in a mount namespace of this
-//!    process's own (gone with it), and the archive unpacked by GNU tar
+//!    process's own, through loop devices the kernel frees with the mounts
+//!    (so neither outlives the process, however it ends), and the archive
+//!    unpacked by GNU tar
 //!    with extended attributes, ACLs and numeric owners;
 //! 4. **configure**: the target made itself (host name, addresses, machine
 //!    id, SSH host keys, no Roleout identity of the source) and its
@@ -275,11 +278,16 @@ fn steps(
     private_mounts().map_err(step_error(Phase::Partition))?;
     roleout_store::disk::write_partition_table(&options.disk, plan)
         .map_err(|error| step_error(Phase::Partition)(error.to_string()))?;
-    let mut devices = Vec::new();
+    // Each file system is made through a loop device attached for mkfs
+    // only; it is mounted later through one the kernel frees as soon as
+    // the mount goes (with this process's namespace, whatever ends it).
+    let mut made = Vec::new();
     for partition in &plan.partitions {
         let device = Loop::over(&options.disk, partition).map_err(step_error(Phase::Partition))?;
         make_file_system(&device.0, &partition.fs_type).map_err(step_error(Phase::Partition))?;
-        devices.push((partition, device));
+        let uuid = run_tool(Command::new("blkid").args(["-s", "UUID", "-o", "value", &device.0]))
+            .map_err(step_error(Phase::Partition))?;
+        made.push((partition, uuid.trim().to_owned()));
     }
 
     let root = options.work.join(format!("{}.root", job.job));
@@ -294,7 +302,7 @@ fn steps(
         reached,
         say,
     )?;
-    let _mounted = mount_all(&root, &devices).map_err(step_error(Phase::Copy))?;
+    let _mounted = mount_all(&root, &options.disk, &made).map_err(step_error(Phase::Copy))?;
     unpack(&archive, &root).map_err(step_error(Phase::Copy))?;
 
     enter(
@@ -305,7 +313,7 @@ fn steps(
         reached,
         say,
     )?;
-    let fstab = fstab_for(&root, &devices).map_err(step_error(Phase::Configure))?;
+    let fstab = fstab_for(&root, &made);
     super::target::configure(&root, &job.image.os, &job.configuration, Some(&fstab))
         .map_err(|error| step_error(Phase::Configure)(error.to_string()))?;
     // The made system's own identity: from here on the deploying key is
@@ -511,23 +519,41 @@ impl Drop for Mounted {
     }
 }
 
-fn mount_all(root: &Path, devices: &[(&PlannedPartition, Loop)]) -> Result<Mounted, String> {
-    let mut ordered: Vec<&(&PlannedPartition, Loop)> = devices.iter().collect();
+/// Mounts each made file system (`/` first) under `root`, each through a
+/// loop device over its part of `disk` that the kernel detaches when the
+/// mount is released (`mount -o loop`, which asks for autoclear).
+fn mount_all(
+    root: &Path,
+    disk: &Path,
+    made: &[(&PlannedPartition, String)],
+) -> Result<Mounted, String> {
+    let mut ordered: Vec<&(&PlannedPartition, String)> = made.iter().collect();
     ordered.sort_by_key(|(partition, _)| {
         partition.mount_point.matches('/').count() + usize::from(partition.mount_point != "/")
     });
     let mut mounted = Mounted(Vec::new());
-    for (partition, device) in ordered {
+    for (partition, _) in ordered {
         let point = root.join(partition.mount_point.trim_start_matches('/'));
         fs::create_dir_all(&point).map_err(|error| format!("{}: {error}", point.display()))?;
-        nix::mount::mount(
-            Some(device.0.as_str()),
-            &point,
-            Some(partition.fs_type.as_str()),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
+        run_tool(
+            Command::new("mount")
+                .arg("-t")
+                .arg(&partition.fs_type)
+                .arg("-o")
+                .arg(format!(
+                    "loop,offset={},sizelimit={}",
+                    partition.start_bytes, partition.size_bytes
+                ))
+                .arg(disk)
+                .arg(&point),
         )
-        .map_err(|error| format!("cannot mount {} at {}: {error}", device.0, point.display()))?;
+        .map_err(|error| {
+            format!(
+                "cannot mount {} at {}: {error}",
+                partition.name,
+                point.display()
+            )
+        })?;
         mounted.0.push(point);
     }
     Ok(mounted)
@@ -577,14 +603,10 @@ fn unpack(archive: &Path, root: &Path) -> Result<(), String> {
 /// The made system's `/etc/fstab`, pointed at the new file systems: each
 /// line for one of the image's mount points names its new UUID; other
 /// lines (swap, tmpfs, network) stay as they were.
-fn fstab_for(root: &Path, devices: &[(&PlannedPartition, Loop)]) -> Result<String, String> {
+fn fstab_for(root: &Path, made: &[(&PlannedPartition, String)]) -> String {
     let path = root.join("etc/fstab");
     let old = fs::read_to_string(&path).unwrap_or_default();
-    let mut ours = Vec::new();
-    for (partition, device) in devices {
-        let uuid = run_tool(Command::new("blkid").args(["-s", "UUID", "-o", "value", &device.0]))?;
-        ours.push((partition, uuid.trim().to_owned()));
-    }
+    let ours = made;
     let mut lines: Vec<String> = old
         .lines()
         .filter(|line| {
@@ -598,12 +620,12 @@ fn fstab_for(root: &Path, devices: &[(&PlannedPartition, Loop)]) -> Result<Strin
         })
         .map(str::to_owned)
         .collect();
-    for (partition, uuid) in &ours {
+    for (partition, uuid) in ours {
         let pass = if partition.mount_point == "/" { 1 } else { 2 };
         lines.push(format!(
             "UUID={uuid} {} {} defaults 0 {pass}",
             partition.mount_point, partition.fs_type
         ));
     }
-    Ok(lines.join("\n") + "\n")
+    lines.join("\n") + "\n"
 }
