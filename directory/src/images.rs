@@ -428,6 +428,7 @@ mod tests {
             used_bytes: 5,
             growable: true,
             data_bytes: 0,
+            table: None,
         });
         assert!(!same_image(&first, &later));
         let mut in_use = later.clone();

@@ -196,6 +196,7 @@ mod tests {
             used_bytes: 0,
             growable,
             data_bytes: 0,
+            table: None,
         };
         vec![
             partition("/", 8 * GIB, true),

@@ -150,6 +150,26 @@ pub struct Partition {
     /// manifest ([`count_data`]).
     #[serde(default)]
     pub data_bytes: u64,
+    /// Where it was in the source's partition table, when the source's
+    /// disk has a GPT Roleout could read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableEntry>,
+}
+
+/// A partition as the source disk's GPT records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TableEntry {
+    /// The disk (`/dev/vda`, or a disk file).
+    pub disk: String,
+    /// Its number in the table, from 1.
+    pub number: u32,
+    /// Its GPT name.
+    pub name: String,
+    /// Its first byte on the disk.
+    pub start_bytes: u64,
+    /// Its size.
+    pub size_bytes: u64,
 }
 
 /// Bytes of file data of `manifest` per mount point of `partitions`: each
@@ -842,6 +862,7 @@ mod tests {
                 used_bytes: 1 << 30,
                 growable: true,
                 data_bytes: 1 << 30,
+                table: None,
             }],
             compatibility: Compatibility::Facts {
                 facts: vec!["arch".to_owned()],
@@ -938,6 +959,7 @@ mod tests {
             used_bytes: 0,
             growable: true,
             data_bytes: 0,
+            table: None,
         };
         let mut partitions = vec![partition("/"), partition("/var"), partition("/var/log")];
         count_data(&manifest, &mut partitions);

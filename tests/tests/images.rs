@@ -377,6 +377,7 @@ fn an_image_is_made_on_a_partitioned_disk_of_a_namespace_machine() {
         used_bytes: 0,
         growable,
         data_bytes: 0,
+        table: None,
     };
     let partitions = [
         partition("/", 4 << 30, true),
@@ -1441,4 +1442,122 @@ fn a_target_stops_on_a_lost_lease_or_a_tampered_archive_and_frees_itself() {
             .contains("  web-6\tfailed\t")
     );
     assert_eq!(world.machine_lease("web-6"), None);
+}
+
+/// 000-C4: a source whose file systems are partitions of a disk with a
+/// GPT (written by Roleout, reached through offset loops) is captured with
+/// each partition's place in that table: name, number, start and size,
+/// the same as sfdisk reads them.
+#[test]
+fn a_source_on_a_partitioned_disk_is_captured_with_its_partition_table() {
+    assert!(
+        is_root(),
+        "this test attaches loop devices and mounts: run it as root"
+    );
+    let top = tempfile::tempdir().unwrap();
+    let disk = top.path().join("source.img");
+    File::create(&disk).unwrap().set_len(256 << 20).unwrap();
+    let partition = |mount: &str, growable: bool| roleout_model::image::Partition {
+        mount_point: mount.to_owned(),
+        fs_type: "ext4".to_owned(),
+        device: String::new(),
+        size_bytes: 64 << 20,
+        used_bytes: 0,
+        growable,
+        data_bytes: 0,
+        table: None,
+    };
+    let plan = roleout_model::disk::plan(
+        &[partition("/", true), partition("/var", false)],
+        &Default::default(),
+        256 << 20,
+    )
+    .unwrap();
+    roleout_store::disk::write_partition_table(&disk, &plan).unwrap();
+    for planned in &plan.partitions {
+        let device = Loop::over(&disk, planned.start_bytes, planned.size_bytes);
+        run("mkfs.ext4", &[os("-q"), os("-F"), os(&device.0)]);
+    }
+    let (source, state, file) = (
+        top.path().join("source"),
+        top.path().join("state"),
+        top.path().join("source.rimg"),
+    );
+    fs::create_dir_all(&source).unwrap();
+    let mut script = String::from("set -e; ");
+    for planned in &plan.partitions {
+        script.push_str(&format!(
+            "mkdir -p \"$1{point}\"; mount -o loop,offset={},sizelimit={} \"$2\" \"$1{point}\"; ",
+            planned.start_bytes,
+            planned.size_bytes,
+            point = planned.mount_point.trim_end_matches('/'),
+        ));
+    }
+    script.push_str(
+        "echo hello > \"$1/etc-motd\"; echo log > \"$1/var/log.txt\"; \
+         \"$3\" --state-dir \"$4\" image capture --root \"$1\" --name source --output \"$5\"",
+    );
+    let captured = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(&source)
+        .arg(&disk)
+        .arg(binary("roleout"))
+        .arg(&state)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(captured.status.success(), "{}", said(&captured));
+    let attached = run("losetup", &[os("-j"), disk.as_os_str()]);
+    assert!(
+        attached.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&attached)
+    );
+
+    let peek = tempfile::tempdir().unwrap();
+    let image = image_file::read(&file, &ContentStore::new(peek.path()).unwrap()).unwrap();
+    let sfdisk = run("sfdisk", &[os("--json"), disk.as_os_str()]);
+    let sfdisk: serde_json::Value = serde_json::from_slice(&sfdisk).unwrap();
+    let sector = sfdisk["partitiontable"]["sectorsize"]
+        .as_u64()
+        .unwrap_or(512);
+    let expected: Vec<(String, String, u64, u64)> = sfdisk["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["/", "/var"])
+        .map(|(entry, mount)| {
+            (
+                mount.to_owned(),
+                entry["name"].as_str().unwrap().to_owned(),
+                entry["start"].as_u64().unwrap() * sector,
+                entry["size"].as_u64().unwrap() * sector,
+            )
+        })
+        .collect();
+    let found: Vec<(String, String, u64, u64)> = image
+        .description
+        .partitions
+        .iter()
+        .map(|partition| {
+            let table = partition
+                .table
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} has no table entry", partition.mount_point));
+            assert_eq!(table.disk, disk.display().to_string());
+            assert_eq!(partition.size_bytes, table.size_bytes);
+            (
+                partition.mount_point.clone(),
+                table.name.clone(),
+                table.start_bytes,
+                table.size_bytes,
+            )
+        })
+        .collect();
+    assert_eq!(found, expected);
+    assert_eq!(
+        image.description.data_by_mount_point()["/var"],
+        4,
+        "log.txt counts on /var"
+    );
 }

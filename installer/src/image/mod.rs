@@ -121,14 +121,18 @@ fn file_systems(root: &Path) -> (Vec<Partition>, Vec<TreePath>) {
             continue;
         }
         let (size_bytes, used_bytes) = space(&mount.point);
+        let table = table_entry(Path::new("/"), &mount.device);
         partitions.push(Partition {
             mount_point: point,
             fs_type: mount.fs_type.clone(),
             device: mount.device.clone(),
-            size_bytes,
+            // The partition's own size when the table says it, else its
+            // file system's.
+            size_bytes: table.as_ref().map_or(size_bytes, |entry| entry.size_bytes),
             used_bytes,
             growable: true,
             data_bytes: 0,
+            table,
         });
     }
     partitions.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
@@ -169,6 +173,7 @@ fn declared_layout(root: &Path, layout: &[(String, String)]) -> Result<Vec<Parti
             used_bytes,
             growable: true,
             data_bytes: 0,
+            table: None,
         });
     }
     if !partitions
@@ -181,6 +186,42 @@ fn declared_layout(root: &Path, layout: &[(String, String)]) -> Result<Vec<Parti
     }
     partitions.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
     Ok(partitions)
+}
+
+/// Where `device` (as the mount table names it) is in its disk's GPT, read
+/// through `sysroot`'s `sys`: a partition of a disk (`/dev/vda2`: its
+/// disk and first sector), or a loop device over part of a disk file (its
+/// backing file and offset). `None` when it is neither, or the disk has
+/// no GPT Roleout can read.
+fn table_entry(sysroot: &Path, device: &str) -> Option<roleout_model::image::TableEntry> {
+    let name = device.strip_prefix("/dev/")?;
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|text| text.trim().to_owned())
+    };
+    let block = sysroot.join("sys/class/block").join(name);
+    let (disk, start_bytes) = if let Some(backing) = read(block.join("loop/backing_file")) {
+        let offset: u64 = read(block.join("loop/offset"))?.parse().ok()?;
+        (PathBuf::from(backing), offset)
+    } else {
+        read(block.join("partition"))?;
+        let start: u64 = read(block.join("start"))?.parse().ok()?;
+        let parent = std::fs::canonicalize(&block).ok()?;
+        let disk_name = parent.parent()?.file_name()?.to_string_lossy().into_owned();
+        (PathBuf::from("/dev").join(disk_name), start * 512)
+    };
+    let table = roleout_store::disk::read_partition_table(&disk).ok()?;
+    let entry = table
+        .into_iter()
+        .find(|entry| entry.start_bytes == start_bytes)?;
+    Some(roleout_model::image::TableEntry {
+        disk: disk.display().to_string(),
+        number: entry.number,
+        name: entry.name,
+        start_bytes: entry.start_bytes,
+        size_bytes: entry.size_bytes,
+    })
 }
 
 /// The installed packages in a dpkg `status` file.

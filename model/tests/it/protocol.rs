@@ -342,6 +342,7 @@ fn image_upload() -> roleout_model::protocol::ImageUpload {
                 used_bytes: 2 << 30,
                 growable: true,
                 data_bytes: 1 << 30,
+                table: None,
             }],
             compatibility: Compatibility::Facts {
                 facts: vec!["arch".to_owned()],

@@ -76,6 +76,7 @@ pub(crate) fn run() -> anyhow::Result<Row> {
             used_bytes: SIZE,
             growable: true,
             data_bytes: SIZE,
+            table: None,
         }],
         compatibility: Compatibility::Strict,
     };

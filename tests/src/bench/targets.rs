@@ -124,6 +124,7 @@ fn image() -> ImageDescription {
             used_bytes: 5 << 30,
             growable: true,
             data_bytes: 4 << 30,
+            table: None,
         }],
         compatibility: Compatibility::Facts {
             facts: vec![
