@@ -53,6 +53,10 @@ pub struct Hardware<'a> {
     pub network: Pci<'a>,
     /// The disk's size.
     pub disk_bytes: u64,
+    /// Booted through UEFI (`sys/firmware/efi`), else BIOS.
+    pub uefi: bool,
+    /// DMI's system vendor and product name, when it has DMI.
+    pub dmi: Option<(&'a str, &'a str)>,
 }
 
 impl Default for Hardware<'_> {
@@ -62,6 +66,8 @@ impl Default for Hardware<'_> {
             storage: VIRTIO_BLK,
             network: VIRTIO_NET,
             disk_bytes: 20 << 30,
+            uefi: false,
+            dmi: None,
         }
     }
 }
@@ -138,6 +144,18 @@ pub fn write_sysroot(root: &Path, hardware: &Hardware<'_>) {
     write(root, &format!("{disk}/removable"), "0\n");
     fs::create_dir_all(root.join("sys/block")).expect("the block folder");
     symlink(root.join(&disk), root.join("sys/block/vda")).expect("the block link");
+    if hardware.uefi {
+        fs::create_dir_all(root.join("sys/firmware/efi")).expect("the efi folder");
+    }
+    if let Some((vendor, product)) = hardware.dmi {
+        write(root, "sys/class/dmi/id/sys_vendor", &format!("{vendor}\n"));
+        write(
+            root,
+            "sys/class/dmi/id/product_name",
+            &format!("{product}\n"),
+        );
+        write(root, "sys/class/dmi/id/bios_vendor", "SeaBIOS\n");
+    }
     let network = pci_function(root, "0000:00:03.0", hardware.network);
     write(root, "sys/class/net/eth0/address", "52:54:00:12:34:56\n");
     fs::create_dir_all(root.join("sys/class/net/eth0")).expect("the net folder");

@@ -289,3 +289,103 @@ fn a_file_that_changes_while_it_is_read_stops_the_capture_naming_it() {
         other => panic!("expected the change to be refused, got {other:?}"),
     }
 }
+
+/// 000-C5 (a): the inventories of three fixture machines (virtio disk and
+/// NIC under BIOS without DMI; NVMe and an Intel NIC under UEFI with DMI;
+/// a small disk) are exactly the checked-in golden files
+/// (`tests/fixtures/inventory/*.json`; `ROLEOUT_BLESS=1` writes them
+/// anew, to be read before they are committed).
+#[test]
+fn fixture_machines_have_the_golden_inventories() {
+    use roleout_tests::sysfs::{E1000E, Hardware, NVME, write_sysroot};
+    let machines = [
+        ("virtio-bios", Hardware::default()),
+        (
+            "nvme-uefi-dmi",
+            Hardware {
+                cpu_model: "Other CPU @ 3.00GHz",
+                storage: NVME,
+                network: E1000E,
+                disk_bytes: 64 << 30,
+                uefi: true,
+                dmi: Some(("QEMU", "Standard PC (Q35 + ICH9, 2009)")),
+            },
+        ),
+        (
+            "small-disk",
+            Hardware {
+                disk_bytes: 512 << 20,
+                ..Hardware::default()
+            },
+        ),
+    ];
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/inventory");
+    for (name, hardware) in machines {
+        let sysroot = tempfile::tempdir().unwrap();
+        write_sysroot(sysroot.path(), &hardware);
+        let inventory = roleout_installer::inventory::read(sysroot.path()).unwrap();
+        let text = serde_json::to_string_pretty(&inventory).unwrap() + "\n";
+        let path = golden.join(format!("{name}.json"));
+        if std::env::var_os("ROLEOUT_BLESS").is_some() {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        assert_eq!(text, expected, "{name} differs from {}", path.display());
+    }
+}
+
+/// 000-C5 (b): this machine's own inventory agrees with the tools: its
+/// processors with `nproc --all`, its memory with MemTotal, its disks with
+/// `lsblk -d` (but for memory-backed ones); DMI absent is no error.
+#[test]
+fn this_machines_inventory_agrees_with_nproc_meminfo_and_lsblk() {
+    let inventory = roleout_installer::inventory::read(std::path::Path::new("/")).unwrap();
+    let nproc = std::process::Command::new("nproc")
+        .arg("--all")
+        .output()
+        .unwrap();
+    let processors: u32 = String::from_utf8_lossy(&nproc.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(inventory.cpu.logical, processors);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kilobytes: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap();
+    assert_eq!(inventory.memory_bytes, kilobytes * 1024);
+    let lsblk = std::process::Command::new("lsblk")
+        .args(["-d", "-b", "-n", "-o", "NAME,SIZE,TYPE"])
+        .output()
+        .unwrap();
+    let mut disks: Vec<(String, u64)> = String::from_utf8_lossy(&lsblk.stdout)
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Memory-backed block devices (zram, ram) are no disk an image
+            // could go to; the inventory leaves them out.
+            let in_memory = fields
+                .first()
+                .is_some_and(|name| name.starts_with("zram") || name.starts_with("ram"));
+            (fields.len() == 3 && fields[2] == "disk" && !in_memory)
+                .then(|| (fields[0].to_owned(), fields[1].parse().unwrap_or(0)))
+        })
+        .collect();
+    disks.sort();
+    let mut read: Vec<(String, u64)> = inventory
+        .disks
+        .iter()
+        .map(|disk| (disk.name.clone(), disk.size_bytes))
+        .collect();
+    read.sort();
+    assert_eq!(read, disks);
+    assert_eq!(
+        inventory.dmi.is_none(),
+        !std::path::Path::new("/sys/class/dmi/id").is_dir()
+    );
+}
