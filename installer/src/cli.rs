@@ -119,6 +119,11 @@ pub struct ImageDeployArgs {
     /// Check the job and fit the image to the disk; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The installation engine to take the job from, when not the roleoutd this machine
+    /// enrolled with (an engine of the same installation: its certificate and builder key
+    /// are the ones pinned).
+    #[arg(long, value_name = "URL")]
+    pub engine: Option<String>,
 }
 
 /// Arguments of `image capture`.
@@ -510,7 +515,7 @@ fn image_deploy(cli: &Cli, args: &ImageDeployArgs) -> Result<i32, EngineError> {
     let identity = Identity::load(&cli.state_dir).map_err(|error| config(error.to_string()))?;
     let mut keys = vec![identity.builder_key];
     keys.extend(identity.endorsed_keys.iter().cloned());
-    let mut server = http_source(cli)?;
+    let mut server = http_source_at(cli, args.engine.as_deref())?;
     let options = crate::image::deploy::DeployOptions {
         disk: args.disk.clone(),
         dry_run: args.dry_run,
@@ -699,6 +704,11 @@ fn source(cli: &Cli, common: &CommonArgs) -> Result<Box<dyn Source>, EngineError
 
 /// roleoutd, as this machine enrolled with it.
 fn http_source(cli: &Cli) -> Result<HttpSource, EngineError> {
+    http_source_at(cli, None)
+}
+
+/// [`http_source`], at `server` instead of the enrolled URL when given.
+fn http_source_at(cli: &Cli, server: Option<&str>) -> Result<HttpSource, EngineError> {
     let identity = Identity::load(&cli.state_dir).map_err(|error| config(error.to_string()))?;
     let pem_path = cli.state_dir.join(SERVER_CERTIFICATE_FILE);
     let pem = fs::read(&pem_path)
@@ -708,7 +718,7 @@ fn http_source(cli: &Cli) -> Result<HttpSource, EngineError> {
         .map_err(|error| config(error.to_string()))?;
     Ok(HttpSource::new(
         agent,
-        &identity.enrolment.server,
+        server.unwrap_or(&identity.enrolment.server),
         identity.enrolment.machine,
         key,
     ))

@@ -250,7 +250,17 @@ fn start_daemon(
     listen: &str,
     extra: &[String],
 ) -> (Daemon, String) {
-    let log_path = top.join("roleoutd.log");
+    start_daemon_logging(&top.join("roleoutd.log"), server_state, listen, extra)
+}
+
+/// [`start_daemon`], logging to `log_path`.
+fn start_daemon_logging(
+    log_path: &Path,
+    server_state: &Path,
+    listen: &str,
+    extra: &[String],
+) -> (Daemon, String) {
+    let log_path = log_path.to_owned();
     let address_file = server_state.join("roleoutd.addr");
     let _ = fs::remove_file(&address_file);
     let log = fs::OpenOptions::new()
@@ -757,6 +767,47 @@ impl World {
         })
     }
 
+    /// Starts a second roleoutd as installation engine `name` of this
+    /// installation: its own state and content store, this roleoutd's
+    /// directory, token secret, builder key and TLS certificate, and this
+    /// roleoutd as its upstream.
+    pub fn start_engine(&self, name: &str) -> Engine {
+        let state = self.top().join(format!("engine-{name}"));
+        fs::create_dir_all(state.join("tls")).expect("the engine's state folder");
+        for shared in [
+            "token-secret",
+            "builder-key.pk8",
+            "builder-key.pub",
+            "tls/cert.pem",
+            "tls/key.pem",
+        ] {
+            fs::copy(self.server_state.join(shared), state.join(shared))
+                .unwrap_or_else(|error| panic!("{shared}: {error}"));
+        }
+        let settings = LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
+            .expect("the managed directory runs");
+        let log = state.join("roleoutd.log");
+        let args: Vec<String> = [
+            "--directory-url",
+            &settings.urls[0],
+            "--base-dn",
+            &format!("ou=roleout,{SUFFIX}"),
+            "--engine",
+            name,
+            "--upstream",
+            &self.url,
+        ]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .collect();
+        let (daemon, address) = start_daemon_logging(&log, &state, "127.0.0.1:0", &args);
+        Engine {
+            _daemon: daemon,
+            url: format!("https://{address}"),
+            log,
+        }
+    }
+
     /// The image `name` as the directory keeps it, if any.
     pub fn image(&self, name: &str) -> Option<roleout_directory::images::ImageEntry> {
         let name = roleout_model::image::ImageName::new(name).expect("a valid image name");
@@ -819,6 +870,48 @@ impl Drop for World {
         }
         // roleoutd is stopped by `daemon`'s drop, before `top` is removed.
         let _ = &self.daemon;
+    }
+}
+
+/// A second roleoutd acting as an installation engine, stopped when
+/// dropped.
+pub struct Engine {
+    _daemon: Daemon,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its log.
+    pub log: PathBuf,
+}
+
+impl Engine {
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many contents it fetched from upstream, in total, as its log
+    /// says.
+    pub fn fetched_contents(&self) -> u64 {
+        // The log may be coloured: escape sequences out first.
+        let mut plain = String::new();
+        let mut escaped = false;
+        for character in self.log_text().chars() {
+            match (escaped, character) {
+                (false, '\u{1b}') => escaped = true,
+                (true, 'm') => escaped = false,
+                (true, _) => {}
+                (false, other) => plain.push(other),
+            }
+        }
+        plain
+            .lines()
+            .filter(|line| line.contains("image files fetched from upstream"))
+            .filter_map(|line| {
+                line.split_whitespace()
+                    .find_map(|word| word.strip_prefix("contents="))
+                    .and_then(|count| count.parse::<u64>().ok())
+            })
+            .sum()
     }
 }
 

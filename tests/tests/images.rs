@@ -1561,3 +1561,88 @@ fn a_source_on_a_partitioned_disk_is_captured_with_its_partition_table() {
         "log.txt counts on /var"
     );
 }
+
+/// 000-C14/C16: an installation engine (a second roleoutd with a content
+/// store of its own) takes a deployment's files from the roleoutd the image
+/// was captured to, only those it lacks: the first target brings the whole
+/// image into its store; after one file of the source changed and the
+/// image was captured again, the second target's job brings that file and
+/// the new manifest, nothing else.
+#[test]
+fn an_engine_with_a_store_of_its_own_brings_only_what_it_lacks() {
+    assert!(
+        is_root(),
+        "this test attaches loop devices and mounts: run it as root"
+    );
+    let world = roleout_tests::World::start();
+    let engine = world.start_engine("site-b");
+    let top = tempfile::tempdir().unwrap();
+    let enrolled = enroll_fixture_machines(
+        &world,
+        top.path(),
+        &[
+            ("web-1", 20 << 30),
+            ("web-7", 256 << 20),
+            ("web-8", 256 << 20),
+        ],
+    );
+    let source = top.path().join("source");
+    fs::create_dir(&source).unwrap();
+    fixture(&source);
+    world.admin("source add web-1");
+    capture_web(&world, &enrolled[0], top.path(), &source, &["/:ext4"]);
+    world.admin("image rule web arch,firmware");
+    assert!(world.admin("engine list").contains("site-b\t"));
+
+    let deploy_through_engine = |machine: &roleout_tests::Machine| {
+        let job = job_of(&world.admin(&format!("deploy web --target {}", machine.name)));
+        let disk = top.path().join(format!("{}.img", machine.name));
+        File::create(&disk).unwrap().set_len(256 << 20).unwrap();
+        let made = world.roleout(
+            machine,
+            &[
+                "image",
+                "deploy",
+                "--disk",
+                disk.to_str().unwrap(),
+                "--engine",
+                &engine.url,
+            ],
+        );
+        assert_eq!(
+            made.code,
+            Some(0),
+            "{}\n{}",
+            made.transcript(),
+            engine.log_text()
+        );
+        assert!(
+            made.stdout.contains("reached first-boot"),
+            "{}",
+            made.stdout
+        );
+        assert!(
+            world
+                .admin(&format!("job show {job}"))
+                .contains(&format!("  {}\tfirst-boot\t", machine.name))
+        );
+    };
+
+    deploy_through_engine(&enrolled[1]);
+    let first = engine.fetched_contents();
+    assert!(
+        first > 2,
+        "the engine brought {first} contents:\n{}",
+        engine.log_text()
+    );
+
+    fs::write(source.join("etc/ssh/sshd_config"), "Port 2222\n").unwrap();
+    capture_web(&world, &enrolled[0], top.path(), &source, &["/:ext4"]);
+    deploy_through_engine(&enrolled[2]);
+    assert_eq!(
+        engine.fetched_contents() - first,
+        2,
+        "the second job brought more than the changed file and the manifest:\n{}",
+        engine.log_text()
+    );
+}

@@ -25,6 +25,7 @@
 
 pub mod certificate;
 pub mod challenge;
+pub mod engine;
 pub mod nonce;
 pub mod session;
 pub mod token;
@@ -171,5 +172,20 @@ impl<Store: NonceStore> Authenticator<Store> {
     /// Checks a session token presented with a later request.
     pub fn verify_session(&self, token: &str, now: SystemTime) -> Result<Session, AuthError> {
         Ok(verify_session(&self.secret, token, now)?)
+    }
+
+    /// A token for this installation's engine `engine` (see
+    /// [`engine`](crate::auth::engine)).
+    pub fn issue_engine_token(
+        &self,
+        engine: &str,
+        now: SystemTime,
+    ) -> Result<String, token::TokenError> {
+        engine::issue_engine_token(&self.secret, engine, now)
+    }
+
+    /// The engine an engine token names, when it is genuine and current.
+    pub fn verify_engine_token(&self, token: &str, now: SystemTime) -> Option<String> {
+        engine::verify_engine_token(&self.secret, token, now).map(|claim| claim.engine)
     }
 }

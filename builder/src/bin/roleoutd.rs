@@ -142,6 +142,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let tls_fingerprint = tls_files
         .as_ref()
         .and_then(|files| certificate_fingerprint(&files.cert));
+    let own_certificate = tls_files.as_ref().map(|files| files.cert.clone());
     let tls_config = match tls_files {
         Some(files) => Some(tls::server_config(&files)?),
         None => None,
@@ -155,6 +156,18 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let local = local.map(|local| std::sync::Arc::new(std::sync::Mutex::new(local)));
     let watchdog = local.clone().map(SlapdWatchdog::start);
 
+    let upstream = match &settings.upstream {
+        None => None,
+        Some((url, certificate)) => {
+            let path = certificate.clone().or(own_certificate).context(
+                "--upstream needs --upstream-certificate when roleoutd has no TLS certificate of its own",
+            )?;
+            let pem = std::fs::read(&path).with_context(|| {
+                format!("while reading the upstream certificate {}", path.display())
+            })?;
+            Some(roleout_builder::server::state::Upstream::new(url, &pem)?)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -183,6 +196,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             ),
             engine: settings.engine.as_ref().map(|(name, _)| name.clone()),
             archives: tokio::sync::Mutex::new(()),
+            upstream,
         });
         if let Some((name, url)) = &settings.engine {
             register_engine(&directory, name, url, tls_fingerprint.as_ref()).await;

@@ -208,6 +208,21 @@ pub struct Args {
     #[arg(long, env = "ROLEOUTD_ENGINE_URL", value_name = "URL")]
     pub engine_url: Option<String>,
 
+    /// As an engine: the roleoutd images are captured to, asked for the image files this
+    /// engine's content store lacks (both share the token secret and the builder key).
+    #[arg(
+        long,
+        env = "ROLEOUTD_UPSTREAM",
+        value_name = "URL",
+        requires = "engine"
+    )]
+    pub upstream: Option<String>,
+
+    /// The upstream roleoutd's TLS certificate (PEM), the only one trusted for it (default:
+    /// this roleoutd's own, as several roleoutd of one installation share it).
+    #[arg(long, env = "ROLEOUTD_UPSTREAM_CERTIFICATE", value_name = "FILE")]
+    pub upstream_certificate: Option<PathBuf>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. "info,roleout_builder=debug".
     #[arg(long, env = "ROLEOUTD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -249,6 +264,8 @@ pub struct FileConfig {
     reports_per_minute: Option<u32>,
     engine: Option<String>,
     engine_url: Option<String>,
+    upstream: Option<String>,
+    upstream_certificate: Option<PathBuf>,
     log: Option<String>,
 }
 
@@ -347,6 +364,9 @@ pub struct Settings {
     pub reports_per_minute: u32,
     /// The installation engine this roleoutd is, with the URL it registers.
     pub engine: Option<(roleout_model::ids::MachineId, String)>,
+    /// As an engine: the roleoutd it fetches image files from, and the
+    /// certificate (PEM file) it trusts for it.
+    pub upstream: Option<(String, Option<PathBuf>)>,
     /// Log filter.
     pub log: String,
 }
@@ -536,6 +556,10 @@ impl Settings {
                 .reports_per_minute
                 .or(file.reports_per_minute)
                 .unwrap_or(600),
+            upstream: args
+                .upstream
+                .or(file.upstream)
+                .map(|url| (url, args.upstream_certificate.or(file.upstream_certificate))),
             engine: match args.engine.or(file.engine) {
                 None => None,
                 Some(name) => {

@@ -64,6 +64,50 @@ fn respond<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
     }
 }
 
+/// `GET /v1/content/{sha256}`: a content, for an installation engine of
+/// this installation that lacks it (`Authorization: Engine TOKEN`, a token
+/// only a roleoutd holding the token secret can make, naming an engine
+/// registered under `ou=engines`).
+pub(crate) async fn get_content(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(digest): Path<String>,
+) -> Response {
+    let result = async {
+        let refused = || {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "This route is for installation engines: send Authorization: Engine TOKEN.",
+            )
+        };
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Engine "))
+            .ok_or_else(refused)?;
+        let engine = state
+            .authenticator
+            .verify_engine_token(token.trim(), std::time::SystemTime::now())
+            .ok_or_else(refused)?;
+        let registered = state
+            .directory
+            .engines()
+            .await
+            .map_err(directory_failed)?
+            .iter()
+            .any(|entry| entry.name == engine);
+        if !registered {
+            info!(%engine, outcome = "refused", reason = "not a registered engine", "content");
+            return Err(refused());
+        }
+        let digest = strict_digest(&digest)
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "There is no such content."))?;
+        crate::server::routes::serve_content(&store_of(&state)?, &digest, &headers, "content").await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
 /// `POST /v1/content/missing`: the have list in, the want list out.
 pub(crate) async fn missing(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     respond(
@@ -302,24 +346,29 @@ pub(crate) async fn store_image(State(state): Shared, headers: HeaderMap, body: 
             // What each file system must hold is counted here, from the
             // manifest, not taken from the sender.
             roleout_model::image::count_data(&manifest, &mut description.partitions);
-            if let Some(existing) = state
+            let existing = state
                 .directory
                 .image(&description.name)
                 .await
-                .map_err(directory_failed)?
-                && existing
+                .map_err(directory_failed)?;
+            if let Some(existing) = existing {
+                if existing
                     .source
                     .as_deref()
                     .is_some_and(|source| source != machine.as_str())
-            {
-                return Err(ApiError::new(
-                    ErrorCode::NotImagingSource,
-                    format!(
-                        "The image {} was captured from {}; capture under another name, or an admin removes it first.",
-                        description.name,
-                        existing.source.unwrap_or_default()
-                    ),
-                ));
+                {
+                    return Err(ApiError::new(
+                        ErrorCode::NotImagingSource,
+                        format!(
+                            "The image {} was captured from {}; capture under another name, or an admin removes it first.",
+                            description.name,
+                            existing.source.unwrap_or_default()
+                        ),
+                    ));
+                }
+                // The rule a target must meet is the admin's (`image rule`);
+                // capturing again keeps it.
+                description.compatibility = existing.description.compatibility;
             }
             let written = state
                 .directory

@@ -151,9 +151,103 @@ async fn archive_for(state: &Arc<ServerState>, manifest: &Sha256) -> Result<Arch
     let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
     let manifest = manifest.clone();
     let folder = archives_dir(state);
-    tokio::task::spawn_blocking(move || pack(&store, &manifest, &folder, &archive, &record))
-        .await
-        .map_err(ApiError::internal)?
+    // An engine first brings the files its own store lacks.
+    let upstream = match (&state.upstream, &state.engine) {
+        (Some(upstream), Some(engine)) => Some((
+            upstream.clone(),
+            state
+                .authenticator
+                .issue_engine_token(engine.as_str(), SystemTime::now())
+                .map_err(ApiError::internal)?,
+        )),
+        _ => None,
+    };
+    tokio::task::spawn_blocking(move || {
+        if let Some((upstream, token)) = upstream {
+            let fetched = fetch_missing(&store, &upstream, &token, &manifest)?;
+            info!(
+                manifest = %manifest,
+                contents = fetched.0,
+                bytes = fetched.1,
+                upstream = %upstream.url,
+                "image files fetched from upstream"
+            );
+        }
+        pack(&store, &manifest, &folder, &archive, &record)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Brings into `store` the manifest `manifest` and every file it names
+/// that `store` lacks, from `upstream`, each checked against its digest
+/// (and size) before it is named. Returns how many contents and bytes
+/// came.
+fn fetch_missing(
+    store: &ContentStore,
+    upstream: &crate::server::state::Upstream,
+    token: &str,
+    manifest: &Sha256,
+) -> Result<(usize, u64), ApiError> {
+    let failed = |what: &str, reason: String| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "The engine could not bring {what} from {}: {reason}.",
+                upstream.url
+            ),
+        )
+    };
+    let get = |digest: &Sha256| {
+        let response = upstream
+            .agent
+            .get(format!("{}/v1/content/{digest}", upstream.url))
+            .header("Authorization", format!("Engine {token}"))
+            .call()
+            .map_err(|error| failed(&format!("content {digest}"), error.to_string()))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(failed(
+                &format!("content {digest}"),
+                format!("HTTP status {status}"),
+            ));
+        }
+        Ok(response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader())
+    };
+    let mut fetched = (0, 0);
+    if !store.contains(manifest) {
+        let (_, bytes) = store
+            .put_reader(
+                &format!("manifest {manifest}"),
+                get(manifest)?,
+                Some(manifest),
+            )
+            .map_err(|error| failed("the manifest", error.to_string()))?;
+        fetched = (1, bytes);
+    }
+    let bytes = std::fs::read(store.path_of(manifest))
+        .map_err(|error| failed("the manifest", error.to_string()))?;
+    let parsed = roleout_model::tree::Manifest::parse(&bytes)
+        .map_err(|error| failed("the manifest", error.to_string()))?;
+    let mut sizes = std::collections::BTreeMap::new();
+    for entry in parsed.entries() {
+        if let Some(digest) = entry.content() {
+            sizes.insert(digest.clone(), entry.data_bytes());
+        }
+    }
+    for digest in store.missing(sizes.keys()) {
+        let size = sizes.get(&digest).copied().unwrap_or(0);
+        store
+            .put_expecting(&format!("content {digest}"), get(&digest)?, &digest, size)
+            .map_err(|error| failed(&format!("content {digest}"), error.to_string()))?;
+        fetched.0 += 1;
+        fetched.1 += size;
+    }
+    Ok(fetched)
 }
 
 fn pack(

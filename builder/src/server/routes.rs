@@ -73,7 +73,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/content/missing", post(crate::server::images::missing))
         .route(
             "/v1/content/{digest}",
-            put(crate::server::images::put_content),
+            put(crate::server::images::put_content).get(crate::server::images::get_content),
         )
         .route("/v1/images", post(crate::server::images::store_image))
         .route("/v1/jobs/current", get(crate::server::jobs::current))

@@ -57,6 +57,49 @@ pub struct ServerState {
     pub engine: Option<roleout_model::ids::MachineId>,
     /// Held while an imaging archive is packed, so it is packed once.
     pub archives: tokio::sync::Mutex<()>,
+    /// As an engine: the roleoutd it fetches image files from.
+    pub upstream: Option<Upstream>,
+}
+
+/// The roleoutd an engine fetches the image files it lacks from.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Its base URL.
+    pub url: String,
+    /// A client trusting only its certificate.
+    pub agent: ureq::Agent,
+}
+
+impl Upstream {
+    /// The upstream at `url`, trusting only the certificate(s) in
+    /// `certificate_pem`.
+    pub fn new(url: &str, certificate_pem: &[u8]) -> Result<Upstream, StateError> {
+        let invalid = |reason: String| StateError::File {
+            action: "cannot trust the upstream certificate in",
+            path: PathBuf::from(url),
+            reason,
+        };
+        let certificate = ureq::tls::Certificate::from_pem(certificate_pem)
+            .map_err(|error| invalid(error.to_string()))?
+            .to_owned();
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                certificate,
+            ])))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .timeout_connect(Some(std::time::Duration::from_secs(15)))
+            .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
+            .build()
+            .new_agent();
+        Ok(Upstream {
+            url: url.trim_end_matches('/').to_owned(),
+            agent,
+        })
+    }
 }
 
 /// roleoutd's own secrets could not be made or loaded.

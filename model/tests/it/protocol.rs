@@ -1295,6 +1295,7 @@ fn the_openapi_document_covers_the_whole_api() {
             &["signed-envelope", "image-job"],
         ),
         route("get", "/v1/jobs/{job}/archive", true, None, &[]),
+        route("get", "/v1/content/{sha256}", false, None, &[]),
         route(
             "post",
             "/v1/jobs/{job}/progress",
