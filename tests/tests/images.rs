@@ -1353,6 +1353,16 @@ fn a_target_stops_on_a_lost_lease_or_a_tampered_archive_and_frees_itself() {
     File::create(&disk).unwrap().set_len(256 << 20).unwrap();
     let disk_text = disk.to_str().unwrap();
 
+    // A machine that is the target of no job is told so, and writes nothing.
+    let none = world.roleout(&enrolled[0], &["image", "deploy", "--disk", disk_text]);
+    assert_ne!(none.code, Some(0), "{}", none.transcript());
+    assert!(
+        none.stderr.contains("web-1 is not a target of any job now"),
+        "{}",
+        none.transcript()
+    );
+    assert!(fs::read(&disk).unwrap().iter().all(|byte| *byte == 0));
+
     // web-4's lease is taken over by another job: its engine refuses it.
     world.admin("deploy web --target web-4");
     world.take_over_lease("web-4", "image-other-job");

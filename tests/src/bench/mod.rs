@@ -9,6 +9,7 @@
 pub(crate) mod auth;
 pub(crate) mod blob;
 pub(crate) mod build;
+pub(crate) mod engine;
 pub(crate) mod image;
 pub(crate) mod install;
 pub(crate) mod serve;

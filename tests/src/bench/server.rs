@@ -44,6 +44,10 @@ pub(crate) struct Server {
     pub(crate) base_url: String,
     /// roleoutd's certificate, PEM.
     pub(crate) certificate_pem: Vec<u8>,
+    /// Its directory's ldapi URL.
+    pub(crate) ldapi_url: String,
+    /// Roleout's base DN in it.
+    pub(crate) base_dn: String,
     child: Child,
     // Dropped last: slapd outlives roleoutd.
     _local: LocalDirectory,
@@ -99,30 +103,13 @@ impl Server {
             .stderr(log)
             .spawn()
             .context("starting roleoutd")?;
-        let address_file = state.path().join("roleoutd.addr");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let address = loop {
-            if let Ok(text) = std::fs::read_to_string(&address_file)
-                && text.ends_with('\n')
-            {
-                break text.trim().to_owned();
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                bail!(
-                    "roleoutd exited with {status}: {}",
-                    std::fs::read_to_string(state.path().join("roleoutd.log")).unwrap_or_default()
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                bail!("roleoutd did not start listening within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let address = wait_for_address(&mut child, state.path())?;
         let certificate_pem = std::fs::read(state.path().join("tls").join("cert.pem"))?;
         Ok(Server {
             runtime,
             directory,
+            ldapi_url: local.ldapi_url(),
+            base_dn: local.base(),
             state,
             base_url: format!("https://{address}"),
             certificate_pem,
@@ -208,6 +195,119 @@ impl Drop for Server {
     }
 }
 
+/// A second roleoutd, installation engine of `server`'s installation: its
+/// own state and store, `server`'s directory, token secret, builder key
+/// and certificate, and `server` as its upstream.
+pub(crate) struct Engine {
+    /// Its state directory.
+    pub(crate) state: tempfile::TempDir,
+    /// `https://127.0.0.1:PORT`.
+    pub(crate) base_url: String,
+    child: Child,
+}
+
+impl Engine {
+    /// Starts engine `name` of `server`.
+    pub(crate) fn start(server: &Server, name: &str) -> anyhow::Result<Engine> {
+        let state = tempfile::Builder::new()
+            .prefix("roleoutd-engine-")
+            .tempdir()?;
+        std::fs::create_dir_all(state.path().join("tls"))?;
+        for shared in [
+            "token-secret",
+            "builder-key.pk8",
+            "builder-key.pub",
+            "tls/cert.pem",
+            "tls/key.pem",
+        ] {
+            std::fs::copy(server.state.path().join(shared), state.path().join(shared))
+                .with_context(|| format!("copying {shared}"))?;
+        }
+        let log = std::fs::File::create(state.path().join("roleoutd.log"))?;
+        let mut child = Command::new(sibling("roleoutd")?)
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--directory-url", &server.ldapi_url])
+            .args(["--base-dn", &server.base_dn])
+            .args(["--log", "info"])
+            .args(["--engine", name, "--upstream", &server.base_url])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting the engine")?;
+        let address = wait_for_address(&mut child, state.path())?;
+        Ok(Engine {
+            state,
+            base_url: format!("https://{address}"),
+            child,
+        })
+    }
+
+    /// The bytes it brought from upstream so far, as its log says.
+    pub(crate) fn fetched_bytes(&self) -> anyhow::Result<u64> {
+        let log = std::fs::read_to_string(self.state.path().join("roleoutd.log"))?;
+        let plain: String = {
+            let mut plain = String::new();
+            let mut escaped = false;
+            for character in log.chars() {
+                match (escaped, character) {
+                    (false, '\u{1b}') => escaped = true,
+                    (true, 'm') => escaped = false,
+                    (true, _) => {}
+                    (false, other) => plain.push(other),
+                }
+            }
+            plain
+        };
+        Ok(plain
+            .lines()
+            .filter(|line| line.contains("image files fetched from upstream"))
+            .filter_map(|line| {
+                line.split_whitespace()
+                    .find_map(|word| word.strip_prefix("bytes="))
+                    .and_then(|bytes| bytes.parse::<u64>().ok())
+            })
+            .sum())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        roleout_tests::stop_child(
+            &mut self.child,
+            nix::sys::signal::Signal::SIGTERM,
+            Duration::from_secs(15),
+        );
+    }
+}
+
+/// The address a roleoutd with state `state` listens on, once it does.
+fn wait_for_address(child: &mut Child, state: &Path) -> anyhow::Result<String> {
+    let address_file = state.join("roleoutd.addr");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&address_file)
+            && text.ends_with('\n')
+        {
+            return Ok(text.trim().to_owned());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!(
+                "roleoutd exited with {status}: {}",
+                std::fs::read_to_string(state.join("roleoutd.log")).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("roleoutd did not start listening within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Builds the example payloads and stores each under its SHA-256.
 fn fill_content_store(content: &Path) -> anyhow::Result<()> {
     let built = tempfile::tempdir()?;
@@ -283,12 +383,24 @@ impl Machine {
 
     /// Challenge, signature, session: the session token.
     pub(crate) fn session(&self, server: &Server, agent: &ureq::Agent) -> anyhow::Result<String> {
-        let (status, answer) = server.post(
-            agent,
-            "/v1/challenge",
-            &json!({"machine": self.name.as_str()}),
-            None,
-        )?;
+        self.session_at(&server.base_url, agent)
+    }
+
+    /// [`Machine::session`] with the roleoutd at `base_url`.
+    pub(crate) fn session_at(&self, base_url: &str, agent: &ureq::Agent) -> anyhow::Result<String> {
+        let post = |path: &str, body: &Value| -> anyhow::Result<(u16, Value)> {
+            let mut response = agent
+                .post(format!("{base_url}{path}"))
+                .header("Content-Type", "application/json")
+                .send(serde_json::to_vec(body)?)?;
+            let status = response.status().as_u16();
+            let bytes = response.body_mut().read_to_vec()?;
+            Ok((
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            ))
+        };
+        let (status, answer) = post("/v1/challenge", &json!({"machine": self.name.as_str()}))?;
         let token = answer["token"]
             .as_str()
             .filter(|_| status == 200)
@@ -299,7 +411,7 @@ impl Machine {
             "token": token,
             "signature": base64url(&signature),
         });
-        let (status, answer) = server.post(agent, "/v1/session", &body, None)?;
+        let (status, answer) = post("/v1/session", &body)?;
         answer["session"]
             .as_str()
             .filter(|_| status == 200)
