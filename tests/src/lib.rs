@@ -892,27 +892,33 @@ impl Engine {
     /// How many contents it fetched from upstream, in total, as its log
     /// says.
     pub fn fetched_contents(&self) -> u64 {
-        // The log may be coloured: escape sequences out first.
-        let mut plain = String::new();
-        let mut escaped = false;
-        for character in self.log_text().chars() {
-            match (escaped, character) {
-                (false, '\u{1b}') => escaped = true,
-                (true, 'm') => escaped = false,
-                (true, _) => {}
-                (false, other) => plain.push(other),
-            }
-        }
-        plain
-            .lines()
-            .filter(|line| line.contains("image files fetched from upstream"))
-            .filter_map(|line| {
-                line.split_whitespace()
-                    .find_map(|word| word.strip_prefix("contents="))
-                    .and_then(|count| count.parse::<u64>().ok())
-            })
-            .sum()
+        fetched_from_upstream(&self.log_text(), "contents")
     }
+}
+
+/// The total of `field` (`contents`, `bytes`) over an engine's log lines
+/// that say what it fetched from upstream (the log may be coloured).
+pub fn fetched_from_upstream(log: &str, field: &str) -> u64 {
+    let mut plain = String::new();
+    let mut escaped = false;
+    for character in log.chars() {
+        match (escaped, character) {
+            (false, '\u{1b}') => escaped = true,
+            (true, 'm') => escaped = false,
+            (true, _) => {}
+            (false, other) => plain.push(other),
+        }
+    }
+    let prefix = format!("{field}=");
+    plain
+        .lines()
+        .filter(|line| line.contains("image files fetched from upstream"))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(prefix.as_str()))
+                .and_then(|count| count.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// One enrolled machine.

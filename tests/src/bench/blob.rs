@@ -13,11 +13,6 @@ use std::io::{Read, Write};
 use anyhow::Context;
 use ring::rand::SecureRandom;
 
-use roleout_model::image::{
-    Compatibility, FORMAT, ImageDescription, ImageName, OsConfiguration, Partition,
-};
-use roleout_model::job::{Deployment, JobId, JobTarget};
-
 use crate::bench::Row;
 use crate::bench::auth::peak_rss_megabytes;
 use crate::bench::server::{Machine, Server};
@@ -55,67 +50,13 @@ pub(crate) fn run() -> anyhow::Result<Row> {
     let manifest_bytes = scanned.manifest.to_bytes();
     let manifest = store.put_bytes(&manifest_bytes)?;
     drop(tree);
-    let entry = server
-        .runtime
-        .block_on(server.directory.machine(&machine.name))?
-        .context("the target's entry")?;
-    let description = ImageDescription {
-        format: FORMAT.to_owned(),
-        name: ImageName::new("big").map_err(anyhow::Error::msg)?,
-        captured_at: 0,
-        manifest: manifest.clone(),
-        entries: scanned.manifest.entries().len() as u64,
-        data_bytes: SIZE,
-        hardware: crate::bench::targets::inventory(1),
-        os: OsConfiguration::default(),
-        partitions: vec![Partition {
-            mount_point: "/".to_owned(),
-            fs_type: "ext4".to_owned(),
-            device: String::new(),
-            size_bytes: 4 * SIZE,
-            used_bytes: SIZE,
-            growable: true,
-            data_bytes: SIZE,
-            table: None,
-        }],
-        compatibility: Compatibility::Strict,
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let id = JobId::generate("image", now, 1);
-    server
-        .runtime
-        .block_on(server.directory.store_image(&description, None, &[]))?;
-    server
-        .runtime
-        .block_on(server.directory.create_deployment(&Deployment {
-            id: id.clone(),
-            image: description.name.clone(),
-            manifest,
-            started_by: "roleout-bench".to_owned(),
-            started_at: now,
-            lease_until: now + 3600,
-            targets: vec![JobTarget {
-                machine: machine.name.clone(),
-                engine: None,
-                configuration: roleout_model::image::TargetConfiguration {
-                    hostname: "bench-target".to_owned(),
-                    interfaces: Vec::new(),
-                },
-            }],
-            scripts: Vec::new(),
-        }))?;
-    server
-        .runtime
-        .block_on(server.directory.acquire_leases(
-            std::slice::from_ref(&entry.dn),
-            "roleout-bench",
-            id.as_str(),
-            now + 3600,
-            now,
-        ))?
-        .map_err(|refused| anyhow::anyhow!("{refused}"))?;
+    let id = server.stage_deployment(
+        &machine.name,
+        "big",
+        &manifest,
+        (scanned.manifest.entries().len() as u64, SIZE),
+        None,
+    )?;
 
     let session = machine.session(&server, &agent)?;
     let started = std::time::Instant::now();

@@ -13,11 +13,6 @@ use std::io::Write;
 use anyhow::Context;
 use ring::rand::SecureRandom;
 
-use roleout_model::image::{
-    Compatibility, FORMAT, ImageDescription, ImageName, OsConfiguration, Partition,
-};
-use roleout_model::job::{Deployment, JobId, JobTarget};
-
 use crate::bench::Row;
 use crate::bench::server::{Machine, Server};
 
@@ -66,67 +61,13 @@ pub(crate) fn run() -> anyhow::Result<Row> {
         }
     }
 
-    let entry = server
-        .runtime
-        .block_on(server.directory.machine(&machine.name))?
-        .context("the target's entry")?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let description = ImageDescription {
-        format: FORMAT.to_owned(),
-        name: ImageName::new("site").map_err(anyhow::Error::msg)?,
-        captured_at: 0,
-        manifest: manifest.clone(),
-        entries: scanned.manifest.entries().len() as u64,
-        data_bytes: 0,
-        hardware: crate::bench::targets::inventory(1),
-        os: OsConfiguration::default(),
-        partitions: vec![Partition {
-            mount_point: "/".to_owned(),
-            fs_type: "ext4".to_owned(),
-            device: String::new(),
-            size_bytes: 1 << 30,
-            used_bytes: 0,
-            growable: true,
-            data_bytes: 0,
-            table: None,
-        }],
-        compatibility: Compatibility::Strict,
-    };
-    let id = JobId::generate("image", now, 2);
-    server
-        .runtime
-        .block_on(server.directory.store_image(&description, None, &[]))?;
-    server
-        .runtime
-        .block_on(server.directory.create_deployment(&Deployment {
-            id: id.clone(),
-            image: description.name.clone(),
-            manifest,
-            started_by: "roleout-bench".to_owned(),
-            started_at: now,
-            lease_until: now + 3600,
-            targets: vec![JobTarget {
-                machine: machine.name.clone(),
-                engine: Some("bench-site".to_owned()),
-                configuration: roleout_model::image::TargetConfiguration {
-                    hostname: "bench-site-target".to_owned(),
-                    interfaces: Vec::new(),
-                },
-            }],
-            scripts: Vec::new(),
-        }))?;
-    server
-        .runtime
-        .block_on(server.directory.acquire_leases(
-            std::slice::from_ref(&entry.dn),
-            "bench-site",
-            id.as_str(),
-            now + 3600,
-            now,
-        ))?
-        .map_err(|refused| anyhow::anyhow!("{refused}"))?;
+    server.stage_deployment(
+        &machine.name,
+        "site",
+        &manifest,
+        (scanned.manifest.entries().len() as u64, 0),
+        Some("bench-site"),
+    )?;
 
     // The target asks the engine for its job: the engine brings what it
     // lacks, then packs.

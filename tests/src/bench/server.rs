@@ -170,6 +170,84 @@ impl Server {
         ))
     }
 
+    /// Writes image `name` (the tree of `manifest`, `entries` entries and
+    /// `data_bytes` of data, one ext4 file system) to the directory, a job
+    /// deploying it to `machine` (through `engine` when given) and the
+    /// machine's lease for it, as `roleout-admin deploy` would; the job's id.
+    pub(crate) fn stage_deployment(
+        &self,
+        machine: &MachineId,
+        name: &str,
+        manifest: &roleout_model::ids::Sha256,
+        (entries, data_bytes): (u64, u64),
+        engine: Option<&str>,
+    ) -> anyhow::Result<roleout_model::job::JobId> {
+        use roleout_model::image::{
+            Compatibility, FORMAT, ImageDescription, ImageName, OsConfiguration, Partition,
+        };
+        let entry = self
+            .runtime
+            .block_on(self.directory.machine(machine))?
+            .context("the target's entry")?;
+        let description = ImageDescription {
+            format: FORMAT.to_owned(),
+            name: ImageName::new(name).map_err(anyhow::Error::msg)?,
+            captured_at: 0,
+            manifest: manifest.clone(),
+            entries,
+            data_bytes,
+            hardware: crate::bench::targets::inventory(1),
+            os: OsConfiguration::default(),
+            partitions: vec![Partition {
+                mount_point: "/".to_owned(),
+                fs_type: "ext4".to_owned(),
+                device: String::new(),
+                size_bytes: 4 * data_bytes.max(1 << 28),
+                used_bytes: data_bytes,
+                growable: true,
+                data_bytes,
+                table: None,
+            }],
+            compatibility: Compatibility::Strict,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let id = roleout_model::job::JobId::generate("image", now, 1);
+        self.runtime
+            .block_on(self.directory.store_image(&description, None, &[]))?;
+        let holder = engine.unwrap_or("roleout-bench");
+        self.runtime.block_on(self.directory.create_deployment(
+            &roleout_model::job::Deployment {
+                id: id.clone(),
+                image: description.name.clone(),
+                manifest: manifest.clone(),
+                started_by: "roleout-bench".to_owned(),
+                started_at: now,
+                lease_until: now + 3600,
+                targets: vec![roleout_model::job::JobTarget {
+                    machine: machine.clone(),
+                    engine: engine.map(str::to_owned),
+                    configuration: roleout_model::image::TargetConfiguration {
+                        hostname: machine.to_string(),
+                        interfaces: Vec::new(),
+                    },
+                }],
+                scripts: Vec::new(),
+            },
+        ))?;
+        self.runtime
+            .block_on(self.directory.acquire_leases(
+                std::slice::from_ref(&entry.dn),
+                holder,
+                id.as_str(),
+                now + 3600,
+                now,
+            ))?
+            .map_err(|refused| anyhow::anyhow!("{refused}"))?;
+        Ok(id)
+    }
+
     /// Makes `machine` a member of `role`.
     pub(crate) fn grant(&self, machine: &MachineId, role: &str) -> anyhow::Result<()> {
         let entry = self
@@ -249,28 +327,7 @@ impl Engine {
     /// The bytes it brought from upstream so far, as its log says.
     pub(crate) fn fetched_bytes(&self) -> anyhow::Result<u64> {
         let log = std::fs::read_to_string(self.state.path().join("roleoutd.log"))?;
-        let plain: String = {
-            let mut plain = String::new();
-            let mut escaped = false;
-            for character in log.chars() {
-                match (escaped, character) {
-                    (false, '\u{1b}') => escaped = true,
-                    (true, 'm') => escaped = false,
-                    (true, _) => {}
-                    (false, other) => plain.push(other),
-                }
-            }
-            plain
-        };
-        Ok(plain
-            .lines()
-            .filter(|line| line.contains("image files fetched from upstream"))
-            .filter_map(|line| {
-                line.split_whitespace()
-                    .find_map(|word| word.strip_prefix("bytes="))
-                    .and_then(|bytes| bytes.parse::<u64>().ok())
-            })
-            .sum())
+        Ok(roleout_tests::fetched_from_upstream(&log, "bytes"))
     }
 }
 
