@@ -51,7 +51,7 @@ pub struct ImageEntry {
 }
 
 /// What storing an image did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageWrite {
     /// A new entry.
     Created,
@@ -60,6 +60,12 @@ pub enum ImageWrite {
     /// The same image was there (only its capture time may differ):
     /// nothing was written.
     Unchanged,
+    /// An image of that name was captured from another machine: nothing
+    /// was written.
+    Taken {
+        /// The machine it was captured from.
+        source: String,
+    },
 }
 
 /// An installation engine as it registered itself.
@@ -139,58 +145,78 @@ impl Directory {
         driver_aliases: &[String],
     ) -> Result<ImageWrite> {
         let dn = self.layout().image_dn(&description.name);
-        let json = serde_json::to_string(description)
-            .map_err(|error| DirectoryError::mapping(&dn, DESCRIPTION, error.to_string()))?;
-        let mut values = vec![
-            (DESCRIPTION, single(json)),
-            (MANIFEST, single(description.manifest.as_str())),
-            (HARDWARE_KEY, single(description.hardware.key().as_str())),
-        ];
-        if let Some(source) = source {
-            values.push((SOURCE, single(source.as_str())));
-        }
-        let aliases = driver_aliases.join("\n");
-        if !aliases.is_empty() {
-            values.push((DRIVER_ALIASES, single(aliases.clone())));
-        }
-        match self.read(&dn, IMAGE_ATTRIBUTES).await? {
-            Some(existing) => {
-                let unchanged = image_entry(&existing).is_ok_and(|kept| {
-                    same_image(&kept.description, description)
-                        && kept.source.as_deref() == source.map(MachineId::as_str)
+        let existing = self.read(&dn, IMAGE_ATTRIBUTES).await?;
+        let kept = existing.as_ref().and_then(|entry| image_entry(entry).ok());
+        let mut desired = description.clone();
+        if let Some(kept) = &kept {
+            // An image belongs to the machine it was first captured from.
+            if let (Some(owner), Some(source)) = (kept.source.as_deref(), source)
+                && owner != source.as_str()
+            {
+                return Ok(ImageWrite::Taken {
+                    source: owner.to_owned(),
                 });
-                if unchanged {
-                    return Ok(ImageWrite::Unchanged);
-                }
-                let mut modifications: Vec<Mod<Vec<u8>>> = values
-                    .into_iter()
-                    .map(|(attribute, value)| Mod::Replace(attribute.as_bytes().to_vec(), value))
-                    .collect();
-                if source.is_none() {
-                    modifications.push(Mod::Replace(SOURCE.as_bytes().to_vec(), HashSet::new()));
-                }
-                if aliases.is_empty() {
-                    modifications.push(Mod::Replace(
-                        DRIVER_ALIASES.as_bytes().to_vec(),
-                        HashSet::new(),
-                    ));
-                }
-                self.modify(&dn, modifications).await?;
-                Ok(ImageWrite::Replaced)
             }
-            None => {
-                self.ensure_container(self.layout().images(), "images")
-                    .await?;
-                let mut attributes: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = values
-                    .into_iter()
-                    .map(|(attribute, value)| (attribute.as_bytes().to_vec(), value))
-                    .collect();
-                attributes.push((b"objectClass".to_vec(), single(IMAGE_CLASS)));
-                attributes.push((b"cn".to_vec(), single(description.name.as_str())));
-                self.add(&dn, attributes).await?;
-                Ok(ImageWrite::Created)
+            // The rule a target must meet is the admin's (`image rule`):
+            // capturing again keeps it.
+            desired.compatibility = kept.description.compatibility.clone();
+            if same_image(&kept.description, &desired)
+                && kept.source.as_deref() == source.map(MachineId::as_str)
+            {
+                return Ok(ImageWrite::Unchanged);
             }
         }
+        let json = serde_json::to_string(&desired)
+            .map_err(|error| DirectoryError::mapping(&dn, DESCRIPTION, error.to_string()))?;
+        let aliases = driver_aliases.join("\n");
+        let optional =
+            |value: Option<&str>| -> HashSet<Vec<u8>> { value.map(single).unwrap_or_default() };
+        let values = [
+            (DESCRIPTION, single(json)),
+            (MANIFEST, single(desired.manifest.as_str())),
+            (HARDWARE_KEY, single(desired.hardware.key().as_str())),
+            (SOURCE, optional(source.map(MachineId::as_str))),
+            (
+                DRIVER_ALIASES,
+                optional(Some(aliases.as_str()).filter(|text| !text.is_empty())),
+            ),
+        ];
+        if existing.is_some() {
+            let modifications: Vec<Mod<Vec<u8>>> = values
+                .into_iter()
+                .map(|(attribute, value)| Mod::Replace(attribute.as_bytes().to_vec(), value))
+                .collect();
+            self.modify(&dn, modifications).await?;
+            return Ok(ImageWrite::Replaced);
+        }
+        self.ensure_container(self.layout().images(), "images")
+            .await?;
+        let mut attributes: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = values
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(attribute, value)| (attribute.as_bytes().to_vec(), value))
+            .collect();
+        attributes.push((b"objectClass".to_vec(), single(IMAGE_CLASS)));
+        attributes.push((b"cn".to_vec(), single(desired.name.as_str())));
+        self.add(&dn, attributes).await?;
+        Ok(ImageWrite::Created)
+    }
+
+    /// The image `name` with the module aliases kept with it (empty when
+    /// its kernels have none), if there is one: one read.
+    #[instrument(skip(self))]
+    pub async fn image_with_aliases(
+        &self,
+        name: &ImageName,
+    ) -> Result<Option<(ImageEntry, String)>> {
+        let dn = self.layout().image_dn(name);
+        let mut attributes = IMAGE_ATTRIBUTES.to_vec();
+        attributes.push(DRIVER_ALIASES);
+        let Some(entry) = self.read(&dn, &attributes).await? else {
+            return Ok(None);
+        };
+        let aliases = entry.text(DRIVER_ALIASES).unwrap_or_default().to_owned();
+        Ok(Some((image_entry(&entry)?, aliases)))
     }
 
     /// The image `name`, if there is one.
@@ -201,19 +227,6 @@ impl Directory {
             .await?
             .map(|entry| image_entry(&entry))
             .transpose()
-    }
-
-    /// The module aliases kept with image `name` (lines of
-    /// `modules.alias`; empty when its kernels have none, or there is no
-    /// such image).
-    #[instrument(skip(self))]
-    pub async fn image_driver_aliases(&self, name: &ImageName) -> Result<String> {
-        let dn = self.layout().image_dn(name);
-        Ok(self
-            .read(&dn, &[DRIVER_ALIASES])
-            .await?
-            .and_then(|entry| entry.text(DRIVER_ALIASES).map(str::to_owned))
-            .unwrap_or_default())
     }
 
     /// Every image, by name: one search. An entry that does not read as
@@ -331,6 +344,17 @@ impl Directory {
             Err(error) if error.is_already_exists() => Ok(()),
             other => other,
         }
+    }
+
+    /// Whether `name` is a registered installation engine: one read of its
+    /// entry.
+    #[instrument(skip(self))]
+    pub async fn is_engine(&self, name: &str) -> Result<bool> {
+        let Ok(name) = MachineId::new(name) else {
+            return Ok(false);
+        };
+        let dn = self.layout().engine_dn(&name);
+        Ok(self.read(&dn, &["cn"]).await?.is_some())
     }
 
     /// Every installation engine, by name: one search.

@@ -166,6 +166,34 @@ impl Directory {
         Ok(assemble(&entries)?.into_iter().next())
     }
 
+    /// The newest deployment in which `machine` is a target not done yet,
+    /// if any: two searches (its target entries not complete or failed,
+    /// then that job), whatever the number of jobs kept.
+    #[instrument(skip(self))]
+    pub async fn open_deployment_of(&self, machine: &MachineId) -> Result<Option<DeploymentEntry>> {
+        let filter = escape::and([
+            format!("(objectClass={TARGET_CLASS})").as_str(),
+            escape::equality("cn", machine.as_str()).as_str(),
+            format!("(!({PHASE}={}))", Phase::Complete.as_str()).as_str(),
+            format!("(!({PHASE}={}))", Phase::Failed.as_str()).as_str(),
+        ]);
+        let targets = self
+            .search_if_present(self.layout().jobs(), Scope::Subtree, &filter, &["cn"])
+            .await?;
+        // Job ids sort by the time the job was made: the newest is last.
+        let newest = targets
+            .iter()
+            .filter_map(|entry| entry.dn.split_once(',').map(|(_, job)| job.to_owned()))
+            .max_by_key(|job| job.to_ascii_lowercase());
+        let Some(job) = newest else {
+            return Ok(None);
+        };
+        let entries = self
+            .search_if_present(&job, Scope::Subtree, "(objectClass=*)", &["*"])
+            .await?;
+        Ok(assemble(&entries)?.into_iter().next())
+    }
+
     /// Every deployment with where its targets stand: one search.
     #[instrument(skip(self))]
     pub async fn deployments(&self) -> Result<Vec<DeploymentEntry>> {

@@ -470,17 +470,10 @@ fn image_capture(cli: &Cli, args: &ImageCaptureArgs) -> Result<i32, EngineError>
         let captured =
             crate::image::capture(&options).map_err(|error| config(error.to_string()))?;
         let uploaded = crate::image::upload(&captured, &mut server)?;
-        let description = &captured.description;
         let _ = writeln!(
             std::io::stdout(),
-            "image {}: {} entries, {} bytes of data, {} file system(s), {} package(s); manifest {}\n\
-             uploaded: {} of {} contents sent ({} bytes), the rest held already; image {}",
-            description.name,
-            description.entries,
-            description.data_bytes,
-            description.partitions.len(),
-            description.os.packages.len(),
-            description.manifest,
+            "{}\nuploaded: {} of {} contents sent ({} bytes), the rest held already; image {}",
+            captured_summary(&captured.description),
             uploaded.sent,
             uploaded.offered,
             uploaded.sent_bytes,
@@ -494,21 +487,28 @@ fn image_capture(cli: &Cli, args: &ImageCaptureArgs) -> Result<i32, EngineError>
     };
     let (captured, packed) = crate::image::capture_to_file(&options, output)
         .map_err(|error| config(error.to_string()))?;
-    let description = &captured.description;
     let _ = writeln!(
         std::io::stdout(),
-        "image {}: {} entries, {} bytes of data in {} contents, {} file system(s), {} package(s); manifest {}\nwritten to {} ({} bytes)",
-        description.name,
-        description.entries,
-        description.data_bytes,
+        "{}; {} contents\nwritten to {} ({} bytes)",
+        captured_summary(&captured.description),
         packed.blobs,
-        description.partitions.len(),
-        description.os.packages.len(),
-        description.manifest,
         output.display(),
         packed.file_bytes
     );
     Ok(exit_code::SUCCESS)
+}
+
+/// What a captured image holds, in one line.
+fn captured_summary(description: &roleout_model::image::ImageDescription) -> String {
+    format!(
+        "image {}: {} entries, {} bytes of data, {} file system(s), {} package(s); manifest {}",
+        description.name,
+        description.entries,
+        description.data_bytes,
+        description.partitions.len(),
+        description.os.packages.len(),
+        description.manifest,
+    )
 }
 
 fn image_deploy(cli: &Cli, args: &ImageDeployArgs) -> Result<i32, EngineError> {

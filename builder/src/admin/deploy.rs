@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use roleout_directory::Directory;
 use roleout_directory::images::ImageEntry;
@@ -25,28 +25,17 @@ use super::{CommandFailed, Output};
 /// The holder of a lease taken for a target no engine reaches.
 const NO_ENGINE: &str = "roleout-admin";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 /// The image `name` and its kept module aliases.
 async fn read_image(
     directory: &Directory,
     name: &str,
 ) -> Result<(ImageEntry, String), CommandFailed> {
     let id = ImageName::new(name).map_err(CommandFailed)?;
-    let image = directory
-        .image(&id)
+    directory
+        .image_with_aliases(&id)
         .await
         .map_err(|error| CommandFailed(format!("cannot read image {name}: {error}")))?
-        .ok_or_else(|| CommandFailed(format!("no image {name:?} in the directory")))?;
-    let aliases = directory
-        .image_driver_aliases(&id)
-        .await
-        .map_err(|error| CommandFailed(format!("cannot read image {name}: {error}")))?;
-    Ok((image, aliases))
+        .ok_or_else(|| CommandFailed(format!("no image {name:?} in the directory")))
 }
 
 /// Whether `candidate` may take `image` now.
@@ -102,7 +91,7 @@ pub async fn targets(
         .target_candidates()
         .await
         .map_err(|error| CommandFailed(format!("cannot read the machines: {error}")))?;
-    let now = now();
+    let now = roleout_model::keys::unix_seconds(SystemTime::now());
     let mut by_engine: BTreeMap<String, Vec<(String, Verdict)>> = BTreeMap::new();
     for candidate in &candidates {
         let engine_name = engine_of(candidate);
@@ -173,7 +162,7 @@ pub async fn deploy(
         .target_candidates()
         .await
         .map_err(|error| CommandFailed(format!("cannot read the machines: {error}")))?;
-    let now = now();
+    let now = roleout_model::keys::unix_seconds(SystemTime::now());
     let mut refused = Vec::new();
     let mut chosen = Vec::new();
     for (name, interfaces) in &request.targets {

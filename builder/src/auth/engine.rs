@@ -5,7 +5,9 @@
 //! itself; the other checks the MAC, the expiry, and that the name is a
 //! registered engine.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use roleout_model::keys::unix_seconds;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,11 +28,6 @@ pub struct EngineClaim {
     pub engine: String,
     /// Until when (Unix seconds).
     pub expires_at: u64,
-}
-
-fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// A token for engine `engine`, good from `now` for
@@ -70,7 +67,7 @@ mod tests {
     fn an_engine_token_names_its_engine_until_it_expires_and_only_with_the_secret() {
         let secret = ServerSecret::from_bytes(&[7; 32]).unwrap();
         let other = ServerSecret::from_bytes(&[8; 32]).unwrap();
-        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let token = issue_engine_token(&secret, "site-b", now).unwrap();
         assert_eq!(
             verify_engine_token(&secret, &token, now).map(|claim| claim.engine),

@@ -91,11 +91,9 @@ pub(crate) async fn get_content(
             .ok_or_else(refused)?;
         let registered = state
             .directory
-            .engines()
+            .is_engine(&engine)
             .await
-            .map_err(directory_failed)?
-            .iter()
-            .any(|entry| entry.name == engine);
+            .map_err(directory_failed)?;
         if !registered {
             info!(%engine, outcome = "refused", reason = "not a registered engine", "content");
             return Err(refused());
@@ -346,30 +344,6 @@ pub(crate) async fn store_image(State(state): Shared, headers: HeaderMap, body: 
             // What each file system must hold is counted here, from the
             // manifest, not taken from the sender.
             roleout_model::image::count_data(&manifest, &mut description.partitions);
-            let existing = state
-                .directory
-                .image(&description.name)
-                .await
-                .map_err(directory_failed)?;
-            if let Some(existing) = existing {
-                if existing
-                    .source
-                    .as_deref()
-                    .is_some_and(|source| source != machine.as_str())
-                {
-                    return Err(ApiError::new(
-                        ErrorCode::NotImagingSource,
-                        format!(
-                            "The image {} was captured from {}; capture under another name, or an admin removes it first.",
-                            description.name,
-                            existing.source.unwrap_or_default()
-                        ),
-                    ));
-                }
-                // The rule a target must meet is the admin's (`image rule`);
-                // capturing again keeps it.
-                description.compatibility = existing.description.compatibility;
-            }
             let written = state
                 .directory
                 .store_image(&description, Some(&machine), &aliases)
@@ -379,6 +353,15 @@ pub(crate) async fn store_image(State(state): Shared, headers: HeaderMap, body: 
                 ImageWrite::Created => ImageStatus::Created,
                 ImageWrite::Replaced => ImageStatus::Replaced,
                 ImageWrite::Unchanged => ImageStatus::Unchanged,
+                ImageWrite::Taken { source } => {
+                    return Err(ApiError::new(
+                        ErrorCode::NotImagingSource,
+                        format!(
+                            "The image {} was captured from {source}; capture under another name, or an admin removes it first.",
+                            description.name
+                        ),
+                    ));
+                }
             };
             info!(%machine, image = %description.name, manifest = %description.manifest, ?status, "image stored");
             Ok(ImageStored {

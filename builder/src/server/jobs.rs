@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{Path as RoutePath, State};
@@ -30,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use roleout_directory::jobs::DeploymentEntry;
 use roleout_model::ids::Sha256;
 use roleout_model::job::{JobId, JobTarget};
+use roleout_model::keys::unix_seconds;
 use roleout_model::lease::Lease;
 use roleout_model::protocol::{ArchiveRef, Close, ErrorCode, ImageJob, JobProgress};
 use roleout_store::content::ContentStore;
@@ -41,12 +42,6 @@ use crate::server::routes::{
 };
 use crate::server::state::ServerState;
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 /// The job `id` (any, with `None`) in which the requester is a target
 /// whose job is not over, with its part of the job.
 async fn target_job(
@@ -55,22 +50,12 @@ async fn target_job(
     id: Option<&JobId>,
 ) -> Result<(DeploymentEntry, JobTarget), ApiError> {
     let machine = &requester.session.machine;
-    let jobs = match id {
-        Some(id) => state
-            .directory
-            .deployment(id)
-            .await
-            .map_err(directory_failed)?
-            .into_iter()
-            .collect(),
-        None => state
-            .directory
-            .deployments()
-            .await
-            .map_err(directory_failed)?,
-    };
-    // The newest job first: ids sort by the time they were made.
-    for job in jobs.into_iter().rev() {
+    let job = match id {
+        Some(id) => state.directory.deployment(id).await,
+        None => state.directory.open_deployment_of(machine).await,
+    }
+    .map_err(directory_failed)?;
+    if let Some(job) = job {
         let open = job
             .targets
             .iter()
@@ -108,7 +93,10 @@ async fn held_lease(
         .await
         .map_err(directory_failed)?;
     match lease {
-        Some(lease) if lease.job == job.as_str() && (expired_ok || !lease.expired(unix_now())) => {
+        Some(lease)
+            if lease.job == job.as_str()
+                && (expired_ok || !lease.expired(unix_seconds(SystemTime::now()))) =>
+        {
             Ok(lease)
         }
         other => {
@@ -378,7 +366,11 @@ pub(crate) async fn progress(
                 .max(60);
             let renewed = state
                 .directory
-                .renew_lease(&requester.entry.dn, &lease, unix_now() + span)
+                .renew_lease(
+                    &requester.entry.dn,
+                    &lease,
+                    unix_seconds(SystemTime::now()) + span,
+                )
                 .await
                 .map_err(directory_failed)?;
             if !renewed {

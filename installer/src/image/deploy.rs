@@ -100,7 +100,7 @@ pub fn instruction(
     server: &mut HttpSource,
     keys: &[PinnedKey],
     machine: &MachineId,
-) -> Result<(ImageJob, u64), DeployError> {
+) -> Result<ImageJob, DeployError> {
     let envelope: SignedEnvelope = server.current_job()?;
     let pinned = keys
         .iter()
@@ -115,9 +115,8 @@ pub fn instruction(
             signed.kind.as_str()
         )));
     }
-    let job = ImageJob::from_value(signed.payload.clone())
-        .map_err(|error| DeployError::Instruction(error.to_string()))?;
-    Ok((job, signed.serial))
+    ImageJob::from_value(signed.payload.clone())
+        .map_err(|error| DeployError::Instruction(error.to_string()))
 }
 
 /// The size of `disk`: a file's length, or a block device's end.
@@ -142,7 +141,7 @@ pub fn run(
     options: &DeployOptions,
     say: &mut dyn FnMut(&str),
 ) -> Result<Deployed, DeployError> {
-    let (job, _serial) = instruction(server, keys, machine)?;
+    let job = instruction(server, keys, machine)?;
     let image = &job.image;
     let disk_bytes = disk_size(&options.disk)?;
     let plan =
@@ -283,7 +282,8 @@ fn steps(
     // the mount goes (with this process's namespace, whatever ends it).
     let mut made = Vec::new();
     for partition in &plan.partitions {
-        let device = Loop::over(&options.disk, partition).map_err(step_error(Phase::Partition))?;
+        let device = Loop::over(&options.disk, partition.start_bytes, partition.size_bytes)
+            .map_err(step_error(Phase::Partition))?;
         make_file_system(&device.0, &partition.fs_type).map_err(step_error(Phase::Partition))?;
         let uuid = run_tool(Command::new("blkid").args(["-s", "UUID", "-o", "value", &device.0]))
             .map_err(step_error(Phase::Partition))?;
@@ -448,21 +448,20 @@ fn private_mounts() -> Result<(), String> {
 pub struct Loop(pub String);
 
 impl Loop {
-    /// Attaches a loop device over `partition` of `disk`.
-    pub fn over(disk: &Path, partition: &PlannedPartition) -> Result<Loop, String> {
+    /// Attaches a loop device over `size` bytes of `disk` from `offset`.
+    pub fn over(disk: &Path, offset: u64, size: u64) -> Result<Loop, String> {
         let output = Command::new("losetup")
             .args(["--find", "--show", "--offset"])
-            .arg(partition.start_bytes.to_string())
+            .arg(offset.to_string())
             .arg("--sizelimit")
-            .arg(partition.size_bytes.to_string())
+            .arg(size.to_string())
             .arg(disk)
             .output()
             .map_err(|error| format!("losetup: {error}"))?;
         if !output.status.success() {
             return Err(format!(
-                "losetup over {} at {}: {}",
+                "losetup over {} at {offset}: {}",
                 disk.display(),
-                partition.start_bytes,
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
