@@ -28,6 +28,10 @@ command -v losetup >/dev/null 2>&1 || [ -x /usr/sbin/losetup ] || need_packages+
 command -v blkid >/dev/null 2>&1 || [ -x /usr/sbin/blkid ] || need_packages+=(util-linux)
 command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.ext4 ] || need_packages+=(e2fsprogs)
 command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)
+# The dashboard's tests drive Debian's headless Chromium; its /metrics is
+# checked by promtool, from the prometheus package.
+command -v chromium >/dev/null 2>&1 || need_packages+=(chromium fonts-dejavu-core)
+command -v promtool >/dev/null 2>&1 || need_packages+=(prometheus)
 
 if [ ${#need_packages[@]} -gt 0 ]; then
     sudo=""

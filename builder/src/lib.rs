@@ -9,3 +9,4 @@ pub mod content;
 pub mod delivery;
 pub mod server;
 pub mod shell;
+pub mod ui;

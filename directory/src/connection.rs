@@ -55,7 +55,7 @@ use tracing::instrument;
 use crate::error::result_code::SIZE_LIMIT_EXCEEDED;
 use crate::error::{DirectoryError, Result};
 use crate::layout::Layout;
-use crate::settings::{Bind, Settings};
+use crate::settings::{Bind, Secret, Settings};
 
 /// Entries per page asked for: as many as the server allows (see the
 /// module comment).
@@ -116,6 +116,10 @@ struct Inner {
     handle: Mutex<Option<Ldap>>,
     /// Search requests sent (each page counts once).
     searches: Arc<AtomicU64>,
+    /// Operations begun (a search, a read, an add, a modify, a delete, a
+    /// rename): the round trips to the directory, pages of a paged search
+    /// apart.
+    operations: AtomicU64,
     /// Whether a plain search was stopped by the account's size limit:
     /// searches are paged from then on.
     paged: AtomicBool,
@@ -146,6 +150,7 @@ impl Directory {
                 settings: settings.clone(),
                 handle: Mutex::new(Some(ldap)),
                 searches: Arc::new(AtomicU64::new(0)),
+                operations: AtomicU64::new(0),
                 paged: AtomicBool::new(false),
             }),
         })
@@ -167,6 +172,60 @@ impl Directory {
         self.inner.searches.load(Ordering::Relaxed)
     }
 
+    /// Signs the account `dn` in with `password` on a connection of its
+    /// own: `Ok(Some(directory))` acting as that account from then on (its
+    /// access rules apply to everything done through it), `Ok(None)` when
+    /// the directory says the credentials are wrong. An empty password is
+    /// refused before anything is sent: LDAP would take it as an
+    /// unauthenticated bind and succeed.
+    #[instrument(skip_all, fields(dn = %dn))]
+    pub async fn sign_in(&self, dn: &str, password: &Secret) -> Result<Option<Directory>> {
+        if password.expose().is_empty() || dn.trim().is_empty() {
+            return Ok(None);
+        }
+        let settings = self.inner.settings.clone().with_bind(Bind::Simple {
+            dn: dn.to_owned(),
+            password: password.clone(),
+        });
+        let unbound = settings.clone().with_bind(Bind::None);
+        let mut ldap = open(&unbound, self.inner.tls.as_ref()).await?;
+        ldap.with_timeout(settings.connect_timeout);
+        match ldap
+            .simple_bind(dn, password.expose())
+            .await
+            .and_then(LdapResult::success)
+        {
+            Ok(_) => {}
+            Err(LdapError::LdapResult { result })
+                if result.rc == crate::error::result_code::INVALID_CREDENTIALS =>
+            {
+                let _ = ldap.unbind().await;
+                return Ok(None);
+            }
+            Err(error) => {
+                let _ = ldap.unbind().await;
+                return Err(map_error("bind", dn, error, settings.connect_timeout));
+            }
+        }
+        Ok(Some(Directory {
+            inner: Arc::new(Inner {
+                layout: self.inner.layout.clone(),
+                tls: self.inner.tls.clone(),
+                settings,
+                handle: Mutex::new(Some(ldap)),
+                searches: Arc::new(AtomicU64::new(0)),
+                operations: AtomicU64::new(0),
+                paged: AtomicBool::new(false),
+            }),
+        }))
+    }
+
+    /// How many operations this directory (and its clones) has begun so
+    /// far: every search, read, add, modify, delete and rename counts once.
+    pub fn operation_count(&self) -> u64 {
+        self.inner.operations.load(Ordering::Relaxed)
+    }
+
     /// Closes the connection politely (unbind). Later operations reconnect.
     pub async fn close(&self) {
         let handle = self.inner.handle.lock().await.take();
@@ -178,6 +237,7 @@ impl Directory {
 
     /// A handle on the live connection, reconnecting if it broke.
     async fn handle(&self) -> Result<Ldap> {
+        self.inner.operations.fetch_add(1, Ordering::Relaxed);
         let mut guard = self.inner.handle.lock().await;
         if let Some(ldap) = guard.as_mut()
             && !ldap.is_closed()

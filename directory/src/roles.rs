@@ -69,6 +69,32 @@ fn text_set(values: impl IntoIterator<Item = impl Into<String>>) -> HashSet<Stri
 }
 
 impl Directory {
+    /// The members of the group at `dn` (`member` and `uniqueMember`
+    /// values, as stored), or `None` when there is no such entry.
+    #[instrument(skip(self))]
+    pub async fn group_members(&self, dn: &str) -> Result<Option<Vec<String>>> {
+        let Some(entry) = self.read(dn, &["member", "uniqueMember"]).await? else {
+            return Ok(None);
+        };
+        let mut members = Vec::new();
+        for (name, values) in &entry.attrs {
+            if name.eq_ignore_ascii_case("member") || name.eq_ignore_ascii_case("uniqueMember") {
+                members.extend(values.iter().cloned());
+            }
+        }
+        Ok(Some(members))
+    }
+
+    /// Whether the group at `group` lists `dn` among its members (DNs
+    /// compared as LDAP compares them, not byte for byte); a group that
+    /// does not exist has none.
+    pub async fn is_group_member(&self, group: &str, dn: &str) -> Result<bool> {
+        Ok(self
+            .group_members(group)
+            .await?
+            .is_some_and(|members| members.iter().any(|member| same_dn(member, dn))))
+    }
+
     /// Every role with its members: one search of the role base.
     #[instrument(skip(self))]
     pub async fn role_entries(&self) -> Result<Vec<RoleEntry>> {

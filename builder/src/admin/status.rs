@@ -26,7 +26,7 @@ use crate::content::ContentStore;
 pub const LOG_TAIL_LINES: usize = 20;
 
 /// The wire name of an outcome (`success-reboot-required`).
-fn outcome_name(outcome: ReportOutcome) -> String {
+pub(crate) fn outcome_name(outcome: ReportOutcome) -> String {
     serde_json::to_value(outcome)
         .ok()
         .and_then(|value| value.as_str().map(str::to_owned))
@@ -313,7 +313,8 @@ pub async fn machine_status(
     Ok(())
 }
 
-fn step_name(report: &StoredReport) -> String {
+/// The wire name of a report's step (`post-install`).
+pub(crate) fn step_name(report: &StoredReport) -> String {
     serde_json::to_value(report.step)
         .ok()
         .and_then(|value| value.as_str().map(str::to_owned))

@@ -179,8 +179,12 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         let authenticator = Authenticator::new(secret, NonceCache::default())
             .with_challenge_lifetime(settings.challenge_ttl)
             .with_session_lifetime(settings.session_ttl);
+        let metrics = Arc::new(roleout_builder::server::metrics::Metrics::new());
+        let dashboard = roleout_builder::ui::Dashboard::new(tls_config.is_some())?;
         let state = Arc::new(ServerState {
-            cache: ServingCache::new(directory.layout()),
+            cache: ServingCache::new(directory.layout()).with_metrics(metrics.clone()),
+            metrics,
+            dashboard,
             directory: directory.clone(),
             authenticator,
             builder_key,

@@ -260,6 +260,9 @@ pub struct ServingCache {
     /// checked against its entries' `entryCSN` on every build, so it needs
     /// no word from the feed.
     builder: Builder,
+    /// Where builds asked for are counted and timed, when roleoutd keeps
+    /// metrics.
+    metrics: Option<Arc<crate::server::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for ServingCache {
@@ -296,7 +299,15 @@ impl ServingCache {
             reports: layout.reports().to_ascii_lowercase(),
             builds: layout.builds().to_ascii_lowercase(),
             builder: Builder::new(),
+            metrics: None,
         }
+    }
+
+    /// The same cache, counting and timing the builds asked of it in
+    /// `metrics` (`cached`, `current`, `built` or `failed`).
+    pub fn with_metrics(mut self, metrics: Arc<crate::server::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Applies one event of the change feed.
@@ -520,14 +531,23 @@ impl ServingCache {
         id: &SuiteId,
         roles: &EffectiveRoles,
     ) -> Result<Option<Arc<CachedBuild>>, BuildError> {
+        let started = std::time::Instant::now();
+        let count = |outcome: &str| {
+            if let Some(metrics) = &self.metrics {
+                metrics.build(outcome, started.elapsed().as_secs_f64());
+            }
+        };
         let key = (id.clone(), roles.key());
         if let Some(build) = lock(&self.inner).builds.get(&key).and_then(Slot::fresh) {
+            count("cached");
             return Ok(Some(build));
         }
         let ticket = self.ticket();
-        let Some(build) = current_build(directory, &self.builder, id, roles).await? else {
+        let found = current_build(directory, &self.builder, id, roles).await;
+        let Some(build) = found.inspect_err(|_| count("failed"))? else {
             return Ok(None);
         };
+        count(if build.rebuilt { "built" } else { "current" });
         let build = Arc::new(CachedBuild::new(build).map_err(|error| {
             BuildError::Catalog(roleout_directory::catalog::CatalogError::Malformed {
                 dn: format!("build of suite {id} for {}", roles.key()),

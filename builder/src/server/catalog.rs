@@ -23,6 +23,9 @@ pub struct ServedBuild {
     pub digest: Sha256,
     /// Grows with every build whose content changed.
     pub serial: u64,
+    /// Whether it had to be built (its sources changed, or there was none
+    /// stored), rather than read as stored.
+    pub rebuilt: bool,
 }
 
 /// The current build of suite `id` for `roles`, or `None` when the catalog
@@ -33,8 +36,8 @@ pub async fn current_build(
     id: &SuiteId,
     roles: &EffectiveRoles,
 ) -> Result<Option<ServedBuild>, BuildError> {
-    let stored = match builder.current(directory, id, roles).await {
-        Ok(stored) => stored,
+    let (stored, freshness) = match builder.current_checked(directory, id, roles).await {
+        Ok(found) => found,
         Err(BuildError::Catalog(CatalogError::NotFound { what }))
             if what == format!("suite {id}") =>
         {
@@ -52,6 +55,7 @@ pub async fn current_build(
         suite,
         digest: stored.digest,
         serial: stored.serial,
+        rebuilt: !matches!(freshness, crate::build::Freshness::Fresh),
     }))
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod gate;
 pub mod images;
 pub mod jobs;
+pub mod metrics;
 pub mod rotation;
 pub mod routes;
 pub mod state;

@@ -82,10 +82,16 @@ pub fn router(state: Arc<ServerState>) -> Router {
             "/v1/jobs/{job}/progress",
             post(crate::server::jobs::progress),
         )
+        .route("/metrics", get(crate::server::metrics::metrics))
+        .merge(crate::ui::router())
         .fallback(not_found)
         // Bodies are limited by `read_body`, which answers with an
         // ErrorBody; axum's own limit would answer in plain text.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::server::metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -573,10 +579,27 @@ fn key_conflict(name: &MachineId) -> ApiError {
 const LAST_SEEN_INTERVAL: Duration = Duration::from_secs(300);
 
 async fn session(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    use crate::server::metrics::AuthKind;
     match session_inner(&state, &headers, body).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(error) => error.into_response(),
+        Ok(answer) => {
+            state.metrics.authentication(AuthKind::Machine, "accepted");
+            Json(answer).into_response()
+        }
+        Err(error) => {
+            state
+                .metrics
+                .authentication(AuthKind::Machine, &wire_name(&error.body.error));
+            error.into_response()
+        }
     }
+}
+
+/// The wire name of a serde enum value (`bad-signature`).
+fn wire_name<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{value:?}"))
 }
 
 async fn session_inner(
@@ -1296,6 +1319,10 @@ async fn report(State(state): Shared, headers: HeaderMap, body: Body) -> Respons
                 other => ApiError::internal(format!("report store: {other}")),
             })?;
         info!(machine = %requester.session.machine, suite = %report.suite, component = %report.component, outcome = ?report.outcome, ack = ?status, "report");
+        state.metrics.report(&match status {
+            AckStatus::Duplicate => "duplicate".to_owned(),
+            _ => wire_name(&report.outcome),
+        });
         Ok::<_, ApiError>(ReportAck { status })
     }
     .await;

@@ -59,6 +59,10 @@ pub struct ServerState {
     pub archives: tokio::sync::Mutex<()>,
     /// As an engine: the roleoutd it fetches image files from.
     pub upstream: Option<Upstream>,
+    /// What is counted for `GET /metrics`.
+    pub metrics: std::sync::Arc<crate::server::metrics::Metrics>,
+    /// The dashboard's templates and sessions.
+    pub dashboard: crate::ui::Dashboard,
 }
 
 /// The roleoutd an engine fetches the image files it lacks from.

@@ -199,7 +199,7 @@ pub(crate) fn generalized_time(when: Timestamp) -> String {
 }
 
 /// Reads back a GeneralizedTime written by [`generalized_time`].
-pub(crate) fn parse_generalized_time(text: &str) -> Option<Timestamp> {
+pub fn parse_generalized_time(text: &str) -> Option<Timestamp> {
     let body = text.strip_suffix('Z')?;
     let (whole, fraction) = match body.split_once('.') {
         Some((whole, fraction)) => (whole, Some(fraction)),

@@ -538,6 +538,29 @@ impl Directory {
         Ok(reports)
     }
 
+    /// Every step report and every run summary kept, of every machine and
+    /// suite (one search): what the dashboard's overview counts. Reports
+    /// oldest first.
+    #[instrument(skip_all)]
+    pub async fn all_reports(
+        &self,
+    ) -> Result<(Vec<StoredReport>, Vec<StoredCompletion>), CatalogError> {
+        let filter = format!("(objectClass={})", names::CLASS);
+        let mut reports = Vec::new();
+        let mut completions = Vec::new();
+        for entry in self.report_entries(&filter).await? {
+            if entry.values(names::COMPONENT).is_empty() {
+                completions.push(completion_from_entry(&entry)?);
+            } else {
+                reports.push(report_from_entry(&entry)?);
+            }
+        }
+        reports.sort_by(|a, b| {
+            (a.finished_at, a.started_at, &a.id).cmp(&(b.finished_at, b.started_at, &b.id))
+        });
+        Ok((reports, completions))
+    }
+
     /// Removes the reports of `machine` that `policy` does not keep at
     /// `now` ([`reports_to_prune`]): one search, then one delete per
     /// report removed. A report deleted meanwhile by another pruning is
