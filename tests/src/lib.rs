@@ -736,6 +736,14 @@ impl World {
 
     /// Runs `body` with a connection to the slapd roleoutd manages, as
     /// its root identity over ldapi.
+    /// The URL of roleoutd's managed slapd for its root (SASL EXTERNAL
+    /// over `ldapi://`, as `ldapadd -Y EXTERNAL -H URL` uses it).
+    pub fn root_ldap_url(&self) -> String {
+        let settings = LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
+            .expect("the slapd roleoutd manages is running");
+        settings.urls[0].clone()
+    }
+
     fn with_directory<T>(&self, body: impl AsyncFnOnce(&Directory) -> T) -> T {
         let settings = LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
             .expect("the slapd roleoutd manages is running");

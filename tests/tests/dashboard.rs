@@ -427,6 +427,7 @@ fn refusals_exports_and_metrics() {
         "/ui/machines",
         "/ui/machines/ws-vault",
         "/ui/enrolments",
+        "/ui/machines/ws-vault/logs/0000000000000000000000000000000000000000000000000000000000000000",
         "/ui/machines?format=csv",
         "/ui/?format=json",
     ] {
@@ -467,6 +468,37 @@ fn refusals_exports_and_metrics() {
             "{body}"
         );
     }
+    // A directory account that is not in the admins group: its password is
+    // right, and it is still refused.
+    let mut ldapadd = Command::new("ldapadd")
+        .args(["-Q", "-Y", "EXTERNAL", "-H", &world.root_ldap_url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    ldapadd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"dn: cn=auditor,ou=roleout,dc=example,dc=org\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\ncn: auditor\nuserPassword: auditor-pass-1\n",
+        )
+        .unwrap();
+    assert!(ldapadd.wait().unwrap().success());
+    let mut response = agent
+        .post(&url("/ui/sign-in"))
+        .header("cookie", &cookie)
+        .send_form([
+            ("csrf", csrf.as_str()),
+            ("user", "cn=auditor,ou=roleout,dc=example,dc=org"),
+            ("password", "auditor-pass-1"),
+        ])
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(set_cookie(&response, "roleout_session").is_none());
+    let body = response.body_mut().read_to_string().unwrap();
+    assert!(body.contains("not a member of the admins group"), "{body}");
+
     // The right password without the form's token: refused.
     let password = admin_password(&world);
     let response = agent
@@ -528,6 +560,18 @@ fn refusals_exports_and_metrics() {
     let refused = install(&world, &pending);
     assert_eq!(refused.code, Some(3), "{}", refused.transcript());
 
+    // Denied with the session's token: the machine is disabled, and stays
+    // refused.
+    let response = agent
+        .post(&url("/ui/enrolments/ws-new/deny"))
+        .header("cookie", &session_cookie)
+        .send_form([("csrf", token.as_str())])
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/ui/enrolments?done=denied");
+    let refused = install(&world, &pending);
+    assert_eq!(refused.code, Some(3), "{}", refused.transcript());
+
     // Exports: a table as CSV, a page's tables as JSON.
     let mut csv = agent
         .get(&url("/ui/machines?format=csv&table=machines"))
@@ -555,7 +599,7 @@ fn refusals_exports_and_metrics() {
     );
     assert!(
         text.lines()
-            .any(|line| line.starts_with("ws-new,,pending,no,")),
+            .any(|line| line.starts_with("ws-new,,disabled,no,")),
         "{text}"
     );
     let mut json = agent
@@ -611,6 +655,26 @@ fn refusals_exports_and_metrics() {
             "roleoutd_authentications_total{kind=\"dashboard\",outcome=\"accepted\"}"
         ),
         1.0
+    );
+    for refusal in ["refused-not-admin", "refused-csrf"] {
+        assert_eq!(
+            metric(
+                &text,
+                &format!(
+                    "roleoutd_authentications_total{{kind=\"dashboard\",outcome=\"{refusal}\"}}"
+                )
+            ),
+            1.0,
+            "{refusal}"
+        );
+    }
+    // The pending machine's refusals, each counted by why.
+    assert!(
+        metric(
+            &text,
+            "roleoutd_authentications_total{kind=\"machine\",outcome=\"not-approved\"}"
+        ) >= 1.0,
+        "{text}"
     );
     assert!(
         metric(
