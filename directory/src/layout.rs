@@ -29,6 +29,7 @@ pub struct Layout {
     images: String,
     engines: String,
     jobs: String,
+    nonces: String,
 }
 
 impl Layout {
@@ -66,6 +67,7 @@ impl Layout {
             images: under("images"),
             engines: under("engines"),
             jobs: under("jobs"),
+            nonces: under("nonces"),
             base,
         }
     }
@@ -133,6 +135,12 @@ impl Layout {
     /// Where jobs are kept (`ou=jobs`).
     pub fn jobs(&self) -> &str {
         &self.jobs
+    }
+
+    /// Where the challenge nonces every roleoutd claimed are kept until
+    /// their challenges expire (`ou=nonces`).
+    pub fn nonces(&self) -> &str {
+        &self.nonces
     }
 
     /// The DN of job `id`.

@@ -26,6 +26,7 @@ pub mod layout;
 pub mod leases;
 pub mod local;
 pub mod machines;
+pub mod nonces;
 pub mod roles;
 pub mod schema;
 mod schema_catalog;

@@ -1028,6 +1028,9 @@ fn access_ldif(suffix: &str) -> String {
         format!("to dn.subtree=\"ou=images,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         format!("to dn.subtree=\"ou=engines,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         format!("to dn.subtree=\"ou=jobs,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
+        // Nonces of accepted challenge answers, claimed once across every
+        // roleoutd of the installation.
+        format!("to dn.subtree=\"ou=nonces,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         format!("to dn.exact=\"{base}\" attrs=children by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
         // Enrolment attributes of machine entries, wherever they live: the
         // builder records certificates, facts, hardware and last-seen

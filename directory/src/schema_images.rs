@@ -1,5 +1,6 @@
 //! The images part of Roleout's schema (images, installation engines,
-//! jobs, and what machine entries carry for them): attribute types numbered 200 and
+//! jobs, and what machine entries carry for them), and the nonces several
+//! roleoutd claim once between them: attribute types numbered 200 and
 //! up, object classes 100 and up. `schema.rs` concatenates these tables
 //! after the catalog's.
 //!
@@ -81,6 +82,13 @@ pub(crate) const IMAGE_ATTRIBUTES: &[AttributeType] = &[
         syntax: Syntax::ExactText,
         single_value: true,
     },
+    AttributeType {
+        number: 210,
+        name: "roleoutNotAfter",
+        description: "When what an entry records lapses and it may be removed",
+        syntax: Syntax::Time,
+        single_value: true,
+    },
 ];
 
 /// The images' object classes (numbers 100+).
@@ -130,5 +138,14 @@ pub(crate) const IMAGE_CLASSES: &[ObjectClass] = &[
         superior: "top",
         must: &["cn", "roleoutJobPhase"],
         may: &["roleoutJobMessage", "roleoutLastSeen"],
+    },
+    ObjectClass {
+        number: 104,
+        name: "roleoutNonce",
+        description: "A challenge nonce claimed by some roleoutd: its answer was accepted once",
+        kind: ClassKind::Structural,
+        superior: "top",
+        must: &["cn", "roleoutNotAfter"],
+        may: &[],
     },
 ];

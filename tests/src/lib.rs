@@ -780,7 +780,25 @@ impl World {
     /// directory, token secret, builder key and TLS certificate, and this
     /// roleoutd as its upstream.
     pub fn start_engine(&self, name: &str) -> Engine {
-        let state = self.top().join(format!("engine-{name}"));
+        let engine_args = [
+            "--engine".to_owned(),
+            name.to_owned(),
+            "--upstream".to_owned(),
+            self.url.clone(),
+        ];
+        self.start_instance(&format!("engine-{name}"), &engine_args)
+    }
+
+    /// Starts another roleoutd of this installation, as a second instance
+    /// behind a balancer is: its own state (named `name`) and content
+    /// store, this roleoutd's directory, token secret, builder key and TLS
+    /// certificate.
+    pub fn start_peer(&self, name: &str) -> Engine {
+        self.start_instance(&format!("peer-{name}"), &[])
+    }
+
+    fn start_instance(&self, folder: &str, extra: &[String]) -> Engine {
+        let state = self.top().join(folder);
         fs::create_dir_all(state.join("tls")).expect("the engine's state folder");
         for shared in [
             "token-secret",
@@ -800,13 +818,10 @@ impl World {
             &settings.urls[0],
             "--base-dn",
             &format!("ou=roleout,{SUFFIX}"),
-            "--engine",
-            name,
-            "--upstream",
-            &self.url,
         ]
         .iter()
         .map(|arg| (*arg).to_owned())
+        .chain(extra.iter().cloned())
         .collect();
         let (daemon, address) = start_daemon_logging(&log, &state, "127.0.0.1:0", &args);
         Engine {
@@ -881,8 +896,8 @@ impl Drop for World {
     }
 }
 
-/// A second roleoutd acting as an installation engine, stopped when
-/// dropped.
+/// A second roleoutd (an installation engine, or a peer behind the same
+/// balancer), stopped when dropped.
 pub struct Engine {
     _daemon: Daemon,
     /// `https://127.0.0.1:PORT`.

@@ -39,7 +39,7 @@ use crate::auth::certificate::{CertificateError, RegisteredMachine, verify_machi
 use crate::auth::challenge::{
     ChallengeError, DEFAULT_CHALLENGE_LIFETIME, IssuedChallenge, issue_challenge, verify_challenge,
 };
-use crate::auth::nonce::{NonceCache, NonceStore, ReplayError};
+use crate::auth::nonce::{NonceCache, NonceStore, ReplayError, SharedNonces};
 use crate::auth::session::{
     DEFAULT_SESSION_LIFETIME, IssuedSession, Session, SessionError, issue_session, verify_session,
 };
@@ -139,6 +139,65 @@ impl<Store: NonceStore> Authenticator<Store> {
             now,
             self.session_lifetime,
         )?)
+    }
+
+    /// [`Authenticator::authenticate`] for one of several roleoutd: the
+    /// nonce is claimed in this instance's store, then in `shared`, the
+    /// store of every instance, so an answer accepted by one is refused by
+    /// all the others.
+    #[allow(clippy::too_many_arguments, reason = "the checks' inputs, each named")]
+    pub async fn authenticate_across(
+        &self,
+        shared: &impl SharedNonces,
+        machine: &MachineId,
+        token: &str,
+        signature: &[u8],
+        registered: &RegisteredMachine,
+        role_key: &str,
+        now: SystemTime,
+    ) -> Result<IssuedSession, AuthError> {
+        let challenge = verify_challenge(&self.secret, token, machine, now)?;
+        verify_machine_signature(registered, &challenge_message(token), signature, now)?;
+        self.nonces
+            .claim(machine, &challenge.nonce, challenge.expires_at, now)?;
+        shared
+            .claim_shared(machine, &challenge.nonce, challenge.expires_at)
+            .await?;
+        Ok(issue_session(
+            &self.secret,
+            machine,
+            role_key,
+            now,
+            self.session_lifetime,
+        )?)
+    }
+
+    /// [`Authenticator::verify_key_proof`] for one of several roleoutd
+    /// (see [`Authenticator::authenticate_across`]).
+    #[allow(clippy::too_many_arguments, reason = "the checks' inputs, each named")]
+    pub async fn verify_key_proof_across(
+        &self,
+        shared: &impl SharedNonces,
+        machine: &MachineId,
+        token: &str,
+        signature: &[u8],
+        registered: &RegisteredMachine,
+        certificate: &Sha256,
+        now: SystemTime,
+    ) -> Result<(), AuthError> {
+        let challenge = verify_challenge(&self.secret, token, machine, now)?;
+        verify_machine_signature(
+            registered,
+            &key_proof_message(token, certificate),
+            signature,
+            now,
+        )?;
+        self.nonces
+            .claim(machine, &challenge.nonce, challenge.expires_at, now)?;
+        shared
+            .claim_shared(machine, &challenge.nonce, challenge.expires_at)
+            .await?;
+        Ok(())
     }
 
     /// Checks that the machine's current key vouches for the certificate

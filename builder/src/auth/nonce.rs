@@ -8,10 +8,12 @@
 //! [`NonceCache`] keeps claimed nonces in this process's memory. That is
 //! complete protection for a single roleoutd, but not across several
 //! roleoutd behind a load balancer: a replay sent to another instance would
-//! find an empty cache there. Across instances the claims must be recorded
-//! in the shared directory (an add of an entry named by the nonce fails if
-//! it exists, which is the same claim-once operation); such a store
-//! implements [`NonceStore`] and drops in where [`NonceCache`] is used.
+//! find an empty cache there. Across instances the claims are recorded in
+//! the shared directory ([`SharedNonces`], implemented by the directory:
+//! an add of an entry named by the nonce fails if it exists, which is the
+//! same claim-once operation); roleoutd claims each nonce in its own cache
+//! first (a replay to the same instance costs no round trip), then in the
+//! directory.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -73,6 +75,40 @@ pub trait NonceStore: Send + Sync {
         expires_at: u64,
         now: SystemTime,
     ) -> Result<(), ReplayError>;
+}
+
+/// Nonces claimed once across every roleoutd of an installation.
+pub trait SharedNonces: Send + Sync {
+    /// Records `nonce` (of a challenge for `machine` expiring at
+    /// `expires_at`, Unix seconds) as used by any instance; refuses one
+    /// any instance recorded before. Atomic across instances.
+    fn claim_shared(
+        &self,
+        machine: &MachineId,
+        nonce: &Nonce,
+        expires_at: u64,
+    ) -> impl std::future::Future<Output = Result<(), ReplayError>> + Send;
+}
+
+impl SharedNonces for roleout_directory::Directory {
+    async fn claim_shared(
+        &self,
+        machine: &MachineId,
+        nonce: &Nonce,
+        expires_at: u64,
+    ) -> Result<(), ReplayError> {
+        let not_after = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(expires_at);
+        match self.claim_nonce(&nonce.to_base64(), not_after).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ReplayError::Replayed {
+                machine: machine.clone(),
+                nonce: *nonce,
+            }),
+            Err(error) => Err(ReplayError::Unavailable {
+                reason: error.to_string(),
+            }),
+        }
+    }
 }
 
 /// An in-memory [`NonceStore`] of bounded size for one roleoutd.

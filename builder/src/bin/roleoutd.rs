@@ -222,6 +222,26 @@ fn run(settings: Settings) -> anyhow::Result<()> {
                 }
             })
         };
+        // Claimed nonces go once their challenges have expired (any
+        // roleoutd of the installation may remove them; a race is no
+        // error).
+        let _nonces = {
+            let directory = directory.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(NONCE_SWEEP);
+                loop {
+                    ticks.tick().await;
+                    match directory
+                        .forget_lapsed_nonces(std::time::SystemTime::now())
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::debug!(removed, "lapsed nonces removed"),
+                        Err(error) => tracing::warn!(%error, "cannot remove lapsed nonces"),
+                    }
+                }
+            })
+        };
         // The feed keeps the cache exact; it stops with the runtime.
         let _feed = {
             let state = state.clone();
@@ -250,6 +270,9 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     }
     result
 }
+
+/// How often the nonces of expired challenges are removed.
+const NONCE_SWEEP: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Keeps the managed slapd running: looks every second, and starts it
 /// again when it is gone, waiting longer after each start that did not

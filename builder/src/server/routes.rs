@@ -385,7 +385,8 @@ async fn enroll_inner(
         };
         state
             .authenticator
-            .verify_key_proof(
+            .verify_key_proof_across(
+                &state.directory,
                 &name,
                 &proof.token,
                 proof.signature.as_bytes(),
@@ -393,6 +394,7 @@ async fn enroll_inner(
                 &fingerprint,
                 SystemTime::now(),
             )
+            .await
             .map_err(|error| refused(&error))?;
         let rotated = directory
             .rotate_certificate(&entry.dn, &current, certificate)
@@ -523,6 +525,17 @@ fn auth_refusal(error: &AuthError) -> ApiError {
         ) => ErrorCode::CertificateExpired,
         AuthError::Certificate(_) => ErrorCode::BadSignature,
         AuthError::Replay(ReplayError::Replayed { .. }) => ErrorCode::ReplayedNonce,
+        // The claim could not be recorded where every roleoutd sees it:
+        // nothing is wrong with the answer; the machine asks for a new
+        // challenge once the directory is back.
+        AuthError::Replay(ReplayError::Unavailable { .. }) => {
+            warn!(%error, "cannot record a nonce claim; answering 503");
+            return ApiError::retry_after(
+                ErrorCode::Unavailable,
+                "roleoutd cannot record the claim of this challenge just now; try again shortly.",
+                DIRECTORY_RETRY_SECONDS,
+            );
+        }
         AuthError::Replay(_) => return ApiError::internal(error),
         AuthError::Session(SessionError::Expired { .. }) => ErrorCode::ExpiredSession,
         AuthError::Session(_) => ErrorCode::Unauthorized,
@@ -628,7 +641,8 @@ async fn session_inner(
     let now = SystemTime::now();
     let issued = state
         .authenticator
-        .authenticate(
+        .authenticate_across(
+            &state.directory,
             machine,
             &request.token,
             request.signature.as_bytes(),
@@ -636,6 +650,7 @@ async fn session_inner(
             &roles.key(),
             now,
         )
+        .await
         .map_err(|error| {
             info!(machine = %machine, outcome = "refused", reason = %error, "session");
             auth_refusal(&error)
