@@ -32,6 +32,12 @@ command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)
 # checked by promtool, from the prometheus package.
 command -v chromium >/dev/null 2>&1 || need_packages+=(chromium fonts-dejavu-core)
 command -v promtool >/dev/null 2>&1 || need_packages+=(prometheus)
+# The Debian packages (roleout-package): their library dependencies are
+# worked out by dpkg-shlibdeps, their units checked by systemd-analyze, and
+# their maintainer scripts make the service user with useradd --root.
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need_packages+=(dpkg-dev)
+command -v systemd-analyze >/dev/null 2>&1 || need_packages+=(systemd)
+command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || need_packages+=(passwd)
 
 if [ ${#need_packages[@]} -gt 0 ]; then
     sudo=""

@@ -10,3 +10,13 @@ pub mod delivery;
 pub mod server;
 pub mod shell;
 pub mod ui;
+
+/// What `roleoutd --version` and `roleout-admin --version` print after
+/// the program's name: the package version and the commit it was built
+/// from (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ROLEOUT_BUILD_COMMIT"),
+    ")"
+);

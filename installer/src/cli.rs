@@ -44,7 +44,7 @@ Exit codes:
 
 /// Raw arguments.
 #[derive(Debug, Parser)]
-#[command(name = "roleout", version, about = "Installs the software of this machine's roles", after_help = EXIT_CODES)]
+#[command(name = "roleout", version = crate::VERSION, about = "Installs the software of this machine's roles", after_help = EXIT_CODES)]
 pub struct Cli {
     /// The state directory (journal, outbox, keys, enrolment).
     #[arg(
@@ -212,9 +212,11 @@ pub struct RotateKeyArgs {
 /// Arguments of `enroll`.
 #[derive(Debug, Args)]
 pub struct EnrollArgs {
-    /// roleoutd's base URL.
-    #[arg(long, env = "ROLEOUT_SERVER")]
-    pub server: String,
+    /// roleoutd's base URL; repeat (or separate with commas) for other
+    /// roleoutd of the same installation, tried in order when one cannot
+    /// be reached.
+    #[arg(long, env = "ROLEOUT_SERVER", value_delimiter = ',', required = true)]
+    pub server: Vec<String>,
     /// The server's TLS certificate (PEM); it is the only one trusted from now on.
     #[arg(long)]
     pub server_cert: PathBuf,
@@ -716,12 +718,17 @@ fn http_source_at(cli: &Cli, server: Option<&str>) -> Result<HttpSource, EngineE
     let agent = client::pinned_agent(&pem)?;
     let key = roleout_store::keys::read_machine_key(&cli.state_dir.join(MACHINE_KEY_FILE))
         .map_err(|error| config(error.to_string()))?;
-    Ok(HttpSource::new(
+    let source = HttpSource::new(
         agent,
         server.unwrap_or(&identity.enrolment.server),
         identity.enrolment.machine,
         key,
-    ))
+    );
+    // An explicit server is asked alone.
+    Ok(match server {
+        Some(_) => source,
+        None => source.with_fallbacks(&identity.enrolment.fallbacks),
+    })
 }
 
 fn suite_id(text: &str) -> Result<SuiteId, EngineError> {
@@ -939,7 +946,18 @@ fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
         facts: machine_facts(hostname, &args.sysroot),
         proof: None,
     };
-    let response = client::enroll(&agent, &args.server, &request)?;
+    // The first roleoutd that can be reached takes the enrolment.
+    let mut answered = None;
+    for (index, server) in args.server.iter().enumerate() {
+        match client::enroll(&agent, server, &request) {
+            Err(engine::SourceError::Unreachable { .. }) if index + 1 < args.server.len() => {}
+            other => {
+                answered = Some(other?);
+                break;
+            }
+        }
+    }
+    let response = answered.ok_or_else(|| config("--server: no URL given"))?;
     let builder_bytes: [u8; 32] = response
         .builder_key
         .public_key
@@ -958,7 +976,8 @@ fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
     Identity::save(
         &cli.state_dir,
         &Enrolment {
-            server: args.server.clone(),
+            server: args.server[0].clone(),
+            fallbacks: args.server[1..].to_vec(),
             machine: machine.clone(),
         },
         &pinned,

@@ -211,7 +211,10 @@ fn post_json<T: DeserializeOwned>(
 /// The production [`Source`]: roleoutd over pinned TLS.
 pub struct HttpSource {
     agent: Agent,
+    /// The roleoutd asked now.
     server: String,
+    /// The others of the installation, in the order they are tried next.
+    others: std::collections::VecDeque<String>,
     machine: MachineId,
     key: MachineKey,
     session: Option<String>,
@@ -223,10 +226,40 @@ impl HttpSource {
         Self {
             agent,
             server: server.trim_end_matches('/').to_owned(),
+            others: std::collections::VecDeque::new(),
             machine,
             key,
             session: None,
         }
+    }
+
+    /// The same source, asking `fallbacks` in order when the roleoutd
+    /// asked cannot be reached or cannot serve now. They are instances of
+    /// one installation (one token secret): a session one made is good at
+    /// the others.
+    pub fn with_fallbacks(mut self, fallbacks: &[String]) -> Self {
+        self.others = fallbacks
+            .iter()
+            .map(|server| server.trim_end_matches('/').to_owned())
+            .collect();
+        self
+    }
+
+    /// The roleoutd asked now.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Asks the next roleoutd of the installation from now on (the one
+    /// left goes last); false when there is no other.
+    fn fail_over(&mut self) -> bool {
+        let Some(next) = self.others.pop_front() else {
+            return false;
+        };
+        let left = std::mem::replace(&mut self.server, next);
+        tracing::info!(from = %left, to = %self.server, "roleoutd out of reach; asking another");
+        self.others.push_back(left);
+        true
     }
 
     /// Proves who this machine is and keeps the session.
@@ -282,6 +315,9 @@ impl HttpSource {
     ) -> Result<T, SourceError> {
         let mut waits = NOT_NOW_WAITS.iter();
         let mut reconnects = 1;
+        // Each other roleoutd is asked at most once per call before the
+        // waits below.
+        let mut failovers = self.others.len();
         loop {
             let outcome = self.session().and_then(|session| {
                 match call(&self.agent, &self.server, &session) {
@@ -296,6 +332,18 @@ impl HttpSource {
                     other => other,
                 }
             });
+            let unreachable_or_busy = matches!(
+                &outcome,
+                Err(SourceError::Unreachable { .. })
+                    | Err(SourceError::Refused {
+                        code: ErrorCode::Unavailable,
+                        ..
+                    })
+            );
+            if unreachable_or_busy && failovers > 0 && self.fail_over() {
+                failovers -= 1;
+                continue;
+            }
             let wait = match &outcome {
                 Err(SourceError::Refused {
                     code: ErrorCode::Unavailable | ErrorCode::TooManyRequests,

@@ -431,6 +431,25 @@ impl World {
         }
     }
 
+    /// Kills roleoutd with SIGKILL and leaves it down (its slapd runs on,
+    /// so other roleoutd of the installation keep their directory) until
+    /// [`World::revive_roleoutd`].
+    pub fn kill_roleoutd(&mut self) {
+        stop_child(&mut self.daemon.child, Signal::SIGKILL, STOP_TIMEOUT);
+    }
+
+    /// Starts roleoutd again on its address after [`World::kill_roleoutd`].
+    pub fn revive_roleoutd(&mut self) {
+        let address = self
+            .url
+            .strip_prefix("https://")
+            .expect("an https URL")
+            .to_owned();
+        let top = self.top().to_owned();
+        let (daemon, _) = start_daemon(&top, &self.server_state, &address, &self.roleoutd_args);
+        self.daemon = daemon;
+    }
+
     fn restart_roleoutd_after(&mut self, signal: Signal) {
         let address = self
             .url

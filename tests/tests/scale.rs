@@ -1,7 +1,8 @@
 //! Several roleoutd of one installation: nothing that must be used once
 //! lives in one process's memory. A machine's answer to a challenge,
 //! accepted by one roleoutd, is refused by another (the nonce is claimed
-//! in the directory they share).
+//! in the directory they share). Agents given several roleoutd go on with
+//! the next when one is down.
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
@@ -79,4 +80,48 @@ fn a_challenge_answer_accepted_by_one_roleoutd_is_refused_by_another() {
     // The machine itself goes on authenticating with either instance.
     let run = world.install(&machine);
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
+}
+
+#[test]
+fn an_agent_given_several_roleoutd_goes_on_with_the_next_when_one_is_down() {
+    let mut world = World::start();
+    // A second roleoutd with a content store of its own, which brings the
+    // payloads it lacks from the first.
+    let peer = world.start_engine("b");
+    // One machine lists the first roleoutd first, the other the peer.
+    let first = world.enroll_with("ws-first", "end-user", &["--server", &peer.url]);
+    let enrolment = std::fs::read_to_string(first.state.join("enrolment.json")).unwrap();
+    assert!(enrolment.contains(&peer.url), "{enrolment}");
+    let second = world.enroll_with("ws-second", "end-user", &[]);
+    let second_enrolment = second.state.join("enrolment.json");
+    let text = std::fs::read_to_string(&second_enrolment).unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    record["fallbacks"] = serde_json::json!([record["server"].clone()]);
+    record["server"] = serde_json::json!(peer.url);
+    std::fs::write(&second_enrolment, record.to_string()).unwrap();
+
+    // The peer serves the second machine, bringing the payloads it lacks.
+    let run = world.install(&second);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let log = peer.log_text();
+    assert!(log.contains("payload fetched from upstream"), "{log}");
+
+    // The first roleoutd dies: the first machine's run is served by the
+    // peer, from what it holds.
+    world.kill_roleoutd();
+    let run = world.install(&first);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(run.installed("jre"), "{}", run.transcript());
+    assert!(
+        peer.log_text().contains("ws-first"),
+        "the peer never heard of the first machine"
+    );
+
+    // Back up, and the peer gone: the next run goes to the first again,
+    // and installs nothing more.
+    world.revive_roleoutd();
+    drop(peer);
+    let again = world.install(&first);
+    assert_eq!(again.code(), Some(0), "{}", again.transcript());
+    assert!(!again.ran_a_step_of("jre"), "{}", again.transcript());
 }

@@ -23,7 +23,7 @@ use serde::Deserialize;
 /// status reports. With no --directory-url it starts and manages a private
 /// slapd under its state directory.
 #[derive(Debug, Parser)]
-#[command(name = "roleoutd", version, about, long_about)]
+#[command(name = "roleoutd", version = crate::VERSION, about, long_about)]
 pub struct Args {
     /// TOML file with any of the settings below (keys as the long flags,
     /// with '_' for '-'; e.g. listen = "0.0.0.0:8443").

@@ -140,16 +140,7 @@ async fn archive_for(state: &Arc<ServerState>, manifest: &Sha256) -> Result<Arch
     let manifest = manifest.clone();
     let folder = archives_dir(state);
     // An engine first brings the files its own store lacks.
-    let upstream = match (&state.upstream, &state.engine) {
-        (Some(upstream), Some(engine)) => Some((
-            upstream.clone(),
-            state
-                .authenticator
-                .issue_engine_token(engine.as_str(), SystemTime::now())
-                .map_err(ApiError::internal)?,
-        )),
-        _ => None,
-    };
+    let upstream = upstream_of(state)?;
     tokio::task::spawn_blocking(move || {
         if let Some((upstream, token)) = upstream {
             let fetched = fetch_missing(&store, &upstream, &token, &manifest)?;
@@ -167,6 +158,70 @@ async fn archive_for(state: &Arc<ServerState>, manifest: &Sha256) -> Result<Arch
     .map_err(ApiError::internal)?
 }
 
+/// The roleoutd an engine brings what it lacks from, with a token for
+/// it; `None` for a roleoutd that is no engine.
+pub(crate) fn upstream_of(
+    state: &ServerState,
+) -> Result<Option<(crate::server::state::Upstream, String)>, ApiError> {
+    match (&state.upstream, &state.engine) {
+        (Some(upstream), Some(engine)) => Ok(Some((
+            upstream.clone(),
+            state
+                .authenticator
+                .issue_engine_token(engine.as_str(), SystemTime::now())
+                .map_err(ApiError::internal)?,
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// Brings content `digest` into `store` from `upstream` (checked against
+/// its digest, and its size when known, before it is named); returns its
+/// size.
+pub(crate) fn fetch_content(
+    store: &ContentStore,
+    upstream: &crate::server::state::Upstream,
+    token: &str,
+    digest: &Sha256,
+    size: Option<u64>,
+) -> Result<u64, ApiError> {
+    let failed = |reason: String| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "The engine could not bring content {digest} from {}: {reason}.",
+                upstream.url
+            ),
+        )
+    };
+    let response = upstream
+        .agent
+        .get(format!("{}/v1/content/{digest}", upstream.url))
+        .header("Authorization", format!("Engine {token}"))
+        .call()
+        .map_err(|error| failed(error.to_string()))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(failed(format!("HTTP status {status}")));
+    }
+    let body = response
+        .into_body()
+        .into_with_config()
+        .limit(u64::MAX)
+        .reader();
+    let what = format!("content {digest}");
+    match size {
+        Some(size) => store
+            .put_expecting(&what, body, digest, size)
+            .map(|_| size)
+            .map_err(|error| failed(error.to_string())),
+        None => store
+            .put_reader(&what, body, Some(digest))
+            .map(|(_, bytes)| bytes)
+            .map_err(|error| failed(error.to_string())),
+    }
+}
+
 /// Brings into `store` the manifest `manifest` and every file it names
 /// that `store` lacks, from `upstream`, each checked against its digest
 /// (and size) before it is named. Returns how many contents and bytes
@@ -177,50 +232,23 @@ fn fetch_missing(
     token: &str,
     manifest: &Sha256,
 ) -> Result<(usize, u64), ApiError> {
-    let failed = |what: &str, reason: String| {
+    let failed = |reason: String| {
         ApiError::new(
             ErrorCode::Unavailable,
             format!(
-                "The engine could not bring {what} from {}: {reason}.",
+                "The engine could not read the manifest {manifest} from {}: {reason}.",
                 upstream.url
             ),
         )
     };
-    let get = |digest: &Sha256| {
-        let response = upstream
-            .agent
-            .get(format!("{}/v1/content/{digest}", upstream.url))
-            .header("Authorization", format!("Engine {token}"))
-            .call()
-            .map_err(|error| failed(&format!("content {digest}"), error.to_string()))?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            return Err(failed(
-                &format!("content {digest}"),
-                format!("HTTP status {status}"),
-            ));
-        }
-        Ok(response
-            .into_body()
-            .into_with_config()
-            .limit(u64::MAX)
-            .reader())
-    };
     let mut fetched = (0, 0);
     if !store.contains(manifest) {
-        let (_, bytes) = store
-            .put_reader(
-                &format!("manifest {manifest}"),
-                get(manifest)?,
-                Some(manifest),
-            )
-            .map_err(|error| failed("the manifest", error.to_string()))?;
-        fetched = (1, bytes);
+        fetched = (1, fetch_content(store, upstream, token, manifest, None)?);
     }
-    let bytes = std::fs::read(store.path_of(manifest))
-        .map_err(|error| failed("the manifest", error.to_string()))?;
-    let parsed = roleout_model::tree::Manifest::parse(&bytes)
-        .map_err(|error| failed("the manifest", error.to_string()))?;
+    let bytes =
+        std::fs::read(store.path_of(manifest)).map_err(|error| failed(error.to_string()))?;
+    let parsed =
+        roleout_model::tree::Manifest::parse(&bytes).map_err(|error| failed(error.to_string()))?;
     let mut sizes = std::collections::BTreeMap::new();
     for entry in parsed.entries() {
         if let Some(digest) = entry.content() {
@@ -229,9 +257,7 @@ fn fetch_missing(
     }
     for digest in store.missing(sizes.keys()) {
         let size = sizes.get(&digest).copied().unwrap_or(0);
-        store
-            .put_expecting(&format!("content {digest}"), get(&digest)?, &digest, size)
-            .map_err(|error| failed(&format!("content {digest}"), error.to_string()))?;
+        fetch_content(store, upstream, token, &digest, Some(size))?;
         fetched.0 += 1;
         fetched.1 += size;
     }

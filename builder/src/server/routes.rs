@@ -1183,7 +1183,7 @@ async fn payload_inner(
     let not_found = || ApiError::new(ErrorCode::NotFound, "There is no such payload.");
     let digest = strict_digest(digest).ok_or_else(not_found)?;
     // Only files of the requester's own suites are served.
-    let mut allowed = false;
+    let mut allowed = None;
     let ids = state
         .cache
         .suite_ids(&state.directory)
@@ -1197,26 +1197,38 @@ async fn payload_inner(
         else {
             continue;
         };
-        if cached
+        if let Some(file) = cached
             .build
             .suite
             .products
             .iter()
             .flat_map(|product| &product.fileset.files)
-            .any(|file| file.sha256 == digest)
+            .find(|file| file.sha256 == digest)
         {
-            allowed = true;
+            allowed = Some(file.size);
             break;
         }
     }
-    if !allowed {
+    let Some(size) = allowed else {
         info!(machine = %requester.session.machine, %digest, outcome = "refused", reason = "not in its suites", "payload");
         return Err(ApiError::new(
             ErrorCode::ForbiddenSuite,
             "That payload is not part of this machine's suites.",
         ));
-    }
+    };
     let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
+    // An engine brings a payload it lacks from its upstream first.
+    if !store.contains(&digest)
+        && let Some((upstream, token)) = crate::server::jobs::upstream_of(state)?
+    {
+        let (fill, wanted) = (store.clone(), digest.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::server::jobs::fetch_content(&fill, &upstream, &token, &wanted, Some(size))
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        info!(%digest, size, "payload fetched from upstream");
+    }
     serve_content(&store, &digest, headers, "payload").await
 }
 

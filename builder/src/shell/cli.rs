@@ -16,7 +16,11 @@ use super::commands::Command;
 /// neither, reads commands from standard input, one per line, or starts the
 /// interactive shell when standard input is a terminal.
 #[derive(Debug, Parser)]
-#[command(name = "roleout-admin", version, disable_help_subcommand = true)]
+#[command(
+    name = "roleout-admin",
+    version = crate::VERSION,
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// How to reach the directory.
     #[command(flatten)]

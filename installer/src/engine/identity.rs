@@ -54,6 +54,11 @@ pub enum IdentityError {
 pub struct Enrolment {
     /// roleoutd's base URL (`https://roleout.example.org:8443`).
     pub server: String,
+    /// Other roleoutd of the same installation (same certificate and
+    /// builder key), tried in order when the one asked cannot be reached
+    /// or says it cannot serve now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
     /// This machine's name.
     pub machine: MachineId,
 }

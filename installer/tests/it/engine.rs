@@ -66,6 +66,7 @@ impl Fixture {
             &state,
             &Enrolment {
                 server: "https://roleout.invalid".to_owned(),
+                fallbacks: Vec::new(),
                 machine: MachineId::new(MACHINE).unwrap(),
             },
             &pinned,

@@ -181,6 +181,7 @@ impl Mirror {
                 &state,
                 &Enrolment {
                     server: "https://roleout.invalid".to_owned(),
+                    fallbacks: Vec::new(),
                     machine: MachineId::new(MACHINE)?,
                 },
                 &self.builder,
