@@ -36,5 +36,5 @@ pub mod settings;
 pub use connection::Directory;
 pub use error::{DirectoryError, Result};
 pub use layout::Layout;
-pub use local::LocalDirectory;
+pub use local::{LocalDirectory, LocalOptions, Replication};
 pub use settings::{Bind, SearchScope, Secret, Settings};

@@ -82,6 +82,29 @@ pub struct LocalOptions {
     /// Also serve TLS: StartTLS on the `ldap://` port and `ldaps://` on a
     /// second loopback port, with a self-signed certificate.
     pub tls: bool,
+    /// Run as one of several providers of one directory (see
+    /// [`Replication`]).
+    pub replication: Option<Replication>,
+}
+
+/// Multi-provider replication of the managed directory with other slapd:
+/// every provider takes writes and pulls the others' with syncrepl
+/// (`refreshAndPersist`, from their `syncprov` overlay), `olcMultiProvider`
+/// on. Providers bind to each other as the database's root DN with a
+/// password they share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replication {
+    /// This provider's number, unique among the providers (1 to 4095).
+    pub server_id: u16,
+    /// The other providers' URLs (`ldap://HOST:PORT/`), pulled from.
+    pub peers: Vec<String>,
+    /// The password providers bind to each other with; the same in every
+    /// provider.
+    pub secret: Secret,
+    /// For a provider joining others: the `credentials/` folder of one of
+    /// them. Its database starts empty and is filled from its peers, and
+    /// the service accounts' passwords are taken from that folder.
+    pub join_credentials: Option<PathBuf>,
 }
 
 impl Default for LocalOptions {
@@ -93,6 +116,7 @@ impl Default for LocalOptions {
             start_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(10),
             tls: false,
+            replication: None,
         }
     }
 }
@@ -240,6 +264,7 @@ impl LocalDirectory {
         directory.upgrade_schema()?;
         directory.upgrade_access()?;
         directory.initialize_sync()?;
+        directory.initialize_replication()?;
         if directory.options.tls {
             directory.initialize_tls()?;
         }
@@ -662,6 +687,23 @@ impl LocalDirectory {
         write_file(&config_path, &config, 0o600)?;
         self.run_slapadd(&["-n0", "-F"], &config_path, "the configuration")?;
 
+        if let Some(joined) = self
+            .options
+            .replication
+            .as_ref()
+            .and_then(|replication| replication.join_credentials.clone())
+        {
+            // A joining provider's entries, the service accounts included,
+            // come from its peers; so do their passwords.
+            for file in ["admin.password", "roleoutd.password"] {
+                let password = read_secret(&joined.join(file))?;
+                write_file(&credentials.join(file), password.expose(), 0o600)?;
+            }
+            self.admin_password = read_secret(&credentials.join("admin.password"))?;
+            self.builder_password = read_secret(&credentials.join("roleoutd.password"))?;
+            write_file(&marker, "", 0o600)?;
+            return Ok(());
+        }
         self.admin_password = Secret::new(random_password()?);
         self.builder_password = Secret::new(random_password()?);
         write_file(
@@ -855,6 +897,69 @@ impl LocalDirectory {
         let outcome = self.run_slapadd(&["-n0", "-F"], &overlay_path, "the syncprov overlay");
         let _ = fs::remove_file(&overlay_path);
         outcome
+    }
+
+    /// Configures multi-provider replication offline when
+    /// [`LocalOptions::replication`] asks for it and the configuration
+    /// applied last (`replication.sha256`, the digest of what was applied)
+    /// is another: the server id, the root DN's password, one
+    /// `olcSyncrepl` per peer and `olcMultiProvider`.
+    fn initialize_replication(&self) -> Result<()> {
+        let Some(replication) = &self.options.replication else {
+            return Ok(());
+        };
+        if !(1..=4095).contains(&replication.server_id) {
+            return Err(DirectoryError::Settings(format!(
+                "replication server id {} is not between 1 and 4095",
+                replication.server_id
+            )));
+        }
+        let wanted = format!(
+            "{}\n{}\n{}",
+            replication.server_id,
+            replication.peers.join("\n"),
+            replication.secret.expose()
+        );
+        let digest = roleout_model::ids::Sha256::of(wanted.as_bytes()).to_string();
+        let applied = self.state.join("replication.sha256");
+        if fs::read_to_string(&applied).is_ok_and(|text| text.trim() == digest) {
+            return Ok(());
+        }
+        let secret_path = self.state.join("replication.secret");
+        write_file(&secret_path, replication.secret.expose(), 0o600)?;
+        let hash = self.hash_password(&secret_path);
+        let _ = fs::remove_file(&secret_path);
+        let hash = hash?;
+        let root = self.root_dn();
+        let suffix = &self.options.suffix;
+        let mut modification = format!(
+            "dn: cn=config\nchangetype: modify\nreplace: olcServerID\nolcServerID: {}\n-\n\n\
+             dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcRootPW\nolcRootPW: {hash}\n-\n\
+             replace: olcSyncrepl\n",
+            replication.server_id
+        );
+        for (index, peer) in replication.peers.iter().enumerate() {
+            let _ = writeln!(
+                modification,
+                "olcSyncrepl: {{{index}}}rid={:03} provider={peer} bindmethod=simple \
+                 binddn=\"{root}\" credentials=\"{}\" searchbase=\"{suffix}\" \
+                 type=refreshAndPersist retry=\"1 +\" timeout=3 network-timeout=3",
+                index + 1,
+                replication.secret.expose()
+            );
+        }
+        modification.push_str("-\nreplace: olcMultiProvider\nolcMultiProvider: TRUE\n-\n");
+        let modification_path = self.state.join("replication.ldif");
+        write_file(&modification_path, &modification, 0o600)?;
+        let outcome = self.run_slap_tool(
+            &self.programs.slapmodify,
+            &["-n0", "-F"],
+            &modification_path,
+            "the replication configuration",
+        );
+        let _ = fs::remove_file(&modification_path);
+        outcome?;
+        write_file(&applied, &digest, 0o600)
     }
 
     fn run_slapadd(&self, database: &[&str], ldif: &Path, what: &str) -> Result<()> {

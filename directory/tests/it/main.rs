@@ -11,6 +11,7 @@ mod injection;
 mod leases;
 mod machines;
 mod outage;
+mod replication;
 mod roles;
 mod schema;
 mod slapd;
