@@ -318,6 +318,35 @@ impl Drop for Daemon {
     }
 }
 
+/// A roleoutd started on its own (not a [`World`]'s): stopped with SIGTERM
+/// when dropped.
+pub struct Instance {
+    daemon: Daemon,
+    /// `host:port` it listens on.
+    pub address: String,
+}
+
+impl Instance {
+    /// Starts `roleoutd --state-dir STATE --listen LISTEN EXTRA...`,
+    /// logging to `log` (appended), and waits until it listens.
+    pub fn start(log: &Path, state: &Path, listen: &str, extra: &[String]) -> Instance {
+        fs::create_dir_all(state).expect("roleoutd's state folder");
+        let (daemon, address) = start_daemon_logging(log, state, listen, extra);
+        Instance { daemon, address }
+    }
+
+    /// Kills it with SIGKILL (a crash) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        stop_child(&mut self.daemon.child, Signal::SIGKILL, STOP_TIMEOUT);
+    }
+}
+
+/// Runs `command` (without the caller's Roleout settings in its
+/// environment) and returns what it did.
+pub fn run_command(command: &mut Command) -> Finished {
+    run(command)
+}
+
 /// Stops `child` as its service manager would: `signal`, up to `grace` for
 /// it to exit, then SIGKILL. Waits for it either way (no zombie).
 pub fn stop_child(child: &mut Child, signal: Signal, grace: Duration) {

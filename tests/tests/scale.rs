@@ -125,3 +125,438 @@ fn an_agent_given_several_roleoutd_goes_on_with_the_next_when_one_is_down() {
     assert_eq!(again.code(), Some(0), "{}", again.transcript());
     assert!(!again.ran_a_step_of("jre"), "{}", again.transcript());
 }
+
+/// The loopback topology of a replicated installation: three slapd
+/// providers and two roleoutd, each roleoutd given every provider.
+struct Topology {
+    top: tempfile::TempDir,
+    ports: [u16; 3],
+    providers: Vec<roleout_directory::LocalDirectory>,
+    roleoutd: Vec<Option<roleout_tests::Instance>>,
+    addresses: [String; 2],
+    urls: [Vec<String>; 2],
+}
+
+const BASE: &str = "ou=roleout,dc=example,dc=org";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ldap_url(port: u16) -> String {
+    format!("ldap://127.0.0.1:{port}/")
+}
+
+/// How many entries `filter` finds under `base` at `provider` (as its
+/// root, over ldapi); `None` while the base is not there yet.
+fn count_at(
+    provider: &roleout_directory::LocalDirectory,
+    base: &str,
+    filter: &str,
+) -> Option<usize> {
+    let output = std::process::Command::new("ldapsearch")
+        .args(["-Q", "-LLL", "-Y", "EXTERNAL", "-H"])
+        .arg(provider.ldapi_url())
+        .args(["-b", base, filter, "1.1"])
+        .output()
+        .unwrap();
+    output.status.success().then(|| {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| line.starts_with("dn:"))
+            .count()
+    })
+}
+
+/// Waits (at most `seconds`) until `done` holds.
+fn wait_until(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {seconds} s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Topology {
+    fn start() -> Topology {
+        use roleout_directory::{LocalDirectory, LocalOptions, Replication, Secret};
+        let top = tempfile::Builder::new()
+            .prefix("roleout-e2e-scale-")
+            .tempdir()
+            .unwrap();
+        let ports = [free_port(), free_port(), free_port()];
+        let secret = Secret::new("scale-test-replication");
+        let mut providers = Vec::new();
+        for index in 0..3 {
+            let join = (index > 0).then(|| top.path().join("slapd-0/credentials"));
+            let options = LocalOptions {
+                port: Some(ports[index]),
+                replication: Some(Replication {
+                    server_id: u16::try_from(index + 1).unwrap(),
+                    peers: (0..3)
+                        .filter(|other| *other != index)
+                        .map(|other| ldap_url(ports[other]))
+                        .collect(),
+                    secret: secret.clone(),
+                    join_credentials: join,
+                }),
+                ..LocalOptions::default()
+            };
+            providers.push(
+                LocalDirectory::persistent_with(top.path().join(format!("slapd-{index}")), options)
+                    .unwrap(),
+            );
+        }
+        for provider in &providers {
+            wait_until(30, "the base entries reach every provider", || {
+                count_at(provider, &format!("cn=roleoutd,{BASE}"), "(objectClass=*)") == Some(1)
+            });
+        }
+        let addresses = [
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+        ];
+        // Each roleoutd reads its own order of the providers.
+        let urls = [
+            vec![ldap_url(ports[0]), ldap_url(ports[1]), ldap_url(ports[2])],
+            vec![ldap_url(ports[1]), ldap_url(ports[2]), ldap_url(ports[0])],
+        ];
+        let mut topology = Topology {
+            top,
+            ports,
+            providers,
+            roleoutd: vec![None, None],
+            addresses,
+            urls,
+        };
+        topology.start_roleoutd(0);
+        // The second shares the first's token secret, builder key and
+        // certificate: one installation behind two addresses.
+        let (first, second) = (topology.state(0), topology.state(1));
+        std::fs::create_dir_all(second.join("tls")).unwrap();
+        for shared in [
+            "token-secret",
+            "builder-key.pk8",
+            "builder-key.pub",
+            "tls/cert.pem",
+            "tls/key.pem",
+        ] {
+            std::fs::copy(first.join(shared), second.join(shared)).unwrap();
+        }
+        topology.start_roleoutd(1);
+        topology
+    }
+
+    fn state(&self, index: usize) -> std::path::PathBuf {
+        self.top.path().join(format!("roleoutd-{index}"))
+    }
+
+    fn credentials(&self) -> std::path::PathBuf {
+        self.top.path().join("slapd-0/credentials")
+    }
+
+    fn url(&self, index: usize) -> String {
+        format!("https://{}", self.addresses[index])
+    }
+
+    fn start_roleoutd(&mut self, index: usize) {
+        let mut args: Vec<String> = Vec::new();
+        for url in &self.urls[index] {
+            args.push("--directory-url".to_owned());
+            args.push(url.clone());
+        }
+        for (flag, value) in [
+            ("--bind-dn", format!("cn=roleoutd,{BASE}")),
+            (
+                "--bind-password-file",
+                self.credentials()
+                    .join("roleoutd.password")
+                    .display()
+                    .to_string(),
+            ),
+            ("--base-dn", BASE.to_owned()),
+        ] {
+            args.push(flag.to_owned());
+            args.push(value);
+        }
+        let log = self.top.path().join(format!("roleoutd-{index}.log"));
+        self.roleoutd[index] = Some(roleout_tests::Instance::start(
+            &log,
+            &self.state(index),
+            &self.addresses[index],
+            &args,
+        ));
+    }
+
+    /// `roleout-admin` as the admin account, given every provider.
+    fn admin(&self, script: &str) -> String {
+        let mut command = std::process::Command::new(roleout_tests::binary("roleout-admin"));
+        for port in self.ports {
+            command.args(["--url", &ldap_url(port)]);
+        }
+        command
+            .args([
+                "--bind-dn",
+                &format!("cn=admin,{BASE}"),
+                "--bind-password-file",
+            ])
+            .arg(self.credentials().join("admin.password"))
+            .args(["--base-dn", BASE, "-c", script]);
+        let done = roleout_tests::run_command(&mut command);
+        assert_eq!(done.code, Some(0), "{script}\n{}", done.transcript());
+        done.stdout
+    }
+}
+
+/// One managed machine of the topology: its state and sandbox root.
+struct Agent {
+    name: String,
+    state: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+impl Agent {
+    fn install(&self) -> roleout_tests::Finished {
+        let mut command = std::process::Command::new(roleout_tests::binary("roleout"));
+        command
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(["--json", "install", "domino", "--root"])
+            .arg(&self.root)
+            .arg("--default-response-file")
+            .arg(self.state.join("absent-response.toml"));
+        roleout_tests::run_command(&mut command)
+    }
+}
+
+/// A small generator for the kill point, its seed printed so a failure
+/// can be run again (`ROLEOUT_SCALE_SEED`).
+fn seed() -> u64 {
+    let seed = std::env::var("ROLEOUT_SCALE_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                .into()
+        });
+    println!("ROLEOUT_SCALE_SEED={seed}");
+    seed
+}
+
+fn next(state: &mut u64) -> u64 {
+    // xorshift64*
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+/// Runs `install` on every agent, `parallel` at a time, while `chaos`
+/// runs on this thread; returns each agent's exit code.
+fn roll_out(
+    agents: &[Agent],
+    parallel: usize,
+    chaos: impl FnOnce(&std::sync::atomic::AtomicUsize),
+) -> Vec<Option<i32>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next_agent = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
+    let codes = std::sync::Mutex::new(vec![None; agents.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| {
+                loop {
+                    let index = next_agent.fetch_add(1, Ordering::SeqCst);
+                    let Some(agent) = agents.get(index) else {
+                        break;
+                    };
+                    let run = agent.install();
+                    codes.lock().unwrap()[index] = run.code;
+                    finished.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        chaos(&finished);
+    });
+    codes.into_inner().unwrap()
+}
+
+#[test]
+fn a_rollout_to_50_machines_survives_losing_any_one_node_mid_rollout() {
+    let mut topology = Topology::start();
+    let payloads = topology.top.path().join("payloads");
+    let built = roleout_tests::run_command(
+        std::process::Command::new("sh")
+            .arg(roleout_tests::repository().join("examples/payloads/build.sh"))
+            .arg(&payloads),
+    );
+    assert_eq!(built.code, Some(0), "{}", built.transcript());
+    let examples = roleout_tests::repository().join("examples");
+    // The catalog goes to the directory once; its payloads to each
+    // roleoutd's own content store.
+    topology.admin(&format!(
+        "import {} --payloads {} --content-dir {}; import {} --payloads {} --content-dir {}; \
+         role create end-user --rank 10; build",
+        examples.display(),
+        payloads.display(),
+        topology.state(0).join("content").display(),
+        examples.display(),
+        payloads.display(),
+        topology.state(1).join("content").display(),
+    ));
+
+    // 50 machines, half listing the first roleoutd first, half the second.
+    let mut agents = Vec::new();
+    let mut members = Vec::new();
+    for number in 0..50 {
+        let name = format!("ws-{number:02}");
+        let token = topology
+            .admin(&format!("enroll-token {name}"))
+            .trim()
+            .to_owned();
+        members.push(format!("role add-member end-user {name}"));
+        let folder = topology.top.path().join("machines").join(&name);
+        let agent = Agent {
+            name: name.clone(),
+            state: folder.join("state"),
+            root: folder.join("root"),
+        };
+        for sub in [
+            "var/lib/dpkg/info",
+            "var/lib/dpkg/updates",
+            "var/log",
+            "opt",
+        ] {
+            std::fs::create_dir_all(agent.root.join(sub)).unwrap();
+        }
+        for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+            std::fs::write(agent.root.join(file), "").unwrap();
+        }
+        std::fs::create_dir_all(&agent.state).unwrap();
+        let servers = if number % 2 == 0 {
+            format!("{},{}", topology.url(0), topology.url(1))
+        } else {
+            format!("{},{}", topology.url(1), topology.url(0))
+        };
+        let mut enroll = std::process::Command::new(roleout_tests::binary("roleout"));
+        enroll
+            .arg("--state-dir")
+            .arg(&agent.state)
+            .args(["enroll", "--server", &servers, "--server-cert"])
+            .arg(topology.state(0).join("tls/cert.pem"))
+            .args(["--token", &token, "--name", &name]);
+        let enrolled = roleout_tests::run_command(&mut enroll);
+        assert_eq!(enrolled.code, Some(0), "{}", enrolled.transcript());
+        agents.push(agent);
+    }
+    topology.admin(&members.join("; "));
+
+    // The rollout, 8 machines at a time; one node, chosen at random, is
+    // killed at a random point and started again 2 s later.
+    let mut random = seed() | 1;
+    let victim = usize::try_from(next(&mut random) % 5).unwrap();
+    let after = usize::try_from(5 + next(&mut random) % 20).unwrap();
+    println!("killing node {victim} (0-2 slapd, 3-4 roleoutd) after {after} machines");
+    let codes = roll_out(&agents, 8, |finished| {
+        wait_until(300, "machines finishing before the kill", || {
+            finished.load(std::sync::atomic::Ordering::SeqCst) >= after
+        });
+        match victim {
+            0..=2 => {
+                let pid = topology.providers[victim].pid().unwrap();
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .unwrap();
+            }
+            _ => topology.roleoutd[victim - 3].as_mut().unwrap().kill(),
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        match victim {
+            0..=2 => topology.providers[victim].start().unwrap(),
+            _ => topology.start_roleoutd(victim - 3),
+        }
+    });
+
+    // A machine whose run the kill cut short runs again, as its timer
+    // would; at most three more rounds.
+    let mut pending: Vec<usize> = (0..agents.len())
+        .filter(|index| codes[*index] != Some(0))
+        .collect();
+    println!("{} machine(s) to run again after the kill", pending.len());
+    for _ in 0..3 {
+        if pending.is_empty() {
+            break;
+        }
+        pending.retain(|index| agents[*index].install().code != Some(0));
+    }
+    assert!(
+        pending.is_empty(),
+        "machines that never converged: {pending:?}"
+    );
+
+    // Every machine has everything: one more run installs nothing.
+    let again = roll_out(&agents, 8, |_| {});
+    assert!(again.iter().all(|code| *code == Some(0)), "{again:?}");
+
+    // No report lost or doubled: each component's install reported
+    // successful exactly once, read at any provider.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let password = std::fs::read_to_string(topology.credentials().join("admin.password")).unwrap();
+    for provider in 0..3 {
+        let settings = roleout_directory::Settings::new([ldap_url(topology.ports[provider])])
+            .with_bind(roleout_directory::Bind::Simple {
+                dn: format!("cn=admin,{BASE}"),
+                password: roleout_directory::Secret::new(password.trim()),
+            })
+            .with_base(BASE);
+        runtime.block_on(async {
+            let directory = roleout_directory::Directory::connect(&settings).await.unwrap();
+            for agent in &agents {
+                let machine = MachineId::new(&agent.name).unwrap();
+                let reports = directory.reports_for_machine(&machine).await.unwrap();
+                for component in ["jre", "notes-client", "notes-help"] {
+                    let successes = reports
+                        .iter()
+                        .filter(|report| {
+                            report.component.as_str() == component
+                                && report.step == roleout_model::protocol::ReportStep::Install
+                                && report.outcome == roleout_model::protocol::ReportOutcome::Success
+                        })
+                        .count();
+                    assert_eq!(
+                        successes, 1,
+                        "{}: {component} reported installed {successes} times at provider {provider}",
+                        agent.name
+                    );
+                }
+            }
+            directory.close().await;
+        });
+    }
+
+    // The killed node caught up: every provider holds the same reports.
+    let reports_base = format!("ou=reports,{BASE}");
+    wait_until(60, "every provider holding the same reports", || {
+        let counts: Vec<Option<usize>> = topology
+            .providers
+            .iter()
+            .map(|provider| count_at(provider, &reports_base, "(objectClass=roleoutReport)"))
+            .collect();
+        counts[0].is_some() && counts.iter().all(|count| *count == counts[0])
+    });
+}
