@@ -349,7 +349,6 @@ fn seed() -> u64 {
                 .subsec_nanos()
                 .into()
         });
-    println!("ROLEOUT_SCALE_SEED={seed}");
     seed
 }
 
@@ -463,7 +462,9 @@ fn a_rollout_to_50_machines_survives_losing_any_one_node_mid_rollout() {
 
     // The rollout, 8 machines at a time; one node, chosen at random, is
     // killed at a random point and started again 2 s later.
-    let mut random = seed() | 1;
+    let seed = seed();
+    println!("ROLEOUT_SCALE_SEED={seed}");
+    let mut random = seed | 1;
     let victim = usize::try_from(next(&mut random) % 5).unwrap();
     let after = usize::try_from(5 + next(&mut random) % 20).unwrap();
     println!("killing node {victim} (0-2 slapd, 3-4 roleoutd) after {after} machines");
