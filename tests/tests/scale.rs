@@ -339,7 +339,7 @@ impl Agent {
 /// A small generator for the kill point, its seed printed so a failure
 /// can be run again (`ROLEOUT_SCALE_SEED`).
 fn seed() -> u64 {
-    let seed = std::env::var("ROLEOUT_SCALE_SEED")
+    std::env::var("ROLEOUT_SCALE_SEED")
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or_else(|| {
@@ -348,8 +348,7 @@ fn seed() -> u64 {
                 .unwrap()
                 .subsec_nanos()
                 .into()
-        });
-    seed
+        })
 }
 
 fn next(state: &mut u64) -> u64 {
