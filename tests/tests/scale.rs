@@ -560,3 +560,169 @@ fn a_rollout_to_50_machines_survives_losing_any_one_node_mid_rollout() {
         counts[0].is_some() && counts.iter().all(|count| *count == counts[0])
     });
 }
+
+#[test]
+fn two_roleoutd_each_with_its_own_replicated_managed_directory_serve_one_fleet() {
+    let top = tempfile::Builder::new()
+        .prefix("roleout-e2e-replicas-")
+        .tempdir()
+        .unwrap();
+    let ldap_ports = [free_port(), free_port()];
+    let addresses = [
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    ];
+    let secret = top.path().join("replication.secret");
+    std::fs::write(&secret, "two-providers-secret\n").unwrap();
+    let state = |index: usize| top.path().join(format!("roleoutd-{index}"));
+    let args = |index: usize| {
+        let mut args = vec![
+            "--ldap-port".to_owned(),
+            ldap_ports[index].to_string(),
+            "--replica-id".to_owned(),
+            (index + 1).to_string(),
+            "--replica-peer".to_owned(),
+            ldap_url(ldap_ports[1 - index]),
+            "--replication-secret-file".to_owned(),
+            secret.display().to_string(),
+        ];
+        if index == 1 {
+            args.push("--replica-join".to_owned());
+            args.push(state(0).join("ldap/credentials").display().to_string());
+        }
+        args
+    };
+    let log = |index: usize| top.path().join(format!("roleoutd-{index}.log"));
+    let mut first = Some(roleout_tests::Instance::start(
+        &log(0),
+        &state(0),
+        &addresses[0],
+        &args(0),
+    ));
+    std::fs::create_dir_all(state(1).join("tls")).unwrap();
+    for shared in [
+        "token-secret",
+        "builder-key.pk8",
+        "builder-key.pub",
+        "tls/cert.pem",
+        "tls/key.pem",
+    ] {
+        std::fs::copy(state(0).join(shared), state(1).join(shared)).unwrap();
+    }
+    let _second = roleout_tests::Instance::start(&log(1), &state(1), &addresses[1], &args(1));
+
+    let admin = |index: usize, script: &str| {
+        let mut command = std::process::Command::new(roleout_tests::binary("roleout-admin"));
+        command
+            .arg("--state-dir")
+            .arg(state(index))
+            .args(["-c", script]);
+        let done = roleout_tests::run_command(&mut command);
+        assert_eq!(done.code, Some(0), "{script}\n{}", done.transcript());
+        done.stdout
+    };
+    let payloads = top.path().join("payloads");
+    let built = roleout_tests::run_command(
+        std::process::Command::new("sh")
+            .arg(roleout_tests::repository().join("examples/payloads/build.sh"))
+            .arg(&payloads),
+    );
+    assert_eq!(built.code, Some(0), "{}", built.transcript());
+    let examples = roleout_tests::repository().join("examples");
+    admin(
+        0,
+        &format!(
+            "import {} --payloads {}; role create end-user --rank 10; build",
+            examples.display(),
+            payloads.display()
+        ),
+    );
+    // The second's directory has the catalog from the first's; its content
+    // store gets the payloads (the catalog import there writes nothing).
+    let second_slapd = state(1).join("ldap");
+    let role_dn = format!("cn=end-user,ou=roles,{BASE}");
+    wait_until(30, "the role reaching the second provider", || {
+        std::process::Command::new("ldapsearch")
+            .args(["-Q", "-LLL", "-Y", "EXTERNAL", "-H"])
+            .arg(format!(
+                "ldapi://{}",
+                second_slapd
+                    .join("ldapi")
+                    .display()
+                    .to_string()
+                    .replace('/', "%2F")
+            ))
+            .args(["-s", "base", "-b", &role_dn, "1.1"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    let imported = admin(
+        1,
+        &format!(
+            "import {} --payloads {}",
+            examples.display(),
+            payloads.display()
+        ),
+    );
+    assert!(
+        imported.contains("0 added, 0 updated, 7 unchanged"),
+        "the second import wrote: {imported}"
+    );
+
+    let token = admin(0, "enroll-token ws-replica").trim().to_owned();
+    admin(0, "role add-member end-user ws-replica");
+    let folder = top.path().join("machines/ws-replica");
+    let agent = Agent {
+        name: "ws-replica".to_owned(),
+        state: folder.join("state"),
+        root: folder.join("root"),
+    };
+    for sub in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/log",
+        "opt",
+    ] {
+        std::fs::create_dir_all(agent.root.join(sub)).unwrap();
+    }
+    for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+        std::fs::write(agent.root.join(file), "").unwrap();
+    }
+    std::fs::create_dir_all(&agent.state).unwrap();
+    let mut enroll = std::process::Command::new(roleout_tests::binary("roleout"));
+    enroll
+        .arg("--state-dir")
+        .arg(&agent.state)
+        .args([
+            "enroll",
+            "--server",
+            &format!("https://{},https://{}", addresses[0], addresses[1]),
+            "--server-cert",
+        ])
+        .arg(state(0).join("tls/cert.pem"))
+        .args(["--token", &token, "--name", &agent.name]);
+    let enrolled = roleout_tests::run_command(&mut enroll);
+    assert_eq!(enrolled.code, Some(0), "{}", enrolled.transcript());
+
+    // The first roleoutd stops, and its slapd with it: the machine is
+    // served by the second, from the second's own directory.
+    wait_until(
+        30,
+        "the machine's approval reaching the second provider",
+        || admin(1, "machine list").contains("ws-replica"),
+    );
+    drop(first.take());
+    let run = agent.install();
+    assert_eq!(run.code, Some(0), "{}", run.transcript());
+    let second_log = std::fs::read_to_string(log(1)).unwrap();
+    assert!(second_log.contains("ws-replica"), "{second_log}");
+
+    // The first comes back and its directory catches up with what the
+    // second took meanwhile: the machine's reports.
+    let _first = roleout_tests::Instance::start(&log(0), &state(0), &addresses[0], &args(0));
+    wait_until(30, "the reports reaching the first provider again", || {
+        admin(0, "status --machine ws-replica").contains("jre")
+    });
+}

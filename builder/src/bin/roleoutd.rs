@@ -93,10 +93,35 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     // The managed slapd is started before the async runtime: its launcher
     // uses blocking LDAP calls, which must not run inside a runtime.
     let local = match &settings.directory {
-        DirectoryChoice::Managed => Some(
-            LocalDirectory::persistent(settings.state_dir.join("ldap"))
-                .context("while starting the managed directory")?,
-        ),
+        DirectoryChoice::Managed => {
+            let replication = match &settings.replica {
+                None => None,
+                Some(replica) => {
+                    let secret =
+                        std::fs::read_to_string(&replica.secret_file).with_context(|| {
+                            format!(
+                                "while reading the replication secret {}",
+                                replica.secret_file.display()
+                            )
+                        })?;
+                    Some(roleout_directory::Replication {
+                        server_id: replica.id,
+                        peers: replica.peers.clone(),
+                        secret: roleout_directory::Secret::new(secret.trim()),
+                        join_credentials: replica.join.clone(),
+                    })
+                }
+            };
+            let options = roleout_directory::LocalOptions {
+                port: settings.ldap_port,
+                replication,
+                ..roleout_directory::LocalOptions::default()
+            };
+            Some(
+                LocalDirectory::persistent_with(settings.state_dir.join("ldap"), options)
+                    .context("while starting the managed directory")?,
+            )
+        }
         DirectoryChoice::Remote { .. } => None,
     };
     let directory_settings = match (&settings.directory, &local) {

@@ -223,6 +223,44 @@ pub struct Args {
     #[arg(long, env = "ROLEOUTD_UPSTREAM_CERTIFICATE", value_name = "FILE")]
     pub upstream_certificate: Option<PathBuf>,
 
+    /// The loopback port of the managed slapd (default: a free one, kept
+    /// across restarts of the same process). Providers of a replicated
+    /// directory name each other's.
+    #[arg(long, env = "ROLEOUTD_LDAP_PORT", value_name = "PORT")]
+    pub ldap_port: Option<u16>,
+
+    /// Run the managed slapd as provider N (1 to 4095) of a replicated
+    /// directory (multi-provider syncrepl): with --replica-peer and
+    /// --replication-secret-file.
+    #[arg(
+        long,
+        env = "ROLEOUTD_REPLICA_ID",
+        value_name = "N",
+        requires_all = ["replica_peers", "replication_secret_file"]
+    )]
+    pub replica_id: Option<u16>,
+
+    /// Another provider's LDAP URL (ldap://HOST:PORT/); repeat, or separate
+    /// with commas, for each.
+    #[arg(
+        long = "replica-peer",
+        env = "ROLEOUTD_REPLICA_PEERS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub replica_peers: Vec<String>,
+
+    /// File holding the password the providers bind to each other with
+    /// (the same file on every provider).
+    #[arg(long, env = "ROLEOUTD_REPLICATION_SECRET_FILE", value_name = "FILE")]
+    pub replication_secret_file: Option<PathBuf>,
+
+    /// For a provider joining running ones: a copy of one provider's
+    /// `ldap/credentials` folder. This provider's database starts empty
+    /// and is filled from its peers.
+    #[arg(long, env = "ROLEOUTD_REPLICA_JOIN", value_name = "DIR")]
+    pub replica_join: Option<PathBuf>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. "info,roleout_builder=debug".
     #[arg(long, env = "ROLEOUTD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -266,6 +304,11 @@ pub struct FileConfig {
     engine_url: Option<String>,
     upstream: Option<String>,
     upstream_certificate: Option<PathBuf>,
+    ldap_port: Option<u16>,
+    replica_id: Option<u16>,
+    replica_peers: Option<Vec<String>>,
+    replication_secret_file: Option<PathBuf>,
+    replica_join: Option<PathBuf>,
     log: Option<String>,
 }
 
@@ -367,8 +410,25 @@ pub struct Settings {
     /// As an engine: the roleoutd it fetches image files from, and the
     /// certificate (PEM file) it trusts for it.
     pub upstream: Option<(String, Option<PathBuf>)>,
+    /// The managed slapd's loopback port, when fixed.
+    pub ldap_port: Option<u16>,
+    /// The managed slapd as one provider of several.
+    pub replica: Option<ReplicaSettings>,
     /// Log filter.
     pub log: String,
+}
+
+/// The managed slapd as one provider of a replicated directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSettings {
+    /// Its number among the providers.
+    pub id: u16,
+    /// The other providers' URLs.
+    pub peers: Vec<String>,
+    /// The file holding the password providers bind to each other with.
+    pub secret_file: PathBuf,
+    /// A peer's credentials folder, for a provider joining.
+    pub join: Option<PathBuf>,
 }
 
 /// Default listen address.
@@ -429,6 +489,7 @@ impl Settings {
                 ca_certificate: args.ldap_ca_certificate.or(file.ldap_ca_certificate),
             }
         };
+        let managed = matches!(directory, DirectoryChoice::Managed);
         let no_tls = args.no_tls || file.no_tls.unwrap_or(false);
         let cert = args.tls_cert.or(file.tls_cert);
         let key = args.tls_key.or(file.tls_key);
@@ -573,6 +634,41 @@ impl Settings {
                     Some((name, url))
                 }
             },
+            ldap_port: args.ldap_port.or(file.ldap_port),
+            replica: match args.replica_id.or(file.replica_id) {
+                None => None,
+                Some(id) => {
+                    let peers = if args.replica_peers.is_empty() {
+                        file.replica_peers.unwrap_or_default()
+                    } else {
+                        args.replica_peers
+                    };
+                    let secret_file = args
+                        .replication_secret_file
+                        .or(file.replication_secret_file)
+                        .ok_or_else(|| {
+                            ConfigError::Invalid(
+                                "--replica-id needs --replication-secret-file".to_owned(),
+                            )
+                        })?;
+                    if peers.is_empty() {
+                        return Err(ConfigError::Invalid(
+                            "--replica-id needs at least one --replica-peer".to_owned(),
+                        ));
+                    }
+                    if !managed {
+                        return Err(ConfigError::Invalid(
+                            "--replica-id is for the managed directory; with --directory-url, replicate your own servers (README)".to_owned(),
+                        ));
+                    }
+                    Some(ReplicaSettings {
+                        id,
+                        peers,
+                        secret_file,
+                        join: args.replica_join.or(file.replica_join),
+                    })
+                }
+            },
             log: args
                 .log
                 .or(file.log)
@@ -600,6 +696,37 @@ mod tests {
     fn parse(args: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("roleoutd").chain(args.iter().copied()))
             .expect("valid test arguments")
+    }
+
+    #[test]
+    fn a_replica_is_the_managed_directory_with_its_peers_and_secret() {
+        let settings = Settings::resolve(parse(&[
+            "--replica-id",
+            "2",
+            "--replica-peer",
+            "ldap://10.0.0.1:389/,ldap://10.0.0.2:389/",
+            "--replication-secret-file",
+            "/etc/roleoutd/replication.secret",
+            "--ldap-port",
+            "3890",
+        ]))
+        .unwrap();
+        let replica = settings.replica.unwrap();
+        assert_eq!(replica.id, 2);
+        assert_eq!(replica.peers.len(), 2);
+        assert_eq!(settings.ldap_port, Some(3890));
+        let error = Settings::resolve(parse(&[
+            "--directory-url",
+            "ldap://ldap.example.org/",
+            "--replica-id",
+            "1",
+            "--replica-peer",
+            "ldap://10.0.0.1:389/",
+            "--replication-secret-file",
+            "/s",
+        ]))
+        .unwrap_err();
+        assert!(error.to_string().contains("managed directory"), "{error}");
     }
 
     #[test]
