@@ -934,10 +934,14 @@ impl LocalDirectory {
         let suffix = &self.options.suffix;
         let mut modification = format!(
             "dn: cn=config\nchangetype: modify\nreplace: olcServerID\nolcServerID: {}\n-\n\n\
-             dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcRootPW\nolcRootPW: {hash}\n-\n\
-             replace: olcSyncrepl\n",
+             dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcRootPW\nolcRootPW: {hash}\n-\n",
             replication.server_id
         );
+        // A provider with no peer yet (they are added later, online) has
+        // no syncrepl, and slapd refuses olcMultiProvider without one.
+        if !replication.peers.is_empty() {
+            modification.push_str("replace: olcSyncrepl\n");
+        }
         for (index, peer) in replication.peers.iter().enumerate() {
             let _ = writeln!(
                 modification,
@@ -948,7 +952,9 @@ impl LocalDirectory {
                 replication.secret.expose()
             );
         }
-        modification.push_str("-\nreplace: olcMultiProvider\nolcMultiProvider: TRUE\n-\n");
+        if !replication.peers.is_empty() {
+            modification.push_str("-\nreplace: olcMultiProvider\nolcMultiProvider: TRUE\n-\n");
+        }
         let modification_path = self.state.join("replication.ldif");
         write_file(&modification_path, &modification, 0o600)?;
         let outcome = self.run_slap_tool(

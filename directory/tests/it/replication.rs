@@ -114,3 +114,93 @@ fn three_providers_take_writes_each_and_a_restarted_one_catches_up() {
     third.start().unwrap();
     wait_for(&third, &missed);
 }
+
+/// The recipe README.md gives for existing OpenLDAP servers, with its
+/// placeholders filled in.
+fn readme_recipe(server_id: u16, peer: &str, secret: &str, hash: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let after = readme
+        .split_once("<!-- replication recipe -->")
+        .expect("README.md has the replication recipe")
+        .1;
+    let block = after
+        .split_once("```ldif\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    block
+        .replace("SERVER_ID", &server_id.to_string())
+        .replace("PEER_URL", peer)
+        .replace("SECRET_HASH", hash)
+        .replace("SECRET", secret)
+        .replace("ROOT_DN", "cn=admin,dc=example,dc=org")
+        .replace("SUFFIX", "dc=example,dc=org")
+}
+
+fn ldapmodify(local: &LocalDirectory, ldif: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("ldapmodify")
+        .args(["-Q", "-Y", "EXTERNAL", "-H"])
+        .arg(local.ldapi_url())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ldif.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "ldapmodify failed: {}\n{ldif}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_readme_recipe_makes_a_running_server_and_a_new_one_providers_of_one_directory() {
+    let ports = [free_port(), free_port()];
+    // A server that runs already, as an organisation's would.
+    let existing = LocalDirectory::temporary_with(LocalOptions {
+        port: Some(ports[0]),
+        ..LocalOptions::default()
+    })
+    .unwrap();
+    // A new server with an empty database (and no peer yet).
+    let secret = "readme-recipe-secret";
+    let new = LocalDirectory::temporary_with(LocalOptions {
+        port: Some(ports[1]),
+        replication: Some(Replication {
+            server_id: 2,
+            peers: Vec::new(),
+            secret: Secret::new(secret),
+            join_credentials: Some(existing.state_dir().join("credentials")),
+        }),
+        ..LocalOptions::default()
+    })
+    .unwrap();
+    let hashed = std::process::Command::new("slappasswd")
+        .args(["-s", secret])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
+    ldapmodify(&existing, &readme_recipe(1, &url(ports[1]), secret, &hash));
+    ldapmodify(&new, &readme_recipe(2, &url(ports[0]), secret, &hash));
+
+    // The running server's entries fill the new one; a write at either
+    // reaches the other.
+    wait_for(&new, "cn=roleoutd,ou=roleout,dc=example,dc=org");
+    let (at_new, ldif) = organisational_unit("written-at-the-new-one");
+    ldapadd(&new, &ldif);
+    wait_for(&existing, &at_new);
+    let (at_existing, ldif) = organisational_unit("written-at-the-existing-one");
+    ldapadd(&existing, &ldif);
+    wait_for(&new, &at_existing);
+}
