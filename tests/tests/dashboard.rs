@@ -714,4 +714,33 @@ fn refusals_exports_and_metrics() {
         text.contains("roleoutd_http_request_duration_seconds_bucket"),
         "{text}"
     );
+
+    // Guessing passwords through the dashboard is slowed to ten sign-ins a
+    // minute from one address.
+    let mut limited = None;
+    for attempt in 0..15 {
+        let mut response = agent
+            .post(&url("/ui/sign-in"))
+            .header("cookie", &cookie)
+            .send_form([
+                ("csrf", csrf.as_str()),
+                ("user", "admin"),
+                ("password", "a-guess"),
+            ])
+            .unwrap();
+        if response.status() == 429 {
+            let body = response.body_mut().read_to_string().unwrap();
+            assert!(
+                body.contains("Too many sign-ins from this address"),
+                "{body}"
+            );
+            limited = Some(attempt);
+            break;
+        }
+        assert_eq!(response.status(), 401);
+    }
+    assert!(
+        limited.is_some(),
+        "15 wrong passwords in a row were all tried"
+    );
 }

@@ -89,7 +89,12 @@ pub struct Gate {
     budget: Arc<Semaphore>,
     enrolments: Buckets<IpAddr>,
     reports: Buckets<MachineId>,
+    sign_ins: Buckets<IpAddr>,
 }
+
+/// Dashboard sign-ins tried per minute from one source address (a burst
+/// of as many): enough for people who mistype, too few to guess passwords.
+pub const SIGN_INS_PER_MINUTE: u32 = 10;
 
 /// Why the gate says "not now", and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +122,15 @@ impl Gate {
             budget: Arc::new(Semaphore::new(budget_kib.max(64) as usize)),
             enrolments: Buckets::new(enrolments_per_minute, enrolments_per_minute),
             reports: Buckets::new(reports_per_minute, reports_per_minute.saturating_mul(8)),
+            sign_ins: Buckets::new(SIGN_INS_PER_MINUTE, SIGN_INS_PER_MINUTE),
         }
+    }
+
+    /// One dashboard sign-in tried from `source`.
+    pub fn sign_in(&self, source: IpAddr) -> Result<(), Refusal> {
+        self.sign_ins
+            .take(source, Instant::now())
+            .map_err(|retry_after| Refusal::TooMany { retry_after })
     }
 
     /// Room for one body of a caller without a session, held while it is

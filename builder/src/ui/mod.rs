@@ -446,10 +446,34 @@ fn account_of(name: &str, admins: &[String]) -> Option<String> {
 
 async fn sign_in(
     State(state): State<Arc<ServerState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let user = form.get("user").map(|user| user.trim()).unwrap_or("");
+    // Sign-ins are counted per source address, so passwords cannot be
+    // guessed at the directory's speed through the dashboard.
+    let source = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+    if let Err(
+        crate::server::gate::Refusal::TooMany { retry_after }
+        | crate::server::gate::Refusal::Busy { retry_after },
+    ) = state.gate.sign_in(source)
+    {
+        state
+            .metrics
+            .authentication(AuthKind::Dashboard, "refused-too-many");
+        tracing::info!(user, %source, outcome = "refused", reason = "too many sign-ins", "dashboard sign-in");
+        return sign_in_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            user,
+            Some(&format!(
+                "Too many sign-ins from this address; try again in {retry_after} s."
+            )),
+        );
+    }
     let password = Secret::new(form.get("password").cloned().unwrap_or_default());
     let expected = cookie_value(&headers, SIGN_IN_COOKIE).unwrap_or_default();
     let given = form.get("csrf").map(String::as_str).unwrap_or("");
