@@ -51,12 +51,23 @@ pub(crate) struct Server {
     child: Child,
     // Dropped last: slapd outlives roleoutd.
     _local: LocalDirectory,
+    _others: Vec<LocalDirectory>,
 }
 
 impl Server {
     /// Starts slapd with the example catalog and roles, and roleoutd.
     pub(crate) fn start() -> anyhow::Result<Server> {
         let local = LocalDirectory::temporary().context("starting slapd")?;
+        Self::start_on(local, Vec::new())
+    }
+
+    /// [`Server::start`] over `local`, which the catalog and roles are
+    /// written to and roleoutd reads; `others` (other providers of the
+    /// same directory) are kept running as long as the server.
+    pub(crate) fn start_on(
+        local: LocalDirectory,
+        others: Vec<LocalDirectory>,
+    ) -> anyhow::Result<Server> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -115,6 +126,7 @@ impl Server {
             certificate_pem,
             child,
             _local: local,
+            _others: others,
         })
     }
 

@@ -17,7 +17,7 @@ const USAGE: &str =
     "usage: roleout-bench [--check] [--runs N] [--only ID[,ID...]] [--sizes N[,N...]]
   --check   exit 1 when a figure misses its target
   --runs    alternating runs of A and B per row (default 5)
-  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,B11)
+  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,B11,B12)
   --sizes   catalog sizes for B1 (default 100,1000,10000)";
 
 struct Options {
@@ -184,6 +184,13 @@ fn main() -> ExitCode {
             "B10",
             "roleoutd peak RSS, 2 GiB image archive",
             bench::blob::run(),
+        );
+    }
+    if report.wanted("B12") {
+        report.row(
+            "B12",
+            "a change at another provider, in effect",
+            bench::replication::run(runs),
         );
     }
     if report.wanted("B11") {
