@@ -12,6 +12,7 @@ pub(crate) mod build;
 pub(crate) mod engine;
 pub(crate) mod image;
 pub(crate) mod install;
+pub(crate) mod intake;
 pub(crate) mod replication;
 pub(crate) mod serve;
 pub(crate) mod server;

@@ -17,7 +17,7 @@ const USAGE: &str =
     "usage: roleout-bench [--check] [--runs N] [--only ID[,ID...]] [--sizes N[,N...]]
   --check   exit 1 when a figure misses its target
   --runs    alternating runs of A and B per row (default 5)
-  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,B11,B12)
+  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,B11,B12,B13)
   --sizes   catalog sizes for B1 (default 100,1000,10000)";
 
 struct Options {
@@ -191,6 +191,13 @@ fn main() -> ExitCode {
             "B12",
             "a change at another provider, in effect",
             bench::replication::run(runs),
+        );
+    }
+    if report.wanted("B13") {
+        report.row(
+            "B13",
+            "reports/s into a replicated directory",
+            bench::intake::run(runs),
         );
     }
     if report.wanted("B11") {
