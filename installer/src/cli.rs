@@ -947,17 +947,9 @@ fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<i32, EngineError> {
         proof: None,
     };
     // The first roleoutd that can be reached takes the enrolment.
-    let mut answered = None;
-    for (index, server) in args.server.iter().enumerate() {
-        match client::enroll(&agent, server, &request) {
-            Err(engine::SourceError::Unreachable { .. }) if index + 1 < args.server.len() => {}
-            other => {
-                answered = Some(other?);
-                break;
-            }
-        }
-    }
-    let response = answered.ok_or_else(|| config("--server: no URL given"))?;
+    let response = client::first_reachable(&args.server, |server| {
+        client::enroll(&agent, server, &request)
+    })?;
     let builder_bytes: [u8; 32] = response
         .builder_key
         .public_key

@@ -78,6 +78,34 @@ pub fn pinned_agent(server_certificate_pem: &[u8]) -> Result<Agent, SourceError>
         .new_agent())
 }
 
+/// `call` with each of `servers` in order until one can be reached and
+/// can serve: a server out of reach, or answering 503, passes the call to
+/// the next; the last one's answer is returned whatever it is.
+pub fn first_reachable<T>(
+    servers: &[String],
+    mut call: impl FnMut(&str) -> Result<T, SourceError>,
+) -> Result<T, SourceError> {
+    let mut outcome = Err(SourceError::Invalid {
+        what: "roleoutd".to_owned(),
+        reason: "no server URL given".to_owned(),
+    });
+    for (index, server) in servers.iter().enumerate() {
+        outcome = call(server);
+        let next = matches!(
+            &outcome,
+            Err(SourceError::Unreachable { .. })
+                | Err(SourceError::Refused {
+                    code: ErrorCode::Unavailable,
+                    ..
+                })
+        );
+        if !next || index + 1 == servers.len() {
+            break;
+        }
+    }
+    outcome
+}
+
 /// `POST /v1/enroll`.
 pub fn enroll(
     agent: &Agent,
@@ -571,5 +599,60 @@ impl Source for HttpSource {
                 &what,
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod failover_tests {
+    use super::*;
+
+    fn unreachable() -> SourceError {
+        SourceError::Unreachable {
+            what: "x".to_owned(),
+            reason: "refused".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_next_server_is_asked_only_when_one_is_out_of_reach_or_busy() {
+        let servers: Vec<String> = ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect();
+        let mut asked = Vec::new();
+        let answer = first_reachable(&servers, |server| {
+            asked.push(server.to_owned());
+            match server {
+                "a" => Err(unreachable()),
+                "b" => Err(SourceError::Refused {
+                    what: "x".to_owned(),
+                    code: ErrorCode::Unavailable,
+                    message: "later".to_owned(),
+                }),
+                _ => Ok(server.to_owned()),
+            }
+        });
+        assert_eq!(answer.ok().as_deref(), Some("c"));
+        assert_eq!(asked, ["a", "b", "c"]);
+
+        // A refusal for any other reason is the answer: the next is not asked.
+        let mut asked = Vec::new();
+        let answer: Result<(), _> = first_reachable(&servers, |server| {
+            asked.push(server.to_owned());
+            Err(SourceError::Refused {
+                what: "x".to_owned(),
+                code: ErrorCode::Unauthorized,
+                message: "no".to_owned(),
+            })
+        });
+        assert!(matches!(
+            answer,
+            Err(SourceError::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            })
+        ));
+        assert_eq!(asked, ["a"]);
+
+        // All out of reach: the last one's error.
+        let answer: Result<(), _> = first_reachable(&servers, |_| Err(unreachable()));
+        assert!(matches!(answer, Err(SourceError::Unreachable { .. })));
     }
 }

@@ -119,11 +119,9 @@ fn settle_pending(
         facts: facts.clone(),
         proof: None,
     };
-    match client::enroll(
-        &enrolled.agent,
-        &enrolled.identity.enrolment.server,
-        &request,
-    ) {
+    match client::first_reachable(&enrolled.identity.enrolment.servers(), |server| {
+        client::enroll(&enrolled.agent, server, &request)
+    }) {
         // roleoutd holds the pending certificate: the rotation went through.
         Ok(_) => install_pending(state_dir),
         Err(SourceError::Refused {
@@ -180,9 +178,13 @@ fn present(
     )
     .map_err(|error| config(error.to_string()))?;
     let machine = enrolled.identity.enrolment.machine.clone();
-    let server = enrolled.identity.enrolment.server.clone();
     let fingerprint = Sha256::of(new.certificate_der());
-    let token = client::challenge(&enrolled.agent, &server, &machine)?;
+    // The first roleoutd of the installation that answers takes the proof.
+    let (server, token) =
+        client::first_reachable(&enrolled.identity.enrolment.servers(), |server| {
+            client::challenge(&enrolled.agent, server, &machine)
+                .map(|token| (server.to_owned(), token))
+        })?;
     let signature = current
         .sign_key_proof(&token, &fingerprint)
         .map_err(|error| config(error.to_string()))?;
@@ -294,7 +296,9 @@ pub fn follow_server_rotation(state_dir: &Path) -> Result<Followed, EngineError>
     use roleout_model::protocol::{certificate_endorsement_message, key_endorsement_message};
 
     let enrolled = enrolled(state_dir)?;
-    let announcement = client::trust(&enrolled.agent, &enrolled.identity.enrolment.server)?;
+    let announcement = client::first_reachable(&enrolled.identity.enrolment.servers(), |server| {
+        client::trust(&enrolled.agent, server)
+    })?;
     let mut trusted: Vec<roleout_model::protocol::signing::PinnedKey> =
         std::iter::once(enrolled.identity.builder_key)
             .chain(enrolled.identity.endorsed_keys.iter().copied())

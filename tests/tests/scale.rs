@@ -112,6 +112,12 @@ fn an_agent_given_several_roleoutd_goes_on_with_the_next_when_one_is_down() {
     let run = world.install(&first);
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     assert!(run.installed("jre"), "{}", run.transcript());
+    // The announcement of keys was read from the peer too.
+    assert!(
+        !run.transcript().contains("could not be read"),
+        "{}",
+        run.transcript()
+    );
     assert!(
         peer.log_text().contains("ws-first"),
         "the peer never heard of the first machine"

@@ -259,7 +259,12 @@ struct Fleet {
 }
 
 impl Fleet {
-    async fn read(directory: &Directory) -> Result<Fleet, Response> {
+    /// The machines, the roles, and the reports finished since `since`
+    /// (every report when `None`).
+    async fn read(
+        directory: &Directory,
+        since: Option<roleout_model::protocol::Timestamp>,
+    ) -> Result<Fleet, Response> {
         let machines = directory
             .machines()
             .await
@@ -268,10 +273,11 @@ impl Fleet {
             .role_entries()
             .await
             .map_err(|error| failed("the roles", error))?;
-        let (reports, completions) = directory
-            .all_reports()
-            .await
-            .map_err(|error| failed("the reports", error))?;
+        let (reports, completions) = match since {
+            Some(since) => directory.reports_since(since).await,
+            None => directory.all_reports().await,
+        }
+        .map_err(|error| failed("the reports", error))?;
         Ok(Fleet {
             machines,
             roles,
@@ -293,7 +299,14 @@ pub(super) async fn overview(
         roles,
         reports,
         completions,
-    } = match Fleet::read(directory).await {
+    } = match Fleet::read(
+        directory,
+        roleout_model::protocol::Timestamp::from_unix_seconds(
+            unix_now().saturating_sub(CHART_DAYS * 86400),
+        ),
+    )
+    .await
+    {
         Ok(fleet) => fleet,
         Err(answer) => return answer,
     };
@@ -390,7 +403,7 @@ pub(super) async fn overview(
         )
     };
 
-    // Failures now: each component's latest report, grouped.
+    // Failures now: each component's latest report of the window, grouped.
     let latest = latest(&reports);
     let mut groups: BTreeMap<(String, String, String), BTreeSet<MachineId>> = BTreeMap::new();
     for report in latest.values().filter(|report| is_failure(report.outcome)) {
@@ -651,7 +664,7 @@ pub(super) async fn machines(
         roles,
         reports,
         ..
-    } = match Fleet::read(&session.directory).await {
+    } = match Fleet::read(&session.directory, None).await {
         Ok(fleet) => fleet,
         Err(answer) => return answer,
     };

@@ -539,13 +539,39 @@ impl Directory {
     }
 
     /// Every step report and every run summary kept, of every machine and
-    /// suite (one search): what the dashboard's overview counts. Reports
-    /// oldest first.
+    /// suite (one search): what the dashboard's machine list reads.
+    /// Reports oldest first.
     #[instrument(skip_all)]
     pub async fn all_reports(
         &self,
     ) -> Result<(Vec<StoredReport>, Vec<StoredCompletion>), CatalogError> {
-        let filter = format!("(objectClass={})", names::CLASS);
+        self.reports_matching(format!("(objectClass={})", names::CLASS))
+            .await
+    }
+
+    /// The step reports that finished at or after `since`, and every run
+    /// summary (one search, the time compared by slapd on the ordered
+    /// `roleoutReportedAt`): what the dashboard's overview counts, bounded
+    /// however long reports are kept.
+    #[instrument(skip_all)]
+    pub async fn reports_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<(Vec<StoredReport>, Vec<StoredCompletion>), CatalogError> {
+        self.reports_matching(format!(
+            "(&(objectClass={})(|(!({}=*))({}>={})))",
+            names::CLASS,
+            names::COMPONENT,
+            names::FINISHED_AT,
+            generalized_time(since)
+        ))
+        .await
+    }
+
+    async fn reports_matching(
+        &self,
+        filter: String,
+    ) -> Result<(Vec<StoredReport>, Vec<StoredCompletion>), CatalogError> {
         let mut reports = Vec::new();
         let mut completions = Vec::new();
         for entry in self.report_entries(&filter).await? {

@@ -63,6 +63,16 @@ pub struct Enrolment {
     pub machine: MachineId,
 }
 
+impl Enrolment {
+    /// Every roleoutd this machine may ask, in order: the one it enrolled
+    /// with, then the others of the installation.
+    pub fn servers(&self) -> Vec<String> {
+        std::iter::once(self.server.clone())
+            .chain(self.fallbacks.iter().cloned())
+            .collect()
+    }
+}
+
 /// Builder keys the pinned one vouched for, one base64url key a line.
 pub const ENDORSED_KEYS_FILE: &str = "endorsed-builder-keys.pub";
 
