@@ -329,6 +329,29 @@ struct Agent {
 }
 
 impl Agent {
+    /// A machine `name` kept in `folder`: its state, and a sandbox root
+    /// with an empty dpkg database.
+    fn new(folder: &std::path::Path, name: &str) -> Agent {
+        let agent = Agent {
+            name: name.to_owned(),
+            state: folder.join("state"),
+            root: folder.join("root"),
+        };
+        for sub in [
+            "var/lib/dpkg/info",
+            "var/lib/dpkg/updates",
+            "var/log",
+            "opt",
+        ] {
+            std::fs::create_dir_all(agent.root.join(sub)).unwrap();
+        }
+        for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+            std::fs::write(agent.root.join(file), "").unwrap();
+        }
+        std::fs::create_dir_all(&agent.state).unwrap();
+        agent
+    }
+
     fn install(&self) -> roleout_tests::Finished {
         let mut command = std::process::Command::new(roleout_tests::binary("roleout"));
         command
@@ -429,24 +452,7 @@ fn a_rollout_to_50_machines_survives_losing_any_one_node_mid_rollout() {
             .trim()
             .to_owned();
         members.push(format!("role add-member end-user {name}"));
-        let folder = topology.top.path().join("machines").join(&name);
-        let agent = Agent {
-            name: name.clone(),
-            state: folder.join("state"),
-            root: folder.join("root"),
-        };
-        for sub in [
-            "var/lib/dpkg/info",
-            "var/lib/dpkg/updates",
-            "var/log",
-            "opt",
-        ] {
-            std::fs::create_dir_all(agent.root.join(sub)).unwrap();
-        }
-        for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
-            std::fs::write(agent.root.join(file), "").unwrap();
-        }
-        std::fs::create_dir_all(&agent.state).unwrap();
+        let agent = Agent::new(&topology.top.path().join("machines").join(&name), &name);
         let servers = if number % 2 == 0 {
             format!("{},{}", topology.url(0), topology.url(1))
         } else {
@@ -679,24 +685,7 @@ fn two_roleoutd_each_with_its_own_replicated_managed_directory_serve_one_fleet()
 
     let token = admin(0, "enroll-token ws-replica").trim().to_owned();
     admin(0, "role add-member end-user ws-replica");
-    let folder = top.path().join("machines/ws-replica");
-    let agent = Agent {
-        name: "ws-replica".to_owned(),
-        state: folder.join("state"),
-        root: folder.join("root"),
-    };
-    for sub in [
-        "var/lib/dpkg/info",
-        "var/lib/dpkg/updates",
-        "var/log",
-        "opt",
-    ] {
-        std::fs::create_dir_all(agent.root.join(sub)).unwrap();
-    }
-    for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
-        std::fs::write(agent.root.join(file), "").unwrap();
-    }
-    std::fs::create_dir_all(&agent.state).unwrap();
+    let agent = Agent::new(&top.path().join("machines/ws-replica"), "ws-replica");
     let mut enroll = std::process::Command::new(roleout_tests::binary("roleout"));
     enroll
         .arg("--state-dir")

@@ -128,10 +128,42 @@ impl<Store: NonceStore> Authenticator<Store> {
         role_key: &str,
         now: SystemTime,
     ) -> Result<IssuedSession, AuthError> {
+        self.answered(
+            machine,
+            token,
+            &challenge_message(token),
+            signature,
+            registered,
+            now,
+        )?;
+        self.session_for(machine, role_key, now)
+    }
+
+    /// Checks the challenge `token` for `machine` and `signature` over
+    /// `message` with the registered certificate, then claims the nonce in
+    /// this instance's store; the challenge.
+    fn answered(
+        &self,
+        machine: &MachineId,
+        token: &str,
+        message: &[u8],
+        signature: &[u8],
+        registered: &RegisteredMachine,
+        now: SystemTime,
+    ) -> Result<challenge::Challenge, AuthError> {
         let challenge = verify_challenge(&self.secret, token, machine, now)?;
-        verify_machine_signature(registered, &challenge_message(token), signature, now)?;
+        verify_machine_signature(registered, message, signature, now)?;
         self.nonces
             .claim(machine, &challenge.nonce, challenge.expires_at, now)?;
+        Ok(challenge)
+    }
+
+    fn session_for(
+        &self,
+        machine: &MachineId,
+        role_key: &str,
+        now: SystemTime,
+    ) -> Result<IssuedSession, AuthError> {
         Ok(issue_session(
             &self.secret,
             machine,
@@ -156,20 +188,18 @@ impl<Store: NonceStore> Authenticator<Store> {
         role_key: &str,
         now: SystemTime,
     ) -> Result<IssuedSession, AuthError> {
-        let challenge = verify_challenge(&self.secret, token, machine, now)?;
-        verify_machine_signature(registered, &challenge_message(token), signature, now)?;
-        self.nonces
-            .claim(machine, &challenge.nonce, challenge.expires_at, now)?;
+        let challenge = self.answered(
+            machine,
+            token,
+            &challenge_message(token),
+            signature,
+            registered,
+            now,
+        )?;
         shared
             .claim_shared(machine, &challenge.nonce, challenge.expires_at)
             .await?;
-        Ok(issue_session(
-            &self.secret,
-            machine,
-            role_key,
-            now,
-            self.session_lifetime,
-        )?)
+        self.session_for(machine, role_key, now)
     }
 
     /// [`Authenticator::verify_key_proof`] for one of several roleoutd
@@ -185,15 +215,14 @@ impl<Store: NonceStore> Authenticator<Store> {
         certificate: &Sha256,
         now: SystemTime,
     ) -> Result<(), AuthError> {
-        let challenge = verify_challenge(&self.secret, token, machine, now)?;
-        verify_machine_signature(
-            registered,
+        let challenge = self.answered(
+            machine,
+            token,
             &key_proof_message(token, certificate),
             signature,
+            registered,
             now,
         )?;
-        self.nonces
-            .claim(machine, &challenge.nonce, challenge.expires_at, now)?;
         shared
             .claim_shared(machine, &challenge.nonce, challenge.expires_at)
             .await?;
@@ -216,15 +245,14 @@ impl<Store: NonceStore> Authenticator<Store> {
         certificate: &Sha256,
         now: SystemTime,
     ) -> Result<(), AuthError> {
-        let challenge = verify_challenge(&self.secret, token, machine, now)?;
-        verify_machine_signature(
-            registered,
+        self.answered(
+            machine,
+            token,
             &key_proof_message(token, certificate),
             signature,
+            registered,
             now,
         )?;
-        self.nonces
-            .claim(machine, &challenge.nonce, challenge.expires_at, now)?;
         Ok(())
     }
 

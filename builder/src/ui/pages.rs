@@ -218,6 +218,14 @@ fn last_seen_seconds(entry: &MachineEntry) -> Option<u64> {
         .map(|time| time.unix_seconds())
 }
 
+/// A machine's enrolment state, or `-`.
+fn enrolment_text(entry: &MachineEntry) -> String {
+    entry
+        .enrolment
+        .map(|state| state.to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
 fn machine_link(name: &MachineId) -> Cell {
     Cell::link(name.to_string(), format!("/ui/machines/{name}"))
 }
@@ -460,12 +468,7 @@ pub(super) async fn overview(
             unseen.push(vec![
                 machine_link(&entry.machine.name),
                 Cell::text(roles_of(&roles, &entry.dn).join(", ")),
-                Cell::text(
-                    entry
-                        .enrolment
-                        .map(|state| state.to_string())
-                        .unwrap_or_else(|| "-".to_owned()),
-                ),
+                Cell::text(enrolment_text(entry)),
                 Cell::text(
                     seen.map(|seen| age(seen, now))
                         .unwrap_or_else(|| "never".to_owned()),
@@ -694,12 +697,7 @@ pub(super) async fn machines(
         table.push(vec![
             machine_link(&entry.machine.name),
             Cell::text(roles_of(&roles, &entry.dn).join(", ")),
-            Cell::text(
-                entry
-                    .enrolment
-                    .map(|state| state.to_string())
-                    .unwrap_or_else(|| "-".to_owned()),
-            ),
+            Cell::text(enrolment_text(entry)),
             Cell::text(if entry.enabled { "yes" } else { "no" }),
             Cell::text(
                 last_seen_seconds(entry)
@@ -884,13 +882,7 @@ pub(super) async fn machine(
                     .join(", ")
             },
         ),
-        (
-            "Enrolment".to_owned(),
-            entry
-                .enrolment
-                .map(|state| state.to_string())
-                .unwrap_or_else(|| "-".to_owned()),
-        ),
+        ("Enrolment".to_owned(), enrolment_text(&entry)),
         (
             "Enabled".to_owned(),
             if entry.enabled { "yes" } else { "no" }.to_owned(),

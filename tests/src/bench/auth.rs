@@ -139,12 +139,13 @@ fn authenticate_all(server: &Server, agent: &ureq::Agent, machines: &[Machine]) 
     )
 }
 
-/// The floor of an authentication shared by several roleoutd, per second:
-/// for each machine, a bare Ed25519 verification and the claim of a fresh
-/// nonce in the directory (the add roleoutd makes), [`CLIENTS`] at a
-/// time over one directory connection.
-fn floor(server: &Server, machines: &[Machine]) -> anyhow::Result<f64> {
-    let signed: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = machines
+/// A public key, a message, and the signature over it.
+type Signed = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// For each machine: its public key, a challenge-sized message and its
+/// signature over it.
+fn signed_challenges(machines: &[Machine]) -> anyhow::Result<Vec<Signed>> {
+    machines
         .iter()
         .enumerate()
         .map(|(index, machine)| {
@@ -152,7 +153,15 @@ fn floor(server: &Server, machines: &[Machine]) -> anyhow::Result<f64> {
             let signature = machine.key.sign(&message)?;
             Ok((machine.key.public_key().to_vec(), message, signature))
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect()
+}
+
+/// The floor of an authentication shared by several roleoutd, per second:
+/// for each machine, a bare Ed25519 verification and the claim of a fresh
+/// nonce in the directory (the add roleoutd makes), [`CLIENTS`] at a
+/// time over one directory connection.
+fn floor(server: &Server, machines: &[Machine]) -> anyhow::Result<f64> {
+    let signed = signed_challenges(machines)?;
     let next = std::sync::Arc::new(AtomicUsize::new(0));
     let signed = std::sync::Arc::new(signed);
     let run = std::time::SystemTime::now()
@@ -193,15 +202,7 @@ fn floor(server: &Server, machines: &[Machine]) -> anyhow::Result<f64> {
 /// Bare Ed25519 verifications per second in one thread: one per machine,
 /// each with its own key over a challenge-sized message.
 fn verifications(machines: &[Machine]) -> anyhow::Result<f64> {
-    let signed: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = machines
-        .iter()
-        .enumerate()
-        .map(|(index, machine)| {
-            let message = challenge_message(&format!("{index:0>180}"));
-            let signature = machine.key.sign(&message)?;
-            Ok((machine.key.public_key().to_vec(), message, signature))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let signed = signed_challenges(machines)?;
     let start = Instant::now();
     for (public, message, signature) in &signed {
         UnparsedPublicKey::new(&ED25519, public)

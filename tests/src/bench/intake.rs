@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use roleout_directory::{LocalDirectory, LocalOptions, Replication, Secret};
 use serde_json::{Value, json};
 
-use crate::bench::server::{Machine, Server};
+use crate::bench::server::{Machine, Server, replicated_pair};
 use crate::bench::{Row, median};
 
 /// Machines reporting.
@@ -19,12 +18,6 @@ const MACHINES: usize = 40;
 const REPORTS: usize = 25;
 /// Client threads.
 const CLIENTS: usize = 8;
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
 
 /// The first `build-digest` string anywhere in `value`.
 fn build_digest(value: &Value) -> Option<String> {
@@ -45,22 +38,7 @@ fn build_digest(value: &Value) -> Option<String> {
 
 /// The row B13.
 pub(crate) fn run(runs: usize) -> anyhow::Result<Row> {
-    let ports = [free_port()?, free_port()?];
-    let secret = Secret::new("bench-intake");
-    let provider = |index: usize, join: Option<std::path::PathBuf>| LocalOptions {
-        port: Some(ports[index]),
-        replication: Some(Replication {
-            server_id: u16::try_from(index + 1).unwrap_or(1),
-            peers: vec![format!("ldap://127.0.0.1:{}/", ports[1 - index])],
-            secret: secret.clone(),
-            join_credentials: join,
-        }),
-        ..LocalOptions::default()
-    };
-    let near = LocalDirectory::temporary_with(provider(0, None)).context("the first provider")?;
-    let far =
-        LocalDirectory::temporary_with(provider(1, Some(near.state_dir().join("credentials"))))
-            .context("the second provider")?;
+    let (near, far) = replicated_pair("bench-intake")?;
     let server = Server::start_on(near, vec![far])?;
     let agent = server.agent()?;
     let mut reporters = Vec::new();

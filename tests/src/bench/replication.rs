@@ -11,39 +11,18 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use roleout_directory::{Directory, LocalDirectory, LocalOptions, Replication, Secret};
+use roleout_directory::Directory;
 use roleout_model::ids::RoleName;
 
-use crate::bench::server::{Machine, Server};
+use crate::bench::server::{Machine, Server, replicated_pair};
 use crate::bench::{Row, median};
 
 /// How long one change may take to show before the run fails.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// The row B12.
 pub(crate) fn run(runs: usize) -> anyhow::Result<Row> {
-    let ports = [free_port()?, free_port()?];
-    let secret = Secret::new("bench-replication");
-    let provider = |index: usize, join: Option<std::path::PathBuf>| LocalOptions {
-        port: Some(ports[index]),
-        replication: Some(Replication {
-            server_id: u16::try_from(index + 1).unwrap_or(1),
-            peers: vec![format!("ldap://127.0.0.1:{}/", ports[1 - index])],
-            secret: secret.clone(),
-            join_credentials: join,
-        }),
-        ..LocalOptions::default()
-    };
-    let near = LocalDirectory::temporary_with(provider(0, None)).context("the near provider")?;
-    let far =
-        LocalDirectory::temporary_with(provider(1, Some(near.state_dir().join("credentials"))))
-            .context("the far provider")?;
+    let (near, far) = replicated_pair("bench-replication")?;
     let far_settings = far.settings();
     let server = Server::start_on(near, vec![far])?;
     let far_directory = server

@@ -32,6 +32,34 @@ pub(crate) fn sibling(program: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Two managed slapd as the providers of one replicated directory
+/// (multi-provider syncrepl on loopback ports): the first made with the
+/// base entries, the second joining it empty.
+pub(crate) fn replicated_pair(secret: &str) -> anyhow::Result<(LocalDirectory, LocalDirectory)> {
+    use roleout_directory::{LocalOptions, Replication, Secret};
+    let free = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let ports = [free()?, free()?];
+    let provider = |index: usize, join: Option<PathBuf>| LocalOptions {
+        port: Some(ports[index]),
+        replication: Some(Replication {
+            server_id: u16::try_from(index + 1).unwrap_or(1),
+            peers: vec![format!("ldap://127.0.0.1:{}/", ports[1 - index])],
+            secret: Secret::new(secret),
+            join_credentials: join,
+        }),
+        ..LocalOptions::default()
+    };
+    let first = LocalDirectory::temporary_with(provider(0, None)).context("the first provider")?;
+    let second =
+        LocalDirectory::temporary_with(provider(1, Some(first.state_dir().join("credentials"))))
+            .context("the second provider")?;
+    Ok((first, second))
+}
+
 /// A running roleoutd over its own slapd.
 pub(crate) struct Server {
     /// Runs the directory calls.
