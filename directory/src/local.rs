@@ -436,7 +436,7 @@ impl LocalDirectory {
                             0o600,
                         );
                     }
-                    return Ok(());
+                    return self.wait_until_filled();
                 }
                 // Another process took the free port between our probe and
                 // slapd's bind: try another one.
@@ -447,6 +447,48 @@ impl LocalDirectory {
             }
         }
         Err(last_error.unwrap_or(DirectoryError::PortInUse { port: 0 }))
+    }
+
+    /// A provider joining others starts with an empty database that its
+    /// peers fill: when it has peers, waits (within the start timeout) until roleoutd's
+    /// service account binds with its password, so whoever started it can
+    /// use it at once. Any other slapd is ready as soon as it answers.
+    fn wait_until_filled(&self) -> Result<()> {
+        let joining = self
+            .options
+            .replication
+            .as_ref()
+            .is_some_and(|replication| {
+                replication.join_credentials.is_some() && !replication.peers.is_empty()
+            });
+        if !joining {
+            return Ok(());
+        }
+        let account = Layout::new(&self.settings()).builder_account();
+        let deadline = Instant::now() + self.options.start_timeout;
+        loop {
+            if let Ok(mut ldap) = ldap3::LdapConn::new(&self.ldap_url()) {
+                let bound = ldap
+                    .simple_bind(&account, self.builder_password.expose())
+                    .and_then(ldap3::LdapResult::success)
+                    .is_ok();
+                let _ = ldap.unbind();
+                if bound {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(DirectoryError::Slapd {
+                    message: format!(
+                        "no peer filled the joining provider {} within {:?} (are the peers running, and is the replication secret theirs?)",
+                        self.state.display(),
+                        self.options.start_timeout
+                    ),
+                    log_tail: self.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Stops slapd: SIGTERM, then SIGKILL if it has not exited within the

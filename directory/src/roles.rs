@@ -53,7 +53,7 @@ impl RoleEntry {
 
 /// DNs compare without regard to case here; the server's own comparison
 /// (distinguishedNameMatch) is used wherever a filter can do it instead.
-pub(crate) fn same_dn(first: &str, second: &str) -> bool {
+pub fn same_dn(first: &str, second: &str) -> bool {
     normalize_dn(first) == normalize_dn(second)
 }
 
@@ -83,16 +83,6 @@ impl Directory {
             }
         }
         Ok(Some(members))
-    }
-
-    /// Whether the group at `group` lists `dn` among its members (DNs
-    /// compared as LDAP compares them, not byte for byte); a group that
-    /// does not exist has none.
-    pub async fn is_group_member(&self, group: &str, dn: &str) -> Result<bool> {
-        Ok(self
-            .group_members(group)
-            .await?
-            .is_some_and(|members| members.iter().any(|member| same_dn(member, dn))))
     }
 
     /// Every role with its members: one search of the role base.

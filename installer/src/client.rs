@@ -78,6 +78,19 @@ pub fn pinned_agent(server_certificate_pem: &[u8]) -> Result<Agent, SourceError>
         .new_agent())
 }
 
+/// Whether another roleoutd of the installation may answer where this
+/// outcome's did not: it could not be reached, or it said "not now" (503).
+fn another_may_serve<T>(outcome: &Result<T, SourceError>) -> bool {
+    matches!(
+        outcome,
+        Err(SourceError::Unreachable { .. })
+            | Err(SourceError::Refused {
+                code: ErrorCode::Unavailable,
+                ..
+            })
+    )
+}
+
 /// `call` with each of `servers` in order until one can be reached and
 /// can serve: a server out of reach, or answering 503, passes the call to
 /// the next; the last one's answer is returned whatever it is.
@@ -91,15 +104,7 @@ pub fn first_reachable<T>(
     });
     for (index, server) in servers.iter().enumerate() {
         outcome = call(server);
-        let next = matches!(
-            &outcome,
-            Err(SourceError::Unreachable { .. })
-                | Err(SourceError::Refused {
-                    code: ErrorCode::Unavailable,
-                    ..
-                })
-        );
-        if !next || index + 1 == servers.len() {
+        if !another_may_serve(&outcome) || index + 1 == servers.len() {
             break;
         }
     }
@@ -360,15 +365,7 @@ impl HttpSource {
                     other => other,
                 }
             });
-            let unreachable_or_busy = matches!(
-                &outcome,
-                Err(SourceError::Unreachable { .. })
-                    | Err(SourceError::Refused {
-                        code: ErrorCode::Unavailable,
-                        ..
-                    })
-            );
-            if unreachable_or_busy && failovers > 0 && self.fail_over() {
+            if another_may_serve(&outcome) && failovers > 0 && self.fail_over() {
                 failovers -= 1;
                 continue;
             }

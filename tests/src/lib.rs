@@ -318,6 +318,70 @@ impl Drop for Daemon {
     }
 }
 
+/// Builds the example catalog's payloads into `into` with
+/// `examples/payloads/build.sh` (byte for byte the same on every run).
+pub fn build_example_payloads(into: &Path) {
+    let built = run(Command::new("sh")
+        .arg(repository().join("examples/payloads/build.sh"))
+        .arg(into));
+    assert_eq!(
+        built.code,
+        Some(0),
+        "examples/payloads/build.sh failed\n{}",
+        built.transcript()
+    );
+}
+
+/// What every roleoutd of one installation shares, relative to its state
+/// directory: the token secret, the builder key and the TLS certificate.
+pub const INSTALLATION_FILES: [&str; 5] = [
+    "token-secret",
+    "builder-key.pk8",
+    "builder-key.pub",
+    "tls/cert.pem",
+    "tls/key.pem",
+];
+
+/// Copies [`INSTALLATION_FILES`] from the state directory `from` into
+/// `to`, so a roleoutd started on `to` is another instance of the same
+/// installation.
+pub fn share_installation(from: &Path, to: &Path) {
+    fs::create_dir_all(to.join("tls")).expect("the new instance's state folder");
+    for shared in INSTALLATION_FILES {
+        fs::copy(from.join(shared), to.join(shared))
+            .unwrap_or_else(|error| panic!("{shared}: {error}"));
+    }
+}
+
+/// A free loopback port (bound, read and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// An HTTPS client that trusts only the certificate in the PEM file
+/// `certificate` and follows no redirect.
+pub fn pinned_client(certificate: &Path) -> ureq::Agent {
+    let pem = fs::read(certificate).expect("the certificate file");
+    let certificate = ureq::tls::Certificate::from_pem(&pem)
+        .expect("a PEM certificate")
+        .to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+            certificate,
+        ])))
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
 /// A roleoutd started on its own (not a [`World`]'s): stopped with SIGTERM
 /// when dropped.
 pub struct Instance {
@@ -403,15 +467,7 @@ impl World {
         let payloads = top.path().join("payloads");
         fs::create_dir_all(&server_state).expect("the server state directory");
 
-        let built = run(Command::new("sh")
-            .arg(repository().join("examples/payloads/build.sh"))
-            .arg(&payloads));
-        assert_eq!(
-            built.code,
-            Some(0),
-            "examples/payloads/build.sh failed\n{}",
-            built.transcript()
-        );
+        build_example_payloads(&payloads);
 
         let (daemon, address) =
             start_daemon(top.path(), &server_state, "127.0.0.1:0", &roleoutd_args);
@@ -847,17 +903,7 @@ impl World {
 
     fn start_instance(&self, folder: &str, extra: &[String]) -> Engine {
         let state = self.top().join(folder);
-        fs::create_dir_all(state.join("tls")).expect("the engine's state folder");
-        for shared in [
-            "token-secret",
-            "builder-key.pk8",
-            "builder-key.pub",
-            "tls/cert.pem",
-            "tls/key.pem",
-        ] {
-            fs::copy(self.server_state.join(shared), state.join(shared))
-                .unwrap_or_else(|error| panic!("{shared}: {error}"));
-        }
+        share_installation(&self.server_state, &state);
         let settings = LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
             .expect("the managed directory runs");
         let log = state.join("roleoutd.log");

@@ -14,7 +14,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
@@ -347,23 +346,6 @@ fn an_admin_signs_in_finds_a_failed_machine_reads_its_redacted_log_and_approves_
     assert!(tab.get_url().ends_with("/ui/sign-in"), "{}", tab.get_url());
 }
 
-/// An HTTPS client trusting only roleoutd's certificate, following no
-/// redirect.
-fn client(world: &World) -> ureq::Agent {
-    let pem = fs::read(world.server_state.join("tls/cert.pem")).unwrap();
-    let certificate = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![certificate])))
-        .build();
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .new_agent()
-}
-
 /// The value of cookie `name` set by `response`.
 fn set_cookie(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
     response
@@ -417,7 +399,7 @@ fn metric(text: &str, series: &str) -> f64 {
 #[test]
 fn refusals_exports_and_metrics() {
     let Fleet { world, pending, .. } = fleet();
-    let agent = client(&world);
+    let agent = roleout_tests::pinned_client(&world.server_state.join("tls/cert.pem"));
     let url = |path: &str| format!("{}{path}", world.url);
 
     // No page, table or export without a session.

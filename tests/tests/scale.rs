@@ -6,28 +6,12 @@
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use roleout_model::ids::MachineId;
 use roleout_model::keys::MachineKey;
 use roleout_model::protocol::{Base64Bytes, ChallengeResponse, SessionRequest};
 use roleout_tests::World;
-
-/// An HTTPS client trusting only the installation's certificate.
-fn client(world: &World) -> ureq::Agent {
-    let pem = std::fs::read(world.server_state.join("tls/cert.pem")).unwrap();
-    let certificate = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![certificate])))
-        .build();
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .new_agent()
-}
 
 /// Status and body of a JSON POST.
 fn post(agent: &ureq::Agent, url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
@@ -45,7 +29,7 @@ fn a_challenge_answer_accepted_by_one_roleoutd_is_refused_by_another() {
     let world = World::start();
     let machine = world.enroll("ws-replay", "end-user");
     let peer = world.start_peer("b");
-    let agent = client(&world);
+    let agent = roleout_tests::pinned_client(&world.server_state.join("tls/cert.pem"));
     let key = MachineKey::from_pkcs8(
         &roleout_store::keys::read_private_key(&machine.state.join("machine.key")).unwrap(),
     )
@@ -145,14 +129,6 @@ struct Topology {
 
 const BASE: &str = "ou=roleout,dc=example,dc=org";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn ldap_url(port: u16) -> String {
     format!("ldap://127.0.0.1:{port}/")
 }
@@ -197,7 +173,11 @@ impl Topology {
             .prefix("roleout-e2e-scale-")
             .tempdir()
             .unwrap();
-        let ports = [free_port(), free_port(), free_port()];
+        let ports = [
+            roleout_tests::free_port(),
+            roleout_tests::free_port(),
+            roleout_tests::free_port(),
+        ];
         let secret = Secret::new("scale-test-replication");
         let mut providers = Vec::new();
         for index in 0..3 {
@@ -226,8 +206,8 @@ impl Topology {
             });
         }
         let addresses = [
-            format!("127.0.0.1:{}", free_port()),
-            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", roleout_tests::free_port()),
+            format!("127.0.0.1:{}", roleout_tests::free_port()),
         ];
         // Each roleoutd reads its own order of the providers.
         let urls = [
@@ -245,17 +225,7 @@ impl Topology {
         topology.start_roleoutd(0);
         // The second shares the first's token secret, builder key and
         // certificate: one installation behind two addresses.
-        let (first, second) = (topology.state(0), topology.state(1));
-        std::fs::create_dir_all(second.join("tls")).unwrap();
-        for shared in [
-            "token-secret",
-            "builder-key.pk8",
-            "builder-key.pub",
-            "tls/cert.pem",
-            "tls/key.pem",
-        ] {
-            std::fs::copy(first.join(shared), second.join(shared)).unwrap();
-        }
+        roleout_tests::share_installation(&topology.state(0), &topology.state(1));
         topology.start_roleoutd(1);
         topology
     }
@@ -422,12 +392,7 @@ fn roll_out(
 fn a_rollout_to_50_machines_survives_losing_any_one_node_mid_rollout() {
     let mut topology = Topology::start();
     let payloads = topology.top.path().join("payloads");
-    let built = roleout_tests::run_command(
-        std::process::Command::new("sh")
-            .arg(roleout_tests::repository().join("examples/payloads/build.sh"))
-            .arg(&payloads),
-    );
-    assert_eq!(built.code, Some(0), "{}", built.transcript());
+    roleout_tests::build_example_payloads(&payloads);
     let examples = roleout_tests::repository().join("examples");
     // The catalog goes to the directory once; its payloads to each
     // roleoutd's own content store.
@@ -579,10 +544,10 @@ fn two_roleoutd_each_with_its_own_replicated_managed_directory_serve_one_fleet()
         .prefix("roleout-e2e-replicas-")
         .tempdir()
         .unwrap();
-    let ldap_ports = [free_port(), free_port()];
+    let ldap_ports = [roleout_tests::free_port(), roleout_tests::free_port()];
     let addresses = [
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", roleout_tests::free_port()),
+        format!("127.0.0.1:{}", roleout_tests::free_port()),
     ];
     let secret = top.path().join("replication.secret");
     std::fs::write(&secret, "two-providers-secret\n").unwrap();
@@ -611,16 +576,7 @@ fn two_roleoutd_each_with_its_own_replicated_managed_directory_serve_one_fleet()
         &addresses[0],
         &args(0),
     ));
-    std::fs::create_dir_all(state(1).join("tls")).unwrap();
-    for shared in [
-        "token-secret",
-        "builder-key.pk8",
-        "builder-key.pub",
-        "tls/cert.pem",
-        "tls/key.pem",
-    ] {
-        std::fs::copy(state(0).join(shared), state(1).join(shared)).unwrap();
-    }
+    roleout_tests::share_installation(&state(0), &state(1));
     let _second = roleout_tests::Instance::start(&log(1), &state(1), &addresses[1], &args(1));
 
     let admin = |index: usize, script: &str| {
@@ -634,12 +590,7 @@ fn two_roleoutd_each_with_its_own_replicated_managed_directory_serve_one_fleet()
         done.stdout
     };
     let payloads = top.path().join("payloads");
-    let built = roleout_tests::run_command(
-        std::process::Command::new("sh")
-            .arg(roleout_tests::repository().join("examples/payloads/build.sh"))
-            .arg(&payloads),
-    );
-    assert_eq!(built.code, Some(0), "{}", built.transcript());
+    roleout_tests::build_example_payloads(&payloads);
     let examples = roleout_tests::repository().join("examples");
     admin(
         0,

@@ -57,12 +57,14 @@ pub fn admin_languages() -> Vec<String> {
 }
 
 /// Where a command writes what it has to say: results on `out`,
-/// diagnostics and warnings on `err`.
+/// diagnostics and warnings on `err`. Both may cross threads, so a
+/// command may run on roleoutd's runtime (the dashboard's approvals) as
+/// well as in the shell.
 pub struct Output<'a> {
     /// Results.
-    pub out: &'a mut dyn std::io::Write,
+    pub out: &'a mut (dyn std::io::Write + Send),
     /// Diagnostics.
-    pub err: &'a mut dyn std::io::Write,
+    pub err: &'a mut (dyn std::io::Write + Send),
 }
 
 impl Output<'_> {

@@ -27,8 +27,8 @@ pub fn run(
     session: &mut Session,
     script: &mut LineReader<'_>,
     mut answers: Answers<'_, '_>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
 ) -> u8 {
     loop {
         let line = match script.next_line() {

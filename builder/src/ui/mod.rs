@@ -539,27 +539,29 @@ async fn sign_in(
             );
         }
     };
-    // The membership as the directory has it now, read as the account.
-    match directory.is_group_member(&admins_group, &dn).await {
-        Ok(true) => {}
-        Ok(false) | Err(_) => {
-            directory.close().await;
-            state
-                .metrics
-                .authentication(AuthKind::Dashboard, "refused-not-admin");
-            tracing::info!(
-                user,
-                outcome = "refused",
-                reason = "not an admin",
-                "dashboard sign-in"
-            );
-            return sign_in_form(
-                &state,
-                StatusCode::FORBIDDEN,
-                user,
-                Some("This account is not a member of the admins group."),
-            );
-        }
+    // The membership read above: an account named by its whole DN may
+    // bind and still not be an admin. Checked after the bind, so only the
+    // account's holder learns that.
+    if !admins
+        .iter()
+        .any(|member| roleout_directory::roles::same_dn(member, &dn))
+    {
+        directory.close().await;
+        state
+            .metrics
+            .authentication(AuthKind::Dashboard, "refused-not-admin");
+        tracing::info!(
+            user,
+            outcome = "refused",
+            reason = "not an admin",
+            "dashboard sign-in"
+        );
+        return sign_in_form(
+            &state,
+            StatusCode::FORBIDDEN,
+            user,
+            Some("This account is not a member of the admins group."),
+        );
     }
     let (Some(id), Some(csrf)) = (state.dashboard.token(), state.dashboard.token()) else {
         return plain(

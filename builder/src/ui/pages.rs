@@ -582,6 +582,7 @@ pub(super) async fn suites(
         ],
         "No build holds a product.",
     );
+    let mut sources = HashMap::new();
     for build in &builds {
         let suite: Option<Suite> = serde_json::from_slice(&build.canonical).ok();
         summary.push(vec![
@@ -613,24 +614,31 @@ pub(super) async fn suites(
             .split('+')
             .filter_map(|name| roleout_model::ids::RoleName::new(name).ok())
             .collect();
-        let provenance = match hierarchy.effective(names) {
-            Ok(roles) => directory
-                .assemble_suite(&build.suite, &roles)
-                .await
-                .ok()
-                .map(|assembled| {
-                    assembled
-                        .product_provenance
-                        .iter()
-                        .map(|(product, provenance)| {
-                            (
-                                product.to_string(),
-                                crate::admin::plan::provenance_line(provenance),
-                            )
-                        })
-                        .collect::<HashMap<_, _>>()
-                }),
-            Err(_) => None,
+        // Each suite's sources are read once (two searches), whatever the
+        // number of its role sets.
+        if !sources.contains_key(&build.suite) {
+            let read = directory.load_suite_sources(&build.suite).await.ok();
+            sources.insert(build.suite.clone(), read);
+        }
+        let loaded = sources.get(&build.suite).and_then(Option::as_ref);
+        let provenance = match (hierarchy.effective(names), loaded) {
+            (Ok(roles), Some((source, products))) => {
+                roleout_directory::catalog::read::assemble(source, products, &roles)
+                    .ok()
+                    .map(|assembled| {
+                        assembled
+                            .product_provenance
+                            .iter()
+                            .map(|(product, provenance)| {
+                                (
+                                    product.to_string(),
+                                    crate::admin::plan::provenance_line(provenance),
+                                )
+                            })
+                            .collect::<HashMap<_, _>>()
+                    })
+            }
+            _ => None,
         };
         for product in &suite.products {
             let objects = provenance
@@ -759,11 +767,12 @@ pub(super) async fn machine(
         Ok(roles) => roles,
         Err(error) => return failed("the machine's roles", error),
     };
-    let reports = match directory.reports_for_machine(&name).await {
-        Ok(reports) => reports,
+    // Its reports and run summaries, in one search.
+    let (reports, mut completions) = match directory.machine_history(&name).await {
+        Ok(found) => found,
         Err(error) => return failed("the machine's reports", error),
     };
-    let suites: BTreeSet<&SuiteId> = reports.iter().map(|report| &report.suite).collect();
+    completions.sort_by(|a, b| a.suite.cmp(&b.suite));
     let mut runs = Table::new(
         "runs",
         "Last runs",
@@ -778,28 +787,21 @@ pub(super) async fn machine(
         ],
         "No run has ended yet.",
     );
-    for suite in suites {
-        match directory.suite_status(suite).await {
-            Ok(status) => {
-                if let Some(completion) = status.completions.get(&name) {
-                    let summary = &completion.summary;
-                    runs.push(vec![
-                        Cell::text(suite.to_string()),
-                        Cell::text(completion.build_digest.as_str()[..12].to_owned()),
-                        Cell::text(summary.installed.to_string()),
-                        Cell::text(summary.skipped.to_string()),
-                        Cell::text(summary.failed.to_string()).class(if summary.failed > 0 {
-                            "failed"
-                        } else {
-                            "success"
-                        }),
-                        Cell::text(summary.blocked.to_string()),
-                        Cell::text(if summary.reboot_required { "yes" } else { "no" }),
-                    ]);
-                }
-            }
-            Err(error) => return failed("the machine's runs", error),
-        }
+    for completion in &completions {
+        let summary = &completion.summary;
+        runs.push(vec![
+            Cell::text(completion.suite.to_string()),
+            Cell::text(completion.build_digest.as_str()[..12].to_owned()),
+            Cell::text(summary.installed.to_string()),
+            Cell::text(summary.skipped.to_string()),
+            Cell::text(summary.failed.to_string()).class(if summary.failed > 0 {
+                "failed"
+            } else {
+                "success"
+            }),
+            Cell::text(summary.blocked.to_string()),
+            Cell::text(if summary.reboot_required { "yes" } else { "no" }),
+        ]);
     }
     let now = unix_now();
     let mut components = Table::new(
@@ -1169,41 +1171,22 @@ async fn decide(
     let Ok(machine) = MachineId::new(name) else {
         return plain(StatusCode::NOT_FOUND, "There is no such machine.");
     };
-    // The admin commands themselves, as the session's account. They write
-    // to an `Output` (not `Send`), so they run on a thread of their own.
-    let directory = session.directory.clone();
-    let fingerprint = form.get("fingerprint").cloned();
-    let target = machine.clone();
-    let runtime = tokio::runtime::Handle::current();
-    let done = tokio::task::spawn_blocking(move || {
-        runtime.block_on(async move {
-            let mut out = Vec::new();
-            let mut err = Vec::new();
-            let mut output = Output {
-                out: &mut out,
-                err: &mut err,
-            };
-            if approve {
-                // Only the key the admin saw is approved: a key swapped in
-                // since the page was shown is refused.
-                crate::admin::machines::approve(
-                    &directory,
-                    &target,
-                    fingerprint.as_deref(),
-                    &mut output,
-                )
-                .await
-            } else {
-                crate::admin::machines::disable(&directory, &target, &mut output).await
-            }
-        })
-    })
-    .await
-    .unwrap_or_else(|error| {
-        Err(crate::admin::CommandFailed(format!(
-            "the decision stopped: {error}"
-        )))
-    });
+    // The admin commands themselves, as the session's account.
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut output = Output {
+        out: &mut out,
+        err: &mut err,
+    };
+    let done = if approve {
+        // Only the key the admin saw is approved: a key swapped in since
+        // the page was shown is refused.
+        let fingerprint = form.get("fingerprint").map(String::as_str);
+        crate::admin::machines::approve(&session.directory, &machine, fingerprint, &mut output)
+            .await
+    } else {
+        crate::admin::machines::disable(&session.directory, &machine, &mut output).await
+    };
     match done {
         Ok(()) => {
             tracing::info!(user = %session.user, machine = %machine, approved = approve, "dashboard enrolment decision");
@@ -1220,7 +1203,7 @@ async fn decide(
             StatusCode::CONFLICT,
             format!(
                 "<!doctype html><title>Not done</title><p>{}</p><p><a href=\"/ui/enrolments\">Back to enrolments</a></p>",
-                super::table::escape(&problem.0)
+                tera::escape_html(&problem.0)
             ),
         ),
     }

@@ -224,7 +224,7 @@ impl Chart {
             "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{title}\" \
              width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\">\
              <title>{title}</title>",
-            title = escape(&self.title)
+            title = tera::escape_html(&self.title)
         );
         let _ = write!(
             svg,
@@ -251,8 +251,8 @@ impl Chart {
                         svg,
                         "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar}\" height=\"{h:.1}\" fill=\"{colour}\">\
                          <title>{category}: {count} {outcome}</title></rect>",
-                        category = escape(category),
-                        outcome = escape(outcome),
+                        category = tera::escape_html(category),
+                        outcome = tera::escape_html(outcome),
                     );
                 }
             }
@@ -261,7 +261,7 @@ impl Chart {
                 "<text transform=\"translate({tx:.1},{ty:.1}) rotate(45)\" font-size=\"10\">{label}</text>",
                 tx = x + 4.0,
                 ty = top + plot_height + 12.0,
-                label = escape(&shorten(category, 16)),
+                label = tera::escape_html(&shorten(category, 16)),
             );
         }
         let mut legend_x = left;
@@ -289,11 +289,6 @@ fn shorten(text: &str, chars: usize) -> String {
         short.push('…');
         short
     }
-}
-
-/// `text` safe inside SVG/HTML text and attribute values.
-pub fn escape(text: &str) -> String {
-    tera::escape_html(text)
 }
 
 #[cfg(test)]

@@ -568,6 +568,21 @@ impl Directory {
         .await
     }
 
+    /// Every step report of `machine`, oldest first, and its run summary
+    /// of each suite: one search.
+    #[instrument(skip_all, fields(machine = %machine))]
+    pub async fn machine_history(
+        &self,
+        machine: &MachineId,
+    ) -> Result<(Vec<StoredReport>, Vec<StoredCompletion>), CatalogError> {
+        self.reports_matching(format!(
+            "(&(objectClass={}){})",
+            names::CLASS,
+            escape::equality(names::MACHINE, machine.as_str())
+        ))
+        .await
+    }
+
     async fn reports_matching(
         &self,
         filter: String,

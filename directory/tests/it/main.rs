@@ -10,6 +10,7 @@ mod feed;
 mod injection;
 mod leases;
 mod machines;
+mod nonces;
 mod outage;
 mod replication;
 mod roles;

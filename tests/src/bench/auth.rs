@@ -16,7 +16,7 @@ use ring::signature::{ED25519, UnparsedPublicKey};
 use roleout_model::keys::challenge_message;
 
 use crate::bench::server::{Machine, Server};
-use crate::bench::{Row, median};
+use crate::bench::{Row, in_parallel, median};
 
 /// Client threads sharing the connection pool.
 const CLIENTS: usize = 8;
@@ -112,31 +112,9 @@ fn enroll_all(server: &Server, agent: &ureq::Agent, count: usize) -> anyhow::Res
 /// Every machine authenticates once, [`CLIENTS`] at a time: the rate per
 /// second and the number of failures.
 fn authenticate_all(server: &Server, agent: &ureq::Agent, machines: &[Machine]) -> (f64, usize) {
-    let next = AtomicUsize::new(0);
-    let failures = AtomicUsize::new(0);
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..CLIENTS {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(machine) = machines.get(index) else {
-                        break;
-                    };
-                    if let Err(error) = machine.session(server, agent) {
-                        if failures.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("B3: first failure: {error:#}");
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let elapsed = start.elapsed().as_secs_f64();
-    (
-        machines.len() as f64 / elapsed,
-        failures.load(Ordering::Relaxed),
-    )
+    in_parallel(machines.len(), CLIENTS, "B3", |index| {
+        machines[index].session(server, agent).map(|_| ())
+    })
 }
 
 /// A public key, a message, and the signature over it.

@@ -3,14 +3,13 @@
 //! reporting at once, against `ldapadd` loading the very entries they
 //! became into the same provider.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::bench::server::{Machine, Server, replicated_pair};
-use crate::bench::{Row, median};
+use crate::bench::{Row, in_parallel, median};
 
 /// Machines reporting.
 const MACHINES: usize = 40;
@@ -84,45 +83,23 @@ fn send_all(
     run: usize,
 ) -> anyhow::Result<f64> {
     let components = ["jre", "notes-client", "notes-help"];
-    let next = AtomicUsize::new(0);
     let total = reporters.len() * REPORTS;
-    let failed = AtomicUsize::new(0);
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..CLIENTS {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= total {
-                        break;
-                    }
-                    let (session, digest) = &reporters[index % reporters.len()];
-                    let body = json!({
-                        "id": format!("r{run}-{index}"), "suite": "domino", "build-digest": digest,
-                        "component": components[index % components.len()],
-                        "step": "install", "outcome": "success", "exit-code": 0, "duration-ms": 1200,
-                        "evidence": ["exit code 0"], "log": format!("run {run} report {index}\nInstallation complete\n"),
-                        "started-at": "2026-12-05T12:00:00Z", "finished-at": "2026-12-05T12:00:01Z"
-                    });
-                    match server.post(agent, "/v1/reports", &body, Some(session)) {
-                        Ok((200, answer)) if answer["status"] == "recorded" => {}
-                        other => {
-                            if failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                                eprintln!("B13: a report was not recorded: {other:?}");
-                            }
-                        }
-                    }
-                }
-            });
+    let (rate, failed) = in_parallel(total, CLIENTS, "B13", |index| {
+        let (session, digest) = &reporters[index % reporters.len()];
+        let body = json!({
+            "id": format!("r{run}-{index}"), "suite": "domino", "build-digest": digest,
+            "component": components[index % components.len()],
+            "step": "install", "outcome": "success", "exit-code": 0, "duration-ms": 1200,
+            "evidence": ["exit code 0"], "log": format!("run {run} report {index}\nInstallation complete\n"),
+            "started-at": "2026-12-05T12:00:00Z", "finished-at": "2026-12-05T12:00:01Z"
+        });
+        match server.post(agent, "/v1/reports", &body, Some(session))? {
+            (200, answer) if answer["status"] == "recorded" => Ok(()),
+            other => anyhow::bail!("a report was not recorded: {other:?}"),
         }
     });
-    let elapsed = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        failed.load(Ordering::Relaxed) == 0,
-        "{} report(s) were not recorded",
-        failed.load(Ordering::Relaxed)
-    );
-    Ok(total as f64 / elapsed)
+    anyhow::ensure!(failed == 0, "{failed} report(s) were not recorded");
+    Ok(rate)
 }
 
 /// The reports of run `run` as slapd holds them, added again under a

@@ -66,6 +66,42 @@ impl Row {
     }
 }
 
+/// Runs `work` for each index below `total`, `threads` at a time (each
+/// thread takes the next index until none is left): the rate per second
+/// and how many failed. The first failure is printed with `what`.
+pub(crate) fn in_parallel(
+    total: usize,
+    threads: usize,
+    what: &str,
+    work: impl Fn(usize) -> anyhow::Result<()> + Sync,
+) -> (f64, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failures = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= total {
+                        break;
+                    }
+                    if let Err(error) = work(index)
+                        && failures.fetch_add(1, Ordering::Relaxed) == 0
+                    {
+                        eprintln!("{what}: first failure: {error:#}");
+                    }
+                }
+            });
+        }
+    });
+    (
+        total as f64 / started.elapsed().as_secs_f64(),
+        failures.load(Ordering::Relaxed),
+    )
+}
+
 /// The median of `values` (mean of the two middle ones for an even count).
 pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();

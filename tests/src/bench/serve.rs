@@ -43,11 +43,6 @@ fn nginx_program() -> anyhow::Result<PathBuf> {
         .context("nginx is not installed (scripts/bench.sh installs it)")
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
 impl Nginx {
     /// Serves `body` as `/suite.json` with roleoutd's certificate and key.
     fn start(tls: &Path, body: &[u8]) -> anyhow::Result<Nginx> {
@@ -60,7 +55,7 @@ impl Nginx {
         fs::create_dir_all(base.join("www"))?;
         fs::create_dir_all(base.join("logs"))?;
         fs::write(base.join("www").join("suite.json"), body)?;
-        let port = free_port()?;
+        let port = roleout_tests::free_port();
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let user = if nix::unistd::geteuid().is_root() {
             "user root;"

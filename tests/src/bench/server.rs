@@ -37,12 +37,7 @@ pub(crate) fn sibling(program: &str) -> anyhow::Result<PathBuf> {
 /// base entries, the second joining it empty.
 pub(crate) fn replicated_pair(secret: &str) -> anyhow::Result<(LocalDirectory, LocalDirectory)> {
     use roleout_directory::{LocalOptions, Replication, Secret};
-    let free = || -> anyhow::Result<u16> {
-        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port())
-    };
-    let ports = [free()?, free()?];
+    let ports = [roleout_tests::free_port(), roleout_tests::free_port()];
     let provider = |index: usize, join: Option<PathBuf>| LocalOptions {
         port: Some(ports[index]),
         replication: Some(Replication {
@@ -330,17 +325,7 @@ impl Engine {
         let state = tempfile::Builder::new()
             .prefix("roleoutd-engine-")
             .tempdir()?;
-        std::fs::create_dir_all(state.path().join("tls"))?;
-        for shared in [
-            "token-secret",
-            "builder-key.pk8",
-            "builder-key.pub",
-            "tls/cert.pem",
-            "tls/key.pem",
-        ] {
-            std::fs::copy(server.state.path().join(shared), state.path().join(shared))
-                .with_context(|| format!("copying {shared}"))?;
-        }
+        roleout_tests::share_installation(server.state.path(), state.path());
         let log = std::fs::File::create(state.path().join("roleoutd.log"))?;
         let mut child = Command::new(sibling("roleoutd")?)
             .arg("--state-dir")
