@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Roleout needs to build, test and run on Debian: slapd and
-# ldap-utils (the managed local directory), dpkg-dev tools, and a Rust
+# ldap-utils (the managed local directory), 389-ds-base (the second
+# supported directory, for the tests), dpkg-dev tools, and a Rust
 # toolchain if there is none. Safe to run again: it installs only what is
 # missing. Runs apt-get as root, or through sudo.
 set -euo pipefail
@@ -8,6 +9,8 @@ set -euo pipefail
 need_packages=()
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need_packages+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || need_packages+=(ldap-utils)
+# The directory crate's tests also run against 389 Directory Server.
+[ -x /usr/sbin/ns-slapd ] || need_packages+=(389-ds-base)
 command -v dpkg-deb >/dev/null 2>&1 || need_packages+=(dpkg)
 command -v gzip >/dev/null 2>&1 || need_packages+=(gzip)
 command -v cc >/dev/null 2>&1 || need_packages+=(gcc libc6-dev)

@@ -353,7 +353,8 @@ impl Directory {
                 code: SIZE_LIMIT_EXCEEDED,
                 message: "the server's size limit for this account stops even paged searches \
                           before their end; lift it for this account (OpenLDAP: olcLimits \
-                          size=unlimited, or size.prtotal=unlimited)"
+                          size=unlimited, or size.prtotal=unlimited; 389 Directory Server: \
+                          nsSizeLimit: -1 on the account's entry)"
                     .to_owned(),
             }
             .into()),

@@ -55,6 +55,10 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// control but will not apply it here (no syncprov on this database).
 const UNAVAILABLE_CRITICAL_EXTENSION: u32 = 12;
 
+/// e-syncRefreshRequired (RFC 4533 §2.5): the server cannot go on from the
+/// cookie given.
+const SYNC_REFRESH_REQUIRED: u32 = 4096;
+
 /// A filter no entry matches: the cookie request transfers no entry.
 const NOTHING: &str = "(!(objectClass=*))";
 
@@ -118,6 +122,8 @@ impl Drop for ChangeFeed {
 enum Ended {
     Lost(String),
     Unsupported(String),
+    /// The server will not go on from the cookie (e-syncRefreshRequired).
+    RefreshRequired,
 }
 
 impl Directory {
@@ -138,6 +144,11 @@ impl Directory {
                         info!(%reason, "no change feed: every request reads the directory");
                         listener(FeedEvent::Unsupported { reason });
                         return;
+                    }
+                    Ended::RefreshRequired => {
+                        let reason = "the server asked for a refresh".to_owned();
+                        warn!(%reason, retry_in = ?backoff, "change feed lost");
+                        listener(FeedEvent::Lost { reason });
                     }
                     Ended::Lost(reason) => {
                         warn!(%reason, retry_in = ?backoff, "change feed lost");
@@ -173,7 +184,9 @@ where
             return (
                 Ended::Unsupported(
                     "the server does not offer content synchronization (RFC 4533); \
-                     on OpenLDAP, add the syncprov overlay to the database"
+                     on OpenLDAP, add the syncprov overlay to the database; on 389 \
+                     Directory Server, enable the Retro Changelog and Content \
+                     Synchronization plugins"
                         .to_owned(),
                 ),
                 false,
@@ -185,7 +198,20 @@ where
         Ok(cookie) => cookie,
         Err(ended) => return (ended, false),
     };
-    let ended = persist(&mut ldap, &base, cookie, timeout, listener).await;
+    let mut ended = persist(&mut ldap, &base, cookie, timeout, listener).await;
+    if let (Ended::RefreshRequired, _) = ended {
+        // 389 Directory Server ties a cookie to the search that made it
+        // (base, scope and filter), so the cookie of the search matching
+        // nothing is refused (RFC 4533 e-syncRefreshRequired): persist
+        // from the start, and take the refresh for the present content.
+        ended = persist(&mut ldap, &base, None, timeout, listener).await;
+        if let (Ended::RefreshRequired, live) = ended {
+            ended = (
+                Ended::Lost("the server asked for a refresh without a cookie".to_owned()),
+                live,
+            );
+        }
+    }
     let _ = ldap.unbind().await;
     ended
 }
@@ -233,7 +259,8 @@ async fn current_cookie(
     if result.rc == UNAVAILABLE_CRITICAL_EXTENSION {
         return Err(Ended::Unsupported(format!(
             "the server will not synchronize {base} ({}); on OpenLDAP, add the syncprov \
-             overlay to the database",
+             overlay to the database; on 389 Directory Server, enable the Retro Changelog \
+             and Content Synchronization plugins",
             result.text
         )));
     }
@@ -269,6 +296,9 @@ where
     F: Fn(FeedEvent) + Send + Sync,
 {
     let mut prober = ldap.clone();
+    // Without a cookie, the refresh sends every entry there is: the
+    // present content, not changes.
+    let refresh_is_content = cookie.is_none();
     let request = SyncRequest {
         mode: RefreshMode::RefreshAndPersist,
         cookie,
@@ -307,9 +337,13 @@ where
                     }
                 }
                 Ok(Some(entry)) if entry.is_ref() => {}
+                Ok(Some(_)) if !live && refresh_is_content => {}
                 Ok(Some(entry)) => listener(FeedEvent::Changed(change_of(entry))),
                 Ok(None) => {
                     let result = stream.finish().await;
+                    if result.rc == SYNC_REFRESH_REQUIRED && !live {
+                        return (Ended::RefreshRequired, false);
+                    }
                     return (Ended::Lost(format!("the server ended the persistent search: {result}")), live);
                 }
                 Err(error) => {

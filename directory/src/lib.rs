@@ -14,6 +14,7 @@
 //! of ldap3's value maps; [`escape`] for every value put into a filter or a
 //! DN; and [`Layout`] for every DN.
 
+pub mod access;
 pub mod catalog;
 pub mod connection;
 pub mod error;

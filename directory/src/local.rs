@@ -48,8 +48,9 @@ use crate::layout::Layout;
 use crate::schema::ROLEOUT_LDIF;
 use crate::settings::{Bind, Secret, Settings};
 
-/// The base DIT, loaded before the first start.
-const BASE_LDIF: &str = include_str!("../../ldif/base.ldif");
+/// The base DIT (`ldif/base.ldif`, for `dc=example,dc=org`), loaded before
+/// the first start.
+pub const BASE_LDIF: &str = include_str!("../../ldif/base.ldif");
 
 /// The suffix `ldif/base.ldif` is written for.
 const BASE_LDIF_SUFFIX: &str = "dc=example,dc=org";
@@ -1165,48 +1166,8 @@ olcLimits: {{0}}* size=unlimited
 /// order), for the database entry and for bringing an older state's rules
 /// up to date.
 fn access_ldif(suffix: &str) -> String {
-    let base = format!("ou=roleout,{suffix}");
-    let admins = format!("cn=admins,{base}");
-    let builder = format!("cn=roleoutd,{base}");
-    // Access rules, first match wins. Passwords: only for binding, and
-    // changeable by their owner and the admins.
-    let rules = [
-        "to attrs=userPassword by self =xw by group.exact=\"ADMINS\" =w by anonymous auth by * none".to_owned(),
-        // Built suites and status reports: the builder writes them.
-        format!("to dn.subtree=\"ou=builds,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
-        format!("to dn.subtree=\"ou=reports,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
-        // Images (uploaded by imaging sources through roleoutd) and the
-        // installation engines' own entries; roleoutd may make the
-        // containers of an older directory (and nothing else beside them).
-        format!("to dn.subtree=\"ou=images,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
-        format!("to dn.subtree=\"ou=engines,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
-        format!("to dn.subtree=\"ou=jobs,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
-        // Nonces of accepted challenge answers, claimed once across every
-        // roleoutd of the installation.
-        format!("to dn.subtree=\"ou=nonces,{base}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
-        format!("to dn.exact=\"{base}\" attrs=children by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
-        // Enrolment attributes of machine entries, wherever they live: the
-        // builder records certificates, facts, hardware and last-seen
-        // times, and takes leases as an installation engine. Enabling a
-        // machine (roleoutEnabled) stays with the admins.
-        format!(
-            "to dn.subtree=\"{suffix}\" filter=(objectClass=roleoutMachine) \
-             attrs=roleoutEnrolment,roleoutEnrolmentToken,roleoutCertificateFingerprint,userCertificate,roleoutLastSeen,roleoutFact,roleoutOs,roleoutArch,roleoutHardware,roleoutHardwareKey,roleoutLease,roleoutEngine \
-             by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"
-        ),
-        // Machines that enrol on their own get an entry in Roleout's own
-        // ou=machines, made by roleoutd (never enabled by it: see above).
-        format!("to dn.exact=\"ou=machines,{base}\" attrs=children by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"),
-        format!(
-            "to dn.children=\"ou=machines,{base}\" attrs=entry,objectClass,cn,ipHostNumber \
-             by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" write by * none"
-        ),
-        // Everything else: admins write, the builder reads, nobody else.
-        format!("to dn.subtree=\"{suffix}\" by group.exact=\"ADMINS\" write by dn.exact=\"BUILDER\" read by * none"),
-    ];
     let mut out = String::new();
-    for (index, rule) in rules.iter().enumerate() {
-        let rule = rule.replace("ADMINS", &admins).replace("BUILDER", &builder);
+    for (index, rule) in crate::access::openldap_rules(suffix).iter().enumerate() {
         let _ = writeln!(out, "olcAccess: {{{index}}}{rule}");
     }
     out

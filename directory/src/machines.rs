@@ -201,8 +201,11 @@ fn certificate_value(certificate: &[u8]) -> Mod<Vec<u8>> {
 pub(crate) fn conditional(result: Result<()>) -> Result<bool> {
     use crate::error::result_code::{ATTRIBUTE_OR_VALUE_EXISTS, NO_SUCH_ATTRIBUTE};
     // slapd answers an add to a single-valued attribute that has a value
-    // with constraintViolation.
+    // with constraintViolation; 389 Directory Server with
+    // objectClassViolation, saying "single-valued attribute ... has
+    // multiple values" (any other objectClassViolation is a real error).
     const CONSTRAINT_VIOLATION: u32 = 19;
+    const OBJECT_CLASS_VIOLATION: u32 = 65;
     match result {
         Ok(()) => Ok(true),
         Err(error)
@@ -210,6 +213,12 @@ pub(crate) fn conditional(result: Result<()>) -> Result<bool> {
                 error.ldap_code(),
                 Some(NO_SUCH_ATTRIBUTE | ATTRIBUTE_OR_VALUE_EXISTS | CONSTRAINT_VIOLATION)
             ) =>
+        {
+            Ok(false)
+        }
+        Err(error)
+            if error.ldap_code() == Some(OBJECT_CLASS_VIOLATION)
+                && error.to_string().contains("single-valued attribute") =>
         {
             Ok(false)
         }

@@ -45,7 +45,12 @@ impl Directory {
         match self.add(&dn, attributes()).await {
             Ok(()) => Ok(true),
             Err(error) if error.is_already_exists() => Ok(false),
-            Err(error) if error.is_no_such_object() => {
+            // A missing parent: slapd says so (32); 389 Directory Server
+            // answers a non-root account's add under a missing parent with
+            // insufficient access (50), so as not to tell what exists.
+            // Either way the container is made when it is missing and the
+            // add tried once more, whose error stands.
+            Err(error) if error.is_no_such_object() || error.is_insufficient_access() => {
                 self.ensure_container(self.layout().nonces(), "nonces")
                     .await?;
                 match self.add(&dn, attributes()).await {
@@ -74,7 +79,12 @@ impl Directory {
         for entry in found {
             match self.delete(&entry.dn).await {
                 Ok(()) => removed += 1,
-                Err(error) if error.is_no_such_object() => {}
+                // A missing parent: slapd says so (32); 389 Directory Server
+                // answers a non-root account's add under a missing parent with
+                // insufficient access (50), so as not to tell what exists.
+                // Either way the container is made when it is missing and the
+                // add tried once more, whose error stands.
+                Err(error) if error.is_no_such_object() || error.is_insufficient_access() => {}
                 Err(error) => return Err(error),
             }
         }

@@ -1,7 +1,8 @@
 //! Roleout's LDAP schema, kept once as Rust tables.
 //!
 //! `schemas/roleout.ldif` (for `cn=schema,cn=config`) and
-//! `schemas/roleout.schema` (for `slapd.conf`) are generated from these
+//! `schemas/roleout.schema` (for `slapd.conf`) and `schemas/99roleout.ldif`
+//! (for 389 Directory Server's schema folder) are generated from these
 //! tables by `cargo run -p roleout-directory --bin roleout-schema`, and a test
 //! fails when the checked-in files differ from the generator, so the two
 //! forms cannot drift apart. The OIDs hang off Roleout's own UUID arc:
@@ -25,6 +26,9 @@ pub const ROLEOUT_LDIF: &str = include_str!("../../schemas/roleout.ldif");
 
 /// The checked-in slapd.conf form.
 pub const ROLEOUT_SCHEMA: &str = include_str!("../../schemas/roleout.schema");
+
+/// The checked-in 389 Directory Server form.
+pub const ROLEOUT_389: &str = include_str!("../../schemas/99roleout.ldif");
 
 /// The value syntax of an attribute type, with its matching rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,25 +372,37 @@ fn comment(text: &str) -> String {
 pub fn generate_ldif() -> String {
     let mut out = comment(HEADER);
     out.push_str("dn: cn=roleout,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: roleout\n");
-    let mut emit = |key: &str, clauses: Vec<String>| {
+    ldif_definitions(&mut out, "olcAttributeTypes", "olcObjectClasses", None);
+    out
+}
+
+/// Every definition as an LDIF value of `attributes` or `classes`, one
+/// clause per line: continuation lines start with one space for the fold
+/// and one to separate the clauses. `extension` (`X-ORIGIN 'Roleout'`)
+/// goes before each closing parenthesis.
+fn ldif_definitions(out: &mut String, attributes: &str, classes: &str, extension: Option<&str>) {
+    let mut emit = |key: &str, mut clauses: Vec<String>| {
+        if let (Some(extension), Some(last)) = (extension, clauses.last_mut()) {
+            if let Some(open) = last.strip_suffix(" )") {
+                *last = format!("{open}\n  {extension} )");
+            }
+        }
         let mut first = true;
         for clause in clauses {
             if first {
                 let _ = writeln!(out, "{key}: {clause}");
                 first = false;
             } else {
-                // One space for the fold, one to separate the clauses.
                 let _ = writeln!(out, "  {clause}");
             }
         }
     };
     for attribute in attribute_types() {
-        emit("olcAttributeTypes", attribute_clauses(attribute));
+        emit(attributes, attribute_clauses(attribute));
     }
     for class in object_classes() {
-        emit("olcObjectClasses", class_clauses(class));
+        emit(classes, class_clauses(class));
     }
-    out
 }
 
 /// The schema in slapd.conf form (`include roleout.schema`).
@@ -410,6 +426,22 @@ pub fn generate_schema() -> String {
     for class in object_classes() {
         emit("objectclass", class_clauses(class));
     }
+    out
+}
+
+/// The schema as a 389 Directory Server schema file (`dn: cn=schema`), for
+/// an instance's `schema/` folder (`99roleout.ldif`), read when the server
+/// starts or by a schema reload task. The definitions are those of
+/// [`generate_ldif`], each marked `X-ORIGIN 'Roleout'` as 389's own are.
+pub fn generate_389() -> String {
+    let mut out = comment(HEADER);
+    out.push_str("dn: cn=schema\n");
+    ldif_definitions(
+        &mut out,
+        "attributeTypes",
+        "objectClasses",
+        Some("X-ORIGIN 'Roleout'"),
+    );
     out
 }
 
@@ -502,8 +534,10 @@ mod tests {
     #[test]
     fn checked_in_files_match_the_generator() {
         assert!(
-            ROLEOUT_LDIF == generate_ldif() && ROLEOUT_SCHEMA == generate_schema(),
-            "schemas/roleout.ldif or schemas/roleout.schema is stale: \
+            ROLEOUT_LDIF == generate_ldif()
+                && ROLEOUT_SCHEMA == generate_schema()
+                && ROLEOUT_389 == generate_389(),
+            "schemas/roleout.ldif, roleout.schema or 99roleout.ldif is stale: \
              run `cargo run -p roleout-directory --bin roleout-schema`"
         );
     }

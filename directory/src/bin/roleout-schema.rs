@@ -1,7 +1,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool: printing is its job.
 
-//! Regenerates `schemas/roleout.ldif` and `schemas/roleout.schema` from the
-//! schema tables in `directory/src/schema.rs`.
+//! Regenerates `schemas/roleout.ldif`, `schemas/roleout.schema` and
+//! `schemas/99roleout.ldif` (389 Directory Server) from the
+//! schema tables in `directory/src/schema.rs`, and `ldif/389ds-access.ldif`
+//! from the access rules in `directory/src/access.rs`.
 //!
 //! Usage: `cargo run -p roleout-directory --bin roleout-schema [OUTPUT_DIR]`;
 //! the default output directory is the workspace's `schemas/`.
@@ -9,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use roleout_directory::schema;
+use roleout_directory::{access, schema};
 
 fn main() -> ExitCode {
     let directory = std::env::args_os()
@@ -23,11 +25,17 @@ fn main() -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
-    for (name, text) in [
-        ("roleout.ldif", schema::generate_ldif()),
-        ("roleout.schema", schema::generate_schema()),
+    let access = format!(
+        "{}{}",
+        access::DS389_ACCESS_HEADER,
+        access::ds389_access_ldif("dc=example,dc=org")
+    );
+    for (path, text) in [
+        (directory.join("roleout.ldif"), schema::generate_ldif()),
+        (directory.join("roleout.schema"), schema::generate_schema()),
+        (directory.join("99roleout.ldif"), schema::generate_389()),
+        (directory.join("../ldif/389ds-access.ldif"), access),
     ] {
-        let path = directory.join(name);
         if let Err(error) = std::fs::write(&path, text) {
             eprintln!("roleout-schema: cannot write {}: {error}", path.display());
             return ExitCode::FAILURE;

@@ -10,21 +10,19 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 
+use roleout_directory::Directory;
 use roleout_directory::catalog::{
     BuildWrite, INLINE_CANONICAL_BYTES, NewBuild, PART_BYTES, StoredBuild,
 };
-use roleout_directory::{Directory, LocalDirectory};
 use roleout_model::ids::{Sha256, SuiteId};
 use roleout_model::protocol::Timestamp;
 
-use crate::{ldapadd, ldapsearch};
+use crate::{Server, ldapadd, ldapsearch, on_both_servers};
 
 const BUILDS: &str = "ou=builds,ou=roleout,dc=example,dc=org";
 
-async fn open() -> (LocalDirectory, Directory) {
-    let local = LocalDirectory::temporary().unwrap();
-    let directory = Directory::connect(&local.builder_settings()).await.unwrap();
-    (local, directory)
+async fn open(local: &dyn Server) -> Directory {
+    Directory::connect(&local.builder_settings()).await.unwrap()
 }
 
 fn suite() -> SuiteId {
@@ -61,7 +59,7 @@ fn new_build(role_set: &str, canonical: Vec<u8>) -> NewBuild {
 }
 
 /// The `cn`s of the entries under the build entry of `role_set`.
-fn part_names(local: &LocalDirectory, role_set: &str) -> Vec<String> {
+fn part_names(local: &dyn Server, role_set: &str) -> Vec<String> {
     let base = format!("cn=huge@{role_set},{BUILDS}");
     let mut names: Vec<String> = ldapsearch(local, &base, &["-s", "one", "cn"])
         .lines()
@@ -78,15 +76,14 @@ fn assert_same(stored: &StoredBuild, build: &NewBuild) {
     assert_eq!(stored.built_from, build.built_from);
 }
 
-#[tokio::test]
-async fn a_build_over_four_mebibytes_is_stored_in_parts_and_read_back_whole() {
-    let (local, directory) = open().await;
+async fn a_build_over_four_mebibytes_is_stored_in_parts_and_read_back_whole(local: &dyn Server) {
+    let directory = open(local).await;
     // Over slapd's 4 MiB request limit and the 3 MiB the entry once held.
     let build = new_build("default", canonical(9 * 1024 * 1024 + 17, 1));
     let (stored, write) = directory.store_build(&build).await.unwrap();
     assert_eq!(write, BuildWrite::Created);
     assert_eq!(stored.serial, 1);
-    let parts = part_names(&local, "default");
+    let parts = part_names(local, "default");
     assert_eq!(parts.len(), build.canonical.len().div_ceil(PART_BYTES));
     assert!(
         parts
@@ -96,7 +93,7 @@ async fn a_build_over_four_mebibytes_is_stored_in_parts_and_read_back_whole() {
     );
     // The entry itself holds no bytes; every part stays under the limit.
     let entry = ldapsearch(
-        &local,
+        local,
         &format!("cn=huge@default,{BUILDS}"),
         &["-s", "base", "roleoutCanonical", "roleoutSerial"],
     );
@@ -118,12 +115,11 @@ async fn a_build_over_four_mebibytes_is_stored_in_parts_and_read_back_whole() {
     assert_eq!(write, BuildWrite::Unchanged);
     assert_eq!(directory.search_count() - before, 1);
     assert_same(&again, &build);
-    assert_eq!(part_names(&local, "default"), parts);
+    assert_eq!(part_names(local, "default"), parts);
 }
 
-#[tokio::test]
-async fn replacing_a_build_removes_the_parts_of_the_old_one() {
-    let (local, directory) = open().await;
+async fn replacing_a_build_removes_the_parts_of_the_old_one(local: &dyn Server) {
+    let directory = open(local).await;
     let first = new_build("default", canonical(3 * PART_BYTES, 1));
     directory.store_build(&first).await.unwrap();
     let second = new_build("default", canonical(2 * PART_BYTES + 5, 2));
@@ -136,7 +132,7 @@ async fn replacing_a_build_removes_the_parts_of_the_old_one() {
         }
     );
     assert_eq!(stored.serial, 2);
-    let parts = part_names(&local, "default");
+    let parts = part_names(local, "default");
     assert_eq!(parts.len(), 3, "{parts:?}");
     assert!(
         parts
@@ -158,7 +154,7 @@ async fn replacing_a_build_removes_the_parts_of_the_old_one() {
     assert!(small.canonical.len() <= INLINE_CANONICAL_BYTES);
     let (stored, _) = directory.store_build(&small).await.unwrap();
     assert_eq!(stored.serial, 3);
-    assert!(part_names(&local, "default").is_empty());
+    assert!(part_names(local, "default").is_empty());
     let (loaded, searches) = load_counting(&directory).await;
     assert_eq!(searches, 1);
     assert_same(&loaded, &small);
@@ -168,7 +164,7 @@ async fn replacing_a_build_removes_the_parts_of_the_old_one() {
     assert!(directory.delete_build(&suite(), "default").await.unwrap());
     assert!(
         ldapsearch(
-            &local,
+            local,
             BUILDS,
             &["-s", "sub", "(objectClass=roleoutBuild)", "1.1"]
         )
@@ -199,14 +195,13 @@ fn part_ldif(role_set: &str, serial: u64, digest: &Sha256, index: usize, text: &
     )
 }
 
-#[tokio::test]
-async fn an_interrupted_write_is_invisible_and_cleared_by_the_next() {
-    let (local, directory) = open().await;
+async fn an_interrupted_write_is_invisible_and_cleared_by_the_next(local: &dyn Server) {
+    let directory = open(local).await;
     let current = new_build("default", canonical(2 * PART_BYTES + 1, 1));
     directory.store_build(&current).await.unwrap();
     // A writer stopped after adding the first part of serial 2.
     let other = Sha256::of(b"the build that was never switched to");
-    ldapadd(&local, &part_ldif("default", 2, &other, 0, "{\"half\":"));
+    ldapadd(local, &part_ldif("default", 2, &other, 0, "{\"half\":"));
     assert_same(
         &directory
             .load_build(&suite(), "default")
@@ -226,7 +221,7 @@ async fn an_interrupted_write_is_invisible_and_cleared_by_the_next() {
         end -= 1;
     }
     ldapadd(
-        &local,
+        local,
         &format!(
             "dn: cn=huge@fresh,{BUILDS}\nobjectClass: roleoutBuild\ncn: huge@fresh\n\
              roleoutSuiteName: huge\nroleoutRoleSet: fresh\nroleoutDigest: {}\n\
@@ -259,7 +254,7 @@ async fn an_interrupted_write_is_invisible_and_cleared_by_the_next() {
     // The next write of the first build clears the leftover of serial 2.
     let next = new_build("default", canonical(2 * PART_BYTES + 1, 4));
     directory.store_build(&next).await.unwrap();
-    let parts = part_names(&local, "default");
+    let parts = part_names(local, "default");
     assert!(
         parts
             .iter()
@@ -269,14 +264,13 @@ async fn an_interrupted_write_is_invisible_and_cleared_by_the_next() {
     assert_eq!(parts.len(), 3);
 }
 
-#[tokio::test]
-async fn a_part_changed_outside_roleout_is_reported_with_its_build() {
-    let (local, directory) = open().await;
+async fn a_part_changed_outside_roleout_is_reported_with_its_build(local: &dyn Server) {
+    let directory = open(local).await;
     let build = new_build("default", canonical(2 * PART_BYTES + 1, 1));
     directory.store_build(&build).await.unwrap();
     let part = format!("cn=part-1-{}-1,cn=huge@default,{BUILDS}", build.digest);
     let output = crate::ldap_tool_as(
-        &local,
+        local,
         "ldapmodify",
         "admin",
         &[],
@@ -295,9 +289,8 @@ async fn a_part_changed_outside_roleout_is_reported_with_its_build() {
     assert!(text.contains("changed outside Roleout"), "{text}");
 }
 
-#[tokio::test]
-async fn a_reader_racing_with_writers_sees_only_whole_builds() {
-    let (local, directory) = open().await;
+async fn a_reader_racing_with_writers_sees_only_whole_builds(local: &dyn Server) {
+    let directory = open(local).await;
     let builds: Vec<NewBuild> = (0..4)
         .map(|seed| new_build("default", canonical(2 * PART_BYTES + 3, seed)))
         .collect();
@@ -336,7 +329,7 @@ async fn a_reader_racing_with_writers_sees_only_whole_builds() {
         .await
         .unwrap()
         .unwrap();
-    let parts = part_names(&local, "default");
+    let parts = part_names(local, "default");
     assert!(
         parts
             .iter()
@@ -356,3 +349,11 @@ async fn load_counting(directory: &Directory) -> (StoredBuild, u64) {
         .unwrap();
     (loaded, directory.search_count() - before)
 }
+
+on_both_servers!(
+    a_build_over_four_mebibytes_is_stored_in_parts_and_read_back_whole,
+    replacing_a_build_removes_the_parts_of_the_old_one,
+    an_interrupted_write_is_invisible_and_cleared_by_the_next,
+    a_part_changed_outside_roleout_is_reported_with_its_build,
+    a_reader_racing_with_writers_sees_only_whole_builds,
+);

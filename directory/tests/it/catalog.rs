@@ -41,10 +41,16 @@ use roleout_model::text::LocalizedText;
 use roleout_model::variable::{ValidationRules, VariableKind, VariableModel};
 use roleout_model::version::{Version, VersionReq};
 
+use crate::{Server, on_both_servers};
+
 async fn open() -> (LocalDirectory, Directory) {
     let local = LocalDirectory::temporary().unwrap();
-    let directory = Directory::connect(&local.admin_settings()).await.unwrap();
+    let directory = connect(&local).await;
     (local, directory)
+}
+
+async fn connect(server: &dyn Server) -> Directory {
+    Directory::connect(&server.admin_settings()).await.unwrap()
 }
 
 fn roles(names: &[&str]) -> BTreeSet<RoleName> {
@@ -332,9 +338,8 @@ fn entry_csns(local: &LocalDirectory, base: &str) -> BTreeMap<String, String> {
     csns
 }
 
-#[tokio::test]
-async fn a_product_and_a_suite_with_every_slot_read_back_unchanged() {
-    let (_local, directory) = open().await;
+async fn a_product_and_a_suite_with_every_slot_read_back_unchanged(_local: &dyn Server) {
+    let directory = connect(_local).await;
     let product = notes_client();
     let suite = office(&["notes-client"]);
     directory.store_product(&product).await.unwrap();
@@ -673,9 +678,8 @@ async fn reading_a_suite_costs_the_same_searches_for_10_and_1000_products() {
     assert_eq!(large, 2, "{large} requests for {entries} entries");
 }
 
-#[tokio::test]
-async fn selection_per_role_and_ambiguity() {
-    let (_local, directory) = open().await;
+async fn selection_per_role_and_ambiguity(_local: &dyn Server) {
+    let directory = connect(_local).await;
     let product = notes_client();
     directory.store_product(&product).await.unwrap();
     let suite = office(&["notes-client"]);
@@ -782,9 +786,8 @@ async fn the_ldif_export_loads_with_ldapadd_and_reads_back_the_same() {
     );
 }
 
-#[tokio::test]
-async fn ids_cannot_widen_a_search_and_planted_entries_stay_invisible() {
-    let (local, directory) = open().await;
+async fn ids_cannot_widen_a_search_and_planted_entries_stay_invisible(local: &dyn Server) {
+    let directory = connect(local).await;
     for bad in ["*", "a)(cn=*", "notes*", "a,ou=x", "\\2a"] {
         assert!(ProductId::new(bad).is_err(), "{bad}");
         assert!(SuiteId::new(bad).is_err(), "{bad}");
@@ -844,9 +847,10 @@ async fn ids_cannot_widen_a_search_and_planted_entries_stay_invisible() {
     assert_eq!(summary.deleted, 1);
 }
 
-#[tokio::test]
-async fn an_entry_that_is_not_text_fails_a_build_read_naming_it_and_the_connection_goes_on() {
-    let (local, directory) = open().await;
+async fn an_entry_that_is_not_text_fails_a_build_read_naming_it_and_the_connection_goes_on(
+    local: &dyn Server,
+) {
+    let directory = connect(local).await;
     directory.store_product(&notes_client()).await.unwrap();
     let suite = office(&["notes-client"]);
     directory.store_suite(&suite).await.unwrap();
@@ -864,7 +868,7 @@ async fn an_entry_that_is_not_text_fails_a_build_read_naming_it_and_the_connecti
         products = directory.layout().products(),
         zero = "0".repeat(64),
     );
-    crate::ldapadd(&local, &planted);
+    crate::ldapadd(local, &planted);
     let error = directory
         .load_suite_build_sources(&suite.id)
         .await
@@ -1088,3 +1092,10 @@ fn product_strategy() -> impl Strategy<Value = ProductSource> {
             },
         )
 }
+
+on_both_servers!(
+    a_product_and_a_suite_with_every_slot_read_back_unchanged,
+    selection_per_role_and_ambiguity,
+    ids_cannot_widen_a_search_and_planted_entries_stay_invisible,
+    an_entry_that_is_not_text_fails_a_build_read_naming_it_and_the_connection_goes_on,
+);

@@ -11,7 +11,7 @@ use roleout_directory::feed::{FeedEvent, PROBE_INTERVAL};
 use roleout_directory::{Directory, LocalDirectory};
 use tokio::sync::mpsc;
 
-use crate::{machine, role, role_name, wait_until_stopped};
+use crate::{Server, machine, role, role_name, wait_until_stopped};
 
 /// The next event, within `limit`; panics (the failure report) otherwise.
 async fn next(events: &mut mpsc::UnboundedReceiver<FeedEvent>, limit: Duration) -> FeedEvent {
@@ -251,4 +251,61 @@ async fn a_state_made_before_the_overlay_gains_it_when_reopened() {
         next(&mut events, Duration::from_secs(10)).await,
         FeedEvent::Live
     );
+}
+
+/// 389 Directory Server offers content synchronization through two
+/// plugins it ships disabled: without them the feed says what to enable;
+/// with them (and a restart) it goes live and reports each change.
+#[tokio::test]
+async fn on_389_ds_the_feed_needs_the_content_synchronization_plugin() {
+    let mut server = crate::ds389::Ds389::temporary();
+    let builder = Directory::connect(&server.builder_settings())
+        .await
+        .unwrap();
+    let (feed, mut events) = feed_of(&builder);
+    let event = next(&mut events, Duration::from_secs(10)).await;
+    let FeedEvent::Unsupported { reason } = event else {
+        panic!("expected unsupported, got {event:?}");
+    };
+    assert!(reason.contains("Content Synchronization"), "{reason}");
+    drop(feed);
+    builder.close().await;
+
+    crate::ldapmodify(&server, &ds389_content_sync());
+    server.restart();
+    let admin = Directory::connect(&server.admin_settings()).await.unwrap();
+    let builder = Directory::connect(&server.builder_settings())
+        .await
+        .unwrap();
+    let (_feed, mut events) = feed_of(&builder);
+    assert_eq!(
+        next_state(&mut events, Duration::from_secs(10)).await,
+        FeedEvent::Live
+    );
+    let dn = admin
+        .create_role(&role("developer", 20, None))
+        .await
+        .unwrap();
+    let FeedEvent::Changed(change) = next(&mut events, Duration::from_secs(10)).await else {
+        panic!("expected a change");
+    };
+    assert!(change.dn.eq_ignore_ascii_case(&dn), "{change:?} for {dn}");
+    assert!(change.has_class("roleoutRole"), "{change:?}");
+    admin.delete_role(&role_name("developer")).await.unwrap();
+    let FeedEvent::Changed(change) = next(&mut events, Duration::from_secs(10)).await else {
+        panic!("expected a change");
+    };
+    assert!(change.dn.eq_ignore_ascii_case(&dn), "{change:?}");
+    assert!(change.is_deletion(), "{change:?}");
+}
+
+/// The README's change for 389 Directory Server's change feed.
+fn ds389_content_sync() -> String {
+    let readme = include_str!("../../../README.md");
+    let after = readme
+        .split_once("<!-- 389 content synchronization -->")
+        .expect("README.md has the 389 content synchronization change")
+        .1;
+    let block = after.split_once("```ldif\n").unwrap().1;
+    block.split_once("```").unwrap().0.to_owned()
 }

@@ -2,10 +2,10 @@
 //! types or escaped, so a search never matches more than the value itself
 //! (fails closed) and nothing panics.
 
-use roleout_directory::{Directory, LocalDirectory, escape};
+use roleout_directory::{Directory, escape};
 use roleout_model::ids::{MachineId, RoleName};
 
-use crate::{ldapadd, machine, role, role_name};
+use crate::{Server, ldapadd, machine, on_both_servers, role, role_name};
 
 const HOSTILE: &[&str] = &[
     "*)(cn=*",
@@ -30,9 +30,7 @@ fn names_with_filter_or_dn_syntax_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn hostile_dns_in_filters_match_nothing_and_do_not_crash() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn hostile_dns_in_filters_match_nothing_and_do_not_crash(local: &dyn Server) {
     let admin = Directory::connect(&local.admin_settings()).await.unwrap();
     admin
         .create_role(&role("developer", 20, None))
@@ -82,9 +80,7 @@ async fn hostile_dns_in_filters_match_nothing_and_do_not_crash() {
     );
 }
 
-#[tokio::test]
-async fn escaped_dn_values_name_exactly_one_entry() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn escaped_dn_values_name_exactly_one_entry(local: &dyn Server) {
     // A computer whose name holds a comma, a plus and a leading '#':
     // legal in the directory, escaped in its DN.
     let awkward = "#a,b+c";
@@ -124,3 +120,8 @@ async fn escaped_dn_values_name_exactly_one_entry() {
         .members;
     assert_eq!(members.len(), 1);
 }
+
+on_both_servers!(
+    hostile_dns_in_filters_match_nothing_and_do_not_crash,
+    escaped_dn_values_name_exactly_one_entry,
+);

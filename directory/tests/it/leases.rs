@@ -3,9 +3,9 @@
 //! expires and is taken over with a higher serial, after which its old
 //! holder can neither renew nor release it.
 
-use roleout_directory::{Directory, LocalDirectory};
+use roleout_directory::Directory;
 
-use crate::machine;
+use crate::{Server, machine, on_both_servers};
 
 const NOW: u64 = 1_800_000_000;
 
@@ -17,9 +17,7 @@ async fn targets(admin: &Directory, names: &[&str]) -> Vec<String> {
     dns
 }
 
-#[tokio::test]
-async fn of_two_admins_racing_for_one_target_exactly_one_wins() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn of_two_admins_racing_for_one_target_exactly_one_wins(local: &dyn Server) {
     let alice = Directory::connect(&local.admin_settings()).await.unwrap();
     let bob = Directory::connect(&local.admin_settings()).await.unwrap();
     let dns = targets(&alice, &["race-1"]).await;
@@ -47,9 +45,7 @@ async fn of_two_admins_racing_for_one_target_exactly_one_wins() {
     }
 }
 
-#[tokio::test]
-async fn a_set_of_targets_is_taken_all_or_nothing() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn a_set_of_targets_is_taken_all_or_nothing(local: &dyn Server) {
     let alice = Directory::connect(&local.admin_settings()).await.unwrap();
     let bob = Directory::connect(&local.admin_settings()).await.unwrap();
     let dns = targets(&alice, &["set-1", "set-2", "set-3", "set-4"]).await;
@@ -105,9 +101,7 @@ async fn a_set_of_targets_is_taken_all_or_nothing() {
     }
 }
 
-#[tokio::test]
-async fn an_expired_lease_is_taken_over_and_its_old_holder_is_fenced_off() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn an_expired_lease_is_taken_over_and_its_old_holder_is_fenced_off(local: &dyn Server) {
     let admin = Directory::connect(&local.admin_settings()).await.unwrap();
     let dns = targets(&admin, &["lapse-1"]).await;
     let first = admin
@@ -152,3 +146,9 @@ async fn an_expired_lease_is_taken_over_and_its_old_holder_is_fenced_off() {
     );
     assert_eq!(admin.lease(&dns[0]).await.unwrap(), Some(second));
 }
+
+on_both_servers!(
+    of_two_admins_racing_for_one_target_exactly_one_wins,
+    a_set_of_targets_is_taken_all_or_nothing,
+    an_expired_lease_is_taken_over_and_its_old_holder_is_fenced_off,
+);

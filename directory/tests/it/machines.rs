@@ -7,14 +7,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use roleout_directory::machines::Enrolment;
-use roleout_directory::{Directory, DirectoryError, LocalDirectory};
+use roleout_directory::{Directory, DirectoryError};
 use roleout_model::ids::{MachineId, Sha256};
 
-use crate::{certificate, ldapadd, ldapsearch, machine, role, role_name};
+use crate::{Server, certificate, ldapadd, ldapsearch, machine, on_both_servers, role, role_name};
 
-#[tokio::test]
-async fn machines_round_trip_with_certificate_and_state() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn machines_round_trip_with_certificate_and_state(local: &dyn Server) {
     let admin = Directory::connect(&local.admin_settings()).await.unwrap();
     let mut created = machine("build-host-7");
     created.ip = Some("192.0.2.7".to_owned());
@@ -29,7 +27,7 @@ async fn machines_round_trip_with_certificate_and_state() {
         dn,
         "cn=build-host-7,ou=machines,ou=roleout,dc=example,dc=org"
     );
-    let classes = ldapsearch(&local, &dn, &["-s", "base", "objectClass"]);
+    let classes = ldapsearch(local, &dn, &["-s", "base", "objectClass"]);
     for class in ["device", "pkiUser", "roleoutMachine", "ipHost"] {
         assert!(
             classes.contains(&format!("objectClass: {class}")),
@@ -121,9 +119,7 @@ async fn machines_round_trip_with_certificate_and_state() {
     assert!(error.is_already_exists(), "{error}");
 }
 
-#[tokio::test]
-async fn existing_computers_are_found_and_extended_in_place() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn existing_computers_are_found_and_extended_in_place(local: &dyn Server) {
     ldapadd(
         &local,
         "dn: ou=Computers,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Computers\n\n\
@@ -162,7 +158,7 @@ async fn existing_computers_are_found_and_extended_in_place() {
         own,
         vec!["ou=machines,ou=roleout,dc=example,dc=org".to_owned()]
     );
-    let stored = ldapsearch(&local, &dn, &["-s", "base"]);
+    let stored = ldapsearch(local, &dn, &["-s", "base"]);
     assert!(
         stored.contains("serialNumber: SN-1234") && stored.contains("description: Reception desk"),
         "{stored}"
@@ -218,9 +214,7 @@ async fn existing_computers_are_found_and_extended_in_place() {
 /// What roleoutd does under its own account when a machine enrols: create
 /// the entry, record the key and facts, spend a token and accept the key.
 /// It may never enable a machine: that stays with the admins.
-#[tokio::test]
-async fn the_builder_account_enrols_machines_but_never_enables_them() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn the_builder_account_enrols_machines_but_never_enables_them(local: &dyn Server) {
     let admin = Directory::connect(&local.admin_settings()).await.unwrap();
     let builder = Directory::connect(&local.builder_settings()).await.unwrap();
 
@@ -301,9 +295,7 @@ async fn the_builder_account_enrols_machines_but_never_enables_them() {
 /// Pending enrolments nobody approved go after their time; an entry an
 /// admin prepared (a token, a role), an approved machine and a recent
 /// enrolment stay.
-#[tokio::test]
-async fn pending_enrolments_nobody_acted_on_expire() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn pending_enrolments_nobody_acted_on_expire(local: &dyn Server) {
     let admin = Directory::connect(&local.admin_settings()).await.unwrap();
     let long_ago = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let cutoff = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -366,3 +358,10 @@ async fn pending_enrolments_nobody_acted_on_expire() {
             .is_empty()
     );
 }
+
+on_both_servers!(
+    machines_round_trip_with_certificate_and_state,
+    existing_computers_are_found_and_extended_in_place,
+    the_builder_account_enrols_machines_but_never_enables_them,
+    pending_enrolments_nobody_acted_on_expire,
+);

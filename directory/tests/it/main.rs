@@ -1,11 +1,15 @@
 //! Integration tests of the directory crate, each against its own real
-//! slapd (`LocalDirectory::temporary()`), so they run in parallel.
+//! server, so they run in parallel: a managed slapd
+//! (`LocalDirectory::temporary()`) and, for every test written against
+//! [`Server`] and named in [`on_both_servers!`], also a 389 Directory
+//! Server instance ([`ds389::Ds389`]).
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
 mod builds;
 mod cache;
 mod catalog;
+mod ds389;
 mod feed;
 mod injection;
 mod leases;
@@ -19,17 +23,121 @@ mod slapd;
 mod tls;
 
 use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use roleout_directory::LocalDirectory;
+use roleout_directory::{LocalDirectory, Settings};
 use roleout_model::ids::{MachineId, RoleName};
 use roleout_model::machine::Machine;
 use roleout_model::role::Role;
 
+/// A directory server a test runs against, holding Roleout's base
+/// entries under `dc=example,dc=org` and its two service accounts.
+pub(crate) trait Server {
+    /// Settings for the admin service account (member of `cn=admins`).
+    fn admin_settings(&self) -> Settings;
+    /// Settings for roleoutd's service account.
+    fn builder_settings(&self) -> Settings;
+    /// The ldapi URL on which SASL EXTERNAL binds as the server's root.
+    fn ldapi_url(&self) -> String;
+    /// The loopback URL.
+    fn ldap_url(&self) -> String;
+    /// A folder whose `credentials/` holds `admin.password` and
+    /// `roleoutd.password`.
+    fn state_dir(&self) -> &Path;
+    /// Which server it is, for messages.
+    fn name(&self) -> &'static str;
+}
+
+impl Server for LocalDirectory {
+    fn admin_settings(&self) -> Settings {
+        LocalDirectory::admin_settings(self)
+    }
+    fn builder_settings(&self) -> Settings {
+        LocalDirectory::builder_settings(self)
+    }
+    fn ldapi_url(&self) -> String {
+        LocalDirectory::ldapi_url(self)
+    }
+    fn ldap_url(&self) -> String {
+        LocalDirectory::ldap_url(self)
+    }
+    fn state_dir(&self) -> &Path {
+        LocalDirectory::state_dir(self)
+    }
+    fn name(&self) -> &'static str {
+        "slapd"
+    }
+}
+
+impl<T: Server + ?Sized> Server for &T {
+    fn admin_settings(&self) -> Settings {
+        (**self).admin_settings()
+    }
+    fn builder_settings(&self) -> Settings {
+        (**self).builder_settings()
+    }
+    fn ldapi_url(&self) -> String {
+        (**self).ldapi_url()
+    }
+    fn ldap_url(&self) -> String {
+        (**self).ldap_url()
+    }
+    fn state_dir(&self) -> &Path {
+        (**self).state_dir()
+    }
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+/// For each named `async fn NAME(server: &dyn Server)`, a module `NAME`
+/// with two tests: `NAME::slapd`, against a managed slapd, and
+/// `NAME::ds389`, against a 389 Directory Server instance.
+macro_rules! on_both_servers {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn slapd() {
+                    let server = roleout_directory::LocalDirectory::temporary().unwrap();
+                    super::$name(&server).await;
+                }
+
+                #[tokio::test]
+                async fn ds389() {
+                    let server = crate::ds389::Ds389::temporary();
+                    super::$name(&server).await;
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_servers;
+
+/// A free loopback port (bound, read, released).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Loads `ldif` as the root (SASL EXTERNAL over ldapi) with the real
 /// `ldapadd`; panics with its output if it fails.
-pub(crate) fn ldapadd(local: &LocalDirectory, ldif: &str) {
-    let mut child = Command::new("ldapadd")
+pub(crate) fn ldapadd(local: &(impl Server + ?Sized), ldif: &str) {
+    ldap_root_tool(local, "ldapadd", ldif);
+}
+
+/// Applies `ldif` (change records) as the root with the real `ldapmodify`.
+pub(crate) fn ldapmodify(local: &(impl Server + ?Sized), ldif: &str) {
+    ldap_root_tool(local, "ldapmodify", ldif);
+}
+
+fn ldap_root_tool(local: &(impl Server + ?Sized), tool: &str, ldif: &str) {
+    let mut child = Command::new(tool)
         .args(["-Q", "-Y", "EXTERNAL", "-H"])
         .arg(local.ldapi_url())
         .stdin(Stdio::piped())
@@ -46,13 +154,14 @@ pub(crate) fn ldapadd(local: &LocalDirectory, ldif: &str) {
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
-        "ldapadd failed: {}",
+        "{tool} at {} failed: {}",
+        local.name(),
         String::from_utf8_lossy(&output.stderr)
     );
 }
 
 /// Runs the real `ldapsearch` as the root over ldapi; returns its LDIF.
-pub(crate) fn ldapsearch(local: &LocalDirectory, base: &str, arguments: &[&str]) -> String {
+pub(crate) fn ldapsearch(local: &(impl Server + ?Sized), base: &str, arguments: &[&str]) -> String {
     let output = Command::new("ldapsearch")
         .args(["-Q", "-LLL", "-o", "ldif-wrap=no", "-Y", "EXTERNAL", "-H"])
         .arg(local.ldapi_url())
@@ -103,7 +212,7 @@ pub(crate) fn certificate(name: &str) -> Vec<u8> {
 /// port as the service `account` ("admin" or "roleoutd"), the password read
 /// from the embedded directory's credentials file; returns the output.
 pub(crate) fn ldap_tool_as(
-    local: &LocalDirectory,
+    local: &(impl Server + ?Sized),
     tool: &str,
     account: &str,
     arguments: &[&str],

@@ -1,19 +1,15 @@
 //! Challenge nonces claimed once across roleoutd instances, against a real
-//! slapd: the second claim of a nonce fails, and sweeping removes only
+//! slapd and a real 389 Directory Server: the second claim of a nonce fails, and sweeping removes only
 //! the nonces whose challenges expired.
 
 use std::time::{Duration, SystemTime};
 
-use roleout_directory::{Directory, LocalDirectory};
+use roleout_directory::Directory;
 
-#[test]
-fn a_nonce_is_claimed_once_and_only_lapsed_ones_are_swept() {
-    let local = LocalDirectory::temporary().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+use crate::{Server, on_both_servers};
+
+async fn a_nonce_is_claimed_once_and_only_lapsed_ones_are_swept(local: &dyn Server) {
+    {
         let directory = Directory::connect(&local.builder_settings()).await.unwrap();
         let now = SystemTime::now();
         let live = now + Duration::from_secs(60);
@@ -33,5 +29,7 @@ fn a_nonce_is_claimed_once_and_only_lapsed_ones_are_swept() {
         // Nothing more to sweep.
         assert_eq!(directory.forget_lapsed_nonces(now).await.unwrap(), 0);
         directory.close().await;
-    });
+    }
 }
+
+on_both_servers!(a_nonce_is_claimed_once_and_only_lapsed_ones_are_swept);

@@ -2,21 +2,11 @@
 //! syncprov, `olcMultiProvider`): a write taken by any of them reaches the
 //! others, and a provider that was down catches up when it starts again.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use roleout_directory::{LocalDirectory, LocalOptions, Replication, Secret};
 
-use crate::ldapadd;
-
-/// A free loopback port (bound, read, released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::{free_port, ldapadd};
 
 fn url(port: u16) -> String {
     format!("ldap://127.0.0.1:{port}/")

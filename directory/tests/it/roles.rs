@@ -3,14 +3,12 @@
 //! shows, also when machines join and leave at once), a machine's roles
 //! found with one search, and large role sets read page by page.
 
-use roleout_directory::{Directory, DirectoryError, LocalDirectory};
+use roleout_directory::{Directory, DirectoryError, access};
 use roleout_model::role::Role;
 
-use crate::{ldapadd, ldapsearch, machine, role, role_name};
+use crate::{Server, ldapadd, ldapmodify, ldapsearch, machine, on_both_servers, role, role_name};
 
-#[tokio::test]
-async fn roles_round_trip_into_the_hierarchy() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn roles_round_trip_into_the_hierarchy(local: &dyn Server) {
     let admin = Directory::connect(&local.admin_settings()).await.unwrap();
     let created = [
         role("end-user", 10, None),
@@ -80,9 +78,7 @@ async fn roles_round_trip_into_the_hierarchy() {
     );
 }
 
-#[tokio::test]
-async fn members_come_and_go_and_empty_roles_keep_a_placeholder() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn members_come_and_go_and_empty_roles_keep_a_placeholder(local: &dyn Server) {
     let admin = Directory::connect(&local.admin_settings()).await.unwrap();
     let developer = role_name("developer");
     let role_dn = admin
@@ -94,7 +90,7 @@ async fn members_come_and_go_and_empty_roles_keep_a_placeholder() {
     let second = admin.create_machine(&machine("pc-2")).await.unwrap();
 
     // Empty: the only stored member is the role itself, reported as none.
-    let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
+    let stored = ldapsearch(local, &role_dn, &["-s", "base", "member"]);
     assert!(stored.contains(&format!("member: {role_dn}")), "{stored}");
     assert!(
         admin
@@ -117,7 +113,7 @@ async fn members_come_and_go_and_empty_roles_keep_a_placeholder() {
     let mut members = entry.members.clone();
     members.sort();
     assert_eq!(members, vec![first.clone(), second.clone()]);
-    let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
+    let stored = ldapsearch(local, &role_dn, &["-s", "base", "member"]);
     assert!(
         !stored.contains(&format!("member: {role_dn}")),
         "placeholder left behind: {stored}"
@@ -151,14 +147,14 @@ async fn members_come_and_go_and_empty_roles_keep_a_placeholder() {
             .is_empty()
     );
     assert!(admin.machine_roles(&first).await.unwrap().is_empty());
-    let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
+    let stored = ldapsearch(local, &role_dn, &["-s", "base", "member"]);
     assert!(stored.contains(&format!("member: {role_dn}")), "{stored}");
     // The placeholder cannot be removed (the entry would break the schema).
     admin
         .remove_role_member(&developer, &role_dn)
         .await
         .unwrap();
-    let stored = ldapsearch(&local, &role_dn, &["-s", "base", "member"]);
+    let stored = ldapsearch(local, &role_dn, &["-s", "base", "member"]);
     assert!(stored.contains(&format!("member: {role_dn}")), "{stored}");
 
     let error = admin
@@ -172,9 +168,7 @@ async fn members_come_and_go_and_empty_roles_keep_a_placeholder() {
     assert!(error.to_string().contains("ghost"), "{error}");
 }
 
-#[tokio::test]
-async fn machines_joining_and_leaving_an_empty_role_at_once_all_succeed() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn machines_joining_and_leaving_an_empty_role_at_once_all_succeed(local: &dyn Server) {
     let admin = Directory::connect(&local.admin_settings()).await.unwrap();
     let developer = role_name("developer");
     admin
@@ -192,7 +186,7 @@ async fn machines_joining_and_leaving_an_empty_role_at_once_all_succeed() {
 
     // Each on a connection of its own, so their reads and writes
     // interleave: all see the placeholder, all try to remove it.
-    all_at_once(&local, &machines, true).await;
+    all_at_once(local, &machines, true).await;
     let mut members = admin.role(&developer).await.unwrap().unwrap().members;
     members.sort();
     let mut expected = machines.clone();
@@ -200,7 +194,7 @@ async fn machines_joining_and_leaving_an_empty_role_at_once_all_succeed() {
     assert_eq!(members, expected);
 
     // All leaving at once: the last ones both put the placeholder back.
-    all_at_once(&local, &machines, false).await;
+    all_at_once(local, &machines, false).await;
     assert!(
         admin
             .role(&developer)
@@ -214,7 +208,7 @@ async fn machines_joining_and_leaving_an_empty_role_at_once_all_succeed() {
 
 /// Every machine of `machines` joins (or leaves) role `developer` at
 /// once, each on a connection of its own; every change must succeed.
-async fn all_at_once(local: &LocalDirectory, machines: &[String], join: bool) {
+async fn all_at_once(local: &dyn Server, machines: &[String], join: bool) {
     let mut changes = tokio::task::JoinSet::new();
     for dn in machines {
         let (settings, dn) = (local.admin_settings(), dn.clone());
@@ -233,9 +227,7 @@ async fn all_at_once(local: &LocalDirectory, machines: &[String], join: bool) {
     }
 }
 
-#[tokio::test]
-async fn many_roles_are_read_in_one_search_or_page_by_page_past_a_size_limit() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn many_roles_are_read_in_one_search_or_page_by_page_past_a_size_limit(local: &dyn Server) {
     let count = 1201;
     let mut ldif = String::new();
     for index in 0..count {
@@ -245,7 +237,7 @@ async fn many_roles_are_read_in_one_search_or_page_by_page_past_a_size_limit() {
              member: cn=role-{index},ou=roles,ou=roleout,dc=example,dc=org\n\n"
         ));
     }
-    ldapadd(&local, &ldif);
+    ldapadd(local, &ldif);
     // The builder is not the root. The managed slapd lifts its size limit,
     // so one plain search returns every role.
     let builder = Directory::connect(&local.builder_settings()).await.unwrap();
@@ -264,11 +256,25 @@ async fn many_roles_are_read_in_one_search_or_page_by_page_past_a_size_limit() {
     // searches go on (as an admin would configure an existing slapd): the
     // plain search stops at 500, starts over paged, and keeps no entry
     // twice; later searches are paged from the start.
-    ldapadd(
-        &local,
-        "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcLimits\n\
-         olcLimits: {0}* size=500 size.prtotal=unlimited\n",
-    );
+    // On 389 Directory Server, the same limits are operational attributes
+    // of the account's entry.
+    let limit = |paged: &str| match local.name() {
+        "slapd" => format!(
+            "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcLimits\n\
+             olcLimits: {{0}}* size=500{}\n",
+            if paged == "-1" {
+                " size.prtotal=unlimited"
+            } else {
+                ""
+            }
+        ),
+        _ => format!(
+            "dn: cn=roleoutd,ou=roleout,dc=example,dc=org\nchangetype: modify\n\
+             replace: nsSizeLimit\nnsSizeLimit: 500\n-\n\
+             replace: nsPagedSizeLimit\nnsPagedSizeLimit: {paged}\n"
+        ),
+    };
+    ldapmodify(local, &limit("-1"));
     let limited = Directory::connect(&local.builder_settings()).await.unwrap();
     let roles = limited.role_entries().await.unwrap();
     assert_eq!(roles.len(), count);
@@ -282,32 +288,45 @@ async fn many_roles_are_read_in_one_search_or_page_by_page_past_a_size_limit() {
     assert_eq!(limited.role_entries().await.unwrap().len(), count);
     assert_eq!(limited.search_count(), 3, "paged from the start");
     // Where even paged searches are limited, the error says what to lift.
-    ldapadd(
-        &local,
-        "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcLimits\n\
-         olcLimits: {0}* size=500\n",
-    );
-    let error = limited.role_entries().await.unwrap_err();
-    assert_eq!(error.ldap_code(), Some(4), "{error}");
-    assert!(error.to_string().contains("size.prtotal"), "{error}");
+    // (389's nsPagedSizeLimit limits each page, not the whole search, so
+    // only slapd's limit stops the paged search.)
+    if local.name() == "slapd" {
+        ldapmodify(local, &limit("500"));
+        let error = limited
+            .role_entries()
+            .await
+            .map(|roles| roles.len())
+            .unwrap_err();
+        assert_eq!(error.ldap_code(), Some(4), "{error}");
+        assert!(error.to_string().contains("size.prtotal"), "{error}");
+        assert!(error.to_string().contains("nsSizeLimit"), "{error}");
+    }
     // The README's rule for the builder's account, in front of the limit
     // for everyone (a replace: slapd 2.5 lists a value added at {0} first
     // but goes on applying the others before it): its searches are plain
     // and whole again.
-    ldapadd(
-        &local,
-        "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcLimits\n\
-         olcLimits: {0}dn.exact=\"cn=roleoutd,ou=roleout,dc=example,dc=org\" size=unlimited\n\
-         olcLimits: {1}* size=500\n",
-    );
+    match local.name() {
+        "slapd" => ldapmodify(
+            local,
+            "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcLimits\n\
+             olcLimits: {0}dn.exact=\"cn=roleoutd,ou=roleout,dc=example,dc=org\" size=unlimited\n\
+             olcLimits: {1}* size=500\n",
+        ),
+        _ => ldapmodify(
+            local,
+            &access::ds389_access_ldif("dc=example,dc=org")
+                .split("\n\n")
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+        ),
+    }
     let lifted = Directory::connect(&local.builder_settings()).await.unwrap();
     assert_eq!(lifted.role_entries().await.unwrap().len(), count);
     assert_eq!(lifted.search_count(), 1, "one plain search");
 }
 
-#[tokio::test]
-async fn roles_can_live_in_existing_groups_elsewhere() {
-    let local = LocalDirectory::temporary().unwrap();
+async fn roles_can_live_in_existing_groups_elsewhere(local: &dyn Server) {
     ldapadd(
         &local,
         "dn: ou=Groups,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Groups\n\n\
@@ -337,3 +356,11 @@ async fn roles_can_live_in_existing_groups_elsewhere() {
         Some(role_name("staff"))
     );
 }
+
+on_both_servers!(
+    roles_round_trip_into_the_hierarchy,
+    members_come_and_go_and_empty_roles_keep_a_placeholder,
+    machines_joining_and_leaving_an_empty_role_at_once_all_succeed,
+    many_roles_are_read_in_one_search_or_page_by_page_past_a_size_limit,
+    roles_can_live_in_existing_groups_elsewhere,
+);
