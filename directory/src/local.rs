@@ -128,6 +128,7 @@ struct Programs {
     slapd: PathBuf,
     slapadd: PathBuf,
     slapmodify: PathBuf,
+    slapindex: PathBuf,
     slappasswd: PathBuf,
 }
 
@@ -160,6 +161,7 @@ impl Programs {
             slapd: find("slapd")?,
             slapadd: find("slapadd")?,
             slapmodify: find("slapmodify")?,
+            slapindex: find("slapindex")?,
             slappasswd: find("slappasswd")?,
         })
     }
@@ -264,6 +266,7 @@ impl LocalDirectory {
         directory.initialize()?;
         directory.upgrade_schema()?;
         directory.upgrade_access()?;
+        directory.upgrade_indexes()?;
         directory.initialize_sync()?;
         directory.initialize_replication()?;
         if directory.options.tls {
@@ -725,6 +728,7 @@ impl LocalDirectory {
                 })?;
         }
         write_file(&self.state.join("roleout.ldif"), ROLEOUT_LDIF, 0o644)?;
+        write_file(&self.state.join("indexes.ldif"), &index_ldif(), 0o644)?;
         let config = config_ldif(&self.state, &self.options.suffix);
         let config_path = self.state.join("config.ldif");
         write_file(&config_path, &config, 0o600)?;
@@ -880,23 +884,74 @@ impl LocalDirectory {
         if fs::read_to_string(&copy).is_ok_and(|text| text == rules) {
             return Ok(());
         }
-        let path = self.state.join("access-upgrade.ldif");
+        self.modify_config(
+            &format!("replace: olcAccess\n{rules}-\n"),
+            "the access rules",
+        )?;
+        write_file(&copy, &rules, 0o644)
+    }
+
+    /// Applies `changes` (LDIF modify lines) to the database's entry in
+    /// `cn=config`, offline, with `slapmodify`.
+    fn modify_config(&self, changes: &str, what: &str) -> Result<()> {
+        let path = self.state.join("config-change.ldif");
         write_file(
             &path,
-            &format!(
-                "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n{rules}-\n"
-            ),
+            &format!("dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\n{changes}"),
             0o600,
         )?;
-        let outcome = self.run_slap_tool(
-            &self.programs.slapmodify,
-            &["-n0", "-F"],
-            &path,
-            "the access rules",
-        );
+        let outcome = self.run_slap_tool(&self.programs.slapmodify, &["-n0", "-F"], &path, what);
         let _ = fs::remove_file(&path);
-        outcome?;
-        write_file(&copy, &rules, 0o644)
+        outcome
+    }
+
+    /// Brings the size limit and indexes of a state made by an older
+    /// Roleout up to this one's, offline: `slapmodify` replaces the
+    /// database's `olcDbMaxSize` and `olcDbIndex` and `slapindex` builds
+    /// the indexes over the entries already stored (an
+    /// index slapd did not keep from the start would miss them). The copy
+    /// kept in the state (`indexes.ldif`) says which indexes it has; a new
+    /// state is made with them and gets its copy then.
+    fn upgrade_indexes(&self) -> Result<()> {
+        let indexes = index_ldif();
+        let copy = self.state.join("indexes.ldif");
+        if fs::read_to_string(&copy).is_ok_and(|text| text == indexes) {
+            return Ok(());
+        }
+        let lines = |prefix: &str| -> String {
+            indexes
+                .lines()
+                .filter(|line| line.starts_with(prefix))
+                .map(|line| format!("{line}\n"))
+                .collect()
+        };
+        self.modify_config(
+            &format!(
+                "replace: olcDbMaxSize\n{}-\nreplace: olcDbIndex\n{}-\n",
+                lines("olcDbMaxSize"),
+                lines("olcDbIndex")
+            ),
+            "the size limit and indexes",
+        )?;
+        let output = Command::new(&self.programs.slapindex)
+            .arg("-F")
+            .arg(self.config_dir())
+            .args(["-b", &self.options.suffix, "-q"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| spawn_error(&self.programs.slapindex, error))?;
+        if !output.status.success() {
+            let mut log = String::from_utf8_lossy(&output.stdout).into_owned();
+            log.push_str(&String::from_utf8_lossy(&output.stderr));
+            return Err(DirectoryError::Slapd {
+                message: format!(
+                    "slapindex of {} failed ({})",
+                    self.options.suffix, output.status
+                ),
+                log_tail: last_lines(&log, 40),
+            });
+        }
+        write_file(&copy, &indexes, 0o644)
     }
 
     /// Adds the syncprov module and overlay to a state made before
@@ -1143,22 +1198,47 @@ olcDatabase: {{1}}mdb
 olcSuffix: {suffix}
 olcDbDirectory: {state}/data
 olcRootDN: {root}
-olcDbMaxSize: 1073741824
-olcDbIndex: objectClass eq
-olcDbIndex: cn eq
-olcDbIndex: member eq
-olcDbIndex: roleoutParentRole eq
-olcDbIndex: roleoutCertificateFingerprint eq
-olcDbIndex: roleoutOf eq
-olcDbIndex: roleoutSuiteName eq
-olcDbIndex: roleoutMachineName eq
-olcDbIndex: roleoutHardwareKey eq
 olcLimits: {{0}}* size=unlimited
 "
     );
+    out.push_str(&index_ldif());
     out.push_str(&access_ldif(suffix));
     out.push('\n');
     out.push_str(SYNCPROV_OVERLAY);
+    out
+}
+
+/// The attributes the database indexes for equality: those Roleout
+/// searches by, and `entryUUID` and `entryCSN`, by which a provider of a
+/// replicated directory finds the entry a change it is sent applies to
+/// (without them every replicated change is a scan of the database).
+const INDEXED: &[&str] = &[
+    "objectClass",
+    "cn",
+    "member",
+    "roleoutParentRole",
+    "roleoutCertificateFingerprint",
+    "roleoutOf",
+    "roleoutSuiteName",
+    "roleoutMachineName",
+    "roleoutHardwareKey",
+    "entryUUID",
+    "entryCSN",
+];
+
+/// The most the database file may grow to: 64 GiB. LMDB maps the file
+/// with this size reserved in the address space, not on disk; the file
+/// grows as entries are stored (100,000 machines with their reports take
+/// some gigabytes: SCALE.md).
+const MAX_DATABASE_BYTES: u64 = 64 << 30;
+
+/// The database's size limit and indexes as `olcDbMaxSize` and
+/// `olcDbIndex` lines.
+fn index_ldif() -> String {
+    let mut out = format!("olcDbMaxSize: {MAX_DATABASE_BYTES}\n");
+    for attribute in INDEXED {
+        let _ = writeln!(out, "olcDbIndex: {attribute} eq");
+    }
     out
 }
 

@@ -88,13 +88,19 @@ impl Directory {
     /// Every role with its members: one search of the role base.
     #[instrument(skip(self))]
     pub async fn role_entries(&self) -> Result<Vec<RoleEntry>> {
+        self.role_entries_reading(ROLE_ATTRIBUTES).await
+    }
+
+    /// Every role, reading `attributes` of each: with `member` or without
+    /// (then every entry's members are empty).
+    async fn role_entries_reading(&self, attributes: &[&str]) -> Result<Vec<RoleEntry>> {
         let layout = self.layout();
         let entries = self
             .search(
                 layout.roles(),
                 Scope::Subtree,
                 layout.role_filter(),
-                ROLE_ATTRIBUTES,
+                attributes,
             )
             .await?;
         let mut names = BTreeMap::new();
@@ -108,9 +114,16 @@ impl Directory {
         Ok(roles)
     }
 
-    /// Every role, as the model's hierarchy: one search.
+    /// Every role, as the model's hierarchy: one search, which leaves the
+    /// members out (a role of a whole fleet has a member value per
+    /// machine, and the hierarchy needs none of them).
     pub async fn roles(&self) -> Result<RoleHierarchy> {
-        let entries = self.role_entries().await?;
+        let without_members: Vec<&str> = ROLE_ATTRIBUTES
+            .iter()
+            .copied()
+            .filter(|attribute| *attribute != "member")
+            .collect();
+        let entries = self.role_entries_reading(&without_members).await?;
         Ok(RoleHierarchy::new(
             entries.into_iter().map(|entry| entry.role),
         ))

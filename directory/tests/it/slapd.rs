@@ -516,3 +516,74 @@ fn a_state_made_with_older_access_rules_gets_the_current_ones() {
         assert_eq!(admin.machine_hardware(&dn).await.unwrap(), Some(hardware));
     });
 }
+
+/// A state made before the database indexed `entryUUID` and `entryCSN`
+/// (which replication looks entries up by), with a 1 GiB size limit, gets
+/// both indexes, built over the entries it already holds, and the larger
+/// limit when reopened: an equality search by `entryUUID`
+/// finds an entry added before the upgrade.
+#[test]
+fn a_state_made_with_fewer_indexes_gains_and_builds_them_when_reopened() {
+    let state = tempfile::tempdir().unwrap();
+    let path = state.path().join("directory");
+    let old_indexes = "olcDbIndex: objectClass eq\nolcDbIndex: cn eq\n";
+    let old_settings = format!("olcDbMaxSize: 1073741824\n{old_indexes}");
+    {
+        let mut local = LocalDirectory::persistent(&path).unwrap();
+        local.stop().unwrap();
+        // What an older Roleout left: fewer indexes, and its copy of them.
+        let change = path.join("old-indexes.ldif");
+        std::fs::write(
+            &change,
+            format!(
+                "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\n\
+                 replace: olcDbMaxSize\nolcDbMaxSize: 1073741824\n-\n\
+                 replace: olcDbIndex\n{old_indexes}-\n"
+            ),
+        )
+        .unwrap();
+        let output = Command::new("slapmodify")
+            .arg("-n0")
+            .arg("-F")
+            .arg(local.config_dir())
+            .arg("-l")
+            .arg(&change)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        // An entry stored while entryUUID was not indexed.
+        local.start().unwrap();
+        ldapadd(
+            &local,
+            "dn: ou=later,dc=example,dc=org\nobjectClass: organizationalUnit\nou: later\n",
+        );
+        local.stop().unwrap();
+        std::fs::write(path.join("indexes.ldif"), old_settings).unwrap();
+    }
+    let reopened = LocalDirectory::persistent(&path).unwrap();
+    let config = ldapsearch(
+        &reopened,
+        "olcDatabase={1}mdb,cn=config",
+        &["-s", "base", "olcDbIndex", "olcDbMaxSize"],
+    );
+    assert!(config.contains("olcDbMaxSize: 68719476736"), "{config}");
+    for attribute in ["entryUUID", "entryCSN", "member", "roleoutHardwareKey"] {
+        assert!(
+            config.contains(&format!("olcDbIndex: {attribute} eq")),
+            "{config}"
+        );
+    }
+    let later = "ou=later,dc=example,dc=org";
+    let uuid = ldapsearch(&reopened, later, &["-s", "base", "entryUUID"]);
+    let uuid = uuid
+        .lines()
+        .find_map(|line| line.strip_prefix("entryUUID: "))
+        .unwrap()
+        .to_owned();
+    let found = ldapsearch(
+        &reopened,
+        "dc=example,dc=org",
+        &[&format!("(entryUUID={uuid})"), "1.1"],
+    );
+    assert!(found.contains(&format!("dn: {later}")), "{found}");
+}

@@ -19,7 +19,7 @@ const REPORTS: usize = 25;
 const CLIENTS: usize = 8;
 
 /// The first `build-digest` string anywhere in `value`.
-fn build_digest(value: &Value) -> Option<String> {
+pub(crate) fn build_digest(value: &Value) -> Option<String> {
     match value {
         Value::Object(map) => map
             .get("build-digest")

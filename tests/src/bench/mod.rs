@@ -9,7 +9,9 @@
 pub(crate) mod auth;
 pub(crate) mod blob;
 pub(crate) mod build;
+pub(crate) mod checkin;
 pub(crate) mod engine;
+pub(crate) mod fleet;
 pub(crate) mod image;
 pub(crate) mod install;
 pub(crate) mod intake;

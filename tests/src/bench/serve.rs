@@ -18,10 +18,11 @@ use crate::bench::{Row, median, quantile};
 const REQUESTS: usize = 2000;
 
 /// nginx on a loopback port with its own configuration in a temp dir.
-struct Nginx {
+pub(crate) struct Nginx {
     _temp: tempfile::TempDir,
     child: Child,
-    url: String,
+    /// `https://127.0.0.1:PORT/suite.json`.
+    pub(crate) url: String,
 }
 
 impl Drop for Nginx {
@@ -45,7 +46,9 @@ fn nginx_program() -> anyhow::Result<PathBuf> {
 
 impl Nginx {
     /// Serves `body` as `/suite.json` with roleoutd's certificate and key.
-    fn start(tls: &Path, body: &[u8]) -> anyhow::Result<Nginx> {
+    /// nginx serving `body` as `/suite.json` over TLS with the certificate
+    /// and key in `tls` (`cert.pem`, `key.pem`).
+    pub(crate) fn start(tls: &Path, body: &[u8]) -> anyhow::Result<Nginx> {
         let program = nginx_program()?;
         let temp = tempfile::Builder::new()
             .prefix("roleout-nginx-")
@@ -143,15 +146,9 @@ fn load(
                 scope.spawn(move || -> anyhow::Result<Vec<f64>> {
                     let agent = server.agent();
                     let get = |agent: &ureq::Agent| -> anyhow::Result<()> {
-                        let mut request = agent.get(url);
-                        if let Some(session) = session {
-                            request = request.header("Authorization", format!("Bearer {session}"));
-                        }
-                        let mut response = request.call()?;
-                        let status = response.status().as_u16();
-                        let body = response.body_mut().read_to_vec()?;
-                        if status != 200 || body.len().abs_diff(expected) > 64 {
-                            bail!("{url} answered {status} with {} bytes", body.len());
+                        let body = crate::bench::checkin::get(agent, url, session)?;
+                        if body.len().abs_diff(expected) > 64 {
+                            bail!("{url} answered {} bytes", body.len());
                         }
                         Ok(())
                     };

@@ -17,7 +17,8 @@ const USAGE: &str =
     "usage: roleout-bench [--check] [--runs N] [--only ID[,ID...]] [--sizes N[,N...]]
   --check   exit 1 when a figure misses its target
   --runs    alternating runs of A and B per row (default 5)
-  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,B11,B12,B13)
+  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,B11,B12,B13,B14;
+              S1 runs the fleet day of SCALE.md)
   --sizes   catalog sizes for B1 (default 100,1000,10000)";
 
 struct Options {
@@ -199,6 +200,29 @@ fn main() -> ExitCode {
             "reports/s into a replicated directory",
             bench::intake::run(runs),
         );
+    }
+    if report.wanted("B14") {
+        report.row(
+            "B14",
+            "check-ins/s, nothing changed",
+            bench::checkin::run(10_000, runs),
+        );
+    }
+    // The fleet day takes minutes: only when asked for by name.
+    if report
+        .options
+        .only
+        .as_ref()
+        .is_some_and(|only| only.iter().any(|wanted| wanted == "S1"))
+    {
+        match bench::fleet::run(10_000) {
+            Ok(rows) => {
+                for row in rows {
+                    report.row(&row.id.clone(), "", Ok(row));
+                }
+            }
+            Err(error) => report.row("S1", "a day of a 10,000-machine fleet", Err(error)),
+        }
     }
     if report.wanted("B11") {
         report.row(
