@@ -82,6 +82,14 @@ pub enum DirectoryError {
         /// The last lines slapd wrote.
         log_tail: String,
     },
+    /// A private 389 Directory Server instance could not be made or run.
+    #[error("{message}\n--- end of 389 Directory Server's output ---\n{log_tail}")]
+    Ds389 {
+        /// What Roleout was doing.
+        message: String,
+        /// The last lines the server or tool wrote.
+        log_tail: String,
+    },
     /// An entry does not have the shape Roleout expects.
     #[error("entry {dn:?}, attribute {attribute}: {message}")]
     Mapping {

@@ -17,6 +17,7 @@
 pub mod access;
 pub mod catalog;
 pub mod connection;
+pub mod ds389;
 pub mod error;
 pub mod escape;
 pub mod feed;

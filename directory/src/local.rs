@@ -1284,7 +1284,7 @@ fn self_signed_certificate() -> Result<(String, String)> {
 }
 
 /// `ldif/base.ldif` moved to `suffix`, with a password on each account.
-fn base_ldif(suffix: &str, accounts: &[(String, String)]) -> String {
+pub(crate) fn base_ldif(suffix: &str, accounts: &[(String, String)]) -> String {
     let first_dc = suffix
         .split(',')
         .next()
@@ -1370,7 +1370,7 @@ fn is_slapd(pid: i32) -> bool {
     named && !ended
 }
 
-fn write_file(path: &Path, contents: &str, mode: u32) -> Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &str, mode: u32) -> Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -1389,7 +1389,7 @@ fn read_secret(path: &Path) -> Result<Secret> {
 }
 
 /// 24 random bytes from the kernel, as hex.
-fn random_password() -> Result<String> {
+pub(crate) fn random_password() -> Result<String> {
     let mut bytes = [0_u8; 24];
     fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut bytes))
@@ -1401,7 +1401,7 @@ fn random_password() -> Result<String> {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
         .map_err(|error| DirectoryError::io("cannot find a free loopback port", error))?;
     listener
@@ -1483,7 +1483,7 @@ fn tail(path: &Path, lines: usize) -> String {
     }
 }
 
-fn last_lines(text: &str, count: usize) -> String {
+pub(crate) fn last_lines(text: &str, count: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(count)..].join("\n")
 }

@@ -443,6 +443,12 @@ pub struct World {
     pub payloads: PathBuf,
     /// Arguments roleoutd is started with besides the usual ones.
     roleoutd_args: Vec<String>,
+    /// How roleout-admin reaches the directory besides `--state-dir`
+    /// (empty: the slapd roleoutd manages).
+    admin_connection: Vec<String>,
+    /// The 389 Directory Server the installation uses instead of a managed
+    /// slapd; dropped after roleoutd stops.
+    ds389: Option<roleout_directory::ds389::Ds389Instance>,
 }
 
 impl World {
@@ -459,6 +465,48 @@ impl World {
     pub fn start_with(roleoutd_args: &[&str]) -> World {
         let roleoutd_args: Vec<String> =
             roleoutd_args.iter().map(|arg| (*arg).to_owned()).collect();
+        World::start_over(roleoutd_args, Vec::new(), None)
+    }
+
+    /// [`World::start`] over a private 389 Directory Server set up as
+    /// README tells an admin to set up an existing one, with its change
+    /// feed's plugins enabled: roleoutd binds as `cn=roleoutd` and
+    /// roleout-admin as `cn=admin`, each with its password file.
+    pub fn start_on_389() -> World {
+        let mut ds389 = roleout_directory::ds389::Ds389Instance::start()
+            .unwrap_or_else(|error| panic!("{error}"));
+        ds389
+            .enable_content_synchronization()
+            .unwrap_or_else(|error| panic!("{error}"));
+        let credentials = ds389.state_dir().join("credentials");
+        let connection = |flag: &str, account: &str| {
+            vec![
+                flag.to_owned(),
+                ds389.ldap_url(),
+                "--bind-dn".to_owned(),
+                format!(
+                    "cn={account},ou=roleout,{}",
+                    roleout_directory::ds389::SUFFIX
+                ),
+                "--bind-password-file".to_owned(),
+                credentials
+                    .join(format!("{account}.password"))
+                    .display()
+                    .to_string(),
+                "--base-dn".to_owned(),
+                format!("ou=roleout,{}", roleout_directory::ds389::SUFFIX),
+            ]
+        };
+        let roleoutd_args = connection("--directory-url", "roleoutd");
+        let admin_connection = connection("--url", "admin");
+        World::start_over(roleoutd_args, admin_connection, Some(ds389))
+    }
+
+    fn start_over(
+        roleoutd_args: Vec<String>,
+        admin_connection: Vec<String>,
+        ds389: Option<roleout_directory::ds389::Ds389Instance>,
+    ) -> World {
         let top = tempfile::Builder::new()
             .prefix("roleout-e2e-")
             .tempdir()
@@ -478,6 +526,8 @@ impl World {
             server_state,
             payloads,
             roleoutd_args,
+            admin_connection,
+            ds389,
         };
         world.import(&repository().join("examples"), Some(&world.payloads));
         world.admin(
@@ -567,20 +617,25 @@ impl World {
     /// Runs `roleout-admin --state-dir SERVER -c SCRIPT` and returns what it
     /// did, whatever its exit status.
     pub fn try_admin(&self, script: &str) -> Finished {
-        run(Command::new(binary("roleout-admin"))
+        run(self.admin_command().arg("-c").arg(script))
+    }
+
+    /// `roleout-admin --state-dir SERVER`, with the directory connection
+    /// of this installation.
+    fn admin_command(&self) -> Command {
+        let mut command = Command::new(binary("roleout-admin"));
+        command
             .arg("--state-dir")
             .arg(&self.server_state)
-            .arg("-c")
-            .arg(script))
+            .args(&self.admin_connection);
+        command
     }
 
     /// Starts `roleout-admin --state-dir SERVER -c SCRIPT` without waiting
     /// for it (to race it against another); see [`wait_finished`].
     pub fn spawn_admin(&self, script: &str) -> Child {
-        let mut command = Command::new(binary("roleout-admin"));
+        let mut command = self.admin_command();
         command
-            .arg("--state-dir")
-            .arg(&self.server_state)
             .arg("-c")
             .arg(script)
             .stdin(Stdio::null())
@@ -638,12 +693,7 @@ impl World {
     /// the answers of commands that ask) on standard input; it must
     /// succeed. Returns its standard output.
     pub fn admin_input(&self, input: &str) -> String {
-        let finished = run_with_input(
-            Command::new(binary("roleout-admin"))
-                .arg("--state-dir")
-                .arg(&self.server_state),
-            Some(input),
-        );
+        let finished = run_with_input(&mut self.admin_command(), Some(input));
         assert_eq!(
             finished.code,
             Some(0),
@@ -671,6 +721,14 @@ impl World {
         let mut script = format!("import {}", quoted(descriptors));
         if let Some(payloads) = payloads {
             script.push_str(&format!(" --payloads {}", quoted(payloads)));
+            // Given a directory URL, roleout-admin is told where roleoutd's
+            // content store is.
+            if !self.admin_connection.is_empty() {
+                script.push_str(&format!(
+                    " --content-dir {}",
+                    quoted(&self.server_state.join("content"))
+                ));
+            }
         }
         self.admin(&script)
     }
@@ -838,8 +896,6 @@ impl World {
         })
     }
 
-    /// Runs `body` with a connection to the slapd roleoutd manages, as
-    /// its root identity over ldapi.
     /// The URL of roleoutd's managed slapd for its root (SASL EXTERNAL
     /// over `ldapi://`, as `ldapadd -Y EXTERNAL -H URL` uses it).
     pub fn root_ldap_url(&self) -> String {
@@ -848,9 +904,15 @@ impl World {
         settings.urls[0].clone()
     }
 
+    /// Runs `body` with a connection to the installation's directory: the
+    /// slapd roleoutd manages, as its root identity over ldapi, or the 389
+    /// server, as the admin account.
     fn with_directory<T>(&self, body: impl AsyncFnOnce(&Directory) -> T) -> T {
-        let settings = LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
-            .expect("the slapd roleoutd manages is running");
+        let settings = match &self.ds389 {
+            Some(ds389) => ds389.admin_settings(),
+            None => LocalDirectory::attach(self.server_state.join("ldap"), SUFFIX)
+                .expect("the slapd roleoutd manages is running"),
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

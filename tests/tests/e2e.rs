@@ -90,7 +90,25 @@ fn installed_by(status: &serde_json::Value, product: &str) -> String {
 
 #[test]
 fn three_roles_get_three_different_installations() {
-    let world = World::start();
+    three_roles_over(&World::start());
+}
+
+/// The same installations with 389 Directory Server as the directory:
+/// roleoutd and roleout-admin bind to it as their service accounts, under
+/// the ACIs generated from Roleout's access rules, and roleoutd follows it
+/// through 389's content synchronization.
+#[test]
+fn three_roles_get_three_different_installations_over_389_directory_server() {
+    let world = World::start_on_389();
+    three_roles_over(&world);
+    let log = std::fs::read_to_string(world.top().join("roleoutd.log")).unwrap();
+    assert!(
+        log.contains("change feed live: serving from memory"),
+        "roleoutd should follow 389's changes:\n{log}"
+    );
+}
+
+fn three_roles_over(world: &World) {
     let user = world.enroll("pc-user", "end-user");
     let developer = world.enroll("pc-dev", "developer");
     let administrator = world.enroll("pc-admin", "administrator");
@@ -149,15 +167,15 @@ fn three_roles_get_three_different_installations() {
 
     // Each machine's reports are in the directory, about its own components.
     assert_eq!(
-        reported_installs(&world, &user),
+        reported_installs(world, &user),
         ["jre", "notes-client", "notes-help"]
     );
     assert_eq!(
-        reported_installs(&world, &developer),
+        reported_installs(world, &developer),
         ["jre", "notes-client", "notes-designer", "notes-help"]
     );
     assert_eq!(
-        reported_installs(&world, &administrator),
+        reported_installs(world, &administrator),
         ["domino-admin", "jre", "notes-client", "notes-help"]
     );
     for machine in [&user, &developer, &administrator] {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use roleout_directory::feed::{FeedEvent, PROBE_INTERVAL};
-use roleout_directory::{Directory, LocalDirectory};
+use roleout_directory::{Directory, LocalDirectory, ds389};
 use tokio::sync::mpsc;
 
 use crate::{Server, machine, role, role_name, wait_until_stopped};
@@ -271,6 +271,8 @@ async fn on_389_ds_the_feed_needs_the_content_synchronization_plugin() {
     drop(feed);
     builder.close().await;
 
+    // README's change is the one the instance applies.
+    assert_eq!(ds389_content_sync(), ds389::CONTENT_SYNC_LDIF);
     crate::ldapmodify(&server, &ds389_content_sync());
     server.restart();
     let admin = Directory::connect(&server.admin_settings()).await.unwrap();
