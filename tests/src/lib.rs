@@ -958,9 +958,11 @@ impl World {
     /// Starts another roleoutd of this installation, as a second instance
     /// behind a balancer is: its own state (named `name`) and content
     /// store, this roleoutd's directory, token secret, builder key and TLS
-    /// certificate.
+    /// certificate, and this roleoutd as its upstream, which it brings the
+    /// contents it lacks from.
     pub fn start_peer(&self, name: &str) -> Engine {
-        self.start_instance(&format!("peer-{name}"), &[])
+        let upstream = ["--upstream".to_owned(), self.url.clone()];
+        self.start_instance(&format!("peer-{name}"), &upstream)
     }
 
     fn start_instance(&self, folder: &str, extra: &[String]) -> Engine {

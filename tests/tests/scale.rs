@@ -69,9 +69,9 @@ fn a_challenge_answer_accepted_by_one_roleoutd_is_refused_by_another() {
 #[test]
 fn an_agent_given_several_roleoutd_goes_on_with_the_next_when_one_is_down() {
     let mut world = World::start();
-    // A second roleoutd with a content store of its own, which brings the
-    // payloads it lacks from the first.
-    let peer = world.start_engine("b");
+    // A second roleoutd behind the same name (no engine), with a content
+    // store of its own, which brings the payloads it lacks from the first.
+    let peer = world.start_peer("b");
     // One machine lists the first roleoutd first, the other the peer.
     let first = world.enroll_with("ws-first", "end-user", &["--server", &peer.url]);
     let enrolment = std::fs::read_to_string(first.state.join("enrolment.json")).unwrap();
@@ -89,6 +89,29 @@ fn an_agent_given_several_roleoutd_goes_on_with_the_next_when_one_is_down() {
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let log = peer.log_text();
     assert!(log.contains("payload fetched from upstream"), "{log}");
+    // The first gives contents only to the installation's own roleoutd.
+    let agent = roleout_tests::pinned_client(&world.server_state.join("tls/cert.pem"));
+    let peer_store = peer.log.parent().unwrap().join("content").join("sha256");
+    let digest = std::fs::read_dir(&peer_store)
+        .unwrap()
+        .flatten()
+        .flat_map(|entry| {
+            std::fs::read_dir(entry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.len() == 64)
+        .expect("the peer's content store holds what it fetched");
+    for authorization in [None, Some("Peer forged"), Some("Engine forged")] {
+        let mut request = agent.get(format!("{}/v1/content/{digest}", world.url));
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
+        }
+        let status = request.call().unwrap().status().as_u16();
+        assert_eq!(status, 401, "{authorization:?} got {status}");
+    }
 
     // The first roleoutd dies: the first machine's run is served by the
     // peer, from what it holds.

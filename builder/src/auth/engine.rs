@@ -1,9 +1,12 @@
-//! Engine tokens: how one roleoutd asks another of the same installation
-//! for content it lacks. An installation engine shares the token secret
-//! (and the builder key it signs its targets' jobs with) with the roleoutd
-//! that images are captured to, so it can make a short-lived token naming
-//! itself; the other checks the MAC, the expiry, and that the name is a
-//! registered engine.
+//! Engine and peer tokens: how one roleoutd asks another of the same
+//! installation for content it lacks. An installation engine shares the
+//! token secret (and the builder key it signs its targets' jobs with) with
+//! the roleoutd that images are captured to, so it can make a short-lived
+//! token naming itself; the other checks the MAC, the expiry, and that the
+//! name is a registered engine. A peer (another roleoutd behind the same
+//! name, no engine) makes a token naming nobody: holding the token secret
+//! is what makes it an instance of the installation, as it is what lets
+//! any instance accept the others' sessions.
 
 use std::time::{Duration, SystemTime};
 
@@ -47,6 +50,35 @@ pub fn issue_engine_token(
     )
 }
 
+const PEER_PURPOSE: Purpose = Purpose {
+    name: "peer",
+    label: b"roleout-peer-v1\0",
+};
+
+/// What a peer token says: only until when it is good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PeerClaim {
+    expires_at: u64,
+}
+
+/// A token for a peer of the installation, good from `now` for
+/// [`ENGINE_TOKEN_LIFETIME`].
+pub fn issue_peer_token(secret: &ServerSecret, now: SystemTime) -> Result<String, TokenError> {
+    token::seal(
+        secret,
+        PEER_PURPOSE,
+        &PeerClaim {
+            expires_at: unix_seconds(now) + ENGINE_TOKEN_LIFETIME.as_secs(),
+        },
+    )
+}
+
+/// Whether `token` is a genuine peer token, not expired.
+pub fn verify_peer_token(secret: &ServerSecret, token: &str, now: SystemTime) -> bool {
+    token::open::<PeerClaim>(secret, PEER_PURPOSE, token)
+        .is_ok_and(|claim| claim.expires_at > unix_seconds(now))
+}
+
 /// The claim of an engine token that is genuine and not expired; `None`
 /// otherwise.
 pub fn verify_engine_token(
@@ -88,5 +120,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(verify_engine_token(&secret, &session.token, now), None);
+    }
+
+    #[test]
+    fn a_peer_token_holds_until_it_expires_only_with_the_secret_and_is_no_engine_token() {
+        let secret = ServerSecret::from_bytes(&[7; 32]).unwrap();
+        let other = ServerSecret::from_bytes(&[8; 32]).unwrap();
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let token = issue_peer_token(&secret, now).unwrap();
+        assert!(verify_peer_token(&secret, &token, now));
+        assert!(!verify_peer_token(&other, &token, now));
+        assert!(!verify_peer_token(
+            &secret,
+            &token,
+            now + ENGINE_TOKEN_LIFETIME
+        ));
+        // Neither kind passes for the other.
+        assert_eq!(verify_engine_token(&secret, &token, now), None);
+        let engine = issue_engine_token(&secret, "site-b", now).unwrap();
+        assert!(!verify_peer_token(&secret, &engine, now));
     }
 }

@@ -275,4 +275,14 @@ impl<Store: NonceStore> Authenticator<Store> {
     pub fn verify_engine_token(&self, token: &str, now: SystemTime) -> Option<String> {
         engine::verify_engine_token(&self.secret, token, now).map(|claim| claim.engine)
     }
+
+    /// A token for this instance as a peer of the installation.
+    pub fn issue_peer_token(&self, now: SystemTime) -> Result<String, token::TokenError> {
+        engine::issue_peer_token(&self.secret, now)
+    }
+
+    /// Whether a peer token is genuine and current.
+    pub fn verify_peer_token(&self, token: &str, now: SystemTime) -> bool {
+        engine::verify_peer_token(&self.secret, token, now)
+    }
 }

@@ -208,14 +208,11 @@ pub struct Args {
     #[arg(long, env = "ROLEOUTD_ENGINE_URL", value_name = "URL")]
     pub engine_url: Option<String>,
 
-    /// As an engine: the roleoutd images are captured to, asked for the image files this
-    /// engine's content store lacks (both share the token secret and the builder key).
-    #[arg(
-        long,
-        env = "ROLEOUTD_UPSTREAM",
-        value_name = "URL",
-        requires = "engine"
-    )]
+    /// The roleoutd of this installation asked, by digest, for the payloads and image files
+    /// this one's content store lacks: an engine's upstream (where images are captured to),
+    /// or, for one of several roleoutd behind one name, the one admins import to. Both share
+    /// the token secret and the builder key.
+    #[arg(long, env = "ROLEOUTD_UPSTREAM", value_name = "URL")]
     pub upstream: Option<String>,
 
     /// The upstream roleoutd's TLS certificate (PEM), the only one trusted for it (default:

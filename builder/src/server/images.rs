@@ -64,10 +64,11 @@ fn respond<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
     }
 }
 
-/// `GET /v1/content/{sha256}`: a content, for an installation engine of
-/// this installation that lacks it (`Authorization: Engine TOKEN`, a token
-/// only a roleoutd holding the token secret can make, naming an engine
-/// registered under `ou=engines`).
+/// `GET /v1/content/{sha256}`: a content, for another roleoutd of this
+/// installation that lacks it: an installation engine
+/// (`Authorization: Engine TOKEN`, a token only a roleoutd holding the
+/// token secret can make, naming an engine registered under `ou=engines`)
+/// or a peer behind the same name (`Authorization: Peer TOKEN`).
 pub(crate) async fn get_content(
     State(state): Shared,
     headers: HeaderMap,
@@ -77,26 +78,34 @@ pub(crate) async fn get_content(
         let refused = || {
             ApiError::new(
                 ErrorCode::Unauthorized,
-                "This route is for installation engines: send Authorization: Engine TOKEN.",
+                "This route is for the roleoutd of this installation: send Authorization: \
+                 Engine TOKEN or Peer TOKEN.",
             )
         };
-        let token = headers
+        let authorization = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Engine "))
             .ok_or_else(refused)?;
-        let engine = state
-            .authenticator
-            .verify_engine_token(token.trim(), std::time::SystemTime::now())
-            .ok_or_else(refused)?;
-        let registered = state
-            .directory
-            .is_engine(&engine)
-            .await
-            .map_err(directory_failed)?;
-        if !registered {
-            info!(%engine, outcome = "refused", reason = "not a registered engine", "content");
-            return Err(refused());
+        let now = std::time::SystemTime::now();
+        if let Some(token) = authorization.strip_prefix("Peer ") {
+            if !state.authenticator.verify_peer_token(token.trim(), now) {
+                return Err(refused());
+            }
+        } else {
+            let token = authorization.strip_prefix("Engine ").ok_or_else(refused)?;
+            let engine = state
+                .authenticator
+                .verify_engine_token(token.trim(), now)
+                .ok_or_else(refused)?;
+            let registered = state
+                .directory
+                .is_engine(&engine)
+                .await
+                .map_err(directory_failed)?;
+            if !registered {
+                info!(%engine, outcome = "refused", reason = "not a registered engine", "content");
+                return Err(refused());
+            }
         }
         let digest = strict_digest(&digest)
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "There is no such content."))?;

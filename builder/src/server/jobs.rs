@@ -139,11 +139,12 @@ async fn archive_for(state: &Arc<ServerState>, manifest: &Sha256) -> Result<Arch
     let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
     let manifest = manifest.clone();
     let folder = archives_dir(state);
-    // An engine first brings the files its own store lacks.
+    // An engine (or a peer given an upstream) first brings the files its
+    // own store lacks.
     let upstream = upstream_of(state)?;
     tokio::task::spawn_blocking(move || {
-        if let Some((upstream, token)) = upstream {
-            let fetched = fetch_missing(&store, &upstream, &token, &manifest)?;
+        if let Some((upstream, authorization)) = upstream {
+            let fetched = fetch_missing(&store, &upstream, &authorization, &manifest)?;
             info!(
                 manifest = %manifest,
                 contents = fetched.0,
@@ -158,21 +159,33 @@ async fn archive_for(state: &Arc<ServerState>, manifest: &Sha256) -> Result<Arch
     .map_err(ApiError::internal)?
 }
 
-/// The roleoutd an engine brings what it lacks from, with a token for
-/// it; `None` for a roleoutd that is no engine.
+/// The roleoutd this one brings what it lacks from, with the
+/// `Authorization` value to ask it with: an engine's token naming the
+/// engine, or a peer's; `None` for a roleoutd given no upstream.
 pub(crate) fn upstream_of(
     state: &ServerState,
 ) -> Result<Option<(crate::server::state::Upstream, String)>, ApiError> {
-    match (&state.upstream, &state.engine) {
-        (Some(upstream), Some(engine)) => Ok(Some((
-            upstream.clone(),
+    let Some(upstream) = &state.upstream else {
+        return Ok(None);
+    };
+    let now = SystemTime::now();
+    let authorization = match &state.engine {
+        Some(engine) => format!(
+            "Engine {}",
             state
                 .authenticator
-                .issue_engine_token(engine.as_str(), SystemTime::now())
-                .map_err(ApiError::internal)?,
-        ))),
-        _ => Ok(None),
-    }
+                .issue_engine_token(engine.as_str(), now)
+                .map_err(ApiError::internal)?
+        ),
+        None => format!(
+            "Peer {}",
+            state
+                .authenticator
+                .issue_peer_token(now)
+                .map_err(ApiError::internal)?
+        ),
+    };
+    Ok(Some((upstream.clone(), authorization)))
 }
 
 /// Brings content `digest` into `store` from `upstream` (checked against
@@ -181,7 +194,7 @@ pub(crate) fn upstream_of(
 pub(crate) fn fetch_content(
     store: &ContentStore,
     upstream: &crate::server::state::Upstream,
-    token: &str,
+    authorization: &str,
     digest: &Sha256,
     size: Option<u64>,
 ) -> Result<u64, ApiError> {
@@ -189,7 +202,7 @@ pub(crate) fn fetch_content(
         ApiError::new(
             ErrorCode::Unavailable,
             format!(
-                "The engine could not bring content {digest} from {}: {reason}.",
+                "This roleoutd could not bring content {digest} from {}: {reason}.",
                 upstream.url
             ),
         )
@@ -197,7 +210,7 @@ pub(crate) fn fetch_content(
     let response = upstream
         .agent
         .get(format!("{}/v1/content/{digest}", upstream.url))
-        .header("Authorization", format!("Engine {token}"))
+        .header("Authorization", authorization)
         .call()
         .map_err(|error| failed(error.to_string()))?;
     let status = response.status().as_u16();
@@ -229,21 +242,24 @@ pub(crate) fn fetch_content(
 fn fetch_missing(
     store: &ContentStore,
     upstream: &crate::server::state::Upstream,
-    token: &str,
+    authorization: &str,
     manifest: &Sha256,
 ) -> Result<(usize, u64), ApiError> {
     let failed = |reason: String| {
         ApiError::new(
             ErrorCode::Unavailable,
             format!(
-                "The engine could not read the manifest {manifest} from {}: {reason}.",
+                "This roleoutd could not read the manifest {manifest} from {}: {reason}.",
                 upstream.url
             ),
         )
     };
     let mut fetched = (0, 0);
     if !store.contains(manifest) {
-        fetched = (1, fetch_content(store, upstream, token, manifest, None)?);
+        fetched = (
+            1,
+            fetch_content(store, upstream, authorization, manifest, None)?,
+        );
     }
     let bytes =
         std::fs::read(store.path_of(manifest)).map_err(|error| failed(error.to_string()))?;
@@ -257,7 +273,7 @@ fn fetch_missing(
     }
     for digest in store.missing(sizes.keys()) {
         let size = sizes.get(&digest).copied().unwrap_or(0);
-        fetch_content(store, upstream, token, &digest, Some(size))?;
+        fetch_content(store, upstream, authorization, &digest, Some(size))?;
         fetched.0 += 1;
         fetched.1 += size;
     }

@@ -1217,13 +1217,20 @@ async fn payload_inner(
         ));
     };
     let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
-    // An engine brings a payload it lacks from its upstream first.
+    // A roleoutd given an upstream (an engine, or a peer behind the same
+    // name) brings a payload it lacks from there first.
     if !store.contains(&digest)
-        && let Some((upstream, token)) = crate::server::jobs::upstream_of(state)?
+        && let Some((upstream, authorization)) = crate::server::jobs::upstream_of(state)?
     {
         let (fill, wanted) = (store.clone(), digest.clone());
         tokio::task::spawn_blocking(move || {
-            crate::server::jobs::fetch_content(&fill, &upstream, &token, &wanted, Some(size))
+            crate::server::jobs::fetch_content(
+                &fill,
+                &upstream,
+                &authorization,
+                &wanted,
+                Some(size),
+            )
         })
         .await
         .map_err(ApiError::internal)??;
