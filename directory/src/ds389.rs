@@ -303,7 +303,17 @@ impl Ds389Instance {
         }
     }
 
-    fn stop(&mut self) {
+    /// Starts the server again after [`Ds389Instance::stop`].
+    pub fn start_again(&mut self) -> Result<()> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        self.run()
+    }
+
+    /// Stops the server (SIGTERM, at most 10 s, then SIGKILL); its data
+    /// stays.
+    pub fn stop(&mut self) {
         let Some(mut child) = self.server.take() else {
             return;
         };

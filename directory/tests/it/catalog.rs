@@ -755,30 +755,17 @@ async fn selection_per_role_and_ambiguity(_local: &dyn Server) {
     let _ = EffectiveRoles::default();
 }
 
-#[tokio::test]
-async fn the_ldif_export_loads_with_ldapadd_and_reads_back_the_same() {
-    let (_first, directory) = open().await;
+async fn the_ldif_export_loads_with_ldapadd_and_reads_back_the_same(first: &dyn Server) {
+    let directory = connect(first).await;
     let product = notes_client();
     let suite = office(&["notes-client"]);
     directory.store_product(&product).await.unwrap();
     directory.store_suite(&suite).await.unwrap();
     let text = directory.export_ldif().await.unwrap();
 
-    let second = LocalDirectory::temporary().unwrap();
-    let path = second.state_dir().join("export.ldif");
-    std::fs::write(&path, &text).unwrap();
-    let output = Command::new("ldapadd")
-        .args(["-Q", "-Y", "EXTERNAL", "-H"])
-        .arg(second.ldapi_url())
-        .arg("-f")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // Into another server of the same kind, by its root with ldapadd.
+    let second = first.another();
+    crate::ldapadd(second.as_ref(), &text);
     let copy = Directory::connect(&second.admin_settings()).await.unwrap();
     assert_eq!(
         copy.export_catalog().await.unwrap(),
@@ -1095,6 +1082,7 @@ fn product_strategy() -> impl Strategy<Value = ProductSource> {
 
 on_both_servers!(
     a_product_and_a_suite_with_every_slot_read_back_unchanged,
+    the_ldif_export_loads_with_ldapadd_and_reads_back_the_same,
     selection_per_role_and_ambiguity,
     ids_cannot_widen_a_search_and_planted_entries_stay_invisible,
     an_entry_that_is_not_text_fails_a_build_read_naming_it_and_the_connection_goes_on,

@@ -23,6 +23,18 @@ impl Ds389 {
     pub(crate) fn restart(&mut self) {
         self.0.restart().unwrap_or_else(|error| panic!("{error}"));
     }
+
+    /// Stops the server; its data stays.
+    pub(crate) fn stop(&mut self) {
+        self.0.stop();
+    }
+
+    /// Starts it again after [`Ds389::stop`].
+    pub(crate) fn start_again(&mut self) {
+        self.0
+            .start_again()
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
 }
 
 impl Server for Ds389 {
@@ -48,5 +60,9 @@ impl Server for Ds389 {
 
     fn name(&self) -> &'static str {
         "389-ds"
+    }
+
+    fn another(&self) -> Box<dyn Server> {
+        Box::new(Ds389::temporary())
     }
 }

@@ -48,6 +48,8 @@ pub(crate) trait Server {
     fn state_dir(&self) -> &Path;
     /// Which server it is, for messages.
     fn name(&self) -> &'static str;
+    /// Another, empty server of the same kind.
+    fn another(&self) -> Box<dyn Server>;
 }
 
 impl Server for LocalDirectory {
@@ -69,6 +71,9 @@ impl Server for LocalDirectory {
     fn name(&self) -> &'static str {
         "slapd"
     }
+    fn another(&self) -> Box<dyn Server> {
+        Box::new(LocalDirectory::temporary().unwrap())
+    }
 }
 
 impl<T: Server + ?Sized> Server for &T {
@@ -89,6 +94,9 @@ impl<T: Server + ?Sized> Server for &T {
     }
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn another(&self) -> Box<dyn Server> {
+        (**self).another()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The directory going away: stopping slapd while operations run gives a
 //! clear error (not a hang, not a panic), a paused slapd gives a timeout,
-//! and the next operation after a restart reconnects by itself.
+//! and the next operation after a restart reconnects by itself; a stopped
+//! 389 Directory Server likewise.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -87,4 +88,27 @@ async fn a_paused_slapd_gives_a_timeout_not_a_hang() {
     );
     // Once slapd runs again, the next operation works.
     admin.roles().await.unwrap();
+}
+
+/// The same on 389 Directory Server: while it is down every operation
+/// fails naming the URL, and the same `Directory` reconnects once it runs
+/// again.
+#[tokio::test]
+async fn a_stopped_389_server_fails_cleanly_and_its_restart_reconnects() {
+    use crate::Server;
+    let mut server = crate::ds389::Ds389::temporary();
+    let admin = Directory::connect(&server.admin_settings()).await.unwrap();
+    admin
+        .create_role(&role("developer", 20, None))
+        .await
+        .unwrap();
+    server.stop();
+    let error = admin.roles().await.unwrap_err();
+    assert!(error.is_unavailable(), "{error:?}");
+    let error = admin.roles().await.unwrap_err();
+    assert!(matches!(error, DirectoryError::Connect { .. }), "{error}");
+    assert!(error.to_string().contains(&server.ldap_url()), "{error}");
+    server.start_again();
+    let roles = admin.roles().await.unwrap();
+    assert!(roles.get(&role_name("developer")).is_some());
 }
