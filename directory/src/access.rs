@@ -9,8 +9,10 @@
 //! what it makes ([`BUILDER_CONTAINERS`]) and the enrolment attributes of
 //! machine entries wherever they live ([`ENROLMENT_ATTRIBUTES`]), and
 //! creates machine entries in Roleout's own `ou=machines`, never enabling
-//! one; an account may change its own password; nobody else reads
-//! anything.
+//! one; an account may change its own password; the providers of a
+//! replicated OpenLDAP directory read everything, passwords included, as
+//! `cn=replicator` and write nothing (389 replicates with its own
+//! replication manager, outside this policy); nobody else reads anything.
 
 use std::fmt::Write;
 
@@ -57,6 +59,7 @@ struct Names {
     admins: String,
     admin: String,
     builder: String,
+    replicator: String,
 }
 
 /// The DNs of the default layout (Roleout's entries under `ou=roleout`).
@@ -70,6 +73,7 @@ fn names(suffix: &str) -> Names {
         admins: layout.admins_group(),
         admin: layout.admin_account(),
         builder: layout.builder_account(),
+        replicator: layout.replicator_account(),
     }
 }
 
@@ -82,11 +86,15 @@ pub fn openldap_rules(suffix: &str) -> Vec<String> {
         machines,
         admins,
         builder,
+        replicator,
         ..
     } = names(suffix);
     let both_write =
         format!("by group.exact=\"{admins}\" write by dn.exact=\"{builder}\" write by * none");
     let mut rules = vec![
+        // The replicator reads everything; everyone else goes on to the
+        // rules below.
+        format!("to * by dn.exact=\"{replicator}\" read by * break"),
         // Passwords: only for binding, changeable by their owner and the admins.
         format!(
             "to attrs=userPassword by self =xw by group.exact=\"{admins}\" =w by anonymous auth by * none"

@@ -178,6 +178,13 @@ impl Layout {
         format!("cn=admin,{}", self.base)
     }
 
+    /// The account the providers of a replicated directory bind to each
+    /// other as (`cn=replicator` under the base): it reads everything, the
+    /// passwords included, and writes nothing.
+    pub fn replicator_account(&self) -> String {
+        format!("cn=replicator,{}", self.base)
+    }
+
     /// The group whose members may change everything (`cn=admins`).
     pub fn admins_group(&self) -> String {
         format!("cn=admins,{}", self.base)

@@ -30,6 +30,7 @@
 //! listeners, polled until a deadline, so a caller never races slapd's
 //! start-up.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
@@ -65,6 +66,11 @@ const MODULE_PATH: &str = "/usr/lib/ldap";
 /// terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// Part of the digest of an applied replication configuration
+/// (`replication.sha256`): a state whose providers were configured another
+/// way (by an older Roleout, binding as the root DN) is configured again.
+const REPLICATION_CONFIGURATION: &str = "bind as cn=replicator";
+
 /// How the embedded directory is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalOptions {
@@ -91,16 +97,19 @@ pub struct LocalOptions {
 /// Multi-provider replication of the managed directory with other slapd:
 /// every provider takes writes and pulls the others' with syncrepl
 /// (`refreshAndPersist`, from their `syncprov` overlay), `olcMultiProvider`
-/// on. Providers bind to each other as the database's root DN with a
-/// password they share.
+/// on. Providers bind to each other as the replicator account
+/// (`cn=replicator` under Roleout's base: it reads everything and writes
+/// nothing) with a password they share; the first provider makes the
+/// account, and any provider started with another secret gives it that
+/// one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replication {
     /// This provider's number, unique among the providers (1 to 4095).
     pub server_id: u16,
     /// The other providers' URLs (`ldap://HOST:PORT/`), pulled from.
     pub peers: Vec<String>,
-    /// The password providers bind to each other with; the same in every
-    /// provider.
+    /// The replicator account's password, which providers bind to each
+    /// other with; the same in every provider.
     pub secret: Secret,
     /// For a provider joining others: the `credentials/` folder of one of
     /// them. Its database starts empty and is filled from its peers, and
@@ -263,7 +272,7 @@ impl LocalDirectory {
             admin_password: Secret::new(String::new()),
             builder_password: Secret::new(String::new()),
         };
-        directory.initialize()?;
+        let filled_from_peers = directory.initialize()?;
         directory.upgrade_schema()?;
         directory.upgrade_access()?;
         directory.upgrade_indexes()?;
@@ -273,6 +282,9 @@ impl LocalDirectory {
             directory.initialize_tls()?;
         }
         directory.start()?;
+        if !filled_from_peers {
+            directory.ensure_replicator()?;
+        }
         Ok(directory)
     }
 
@@ -702,13 +714,15 @@ impl LocalDirectory {
 
     /// Makes `slapd.d`, the database and the credentials unless a previous
     /// run made them; a half-made state (no `initialized` marker) is redone.
-    fn initialize(&mut self) -> Result<()> {
+    /// True when it made a joining provider's state, whose entries its
+    /// peers bring.
+    fn initialize(&mut self) -> Result<bool> {
         let marker = self.state.join("initialized");
         let credentials = self.state.join("credentials");
         if marker.exists() {
             self.admin_password = read_secret(&credentials.join("admin.password"))?;
             self.builder_password = read_secret(&credentials.join("roleoutd.password"))?;
-            return Ok(());
+            return Ok(false);
         }
         for leftover in ["slapd.d", "data", "credentials"] {
             let path = self.state.join(leftover);
@@ -749,7 +763,7 @@ impl LocalDirectory {
             self.admin_password = read_secret(&credentials.join("admin.password"))?;
             self.builder_password = read_secret(&credentials.join("roleoutd.password"))?;
             write_file(&marker, "", 0o600)?;
-            return Ok(());
+            return Ok(true);
         }
         self.admin_password = Secret::new(random_password()?);
         self.builder_password = Secret::new(random_password()?);
@@ -781,7 +795,93 @@ impl LocalDirectory {
         // The file holds password hashes; the database has them now.
         let _ = fs::remove_file(&base_path);
         write_file(&marker, "", 0o600)?;
-        Ok(())
+        Ok(false)
+    }
+
+    /// For a provider of a replicated directory: makes sure the replicator
+    /// account its peers bind as exists with the replication secret as its
+    /// password, online (a write like any other, so the peers receive it).
+    /// Nothing is written when the account binds with the secret already,
+    /// nor at a provider whose database is still empty. A provider
+    /// restarted with a new secret so gives the account that secret; the
+    /// others get it as each is restarted with it, and replication between
+    /// two providers resumes once both have it.
+    fn ensure_replicator(&self) -> Result<()> {
+        let Some(replication) = &self.options.replication else {
+            return Ok(());
+        };
+        let account = Layout::new(&self.settings()).replicator_account();
+        let failed = |what: &str, error: &dyn std::fmt::Display| DirectoryError::Slapd {
+            message: format!("cannot {what} the replicator account {account}: {error}"),
+            log_tail: self.log_tail(),
+        };
+        if let Ok(mut ldap) = ldap3::LdapConn::new(&self.ldap_url()) {
+            let bound = ldap
+                .simple_bind(&account, replication.secret.expose())
+                .and_then(ldap3::LdapResult::success)
+                .is_ok();
+            let _ = ldap.unbind();
+            if bound {
+                return Ok(());
+            }
+        }
+        let mut root = ldap3::LdapConn::new(&self.ldapi_url())
+            .map_err(|error| failed("connect to check", &error))?;
+        root.sasl_external_bind()
+            .and_then(ldap3::LdapResult::success)
+            .map_err(|error| failed("bind to check", &error))?;
+        let exists = |root: &mut ldap3::LdapConn, dn: &str| -> Result<bool> {
+            match root.search(dn, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]) {
+                Ok(found) => match found.success() {
+                    Ok(_) => Ok(true),
+                    Err(ldap3::LdapError::LdapResult { result }) if result.rc == 32 => Ok(false),
+                    Err(error) => Err(failed("look for", &error)),
+                },
+                Err(error) => Err(failed("look for", &error)),
+            }
+        };
+        if !exists(&mut root, &self.base())? {
+            let _ = root.unbind();
+            return Ok(());
+        }
+        let secret_path = self.state.join("replication.secret");
+        write_file(&secret_path, replication.secret.expose(), 0o600)?;
+        let hash = self.hash_password(&secret_path);
+        let _ = fs::remove_file(&secret_path);
+        let hash = hash?;
+        let outcome = if exists(&mut root, &account)? {
+            root.modify(
+                &account,
+                vec![ldap3::Mod::Replace(
+                    "userPassword",
+                    HashSet::from([hash.as_str()]),
+                )],
+            )
+            .and_then(ldap3::LdapResult::success)
+            .map_err(|error| failed("set the password of", &error))
+        } else {
+            root.add(
+                &account,
+                vec![
+                    (
+                        "objectClass",
+                        HashSet::from(["applicationProcess", "simpleSecurityObject"]),
+                    ),
+                    ("cn", HashSet::from(["replicator"])),
+                    (
+                        "description",
+                        HashSet::from([
+                            "The providers of the replicated directory bind to each other as this account: it reads everything and writes nothing",
+                        ]),
+                    ),
+                    ("userPassword", HashSet::from([hash.as_str()])),
+                ],
+            )
+            .and_then(ldap3::LdapResult::success)
+            .map_err(|error| failed("add", &error))
+        };
+        let _ = root.unbind();
+        outcome.map(|_| ())
     }
 
     /// Makes the self-signed certificate and key in `tls/` unless they
@@ -873,20 +973,31 @@ impl LocalDirectory {
         write_file(&copy, ROLEOUT_LDIF, 0o644)
     }
 
-    /// Brings the access rules of a state made by an older Roleout up to
-    /// this one's, offline (`slapmodify` replaces the database's
-    /// `olcAccess`): a rule that lets roleoutd write a newer attribute
-    /// reaches existing directories too. The copy kept in the state
-    /// (`access.ldif`) says which rules the state has.
+    /// Brings the access rules and limits of a state made by an older
+    /// Roleout up to this one's, offline (`slapmodify` replaces the
+    /// database's `olcAccess` and `olcLimits`): a rule that lets roleoutd
+    /// write a newer attribute reaches existing directories too. The copy
+    /// kept in the state (`access.ldif`) says which rules the state has.
     fn upgrade_access(&self) -> Result<()> {
         let rules = access_ldif(&self.options.suffix);
         let copy = self.state.join("access.ldif");
         if fs::read_to_string(&copy).is_ok_and(|text| text == rules) {
             return Ok(());
         }
+        let lines = |prefix: &str| -> String {
+            rules
+                .lines()
+                .filter(|line| line.starts_with(prefix))
+                .map(|line| format!("{line}\n"))
+                .collect()
+        };
         self.modify_config(
-            &format!("replace: olcAccess\n{rules}-\n"),
-            "the access rules",
+            &format!(
+                "replace: olcAccess\n{}-\nreplace: olcLimits\n{}-\n",
+                lines("olcAccess:"),
+                lines("olcLimits:")
+            ),
+            "the access rules and limits",
         )?;
         write_file(&copy, &rules, 0o644)
     }
@@ -1000,8 +1111,10 @@ impl LocalDirectory {
     /// Configures multi-provider replication offline when
     /// [`LocalOptions::replication`] asks for it and the configuration
     /// applied last (`replication.sha256`, the digest of what was applied)
-    /// is another: the server id, the root DN's password, one
-    /// `olcSyncrepl` per peer and `olcMultiProvider`.
+    /// is another: the server id, one `olcSyncrepl` per peer binding as
+    /// the replicator account, and `olcMultiProvider`. The root DN gets no
+    /// password (a state made by an older Roleout, whose providers bound
+    /// as the root DN, loses it): it is reached over ldapi only.
     fn initialize_replication(&self) -> Result<()> {
         let Some(replication) = &self.options.replication else {
             return Ok(());
@@ -1013,7 +1126,7 @@ impl LocalDirectory {
             )));
         }
         let wanted = format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{REPLICATION_CONFIGURATION}",
             replication.server_id,
             replication.peers.join("\n"),
             replication.secret.expose()
@@ -1023,35 +1136,43 @@ impl LocalDirectory {
         if fs::read_to_string(&applied).is_ok_and(|text| text.trim() == digest) {
             return Ok(());
         }
-        let secret_path = self.state.join("replication.secret");
-        write_file(&secret_path, replication.secret.expose(), 0o600)?;
-        let hash = self.hash_password(&secret_path);
-        let _ = fs::remove_file(&secret_path);
-        let hash = hash?;
-        let root = self.root_dn();
+        let replicator = Layout::new(&self.settings()).replicator_account();
         let suffix = &self.options.suffix;
-        let mut modification = format!(
-            "dn: cn=config\nchangetype: modify\nreplace: olcServerID\nolcServerID: {}\n-\n\n\
-             dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcRootPW\nolcRootPW: {hash}\n-\n",
-            replication.server_id
-        );
+        let mut database_changes = String::new();
+        let database = self
+            .config_dir()
+            .join("cn=config")
+            .join("olcDatabase={1}mdb.ldif");
+        if fs::read_to_string(&database).is_ok_and(|text| text.contains("\nolcRootPW:")) {
+            database_changes.push_str("delete: olcRootPW\n-\n");
+        }
         // A provider with no peer yet (they are added later, online) has
         // no syncrepl, and slapd refuses olcMultiProvider without one.
         if !replication.peers.is_empty() {
-            modification.push_str("replace: olcSyncrepl\n");
+            database_changes.push_str("replace: olcSyncrepl\n");
         }
         for (index, peer) in replication.peers.iter().enumerate() {
             let _ = writeln!(
-                modification,
+                database_changes,
                 "olcSyncrepl: {{{index}}}rid={:03} provider={peer} bindmethod=simple \
-                 binddn=\"{root}\" credentials=\"{}\" searchbase=\"{suffix}\" \
+                 binddn=\"{replicator}\" credentials=\"{}\" searchbase=\"{suffix}\" \
                  type=refreshAndPersist retry=\"1 +\" timeout=3 network-timeout=3",
                 index + 1,
                 replication.secret.expose()
             );
         }
         if !replication.peers.is_empty() {
-            modification.push_str("-\nreplace: olcMultiProvider\nolcMultiProvider: TRUE\n-\n");
+            database_changes.push_str("-\nreplace: olcMultiProvider\nolcMultiProvider: TRUE\n-\n");
+        }
+        let mut modification = format!(
+            "dn: cn=config\nchangetype: modify\nreplace: olcServerID\nolcServerID: {}\n-\n",
+            replication.server_id
+        );
+        if !database_changes.is_empty() {
+            let _ = write!(
+                modification,
+                "\ndn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\n{database_changes}"
+            );
         }
         let modification_path = self.state.join("replication.ldif");
         write_file(&modification_path, &modification, 0o600)?;
@@ -1198,7 +1319,6 @@ olcDatabase: {{1}}mdb
 olcSuffix: {suffix}
 olcDbDirectory: {state}/data
 olcRootDN: {root}
-olcLimits: {{0}}* size=unlimited
 "
     );
     out.push_str(&index_ldif());
@@ -1243,13 +1363,24 @@ fn index_ldif() -> String {
 }
 
 /// The database's access rules as `olcAccess` lines (one per rule, in
-/// order), for the database entry and for bringing an older state's rules
-/// up to date.
+/// order) and its limits as `olcLimits` lines, for the database entry and
+/// for bringing an older state's up to date. No account's searches stop
+/// at a size limit (roleoutd reads every machine of a role); the
+/// replicator's have no time limit either, as its searches last as long
+/// as the replication.
 fn access_ldif(suffix: &str) -> String {
     let mut out = String::new();
     for (index, rule) in crate::access::openldap_rules(suffix).iter().enumerate() {
         let _ = writeln!(out, "olcAccess: {{{index}}}{rule}");
     }
+    let replicator =
+        Layout::new(&Settings::new(Vec::<String>::new()).with_base(format!("ou=roleout,{suffix}")))
+            .replicator_account();
+    let _ = writeln!(
+        out,
+        "olcLimits: {{0}}dn.exact=\"{replicator}\" size=unlimited time=unlimited"
+    );
+    out.push_str("olcLimits: {1}* size=unlimited\n");
     out
 }
 

@@ -248,7 +248,8 @@ pub struct Args {
     pub replica_peers: Vec<String>,
 
     /// File holding the password the providers bind to each other with
-    /// (the same file on every provider).
+    /// as `cn=replicator` (the same file on every provider; a restart
+    /// with another one gives the account the new password).
     #[arg(long, env = "ROLEOUTD_REPLICATION_SECRET_FILE", value_name = "FILE")]
     pub replication_secret_file: Option<PathBuf>,
 

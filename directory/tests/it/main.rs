@@ -145,21 +145,12 @@ pub(crate) fn ldapmodify(local: &(impl Server + ?Sized), ldif: &str) {
 }
 
 fn ldap_root_tool(local: &(impl Server + ?Sized), tool: &str, ldif: &str) {
-    let mut child = Command::new(tool)
-        .args(["-Q", "-Y", "EXTERNAL", "-H"])
-        .arg(local.ldapi_url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ldap-utils is installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ldif.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_with_input(
+        Command::new(tool)
+            .args(["-Q", "-Y", "EXTERNAL", "-H"])
+            .arg(local.ldapi_url()),
+        ldif,
+    );
     assert!(
         output.status.success(),
         "{tool} at {} failed: {}",
@@ -226,19 +217,28 @@ pub(crate) fn ldap_tool_as(
     arguments: &[&str],
     input: &str,
 ) -> std::process::Output {
-    let mut child = Command::new(tool)
-        .args(["-x", "-H"])
-        .arg(local.ldap_url())
-        .arg("-D")
-        .arg(format!("cn={account},ou=roleout,dc=example,dc=org"))
-        .arg("-y")
-        .arg(
-            local
-                .state_dir()
-                .join("credentials")
-                .join(format!("{account}.password")),
-        )
-        .args(arguments)
+    run_with_input(
+        Command::new(tool)
+            .args(["-x", "-H"])
+            .arg(local.ldap_url())
+            .arg("-D")
+            .arg(format!("cn={account},ou=roleout,dc=example,dc=org"))
+            .arg("-y")
+            .arg(
+                local
+                    .state_dir()
+                    .join("credentials")
+                    .join(format!("{account}.password")),
+            )
+            .args(arguments),
+        input,
+    )
+}
+
+/// Runs `command` (an ldap-utils tool) with `input` on its standard input;
+/// returns its output.
+pub(crate) fn run_with_input(command: &mut Command, input: &str) -> std::process::Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use roleout_directory::{LocalDirectory, LocalOptions, Replication, Secret};
 
-use crate::{free_port, ldapadd};
+use crate::{free_port, ldapadd, ldapmodify, run_with_input};
 
 fn url(port: u16) -> String {
     format!("ldap://127.0.0.1:{port}/")
@@ -16,14 +16,7 @@ fn url(port: u16) -> String {
 fn wait_for(local: &LocalDirectory, dn: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        // No such object (32) until it arrives.
-        let found = std::process::Command::new("ldapsearch")
-            .args(["-Q", "-LLL", "-Y", "EXTERNAL", "-H"])
-            .arg(local.ldapi_url())
-            .args(["-s", "base", "-b", dn, "1.1"])
-            .output()
-            .unwrap();
-        if found.status.success() {
+        if holds(local, dn) {
             return;
         }
         assert!(
@@ -32,6 +25,55 @@ fn wait_for(local: &LocalDirectory, dn: &str) {
             local.port()
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether `local` holds the entry `dn` now (ldapsearch answers no such
+/// object, 32, until it arrives).
+fn holds(local: &LocalDirectory, dn: &str) -> bool {
+    std::process::Command::new("ldapsearch")
+        .args(["-Q", "-LLL", "-Y", "EXTERNAL", "-H"])
+        .arg(local.ldapi_url())
+        .args(["-s", "base", "-b", dn, "1.1"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// A simple bind at the provider on `port`: `Err` with the tool's exit
+/// code, the LDAP result code (49: invalid credentials).
+fn bind(port: u16, dn: &str, password: &str) -> Result<(), i32> {
+    let output = std::process::Command::new("ldapwhoami")
+        .args(["-x", "-H", &url(port), "-D", dn, "-w", password])
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(output.status.code().unwrap_or(-1))
+    }
+}
+
+/// `ldapadd` of `ldif` bound as `dn`: `Err` with the LDAP result code
+/// (50: insufficient access).
+fn add_as(port: u16, dn: &str, password: &str, ldif: &str) -> Result<(), i32> {
+    let output = run_with_input(
+        std::process::Command::new("ldapadd").args([
+            "-x",
+            "-H",
+            &url(port),
+            "-D",
+            dn,
+            "-w",
+            password,
+        ]),
+        ldif,
+    );
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(output.status.code().unwrap_or(-1))
     }
 }
 
@@ -95,6 +137,24 @@ fn three_providers_take_writes_each_and_a_restarted_one_catches_up() {
         String::from_utf8_lossy(&bound.stderr)
     );
 
+    // The providers bind to each other as the replicator with the shared
+    // secret; it reads but cannot write, and the root DN, which answers
+    // over ldapi only, takes no password over the network.
+    let replicator = "cn=replicator,ou=roleout,dc=example,dc=org";
+    for port in ports {
+        assert_eq!(bind(port, replicator, secret.expose()), Ok(()));
+        assert_eq!(
+            bind(port, "cn=admin,dc=example,dc=org", secret.expose()),
+            Err(49)
+        );
+    }
+    let (refused, ldif) = organisational_unit("written-by-the-replicator");
+    assert_eq!(
+        add_as(ports[0], replicator, secret.expose(), &ldif),
+        Err(50)
+    );
+    assert!(!holds(&first, &refused));
+
     // The third goes down; writes go on at the others; it catches up when
     // it starts again.
     third.stop().unwrap();
@@ -105,14 +165,14 @@ fn three_providers_take_writes_each_and_a_restarted_one_catches_up() {
     wait_for(&third, &missed);
 }
 
-/// The recipe README.md gives for existing OpenLDAP servers, with its
-/// placeholders filled in.
-fn readme_recipe(server_id: u16, peer: &str, secret: &str, hash: &str) -> String {
+/// A block of the recipe README.md gives for existing OpenLDAP servers
+/// (the one after `marker`), with its placeholders filled in.
+fn readme_recipe(marker: &str, server_id: u16, peer: &str, secret: &str, hash: &str) -> String {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let after = readme
-        .split_once("<!-- replication recipe -->")
-        .expect("README.md has the replication recipe")
+        .split_once(&format!("<!-- {marker} -->\n"))
+        .unwrap_or_else(|| panic!("README.md has the block {marker}"))
         .1;
     let block = after
         .split_once("```ldif\n")
@@ -126,32 +186,7 @@ fn readme_recipe(server_id: u16, peer: &str, secret: &str, hash: &str) -> String
         .replace("PEER_URL", peer)
         .replace("SECRET_HASH", hash)
         .replace("SECRET", secret)
-        .replace("ROOT_DN", "cn=admin,dc=example,dc=org")
         .replace("SUFFIX", "dc=example,dc=org")
-}
-
-fn ldapmodify(local: &LocalDirectory, ldif: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("ldapmodify")
-        .args(["-Q", "-Y", "EXTERNAL", "-H"])
-        .arg(local.ldapi_url())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ldif.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "ldapmodify failed: {}\n{ldif}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[test]
@@ -181,8 +216,28 @@ fn the_readme_recipe_makes_a_running_server_and_a_new_one_providers_of_one_direc
         .output()
         .unwrap();
     let hash = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
-    ldapmodify(&existing, &readme_recipe(1, &url(ports[1]), secret, &hash));
-    ldapmodify(&new, &readme_recipe(2, &url(ports[0]), secret, &hash));
+    // The running server has Roleout's access rules but, as an
+    // organisation's would, not the replicator's rule and limits (the
+    // managed directory has them from the start).
+    ldapmodify(
+        &existing,
+        "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\ndelete: olcAccess\n\
+         olcAccess: {0}\n-\ndelete: olcLimits\nolcLimits: {0}\n-\n",
+    );
+    for block in [
+        "replication recipe: account",
+        "replication recipe: access",
+        "replication recipe",
+    ] {
+        ldapmodify(
+            &existing,
+            &readme_recipe(block, 1, &url(ports[1]), secret, &hash),
+        );
+    }
+    ldapmodify(
+        &new,
+        &readme_recipe("replication recipe", 2, &url(ports[0]), secret, &hash),
+    );
 
     // The running server's entries fill the new one; a write at either
     // reaches the other.
@@ -193,4 +248,62 @@ fn the_readme_recipe_makes_a_running_server_and_a_new_one_providers_of_one_direc
     let (at_existing, ldif) = organisational_unit("written-at-the-existing-one");
     ldapadd(&existing, &ldif);
     wait_for(&new, &at_existing);
+}
+
+#[test]
+fn a_new_replication_secret_given_to_every_provider_replaces_the_old_one() {
+    let top = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port()];
+    let options = |index: usize, secret: &str| LocalOptions {
+        port: Some(ports[index]),
+        replication: Some(Replication {
+            server_id: u16::try_from(index + 1).unwrap(),
+            peers: vec![url(ports[1 - index])],
+            secret: Secret::new(secret),
+            join_credentials: (index == 1).then(|| top.path().join("0/credentials")),
+        }),
+        ..LocalOptions::default()
+    };
+    let replicator = "cn=replicator,ou=roleout,dc=example,dc=org";
+    let mut first =
+        LocalDirectory::persistent_with(top.path().join("0"), options(0, "old")).unwrap();
+    let mut second =
+        LocalDirectory::persistent_with(top.path().join("1"), options(1, "old")).unwrap();
+    let (before, ldif) = organisational_unit("before-the-change");
+    ldapadd(&first, &ldif);
+    wait_for(&second, &before);
+    first.stop().unwrap();
+    second.stop().unwrap();
+    drop((first, second));
+    // As a state of an older Roleout, whose providers bound as the root
+    // DN, the first's root DN has the old secret as its password.
+    let hashed = std::process::Command::new("slappasswd")
+        .args(["-s", "old"])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
+    crate::slapd::modify_offline(
+        &top.path().join("0"),
+        &format!(
+            "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcRootPW\nolcRootPW: {hash}\n-\n"
+        ),
+    );
+
+    // Both start again with the new secret: the account takes it, the old
+    // one binds no more, and writes flow both ways again.
+    let first = LocalDirectory::persistent_with(top.path().join("0"), options(0, "new")).unwrap();
+    let second = LocalDirectory::persistent_with(top.path().join("1"), options(1, "new")).unwrap();
+    for port in ports {
+        assert_eq!(bind(port, replicator, "old"), Err(49));
+        assert_eq!(bind(port, "cn=admin,dc=example,dc=org", "old"), Err(49));
+    }
+    let (at_second, ldif) = organisational_unit("after-the-change-at-the-second");
+    ldapadd(&second, &ldif);
+    wait_for(&first, &at_second);
+    let (at_first, ldif) = organisational_unit("after-the-change-at-the-first");
+    ldapadd(&first, &ldif);
+    wait_for(&second, &at_first);
+    for port in ports {
+        assert_eq!(bind(port, replicator, "new"), Ok(()));
+    }
 }

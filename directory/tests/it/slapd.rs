@@ -382,7 +382,7 @@ fn unfolded(schema: &str) -> Vec<String> {
 /// Applies `ldif` to the configuration of the stopped directory at
 /// `path` with the real `slapmodify`, as an older Roleout's state would
 /// have it.
-fn modify_offline(path: &std::path::Path, ldif: &str) {
+pub(crate) fn modify_offline(path: &std::path::Path, ldif: &str) {
     let change = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(change.path(), ldif).unwrap();
     let slapmodify = Command::new("/usr/sbin/slapmodify")
@@ -471,12 +471,24 @@ fn a_state_made_with_older_access_rules_gets_the_current_ones() {
     let path = state.path().join("directory");
     drop(LocalDirectory::persistent(&path).unwrap());
     let current = std::fs::read_to_string(path.join("access.ldif")).unwrap();
-    let older = current.replace(",roleoutHardware,roleoutHardwareKey,roleoutLease", "");
+    // An older Roleout's rules: no hardware or leases for roleoutd to
+    // write, no replicator, and one limit for everyone.
+    let older: String = current
+        .lines()
+        .filter(|line| line.starts_with("olcAccess:") && !line.contains("cn=replicator"))
+        .enumerate()
+        .map(|(index, line)| {
+            let rule = line.split_once('}').unwrap().1;
+            format!("olcAccess: {{{index}}}{rule}\n")
+        })
+        .collect::<String>()
+        .replace(",roleoutHardware,roleoutHardwareKey,roleoutLease", "");
     assert_ne!(older, current);
     modify_offline(
         &path,
         &format!(
-            "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n{older}-\n"
+            "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n{older}-\n\
+             replace: olcLimits\nolcLimits: {{0}}* size=unlimited\n-\n"
         ),
     );
     std::fs::write(path.join("access.ldif"), &older).unwrap();
@@ -494,9 +506,19 @@ fn a_state_made_with_older_access_rules_gets_the_current_ones() {
             .iter()
             .any(|line| line.contains("roleoutArch,roleoutHardware"))
     };
+    let limits_the_replicator = || {
+        unfolded(&std::fs::read_to_string(&database).unwrap())
+            .iter()
+            .any(|line| {
+                line.starts_with("olcLimits: {0}dn.exact=\"cn=replicator,")
+                    && line.ends_with("size=unlimited time=unlimited")
+            })
+    };
     assert!(!lets_roleoutd_write_hardware(), "the state is older now");
+    assert!(!limits_the_replicator(), "the state is older now");
     let reopened = LocalDirectory::persistent(&path).unwrap();
     assert!(lets_roleoutd_write_hardware());
+    assert!(limits_the_replicator());
     assert_eq!(
         std::fs::read_to_string(path.join("access.ldif")).unwrap(),
         current
