@@ -48,6 +48,17 @@ replace: nsslapd-pluginEnabled
 nsslapd-pluginEnabled: on
 ";
 
+/// The change README.md gives for the builder's product cache: the USN
+/// plugin, which keeps an `entryUSN` on every entry and changes it on
+/// every write (389 keeps no `entryCSN`). It takes effect at a restart; a
+/// [`Ds389Instance`] has it from its first start.
+pub const USN_LDIF: &str = "\
+dn: cn=USN,cn=plugins,cn=config
+changetype: modify
+replace: nsslapd-pluginEnabled
+nsslapd-pluginEnabled: on
+";
+
 /// How long the server has to answer after it starts.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -58,6 +69,22 @@ pub struct Ds389Instance {
     port: u16,
     admin_password: Secret,
     builder_password: Secret,
+}
+
+/// `dse` (the server's configuration, LDIF) with the plugin entry `dn`
+/// enabled; `None` when it has no such entry.
+fn plugin_enabled(dse: &str, dn: &str) -> Option<String> {
+    let start = dse.find(&format!("\ndn: {dn}\n"))? + 1;
+    let end = dse[start..]
+        .find("\n\n")
+        .map_or(dse.len(), |offset| start + offset);
+    let entry = &dse[start..end];
+    let line = entry.lines().find(|line| {
+        line.to_ascii_lowercase()
+            .starts_with("nsslapd-pluginenabled:")
+    })?;
+    let enabled = entry.replacen(line, "nsslapd-pluginEnabled: on", 1);
+    Some(format!("{}{enabled}{}", &dse[..start], &dse[end..]))
 }
 
 fn failure(message: String, log_tail: String) -> DirectoryError {
@@ -240,6 +267,12 @@ impl Ds389Instance {
                 String::new(),
             ));
         }
+        let dse = plugin_enabled(&dse, "cn=USN,cn=plugins,cn=config").ok_or_else(|| {
+            failure(
+                format!("{TEMPLATE} has no USN plugin to enable"),
+                String::new(),
+            )
+        })?;
         // Only the loopback interface, and small caches: tests run several
         // instances side by side.
         let dse = dse

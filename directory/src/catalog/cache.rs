@@ -6,18 +6,20 @@
 //! and the same products are read by every build of every role set. A
 //! cached product is used only when the entries it would be read from are
 //! exactly those it was read from: each product carries a validator, the
-//! SHA-256 of the DN and `entryCSN` of every entry the products search
+//! SHA-256 of the DN and change stamp of every entry the products search
 //! returns for it (its own entry and every entry whose `roleoutOf` names
-//! it, current or not). slapd changes an entry's `entryCSN` on every write,
-//! so any change to any of those entries, through Roleout or around it, an
-//! added entry or a deleted one, gives another validator and the product
-//! is read again (and checked against its digest again).
+//! it, current or not). The stamp is `entryCSN`, which OpenLDAP changes on
+//! every write of an entry, or, on a server that keeps none, `entryUSN`,
+//! which 389 Directory Server's USN plugin changes likewise. So any change
+//! to any of those entries, through Roleout or around it, an added entry
+//! or a deleted one, gives another validator and the product is read again
+//! (and checked against its digest again).
 //!
-//! A build with a cache first asks for the `entryCSN` of those entries
-//! (one search, three short attributes per entry), then reads in full only
-//! the products whose validator changed (one more search when any did).
-//! A server that keeps no `entryCSN` gives no validator, and nothing is
-//! cached.
+//! A build with a cache first asks for the stamps of those entries (one
+//! search, three or four short attributes per entry), then reads in full
+//! only the products whose validator changed (one more search when any
+//! did). A server that keeps neither stamp gives no validator, and nothing
+//! is cached.
 //!
 //! Each product is consistent in itself, as read; two products of one
 //! build may have been read by different searches, as two separate
@@ -34,6 +36,10 @@ use crate::catalog::mapping::attribute;
 
 /// The operational attribute slapd changes on every write of an entry.
 pub(crate) const ENTRY_CSN: &str = "entryCSN";
+
+/// The one 389 Directory Server changes on every write of an entry (with
+/// its USN plugin enabled), used where an entry has no `entryCSN`.
+pub(crate) const ENTRY_USN: &str = "entryUSN";
 
 /// The most products kept; past it the cache starts over. The synthetic
 /// catalog's products take about 8 KB each (80 MB for 10,000, measured
@@ -139,25 +145,35 @@ pub(crate) fn validator_member(
     }
 }
 
-/// The DNs and `entryCSN`s of one product's entries, as they arrive.
+/// The DNs and change stamps of one product's entries, as they arrive.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Validator {
     entries: Vec<(String, String)>,
-    /// An entry came without `entryCSN`: no validator.
+    /// An entry came without a stamp: no validator.
     incomplete: bool,
 }
 
 impl Validator {
     /// Counts `entry`.
     pub(crate) fn add(&mut self, entry: &CatalogEntry) {
-        match entry.iter_values(ENTRY_CSN).next() {
+        let stamp = entry
+            .iter_values(ENTRY_CSN)
+            .next()
+            .map(|csn| format!("csn {csn}"))
+            .or_else(|| {
+                entry
+                    .iter_values(ENTRY_USN)
+                    .next()
+                    .map(|usn| format!("usn {usn}"))
+            });
+        match stamp {
             // The server spells a DN the same way in every search.
-            Some(csn) => self.entries.push((entry.dn.clone(), csn.to_owned())),
+            Some(stamp) => self.entries.push((entry.dn.clone(), stamp)),
             None => self.incomplete = true,
         }
     }
 
-    /// The validator, unless an entry had no `entryCSN` or none came.
+    /// The validator, unless an entry had no stamp or none came.
     pub(crate) fn finish(mut self) -> Option<Sha256> {
         if self.incomplete || self.entries.is_empty() {
             return None;
@@ -209,8 +225,27 @@ mod tests {
         assert_ne!(of(&[&owner, &changed]).unwrap(), both);
         assert_ne!(of(&[&owner]).unwrap(), both, "a deleted entry");
         let bare = entry("cn=w,cn=p,ou=products", &[("roleoutOf", "p")]);
-        assert_eq!(of(&[&owner, &bare]), None, "an entry without entryCSN");
+        assert_eq!(of(&[&owner, &bare]), None, "an entry without a stamp");
         assert_eq!(of(&[]), None);
+    }
+
+    #[test]
+    fn an_entry_usn_stands_in_for_a_missing_entry_csn() {
+        let of = |usn: &str| {
+            let mut validator = Validator::default();
+            validator.add(&entry(
+                "cn=p,ou=products",
+                &[("cn", "p"), ("entryusn", usn)],
+            ));
+            validator.finish()
+        };
+        assert_eq!(of("7"), of("7"));
+        assert!(of("7").is_some());
+        assert_ne!(of("7"), of("8"));
+        // A CSN and a USN of the same text are different stamps.
+        let mut csn = Validator::default();
+        csn.add(&entry("cn=p,ou=products", &[("cn", "p"), (ENTRY_CSN, "7")]));
+        assert_ne!(csn.finish(), of("7"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use roleout_model::role::{EffectiveRoles, Selected};
 use roleout_model::suite::{Suite, SuiteSlot, SuiteSource};
 
 use crate::catalog::CatalogError;
-use crate::catalog::cache::{ENTRY_CSN, ProductCache, Validator, validator_member};
+use crate::catalog::cache::{ENTRY_CSN, ENTRY_USN, ProductCache, Validator, validator_member};
 use crate::catalog::entry::CatalogEntry;
 use crate::catalog::mapping::{
     GroupedEntries, ProductPart, attribute, class, group_entries, place_parts, product_digests,
@@ -204,7 +204,7 @@ fn positions<'a>(members: &[&'a ProductId]) -> HashMap<&'a str, usize> {
         .collect()
 }
 
-/// The sink of the search for the `entryCSN`s of a build's members.
+/// The sink of the search for the change stamps of a build's members.
 struct ValidatorReader<'a> {
     wanted: HashMap<&'a str, usize>,
     validators: Vec<Validator>,
@@ -485,8 +485,8 @@ impl Directory {
     }
 
     /// The validator of each of `members` (see `catalog::cache`), from one
-    /// search for the `entryCSN` of their entries; `None` for a product
-    /// without entries or with an entry that has no `entryCSN`.
+    /// search for the change stamps of their entries; `None` for a product
+    /// without entries or with an entry that has no stamp.
     async fn member_validators(
         &self,
         members: &[&ProductId],
@@ -497,7 +497,7 @@ impl Directory {
         };
         self.search_products(
             members,
-            &[ENTRY_CSN, attribute::OF, attribute::CN],
+            &[ENTRY_CSN, ENTRY_USN, attribute::OF, attribute::CN],
             &mut reader,
         )
         .await?;
@@ -527,7 +527,7 @@ impl Directory {
             validators: validators.then(|| vec![Validator::default(); members.len()]),
         };
         let attributes: &[&str] = if validators {
-            &["*", ENTRY_CSN]
+            &["*", ENTRY_CSN, ENTRY_USN]
         } else {
             &["*"]
         };

@@ -2,7 +2,8 @@
 //! is read with one search of `entryCSN`s, and any write to any entry of a
 //! product (through Roleout or around it) has that product, and only it,
 //! read again, checked as a first read checks it; the builder's service
-//! account may read the `entryCSN`s that takes.
+//! account may read the `entryCSN`s that takes. On 389 Directory Server
+//! the USN plugin's `entryUSN` serves in their place.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use roleout_model::product::ProductSource;
 use roleout_model::version::Version;
 
 use crate::catalog::load_synthetic;
+use crate::{Server, on_both_servers};
 
 /// The ids of the products of `sources` that are the very values of
 /// `before` (taken from the cache, not read again).
@@ -142,5 +144,73 @@ async fn the_builder_account_reads_the_entry_csns_it_needs() {
         shared(&first.products, &second.products)
             .iter()
             .all(|same| *same)
+    );
+}
+
+/// Products stored through Roleout, read by the builder's account through
+/// a cache: on either server, a second read takes every product from the
+/// cache, and a write around Roleout to one entry of one product has that
+/// product, and only it, read again.
+async fn the_builder_reads_again_only_the_product_that_changed(server: &dyn Server) {
+    let (_, suite, products) = roleout_directory::catalog::synthetic::synthetic(12, 4, 5);
+    let admin = Directory::connect(&server.admin_settings()).await.unwrap();
+    for product in &products {
+        admin.store_product(product).await.unwrap();
+    }
+    admin.store_suite(&suite).await.unwrap();
+    let builder = Directory::connect(&server.builder_settings())
+        .await
+        .unwrap();
+    let cache = ProductCache::new();
+    let first = read_cached(&builder, &cache).await.0.unwrap();
+    assert_eq!(
+        cache.len(),
+        12,
+        "every product has a validator on {}",
+        server.name()
+    );
+    let (second, searches) = read_cached(&builder, &cache).await;
+    let second = second.unwrap();
+    assert_eq!(searches, 2);
+    assert!(
+        shared(&first.products, &second.products)
+            .iter()
+            .all(|same| *same)
+    );
+
+    // One object version entry changed around Roleout (an attribute that
+    // is not content).
+    let changed = &products[3].id;
+    let child = crate::ldapsearch(
+        server,
+        admin.layout().products(),
+        &[&format!("(roleoutOf={changed})"), "1.1"],
+    )
+    .lines()
+    .find_map(|line| line.strip_prefix("dn: ").map(str::to_owned))
+    .unwrap();
+    crate::ldapmodify(
+        server,
+        &format!(
+            "dn: {child}\nchangetype: modify\nreplace: roleoutDigest\nroleoutDigest: {}\n",
+            "0".repeat(64)
+        ),
+    );
+    let (third, searches) = read_cached(&builder, &cache).await;
+    let third = third.unwrap();
+    assert_eq!(searches, 3, "one more search, for it");
+    let same = shared(&second.products, &third.products);
+    for (product, same) in second.products.iter().zip(&same) {
+        assert_eq!(*same, product.id != *changed, "{}", product.id);
+    }
+}
+
+on_both_servers!(the_builder_reads_again_only_the_product_that_changed);
+
+#[test]
+fn the_readme_usn_change_is_the_one_the_389_instance_makes() {
+    assert_eq!(
+        crate::readme_block("389 entry usn"),
+        roleout_directory::ds389::USN_LDIF
     );
 }

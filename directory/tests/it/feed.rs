@@ -272,8 +272,11 @@ async fn on_389_ds_the_feed_needs_the_content_synchronization_plugin() {
     builder.close().await;
 
     // README's change is the one the instance applies.
-    assert_eq!(ds389_content_sync(), ds389::CONTENT_SYNC_LDIF);
-    crate::ldapmodify(&server, &ds389_content_sync());
+    assert_eq!(
+        crate::readme_block("389 content synchronization"),
+        ds389::CONTENT_SYNC_LDIF
+    );
+    crate::ldapmodify(&server, &crate::readme_block("389 content synchronization"));
     server.restart();
     let admin = Directory::connect(&server.admin_settings()).await.unwrap();
     let builder = Directory::connect(&server.builder_settings())
@@ -299,15 +302,4 @@ async fn on_389_ds_the_feed_needs_the_content_synchronization_plugin() {
     };
     assert!(change.dn.eq_ignore_ascii_case(&dn), "{change:?}");
     assert!(change.is_deletion(), "{change:?}");
-}
-
-/// The README's change for 389 Directory Server's change feed.
-fn ds389_content_sync() -> String {
-    let readme = include_str!("../../../README.md");
-    let after = readme
-        .split_once("<!-- 389 content synchronization -->")
-        .expect("README.md has the 389 content synchronization change")
-        .1;
-    let block = after.split_once("```ldif\n").unwrap().1;
-    block.split_once("```").unwrap().0.to_owned()
 }

@@ -124,6 +124,18 @@ macro_rules! on_both_servers {
 }
 pub(crate) use on_both_servers;
 
+/// The first LDIF block of README.md after the comment `<!-- marker -->`,
+/// as written there: the tests apply what the README tells admins to.
+pub(crate) fn readme_block(marker: &str) -> String {
+    let readme = include_str!("../../../README.md");
+    let after = readme
+        .split_once(&format!("<!-- {marker} -->\n"))
+        .unwrap_or_else(|| panic!("README.md has the block {marker}"))
+        .1;
+    let block = after.split_once("```ldif\n").unwrap().1;
+    block.split_once("```").unwrap().0.to_owned()
+}
+
 /// A free loopback port (bound, read, released).
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -168,20 +168,7 @@ fn three_providers_take_writes_each_and_a_restarted_one_catches_up() {
 /// A block of the recipe README.md gives for existing OpenLDAP servers
 /// (the one after `marker`), with its placeholders filled in.
 fn readme_recipe(marker: &str, server_id: u16, peer: &str, secret: &str, hash: &str) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let after = readme
-        .split_once(&format!("<!-- {marker} -->\n"))
-        .unwrap_or_else(|| panic!("README.md has the block {marker}"))
-        .1;
-    let block = after
-        .split_once("```ldif\n")
-        .unwrap()
-        .1
-        .split_once("```")
-        .unwrap()
-        .0;
-    block
+    crate::readme_block(marker)
         .replace("SERVER_ID", &server_id.to_string())
         .replace("PEER_URL", peer)
         .replace("SECRET_HASH", hash)
