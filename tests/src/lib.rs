@@ -1078,21 +1078,10 @@ impl Engine {
 }
 
 /// The total of `field` (`contents`, `bytes`) over an engine's log lines
-/// that say what it fetched from upstream (the log may be coloured).
+/// that say what it fetched from upstream.
 pub fn fetched_from_upstream(log: &str, field: &str) -> u64 {
-    let mut plain = String::new();
-    let mut escaped = false;
-    for character in log.chars() {
-        match (escaped, character) {
-            (false, '\u{1b}') => escaped = true,
-            (true, 'm') => escaped = false,
-            (true, _) => {}
-            (false, other) => plain.push(other),
-        }
-    }
     let prefix = format!("{field}=");
-    plain
-        .lines()
+    log.lines()
         .filter(|line| line.contains("image files fetched from upstream"))
         .filter_map(|line| {
             line.split_whitespace()

@@ -66,6 +66,17 @@ fn a_challenge_answer_accepted_by_one_roleoutd_is_refused_by_another() {
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
 }
 
+/// Makes `url` the first server of `machine`'s enrolment, the one it
+/// enrolled with its fallback.
+fn serve_first_from(machine: &roleout_tests::Machine, url: &str) {
+    let path = machine.state.join("enrolment.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    record["fallbacks"] = serde_json::json!([record["server"].clone()]);
+    record["server"] = serde_json::json!(url);
+    std::fs::write(&path, record.to_string()).unwrap();
+}
+
 #[test]
 fn an_agent_given_several_roleoutd_goes_on_with_the_next_when_one_is_down() {
     let mut world = World::start();
@@ -77,12 +88,7 @@ fn an_agent_given_several_roleoutd_goes_on_with_the_next_when_one_is_down() {
     let enrolment = std::fs::read_to_string(first.state.join("enrolment.json")).unwrap();
     assert!(enrolment.contains(&peer.url), "{enrolment}");
     let second = world.enroll_with("ws-second", "end-user", &[]);
-    let second_enrolment = second.state.join("enrolment.json");
-    let text = std::fs::read_to_string(&second_enrolment).unwrap();
-    let mut record: serde_json::Value = serde_json::from_str(&text).unwrap();
-    record["fallbacks"] = serde_json::json!([record["server"].clone()]);
-    record["server"] = serde_json::json!(peer.url);
-    std::fs::write(&second_enrolment, record.to_string()).unwrap();
+    serve_first_from(&second, &peer.url);
 
     // The peer serves the second machine, bringing the payloads it lacks.
     let run = world.install(&second);
@@ -137,6 +143,61 @@ fn an_agent_given_several_roleoutd_goes_on_with_the_next_when_one_is_down() {
     let again = world.install(&first);
     assert_eq!(again.code(), Some(0), "{}", again.transcript());
     assert!(!again.ran_a_step_of("jre"), "{}", again.transcript());
+}
+
+#[test]
+fn machines_asking_a_peer_at_once_for_payloads_it_lacks_have_each_brought_once() {
+    let world = World::start();
+    let peer = world.start_peer("b");
+    // Six machines whose first server is the peer, which holds nothing yet.
+    let machines: Vec<_> = (0..6)
+        .map(|index| {
+            let machine = world.enroll_with(&format!("ws-{index}"), "end-user", &[]);
+            serve_first_from(&machine, &peer.url);
+            machine
+        })
+        .collect();
+    let start = std::sync::Barrier::new(machines.len());
+    let runs: Vec<_> = std::thread::scope(|scope| {
+        let started: Vec<_> = machines
+            .iter()
+            .map(|machine| {
+                let (world, start) = (&world, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    world.install(machine)
+                })
+            })
+            .collect();
+        started.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        assert!(run.installed("jre"), "{}", run.transcript());
+    }
+    // Every payload came from the upstream once, however many asked.
+    let log = peer.log_text();
+    assert!(
+        !log.contains('\u{1b}'),
+        "roleoutd's log, a file, is plain text: {log}"
+    );
+    let mut fetched = std::collections::BTreeMap::<String, usize>::new();
+    for line in log
+        .lines()
+        .filter(|line| line.contains("payload fetched from upstream"))
+    {
+        let digest = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("digest="))
+            .unwrap_or_else(|| panic!("a fetch names its digest: {line}"))
+            .to_owned();
+        *fetched.entry(digest).or_default() += 1;
+    }
+    assert!(!fetched.is_empty(), "{log}");
+    assert!(
+        fetched.values().all(|count| *count == 1),
+        "payloads fetched more than once: {fetched:?}"
+    );
 }
 
 /// The loopback topology of a replicated installation: three slapd

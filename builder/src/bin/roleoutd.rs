@@ -36,9 +36,12 @@ fn main() -> ExitCode {
         return rotate(&settings, step);
     }
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or the journal gets plain
+    // text that grep and log shippers read.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
@@ -225,6 +228,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             ),
             engine: settings.engine.as_ref().map(|(name, _)| name.clone()),
             archives: tokio::sync::Mutex::new(()),
+            fetches: roleout_builder::server::flights::Flights::default(),
             upstream,
         });
         if let Some((name, url)) = &settings.engine {

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod flights;
 pub mod gate;
 pub mod images;
 pub mod jobs;

@@ -1218,23 +1218,27 @@ async fn payload_inner(
     };
     let store = ContentStore::new(state.content_dir.clone()).map_err(ApiError::internal)?;
     // A roleoutd given an upstream (an engine, or a peer behind the same
-    // name) brings a payload it lacks from there first.
+    // name) brings a payload it lacks from there first, once: others
+    // asking meanwhile wait for that fetch and find the payload stored.
     if !store.contains(&digest)
         && let Some((upstream, authorization)) = crate::server::jobs::upstream_of(state)?
     {
-        let (fill, wanted) = (store.clone(), digest.clone());
-        tokio::task::spawn_blocking(move || {
-            crate::server::jobs::fetch_content(
-                &fill,
-                &upstream,
-                &authorization,
-                &wanted,
-                Some(size),
-            )
-        })
-        .await
-        .map_err(ApiError::internal)??;
-        info!(%digest, size, "payload fetched from upstream");
+        let _turn = state.fetches.turn(&digest).await;
+        if !store.contains(&digest) {
+            let (fill, wanted) = (store.clone(), digest.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::server::jobs::fetch_content(
+                    &fill,
+                    &upstream,
+                    &authorization,
+                    &wanted,
+                    Some(size),
+                )
+            })
+            .await
+            .map_err(ApiError::internal)??;
+            info!(%digest, size, "payload fetched from upstream");
+        }
     }
     serve_content(&store, &digest, headers, "payload").await
 }

@@ -57,6 +57,9 @@ pub struct ServerState {
     pub engine: Option<roleout_model::ids::MachineId>,
     /// Held while an imaging archive is packed, so it is packed once.
     pub archives: tokio::sync::Mutex<()>,
+    /// A turn per content brought from the upstream, so many machines
+    /// asking for one payload this roleoutd lacks bring it once.
+    pub fetches: crate::server::flights::Flights<roleout_model::ids::Sha256>,
     /// As an engine: the roleoutd it fetches image files from.
     pub upstream: Option<Upstream>,
     /// What is counted for `GET /metrics`.
