@@ -1223,10 +1223,14 @@ async fn payload_inner(
     if !store.contains(&digest)
         && let Some((upstream, authorization)) = crate::server::jobs::upstream_of(state)?
     {
-        let _turn = state.fetches.turn(&digest).await;
+        let mut turn = state.fetches.turn(&digest).await;
         if !store.contains(&digest) {
+            // A fetch that failed while this request waited fails it too.
+            if let Some(failure) = turn.recent_failure() {
+                return Err(failure);
+            }
             let (fill, wanted) = (store.clone(), digest.clone());
-            tokio::task::spawn_blocking(move || {
+            let fetched = tokio::task::spawn_blocking(move || {
                 crate::server::jobs::fetch_content(
                     &fill,
                     &upstream,
@@ -1236,7 +1240,12 @@ async fn payload_inner(
                 )
             })
             .await
-            .map_err(ApiError::internal)??;
+            .map_err(ApiError::internal)
+            .and_then(|fetched| fetched);
+            if let Err(failure) = fetched {
+                turn.failed(failure.clone());
+                return Err(failure);
+            }
             info!(%digest, size, "payload fetched from upstream");
         }
     }

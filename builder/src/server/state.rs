@@ -59,7 +59,8 @@ pub struct ServerState {
     pub archives: tokio::sync::Mutex<()>,
     /// A turn per content brought from the upstream, so many machines
     /// asking for one payload this roleoutd lacks bring it once.
-    pub fetches: crate::server::flights::Flights<roleout_model::ids::Sha256>,
+    pub fetches:
+        crate::server::flights::Flights<roleout_model::ids::Sha256, crate::server::error::ApiError>,
     /// As an engine: the roleoutd it fetches image files from.
     pub upstream: Option<Upstream>,
     /// What is counted for `GET /metrics`.
