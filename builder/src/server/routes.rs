@@ -1230,23 +1230,25 @@ async fn payload_inner(
                 return Err(failure);
             }
             let (fill, wanted) = (store.clone(), digest.clone());
-            let fetched = tokio::task::spawn_blocking(move || {
-                crate::server::jobs::fetch_content(
+            // The turn goes with the fetch: a caller that gives up waiting
+            // (its connection closed) does not end it, and nobody starts a
+            // second fetch of the same payload meanwhile.
+            tokio::task::spawn_blocking(move || {
+                let fetched = crate::server::jobs::fetch_content(
                     &fill,
                     &upstream,
                     &authorization,
                     &wanted,
                     Some(size),
-                )
+                );
+                match &fetched {
+                    Ok(_) => info!(digest = %wanted, size, "payload fetched from upstream"),
+                    Err(failure) => turn.failed(failure.clone()),
+                }
+                fetched
             })
             .await
-            .map_err(ApiError::internal)
-            .and_then(|fetched| fetched);
-            if let Err(failure) = fetched {
-                turn.failed(failure.clone());
-                return Err(failure);
-            }
-            info!(%digest, size, "payload fetched from upstream");
+            .map_err(ApiError::internal)??;
         }
     }
     serve_content(&store, &digest, headers, "payload").await

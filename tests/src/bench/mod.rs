@@ -15,6 +15,7 @@ pub(crate) mod fleet;
 pub(crate) mod image;
 pub(crate) mod install;
 pub(crate) mod intake;
+pub(crate) mod peer;
 pub(crate) mod replication;
 pub(crate) mod serve;
 pub(crate) mod server;

@@ -322,6 +322,16 @@ pub(crate) struct Engine {
 impl Engine {
     /// Starts engine `name` of `server`.
     pub(crate) fn start(server: &Server, name: &str) -> anyhow::Result<Engine> {
+        Self::start_with(server, &["--engine", name, "--upstream", &server.base_url])
+    }
+
+    /// Starts a peer of `server`: another roleoutd behind the same name,
+    /// with `server` as its upstream but no engine name.
+    pub(crate) fn start_peer(server: &Server) -> anyhow::Result<Engine> {
+        Self::start_with(server, &["--upstream", &server.base_url])
+    }
+
+    fn start_with(server: &Server, role: &[&str]) -> anyhow::Result<Engine> {
         let state = tempfile::Builder::new()
             .prefix("roleoutd-engine-")
             .tempdir()?;
@@ -334,8 +344,7 @@ impl Engine {
             .args(["--directory-url", &server.ldapi_url])
             .args(["--base-dn", &server.base_dn])
             .args(["--log", "info"])
-            .args(["--engine", name, "--upstream", &server.base_url])
-            .env("NO_COLOR", "1")
+            .args(role)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -347,6 +356,11 @@ impl Engine {
             base_url: format!("https://{address}"),
             child,
         })
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The bytes it brought from upstream so far, as its log says.

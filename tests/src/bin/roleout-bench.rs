@@ -17,7 +17,7 @@ const USAGE: &str =
     "usage: roleout-bench [--check] [--runs N] [--only ID[,ID...]] [--sizes N[,N...]]
   --check   exit 1 when a figure misses its target
   --runs    alternating runs of A and B per row (default 5)
-  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,B11,B12,B13,B14;
+  --only    run only these rows (B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,B11,B12,B13,B14,B15;
               S1 runs the fleet day of SCALE.md)
   --sizes   catalog sizes for B1 (default 100,1000,10000)";
 
@@ -223,6 +223,13 @@ fn main() -> ExitCode {
             }
             Err(error) => report.row("S1", "a day of a 10,000-machine fleet", Err(error)),
         }
+    }
+    if report.wanted("B15") {
+        report.row(
+            "B15",
+            "512 MiB payload through a peer lacking it",
+            bench::peer::run(runs),
+        );
     }
     if report.wanted("B11") {
         report.row(
