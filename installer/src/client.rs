@@ -41,6 +41,40 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a large transfer (a payload, an imaging archive) may go
+/// without a byte before it is given up; the whole transfer takes as long
+/// as it takes.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An agent for a payload's own `source` URL (not a roleoutd): the usual
+/// certificate roots, and the bounds of [`long_transfer`], so a source that
+/// stops answering fails the fetch instead of hanging the run.
+pub(crate) fn source_agent() -> Agent {
+    Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_recv_response(Some(REQUEST_TIMEOUT))
+        .timeout_per_read(Some(STALL_TIMEOUT))
+        .build()
+        .new_agent()
+}
+
+/// `request` set up for a body of any size: no bound on the whole call
+/// (the agent's [`REQUEST_TIMEOUT`] would end a 2 GiB payload at 15 MB/s
+/// after 120 s, every time), the answer's head within `answer`, and at most
+/// `stall` between two reads of it.
+fn long_transfer(
+    request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    answer: Duration,
+    stall: Duration,
+) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+    request
+        .config()
+        .timeout_global(None)
+        .timeout_recv_response(Some(answer))
+        .timeout_per_read(Some(stall))
+        .build()
+}
+
 /// Makes an HTTP agent that trusts only `server_certificate_pem`.
 pub fn pinned_agent(server_certificate_pem: &[u8]) -> Result<Agent, SourceError> {
     // One certificate, or several: the pinned one and those a rotation
@@ -515,11 +549,7 @@ impl HttpSource {
             if from > 0 {
                 request = request.header("Range", format!("bytes={from}-"));
             }
-            request
-                .config()
-                .timeout_global(None)
-                .timeout_recv_response(Some(REQUEST_TIMEOUT))
-                .build()
+            long_transfer(request, REQUEST_TIMEOUT, STALL_TIMEOUT)
                 .call()
                 .map_err(|error| transport(&what, error))
                 .and_then(|response| successful(&what, response))
@@ -559,9 +589,10 @@ impl Source for HttpSource {
     fn payload(&mut self, digest: &Sha256) -> Result<Box<dyn Read + '_>, SourceError> {
         let what = format!("payload {digest}");
         let response = self.with_session(|agent, server, session| {
-            agent
+            let request = agent
                 .get(format!("{server}/v1/payloads/{digest}"))
-                .header("Authorization", format!("Bearer {session}"))
+                .header("Authorization", format!("Bearer {session}"));
+            long_transfer(request, REQUEST_TIMEOUT, STALL_TIMEOUT)
                 .call()
                 .map_err(|error| transport(&what, error))
                 .and_then(|response| successful(&what, response))
@@ -596,6 +627,94 @@ impl Source for HttpSource {
                 &what,
             )
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+mod transfer_tests {
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A local HTTP server answering one request with `pieces` pieces of
+    /// 1 KiB, `gap` apart, after `pause` in the middle; its URL.
+    fn trickle(pieces: usize, gap: Duration, pause: Duration) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/payload", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                pieces * 1024
+            );
+            for index in 0..pieces {
+                if index == pieces / 2 {
+                    std::thread::sleep(pause);
+                }
+                if stream.write_all(&[7u8; 1024]).is_err() {
+                    return;
+                }
+                let _ = stream.flush();
+                std::thread::sleep(gap);
+            }
+        });
+        url
+    }
+
+    /// An agent bounded like roleout's, with a whole-call budget of
+    /// `global`.
+    fn agent(global: Duration) -> Agent {
+        Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(global))
+            .build()
+            .new_agent()
+    }
+
+    fn read_all(response: ureq::http::Response<Body>) -> std::io::Result<usize> {
+        let mut body = unlimited_body(response);
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes).map(|_| bytes.len())
+    }
+
+    #[test]
+    fn a_body_that_keeps_coming_outlasts_the_agents_whole_call_budget() {
+        // 20 pieces 50 ms apart: a second, against a budget of 300 ms.
+        let budget = Duration::from_millis(300);
+        let plain = agent(budget)
+            .get(trickle(20, Duration::from_millis(50), Duration::ZERO))
+            .call()
+            .map_err(std::io::Error::other)
+            .and_then(read_all);
+        assert!(plain.is_err(), "the budget ends a plain request: {plain:?}");
+        let url = trickle(20, Duration::from_millis(50), Duration::ZERO);
+        let response = long_transfer(agent(budget).get(url), budget, Duration::from_secs(2))
+            .call()
+            .unwrap();
+        assert_eq!(read_all(response).unwrap(), 20 * 1024);
+    }
+
+    #[test]
+    fn a_body_that_stops_coming_is_given_up() {
+        let url = trickle(20, Duration::ZERO, Duration::from_secs(3));
+        let response = long_transfer(
+            agent(Duration::from_secs(1)).get(url),
+            Duration::from_secs(1),
+            Duration::from_millis(500),
+        )
+        .call()
+        .unwrap();
+        let error = read_all(response).unwrap_err();
+        assert!(
+            error.to_string().to_lowercase().contains("timeout")
+                || error.to_string().to_lowercase().contains("timed out"),
+            "{error}"
+        );
     }
 }
 

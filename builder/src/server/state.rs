@@ -101,6 +101,11 @@ impl Upstream {
             .http_status_as_error(false)
             .timeout_connect(Some(std::time::Duration::from_secs(15)))
             .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
+            // A body takes as long as it takes, but a transfer that stops
+            // is given up: a fetch holds its payload's turn
+            // (`flights.rs`), and every machine asking for that payload
+            // would wait on a hung one.
+            .timeout_per_read(Some(std::time::Duration::from_secs(60)))
             .build()
             .new_agent();
         Ok(Upstream {

@@ -2344,7 +2344,8 @@ fn fetch_from_source(
     {
         Box::new(fs::File::open(path).map_err(|error| format!("cannot open {path}: {error}"))?)
     } else if location.starts_with("https://") || location.starts_with("http://") {
-        let response = ureq::get(location)
+        let response = crate::client::source_agent()
+            .get(location)
             .call()
             .map_err(|error| format!("cannot download it: {error}"))?;
         Box::new(response.into_body().into_reader())
