@@ -254,6 +254,9 @@ impl LocalDirectory {
     ) -> Result<LocalDirectory> {
         let programs = Programs::find(options.programs.as_deref())?;
         check_suffix(&options.suffix)?;
+        if let Some(replication) = &options.replication {
+            check_replication(replication)?;
+        }
         let socket = state.join("ldapi");
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(DirectoryError::Settings(format!(
@@ -1119,12 +1122,6 @@ impl LocalDirectory {
         let Some(replication) = &self.options.replication else {
             return Ok(());
         };
-        if !(1..=4095).contains(&replication.server_id) {
-            return Err(DirectoryError::Settings(format!(
-                "replication server id {} is not between 1 and 4095",
-                replication.server_id
-            )));
-        }
         let wanted = format!(
             "{}\n{}\n{}\n{REPLICATION_CONFIGURATION}",
             replication.server_id,
@@ -1443,6 +1440,36 @@ pub(crate) fn base_ldif(suffix: &str, accounts: &[(String, String)]) -> String {
     out
 }
 
+/// A replication setting slapd can take: a server id in its range, and a
+/// secret that is not empty (an empty password is an anonymous bind) and
+/// fits in `olcSyncrepl`'s quoted `credentials` (no quote, backslash or
+/// line break). The secret itself is never named.
+fn check_replication(replication: &Replication) -> Result<()> {
+    if !(1..=4095).contains(&replication.server_id) {
+        return Err(DirectoryError::Settings(format!(
+            "replication server id {} is not between 1 and 4095",
+            replication.server_id
+        )));
+    }
+    let secret = replication.secret.expose();
+    if secret.is_empty() {
+        return Err(DirectoryError::Settings(
+            "the replication secret is empty".to_owned(),
+        ));
+    }
+    if secret
+        .chars()
+        .any(|c| matches!(c, '"' | '\\') || c.is_control())
+    {
+        return Err(DirectoryError::Settings(
+            "the replication secret holds a quote, a backslash or a control character, which \
+             syncrepl's credentials cannot carry"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Only `dc=` chains are supported as suffixes, because the suffix entry
 /// in `ldif/base.ldif` is a dcObject.
 fn check_suffix(suffix: &str) -> Result<()> {
@@ -1675,6 +1702,33 @@ mod tests {
             "cn: roleoutd\ndescription: The builder and server: reads the catalog, roles and machines; \
              writes builds, reports and enrolments\nobjectClass: simpleSecurityObject\nuserPassword: {SSHA}abc\n\n"
         ), "{ldif}");
+    }
+
+    #[test]
+    fn replication_secrets_must_fit_syncrepl_and_never_be_named() {
+        let replication = |secret: &str, server_id: u16| Replication {
+            server_id,
+            peers: Vec::new(),
+            secret: Secret::new(secret),
+            join_credentials: None,
+        };
+        assert!(check_replication(&replication("s3cret-Pass_word", 1)).is_ok());
+        for (secret, server_id, says) in [
+            ("", 1, "is empty"),
+            ("with\"quote", 1, "quote"),
+            ("with\\backslash", 1, "backslash"),
+            ("two\nlines", 1, "control character"),
+            ("fine", 0, "between 1 and 4095"),
+            ("fine", 4096, "between 1 and 4095"),
+        ] {
+            let error = check_replication(&replication(secret, server_id))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(says), "{secret:?}: {error}");
+            if !secret.is_empty() && secret != "fine" {
+                assert!(!error.contains(secret), "the secret is named: {error}");
+            }
+        }
     }
 
     #[test]

@@ -249,7 +249,8 @@ pub struct Args {
 
     /// File holding the password the providers bind to each other with
     /// as `cn=replicator` (the same file on every provider; a restart
-    /// with another one gives the account the new password).
+    /// with another one gives the account the new password). Not empty,
+    /// without quotes, backslashes or line breaks inside.
     #[arg(long, env = "ROLEOUTD_REPLICATION_SECRET_FILE", value_name = "FILE")]
     pub replication_secret_file: Option<PathBuf>,
 
