@@ -493,9 +493,10 @@ impl HttpSource {
                 .header("Content-Type", "application/octet-stream")
                 .header("Content-Length", length.to_string())
                 .config()
-                // A large file takes as long as it takes to send; the
-                // answer must still come in time.
+                // A large file takes as long as it takes to send, but may
+                // not stall; the answer must still come in time.
                 .timeout_global(None)
+                .timeout_per_write(Some(STALL_TIMEOUT))
                 .timeout_recv_response(Some(REQUEST_TIMEOUT))
                 .build();
             let response = request

@@ -227,7 +227,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
                 settings.reports_per_minute,
             ),
             engine: settings.engine.as_ref().map(|(name, _)| name.clone()),
-            archives: tokio::sync::Mutex::new(()),
+            archives: roleout_builder::server::flights::Flights::default(),
             fetches: roleout_builder::server::flights::Flights::default(),
             upstream,
         });

@@ -1,4 +1,5 @@
-//! One fetch per content at a time: when many machines ask a roleoutd for
+//! One fetch per content at a time (and one packing per imaging archive,
+//! `ServerState::archives`): when many machines ask a roleoutd for
 //! a payload it lacks at once (a site's morning, a new instance behind the
 //! balancer), the first asker brings it from the upstream and the others
 //! wait for it and are served from the store, instead of each bringing the

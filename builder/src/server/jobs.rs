@@ -128,8 +128,9 @@ fn archive_paths(state: &ServerState, manifest: &Sha256) -> (PathBuf, PathBuf) {
 /// first time it is asked for.
 async fn archive_for(state: &Arc<ServerState>, manifest: &Sha256) -> Result<ArchiveRef, ApiError> {
     let (archive, record) = archive_paths(state, manifest);
-    // One packing at a time: a second asker waits and finds it made.
-    let _packing = state.archives.lock().await;
+    // One packing of an archive at a time: a second asker waits and finds
+    // it made. Archives of other images are packed meanwhile.
+    let packing = state.archives.turn(manifest).await;
     if let Ok(text) = tokio::fs::read(&record).await
         && let Ok(kept) = serde_json::from_slice::<ArchiveRef>(&text)
         && archive.is_file()
@@ -143,6 +144,9 @@ async fn archive_for(state: &Arc<ServerState>, manifest: &Sha256) -> Result<Arch
     // own store lacks.
     let upstream = upstream_of(state)?;
     tokio::task::spawn_blocking(move || {
+        // The turn goes with the packing: a caller that gives up waiting
+        // does not let a second packing into the same partial file.
+        let _packing = packing;
         if let Some((upstream, authorization)) = upstream {
             let fetched = fetch_missing(&store, &upstream, &authorization, &manifest)?;
             info!(

@@ -55,8 +55,9 @@ pub struct ServerState {
     /// The installation engine this roleoutd is, if it is one: machines
     /// that authenticate here are recorded as reached through it.
     pub engine: Option<roleout_model::ids::MachineId>,
-    /// Held while an imaging archive is packed, so it is packed once.
-    pub archives: tokio::sync::Mutex<()>,
+    /// A turn per image manifest, held while its imaging archive is
+    /// packed, so it is packed once.
+    pub archives: crate::server::flights::Flights<roleout_model::ids::Sha256, ()>,
     /// A turn per content brought from the upstream, so many machines
     /// asking for one payload this roleoutd lacks bring it once.
     pub fetches:
