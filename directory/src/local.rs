@@ -486,15 +486,8 @@ impl LocalDirectory {
         let account = Layout::new(&self.settings()).builder_account();
         let deadline = Instant::now() + self.options.start_timeout;
         loop {
-            if let Ok(mut ldap) = ldap3::LdapConn::new(&self.ldap_url()) {
-                let bound = ldap
-                    .simple_bind(&account, self.builder_password.expose())
-                    .and_then(ldap3::LdapResult::success)
-                    .is_ok();
-                let _ = ldap.unbind();
-                if bound {
-                    return Ok(());
-                }
+            if self.binds(&account, &self.builder_password) {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(DirectoryError::Slapd {
@@ -508,6 +501,19 @@ impl LocalDirectory {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Whether `account` binds with `password` over the loopback port now.
+    fn binds(&self, account: &str, password: &Secret) -> bool {
+        let Ok(mut ldap) = ldap3::LdapConn::new(&self.ldap_url()) else {
+            return false;
+        };
+        let bound = ldap
+            .simple_bind(account, password.expose())
+            .and_then(ldap3::LdapResult::success)
+            .is_ok();
+        let _ = ldap.unbind();
+        bound
     }
 
     /// Stops slapd: SIGTERM, then SIGKILL if it has not exited within the
@@ -818,15 +824,8 @@ impl LocalDirectory {
             message: format!("cannot {what} the replicator account {account}: {error}"),
             log_tail: self.log_tail(),
         };
-        if let Ok(mut ldap) = ldap3::LdapConn::new(&self.ldap_url()) {
-            let bound = ldap
-                .simple_bind(&account, replication.secret.expose())
-                .and_then(ldap3::LdapResult::success)
-                .is_ok();
-            let _ = ldap.unbind();
-            if bound {
-                return Ok(());
-            }
+        if self.binds(&account, &replication.secret) {
+            return Ok(());
         }
         let mut root = ldap3::LdapConn::new(&self.ldapi_url())
             .map_err(|error| failed("connect to check", &error))?;
@@ -987,19 +986,8 @@ impl LocalDirectory {
         if fs::read_to_string(&copy).is_ok_and(|text| text == rules) {
             return Ok(());
         }
-        let lines = |prefix: &str| -> String {
-            rules
-                .lines()
-                .filter(|line| line.starts_with(prefix))
-                .map(|line| format!("{line}\n"))
-                .collect()
-        };
         self.modify_config(
-            &format!(
-                "replace: olcAccess\n{}-\nreplace: olcLimits\n{}-\n",
-                lines("olcAccess:"),
-                lines("olcLimits:")
-            ),
+            &replacements(&rules, &["olcAccess", "olcLimits"]),
             "the access rules and limits",
         )?;
         write_file(&copy, &rules, 0o644)
@@ -1032,19 +1020,8 @@ impl LocalDirectory {
         if fs::read_to_string(&copy).is_ok_and(|text| text == indexes) {
             return Ok(());
         }
-        let lines = |prefix: &str| -> String {
-            indexes
-                .lines()
-                .filter(|line| line.starts_with(prefix))
-                .map(|line| format!("{line}\n"))
-                .collect()
-        };
         self.modify_config(
-            &format!(
-                "replace: olcDbMaxSize\n{}-\nreplace: olcDbIndex\n{}-\n",
-                lines("olcDbMaxSize"),
-                lines("olcDbIndex")
-            ),
+            &replacements(&indexes, &["olcDbMaxSize", "olcDbIndex"]),
             "the size limit and indexes",
         )?;
         let output = Command::new(&self.programs.slapindex)
@@ -1355,6 +1332,21 @@ fn index_ldif() -> String {
     let mut out = format!("olcDbMaxSize: {MAX_DATABASE_BYTES}\n");
     for attribute in INDEXED {
         let _ = writeln!(out, "olcDbIndex: {attribute} eq");
+    }
+    out
+}
+
+/// LDIF modify lines replacing each of `attributes` with its values in
+/// `ldif` (`attribute: value` lines).
+fn replacements(ldif: &str, attributes: &[&str]) -> String {
+    let mut out = String::new();
+    for attribute in attributes {
+        let _ = writeln!(out, "replace: {attribute}");
+        let prefix = format!("{attribute}:");
+        for line in ldif.lines().filter(|line| line.starts_with(&prefix)) {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push_str("-\n");
     }
     out
 }

@@ -7,7 +7,7 @@
 //! ask. The peer's VmHWM after the runs shows the payload streamed rather
 //! than held in memory.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -104,15 +104,7 @@ pub(crate) fn run(runs: usize) -> anyhow::Result<Row> {
             .into_with_config()
             .limit(u64::MAX)
             .reader();
-        let mut piece = vec![0u8; 1 << 20];
-        let mut received = 0u64;
-        loop {
-            let read = body.read(&mut piece)?;
-            if read == 0 {
-                break;
-            }
-            received += read as u64;
-        }
+        let received = std::io::copy(&mut body, &mut std::io::sink())?;
         let seconds = started.elapsed().as_secs_f64();
         if received != PAYLOAD_BYTES {
             bail!("{base_url} sent {received} bytes of {PAYLOAD_BYTES}");
