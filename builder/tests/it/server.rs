@@ -11,7 +11,7 @@ use roleout_model::protocol::signing::verify_envelope;
 use roleout_model::protocol::{ComponentDelivery, SignedEnvelope, SuiteDelivery, SuiteList};
 use serde_json::{Value, json};
 
-use crate::support::{Server, TestMachine, machine_id};
+use crate::support::{Roleoutd, Server, TestMachine, machine_id};
 
 /// Asserts a refusal's status and code.
 fn refused(answer: (u16, Value), status: u16, code: &str) {
@@ -1077,12 +1077,12 @@ fn roleoutd_starts_again_after_a_kill_9_that_left_its_slapd_running() {
         .trim()
         .parse()
         .expect("a pid");
-    first.kill().expect("SIGKILL"); // roleoutd dies; its slapd does not
-    first.wait().expect("reaped");
+    first.0.kill().expect("SIGKILL"); // roleoutd dies; its slapd does not
+    first.0.wait().expect("reaped");
     assert!(std::path::Path::new(&format!("/proc/{orphan}")).exists());
 
     // The next roleoutd stops the orphan and starts its own slapd.
-    let mut second = start();
+    let second = start();
     let running: i32 = std::fs::read_to_string(state.path().join("ldap/slapd.pid"))
         .expect("the new slapd's pid")
         .trim()
@@ -1097,18 +1097,14 @@ fn roleoutd_starts_again_after_a_kill_9_that_left_its_slapd_running() {
         stat.is_empty() || state_letter.as_deref() == Some("Z"),
         "the orphaned slapd still runs: {stat}"
     );
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(second.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    second.wait().expect("roleoutd stops");
+    drop(second);
 }
 
 /// Starts roleoutd with `args` on the state folder `state` (a managed
 /// slapd, a port of its own) and waits until it listens; returns it and
 /// its address. The address file is taken away, so a later start on the
 /// same folder is waited for anew.
-fn spawn_roleoutd(state: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+fn spawn_roleoutd(state: &std::path::Path, args: &[&str]) -> (Roleoutd, String) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_roleoutd"))
         .arg("--state-dir")
         .arg(state)
@@ -1131,12 +1127,12 @@ fn spawn_roleoutd(state: &std::path::Path, args: &[&str]) -> (std::process::Chil
         std::thread::sleep(Duration::from_millis(50));
     };
     std::fs::remove_file(&address).expect("the address file");
-    (child, listening)
+    (Roleoutd(child), listening)
 }
 
 /// Starts roleoutd over plain HTTP with `args` on a state folder of its
 /// own; returns it, the folder and its address.
-fn plain_roleoutd(args: &[&str]) -> (std::process::Child, tempfile::TempDir, String) {
+fn plain_roleoutd(args: &[&str]) -> (Roleoutd, tempfile::TempDir, String) {
     let state = tempfile::tempdir().expect("a state folder");
     let mut all = vec!["--no-tls"];
     all.extend_from_slice(args);
@@ -1171,7 +1167,7 @@ fn read_until_closed(stream: &mut std::net::TcpStream, limit: Duration) -> (Vec<
 #[test]
 fn a_half_sent_request_is_cut_off_and_http2_is_not_spoken() {
     use std::io::Write as _;
-    let (mut roleoutd, _state, address) = plain_roleoutd(&["--header-timeout", "1"]);
+    let (roleoutd, _state, address) = plain_roleoutd(&["--header-timeout", "1"]);
     // A request head that never ends: the connection is closed.
     let mut slow = std::net::TcpStream::connect(&address).expect("a connection");
     slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: roleoutd\r\nX-Slow: ")
@@ -1213,11 +1209,7 @@ fn a_half_sent_request_is_cut_off_and_http2_is_not_spoken() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(roleoutd.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    roleoutd.wait().expect("roleoutd stops");
+    drop(roleoutd);
 }
 
 #[test]
@@ -1267,7 +1259,7 @@ fn raw_request(address: &str, request: &[u8]) -> String {
 #[test]
 fn callers_without_a_session_share_a_budget_and_enrolments_are_limited() {
     use std::io::Write as _;
-    let (mut roleoutd, _state, address) = plain_roleoutd(&[
+    let (roleoutd, _state, address) = plain_roleoutd(&[
         "--unauthenticated-budget-kib",
         "64",
         "--enrolments-per-minute",
@@ -1318,8 +1310,7 @@ fn callers_without_a_session_share_a_budget_and_enrolments_are_limited() {
         "{limited}"
     );
     assert!(limited.contains("\"too-many-requests\""), "{limited}");
-    let _ = roleoutd.kill();
-    let _ = roleoutd.wait();
+    drop(roleoutd);
 }
 
 /// Reports from one machine are limited: a burst of eight minutes' worth,

@@ -341,18 +341,36 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SIGTERM, so roleoutd shuts down as it would in service.
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        stop(&mut self.child);
+    }
+}
+
+/// Stops roleoutd `child` with SIGTERM, as it would be stopped in service
+/// (it stops its managed slapd then), and waits for it; SIGKILL after 15 s.
+pub(crate) fn stop(child: &mut std::process::Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A roleoutd started by a test, stopped with [`stop`] when dropped, also
+/// when the test fails, so no managed slapd outlives it.
+pub(crate) struct Roleoutd(pub(crate) std::process::Child);
+
+impl Drop for Roleoutd {
+    fn drop(&mut self) {
+        stop(&mut self.0);
     }
 }
 
