@@ -122,6 +122,19 @@ pub fn openldap_rules(suffix: &str) -> Vec<String> {
     rules
 }
 
+/// The limits that go with [`openldap_rules`], as OpenLDAP `olcLimits`
+/// values in order, without the `{N}` prefixes: no account's searches stop
+/// at a size limit (roleoutd reads every machine of a role); the
+/// replicator's have no time limit either, as its searches last as long
+/// as the replication.
+pub fn openldap_limits(suffix: &str) -> Vec<String> {
+    let Names { replicator, .. } = names(suffix);
+    vec![
+        format!("dn.exact=\"{replicator}\" size=unlimited time=unlimited"),
+        "* size=unlimited".to_owned(),
+    ]
+}
+
 /// The policy as 389 Directory Server ACIs, all held by the suffix entry
 /// (an ACI applies to its entry and everything below). 389 denies what no
 /// ACI allows, and an add is checked against the new entry, so the ACI of

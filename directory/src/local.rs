@@ -1351,25 +1351,17 @@ fn replacements(ldif: &str, attributes: &[&str]) -> String {
     out
 }
 
-/// The database's access rules as `olcAccess` lines (one per rule, in
-/// order) and its limits as `olcLimits` lines, for the database entry and
-/// for bringing an older state's up to date. No account's searches stop
-/// at a size limit (roleoutd reads every machine of a role); the
-/// replicator's have no time limit either, as its searches last as long
-/// as the replication.
+/// The database's access rules as `olcAccess` lines and its limits as
+/// `olcLimits` lines (each in order; `crate::access` holds both), for the
+/// database entry and for bringing an older state's up to date.
 fn access_ldif(suffix: &str) -> String {
     let mut out = String::new();
     for (index, rule) in crate::access::openldap_rules(suffix).iter().enumerate() {
         let _ = writeln!(out, "olcAccess: {{{index}}}{rule}");
     }
-    let replicator =
-        Layout::new(&Settings::new(Vec::<String>::new()).with_base(format!("ou=roleout,{suffix}")))
-            .replicator_account();
-    let _ = writeln!(
-        out,
-        "olcLimits: {{0}}dn.exact=\"{replicator}\" size=unlimited time=unlimited"
-    );
-    out.push_str("olcLimits: {1}* size=unlimited\n");
+    for (index, limit) in crate::access::openldap_limits(suffix).iter().enumerate() {
+        let _ = writeln!(out, "olcLimits: {{{index}}}{limit}");
+    }
     out
 }
 

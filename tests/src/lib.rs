@@ -1080,15 +1080,25 @@ impl Engine {
 /// The total of `field` (`contents`, `bytes`) over an engine's log lines
 /// that say what it fetched from upstream.
 pub fn fetched_from_upstream(log: &str, field: &str) -> u64 {
+    logged_values(log, "image files fetched from upstream", field)
+        .filter_map(|count| count.parse::<u64>().ok())
+        .sum()
+}
+
+/// The value of `field` (`field=value`) in each line of roleoutd's `log`
+/// that says `message`, in order; a line without the field gives none.
+pub fn logged_values<'a>(
+    log: &'a str,
+    message: &'a str,
+    field: &str,
+) -> impl Iterator<Item = &'a str> + 'a {
     let prefix = format!("{field}=");
     log.lines()
-        .filter(|line| line.contains("image files fetched from upstream"))
-        .filter_map(|line| {
+        .filter(move |line| line.contains(message))
+        .filter_map(move |line| {
             line.split_whitespace()
                 .find_map(|word| word.strip_prefix(prefix.as_str()))
-                .and_then(|count| count.parse::<u64>().ok())
         })
-        .sum()
 }
 
 /// One enrolled machine.

@@ -181,18 +181,16 @@ fn machines_asking_a_peer_at_once_for_payloads_it_lacks_have_each_brought_once()
         !log.contains('\u{1b}'),
         "roleoutd's log, a file, is plain text: {log}"
     );
-    let mut fetched = std::collections::BTreeMap::<String, usize>::new();
-    for line in log
-        .lines()
-        .filter(|line| line.contains("payload fetched from upstream"))
-    {
-        let digest = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("digest="))
-            .unwrap_or_else(|| panic!("a fetch names its digest: {line}"))
-            .to_owned();
+    let mut fetched = std::collections::BTreeMap::<&str, usize>::new();
+    for digest in roleout_tests::logged_values(&log, "payload fetched from upstream", "digest") {
         *fetched.entry(digest).or_default() += 1;
     }
+    let fetch_lines = log.matches("payload fetched from upstream").count();
+    assert_eq!(
+        fetched.values().sum::<usize>(),
+        fetch_lines,
+        "every fetch names its digest: {log}"
+    );
     assert!(!fetched.is_empty(), "{log}");
     assert!(
         fetched.values().all(|count| *count == 1),

@@ -77,6 +77,27 @@ fn add_as(port: u16, dn: &str, password: &str, ldif: &str) -> Result<(), i32> {
     }
 }
 
+/// Each of `providers` takes a write (an entry named after `tag` and its
+/// index), and every provider receives each.
+fn writes_reach_every_provider(providers: &[&LocalDirectory], tag: &str) {
+    for (index, taker) in providers.iter().enumerate() {
+        let (dn, ldif) = organisational_unit(&format!("{tag}-at-{index}"));
+        ldapadd(*taker, &ldif);
+        for other in providers {
+            wait_for(other, &dn);
+        }
+    }
+}
+
+/// The `slappasswd` hash of `secret`, as an admin makes one.
+fn slappasswd(secret: &str) -> String {
+    let hashed = std::process::Command::new("slappasswd")
+        .args(["-s", secret])
+        .output()
+        .unwrap();
+    String::from_utf8(hashed.stdout).unwrap().trim().to_owned()
+}
+
 fn organisational_unit(name: &str) -> (String, String) {
     let dn = format!("ou={name},dc=example,dc=org");
     let ldif = format!("dn: {dn}\nobjectClass: organizationalUnit\nou: {name}\n");
@@ -113,14 +134,7 @@ fn three_providers_take_writes_each_and_a_restarted_one_catches_up() {
     }
 
     // Each provider takes a write, and the other two receive it.
-    let providers = [&first, &second, &third];
-    for (index, taker) in providers.iter().enumerate() {
-        let (dn, ldif) = organisational_unit(&format!("written-at-{index}"));
-        ldapadd(taker, &ldif);
-        for other in providers {
-            wait_for(other, &dn);
-        }
-    }
+    writes_reach_every_provider(&[&first, &second, &third], "written");
 
     // The service account binds at a joined provider with the password the
     // first one made: one installation, whichever provider answers.
@@ -198,11 +212,7 @@ fn the_readme_recipe_makes_a_running_server_and_a_new_one_providers_of_one_direc
         ..LocalOptions::default()
     })
     .unwrap();
-    let hashed = std::process::Command::new("slappasswd")
-        .args(["-s", secret])
-        .output()
-        .unwrap();
-    let hash = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
+    let hash = slappasswd(secret);
     // The running server has Roleout's access rules but, as an
     // organisation's would, not the replicator's rule and limits (the
     // managed directory has them from the start).
@@ -229,12 +239,7 @@ fn the_readme_recipe_makes_a_running_server_and_a_new_one_providers_of_one_direc
     // The running server's entries fill the new one; a write at either
     // reaches the other.
     wait_for(&new, "cn=roleoutd,ou=roleout,dc=example,dc=org");
-    let (at_new, ldif) = organisational_unit("written-at-the-new-one");
-    ldapadd(&new, &ldif);
-    wait_for(&existing, &at_new);
-    let (at_existing, ldif) = organisational_unit("written-at-the-existing-one");
-    ldapadd(&existing, &ldif);
-    wait_for(&new, &at_existing);
+    writes_reach_every_provider(&[&new, &existing], "written");
 }
 
 #[test]
@@ -264,11 +269,7 @@ fn a_new_replication_secret_given_to_every_provider_replaces_the_old_one() {
     drop((first, second));
     // As a state of an older Roleout, whose providers bound as the root
     // DN, the first's root DN has the old secret as its password.
-    let hashed = std::process::Command::new("slappasswd")
-        .args(["-s", "old"])
-        .output()
-        .unwrap();
-    let hash = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
+    let hash = slappasswd("old");
     crate::slapd::modify_offline(
         &top.path().join("0"),
         &format!(
@@ -284,12 +285,7 @@ fn a_new_replication_secret_given_to_every_provider_replaces_the_old_one() {
         assert_eq!(bind(port, replicator, "old"), Err(49));
         assert_eq!(bind(port, "cn=admin,dc=example,dc=org", "old"), Err(49));
     }
-    let (at_second, ldif) = organisational_unit("after-the-change-at-the-second");
-    ldapadd(&second, &ldif);
-    wait_for(&first, &at_second);
-    let (at_first, ldif) = organisational_unit("after-the-change-at-the-first");
-    ldapadd(&first, &ldif);
-    wait_for(&second, &at_first);
+    writes_reach_every_provider(&[&second, &first], "after-the-change");
     for port in ports {
         assert_eq!(bind(port, replicator, "new"), Ok(()));
     }
